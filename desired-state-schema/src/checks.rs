@@ -1,0 +1,728 @@
+//! Semantic checks: the rules serde cannot express. Per resource (names, image references,
+//! ports, volumes, paths, health checks) and across resources (duplicate names, one
+//! NixosSystem, `depends_on` targets and cycles, host ports published twice). Pure functions
+//! over typed values; each finding carries a path so the loader can give it a position.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use crate::source_map::YamlPath;
+use crate::types::{ContainerSpec, HealthCheck, Kind, NixosSystemSpec, PassengerAppSpec, Resource, Spec};
+
+/// One semantic finding: what is wrong at which path of the document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Index of the resource (in the slice given to the check) the finding is about.
+    pub resource: usize,
+    pub path: YamlPath,
+    pub message: String,
+}
+
+/// Run every check over the resources of one effective desired state.
+pub fn check_all(resources: &[Resource]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, r) in resources.iter().enumerate() {
+        let mut f = |path: YamlPath, message: String| out.push(Finding { resource: i, path, message });
+        check_resource(r, &mut f);
+    }
+    check_names(resources, &mut out);
+    check_dependencies(resources, &mut out);
+    check_host_ports(resources, &mut out);
+    out
+}
+
+fn check_resource(r: &Resource, f: &mut impl FnMut(YamlPath, String)) {
+    if let Err(why) = dns_label(r.name()) {
+        f(YamlPath::of(&["metadata", "name"]), format!("name {:?} {why}", r.name()));
+    }
+    let spec = YamlPath::of(&["spec"]);
+    match &r.spec {
+        Spec::Container(c) => check_container(c, &spec, f),
+        Spec::PassengerApp(p) => check_passenger(p, &spec, f),
+        Spec::NixosSystem(n) => check_nixos(n, &spec, f),
+    }
+    for (i, h) in r.spec.health().iter().enumerate() {
+        check_health(h, r.kind, &spec.key("health").index(i), f);
+    }
+}
+
+/// A DNS label (RFC 1123): 1–63 of `a-z0-9-`, starting and ending alphanumeric.
+pub fn dns_label(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty: write a DNS label such as web or api-1");
+    }
+    if name.len() > 63 {
+        return Err("is longer than 63 characters");
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err("may hold only lowercase letters, digits and '-' (a DNS label such as web or api-1)");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err("must start and end with a letter or digit");
+    }
+    Ok(())
+}
+
+fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    if let Err(why) = image_reference(&c.image) {
+        f(spec.key("image"), format!("image {:?} is not a valid image reference: {why}", c.image));
+    }
+    for (field, argv) in [("command", &c.command), ("entrypoint", &c.entrypoint)] {
+        if argv.as_ref().is_some_and(|a| a.is_empty()) {
+            f(spec.key(field), format!("{field} is an empty list: remove it to use the image's default"));
+        }
+    }
+    for key in c.env.keys() {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            f(spec.key("env").key(key.clone()), format!("environment variable name {key:?} may not be empty or hold '='"));
+        }
+    }
+    for (i, p) in c.env_files.iter().enumerate() {
+        if let Err(why) = host_path(p) {
+            f(spec.key("env_files").index(i), format!("env file {p:?} {why}"));
+        }
+    }
+    for (i, p) in c.ports.iter().enumerate() {
+        if let Err(why) = PortMapping::parse(p) {
+            f(
+                spec.key("ports").index(i),
+                format!("port {p:?} is not valid: {why}; write [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], e.g. \"127.0.0.1:8080:80\""),
+            );
+        }
+    }
+    let mut targets: HashMap<String, usize> = HashMap::new();
+    for (i, v) in c.volumes.iter().enumerate() {
+        match Volume::parse(v) {
+            Err(why) => f(
+                spec.key("volumes").index(i),
+                format!("volume {v:?} is not valid: {why}; write /host/path:/container/path[:ro] or name:/container/path[:ro]"),
+            ),
+            Ok(vol) => {
+                if let Some(first) = targets.insert(vol.target.clone(), i) {
+                    f(
+                        spec.key("volumes").index(i),
+                        format!("{} is mounted twice (also by volumes[{first}])", vol.target),
+                    );
+                }
+            }
+        }
+    }
+    for (i, n) in c.networks.iter().enumerate() {
+        if !docker_object_name(n) {
+            f(spec.key("networks").index(i), format!("network name {n:?} may hold only letters, digits, '_', '.' and '-', starting with a letter or digit"));
+        }
+    }
+}
+
+fn check_passenger(p: &PassengerAppSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    if let Err(why) = host_path(&p.app_root) {
+        f(spec.key("app_root"), format!("app_root {:?} {why}", p.app_root));
+    } else if p.app_root.trim_end_matches('/').is_empty() {
+        f(spec.key("app_root"), "app_root may not be / itself: give the app its own folder, e.g. /var/www/api".into());
+    }
+    if let Err(why) = repo_path(&p.source) {
+        f(spec.key("source"), format!("source {:?} {why}", p.source));
+    }
+    if p.build.as_ref().is_some_and(|b| b.is_empty()) {
+        f(spec.key("build"), "build is an empty list: remove it, or give the command as a list of words".into());
+    }
+    if p.build_timeout.as_std().is_zero() {
+        f(spec.key("build_timeout"), "build_timeout must be longer than 0s".into());
+    }
+    for (field, list) in [("shared", &p.shared), ("backup", &p.backup)] {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, s) in list.iter().enumerate() {
+            if let Err(why) = relative_path(s) {
+                f(spec.key(field).index(i), format!("{field} entry {s:?} {why} (it names a path under {}/shared)", p.app_root));
+            } else if let Some(first) = seen.insert(s.trim_end_matches('/'), i) {
+                f(spec.key(field).index(i), format!("{s:?} is listed twice (also {field}[{first}])"));
+            }
+        }
+    }
+    for (i, b) in p.backup.iter().enumerate() {
+        let b = b.trim_end_matches('/');
+        let inside = p.shared.iter().any(|s| {
+            let s = s.trim_end_matches('/');
+            b == s || b.strip_prefix(s).is_some_and(|rest| rest.starts_with('/'))
+        });
+        if !inside && relative_path(b).is_ok() {
+            f(
+                spec.key("backup").index(i),
+                format!("backup entry {b:?} is not in shared: backups copy shared data, so add {b:?} (or a folder holding it) to shared"),
+            );
+        }
+    }
+    if p.keep_releases < 2 {
+        f(spec.key("keep_releases"), "keep_releases must be at least 2 (the live release and the last good one)".into());
+    }
+    if p.keep_backups < 1 {
+        f(spec.key("keep_backups"), "keep_backups must be at least 1".into());
+    }
+}
+
+fn check_nixos(n: &NixosSystemSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    if let Err(why) = repo_path(&n.flake) {
+        f(spec.key("flake"), format!("flake {:?} {why}", n.flake));
+    }
+    if let Some(h) = &n.host {
+        if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c == '"' || c == '.') {
+            f(spec.key("host"), format!("host {h:?} is not a nixosConfigurations attribute name: write a plain name such as web-1"));
+        }
+    }
+    if let Err(why) = host_path(&n.profile) {
+        f(spec.key("profile"), format!("profile {:?} {why}", n.profile));
+    }
+    if n.build_timeout.as_std().is_zero() {
+        f(spec.key("build_timeout"), "build_timeout must be longer than 0s".into());
+    }
+}
+
+fn check_health(h: &HealthCheck, kind: Kind, at: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    let probes = h.probes();
+    if probes.is_empty() {
+        f(at.clone(), "health check names no probe: give one of http, tcp, exec, container, systemd".into());
+    } else if probes.len() > 1 {
+        f(at.clone(), "health check names more than one probe: give each of http, tcp, exec, container, systemd its own list entry".into());
+    }
+    if let Some(http) = &h.http {
+        if let Err(why) = http_url(&http.url) {
+            f(at.key("http").key("url"), format!("url {:?} {why}", http.url));
+        }
+    }
+    if let Some(tcp) = &h.tcp {
+        if let Err(why) = host_port(&tcp.address) {
+            f(at.key("tcp").key("address"), format!("address {:?} {why}", tcp.address));
+        }
+    }
+    if h.exec.as_ref().is_some_and(|e| e.is_empty() || e[0].is_empty()) {
+        f(at.key("exec"), "exec needs a command: write it as a list, e.g. [\"/usr/bin/test\", \"-f\", \"/srv/ready\"]".into());
+    }
+    match (h.container, kind) {
+        (Some(false), _) => f(at.key("container"), "container: false checks nothing: write container: true or remove the check".into()),
+        (Some(true), k) if k != Kind::Container => f(
+            at.key("container"),
+            format!("a container health check needs a Container, not a {k}: use http, tcp, exec or systemd"),
+        ),
+        _ => {}
+    }
+    if let Some(units) = &h.systemd {
+        if units.is_empty() {
+            f(at.key("systemd"), "systemd needs at least one unit, e.g. [nginx.service]".into());
+        }
+        for (i, u) in units.iter().enumerate() {
+            if u.is_empty() || u.chars().any(|c| c.is_whitespace() || c == '/') {
+                f(at.key("systemd").index(i), format!("{u:?} is not a systemd unit name (e.g. nginx.service)"));
+            }
+        }
+    }
+    for (field, d) in [("timeout", h.timeout), ("interval", h.interval)] {
+        if d.is_some_and(|d| d.as_std().is_zero()) {
+            f(at.key(field), format!("{field} must be longer than 0s"));
+        }
+    }
+    if h.retries == Some(0) {
+        f(at.key("retries"), "retries must be at least 1 (leave it out to retry until the timeout)".into());
+    }
+}
+
+fn check_names(resources: &[Resource], out: &mut Vec<Finding>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut nixos: Option<usize> = None;
+    for (i, r) in resources.iter().enumerate() {
+        if let Some(&first) = seen.get(r.name()) {
+            let o = &resources[first];
+            out.push(Finding {
+                resource: i,
+                path: YamlPath::of(&["metadata", "name"]),
+                message: format!(
+                    "name {:?} is used twice: also by the {} at {}; names must be unique on a host",
+                    r.name(),
+                    o.kind,
+                    o.origin
+                ),
+            });
+        } else {
+            seen.insert(r.name(), i);
+        }
+        if r.kind == Kind::NixosSystem {
+            if let Some(first) = nixos {
+                out.push(Finding {
+                    resource: i,
+                    path: YamlPath::of(&["kind"]),
+                    message: format!(
+                        "a host runs one NixosSystem, and {} declares one already",
+                        resources[first].origin
+                    ),
+                });
+            } else {
+                nixos = Some(i);
+            }
+        }
+    }
+}
+
+fn check_dependencies(resources: &[Resource], out: &mut Vec<Finding>) {
+    let index: HashMap<&str, usize> = resources.iter().enumerate().map(|(i, r)| (r.name(), i)).collect();
+    let names: Vec<&str> = resources.iter().map(|r| r.name()).collect();
+    for (i, r) in resources.iter().enumerate() {
+        for (j, d) in r.spec.depends_on().iter().enumerate() {
+            let path = YamlPath::of(&["spec", "depends_on"]).index(j);
+            if d == r.name() {
+                out.push(Finding { resource: i, path, message: format!("{d:?} depends on itself: remove it from depends_on") });
+            } else if !index.contains_key(d.as_str()) {
+                let hint = did_you_mean(d, names.iter().copied()).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+                out.push(Finding { resource: i, path, message: format!("depends_on names {d:?}, which no document declares{hint}") });
+            }
+        }
+    }
+    // Cycles: depth-first search; report each cycle once, at the edge that closes it.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut mark = vec![Mark::New; resources.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    fn visit(
+        i: usize,
+        resources: &[Resource],
+        index: &HashMap<&str, usize>,
+        mark: &mut [Mark],
+        stack: &mut Vec<usize>,
+        out: &mut Vec<Finding>,
+    ) {
+        mark[i] = Mark::Active;
+        stack.push(i);
+        for (j, d) in resources[i].spec.depends_on().iter().enumerate() {
+            let Some(&t) = index.get(d.as_str()) else { continue };
+            if t == i {
+                continue; // reported as self-dependency
+            }
+            match mark[t] {
+                Mark::New => visit(t, resources, index, mark, stack, out),
+                Mark::Active => {
+                    let from = stack.iter().position(|&s| s == t).unwrap_or(0);
+                    let mut cycle: Vec<&str> = stack[from..].iter().map(|&s| resources[s].name()).collect();
+                    cycle.push(resources[t].name());
+                    out.push(Finding {
+                        resource: i,
+                        path: YamlPath::of(&["spec", "depends_on"]).index(j),
+                        message: format!("depends_on forms a cycle: {}; remove one of these dependencies", cycle.join(" -> ")),
+                    });
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        mark[i] = Mark::Done;
+    }
+    for i in 0..resources.len() {
+        if mark[i] == Mark::New {
+            visit(i, resources, &index, &mut mark, &mut stack, out);
+        }
+    }
+}
+
+fn check_host_ports(resources: &[Resource], out: &mut Vec<Finding>) {
+    // (ip, proto, port) -> (resource, ports index)
+    let mut taken: BTreeMap<(String, String, u16), (usize, usize)> = BTreeMap::new();
+    for (i, r) in resources.iter().enumerate() {
+        let Spec::Container(c) = &r.spec else { continue };
+        for (j, p) in c.ports.iter().enumerate() {
+            let Ok(m) = PortMapping::parse(p) else { continue };
+            let Some((lo, hi)) = m.host else { continue };
+            for port in lo..=hi {
+                let ip = m.ip.clone().unwrap_or_else(|| "0.0.0.0".into());
+                let key = (ip, m.proto.clone(), port);
+                let clash = taken.iter().find(|((kip, kproto, kport), _)| {
+                    *kport == port && *kproto == key.1 && (kip == &key.0 || kip == "0.0.0.0" || key.0 == "0.0.0.0")
+                });
+                if let Some((_, &(ri, rj))) = clash {
+                    out.push(Finding {
+                        resource: i,
+                        path: YamlPath::of(&["spec", "ports"]).index(j),
+                        message: format!(
+                            "host port {port}/{} is already published by {:?} (ports[{rj}], {})",
+                            m.proto,
+                            resources[ri].name(),
+                            resources[ri].origin
+                        ),
+                    });
+                    break;
+                }
+                taken.insert(key, (i, j));
+            }
+        }
+    }
+}
+
+/// A parsed `ports` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortMapping {
+    pub ip: Option<String>,
+    /// Host port range; `None` lets Docker choose.
+    pub host: Option<(u16, u16)>,
+    pub container: (u16, u16),
+    pub proto: String,
+}
+
+impl PortMapping {
+    pub fn parse(s: &str) -> Result<PortMapping, String> {
+        let (rest, proto) = match s.rsplit_once('/') {
+            Some((r, p)) if ["tcp", "udp", "sctp"].contains(&p) => (r, p.to_string()),
+            Some((_, p)) => return Err(format!("unknown protocol {p:?} (use tcp, udp or sctp)")),
+            None => (s, "tcp".to_string()),
+        };
+        let (ip, rest) = if let Some(after) = rest.strip_prefix('[') {
+            let (addr, rest) = after.split_once(']').ok_or("an IPv6 address needs a closing ']'")?;
+            let rest = rest.strip_prefix(':').ok_or("after [IPv6] write :HOST_PORT:CONTAINER_PORT")?;
+            (Some(addr.to_string()), rest)
+        } else {
+            let parts: Vec<&str> = rest.split(':').collect();
+            match parts.len() {
+                1 | 2 => (None, rest),
+                3 => (Some(parts[0].to_string()), &rest[parts[0].len() + 1..]),
+                _ => return Err("too many ':' (put an IPv6 address in brackets)".into()),
+            }
+        };
+        if let Some(ip) = &ip {
+            ip.parse::<IpAddr>().map_err(|_| format!("{ip:?} is not an IP address"))?;
+        }
+        let (host, container) = match rest.split_once(':') {
+            Some((h, c)) => (if h.is_empty() { None } else { Some(port_range(h)?) }, port_range(c)?),
+            None => (None, port_range(rest)?),
+        };
+        if let Some((hl, hh)) = host {
+            if container.0 != container.1 && hh - hl != container.1 - container.0 {
+                return Err("host and container port ranges differ in length".into());
+            }
+        }
+        if ip.is_some() && host.is_none() && !rest.contains(':') {
+            return Err("an IP needs a host port (write IP::CONTAINER_PORT for a random one)".into());
+        }
+        Ok(PortMapping { ip, host, container, proto })
+    }
+}
+
+fn port_range(s: &str) -> Result<(u16, u16), String> {
+    let one = |p: &str| -> Result<u16, String> {
+        match p.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+            Ok(n) => Err(format!("port {n} is out of range 1-65535")),
+            Err(_) => Err(format!("{p:?} is not a port number")),
+        }
+    };
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (one(a)?, one(b)?);
+            if a > b {
+                return Err(format!("port range {s} runs backwards"));
+            }
+            Ok((a, b))
+        }
+        None => one(s).map(|p| (p, p)),
+    }
+}
+
+/// A parsed `volumes` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    /// An absolute host path, or a named volume.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    pub options: Vec<String>,
+}
+
+impl Volume {
+    pub fn is_bind(&self) -> bool {
+        self.source.starts_with('/')
+    }
+
+    pub fn parse(s: &str) -> Result<Volume, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (src, dst, opts) = match parts.as_slice() {
+            [src, dst] => (*src, *dst, ""),
+            [src, dst, opts] => (*src, *dst, *opts),
+            [_] => return Err("no container path: a volume is SOURCE:/container/path".into()),
+            _ => return Err("too many ':'".into()),
+        };
+        if src.starts_with('/') {
+            host_path(src).map_err(|w| format!("host path {src:?} {w}"))?;
+        } else if src.starts_with('.') || src.contains('/') {
+            return Err(format!("host path {src:?} must be absolute (desired state is applied on the host, not in the repo)"));
+        } else if !docker_object_name(src) {
+            return Err(format!("{src:?} is neither an absolute host path nor a volume name"));
+        }
+        host_path(dst).map_err(|w| format!("container path {dst:?} {w}"))?;
+        let mut read_only = false;
+        let mut options = Vec::new();
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            match o {
+                "ro" => read_only = true,
+                "rw" => read_only = false,
+                "z" | "Z" | "nocopy" | "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" | "delegated"
+                | "cached" | "consistent" => options.push(o.to_string()),
+                _ => return Err(format!("unknown option {o:?} (ro, rw, z, Z, nocopy, or a propagation mode)")),
+            }
+        }
+        Ok(Volume { source: src.to_string(), target: dst.to_string(), read_only, options })
+    }
+}
+
+/// Docker names for volumes and networks: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn docker_object_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// A path on the host: absolute, no `..`.
+pub fn host_path(p: &str) -> Result<(), String> {
+    if !p.starts_with('/') {
+        return Err("must be an absolute path (start with /)".into());
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err("may not contain '..': write the path it resolves to".into());
+    }
+    if p.contains('\0') {
+        return Err("contains a NUL byte".into());
+    }
+    Ok(())
+}
+
+/// A path inside the repository, relative to its root, that stays inside it.
+pub fn repo_path(p: &str) -> Result<(), String> {
+    if p.starts_with('/') {
+        return Err("must be relative to the repository root (e.g. apps/api), not absolute".into());
+    }
+    let mut depth: i64 = 0;
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err("escapes the repository root: remove the '..'".into());
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    Ok(())
+}
+
+/// A relative path that stays below its base and names something (not the base itself).
+fn relative_path(p: &str) -> Result<(), String> {
+    if p.starts_with('/') {
+        return Err("must be relative, not absolute".into());
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err("may not contain '..'".into());
+    }
+    if p.split('/').all(|c| c.is_empty() || c == ".") {
+        return Err("names no file".into());
+    }
+    Ok(())
+}
+
+fn http_url(u: &str) -> Result<(), String> {
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .ok_or("must start with http:// or https://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if hostport.is_empty() {
+        return Err("has no host".into());
+    }
+    if let Some((_, port)) = hostport.rsplit_once(':').filter(|_| !hostport.ends_with(']')) {
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => return Err(format!("has a bad port {port:?}")),
+        }
+    }
+    if u.chars().any(|c| c.is_whitespace()) {
+        return Err("contains white space (encode it as %20)".into());
+    }
+    Ok(())
+}
+
+fn host_port(a: &str) -> Result<(), String> {
+    let (host, port) = a.rsplit_once(':').ok_or("needs host:port, e.g. 127.0.0.1:5432")?;
+    if host.is_empty() {
+        return Err("needs a host before the ':'".into());
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err("an IPv6 address goes in brackets: [::1]:5432".into());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("port {port:?} is not a number from 1 to 65535")),
+    }
+}
+
+/// Check an image reference against Docker's grammar:
+/// `[host[:port]/]path[:tag][@algo:hex]`, path components lowercase.
+pub fn image_reference(r: &str) -> Result<(), String> {
+    if r.is_empty() {
+        return Err("it is empty".into());
+    }
+    let (name_tag, digest) = match r.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (r, None),
+    };
+    if let Some(d) = digest {
+        let (algo, hex) = d.split_once(':').ok_or("a digest is sha256:<64 hex digits>")?;
+        if algo != "sha256" || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err("a digest is sha256:<64 lowercase hex digits>".into());
+        }
+    }
+    // A tag follows the last ':' that comes after the last '/'.
+    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name_tag[last_slash..].rfind(':') {
+        Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
+        None => (name_tag, None),
+    };
+    if let Some(t) = tag {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return Err(format!("tag {t:?} may hold letters, digits, '_', '.', '-' (up to 128)"));
+        }
+    }
+    let mut comps: Vec<&str> = name.split('/').collect();
+    if comps.len() > 1 && (comps[0].contains('.') || comps[0].contains(':') || comps[0] == "localhost") {
+        let host = comps.remove(0);
+        let (h, port) = match host.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host, None),
+        };
+        if h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c)) {
+            return Err(format!("registry host {host:?} is not a host name"));
+        }
+        if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+            return Err(format!("registry host {host:?} has a bad port"));
+        }
+    }
+    for c in &comps {
+        if c.is_empty() {
+            return Err("it has an empty path component".into());
+        }
+        if c.chars().any(|ch| ch.is_ascii_uppercase()) {
+            return Err(format!("{c:?} must be lowercase"));
+        }
+        let valid_chars = c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch));
+        let ends_ok = c.starts_with(|ch: char| ch.is_ascii_alphanumeric()) && c.ends_with(|ch: char| ch.is_ascii_alphanumeric());
+        if !valid_chars || !ends_ok || c.contains("..") || c.contains("___") {
+            return Err(format!("{c:?} may hold lowercase letters, digits and single separators (., _, __, -)"));
+        }
+    }
+    Ok(())
+}
+
+/// The candidate closest to `word` by edit distance, if close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d > 0 && *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Optimal string alignment distance: edits and adjacent swaps (`imgae` → `image` is 1).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1).min(d[i * w + j - 1] + 1).min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references() {
+        for ok in [
+            "busybox",
+            "busybox:1.36",
+            "library/busybox:latest",
+            "registry.example.com/web:1.4.2",
+            "localhost:5000/a/b_c/d-e:v1",
+            "localhost/x",
+            "web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "r.io/web:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "driftless-test/app:v2",
+        ] {
+            assert_eq!(image_reference(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "Web:1", "web:", "web::1", "web@sha256:12", "-web", "web/", "a..b", "web:1 2", "host:x/web"] {
+            assert!(image_reference(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn port_mappings() {
+        let p = PortMapping::parse("127.0.0.1:8080:80").unwrap();
+        assert_eq!((p.ip.as_deref(), p.host, p.container, p.proto.as_str()), (Some("127.0.0.1"), Some((8080, 8080)), (80, 80), "tcp"));
+        let p = PortMapping::parse("[::1]:53:53/udp").unwrap();
+        assert_eq!((p.ip.as_deref(), p.proto.as_str()), (Some("::1"), "udp"));
+        assert_eq!(PortMapping::parse("80").unwrap().host, None);
+        assert_eq!(PortMapping::parse("127.0.0.1::80").unwrap().host, None);
+        assert_eq!(PortMapping::parse("8000-8001:9000-9001").unwrap().host, Some((8000, 8001)));
+        for bad in ["", "0", "65536", "80:80:80:80", "a:80", "8080:80/icmp", "1.2.3:80:80", "8000-8002:9000-9001", "90-80"] {
+            assert!(PortMapping::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn volumes() {
+        let v = Volume::parse("/srv/web/data:/data:ro").unwrap();
+        assert!(v.read_only && v.is_bind());
+        assert!(!Volume::parse("webdata:/data").unwrap().is_bind());
+        for bad in ["/data", "./data:/data", "/a:data", "/a:/b:rx", "/a/../b:/c", "a:b:c:d", "da ta:/x"] {
+            assert!(Volume::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        assert!(repo_path("apps/api").is_ok());
+        assert!(repo_path(".").is_ok());
+        assert!(repo_path("a/../b").is_ok());
+        assert!(repo_path("../x").is_err());
+        assert!(repo_path("a/../../x").is_err());
+        assert!(repo_path("/etc").is_err());
+        assert!(host_path("/var/www/api").is_ok());
+        assert!(host_path("var/www").is_err());
+        assert!(host_path("/var/../etc").is_err());
+    }
+
+    #[test]
+    fn typo_hints() {
+        assert_eq!(did_you_mean("imgae", ["image", "ports", "env"]), Some("image"));
+        assert_eq!(did_you_mean("zzz", ["image", "ports"]), None);
+    }
+}

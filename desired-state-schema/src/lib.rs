@@ -1,0 +1,21 @@
+//! The `driftless/v1` desired-state format: what a repository of desired state may say, and
+//! how it is read. This crate owns the typed documents (`types`), loading them from files with
+//! precise positions (`load`, `source_map`), the semantic rules (`checks`), and the generated
+//! JSON Schema (`schema`). It does no I/O beyond reading a folder when asked to, and knows
+//! nothing of Git, Docker, Passenger or Nix.
+
+pub mod checks;
+pub mod duration;
+pub mod load;
+pub mod schema;
+pub mod source_map;
+pub mod types;
+
+pub use duration::Duration;
+pub use load::{parse, read_dir_files, DesiredState, Diagnostic, Invalid, Loaded, ReadError, SourceFile};
+pub use types::*;
+
+/// Load the effective desired state for `environment` from in-memory files.
+pub fn load(files: &[SourceFile], environment: Option<&str>) -> Result<DesiredState, Invalid> {
+    parse(files).build(environment)
+}

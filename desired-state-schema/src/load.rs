@@ -1,0 +1,486 @@
+//! Loading: a set of files (from a folder on disk, or straight from a Git tree) → the typed,
+//! validated, effective desired state for one environment, or every error found, each with
+//! `file:line:column`. Parse then build, in this order:
+//!
+//! 1. each file → YAML documents (serde_yaml_ng) and their position maps (`source_map`);
+//! 2. each document → its envelope (`apiVersion`, `kind`, `metadata`, `spec`, `environments`);
+//! 3. per environment: `environments.<env>.spec` deep-merged over `spec`, then typed by kind;
+//! 4. semantic checks (`checks`) over the whole set.
+//!
+//! Nothing here does I/O except `read_dir_files`, which only reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use crate::checks::{check_all, did_you_mean};
+use crate::source_map::{map_documents, DocMap, Pos, Seg, YamlPath};
+use crate::types::{
+    ApiVersion, ContainerSpec, Kind, Metadata, NixosSystemSpec, Origin, PassengerAppSpec, Resource, Spec,
+};
+
+/// One file of desired state: a display path (relative to the folder loaded) and its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// One problem in the desired state, at a position. Prints as `file:line:column: message`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Diagnostic {
+    pub file: String,
+    /// 1-based; 0 when the problem is about the file or folder as a whole.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        }
+    }
+}
+
+/// The desired state was refused; every problem found is listed, sorted by position.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_diagnostics(.diagnostics))]
+pub struct Invalid {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+fn render_diagnostics(d: &[Diagnostic]) -> String {
+    d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// Reading a folder from disk failed before any document could be judged.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: no such folder: give the folder that holds the desired-state *.yaml files")]
+    NotFound { path: PathBuf },
+    #[error("{path}: is not a folder: give the folder that holds the desired-state *.yaml files")]
+    NotADirectory { path: PathBuf },
+    #[error("{path}: cannot read: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: is not UTF-8 text; desired-state files must be UTF-8 YAML")]
+    NotUtf8 { path: PathBuf },
+}
+
+/// The effective desired state of a host for one environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredState {
+    /// The environment whose overlays were applied (`None`: the base documents).
+    pub environment: Option<String>,
+    /// In file order (files sorted by path, documents in file order).
+    pub resources: Vec<Resource>,
+}
+
+impl DesiredState {
+    pub fn get(&self, name: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.name() == name)
+    }
+
+    /// Resources ordered so that each comes after everything it `depends_on`; ties keep
+    /// file order. Valid state has no cycles; should one slip through, its members are
+    /// appended in file order rather than lost.
+    pub fn in_dependency_order(&self) -> Vec<&Resource> {
+        let n = self.resources.len();
+        let index: BTreeMap<&str, usize> = self.resources.iter().enumerate().map(|(i, r)| (r.name(), i)).collect();
+        let mut done = vec![false; n];
+        let mut out = Vec::with_capacity(n);
+        loop {
+            let before = out.len();
+            for (i, r) in self.resources.iter().enumerate() {
+                if done[i] {
+                    continue;
+                }
+                let ready = r
+                    .spec
+                    .depends_on()
+                    .iter()
+                    .all(|d| index.get(d.as_str()).is_none_or(|&j| done[j] || j == i));
+                if ready {
+                    done[i] = true;
+                    out.push(r);
+                }
+            }
+            if out.len() == n {
+                return out;
+            }
+            if out.len() == before {
+                out.extend(self.resources.iter().enumerate().filter(|(i, _)| !done[*i]).map(|(_, r)| r));
+                return out;
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Envelope {
+    api_version: ApiVersion,
+    kind: Kind,
+    metadata: Metadata,
+    spec: Value,
+    #[serde(default)]
+    environments: BTreeMap<String, Overlay>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Overlay {
+    #[serde(default)]
+    spec: Value,
+}
+
+/// A document whose envelope parsed.
+struct Parsed {
+    origin: Origin,
+    map: DocMap,
+    envelope: Envelope,
+}
+
+/// Documents parsed once, ready to be built for any environment.
+pub struct Loaded {
+    parsed: Vec<Parsed>,
+    /// Problems found while parsing (syntax, envelope); reported with every environment.
+    parse_errors: Vec<Diagnostic>,
+    files: usize,
+}
+
+/// Parse every file. Problems are kept and reported by `build`, together with later ones.
+pub fn parse(files: &[SourceFile]) -> Loaded {
+    let mut files: Vec<&SourceFile> = files.iter().collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut parsed = Vec::new();
+    let mut errors = Vec::new();
+    for f in &files {
+        parse_file(f, &mut parsed, &mut errors);
+    }
+    Loaded { parsed, parse_errors: errors, files: files.len() }
+}
+
+fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diagnostic>) {
+    let maps = map_documents(&file.text);
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(&file.text).enumerate() {
+        let map = maps.get(i).cloned().unwrap_or_default();
+        let value = match Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                let (line, column) = e.location().map_or((map.start.line, map.start.column), |l| (l.line(), l.column()));
+                errors.push(Diagnostic { file: file.path.clone(), line, column, message: format!("YAML syntax: {}", strip_marks(&e.to_string())) });
+                return; // the rest of the file cannot be read reliably
+            }
+        };
+        if value.is_null() {
+            continue; // an empty document (e.g. a trailing `---`)
+        }
+        let origin = Origin { file: file.path.clone(), line: map.start.line };
+        match typed::<Envelope>(value) {
+            Ok(envelope) => parsed.push(Parsed { origin, map, envelope }),
+            Err((path, msg)) => {
+                let at_key = msg.starts_with("unknown key");
+                let pos = if at_key { map.key_pos(&path) } else { map.value_pos(&path) };
+                errors.push(diag(&file.path, pos, &path, &msg));
+            }
+        }
+    }
+}
+
+impl Loaded {
+    /// Every environment some document declares an overlay for, sorted.
+    pub fn environments(&self) -> BTreeSet<String> {
+        self.parsed.iter().flat_map(|p| p.envelope.environments.keys().cloned()).collect()
+    }
+
+    /// How many files were read.
+    pub fn file_count(&self) -> usize {
+        self.files
+    }
+
+    /// How many documents were read (empty ones not counted).
+    pub fn document_count(&self) -> usize {
+        self.parsed.len()
+    }
+
+    /// The effective desired state for `environment` (`None`: base documents only).
+    pub fn build(&self, environment: Option<&str>) -> Result<DesiredState, Invalid> {
+        let mut diags = self.parse_errors.clone();
+        let mut resources = Vec::new();
+        let mut owners = Vec::new(); // index into self.parsed, per resource
+        for (pi, p) in self.parsed.iter().enumerate() {
+            let overlay = environment.and_then(|e| p.envelope.environments.get(e)).map(|o| &o.spec);
+            let mut spec = p.envelope.spec.clone();
+            if let Some(o) = overlay {
+                if !o.is_null() && !o.is_mapping() {
+                    let path = YamlPath::of(&["environments", environment.unwrap_or_default(), "spec"]);
+                    diags.push(diag(&p.origin.file, p.map.value_pos(&path), &path, "an overlay's spec must be a mapping of the keys to change"));
+                    continue;
+                }
+                deep_merge(&mut spec, o);
+            }
+            let typed_spec = match p.envelope.kind {
+                Kind::Container => typed::<ContainerSpec>(spec).map(Spec::Container),
+                Kind::PassengerApp => typed::<PassengerAppSpec>(spec).map(Spec::PassengerApp),
+                Kind::NixosSystem => typed::<NixosSystemSpec>(spec).map(Spec::NixosSystem),
+            };
+            match typed_spec {
+                Ok(s) => {
+                    owners.push(pi);
+                    resources.push(Resource {
+                        api_version: p.envelope.api_version,
+                        kind: p.envelope.kind,
+                        metadata: p.envelope.metadata.clone(),
+                        spec: s,
+                        origin: p.origin.clone(),
+                    });
+                }
+                Err((rel, msg)) => {
+                    let mut path = YamlPath::of(&["spec"]);
+                    path.0.extend(rel.0);
+                    diags.push(self.locate(pi, environment, &path, &msg));
+                }
+            }
+        }
+        for f in check_all(&resources) {
+            diags.push(self.locate(owners[f.resource], environment, &f.path, &f.message));
+        }
+        if diags.is_empty() && self.parsed.is_empty() {
+            diags.push(Diagnostic {
+                file: ".".into(),
+                line: 0,
+                column: 0,
+                message: "no desired-state documents found (*.yaml or *.yml with apiVersion: driftless/v1); \
+                          an empty desired state would remove everything the agent manages, so it is refused: \
+                          check source.path"
+                    .into(),
+            });
+        }
+        if diags.is_empty() {
+            Ok(DesiredState { environment: environment.map(str::to_string), resources })
+        } else {
+            diags.sort();
+            diags.dedup();
+            Err(Invalid { diagnostics: diags })
+        }
+    }
+
+    /// Position of `path` of document `pi`: in the overlay when the overlay set that value.
+    fn locate(&self, pi: usize, env: Option<&str>, path: &YamlPath, msg: &str) -> Diagnostic {
+        let p = &self.parsed[pi];
+        let at_key = msg.starts_with("unknown key");
+        let mut shown = path.clone();
+        if let (Some(env), Some(Seg::Key(first))) = (env, path.0.first()) {
+            if first == "spec" {
+                let in_overlay = YamlPath(
+                    [Seg::Key("environments".into()), Seg::Key(env.into()), Seg::Key("spec".into())]
+                        .into_iter()
+                        .chain(path.0[1..].iter().cloned())
+                        .collect(),
+                );
+                if overlay_sets(p, env, &path.0[1..]) {
+                    shown = in_overlay;
+                }
+            }
+        }
+        let pos = if at_key { p.map.key_pos(&shown) } else { p.map.value_pos(&shown) };
+        diag(&p.origin.file, pos, &shown, msg)
+    }
+}
+
+/// Whether `environments.<env>.spec` sets the value at `rest` (a path below `spec`).
+fn overlay_sets(p: &Parsed, env: &str, rest: &[Seg]) -> bool {
+    let Some(mut v) = p.envelope.environments.get(env).map(|o| &o.spec) else { return false };
+    for seg in rest {
+        let next = match (seg, v) {
+            (Seg::Key(k), Value::Mapping(m)) => m.get(k.as_str()),
+            (Seg::Index(i), Value::Sequence(s)) => s.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => v = n,
+            None => return false,
+        }
+    }
+    true
+}
+
+fn diag(file: &str, pos: Pos, path: &YamlPath, msg: &str) -> Diagnostic {
+    let message = if path.is_empty() { msg.to_string() } else { format!("{path}: {msg}") };
+    Diagnostic { file: file.to_string(), line: pos.line, column: pos.column, message }
+}
+
+/// Mappings merge key by key, recursively; anything else in the overlay replaces the base.
+pub fn deep_merge(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) => deep_merge(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// Deserialize `value` as `T`; on failure, the path of the offending node (for an unknown
+/// key: the key itself) and an operator-facing message.
+fn typed<T: DeserializeOwned>(value: Value) -> Result<T, (YamlPath, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut path = YamlPath(
+            e.path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+                    serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+                    _ => None,
+                })
+                .collect(),
+        );
+        let raw = strip_marks(&e.inner().to_string());
+        let msg = humanize(&raw, &mut path);
+        (path, msg)
+    })
+}
+
+/// Remove serde_yaml_ng's ` at line N column M` (we print positions ourselves).
+fn strip_marks(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(" at line ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " at line ".len()..];
+        let digits = after.trim_start_matches(|c: char| c.is_ascii_digit());
+        match digits.strip_prefix(" column ") {
+            Some(c) => rest = c.trim_start_matches(|c: char| c.is_ascii_digit()),
+            None => {
+                out.push_str(" at line ");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The backtick-quoted words of a serde message, in order.
+fn ticked(s: &str) -> Vec<&str> {
+    s.split('`').skip(1).step_by(2).collect()
+}
+
+/// Turn serde's messages into ones that say what to write; may extend `path` to the key.
+fn humanize(raw: &str, path: &mut YamlPath) -> String {
+    let words = ticked(raw);
+    if raw.starts_with("unknown field") {
+        let key = words.first().copied().unwrap_or("?");
+        let expected = &words.get(1..).unwrap_or_default();
+        if path.0.last() != Some(&Seg::Key(key.to_string())) {
+            *path = path.key(key);
+        }
+        let hint = did_you_mean(key, expected.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let list = if expected.is_empty() { String::from("none here") } else { expected.join(", ") };
+        return format!("unknown key `{key}`{hint}; expected one of: {list}");
+    }
+    if raw.starts_with("missing field") {
+        let key = words.first().copied().unwrap_or("?");
+        return format!("missing key `{key}`: it is required here");
+    }
+    if raw.starts_with("unknown variant") {
+        let got = words.first().copied().unwrap_or("?");
+        let expected = &words.get(1..).unwrap_or_default();
+        let last = path.0.last().cloned();
+        if last == Some(Seg::Key("apiVersion".into())) {
+            return format!("unknown apiVersion `{got}`: this agent understands `driftless/v1`");
+        }
+        if last == Some(Seg::Key("kind".into())) {
+            let hint = did_you_mean(got, expected.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            return format!("unknown kind `{got}`{hint}; expected one of: {}", expected.join(", "));
+        }
+        let hint = did_you_mean(got, expected.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        return format!("unknown value `{got}`{hint}; expected one of: {}", expected.join(", "));
+    }
+    raw.to_string()
+}
+
+/// Read every `*.yaml`/`*.yml` file below `dir` (entries whose names start with `.` are
+/// skipped, like `.git` and `.github`). Paths in the result are relative to `dir`.
+pub fn read_dir_files(dir: &Path) -> Result<Vec<SourceFile>, ReadError> {
+    let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::NotFound { path: dir.to_path_buf() },
+        _ => ReadError::Io { path: dir.to_path_buf(), source: e },
+    })?;
+    if !meta.is_dir() {
+        return Err(ReadError::NotADirectory { path: dir.to_path_buf() });
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| ReadError::Io { path: d.clone(), source: e })?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ReadError::Io { path: d.clone(), source: e })?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let ft = std::fs::metadata(&path).map_err(|e| ReadError::Io { path: path.clone(), source: e })?;
+            if ft.is_dir() {
+                stack.push(path);
+            } else if is_state_file(&name) {
+                let bytes = std::fs::read(&path).map_err(|e| ReadError::Io { path: path.clone(), source: e })?;
+                let text = String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8 { path: path.clone() })?;
+                let rel = path.strip_prefix(dir).unwrap_or(&path);
+                out.push(SourceFile { path: display_path(dir, rel), text });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Whether a file name is one the loader reads.
+pub fn is_state_file(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
+}
+
+fn display_path(dir: &Path, rel: &Path) -> String {
+    if dir == Path::new(".") {
+        rel.display().to_string()
+    } else {
+        dir.join(rel).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_marks_removes_positions() {
+        assert_eq!(strip_marks("did not find expected key at line 3 column 5, while parsing a block mapping at line 1 column 1"),
+            "did not find expected key, while parsing a block mapping");
+        assert_eq!(strip_marks("plain"), "plain");
+    }
+
+    #[test]
+    fn deep_merge_maps_and_replaces_lists() {
+        let mut base: Value = serde_yaml_ng::from_str("{a: 1, env: {X: 1, Y: 2}, ports: [a, b]}").unwrap();
+        let over: Value = serde_yaml_ng::from_str("{env: {Y: 3, Z: 4}, ports: [c]}").unwrap();
+        deep_merge(&mut base, &over);
+        let want: Value = serde_yaml_ng::from_str("{a: 1, env: {X: 1, Y: 3, Z: 4}, ports: [c]}").unwrap();
+        assert_eq!(base, want);
+    }
+}

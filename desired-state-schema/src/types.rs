@@ -1,0 +1,538 @@
+//! The typed `driftless/v1` desired-state format: one struct per kind's `spec`, the health
+//! checks, and the envelope of a document. These types are the single source of truth: the
+//! JSON Schema is generated from them and `docs/desired-state.md` is checked against them.
+//!
+//! Syntax-level rules live in serde attributes (unknown keys are errors, defaults are filled
+//! in); rules that relate values to each other live in `checks`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::duration::Duration;
+
+/// The only API version this build understands.
+pub const API_VERSION: &str = "driftless/v1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    #[serde(rename = "driftless/v1")]
+    V1,
+}
+
+/// The kinds of resource a host can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Kind {
+    Container,
+    PassengerApp,
+    NixosSystem,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Container, Kind::PassengerApp, Kind::NixosSystem];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Container => "Container",
+            Kind::PassengerApp => "PassengerApp",
+            Kind::NixosSystem => "NixosSystem",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `metadata` of a document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// Unique among all documents of the host: a DNS label (lowercase letters, digits, `-`).
+    pub name: String,
+}
+
+/// When the agent pulls a container image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Pull on every apply, even when the image is present.
+    Always,
+    /// Pull only when no local image has this reference (the default).
+    #[default]
+    IfNotPresent,
+    /// Never pull; the image must be on the host (built or loaded there).
+    Never,
+}
+
+/// `spec` of a `Container`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    /// Image reference: `name[:tag]` or `name@sha256:<64 hex>`, with an optional registry host.
+    pub image: String,
+    /// When to pull the image.
+    #[serde(default)]
+    pub pull: PullPolicy,
+    /// Replaces the image's CMD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's ENTRYPOINT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment variables. Numbers and booleans are written as strings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, ScalarSchema>")]
+    pub env: BTreeMap<String, EnvValue>,
+    /// Host-side files of `KEY=value` lines, read at apply time (secrets never go in Git).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<String>,
+    /// Published ports: `[IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// Mounts: `/host/path:/container/path[:ro]` or `volume-name:/container/path[:ro]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// Docker networks to attach to (created by the agent when missing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// Docker restart policy.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Containers that must be applied (and healthy) before this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Checks that must pass before a revision counts as good.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<HealthCheck>,
+}
+
+/// Docker restart policy: `no`, `always`, `unless-stopped` (default), `on-failure[:N]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RestartPolicy {
+    No,
+    Always,
+    #[default]
+    UnlessStopped,
+    OnFailure(Option<u32>),
+}
+
+impl RestartPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => RestartPolicy::OnFailure(None),
+            other => {
+                let n = other.strip_prefix("on-failure:")?;
+                RestartPolicy::OnFailure(Some(n.parse().ok()?))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::Always => f.write_str("always"),
+            RestartPolicy::UnlessStopped => f.write_str("unless-stopped"),
+            RestartPolicy::OnFailure(None) => f.write_str("on-failure"),
+            RestartPolicy::OnFailure(Some(n)) => write!(f, "on-failure:{n}"),
+        }
+    }
+}
+
+impl Serialize for RestartPolicy {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RestartPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // YAML reads a bare `no` as a string in YAML 1.2, but be kind to `false` too.
+        let v = ScalarText::deserialize(d)?;
+        RestartPolicy::parse(&v.0).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown restart policy {:?}: write no, always, unless-stopped, on-failure or on-failure:N",
+                v.0
+            ))
+        })
+    }
+}
+
+impl JsonSchema for RestartPolicy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RestartPolicy".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(no|always|unless-stopped|on-failure(:[0-9]+)?)$",
+            "description": "Docker restart policy; default unless-stopped."
+        })
+    }
+}
+
+/// An environment value: YAML strings, numbers and booleans are all accepted and kept as text.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EnvValue(pub String);
+
+impl Serialize for EnvValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ScalarText::deserialize(d).map(|t| EnvValue(t.0))
+    }
+}
+
+/// Schema stand-in for scalar values (string, number or boolean).
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum ScalarSchema {
+    S(String),
+    N(f64),
+    B(bool),
+}
+
+/// A scalar read as text: strings as they are, numbers and booleans in their YAML spelling.
+struct ScalarText(String);
+
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ScalarText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `spec` of a `PassengerApp`: Capistrano-style releases under `app_root`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PassengerAppSpec {
+    /// Absolute path on the host; holds `releases/`, `shared/`, `backups/` and `current`.
+    pub app_root: String,
+    /// Folder of the repository (relative to its root) exported as each release.
+    pub source: String,
+    /// Command (argv) run in the new release folder before the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Vec<String>>,
+    /// How long `build` may run.
+    #[serde(default = "default_build_timeout")]
+    pub build_timeout: Duration,
+    /// Paths under `shared/`, linked into every release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
+    /// Paths under `shared/` copied into `backups/<time>/` before the switch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup: Vec<String>,
+    /// Releases kept on disk (the live and the last good one are always kept).
+    #[serde(default = "default_keep_releases")]
+    pub keep_releases: u32,
+    /// Backup sets kept in `backups/`.
+    #[serde(default = "default_keep_backups")]
+    pub keep_backups: u32,
+    /// Checks that must pass before a revision counts as good.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<HealthCheck>,
+}
+
+fn default_build_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_keep_releases() -> u32 {
+    5
+}
+fn default_keep_backups() -> u32 {
+    10
+}
+
+/// What `switch-to-configuration` is asked to do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NixosAction {
+    /// Activate now and make it the boot default (after the live gate passed).
+    #[default]
+    Switch,
+    /// Make it the boot default only; checked after the next boot.
+    Boot,
+    /// Activate now, never touch the boot default.
+    Test,
+}
+
+/// `spec` of a `NixosSystem`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NixosSystemSpec {
+    /// Folder of the repository (relative to its root) holding `flake.nix`.
+    #[serde(default = "default_flake")]
+    pub flake: String,
+    /// `nixosConfigurations.<host>` to build; default: the agent's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub action: NixosAction,
+    /// Absolute path of the system profile.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// How long `nix build` may run.
+    #[serde(default = "default_nix_build_timeout")]
+    pub build_timeout: Duration,
+    /// Checks that must pass before a revision counts as good.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<HealthCheck>,
+}
+
+fn default_flake() -> String {
+    ".".to_string()
+}
+fn default_profile() -> String {
+    "/nix/var/nix/profiles/system".to_string()
+}
+fn default_nix_build_timeout() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// One health check: exactly one of `http`, `tcp`, `exec`, `container`, `systemd`, plus
+/// optional timing that overrides the agent's `health:` defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpCheck>,
+    /// argv run on the host; exit status 0 passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<String>>,
+    /// `true`: the image's own HEALTHCHECK must report healthy (Containers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<bool>,
+    /// systemd units that must be active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<Vec<String>>,
+    /// Give up after this long (default: the agent's `health.timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Wait this long between attempts (default: the agent's `health.interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Give up after this many failed attempts, even before the timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+}
+
+/// The probe of a health check, once validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe<'a> {
+    Http(&'a HttpCheck),
+    Tcp(&'a TcpCheck),
+    Exec(&'a [String]),
+    Container,
+    Systemd(&'a [String]),
+}
+
+impl HealthCheck {
+    /// The probes this entry names; a valid entry names exactly one.
+    pub fn probes(&self) -> Vec<Probe<'_>> {
+        let mut out = Vec::new();
+        if let Some(h) = &self.http {
+            out.push(Probe::Http(h));
+        }
+        if let Some(t) = &self.tcp {
+            out.push(Probe::Tcp(t));
+        }
+        if let Some(e) = &self.exec {
+            out.push(Probe::Exec(e));
+        }
+        if self.container.is_some() {
+            out.push(Probe::Container);
+        }
+        if let Some(s) = &self.systemd {
+            out.push(Probe::Systemd(s));
+        }
+        out
+    }
+}
+
+/// An HTTP GET that must answer with an expected status (and body).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Expected status: a code (`200`) or an inclusive range (`"200-399"`). Default 200-399.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusRange>,
+    /// Text the response body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+}
+
+/// A TCP connect that must succeed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TcpCheck {
+    /// `host:port`, e.g. `127.0.0.1:5432` or `[::1]:5432`.
+    pub address: String,
+}
+
+/// An inclusive range of HTTP status codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StatusRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl StatusRange {
+    pub const DEFAULT: StatusRange = StatusRange { low: 200, high: 399 };
+
+    pub fn contains(&self, code: u16) -> bool {
+        (self.low..=self.high).contains(&code)
+    }
+
+    fn parse(text: &str) -> Option<StatusRange> {
+        let (lo, hi) = match text.split_once('-') {
+            Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+            None => {
+                let c = text.trim().parse().ok()?;
+                (c, c)
+            }
+        };
+        ((100..=599).contains(&lo) && (100..=599).contains(&hi) && lo <= hi)
+            .then_some(StatusRange { low: lo, high: hi })
+    }
+}
+
+impl Serialize for StatusRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.low == self.high {
+            s.serialize_u16(self.low)
+        } else {
+            s.collect_str(&format_args!("{}-{}", self.low, self.high))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = ScalarText::deserialize(d)?;
+        StatusRange::parse(&t.0).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{:?} is not an HTTP status: write a code from 100 to 599 (200) or a range (\"200-399\")",
+                t.0
+            ))
+        })
+    }
+}
+
+impl JsonSchema for StatusRange {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StatusRange".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An HTTP status code (200) or an inclusive range (\"200-399\").",
+            "anyOf": [
+                { "type": "integer", "minimum": 100, "maximum": 599 },
+                { "type": "string", "pattern": "^[1-5][0-9][0-9](-[1-5][0-9][0-9])?$" }
+            ]
+        })
+    }
+}
+
+/// The typed spec of one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Spec {
+    Container(ContainerSpec),
+    PassengerApp(PassengerAppSpec),
+    NixosSystem(NixosSystemSpec),
+}
+
+impl Spec {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Spec::Container(_) => Kind::Container,
+            Spec::PassengerApp(_) => Kind::PassengerApp,
+            Spec::NixosSystem(_) => Kind::NixosSystem,
+        }
+    }
+
+    pub fn health(&self) -> &[HealthCheck] {
+        match self {
+            Spec::Container(s) => &s.health,
+            Spec::PassengerApp(s) => &s.health,
+            Spec::NixosSystem(s) => &s.health,
+        }
+    }
+
+    pub fn depends_on(&self) -> &[String] {
+        match self {
+            Spec::Container(s) => &s.depends_on,
+            _ => &[],
+        }
+    }
+}
+
+/// One resource of the effective desired state (overlays applied, defaults filled in).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    pub api_version: ApiVersion,
+    pub kind: Kind,
+    pub metadata: Metadata,
+    pub spec: Spec,
+    /// Where the document starts, for messages: `file:line`.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl Resource {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+}
+
+/// The file and line a document came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}

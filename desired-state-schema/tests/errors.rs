@@ -1,0 +1,160 @@
+//! Every class of desired-state error, with the exact message an operator sees. The expected
+//! output is the snapshot `tests/snapshots/errors.txt`: a change of wording is a visible diff.
+//! Run with `UPDATE_SNAPSHOTS=1` to rewrite it after an intended change, then review the diff.
+
+use desired_state_schema::{load, SourceFile};
+
+const WEB: &str = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec:\n  image: web:1\n";
+
+/// (case name, environment, files as (path, text)).
+fn cases() -> Vec<(&'static str, Option<&'static str>, Vec<(&'static str, String)>)> {
+    let c = |name: &str, spec: &str| format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: {name} }}\nspec:\n{spec}");
+    vec![
+        ("yaml syntax", None, vec![("a.yaml", "apiVersion: driftless/v1\nkind: Container\n  metadata: x\n".into())]),
+        ("tab indentation", None, vec![("a.yaml", "apiVersion: driftless/v1\nspec:\n\timage: x\n".into())]),
+        ("duplicate key", None, vec![("a.yaml", format!("{WEB}  image: web:2\n"))]),
+        ("unknown top-level key", None, vec![("a.yaml", format!("{WEB}labels: {{}}\n"))]),
+        ("unknown spec key with a typo", None, vec![("a.yaml", c("web", "  imgae: web:1\n"))]),
+        ("unknown kind", None, vec![("a.yaml", "apiVersion: driftless/v1\nkind: Containr\nmetadata: { name: web }\nspec: {}\n".into())]),
+        ("unknown apiVersion", None, vec![("a.yaml", "apiVersion: driftless/v2\nkind: Container\nmetadata: { name: web }\nspec: {}\n".into())]),
+        ("missing metadata", None, vec![("a.yaml", "apiVersion: driftless/v1\nkind: Container\nspec: { image: x }\n".into())]),
+        ("missing image", None, vec![("a.yaml", c("web", "  pull: never\n"))]),
+        ("wrong type", None, vec![("a.yaml", c("web", "  image: web:1\n  env: [A=1]\n"))]),
+        ("unknown enum value", None, vec![("a.yaml", c("web", "  image: web:1\n  pull: sometimes\n"))]),
+        ("bad restart policy", None, vec![("a.yaml", c("web", "  image: web:1\n  restart: on-failure:x\n"))]),
+        ("name not a DNS label", None, vec![("a.yaml", c("Web_1", "  image: web:1\n"))]),
+        (
+            "duplicate name across files",
+            None,
+            vec![("a.yaml", c("web", "  image: web:1\n")), ("b/web.yml", c("web", "  image: web:2\n"))],
+        ),
+        ("depends_on unknown name", None, vec![("a.yaml", c("web", "  image: web:1\n  depends_on: [dbb]\n") + "---\n" + &c("db", "  image: db:1\n"))]),
+        ("depends_on itself", None, vec![("a.yaml", c("web", "  image: web:1\n  depends_on: [web]\n"))]),
+        (
+            "depends_on cycle",
+            None,
+            vec![(
+                "a.yaml",
+                c("a", "  image: a:1\n  depends_on: [b]\n") + "---\n" + &c("b", "  image: b:1\n  depends_on: [c]\n") + "---\n" + &c("c", "  image: c:1\n  depends_on: [a]\n"),
+            )],
+        ),
+        ("bad image reference", None, vec![("a.yaml", c("web", "  image: Registry.example.com/Web:1.0\n"))]),
+        ("bad digest", None, vec![("a.yaml", c("web", "  image: web@sha256:abc\n"))]),
+        ("port out of range", None, vec![("a.yaml", c("web", "  image: web:1\n  ports: [\"127.0.0.1:8080:80000\"]\n"))]),
+        ("port syntax", None, vec![("a.yaml", c("web", "  image: web:1\n  ports: [\"http:80\", \"80/icmp\"]\n"))]),
+        (
+            "host port published twice",
+            None,
+            vec![("a.yaml", c("a", "  image: a:1\n  ports: [\"127.0.0.1:8080:80\"]\n") + "---\n" + &c("b", "  image: b:1\n  ports: [\"8080:81\"]\n"))],
+        ),
+        ("volume relative host path", None, vec![("a.yaml", c("web", "  image: web:1\n  volumes: [\"./data:/data\", \"/srv:data\", \"/a:/b:rx\"]\n"))]),
+        ("volume target twice", None, vec![("a.yaml", c("web", "  image: web:1\n  volumes: [\"/a:/data\", \"v:/data\"]\n"))]),
+        ("env file not absolute", None, vec![("a.yaml", c("web", "  image: web:1\n  env_files: [secrets/web.env]\n"))]),
+        ("bad duration", None, vec![("a.yaml", c("web", "  image: web:1\n  health:\n    - tcp: { address: \"127.0.0.1:80\" }\n      timeout: 10 seconds\n"))]),
+        ("duration without unit", None, vec![("a.yaml", c("web", "  image: web:1\n  health:\n    - tcp: { address: \"127.0.0.1:80\" }\n      interval: 5\n"))]),
+        (
+            "health check with no probe or two",
+            None,
+            vec![("a.yaml", c("web", "  image: web:1\n  health:\n    - timeout: 5s\n    - tcp: { address: \"127.0.0.1:80\" }\n      exec: [\"true\"]\n"))],
+        ),
+        (
+            "health check values",
+            None,
+            vec![(
+                "a.yaml",
+                c(
+                    "web",
+                    "  image: web:1\n  health:\n    - http: { url: \"localhost:8080/\", status: 200 }\n    - tcp: { address: \"127.0.0.1\" }\n    - exec: []\n    - container: false\n      retries: 0\n",
+                ),
+            )],
+        ),
+        ("http status out of range", None, vec![("a.yaml", c("web", "  image: web:1\n  health:\n    - http: { url: \"http://127.0.0.1/\", status: 700 }\n"))]),
+        (
+            "passenger paths",
+            None,
+            vec![(
+                "api.yaml",
+                "apiVersion: driftless/v1\nkind: PassengerApp\nmetadata: { name: api }\nspec:\n  app_root: var/www/api\n  source: ../apps/api\n  shared: [app.db, /etc/passwd]\n  backup: [app.db, logs/x.log]\n  keep_releases: 1\n  health:\n    - container: true\n".into(),
+            )],
+        ),
+        (
+            "nixos paths",
+            None,
+            vec![("sys.yaml", "apiVersion: driftless/v1\nkind: NixosSystem\nmetadata: { name: system }\nspec:\n  flake: /etc/nixos\n  profile: nix/var/profiles/system\n".into())],
+        ),
+        ("nixos action", None, vec![("sys.yaml", "apiVersion: driftless/v1\nkind: NixosSystem\nmetadata: { name: system }\nspec:\n  action: reboot\n".into())]),
+        (
+            "two NixosSystems",
+            None,
+            vec![(
+                "sys.yaml",
+                "apiVersion: driftless/v1\nkind: NixosSystem\nmetadata: { name: a }\nspec: {}\n---\napiVersion: driftless/v1\nkind: NixosSystem\nmetadata: { name: b }\nspec: {}\n".into(),
+            )],
+        ),
+        (
+            "error inside an overlay points into the overlay",
+            Some("staging"),
+            vec![("a.yaml", format!("{WEB}  ports: [\"8080:80\"]\nenvironments:\n  staging:\n    spec:\n      ports: [\"8080:99999\"]\n      pul: never\n"))],
+        ),
+        (
+            "semantic error from an overlay value points into the overlay",
+            Some("staging"),
+            vec![("a.yaml", format!("{WEB}  ports: [\"8080:80\"]\nenvironments:\n  staging:\n    spec:\n      ports: [\"8080:99999\"]\n"))],
+        ),
+        (
+            "overlay not a mapping",
+            Some("staging"),
+            vec![("a.yaml", format!("{WEB}environments:\n  staging:\n    spec: [a]\n"))],
+        ),
+        ("unknown key in an overlay", None, vec![("a.yaml", format!("{WEB}environments:\n  staging:\n    spce: {{}}\n"))]),
+        ("no documents", None, vec![("empty.yaml", "# nothing here\n".into())]),
+        (
+            "errors in several files are all reported",
+            None,
+            vec![("a.yaml", c("a", "  image: A\n")), ("b.yaml", "kind: [\n".into()), ("c.yaml", c("c", "  image: c:1\n  ports: [\"0\"]\n"))],
+        ),
+    ]
+}
+
+fn render() -> String {
+    let mut out = String::new();
+    for (name, env, files) in cases() {
+        let files: Vec<SourceFile> = files.into_iter().map(|(p, t)| SourceFile { path: p.into(), text: t }).collect();
+        out.push_str(&format!("## {name}{}\n", env.map(|e| format!(" (environment {e})")).unwrap_or_default()));
+        match load(&files, env) {
+            Ok(_) => out.push_str("(valid)\n"),
+            Err(e) => {
+                for d in e.diagnostics {
+                    out.push_str(&format!("{d}\n"));
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn error_messages_match_snapshot() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/errors.txt");
+    let actual = render();
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if actual != expected {
+        let diff: Vec<String> = actual
+            .lines()
+            .zip(expected.lines().chain(std::iter::repeat("<missing>")))
+            .filter(|(a, e)| a != e)
+            .take(10)
+            .map(|(a, e)| format!("  expected: {e}\n  actual:   {a}"))
+            .collect();
+        panic!(
+            "error messages differ from {} (rerun with UPDATE_SNAPSHOTS=1 if intended):\n{}",
+            path.display(),
+            diff.join("\n")
+        );
+    }
+}
