@@ -74,7 +74,10 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
     }
     for key in c.env.keys() {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
-            f(spec.key("env").key(key.clone()), format!("environment variable name {key:?} may not be empty or hold '='"));
+            f(
+                spec.key("env").key(key.clone()),
+                format!("environment variable name {key:?} may not be empty or hold '='"),
+            );
         }
     }
     for (i, p) in c.env_files.iter().enumerate() {
@@ -133,7 +136,10 @@ fn check_passenger(p: &PassengerAppSpec, spec: &YamlPath, f: &mut impl FnMut(Yam
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, s) in list.iter().enumerate() {
             if let Err(why) = relative_path(s) {
-                f(spec.key(field).index(i), format!("{field} entry {s:?} {why} (it names a path under {}/shared)", p.app_root));
+                f(
+                    spec.key(field).index(i),
+                    format!("{field} entry {s:?} {why} (it names a path under {}/shared)", p.app_root),
+                );
             } else if let Some(first) = seen.insert(s.trim_end_matches('/'), i) {
                 f(spec.key(field).index(i), format!("{s:?} is listed twice (also {field}[{first}])"));
             }
@@ -153,7 +159,10 @@ fn check_passenger(p: &PassengerAppSpec, spec: &YamlPath, f: &mut impl FnMut(Yam
         }
     }
     if p.keep_releases < 2 {
-        f(spec.key("keep_releases"), "keep_releases must be at least 2 (the live release and the last good one)".into());
+        f(
+            spec.key("keep_releases"),
+            "keep_releases must be at least 2 (the live release and the last good one)".into(),
+        );
     }
     if p.keep_backups < 1 {
         f(spec.key("keep_backups"), "keep_backups must be at least 1".into());
@@ -166,7 +175,10 @@ fn check_nixos(n: &NixosSystemSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath
     }
     if let Some(h) = &n.host {
         if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c == '"' || c == '.') {
-            f(spec.key("host"), format!("host {h:?} is not a nixosConfigurations attribute name: write a plain name such as web-1"));
+            f(
+                spec.key("host"),
+                format!("host {h:?} is not a nixosConfigurations attribute name: write a plain name such as web-1"),
+            );
         }
     }
     if let Err(why) = host_path(&n.profile) {
@@ -195,10 +207,15 @@ fn check_health(h: &HealthCheck, kind: Kind, at: &YamlPath, f: &mut impl FnMut(Y
         }
     }
     if h.exec.as_ref().is_some_and(|e| e.is_empty() || e[0].is_empty()) {
-        f(at.key("exec"), "exec needs a command: write it as a list, e.g. [\"/usr/bin/test\", \"-f\", \"/srv/ready\"]".into());
+        f(
+            at.key("exec"),
+            "exec needs a command: write it as a list, e.g. [\"/usr/bin/test\", \"-f\", \"/srv/ready\"]".into(),
+        );
     }
     match (h.container, kind) {
-        (Some(false), _) => f(at.key("container"), "container: false checks nothing: write container: true or remove the check".into()),
+        (Some(false), _) => {
+            f(at.key("container"), "container: false checks nothing: write container: true or remove the check".into())
+        }
         (Some(true), k) if k != Kind::Container => f(
             at.key("container"),
             format!("a container health check needs a Container, not a {k}: use http, tcp, exec or systemd"),
@@ -268,10 +285,20 @@ fn check_dependencies(resources: &[Resource], out: &mut Vec<Finding>) {
         for (j, d) in r.spec.depends_on().iter().enumerate() {
             let path = YamlPath::of(&["spec", "depends_on"]).index(j);
             if d == r.name() {
-                out.push(Finding { resource: i, path, message: format!("{d:?} depends on itself: remove it from depends_on") });
+                out.push(Finding {
+                    resource: i,
+                    path,
+                    message: format!("{d:?} depends on itself: remove it from depends_on"),
+                });
             } else if !index.contains_key(d.as_str()) {
-                let hint = did_you_mean(d, names.iter().copied()).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
-                out.push(Finding { resource: i, path, message: format!("depends_on names {d:?}, which no document declares{hint}") });
+                let hint = did_you_mean(d, names.iter().copied())
+                    .map(|s| format!(" (did you mean {s:?}?)"))
+                    .unwrap_or_default();
+                out.push(Finding {
+                    resource: i,
+                    path,
+                    message: format!("depends_on names {d:?}, which no document declares{hint}"),
+                });
             }
         }
     }
@@ -308,7 +335,10 @@ fn check_dependencies(resources: &[Resource], out: &mut Vec<Finding>) {
                     out.push(Finding {
                         resource: i,
                         path: YamlPath::of(&["spec", "depends_on"]).index(j),
-                        message: format!("depends_on forms a cycle: {}; remove one of these dependencies", cycle.join(" -> ")),
+                        message: format!(
+                            "depends_on forms a cycle: {}; remove one of these dependencies",
+                            cycle.join(" -> ")
+                        ),
                     });
                 }
                 Mark::Done => {}
@@ -451,7 +481,9 @@ impl Volume {
         if src.starts_with('/') {
             host_path(src).map_err(|w| format!("host path {src:?} {w}"))?;
         } else if src.starts_with('.') || src.contains('/') {
-            return Err(format!("host path {src:?} must be absolute (desired state is applied on the host, not in the repo)"));
+            return Err(format!(
+                "host path {src:?} must be absolute (desired state is applied on the host, not in the repo)"
+            ));
         } else if !docker_object_name(src) {
             return Err(format!("{src:?} is neither an absolute host path nor a volume name"));
         }
@@ -462,8 +494,8 @@ impl Volume {
             match o {
                 "ro" => read_only = true,
                 "rw" => read_only = false,
-                "z" | "Z" | "nocopy" | "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" | "delegated"
-                | "cached" | "consistent" => options.push(o.to_string()),
+                "z" | "Z" | "nocopy" | "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate"
+                | "delegated" | "cached" | "consistent" => options.push(o.to_string()),
                 _ => return Err(format!("unknown option {o:?} (ro, rw, z, Z, nocopy, or a propagation mode)")),
             }
         }
@@ -575,7 +607,8 @@ pub fn image_reference(r: &str) -> Result<(), String> {
     };
     if let Some(d) = digest {
         let (algo, hex) = d.split_once(':').ok_or("a digest is sha256:<64 hex digits>")?;
-        if algo != "sha256" || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if algo != "sha256" || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err("a digest is sha256:<64 lowercase hex digits>".into());
         }
     }
@@ -616,7 +649,8 @@ pub fn image_reference(r: &str) -> Result<(), String> {
             return Err(format!("{c:?} must be lowercase"));
         }
         let valid_chars = c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch));
-        let ends_ok = c.starts_with(|ch: char| ch.is_ascii_alphanumeric()) && c.ends_with(|ch: char| ch.is_ascii_alphanumeric());
+        let ends_ok =
+            c.starts_with(|ch: char| ch.is_ascii_alphanumeric()) && c.ends_with(|ch: char| ch.is_ascii_alphanumeric());
         if !valid_chars || !ends_ok || c.contains("..") || c.contains("___") {
             return Err(format!("{c:?} may hold lowercase letters, digits and single separators (., _, __, -)"));
         }
@@ -686,13 +720,18 @@ mod tests {
     #[test]
     fn port_mappings() {
         let p = PortMapping::parse("127.0.0.1:8080:80").unwrap();
-        assert_eq!((p.ip.as_deref(), p.host, p.container, p.proto.as_str()), (Some("127.0.0.1"), Some((8080, 8080)), (80, 80), "tcp"));
+        assert_eq!(
+            (p.ip.as_deref(), p.host, p.container, p.proto.as_str()),
+            (Some("127.0.0.1"), Some((8080, 8080)), (80, 80), "tcp")
+        );
         let p = PortMapping::parse("[::1]:53:53/udp").unwrap();
         assert_eq!((p.ip.as_deref(), p.proto.as_str()), (Some("::1"), "udp"));
         assert_eq!(PortMapping::parse("80").unwrap().host, None);
         assert_eq!(PortMapping::parse("127.0.0.1::80").unwrap().host, None);
         assert_eq!(PortMapping::parse("8000-8001:9000-9001").unwrap().host, Some((8000, 8001)));
-        for bad in ["", "0", "65536", "80:80:80:80", "a:80", "8080:80/icmp", "1.2.3:80:80", "8000-8002:9000-9001", "90-80"] {
+        for bad in
+            ["", "0", "65536", "80:80:80:80", "a:80", "8080:80/icmp", "1.2.3:80:80", "8000-8002:9000-9001", "90-80"]
+        {
             assert!(PortMapping::parse(bad).is_err(), "{bad} should be refused");
         }
     }

@@ -60,10 +60,7 @@ impl Duration {
                 "d" => 86_400_000,
                 _ => return Err(err()),
             };
-            total_ms = n
-                .checked_mul(factor)
-                .and_then(|v| total_ms.checked_add(v))
-                .ok_or_else(err)?;
+            total_ms = n.checked_mul(factor).and_then(|v| total_ms.checked_add(v)).ok_or_else(err)?;
         }
         let ms = u64::try_from(total_ms).map_err(|_| err())?;
         Ok(Duration(StdDuration::from_millis(ms)))

@@ -12,7 +12,11 @@ pub mod source_map;
 pub mod types;
 
 pub use duration::Duration;
-pub use load::{parse, read_dir_files, DesiredState, Diagnostic, Invalid, Loaded, ReadError, SourceFile};
+pub use load::{
+    diagnostic_at, parse, parse_single, read_dir_files, DesiredState, Diagnostic, Invalid, Loaded, ReadError,
+    SourceFile,
+};
+pub use source_map::{DocMap, Seg, YamlPath};
 pub use types::*;
 
 /// Load the effective desired state for `environment` from in-memory files.

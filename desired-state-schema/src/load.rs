@@ -102,11 +102,8 @@ impl DesiredState {
                 if done[i] {
                     continue;
                 }
-                let ready = r
-                    .spec
-                    .depends_on()
-                    .iter()
-                    .all(|d| index.get(d.as_str()).is_none_or(|&j| done[j] || j == i));
+                let ready =
+                    r.spec.depends_on().iter().all(|d| index.get(d.as_str()).is_none_or(|&j| done[j] || j == i));
                 if ready {
                     done[i] = true;
                     out.push(r);
@@ -175,8 +172,14 @@ fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diag
         let value = match Value::deserialize(de) {
             Ok(v) => v,
             Err(e) => {
-                let (line, column) = e.location().map_or((map.start.line, map.start.column), |l| (l.line(), l.column()));
-                errors.push(Diagnostic { file: file.path.clone(), line, column, message: format!("YAML syntax: {}", strip_marks(&e.to_string())) });
+                let (line, column) =
+                    e.location().map_or((map.start.line, map.start.column), |l| (l.line(), l.column()));
+                errors.push(Diagnostic {
+                    file: file.path.clone(),
+                    line,
+                    column,
+                    message: format!("YAML syntax: {}", strip_marks(&e.to_string())),
+                });
                 return; // the rest of the file cannot be read reliably
             }
         };
@@ -186,11 +189,7 @@ fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diag
         let origin = Origin { file: file.path.clone(), line: map.start.line };
         match typed::<Envelope>(value) {
             Ok(envelope) => parsed.push(Parsed { origin, map, envelope }),
-            Err((path, msg)) => {
-                let at_key = msg.starts_with("unknown key");
-                let pos = if at_key { map.key_pos(&path) } else { map.value_pos(&path) };
-                errors.push(diag(&file.path, pos, &path, &msg));
-            }
+            Err((path, msg)) => errors.push(diagnostic_at(&file.path, &map, &path, &msg)),
         }
     }
 }
@@ -222,7 +221,12 @@ impl Loaded {
             if let Some(o) = overlay {
                 if !o.is_null() && !o.is_mapping() {
                     let path = YamlPath::of(&["environments", environment.unwrap_or_default(), "spec"]);
-                    diags.push(diag(&p.origin.file, p.map.value_pos(&path), &path, "an overlay's spec must be a mapping of the keys to change"));
+                    diags.push(diag(
+                        &p.origin.file,
+                        p.map.value_pos(&path),
+                        &path,
+                        "an overlay's spec must be a mapping of the keys to change",
+                    ));
                     continue;
                 }
                 deep_merge(&mut spec, o);
@@ -276,7 +280,6 @@ impl Loaded {
     /// Position of `path` of document `pi`: in the overlay when the overlay set that value.
     fn locate(&self, pi: usize, env: Option<&str>, path: &YamlPath, msg: &str) -> Diagnostic {
         let p = &self.parsed[pi];
-        let at_key = msg.starts_with("unknown key");
         let mut shown = path.clone();
         if let (Some(env), Some(Seg::Key(first))) = (env, path.0.first()) {
             if first == "spec" {
@@ -291,8 +294,7 @@ impl Loaded {
                 }
             }
         }
-        let pos = if at_key { p.map.key_pos(&shown) } else { p.map.value_pos(&shown) };
-        diag(&p.origin.file, pos, &shown, msg)
+        diagnostic_at(&p.origin.file, &p.map, &shown, msg)
     }
 }
 
@@ -311,6 +313,34 @@ fn overlay_sets(p: &Parsed, env: &str, rest: &[Seg]) -> bool {
         }
     }
     true
+}
+
+/// Parse a file that holds one YAML document (such as the agent's config) as `T`, with the
+/// same error quality as desired state. Returns the value and its position map, for checks.
+pub fn parse_single<T: DeserializeOwned>(file: &str, text: &str) -> Result<(T, DocMap), Diagnostic> {
+    let map = map_documents(text).into_iter().next().unwrap_or_default();
+    let value: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        Diagnostic {
+            file: file.to_string(),
+            line,
+            column,
+            message: format!("YAML syntax: {}", strip_marks(&e.to_string())),
+        }
+    })?;
+    if value.is_null() {
+        return Err(Diagnostic { file: file.to_string(), line: 0, column: 0, message: "the file is empty".into() });
+    }
+    match typed::<T>(value) {
+        Ok(v) => Ok((v, map)),
+        Err((path, msg)) => Err(diagnostic_at(file, &map, &path, &msg)),
+    }
+}
+
+/// A diagnostic at `path` of a mapped document (at the key, for unknown-key messages).
+pub fn diagnostic_at(file: &str, map: &DocMap, path: &YamlPath, msg: &str) -> Diagnostic {
+    let pos = if msg.starts_with("unknown key") { map.key_pos(path) } else { map.value_pos(path) };
+    diag(file, pos, path, msg)
 }
 
 fn diag(file: &str, pos: Pos, path: &YamlPath, msg: &str) -> Diagnostic {
@@ -389,7 +419,8 @@ fn humanize(raw: &str, path: &mut YamlPath) -> String {
         if path.0.last() != Some(&Seg::Key(key.to_string())) {
             *path = path.key(key);
         }
-        let hint = did_you_mean(key, expected.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let hint =
+            did_you_mean(key, expected.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
         let list = if expected.is_empty() { String::from("none here") } else { expected.join(", ") };
         return format!("unknown key `{key}`{hint}; expected one of: {list}");
     }
@@ -405,10 +436,13 @@ fn humanize(raw: &str, path: &mut YamlPath) -> String {
             return format!("unknown apiVersion `{got}`: this agent understands `driftless/v1`");
         }
         if last == Some(Seg::Key("kind".into())) {
-            let hint = did_you_mean(got, expected.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            let hint = did_you_mean(got, expected.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
             return format!("unknown kind `{got}`{hint}; expected one of: {}", expected.join(", "));
         }
-        let hint = did_you_mean(got, expected.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let hint =
+            did_you_mean(got, expected.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
         return format!("unknown value `{got}`{hint}; expected one of: {}", expected.join(", "));
     }
     raw.to_string()
@@ -470,8 +504,12 @@ mod tests {
 
     #[test]
     fn strip_marks_removes_positions() {
-        assert_eq!(strip_marks("did not find expected key at line 3 column 5, while parsing a block mapping at line 1 column 1"),
-            "did not find expected key, while parsing a block mapping");
+        assert_eq!(
+            strip_marks(
+                "did not find expected key at line 3 column 5, while parsing a block mapping at line 1 column 1"
+            ),
+            "did not find expected key, while parsing a block mapping"
+        );
         assert_eq!(strip_marks("plain"), "plain");
     }
 

@@ -140,16 +140,10 @@ pub fn map_documents(text: &str) -> Vec<DocMap> {
     let mut stack: Vec<Frame> = Vec::new();
     for item in Parser::new_from_str(text) {
         let Ok((event, span)) = item else { break };
-        let pos = Pos {
-            line: span.start.line(),
-            column: span.start.col() + 1,
-        };
+        let pos = Pos { line: span.start.line(), column: span.start.col() + 1 };
         match event {
             Event::DocumentStart(_) => {
-                cur = Some(DocMap {
-                    start: pos,
-                    nodes: HashMap::new(),
-                });
+                cur = Some(DocMap { start: pos, nodes: HashMap::new() });
                 stack.clear();
             }
             Event::DocumentEnd => {

@@ -6,9 +6,13 @@ use desired_state_schema::{load, SourceFile};
 
 const WEB: &str = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec:\n  image: web:1\n";
 
-/// (case name, environment, files as (path, text)).
-fn cases() -> Vec<(&'static str, Option<&'static str>, Vec<(&'static str, String)>)> {
-    let c = |name: &str, spec: &str| format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: {name} }}\nspec:\n{spec}");
+/// A case: its name, the environment to build, and its files as (path, text).
+type Case = (&'static str, Option<&'static str>, Vec<(&'static str, String)>);
+
+fn cases() -> Vec<Case> {
+    let c = |name: &str, spec: &str| {
+        format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: {name} }}\nspec:\n{spec}")
+    };
     vec![
         ("yaml syntax", None, vec![("a.yaml", "apiVersion: driftless/v1\nkind: Container\n  metadata: x\n".into())]),
         ("tab indentation", None, vec![("a.yaml", "apiVersion: driftless/v1\nspec:\n\timage: x\n".into())]),

@@ -1,0 +1,566 @@
+//! The agent's own config (`/etc/driftless/agent.yaml`): typed, defaulted and validated, with
+//! every refusal naming the file, line, column and key. `Config::load` is what `agentd`
+//! (at start, on SIGHUP and for `--check`) and `agentctl` (for `control_socket`) call.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use desired_state_schema::checks::{dns_label, repo_path};
+use desired_state_schema::{diagnostic_at, parse_single, Diagnostic, DocMap, Duration, YamlPath};
+use serde::{Deserialize, Serialize};
+
+use crate::semver_range::Range;
+
+pub const DEFAULT_CONFIG: &str = "/etc/driftless/agent.yaml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/driftless";
+pub const DEFAULT_SOCKET: &str = "/run/driftless/agent.sock";
+
+/// The agent config, as written (defaults filled in).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Default: the machine's hostname.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Selects `environments.<name>` overlays in the desired state.
+    #[serde(default)]
+    pub environment: Option<String>,
+    pub source: SourceConfig,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_socket")]
+    pub control_socket: PathBuf,
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    #[serde(default)]
+    pub health: HealthDefaults,
+    #[serde(default)]
+    pub notify: Vec<NotifyTarget>,
+    /// What to do when a managed resource was changed by hand.
+    #[serde(default)]
+    pub drift: DriftMode,
+    /// How many deployments `agentctl history` keeps.
+    #[serde(default = "default_history_limit")]
+    pub history_limit: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `ssh://…`, `user@host:path`, `https://…`, `http://…`, `git://…`, `file://…` or an absolute path.
+    pub url: String,
+    #[serde(rename = "ref")]
+    pub reference: RefConfig,
+    /// Folder of the repository holding this host's desired state.
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    /// Local repositories: react to ref changes at once (inotify).
+    #[serde(default)]
+    pub watch: bool,
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    #[serde(default)]
+    pub verify: Option<VerifyConfig>,
+}
+
+/// `source.ref` as written: exactly one key must be set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// The ref selector, once validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefSelector {
+    Branch(String),
+    Tag(String),
+    Semver(Range),
+    Commit(String),
+}
+
+impl std::fmt::Display for RefSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefSelector::Branch(b) => write!(f, "branch {b}"),
+            RefSelector::Tag(t) => write!(f, "tag {t}"),
+            RefSelector::Semver(r) => write!(f, "semver {r}"),
+            RefSelector::Commit(c) => write!(f, "commit {c}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// User name for HTTPS basic auth with `token_file` (default: `git`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    pub allowed_signers: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub listen: String,
+    pub secret_file: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthDefaults {
+    #[serde(default = "default_health_timeout")]
+    pub timeout: Duration,
+    #[serde(default = "default_health_interval")]
+    pub interval: Duration,
+}
+
+impl Default for HealthDefaults {
+    fn default() -> Self {
+        HealthDefaults { timeout: default_health_timeout(), interval: default_health_interval() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTarget {
+    pub url: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftMode {
+    /// Put drifted resources back (the default).
+    #[default]
+    Repair,
+    /// Only report drift.
+    Report,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
+fn default_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_SOCKET)
+}
+fn default_path() -> String {
+    ".".into()
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_health_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_history_limit() -> usize {
+    100
+}
+
+/// The kind of remote `source.url` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteKind {
+    /// A path on this machine (`/srv/state.git` or `file://…`).
+    Local(PathBuf),
+    Ssh,
+    Https,
+    Http,
+    Git,
+}
+
+/// Why the config was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the agent config: {source}; create it (see examples/) or pass --config PATH")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// A loaded, validated config and what validation derived from it.
+#[derive(Clone, Debug)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    pub config: Config,
+    pub host: String,
+    pub selector: RefSelector,
+    pub remote: RemoteKind,
+}
+
+impl LoadedConfig {
+    /// Read and validate `path`. Every problem is reported, not only the first.
+    pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+        Self::from_text(path, &text)
+    }
+
+    pub fn from_text(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
+        let file = path.display().to_string();
+        let (config, map): (Config, DocMap) = parse_single(&file, text).map_err(|d| ConfigError::Invalid(vec![d]))?;
+        let mut v = Validator { file: &file, map: &map, diags: Vec::new() };
+        let host = match &config.host {
+            Some(h) => h.clone(),
+            None => system_hostname(),
+        };
+        v.config(&config, &host);
+        let selector = v.selector(&config.source.reference);
+        let remote = v.remote(&config.source);
+        match (selector, remote) {
+            (Some(selector), Some(remote)) if v.diags.is_empty() => {
+                Ok(LoadedConfig { path: path.to_path_buf(), config, host, selector, remote })
+            }
+            _ => {
+                v.diags.sort();
+                Err(ConfigError::Invalid(v.diags))
+            }
+        }
+    }
+}
+
+/// The machine's hostname, as `hostname` prints it.
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    map: &'a DocMap,
+    diags: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, keys: &[&str], msg: impl Into<String>) {
+        let d = diagnostic_at(self.file, self.map, &YamlPath::of(keys), &msg.into());
+        self.diags.push(d);
+    }
+
+    fn config(&mut self, c: &Config, host: &str) {
+        if host.is_empty() || host.len() > 253 || !host.split('.').all(|l| dns_label(&l.to_ascii_lowercase()).is_ok()) {
+            self.err(&["host"], format!("host {host:?} is not a host name: write e.g. web-1"));
+        }
+        if let Some(env) = &c.environment {
+            if env.is_empty() || env.chars().any(|ch| ch.is_whitespace()) {
+                self.err(&["environment"], format!("environment {env:?} must be a non-empty word such as staging"));
+            }
+        }
+        if let Err(why) = repo_path(&c.source.path) {
+            self.err(&["source", "path"], format!("path {:?} {why}", c.source.path));
+        }
+        if c.source.interval.as_std() < std::time::Duration::from_secs(1) {
+            self.err(&["source", "interval"], "interval must be at least 1s");
+        }
+        for (keys, p) in [(&["state_dir"][..], &c.state_dir), (&["control_socket"][..], &c.control_socket)] {
+            if !p.is_absolute() {
+                self.err(keys, format!("{} must be an absolute path", p.display()));
+            }
+        }
+        if let Some(a) = &c.source.auth {
+            for (key, p) in [("ssh_key", &a.ssh_key), ("known_hosts", &a.known_hosts), ("token_file", &a.token_file)] {
+                if let Some(p) = p {
+                    self.readable_file(&["source", "auth", key], p);
+                }
+            }
+        }
+        if let Some(vc) = &c.source.verify {
+            self.readable_file(&["source", "verify", "allowed_signers"], &vc.allowed_signers);
+        }
+        if let Some(w) = &c.webhook {
+            if w.listen.parse::<SocketAddr>().is_err() {
+                self.err(
+                    &["webhook", "listen"],
+                    format!("{:?} is not an address to listen on: write IP:PORT, e.g. 127.0.0.1:9180", w.listen),
+                );
+            }
+            self.readable_file(&["webhook", "secret_file"], &w.secret_file);
+        }
+        if let Some(m) = &c.metrics {
+            if m.listen.parse::<SocketAddr>().is_err() {
+                self.err(
+                    &["metrics", "listen"],
+                    format!("{:?} is not an address to listen on: write IP:PORT, e.g. 127.0.0.1:9181", m.listen),
+                );
+            }
+        }
+        if c.health.timeout.as_std().is_zero() {
+            self.err(&["health", "timeout"], "timeout must be longer than 0s");
+        }
+        if c.health.interval.as_std().is_zero() {
+            self.err(&["health", "interval"], "interval must be longer than 0s");
+        } else if c.health.interval > c.health.timeout {
+            self.err(
+                &["health", "interval"],
+                format!("interval {} is longer than timeout {}", c.health.interval, c.health.timeout),
+            );
+        }
+        for (i, n) in c.notify.iter().enumerate() {
+            if !(n.url.starts_with("http://") || n.url.starts_with("https://")) || n.url.len() <= "https://".len() {
+                let d = diagnostic_at(
+                    self.file,
+                    self.map,
+                    &YamlPath::of(&["notify"]).index(i).key("url"),
+                    &format!("{:?} is not an http:// or https:// URL", n.url),
+                );
+                self.diags.push(d);
+            }
+        }
+        if c.history_limit == 0 {
+            self.err(&["history_limit"], "history_limit must be at least 1");
+        }
+    }
+
+    fn readable_file(&mut self, keys: &[&str], p: &Path) {
+        if !p.is_absolute() {
+            self.err(keys, format!("{} must be an absolute path", p.display()));
+        } else if let Err(e) = std::fs::File::open(p) {
+            self.err(keys, format!("cannot read {}: {e}", p.display()));
+        }
+    }
+
+    fn selector(&mut self, r: &RefConfig) -> Option<RefSelector> {
+        let set: Vec<&str> = [("branch", &r.branch), ("tag", &r.tag), ("semver", &r.semver), ("commit", &r.commit)]
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        if set.len() != 1 {
+            let what =
+                if set.is_empty() { "none is set".to_string() } else { format!("{} are set", set.join(" and ")) };
+            self.err(&["source", "ref"], format!("give exactly one of branch, tag, semver, commit ({what})"));
+            return None;
+        }
+        let key = set[0];
+        let at = ["source", "ref", key];
+        if let Some(b) = &r.branch {
+            if let Err(why) = ref_name(b) {
+                self.err(&at, format!("branch {b:?} {why}"));
+                return None;
+            }
+            return Some(RefSelector::Branch(b.clone()));
+        }
+        if let Some(t) = &r.tag {
+            if let Err(why) = ref_name(t) {
+                self.err(&at, format!("tag {t:?} {why}"));
+                return None;
+            }
+            return Some(RefSelector::Tag(t.clone()));
+        }
+        if let Some(s) = &r.semver {
+            return match Range::parse(s) {
+                Ok(range) => Some(RefSelector::Semver(range)),
+                Err(e) => {
+                    self.err(&at, e.to_string());
+                    None
+                }
+            };
+        }
+        let c = r.commit.as_deref().unwrap_or_default();
+        if !(c.len() == 40 || c.len() == 64) || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+            self.err(&at, format!("commit {c:?} must be a full commit id (40 hex digits)"));
+            return None;
+        }
+        Some(RefSelector::Commit(c.to_ascii_lowercase()))
+    }
+
+    fn remote(&mut self, s: &SourceConfig) -> Option<RemoteKind> {
+        let at = ["source", "url"];
+        let u = s.url.as_str();
+        let kind = if let Some(p) = u.strip_prefix("file://") {
+            if !p.starts_with('/') {
+                self.err(&at, format!("{u:?}: a file:// URL needs an absolute path (file:///srv/state.git)"));
+                return None;
+            }
+            RemoteKind::Local(PathBuf::from(p))
+        } else if u.starts_with('/') {
+            RemoteKind::Local(PathBuf::from(u))
+        } else if let Some(rest) = u.strip_prefix("ssh://") {
+            if !has_host(rest) {
+                self.err(&at, format!("{u:?} has no host: write ssh://git@host/path/repo.git"));
+                return None;
+            }
+            RemoteKind::Ssh
+        } else if let Some(rest) = u.strip_prefix("https://") {
+            if !has_host(rest) {
+                self.err(&at, format!("{u:?} has no host"));
+                return None;
+            }
+            RemoteKind::Https
+        } else if let Some(rest) = u.strip_prefix("http://") {
+            if !has_host(rest) {
+                self.err(&at, format!("{u:?} has no host"));
+                return None;
+            }
+            RemoteKind::Http
+        } else if let Some(rest) = u.strip_prefix("git://") {
+            if !has_host(rest) {
+                self.err(&at, format!("{u:?} has no host"));
+                return None;
+            }
+            RemoteKind::Git
+        } else if is_scp_like(u) {
+            RemoteKind::Ssh
+        } else {
+            self.err(
+                &at,
+                format!("{u:?} is not a repository URL: write ssh://…, git@host:path, https://…, git://…, file:///… or an absolute path"),
+            );
+            return None;
+        };
+        let auth = s.auth.as_ref();
+        match &kind {
+            RemoteKind::Ssh => {
+                if auth.is_some_and(|a| a.token_file.is_some()) {
+                    self.err(
+                        &["source", "auth", "token_file"],
+                        "token_file is for https:// remotes; an ssh remote uses ssh_key",
+                    );
+                }
+            }
+            RemoteKind::Https | RemoteKind::Http => {
+                if auth.is_some_and(|a| a.ssh_key.is_some()) {
+                    self.err(
+                        &["source", "auth", "ssh_key"],
+                        "ssh_key is for ssh remotes; an https remote uses token_file",
+                    );
+                }
+            }
+            RemoteKind::Local(_) | RemoteKind::Git => {
+                if auth.is_some_and(|a| a.ssh_key.is_some() || a.token_file.is_some()) {
+                    self.err(&["source", "auth"], "this remote takes no credentials: remove auth");
+                }
+            }
+        }
+        if s.watch && !matches!(kind, RemoteKind::Local(_)) {
+            self.err(
+                &["source", "watch"],
+                "watch works for a repository on this machine only; for a remote, use webhook: to sync on push",
+            );
+        }
+        Some(kind)
+    }
+}
+
+fn has_host(rest: &str) -> bool {
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    !host.is_empty() && !host.starts_with(':')
+}
+
+/// `user@host:path` (scp-like ssh syntax).
+fn is_scp_like(u: &str) -> bool {
+    match u.split_once(':') {
+        Some((left, right)) => !left.is_empty() && !left.contains('/') && !right.is_empty() && !right.starts_with("//"),
+        None => false,
+    }
+}
+
+/// git's rules for ref names, as far as an operator can get them wrong.
+fn ref_name(r: &str) -> Result<(), &'static str> {
+    if r.is_empty() {
+        return Err("is empty");
+    }
+    if r.starts_with("refs/") {
+        return Err("should be a short name (main, production), not a full refs/ path");
+    }
+    let bad = r.starts_with('-')
+        || r.starts_with('/')
+        || r.ends_with('/')
+        || r.ends_with('.')
+        || r.ends_with(".lock")
+        || r.contains("..")
+        || r.contains("//")
+        || r.contains("@{")
+        || r.chars().any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if bad {
+        return Err("is not a valid git ref name");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<LoadedConfig, String> {
+        LoadedConfig::from_text(Path::new("agent.yaml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = load("host: web-1\nsource:\n  url: /srv/state.git\n  ref: { branch: main }\n").unwrap();
+        assert_eq!(c.host, "web-1");
+        assert_eq!(c.selector, RefSelector::Branch("main".into()));
+        assert_eq!(c.remote, RemoteKind::Local("/srv/state.git".into()));
+        assert_eq!(c.config.source.interval, Duration::from_secs(60));
+        assert_eq!(c.config.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(c.config.health.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn refusals_name_file_line_column_and_key() {
+        let table = [
+            ("source:\n  url: /x\n  ref: { branch: main }\n  intervall: 5s\n", "agent.yaml:4:3: source.intervall: unknown key `intervall` (did you mean `interval`?); expected one of: url, ref, path, interval, watch, auth, verify"),
+            ("source:\n  url: /x\n  ref: { branch: main }\n  interval: 5\n", "agent.yaml:4:13: source.interval: 5 has no unit: write 5s (or ms, m, h)"),
+            ("source:\n  url: /x\n  ref: { branch: main, tag: v1 }\n", "agent.yaml:3:8: source.ref: give exactly one of branch, tag, semver, commit (branch and tag are set)"),
+            ("source:\n  url: /x\n  ref: { semver: \">=1.x.3\" }\n", "agent.yaml:3:18: source.ref.semver: \">=1.x.3\" is not a semver range: \"1.x.3\": a number after a wildcard; write e.g. \">=1.0.0\", \"^1.4\", \"~1.2.3\", \"1.x\", \"1.2.3 - 1.4\" or \">=1.0.0 <2.0.0 || >=3.0.0\""),
+            ("source:\n  url: ftp://x/y\n  ref: { branch: main }\n", "agent.yaml:2:8: source.url: \"ftp://x/y\" is not a repository URL: write ssh://…, git@host:path, https://…, git://…, file:///… or an absolute path"),
+            ("source:\n  url: https://git.example/ops.git\n  ref: { branch: main }\n  watch: true\n", "agent.yaml:4:10: source.watch: watch works for a repository on this machine only; for a remote, use webhook: to sync on push"),
+            ("source:\n  url: /x\n  ref: { branch: \"a..b\" }\n", "agent.yaml:3:18: source.ref.branch: branch \"a..b\" is not a valid git ref name"),
+            ("source:\n  url: /x\n  ref: { branch: main }\nwebhook: { listen: \"localhost\", secret_file: /nonexistent/secret }\n", "agent.yaml:4:20: webhook.listen: \"localhost\" is not an address to listen on: write IP:PORT, e.g. 127.0.0.1:9180\nagent.yaml:4:46: webhook.secret_file: cannot read /nonexistent/secret: No such file or directory (os error 2)"),
+            ("host: web-1\n", "agent.yaml:1:1: missing key `source`: it is required here"),
+            ("source:\n  url: /x\n  ref: { commit: abc }\n", "agent.yaml:3:18: source.ref.commit: commit \"abc\" must be a full commit id (40 hex digits)"),
+            ("source:\n  url: /x\n  ref: { branch: main }\n  path: ../other\n", "agent.yaml:4:9: source.path: path \"../other\" escapes the repository root: remove the '..'"),
+        ];
+        for (text, want) in table {
+            assert_eq!(load(text).err().as_deref(), Some(want), "for config:\n{text}");
+        }
+    }
+
+    #[test]
+    fn remote_kinds() {
+        for (url, kind) in [
+            ("ssh://git@127.0.0.1:2222/srv/state.git", RemoteKind::Ssh),
+            ("git@git.example.com:ops/state.git", RemoteKind::Ssh),
+            ("https://git.example.com/ops/state.git", RemoteKind::Https),
+            ("git://127.0.0.1/state.git", RemoteKind::Git),
+            ("file:///srv/state.git", RemoteKind::Local("/srv/state.git".into())),
+        ] {
+            let c = load(&format!("source:\n  url: \"{url}\"\n  ref: {{ branch: main }}\n")).unwrap();
+            assert_eq!(c.remote, kind, "{url}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `agentctl validate [DIR]`: check a desired-state folder offline, as CI would before a
+//! merge. Validates the base documents and every environment they declare overlays for (or
+//! only the one asked for), and can render the effective state. No agent, no Git, no runtime.
+
+use std::path::Path;
+
+use desired_state_schema::{parse, read_dir_files, DesiredState, Diagnostic, ReadError};
+use serde::Serialize;
+
+/// A diagnostic and the environment it shows up in (`None`: the base documents).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    #[serde(flatten)]
+    pub diagnostic: Diagnostic,
+    pub environment: Option<String>,
+}
+
+/// What `validate` found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub valid: bool,
+    pub directory: String,
+    pub files: usize,
+    pub documents: usize,
+    /// Environments that some document declares an overlay for.
+    pub environments: Vec<String>,
+    /// Which environments were checked (`null` stands for the base documents).
+    pub checked: Vec<Option<String>>,
+    pub errors: Vec<Finding>,
+    /// The effective desired state, when asked for and valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<desired_state_schema::Resource>>,
+}
+
+/// Validate `dir`. `environment`: check only that one (else the base and every declared one).
+/// `render`: keep the effective state of `environment` (or of the base) in the report.
+pub fn validate(dir: &Path, environment: Option<&str>, render: bool) -> Result<Report, ReadError> {
+    let files = read_dir_files(dir)?;
+    let loaded = parse(&files);
+    let declared: Vec<String> = loaded.environments().into_iter().collect();
+    let checked: Vec<Option<String>> = match environment {
+        Some(e) => vec![Some(e.to_string())],
+        None => std::iter::once(None).chain(declared.iter().cloned().map(Some)).collect(),
+    };
+    let mut errors: Vec<Finding> = Vec::new();
+    let mut rendered: Option<DesiredState> = None;
+    for env in &checked {
+        match loaded.build(env.as_deref()) {
+            Ok(state) => {
+                if render && rendered.is_none() {
+                    rendered = Some(state);
+                }
+            }
+            Err(invalid) => {
+                for d in invalid.diagnostics {
+                    // A problem of the base documents shows up in every environment: say it once.
+                    if !errors.iter().any(|f| f.diagnostic == d) {
+                        errors.push(Finding { diagnostic: d, environment: env.clone() });
+                    }
+                }
+            }
+        }
+    }
+    errors.sort_by(|a, b| a.diagnostic.cmp(&b.diagnostic));
+    Ok(Report {
+        valid: errors.is_empty(),
+        directory: dir.display().to_string(),
+        files: loaded.file_count(),
+        documents: loaded.document_count(),
+        environments: declared,
+        checked,
+        errors,
+        resources: rendered.map(|s| s.resources),
+    })
+}
+
+impl Report {
+    /// One line per error, `file:line:column: message`, with the environment when it matters.
+    pub fn error_lines(&self) -> Vec<String> {
+        self.errors
+            .iter()
+            .map(|f| match &f.environment {
+                Some(e) if self.checked.len() > 1 => format!("{} (environment {e})", f.diagnostic),
+                _ => f.diagnostic.to_string(),
+            })
+            .collect()
+    }
+
+    /// The closing line for people.
+    pub fn summary(&self) -> String {
+        let envs = if self.environments.is_empty() {
+            String::new()
+        } else {
+            format!("; environments: {}", self.environments.join(", "))
+        };
+        let counted = format!(
+            "{} document{} in {} file{}{envs}",
+            self.documents,
+            plural(self.documents),
+            self.files,
+            plural(self.files)
+        );
+        if self.valid {
+            format!("{}: valid ({counted})", self.directory)
+        } else {
+            format!("{}: invalid: {} error{} ({counted})", self.directory, self.errors.len(), plural(self.errors.len()))
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

@@ -1,0 +1,112 @@
+//! `agentctl validate` and `agentd --check`, end to end: the real binaries on real folders.
+
+mod common;
+use common::*;
+
+const WEB: &str = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec:\n  image: web:1\n  ports: [\"127.0.0.1:8080:80\"]\nenvironments:\n  staging:\n    spec: { env: { LOG_LEVEL: DEBUG } }\n  production:\n    spec: { ports: [\"127.0.0.1:8080:99999\"] }\n";
+
+#[test]
+fn valid_folder_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[("web.yaml", "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec: { image: web:1 }\n")],
+    );
+    let r = run(agentctl().arg("validate").arg(dir.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("valid (1 document in 1 file)"), "{}", r.stderr);
+}
+
+#[test]
+fn every_error_of_every_file_and_environment_is_listed_and_exit_is_1() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            ("apps/web.yaml", WEB),
+            ("db.yml", "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: db }\nspec:\n  image: db:1\n  depends_on: [wbe]\n"),
+            (".github/workflows/ci.yml", "not: [desired, state\n"),
+            ("README.md", "ignored\n"),
+        ],
+    );
+    let r = run(agentctl().arg("validate").current_dir(dir.path()));
+    assert_eq!(r.code, 1);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "apps/web.yaml:11:21: environments.production.spec.ports[0]: port \"127.0.0.1:8080:99999\" is not valid: port 99999 is out of range 1-65535; write [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], e.g. \"127.0.0.1:8080:80\" (environment production)",
+            "db.yml:6:16: spec.depends_on[0]: depends_on names \"wbe\", which no document declares (did you mean \"web\"?)",
+            ".: invalid: 2 errors (2 documents in 2 files; environments: production, staging)",
+        ]
+    );
+}
+
+#[test]
+fn json_report_has_documented_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), &[("web.yaml", WEB)]);
+    let r = run(agentctl().args(["validate", "--json"]).arg(dir.path()));
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["files"], 1);
+    assert_eq!(v["documents"], 1);
+    assert_eq!(v["environments"], serde_json::json!(["production", "staging"]));
+    let e = &v["errors"][0];
+    assert!(e["file"].as_str().unwrap().ends_with("/web.yaml"), "paths are shown as DIR/file");
+    assert_eq!((e["line"].as_u64(), e["column"].as_u64()), (Some(11), Some(21)));
+    assert_eq!(e["environment"], "production");
+    assert!(e["message"].as_str().unwrap().contains("99999"));
+}
+
+#[test]
+fn render_prints_the_effective_state_of_one_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), &[("web.yaml", WEB)]);
+    let r = run(agentctl().args(["validate", "--environment", "staging", "--render"]).arg(dir.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let docs: Vec<serde_yaml_ng::Value> =
+        serde_yaml_ng::Deserializer::from_str(&r.stdout).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["spec"]["env"]["LOG_LEVEL"], "DEBUG");
+    assert_eq!(docs[0]["spec"]["pull"], "if-not-present", "defaults are filled in");
+    assert!(docs[0].get("environments").is_none(), "overlays are applied, not shown");
+    // The same with --json: resources in the report.
+    let r = run(agentctl().args(["validate", "-e", "staging", "--render", "--json"]).arg(dir.path()));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["resources"][0]["spec"]["env"]["LOG_LEVEL"], "DEBUG");
+    assert_eq!(v["checked"], serde_json::json!(["staging"]));
+}
+
+#[test]
+fn missing_folder_is_an_error_not_a_crash() {
+    let r = run(agentctl().args(["validate", "/nonexistent/state"]));
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr.trim(), "agentctl validate: /nonexistent/state: no such folder: give the folder that holds the desired-state *.yaml files");
+}
+
+#[test]
+fn empty_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(agentctl().arg("validate").arg(dir.path()));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no desired-state documents found"), "{}", r.stderr);
+}
+
+#[test]
+fn agentd_check_refuses_a_bad_config_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.yaml");
+    std::fs::write(&cfg, "source:\n  url: /srv/state.git\n  ref: { branch: main }\n  interval: soon\n").unwrap();
+    let r = run(agentd().arg("--config").arg(&cfg).arg("--check"));
+    assert_eq!(r.code, 1);
+    let first = r.stderr.lines().next().unwrap();
+    assert_eq!(
+        first,
+        format!("{}:4:13: source.interval: \"soon\" is not a duration: write a number with a unit, e.g. 500ms, 30s, 2m, 1h30m", cfg.display())
+    );
+    let r = run(agentd().args(["--config", "/nonexistent/agent.yaml", "--check"]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.starts_with("/nonexistent/agent.yaml: cannot read the agent config"), "{}", r.stderr);
+}
