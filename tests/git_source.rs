@@ -1,0 +1,351 @@
+//! The Git source against real remotes on 127.0.0.1: a local path and `file://`, `git
+//! daemon`, smart HTTP (`git http-backend`) with a token, and `sshd` with a key and
+//! known_hosts. Ref selection (branch, moving tag, semver, pin), force-pushes and deleted
+//! tags, reading desired state from a commit, exports, pins, signatures, and the failure modes.
+
+mod common;
+use common::git::*;
+
+use std::path::Path;
+
+use driftless_agent::config::LoadedConfig;
+use driftless_agent::source::{GitSource, Pin, RefMove, SourceError};
+use git2::Oid;
+
+const WEB: &str = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec: { image: web:1 }\n";
+
+fn source(state: &Path, url: &str, reference: &str, extra: &str) -> GitSource {
+    let text = format!(
+        "host: test\nstate_dir: {}\nsource:\n  url: \"{url}\"\n  ref: {reference}\n  path: hosts/web-1\n{extra}",
+        state.display()
+    );
+    let cfg = LoadedConfig::from_text(Path::new("agent.yaml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    GitSource::new(&cfg)
+}
+
+fn oid(s: &str) -> Oid {
+    Oid::from_str(s).unwrap()
+}
+
+#[test]
+fn follows_a_branch_over_a_local_path_and_file_url() {
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/web-1/web.yaml", WEB)], "one");
+    for url in [up.bare.display().to_string(), up.file_url()] {
+        let state = tempfile::tempdir().unwrap();
+        let src = source(state.path(), &url, "{ branch: main }", "");
+        let r = src.fetch().unwrap();
+        assert_eq!(r.changes.len(), 1);
+        assert_eq!(r.changes[0].kind, RefMove::Created);
+        assert_eq!(src.resolve().unwrap().commit, oid(&c1));
+        let files = src.read_state(oid(&c1), "hosts/web-1").unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, "hosts/web-1/web.yaml");
+        // Nothing new: nothing transferred, no changes.
+        let r = src.fetch().unwrap();
+        assert!(r.changes.is_empty());
+        assert_eq!(r.received_objects, 0);
+    }
+    // A new commit is picked up as a fast-forward.
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ branch: main }", "");
+    src.fetch().unwrap();
+    let c2 = up.commit(&[("hosts/web-1/web.yaml", &WEB.replace("web:1", "web:2"))], "two");
+    let r = src.fetch().unwrap();
+    assert_eq!(r.changes[0].kind, RefMove::FastForward);
+    assert_eq!(src.resolve().unwrap().commit, oid(&c2));
+}
+
+#[test]
+fn force_pushed_branch_is_followed_and_pins_keep_the_old_revision() {
+    let up = Upstream::new();
+    up.commit(&[("hosts/web-1/web.yaml", WEB)], "one");
+    let c2 = up.commit(&[("hosts/web-1/web.yaml", &WEB.replace("web:1", "web:2"))], "two");
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ branch: main }", "");
+    src.fetch().unwrap();
+    src.pin(Pin::LastGood, oid(&c2), "test").unwrap();
+    // Rewrite history upstream: c2 is gone from the branch.
+    git(&up.work, &["reset", "-q", "--hard", "HEAD~1"]);
+    std::fs::write(up.work.join("hosts/web-1/web.yaml"), WEB.replace("web:1", "web:3")).unwrap();
+    git(&up.work, &["commit", "-q", "-am", "three"]);
+    git(&up.work, &["push", "-q", "-f", "origin", "main"]);
+    let c3 = git(&up.work, &["rev-parse", "HEAD"]);
+    let r = src.fetch().unwrap();
+    assert_eq!(r.changes.len(), 1);
+    assert_eq!(r.changes[0].kind, RefMove::Forced, "{:?}", r.changes);
+    assert_eq!(src.resolve().unwrap().commit, oid(&c3));
+    // The last good revision is still readable from the mirror.
+    assert_eq!(src.pinned(Pin::LastGood).unwrap(), Some(oid(&c2)));
+    let files = src.read_state(oid(&c2), "hosts/web-1").unwrap();
+    assert!(files[0].text.contains("web:2"));
+}
+
+#[test]
+fn follows_a_moving_tag_and_reports_its_deletion() {
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/web-1/web.yaml", WEB)], "one");
+    up.tag("production");
+    let c2 = up.commit(&[("hosts/web-1/web.yaml", &WEB.replace("web:1", "web:2"))], "two");
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ tag: production }", "");
+    src.fetch().unwrap();
+    let r = src.resolve().unwrap();
+    assert_eq!(r.commit, oid(&c1), "a commit to main does not move production");
+    assert!(r.tag_object.is_some(), "annotated tag");
+    up.tag("production"); // moved to c2
+    let f = src.fetch().unwrap();
+    assert_eq!(f.changes.len(), 1);
+    assert_eq!(src.resolve().unwrap().commit, oid(&c2));
+    git(&up.work, &["push", "-q", "origin", ":refs/tags/production"]);
+    let f = src.fetch().unwrap();
+    assert_eq!(f.changes[0].kind, RefMove::Deleted);
+    let err = src.resolve().unwrap_err();
+    assert!(matches!(err, SourceError::RefNotFound { .. }), "{err}");
+    assert!(err.to_string().starts_with("tag production not found on file://"), "{err}");
+}
+
+#[test]
+fn semver_picks_the_highest_matching_tag_not_the_newest() {
+    let up = Upstream::new();
+    let mut commits = std::collections::HashMap::new();
+    for (i, tag) in ["v1.10.0", "v1.9.0", "v2.0.0-rc.1", "v1.2.0", "release-9.9.9", "v0.9.0"].iter().enumerate() {
+        let c = up.commit(&[("hosts/web-1/web.yaml", &WEB.replace("web:1", &format!("web:{i}")))], tag);
+        up.tag(tag);
+        commits.insert(*tag, c);
+    }
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ semver: \">=1.0.0\" }", "");
+    src.fetch().unwrap();
+    let r = src.resolve().unwrap();
+    assert_eq!(r.commit, oid(&commits["v1.10.0"]));
+    assert_eq!(r.reference.as_deref(), Some("refs/tags/v1.10.0"));
+
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ semver: \"~1.9\" }", "");
+    src.fetch().unwrap();
+    assert_eq!(src.resolve().unwrap().commit, oid(&commits["v1.9.0"]));
+
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ semver: \">=3\" }", "");
+    src.fetch().unwrap();
+    let err = src.resolve().unwrap_err();
+    assert!(err.to_string().starts_with("no tag on file://"), "{err}");
+    assert!(err.to_string().contains("\">=3\" (5 tag(s) parse as semver)"), "{err}");
+}
+
+#[test]
+fn a_pinned_commit_is_fetched_once() {
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/web-1/web.yaml", WEB)], "one");
+    up.commit(&[("hosts/web-1/web.yaml", &WEB.replace("web:1", "web:2"))], "two");
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), &format!("{{ commit: {c1} }}"), "");
+    let f = src.fetch().unwrap();
+    assert!(f.received_objects > 0);
+    assert_eq!(src.resolve().unwrap().commit, oid(&c1));
+    let f = src.fetch().unwrap();
+    assert_eq!(f.received_objects, 0, "the pin is already here");
+    let missing = "0123456789012345678901234567890123456789";
+    let src = source(state.path(), &up.file_url(), &format!("{{ commit: {missing} }}"), "");
+    src.fetch().unwrap();
+    assert!(matches!(src.resolve().unwrap_err(), SourceError::CommitNotFound { .. }));
+}
+
+#[test]
+fn git_daemon_remote_and_an_unreachable_one() {
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/web-1/web.yaml", WEB)], "one");
+    let daemon = git_daemon(&up);
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &format!("git://127.0.0.1:{}/state.git", daemon.port), "{ branch: main }", "");
+    src.fetch().unwrap();
+    assert_eq!(src.resolve().unwrap().commit, oid(&c1));
+
+    // The server goes away: one clear line, and the mirror keeps what it had.
+    drop(daemon);
+    let err = src.fetch().unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().starts_with("cannot reach git://127.0.0.1:"), "{err}");
+    assert_eq!(err.to_string().lines().count(), 1);
+    assert_eq!(src.resolve().unwrap().commit, oid(&c1));
+}
+
+#[test]
+fn smart_http_with_a_token() {
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/web-1/web.yaml", WEB)], "one");
+    let server = git_http(&up, Some("s3cret"));
+    let url = format!("http://127.0.0.1:{}/state.git", server.port);
+    let secrets = tempfile::tempdir().unwrap();
+    let good = secrets.path().join("token");
+    std::fs::write(&good, "s3cret\n").unwrap();
+    let bad = secrets.path().join("bad-token");
+    std::fs::write(&bad, "wrong\n").unwrap();
+
+    let state = tempfile::tempdir().unwrap();
+    let auth = format!("  auth: {{ token_file: {} }}\n", good.display());
+    let src = source(state.path(), &url, "{ branch: main }", &auth);
+    src.fetch().unwrap();
+    assert_eq!(src.resolve().unwrap().commit, oid(&c1));
+    // A no-op poll: one ref advertisement, no pack.
+    let (req0, bytes0) = http_stats(&up);
+    let f = src.fetch().unwrap();
+    let (req1, bytes1) = http_stats(&up);
+    assert_eq!(f.received_objects, 0);
+    assert!(req1 - req0 <= 2, "a no-op poll takes {} requests", req1 - req0);
+    eprintln!("no-op poll over smart HTTP: {} request(s), {} bytes, {} ms", req1 - req0, bytes1 - bytes0, f.millis);
+
+    for (what, extra) in
+        [("wrong token", format!("  auth: {{ token_file: {} }}\n", bad.display())), ("no token", String::new())]
+    {
+        let state = tempfile::tempdir().unwrap();
+        let src = source(state.path(), &url, "{ branch: main }", &extra);
+        let err = src.fetch().unwrap_err();
+        assert!(matches!(err, SourceError::AuthRefused { .. }), "{what}: {err}");
+        assert_eq!(err.to_string().lines().count(), 1);
+    }
+}
+
+#[test]
+fn ssh_with_a_key_and_checked_host_keys() {
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/web-1/web.yaml", WEB)], "one");
+    let sshd = sshd();
+    let url = format!("ssh://{}@127.0.0.1:{}{}", user(), sshd.server.port, up.bare.display());
+    let auth =
+        |key: &Path, kh: &Path| format!("  auth: {{ ssh_key: {}, known_hosts: {} }}\n", key.display(), kh.display());
+
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &url, "{ branch: main }", &auth(&sshd.client_key, &sshd.known_hosts));
+    src.fetch().unwrap();
+    assert_eq!(src.resolve().unwrap().commit, oid(&c1));
+
+    // Unknown host: known_hosts lists another host only.
+    let other = sshd.dir.path().join("other_known_hosts");
+    std::fs::write(&other, format!("[127.0.0.2]:{} {}\n", sshd.server.port, sshd.host_pub)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let err = source(state.path(), &url, "{ branch: main }", &auth(&sshd.client_key, &other)).fetch().unwrap_err();
+    assert!(matches!(err, SourceError::UnknownHostKey { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("ssh-keyscan -p {} 127.0.0.1", sshd.server.port)), "{msg}");
+
+    // Changed host key: known_hosts lists this host with another key.
+    let changed = sshd.dir.path().join("changed_known_hosts");
+    let other_key = keygen(&sshd.dir.path().join("other_host_key"));
+    std::fs::write(&changed, format!("[127.0.0.1]:{} {}\n", sshd.server.port, other_key)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let err = source(state.path(), &url, "{ branch: main }", &auth(&sshd.client_key, &changed)).fetch().unwrap_err();
+    assert!(matches!(err, SourceError::ChangedHostKey { .. }), "{err}");
+    assert!(err.to_string().starts_with("HOST KEY CHANGED for [127.0.0.1]:"), "{err}");
+
+    // A key the server does not accept.
+    let stranger = sshd.dir.path().join("stranger");
+    keygen(&stranger);
+    let state = tempfile::tempdir().unwrap();
+    let err = source(state.path(), &url, "{ branch: main }", &auth(&stranger, &sshd.known_hosts)).fetch().unwrap_err();
+    assert!(matches!(err, SourceError::AuthRefused { .. }), "{err}");
+    assert_eq!(err.to_string().lines().count(), 1);
+}
+
+#[test]
+fn reads_state_from_the_tree_and_exports_once_per_tree() {
+    let up = Upstream::new();
+    let c1 = up.commit(
+        &[
+            ("hosts/web-1/web.yaml", WEB),
+            ("hosts/web-1/sub/db.yml", "# empty\n"),
+            ("hosts/web-1/.github/ci.yaml", "x: [\n"),
+            ("hosts/web-1/README.md", "no\n"),
+            ("hosts/web-2/other.yaml", WEB),
+            ("apps/api/passenger_wsgi.py", "print('hi')\n"),
+            ("apps/api/bin/run", "#!/bin/sh\necho run\n"),
+        ],
+        "one",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(up.work.join("apps/api/bin/run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    git(&up.work, &["add", "-A"]);
+    git(&up.work, &["commit", "-q", "-m", "exec bit"]);
+    git(&up.work, &["push", "-q", "origin", "main"]);
+    let c2 = git(&up.work, &["rev-parse", "HEAD"]);
+    let c3 = up.commit(&[("hosts/web-1/web.yaml", &WEB.replace("web:1", "web:3"))], "state only");
+
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ branch: main }", "");
+    src.fetch().unwrap();
+    let files = src.read_state(oid(&c1), "hosts/web-1").unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["hosts/web-1/sub/db.yml", "hosts/web-1/web.yaml"]);
+    let err = src.read_state(oid(&c1), "hosts/nope").unwrap_err();
+    assert!(err.to_string().starts_with("source.path \"hosts/nope\" does not exist in revision"), "{err}");
+
+    let e2 = src.export(oid(&c2), "apps/api").unwrap();
+    let e3 = src.export(oid(&c3), "apps/api").unwrap();
+    assert_eq!(e2, e3, "same tree, same export");
+    let mode = std::fs::metadata(e2.path.join("bin/run")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0o111, "exec bit kept");
+    assert_eq!(std::fs::read_to_string(e2.path.join("passenger_wsgi.py")).unwrap(), "print('hi')\n");
+}
+
+/// Sign with SSH keys as git does (`gpg.format=ssh`).
+fn signing_setup(up: &Upstream, key: &Path) {
+    git(&up.work, &["config", "gpg.format", "ssh"]);
+    git(&up.work, &["config", "user.signingkey", key.to_str().unwrap()]);
+}
+
+#[test]
+fn signatures_are_checked_against_allowed_signers() {
+    let up = Upstream::new();
+    let keys = tempfile::tempdir().unwrap();
+    let trusted = keys.path().join("trusted");
+    let trusted_pub = keygen(&trusted);
+    let stranger = keys.path().join("stranger");
+    keygen(&stranger);
+    let allowed = keys.path().join("allowed_signers");
+    std::fs::write(&allowed, format!("ops@example.invalid {trusted_pub}\n")).unwrap();
+    let verify = format!("  verify: {{ allowed_signers: {} }}\n", allowed.display());
+
+    // Branch mode: the commit's signature counts.
+    let unsigned = up.commit(&[("hosts/web-1/web.yaml", WEB)], "unsigned");
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ branch: main }", &verify);
+    src.fetch().unwrap();
+    let r = src.resolve().unwrap();
+    assert_eq!(r.commit, oid(&unsigned));
+    let err = src.verify(&r, &allowed).unwrap_err();
+    assert!(err.to_string().contains("the commit is not signed"), "{err}");
+
+    signing_setup(&up, &trusted);
+    std::fs::write(up.work.join("hosts/web-1/web.yaml"), WEB.replace("web:1", "web:2")).unwrap();
+    git(&up.work, &["commit", "-q", "-S", "-am", "signed"]);
+    git(&up.work, &["push", "-q", "origin", "main"]);
+    src.fetch().unwrap();
+    let r = src.resolve().unwrap();
+    assert_eq!(src.verify(&r, &allowed).unwrap(), "ops@example.invalid");
+
+    signing_setup(&up, &stranger);
+    git(&up.work, &["commit", "-q", "-S", "--allow-empty", "-m", "signed by a stranger"]);
+    git(&up.work, &["push", "-q", "origin", "main"]);
+    src.fetch().unwrap();
+    let r = src.resolve().unwrap();
+    let err = src.verify(&r, &allowed).unwrap_err();
+    assert!(err.to_string().contains("signed by a key not listed in"), "{err}");
+
+    // Tag mode: the tag's signature counts, not the commit's.
+    signing_setup(&up, &trusted);
+    git(&up.work, &["tag", "-s", "-m", "v1", "v1.0.0"]);
+    git(&up.work, &["tag", "v1.1.0"]); // lightweight
+    git(&up.work, &["push", "-q", "origin", "--tags"]);
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ tag: v1.0.0 }", &verify);
+    src.fetch().unwrap();
+    let r = src.resolve().unwrap();
+    assert_eq!(src.verify(&r, &allowed).unwrap(), "ops@example.invalid");
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ semver: \"^1.1\" }", &verify);
+    src.fetch().unwrap();
+    let r = src.resolve().unwrap();
+    let err = src.verify(&r, &allowed).unwrap_err();
+    assert!(err.to_string().contains("lightweight tag"), "{err}");
+}
