@@ -1,13 +1,22 @@
 //! Driftless agent library: everything `agentd` and `agentctl` share. The binaries in
 //! `src/bin/` are thin edges (argument parsing, exit codes, `anyhow`); the logic is here.
 //!
-//! Code map: `config` — the agent's own config file; `source` — the Git mirror, ref
-//! selection, reading and exporting revisions, signatures; `semver_range` — npm-style ranges
-//! and the semver tag pick; `fsutil` — atomic, durable writes; `validate` — `agentctl
-//! validate`'s report.
+//! Code map (details in docs/architecture.md): `config` — the agent's own config file;
+//! `source` — the Git mirror, ref selection, reading and exporting revisions, signatures;
+//! `plan` — the pure planning core; `runtime` — the drivers (Docker); `health` — the gate;
+//! `reconciler` — the task that owns the state and runs cycles; `state` — what survives a
+//! restart (state, history, journal); `control` — the Unix-socket API and its wire types;
+//! `semver_range` — npm-style ranges; `fsutil` — atomic, durable writes; `validate` —
+//! `agentctl validate`'s report.
 
 pub mod config;
+pub mod control;
 pub mod fsutil;
+pub mod health;
+pub mod plan;
+pub mod reconciler;
+pub mod runtime;
 pub mod semver_range;
 pub mod source;
+pub mod state;
 pub mod validate;

@@ -102,6 +102,9 @@ pub struct ContainerSpec {
     /// Docker restart policy.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// How long a stop waits for the container to exit before it is killed.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: Duration,
     /// Containers that must be applied (and healthy) before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
@@ -265,6 +268,10 @@ pub struct PassengerAppSpec {
     /// Checks that must pass before a revision counts as good.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<HealthCheck>,
+}
+
+fn default_stop_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_build_timeout() -> Duration {

@@ -1,23 +1,72 @@
-//! `agentctl`: the operator's command line. Parses arguments, calls the library, prints, and
-//! maps outcomes to the documented exit codes (0 ok, 1 error or invalid, 2 changes pending,
-//! 3 agent not reachable).
+//! `agentctl`: the operator's command line. Parses arguments, talks to `agentd` over the
+//! control socket (or, for `validate`, works offline), prints, and maps outcomes to the
+//! documented exit codes: 0 ok, 1 error (or invalid, or rolled back), 2 changes pending
+//! (`diff`), 3 agent not reachable.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use driftless_agent::config::{LoadedConfig, DEFAULT_SOCKET};
+use driftless_agent::control::wire::{DiffView, Reply, Request, StatusView, SyncView};
+use driftless_agent::control::{request, ClientError};
+use driftless_agent::reconciler::short;
+use driftless_agent::state::HistoryEntry;
 use driftless_agent::validate::validate;
 
 #[derive(Parser)]
 #[command(name = "agentctl", version, about = "Control and inspect the Driftless agent on this host")]
 struct Cli {
+    /// The agent's control socket.
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "config")]
+    socket: Option<PathBuf>,
+    /// Read `control_socket` from this agent config.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Cmd,
 }
 
 #[derive(Subcommand)]
-enum Command {
+enum Cmd {
+    /// What runs, from which revision, whether it is healthy, and what the agent does next.
+    Status {
+        /// One JSON object (documented keys; stable).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes.
+    Diff {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reconcile now.
+    Sync {
+        /// Stream progress and wait; exit 1 if the revision was rolled back or failed.
+        #[arg(long)]
+        wait: bool,
+        /// Try a revision again that failed before.
+        #[arg(long)]
+        retry: bool,
+    },
+    /// Past deployments, newest first.
+    History {
+        /// How many entries.
+        #[arg(short = 'n', default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the last good (or the named) revision and hold the host there until `resume`.
+    Rollback {
+        /// A commit id (or a ref the agent's mirror knows); default: the last good revision.
+        revision: Option<String>,
+    },
+    /// Stop automatic reconciliation (maintenance).
+    Pause,
+    /// Restart automatic reconciliation (also lifts a rollback pin).
+    Resume,
     /// Check a desired-state folder offline, as CI would before merging; no agent needed.
     ///
     /// Checks the base documents and every environment they declare overlays for. Exit
@@ -38,10 +87,239 @@ enum Command {
     },
 }
 
+const EXIT_ERROR: u8 = 1;
+const EXIT_CHANGES: u8 = 2;
+const EXIT_UNREACHABLE: u8 = 3;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Validate { dir, environment, render, json } = cli.command {
+        return cmd_validate(dir, environment, render, json);
+    }
+    let socket = match socket_path(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("agentctl: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     match cli.command {
-        Command::Validate { dir, environment, render, json } => cmd_validate(dir, environment, render, json),
+        Cmd::Status { json } => call(&socket, &Request::Status, false, |data| {
+            let s: StatusView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+            if json {
+                print_json(data);
+            } else {
+                print_status(&s);
+            }
+            Ok(0)
+        }),
+        Cmd::Diff { json } => call(&socket, &Request::Diff, false, |data| {
+            let d: DiffView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+            if json {
+                print_json(data);
+            } else {
+                print_diff(&d);
+            }
+            if let Some(m) = &d.message {
+                if !json {
+                    eprintln!("{m}");
+                }
+                return Ok(EXIT_ERROR);
+            }
+            Ok(if d.changes.is_empty() { 0 } else { EXIT_CHANGES })
+        }),
+        Cmd::Sync { wait, retry } => call(&socket, &Request::Sync { wait, retry }, true, |data| {
+            if !wait {
+                println!("sync requested");
+                return Ok(0);
+            }
+            let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+            print_sync(&v);
+            Ok(sync_exit(&v))
+        }),
+        Cmd::History { limit, json } => call(&socket, &Request::History { limit: Some(limit) }, false, |data| {
+            let h: Vec<HistoryEntry> = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+            if json {
+                print_json(data);
+            } else {
+                print_history(&h);
+            }
+            Ok(0)
+        }),
+        Cmd::Rollback { revision } => call(&socket, &Request::Rollback { revision }, true, |data| {
+            let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+            print_sync(&v);
+            Ok(sync_exit(&v))
+        }),
+        Cmd::Pause | Cmd::Resume => {
+            let req = if matches!(cli.command, Cmd::Pause) { Request::Pause } else { Request::Resume };
+            call(&socket, &req, false, |data| {
+                let s: StatusView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+                println!("phase: {}{}", s.phase, s.message.map(|m| format!(" ({m})")).unwrap_or_default());
+                Ok(0)
+            })
+        }
+        Cmd::Validate { .. } => ExitCode::from(EXIT_ERROR), // handled above
+    }
+}
+
+fn socket_path(cli: &Cli) -> Result<PathBuf, String> {
+    if let Some(s) = &cli.socket {
+        return Ok(s.clone());
+    }
+    if let Some(c) = &cli.config {
+        return LoadedConfig::load(c).map(|l| l.config.control_socket).map_err(|e| e.to_string());
+    }
+    Ok(PathBuf::from(DEFAULT_SOCKET))
+}
+
+/// Send a request; stream progress to stdout when asked; hand the data to `done`.
+fn call(
+    socket: &std::path::Path,
+    req: &Request,
+    stream: bool,
+    done: impl FnOnce(&serde_json::Value) -> Result<u8, String>,
+) -> ExitCode {
+    let reply = request(socket, req, |line| {
+        if stream {
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+        }
+    });
+    match reply {
+        Ok(Reply::Ok { data }) => match done(&data) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("agentctl: the agent's answer did not parse: {e}");
+                ExitCode::from(EXIT_ERROR)
+            }
+        },
+        Ok(Reply::Error { message }) => {
+            eprintln!("agentctl: {message}");
+            ExitCode::from(EXIT_ERROR)
+        }
+        Err(e @ ClientError::Unreachable { .. }) => {
+            eprintln!("agentctl: {e}");
+            ExitCode::from(EXIT_UNREACHABLE)
+        }
+        Err(e) => {
+            eprintln!("agentctl: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn rev(r: &Option<String>) -> String {
+    r.as_deref().map(|r| short(r).to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn print_status(s: &StatusView) {
+    let env = s.environment.as_deref().map(|e| format!(" (environment {e})")).unwrap_or_default();
+    println!("host:       {}{env}", s.host);
+    println!("source:     {} {} (path {})", s.source.url, s.source.reference, s.source.path);
+    println!("phase:      {}", s.phase);
+    println!("desired:    {}", rev(&s.desired_revision));
+    println!("applied:    {}", rev(&s.applied_revision));
+    println!("last good:  {}", rev(&s.last_good_revision));
+    if !s.failed_revisions.is_empty() {
+        let f: Vec<&str> = s.failed_revisions.iter().map(|r| short(r)).collect();
+        println!("failed:     {}", f.join(", "));
+    }
+    if let Some(p) = &s.pinned_revision {
+        println!("pinned:     {} (agentctl resume to follow the source again)", short(p));
+    }
+    println!(
+        "last sync:  {}   next sync: {}",
+        s.last_sync.as_deref().unwrap_or("-"),
+        if s.paused { "paused" } else { s.next_sync.as_deref().unwrap_or("-") }
+    );
+    if let Some(m) = &s.message {
+        println!("message:    {m}");
+    }
+    if !s.resources.is_empty() {
+        println!();
+        let rows: Vec<[String; 5]> = s
+            .resources
+            .iter()
+            .map(|r| [r.kind.clone(), r.name.clone(), r.state.clone(), r.health.clone(), rev(&r.revision)])
+            .collect();
+        table(&["KIND", "NAME", "STATE", "HEALTH", "REVISION"], &rows);
+    }
+}
+
+fn print_diff(d: &DiffView) {
+    println!("desired revision: {}", rev(&d.revision));
+    if d.changes.is_empty() && d.message.is_none() {
+        println!("nothing to do");
+    }
+    for c in &d.changes {
+        println!("  {} {}/{} ({})", c.action, c.kind, c.name, c.reason);
+    }
+}
+
+fn print_sync(v: &SyncView) {
+    println!(
+        "{}: {} at {}{}",
+        v.result,
+        v.phase,
+        rev(&v.revision),
+        v.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+    );
+}
+
+fn sync_exit(v: &SyncView) -> u8 {
+    match v.result.as_str() {
+        "rolled_back" | "failed" | "invalid" => EXIT_ERROR,
+        _ if v.phase == "Failed" || v.phase == "Degraded" || v.phase == "Invalid" => EXIT_ERROR,
+        _ => 0,
+    }
+}
+
+fn print_history(h: &[HistoryEntry]) {
+    if h.is_empty() {
+        println!("no deployments yet");
+        return;
+    }
+    let rows: Vec<[String; 5]> = h
+        .iter()
+        .map(|e| {
+            let result =
+                serde_json::to_value(e.result).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let what = if e.changes.is_empty() { e.message.clone() } else { e.changes.join("; ") };
+            [e.started.clone(), rev(&e.revision), result, format!("{:.1}s", e.duration_ms as f64 / 1000.0), what]
+        })
+        .collect();
+    table(&["STARTED", "REVISION", "RESULT", "DURATION", "CHANGES"], &rows);
+}
+
+fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
+    let mut width = [0usize; N];
+    for (i, h) in head.iter().enumerate() {
+        width[i] = h.len();
+    }
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
     }
 }
 
@@ -50,7 +328,7 @@ fn cmd_validate(dir: PathBuf, environment: Option<String>, render: bool, json: b
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentctl validate: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(EXIT_ERROR);
         }
     };
     let mut out = std::io::stdout().lock();
@@ -61,7 +339,7 @@ fn cmd_validate(dir: PathBuf, environment: Option<String>, render: bool, json: b
             }
             Err(e) => {
                 eprintln!("agentctl validate: cannot encode the report: {e}");
-                return ExitCode::from(1);
+                return ExitCode::from(EXIT_ERROR);
             }
         }
     } else {
@@ -73,7 +351,7 @@ fn cmd_validate(dir: PathBuf, environment: Option<String>, render: bool, json: b
                     }
                     Err(e) => {
                         eprintln!("agentctl validate: cannot render {}: {e}", r.name());
-                        return ExitCode::from(1);
+                        return ExitCode::from(EXIT_ERROR);
                     }
                 }
             }
@@ -86,6 +364,6 @@ fn cmd_validate(dir: PathBuf, environment: Option<String>, render: bool, json: b
     if report.valid {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(EXIT_ERROR)
     }
 }

@@ -1,11 +1,20 @@
-//! `agentd`: the Driftless daemon. This edge parses arguments, loads the config and maps
-//! failures to exit codes; the work is in the library.
+//! `agentd`: the Driftless daemon. This edge parses arguments, loads the config, connects the
+//! runtimes, wires the event sources (timer, control socket, signals) to the reconciler, and
+//! maps outcomes to exit codes; the work is in the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use clap::Parser;
 use driftless_agent::config::{LoadedConfig, DEFAULT_CONFIG};
+use driftless_agent::control;
+use driftless_agent::reconciler::{self, Event, Reconciler};
+use driftless_agent::runtime::docker::DockerRuntime;
+use driftless_agent::runtime::Runtimes;
+use driftless_agent::state::Outcome;
+use tokio::sync::mpsc;
 
 #[derive(Parser)]
 #[command(name = "agentd", version, about = "The Driftless GitOps agent: keeps this host on the desired state in Git")]
@@ -16,6 +25,10 @@ struct Cli {
     /// Validate the config and exit: 0 valid, 1 invalid (each problem as file:line:column: key: what is wrong).
     #[arg(long)]
     check: bool,
+    /// Run one reconcile and exit (cron on shared hosting): 0 synced or nothing to do,
+    /// 1 the revision was rolled back, failed or is invalid.
+    #[arg(long)]
+    once: bool,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +54,121 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!("agentd: the reconciler is not part of this build yet; only --check works");
-    ExitCode::from(1)
+    {
+        use std::io::IsTerminal;
+        let ansi = std::io::stderr().is_terminal();
+        tracing_subscriber::fmt().with_target(false).with_ansi(ansi).with_writer(std::io::stderr).init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("agentd: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(cli, loaded))
+}
+
+async fn connect_runtimes() -> Runtimes {
+    let docker = match tokio::time::timeout(Duration::from_secs(10), DockerRuntime::connect()).await {
+        Ok(Ok(d)) => {
+            tracing::info!("docker: {}", d.version().await);
+            Some(d)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("{e}; Container resources cannot be applied");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("Docker did not answer within 10s; Container resources cannot be applied");
+            None
+        }
+    };
+    Runtimes { docker }
+}
+
+async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
+    let interval = loaded.config.source.interval.as_std();
+    let socket = loaded.config.control_socket.clone();
+    let runtimes = connect_runtimes().await;
+    let (mut reconciler, status_rx) = match Reconciler::new(loaded, runtimes) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("agentd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+
+    if cli.once {
+        reconciler.recover().await;
+        let r = reconciler.reconcile(false).await;
+        let status = reconciler.status();
+        println!(
+            "{} {}: {}",
+            status.phase,
+            status.applied_revision.as_deref().map(reconciler::short).unwrap_or("(none)"),
+            r.message.as_deref().unwrap_or("nothing to do")
+        );
+        return match r.outcome {
+            Some(Outcome::RolledBack) | Some(Outcome::Failed) | Some(Outcome::Invalid) => ExitCode::from(1),
+            _ => ExitCode::SUCCESS,
+        };
+    }
+
+    let listener = match control::bind(&socket) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("agentd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Event>(64);
+    tokio::spawn(control::serve(listener, tx.clone(), status_rx, reconciler.progress()));
+    spawn_signals(tx.clone(), reconciler.stop_flag(), cli.config.clone());
+    tracing::info!(
+        "agentd started: host {}, source {} ({}), control socket {}",
+        reconciler.config().host,
+        reconciler.config().config.source.url,
+        reconciler.config().selector,
+        socket.display()
+    );
+    reconciler::run(reconciler, rx, interval).await;
+    let _ = std::fs::remove_file(&socket);
+    ExitCode::SUCCESS
+}
+
+/// Forward signals to the reconciler: SIGTERM/SIGINT stop between steps, SIGHUP reloads the
+/// config (a bad one is refused and the old one stays), SIGUSR1 syncs now.
+fn spawn_signals(tx: mpsc::Sender<Event>, stop: std::sync::Arc<std::sync::atomic::AtomicBool>, config: PathBuf) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR1]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot install signal handlers: {e}");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            let event = match sig {
+                SIGTERM | SIGINT => {
+                    tracing::info!("stopping after the current step");
+                    stop.store(true, Ordering::SeqCst);
+                    Event::Shutdown
+                }
+                SIGHUP => match LoadedConfig::load(&config) {
+                    Ok(c) => Event::Control(driftless_agent::reconciler::Command::Reload(Box::new(c))),
+                    Err(e) => {
+                        tracing::error!("SIGHUP: the new config is refused, the old one stays in force:\n{e}");
+                        continue;
+                    }
+                },
+                SIGUSR1 => Event::Tick,
+                _ => continue,
+            };
+            if tx.blocking_send(event).is_err() {
+                break;
+            }
+        }
+    });
 }

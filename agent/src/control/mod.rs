@@ -1,0 +1,221 @@
+//! The control API: `agentd` serves JSON lines on a Unix socket (mode 0660: root and the
+//! socket's group only); `agentctl` is the client. `status` is answered from the published
+//! snapshot, so it never waits for a running cycle; everything else goes to the reconciler
+//! as an event. `sync --wait` and `rollback` stream progress lines before their result.
+
+pub mod wire;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::reconciler::{Command, Event};
+use wire::{Line, Reply, Request, StatusView};
+
+/// Why the control socket could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{path}: another agentd answers on this socket; stop it first (systemctl stop driftless)")]
+    InUse { path: PathBuf },
+    #[error("{path}: cannot create the control socket: {source}")]
+    Bind { path: PathBuf, source: std::io::Error },
+}
+
+/// Bind the socket (replacing a stale one), mode 0660.
+pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ServeError::InUse { path: path.to_path_buf() });
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ServeError::Bind { path: path.to_path_buf(), source: e })?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| ServeError::Bind { path: path.to_path_buf(), source: e })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| ServeError::Bind { path: path.to_path_buf(), source: e })?;
+    Ok(listener)
+}
+
+/// Accept connections until the process ends.
+pub async fn serve(
+    listener: UnixListener,
+    events: mpsc::Sender<Event>,
+    status: watch::Receiver<StatusView>,
+    progress: broadcast::Sender<String>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let events = events.clone();
+        let status = status.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, events, status, progress).await {
+                tracing::debug!("control connection: {e}");
+            }
+        });
+    }
+}
+
+async fn send(w: &mut (impl AsyncWriteExt + Unpin), line: &Line) -> std::io::Result<()> {
+    let mut s = serde_json::to_string(line).map_err(std::io::Error::other)?;
+    s.push('\n');
+    w.write_all(s.as_bytes()).await
+}
+
+fn ok<T: serde::Serialize>(v: &T) -> Line {
+    match serde_json::to_value(v) {
+        Ok(data) => Line::Result(Reply::Ok { data }),
+        Err(e) => Line::Result(Reply::Error { message: e.to_string() }),
+    }
+}
+
+fn gone() -> Line {
+    Line::Result(Reply::Error { message: "the agent is shutting down".into() })
+}
+
+async fn handle(
+    stream: UnixStream,
+    events: mpsc::Sender<Event>,
+    status: watch::Receiver<StatusView>,
+    progress: broadcast::Sender<String>,
+) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    TokioBufReader::new(r).read_line(&mut line).await?;
+    let req: Request = match serde_json::from_str(line.trim()) {
+        Ok(r) => r,
+        Err(e) => {
+            return send(&mut w, &Line::Result(Reply::Error { message: format!("bad request: {e}") })).await;
+        }
+    };
+    match req {
+        Request::Status => {
+            let s = status.borrow().clone();
+            send(&mut w, &ok(&s)).await
+        }
+        Request::History { limit } => {
+            let (tx, rx) = oneshot::channel();
+            if events.send(Event::Control(Command::History { limit, reply: tx })).await.is_err() {
+                return send(&mut w, &gone()).await;
+            }
+            match rx.await {
+                Ok(h) => send(&mut w, &ok(&h)).await,
+                Err(_) => send(&mut w, &gone()).await,
+            }
+        }
+        Request::Diff => {
+            let (tx, rx) = oneshot::channel();
+            if events.send(Event::Control(Command::Diff { reply: tx })).await.is_err() {
+                return send(&mut w, &gone()).await;
+            }
+            match rx.await {
+                Ok(Ok(d)) => send(&mut w, &ok(&d)).await,
+                Ok(Err(message)) => send(&mut w, &Line::Result(Reply::Error { message })).await,
+                Err(_) => send(&mut w, &gone()).await,
+            }
+        }
+        Request::Pause | Request::Resume => {
+            let (tx, rx) = oneshot::channel();
+            let cmd = if req == Request::Pause { Command::Pause { reply: tx } } else { Command::Resume { reply: tx } };
+            if events.send(Event::Control(cmd)).await.is_err() {
+                return send(&mut w, &gone()).await;
+            }
+            match rx.await {
+                Ok(s) => send(&mut w, &ok(&s)).await,
+                Err(_) => send(&mut w, &gone()).await,
+            }
+        }
+        Request::Sync { wait, retry } => {
+            let mut sub = progress.subscribe();
+            let (tx, mut rx) = oneshot::channel();
+            if events.send(Event::Control(Command::Sync { retry, reply: tx })).await.is_err() {
+                return send(&mut w, &gone()).await;
+            }
+            if !wait {
+                return send(&mut w, &ok(&serde_json::json!({ "queued": true }))).await;
+            }
+            loop {
+                tokio::select! {
+                    msg = sub.recv() => {
+                        if let Ok(m) = msg {
+                            send(&mut w, &Line::Progress(m)).await?;
+                        }
+                    }
+                    done = &mut rx => {
+                        // Drain what the cycle said before its result.
+                        while let Ok(m) = sub.try_recv() {
+                            send(&mut w, &Line::Progress(m)).await?;
+                        }
+                        return match done {
+                            Ok(v) => send(&mut w, &ok(&v)).await,
+                            Err(_) => send(&mut w, &gone()).await,
+                        };
+                    }
+                }
+            }
+        }
+        Request::Rollback { revision } => {
+            let mut sub = progress.subscribe();
+            let (tx, mut rx) = oneshot::channel();
+            if events.send(Event::Control(Command::Rollback { revision, reply: tx })).await.is_err() {
+                return send(&mut w, &gone()).await;
+            }
+            loop {
+                tokio::select! {
+                    msg = sub.recv() => {
+                        if let Ok(m) = msg {
+                            send(&mut w, &Line::Progress(m)).await?;
+                        }
+                    }
+                    done = &mut rx => {
+                        while let Ok(m) = sub.try_recv() {
+                            send(&mut w, &Line::Progress(m)).await?;
+                        }
+                        return match done {
+                            Ok(Ok(v)) => send(&mut w, &ok(&v)).await,
+                            Ok(Err(message)) => send(&mut w, &Line::Result(Reply::Error { message })).await,
+                            Err(_) => send(&mut w, &gone()).await,
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why `agentctl` got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no agent answers on {path}: {source}; is agentd running? (systemctl status driftless; or pass --socket / --config)")]
+    Unreachable { path: PathBuf, source: std::io::Error },
+    #[error("the agent on {path} broke off: {detail}")]
+    Protocol { path: PathBuf, detail: String },
+}
+
+/// Send `req`, hand each progress line to `on_progress`, return the final reply.
+pub fn request(path: &Path, req: &Request, mut on_progress: impl FnMut(&str)) -> Result<Reply, ClientError> {
+    let stream = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| ClientError::Unreachable { path: path.to_path_buf(), source: e })?;
+    let proto = |detail: String| ClientError::Protocol { path: path.to_path_buf(), detail };
+    // Short operations answer at once; sync and rollback may take as long as a health gate.
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let mut w = &stream;
+    let mut text = serde_json::to_string(req).map_err(|e| proto(e.to_string()))?;
+    text.push('\n');
+    w.write_all(text.as_bytes()).map_err(|e| proto(e.to_string()))?;
+    for line in BufReader::new(&stream).lines() {
+        let line = line.map_err(|e| proto(e.to_string()))?;
+        match serde_json::from_str::<Line>(&line).map_err(|e| proto(format!("{e}: {line}")))? {
+            Line::Progress(p) => on_progress(&p),
+            Line::Result(r) => return Ok(r),
+        }
+    }
+    Err(proto("the connection closed before an answer".into()))
+}

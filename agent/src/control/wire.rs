@@ -1,0 +1,117 @@
+//! The control protocol's wire types, kept apart from the logic that fills them: what
+//! `agentctl` sends over the Unix socket and what `agentd` answers. One JSON object per line.
+//! A request is answered by zero or more `progress` lines and one final `result` line.
+//!
+//! The `--json` output of `agentctl status`, `history` and `diff` is these types, so their
+//! field names are a stable, documented contract (docs/cli.md).
+
+use serde::{Deserialize, Serialize};
+
+/// A request from `agentctl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Diff,
+    Sync {
+        #[serde(default)]
+        wait: bool,
+        #[serde(default)]
+        retry: bool,
+    },
+    History {
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    Rollback {
+        #[serde(default)]
+        revision: Option<String>,
+    },
+    Pause,
+    Resume,
+}
+
+/// One line of an answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Line {
+    /// Something happened (streamed with `sync --wait`).
+    Progress(String),
+    /// The final answer.
+    Result(Reply),
+}
+
+/// The final answer to a request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Reply {
+    Ok { data: serde_json::Value },
+    Error { message: String },
+}
+
+/// `agentctl status --json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub host: String,
+    pub environment: Option<String>,
+    pub source: SourceView,
+    pub phase: String,
+    pub desired_revision: Option<String>,
+    pub applied_revision: Option<String>,
+    pub last_good_revision: Option<String>,
+    pub failed_revisions: Vec<String>,
+    pub paused: bool,
+    /// Set by `agentctl rollback` until `agentctl resume`.
+    pub pinned_revision: Option<String>,
+    pub last_sync: Option<String>,
+    pub next_sync: Option<String>,
+    pub message: Option<String>,
+    pub resources: Vec<ResourceView>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceView {
+    pub url: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub path: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceView {
+    pub kind: String,
+    pub name: String,
+    /// `running`, `stopped`, `missing`.
+    pub state: String,
+    /// `healthy`, `unhealthy`, `unknown`.
+    pub health: String,
+    pub revision: Option<String>,
+}
+
+/// `agentctl diff --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffView {
+    pub revision: Option<String>,
+    pub changes: Vec<ChangeView>,
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeView {
+    pub kind: String,
+    pub name: String,
+    /// `create`, `replace`, `repair`, `remove`.
+    pub action: String,
+    pub reason: String,
+}
+
+/// The outcome of `sync`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncView {
+    pub phase: String,
+    pub revision: Option<String>,
+    /// `applied`, `rolled_back`, `failed`, `invalid`, `drift_repaired`, or `none` when
+    /// nothing needed doing.
+    pub result: String,
+    pub message: Option<String>,
+}

@@ -1,0 +1,218 @@
+//! The health gate: run every check of every changed resource, all at once, until each
+//! passes, or one times out or runs out of retries. A watcher fails the gate early when a
+//! container exits or restarts, instead of waiting out the timeout. Probes: http, tcp, exec,
+//! container (the image's HEALTHCHECK), systemd.
+
+use std::time::{Duration, Instant};
+
+use desired_state_schema::{HealthCheck, Kind, Probe, Resource};
+use futures_util::future::join_all;
+
+use crate::config::HealthDefaults;
+use crate::runtime::{Liveness, Runtimes};
+
+/// Why the gate failed: which resource, which check, what it saw last.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{resource}: {what}")]
+pub struct GateFailure {
+    pub resource: String,
+    pub what: String,
+}
+
+/// Run the gate over `resources`. `report` receives one line per passed check.
+pub async fn gate(
+    runtimes: &Runtimes,
+    defaults: &HealthDefaults,
+    resources: &[&Resource],
+    report: &(dyn Fn(String) + Sync),
+) -> Result<(), GateFailure> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| GateFailure { resource: "(agent)".into(), what: format!("cannot make an HTTP client: {e}") })?;
+    let mut checks = Vec::new();
+    for r in resources {
+        for (i, c) in r.spec.health().iter().enumerate() {
+            checks.push(run_check(runtimes, defaults, &client, r, i, c, report));
+        }
+    }
+    let containers: Vec<&str> = resources.iter().filter(|r| r.kind == Kind::Container).map(|r| r.name()).collect();
+    let all_checks = async {
+        for result in join_all(checks).await {
+            result?;
+        }
+        Ok(())
+    };
+    let watcher = async {
+        loop {
+            for name in &containers {
+                if let Liveness::Failed(why) = runtimes.watch(Kind::Container, name).await {
+                    return Err(GateFailure { resource: name.to_string(), what: why });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    // A short settle so that a container that dies at once is seen dying.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::select! {
+        r = all_checks => {
+            r?;
+            // One last look: passing checks against a container that just died do not count.
+            for name in &containers {
+                if let Liveness::Failed(why) = runtimes.watch(Kind::Container, name).await {
+                    return Err(GateFailure { resource: name.to_string(), what: why });
+                }
+            }
+            Ok(())
+        }
+        r = watcher => r,
+    }
+}
+
+async fn run_check(
+    runtimes: &Runtimes,
+    defaults: &HealthDefaults,
+    client: &reqwest::Client,
+    r: &Resource,
+    index: usize,
+    check: &HealthCheck,
+    report: &(dyn Fn(String) + Sync),
+) -> Result<(), GateFailure> {
+    let timeout = check.timeout.unwrap_or(defaults.timeout).as_std();
+    let interval = check.interval.unwrap_or(defaults.interval).as_std();
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let label = describe(check);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let per_attempt = interval
+            .max(Duration::from_secs(2))
+            .min(Duration::from_secs(10))
+            .min(remaining.max(Duration::from_millis(100)));
+        let outcome = match tokio::time::timeout(per_attempt, probe(runtimes, client, r, check, per_attempt)).await {
+            Ok(o) => o,
+            Err(_) => Err(format!("no answer within {}ms", per_attempt.as_millis())),
+        };
+        match outcome {
+            Ok(()) => {
+                report(format!(
+                    "health {}/{} check {} ({label}) passed after {attempts} attempt(s)",
+                    r.kind,
+                    r.name(),
+                    index + 1
+                ));
+                return Ok(());
+            }
+            Err(last) => {
+                let out_of_retries = check.retries.is_some_and(|n| attempts >= n);
+                if out_of_retries || Instant::now() + interval > deadline {
+                    let why = if out_of_retries {
+                        format!("after {attempts} attempt(s)")
+                    } else {
+                        format!("for {}s", timeout.as_secs())
+                    };
+                    return Err(GateFailure {
+                        resource: r.name().to_string(),
+                        what: format!("health check {} ({label}) failed {why}: {last}", index + 1),
+                    });
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+fn describe(check: &HealthCheck) -> String {
+    match check.probes().first() {
+        Some(Probe::Http(h)) => format!("http {}", h.url),
+        Some(Probe::Tcp(t)) => format!("tcp {}", t.address),
+        Some(Probe::Exec(argv)) => format!("exec {}", argv.join(" ")),
+        Some(Probe::Container) => "container HEALTHCHECK".into(),
+        Some(Probe::Systemd(units)) => format!("systemd {}", units.join(" ")),
+        None => "no probe".into(),
+    }
+}
+
+async fn probe(
+    runtimes: &Runtimes,
+    client: &reqwest::Client,
+    r: &Resource,
+    check: &HealthCheck,
+    timeout: Duration,
+) -> Result<(), String> {
+    match check.probes().first() {
+        Some(Probe::Http(h)) => {
+            let resp = client.get(&h.url).timeout(timeout).send().await.map_err(|e| flatten(&e))?;
+            let code = resp.status().as_u16();
+            let want = h.status.unwrap_or(desired_state_schema::StatusRange::DEFAULT);
+            if !want.contains(code) {
+                return Err(format!("status {code}, want {}-{}", want.low, want.high));
+            }
+            if let Some(needle) = &h.body_contains {
+                let body = resp.text().await.map_err(|e| flatten(&e))?;
+                if !body.contains(needle.as_str()) {
+                    return Err(format!("the body does not contain {needle:?}"));
+                }
+            }
+            Ok(())
+        }
+        Some(Probe::Tcp(t)) => {
+            tokio::net::TcpStream::connect(t.address.trim_start_matches('[').replace("]:", ":").as_str())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Some(Probe::Exec(argv)) => {
+            let (prog, args) = argv.split_first().ok_or("empty command")?;
+            let out = tokio::process::Command::new(prog)
+                .args(args)
+                .kill_on_drop(true)
+                .output()
+                .await
+                .map_err(|e| format!("cannot run {prog}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                let err = String::from_utf8_lossy(&out.stderr);
+                Err(format!("exit {}: {}", out.status.code().unwrap_or(-1), err.trim().lines().last().unwrap_or("")))
+            }
+        }
+        Some(Probe::Container) => runtimes.container_healthy(r.name()).await,
+        Some(Probe::Systemd(units)) => {
+            let out = tokio::process::Command::new("systemctl")
+                .arg("is-active")
+                .args(units.iter())
+                .kill_on_drop(true)
+                .output()
+                .await
+                .map_err(|e| format!("cannot run systemctl: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "not all active: {}",
+                    String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(", ")
+                ))
+            }
+        }
+        None => Err("no probe".into()),
+    }
+}
+
+/// An error and its causes on one line (reqwest hides the useful part in the source chain).
+fn flatten(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
+}

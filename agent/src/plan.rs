@@ -1,0 +1,242 @@
+//! The planning core: desired state + observed state → a plan of steps per resource. Pure: no
+//! I/O, no clock, no runtime; table-tested. Every runtime (Docker, Passenger, NixOS) reports
+//! what it observes in the same shape, so the core does not change when a runtime is added.
+//!
+//! A resource's identity is (kind, name); whether it must change is decided by its spec hash
+//! (sha256 of the canonical effective spec plus the content of host-side inputs such as
+//! `env_files`), like compose's config-hash. A new revision that leaves a spec unchanged
+//! leaves its resource alone.
+
+use std::collections::BTreeMap;
+
+use desired_state_schema::{Kind, Resource};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The spec hash of a resource: sha256 over its kind, name and canonical spec JSON, then each
+/// host-side input (e.g. an env file's path and content digest) in a stable order.
+pub fn spec_hash(resource: &Resource, inputs: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    h.update(resource.kind.as_str().as_bytes());
+    h.update(b"\0");
+    h.update(resource.name().as_bytes());
+    h.update(b"\0");
+    // Serializing typed structs and BTreeMaps gives one canonical form.
+    h.update(serde_json::to_vec(&resource.spec).unwrap_or_default());
+    for (k, v) in inputs {
+        h.update(b"\0");
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// How a managed resource is running, as far as the plan cares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    /// Present but not running (stopped, exited, created, restarting in a loop).
+    NotRunning,
+}
+
+/// What a runtime observed of one resource it manages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    pub kind: Kind,
+    pub name: String,
+    /// The spec hash of the instance that serves the resource.
+    pub spec_hash: String,
+    /// The revision that instance was applied from.
+    pub revision: String,
+    pub state: RunState,
+    /// Other instances labelled for the same resource (left by a crash mid-replace).
+    pub stray_instances: usize,
+}
+
+/// What to do to one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Not there: create it.
+    Create,
+    /// There with another spec: replace it.
+    Replace,
+    /// There with this spec, but stopped or with stray instances: put it right.
+    Repair,
+    /// Managed but no longer desired: remove it (data volumes are kept).
+    Remove,
+    Unchanged,
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub kind: Kind,
+    pub name: String,
+    pub action: Action,
+    /// The spec hash to converge to (empty for `Remove`).
+    pub to_hash: String,
+    /// Why, for people: `image web:1 -> web:2`-style detail is the driver's; this is the plan's.
+    pub reason: String,
+}
+
+/// The steps for one desired revision, in the order they run: removals first, then every
+/// desired resource in `depends_on` order (unchanged ones included, so the gate knows them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// The steps that change something.
+    pub fn changes(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.action != Action::Unchanged)
+    }
+
+    pub fn is_noop(&self) -> bool {
+        self.changes().next().is_none()
+    }
+
+    /// One line per change: `replace Container/web (spec changed)`.
+    pub fn summary(&self) -> Vec<String> {
+        self.changes().map(|s| format!("{} {}/{} ({})", action_word(s.action), s.kind, s.name, s.reason)).collect()
+    }
+}
+
+pub fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Replace => "replace",
+        Action::Repair => "repair",
+        Action::Remove => "remove",
+        Action::Unchanged => "unchanged",
+    }
+}
+
+/// Plan the way from `observed` to `desired`. `desired` is in dependency order, each with its
+/// spec hash; `managed` lists the kinds whose observations are complete (resources of other
+/// kinds are never removed, so a runtime that could not be observed loses nothing).
+pub fn plan(desired: &[(&Resource, String)], observed: &[Observed], managed: &[Kind]) -> Plan {
+    let mut steps = Vec::new();
+    let mut orphans: Vec<&Observed> = observed
+        .iter()
+        .filter(|o| managed.contains(&o.kind))
+        .filter(|o| !desired.iter().any(|(r, _)| r.kind == o.kind && r.name() == o.name))
+        .collect();
+    orphans.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    for o in orphans {
+        steps.push(Step {
+            kind: o.kind,
+            name: o.name.clone(),
+            action: Action::Remove,
+            to_hash: String::new(),
+            reason: "no longer in the desired state".into(),
+        });
+    }
+    for (r, hash) in desired {
+        let seen = observed.iter().find(|o| o.kind == r.kind && o.name == r.name());
+        let (action, reason) = match seen {
+            None => (Action::Create, "not present".to_string()),
+            Some(o) if &o.spec_hash != hash => (Action::Replace, "spec changed".to_string()),
+            Some(o) if o.state != RunState::Running => (Action::Repair, "not running".to_string()),
+            Some(o) if o.stray_instances > 0 => {
+                (Action::Repair, format!("{} stray instance(s) left from an interrupted apply", o.stray_instances))
+            }
+            Some(_) => (Action::Unchanged, "up to date".to_string()),
+        };
+        steps.push(Step { kind: r.kind, name: r.name().to_string(), action, to_hash: hash.clone(), reason });
+    }
+    Plan { steps }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use desired_state_schema::{load, SourceFile};
+
+    fn state(yaml: &str) -> Vec<Resource> {
+        load(&[SourceFile { path: "s.yaml".into(), text: yaml.into() }], None).unwrap().resources
+    }
+
+    fn doc(name: &str, image: &str, deps: &str) -> String {
+        format!("---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: {name} }}\nspec:\n  image: {image}\n  depends_on: [{deps}]\n")
+    }
+
+    fn obs(name: &str, hash: &str, state: RunState, stray: usize) -> Observed {
+        Observed {
+            kind: Kind::Container,
+            name: name.into(),
+            spec_hash: hash.into(),
+            revision: "r1".into(),
+            state,
+            stray_instances: stray,
+        }
+    }
+
+    #[test]
+    fn table() {
+        let res = state(&(doc("web", "web:1", "db") + &doc("db", "db:1", "")));
+        let ds = desired_state_schema::DesiredState { environment: None, resources: res.clone() };
+        let ordered = ds.in_dependency_order();
+        let desired: Vec<(&Resource, String)> = ordered.iter().map(|r| (*r, spec_hash(r, &BTreeMap::new()))).collect();
+        let (hweb, hdb) = (desired[1].1.clone(), desired[0].1.clone());
+        assert_eq!(desired[0].0.name(), "db", "dependencies first");
+
+        type Row<'a> = (&'a str, Vec<Observed>, Vec<(&'a str, Action)>);
+        let table: Vec<Row> = vec![
+            ("empty host", vec![], vec![("db", Action::Create), ("web", Action::Create)]),
+            (
+                "all up to date",
+                vec![obs("db", &hdb, RunState::Running, 0), obs("web", &hweb, RunState::Running, 0)],
+                vec![("db", Action::Unchanged), ("web", Action::Unchanged)],
+            ),
+            (
+                "web changed, db stopped by hand",
+                vec![obs("db", &hdb, RunState::NotRunning, 0), obs("web", "old", RunState::Running, 0)],
+                vec![("db", Action::Repair), ("web", Action::Replace)],
+            ),
+            (
+                "a crash left a stray instance; an orphan goes first",
+                vec![
+                    obs("db", &hdb, RunState::Running, 1),
+                    obs("web", &hweb, RunState::Running, 0),
+                    obs("cache", "x", RunState::Running, 0),
+                ],
+                vec![("cache", Action::Remove), ("db", Action::Repair), ("web", Action::Unchanged)],
+            ),
+        ];
+        for (name, observed, want) in table {
+            let p = plan(&desired, &observed, &[Kind::Container]);
+            let got: Vec<(&str, Action)> = p.steps.iter().map(|s| (s.name.as_str(), s.action)).collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn kinds_not_observed_are_never_removed() {
+        let o = Observed {
+            kind: Kind::PassengerApp,
+            name: "api".into(),
+            spec_hash: "h".into(),
+            revision: "r".into(),
+            state: RunState::Running,
+            stray_instances: 0,
+        };
+        assert!(plan(&[], std::slice::from_ref(&o), &[Kind::Container]).steps.is_empty());
+        assert_eq!(plan(&[], &[o], &[Kind::PassengerApp]).steps[0].action, Action::Remove);
+    }
+
+    #[test]
+    fn hash_depends_on_spec_and_inputs_not_on_revision() {
+        let a = state(&doc("web", "web:1", ""));
+        let b = state(&doc("web", "web:2", ""));
+        let none = BTreeMap::new();
+        assert_eq!(spec_hash(&a[0], &none), spec_hash(&a[0], &none));
+        assert_ne!(spec_hash(&a[0], &none), spec_hash(&b[0], &none));
+        let mut env = BTreeMap::new();
+        env.insert("/etc/web.env".to_string(), "sha-of-content".to_string());
+        assert_ne!(spec_hash(&a[0], &none), spec_hash(&a[0], &env));
+    }
+}

@@ -1,0 +1,124 @@
+//! Runtimes: the I/O edge between plans and the host. Every runtime answers the same five
+//! questions, so the planning core and the reconciler never change when one is added:
+//!
+//! - **observe**: which resources of my kind do I manage, with which spec hash and revision,
+//!   and are they running? (`plan::Observed`)
+//! - **inputs**: what on the host feeds a resource's spec hash (env file contents, the local
+//!   image id)?
+//! - **converge**: make resource R run spec S from revision V. Idempotent, so that re-running
+//!   it after a crash at any point finishes the job. Reverting to revision R is converging
+//!   every resource to R's specs (a runtime may reuse what it kept: an image, a release
+//!   folder, a Nix generation — never a rebuild when it can be avoided).
+//! - **remove**: stop managing R on this host (data is kept: volumes, `shared/`, backups).
+//! - **watch**: during the health gate, has R already failed (exited, restarting)?
+//!
+//! `Runtimes` dispatches by kind. Kinds whose runtime is not configured on this host are
+//! refused at apply time with a message, and never removed.
+
+pub mod docker;
+
+use std::collections::BTreeMap;
+
+use desired_state_schema::{Kind, Resource, Spec};
+
+use crate::plan::Observed;
+
+/// Why a runtime could not do what was asked. One line each, saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("Docker is not reachable: {detail}; is dockerd running? (systemctl start docker)")]
+    DockerUnreachable { detail: String },
+    #[error("image {image} is not on this host and pull is `never`: build or load it on the host (docker build -t {image} …, docker load)")]
+    ImageMissing { image: String },
+    #[error("pulling image {image} failed: {detail}")]
+    Pull { image: String, detail: String },
+    #[error(
+        "a container named {name} exists and is not managed by Driftless: remove or rename it, or rename the resource"
+    )]
+    NameTaken { name: String },
+    #[error("env file {path} of {resource}: {detail}")]
+    EnvFile { resource: String, path: String, detail: String },
+    #[error("{resource}: {detail}")]
+    Docker { resource: String, detail: String },
+    #[error("{kind} resources need a runtime this agent does not have here: {detail}")]
+    Unsupported { kind: Kind, detail: String },
+}
+
+/// What `watch` says about a resource during the health gate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    /// Failed already; the gate need not wait out its timeout.
+    Failed(String),
+}
+
+/// The runtimes available on this host.
+pub struct Runtimes {
+    pub docker: Option<docker::DockerRuntime>,
+}
+
+impl Runtimes {
+    /// The kinds whose observations are complete (only these can have orphans removed).
+    pub fn managed_kinds(&self) -> Vec<Kind> {
+        let mut k = Vec::new();
+        if self.docker.is_some() {
+            k.push(Kind::Container);
+        }
+        k
+    }
+
+    fn docker(&self, kind: Kind) -> Result<&docker::DockerRuntime, RuntimeError> {
+        self.docker.as_ref().ok_or(RuntimeError::Unsupported {
+            kind,
+            detail: "Docker was not reachable when the agent started; start dockerd and restart the agent".into(),
+        })
+    }
+
+    pub async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        let mut out = Vec::new();
+        if let Some(d) = &self.docker {
+            out.extend(d.observe().await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn inputs(&self, r: &Resource) -> Result<BTreeMap<String, String>, RuntimeError> {
+        match &r.spec {
+            Spec::Container(c) => self.docker(r.kind)?.inputs(r.name(), c).await,
+            _ => Err(self.unsupported(r.kind)),
+        }
+    }
+
+    pub async fn converge(&self, r: &Resource, revision: &str) -> Result<(), RuntimeError> {
+        match &r.spec {
+            Spec::Container(c) => self.docker(r.kind)?.converge(r, c, revision).await,
+            _ => Err(self.unsupported(r.kind)),
+        }
+    }
+
+    pub async fn remove(&self, kind: Kind, name: &str) -> Result<(), RuntimeError> {
+        match kind {
+            Kind::Container => self.docker(kind)?.remove(name).await,
+            _ => Err(self.unsupported(kind)),
+        }
+    }
+
+    pub async fn watch(&self, kind: Kind, name: &str) -> Liveness {
+        match (kind, &self.docker) {
+            (Kind::Container, Some(d)) => d.watch(name).await,
+            _ => Liveness::Alive,
+        }
+    }
+
+    /// Whether the container's own HEALTHCHECK reports healthy (`Err` says why not).
+    pub async fn container_healthy(&self, name: &str) -> Result<(), String> {
+        match &self.docker {
+            Some(d) => d.healthcheck_status(name).await,
+            None => Err("Docker is not available".into()),
+        }
+    }
+
+    fn unsupported(&self, kind: Kind) -> RuntimeError {
+        RuntimeError::Unsupported { kind, detail: "this build of the agent has no runtime for it yet".into() }
+    }
+}

@@ -1,0 +1,229 @@
+//! What the agent remembers across restarts, in `state_dir`: `state.json` (revisions, phase,
+//! pause and pin, bounded history) and `journal.json` (the apply or revert in flight, written
+//! before each step). Both are small, versioned JSON, replaced atomically (`fsutil`). A
+//! journal on start means the agent stopped mid-apply: the reconciler finishes the job.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+
+pub const STATE_VERSION: u32 = 1;
+
+/// Where the host stands (PRODUCT.md's phases).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    Synced,
+    #[default]
+    Progressing,
+    Degraded,
+    RolledBack,
+    Paused,
+    Failed,
+    Invalid,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The outcome of one deployment, as `agentctl history` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Applied,
+    RolledBack,
+    Failed,
+    Invalid,
+    DriftRepaired,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub started: String,
+    pub finished: String,
+    pub revision: Option<String>,
+    pub result: Outcome,
+    pub changes: Vec<String>,
+    pub message: String,
+    pub duration_ms: u64,
+}
+
+/// The agent's durable state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentState {
+    pub version: u32,
+    /// The revision the selector picked last.
+    pub desired: Option<String>,
+    /// The revision the host runs (applied and gated, or being reverted to).
+    pub applied: Option<String>,
+    pub last_good: Option<String>,
+    /// Revisions that failed their gate; not tried again until a newer one or `sync --retry`.
+    pub failed: Vec<String>,
+    /// Revisions whose desired state is invalid.
+    pub invalid: Vec<String>,
+    pub paused: bool,
+    /// Set by `agentctl rollback`: hold the host on this revision until `resume`.
+    pub pinned: Option<String>,
+    pub phase: Phase,
+    pub message: Option<String>,
+    pub last_sync: Option<String>,
+    pub history: VecDeque<HistoryEntry>,
+}
+
+/// The apply or revert in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    pub version: u32,
+    /// `apply` a new revision, or `revert` to the last good one.
+    pub operation: String,
+    pub revision: String,
+    pub started: String,
+    /// Steps done so far, newest last: `replace Container/web`.
+    pub done: Vec<String>,
+    /// The step about to run.
+    pub next: Option<String>,
+}
+
+/// Why state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path}: cannot read the agent's state: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{path}: the agent's state is corrupt ({detail}); move it aside to start afresh (the host is not touched)"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{path}: cannot write the agent's state: {source}; check free space and permissions of state_dir")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// The files under `state_dir`.
+#[derive(Clone, Debug)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(dir: &Path) -> Store {
+        Store { dir: dir.to_path_buf() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.dir.join("journal.json")
+    }
+
+    pub fn load(&self) -> Result<AgentState, StateError> {
+        match read_json::<AgentState>(&self.state_path())? {
+            Some(s) => Ok(s),
+            None => Ok(AgentState { version: STATE_VERSION, ..Default::default() }),
+        }
+    }
+
+    pub fn save(&self, s: &AgentState) -> Result<(), StateError> {
+        write_json(&self.state_path(), s)
+    }
+
+    pub fn journal(&self) -> Result<Option<Journal>, StateError> {
+        read_json(&self.journal_path())
+    }
+
+    pub fn write_journal(&self, j: &Journal) -> Result<(), StateError> {
+        write_json(&self.journal_path(), j)
+    }
+
+    pub fn clear_journal(&self) -> Result<(), StateError> {
+        let p = self.journal_path();
+        match std::fs::remove_file(&p) {
+            Ok(()) => crate::fsutil::fsync_dir(&self.dir).map_err(|e| StateError::Write { path: p, source: e }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StateError::Write { path: p, source: e }),
+        }
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StateError::Read { path: path.to_path_buf(), source: e }),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StateError::Corrupt { path: path.to_path_buf(), detail: e.to_string() })
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), StateError> {
+    let bytes = serde_json::to_vec_pretty(v)
+        .map_err(|e| StateError::Write { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+    write_atomic(path, &bytes).map_err(|e| StateError::Write { path: path.to_path_buf(), source: e })
+}
+
+impl AgentState {
+    /// Add a history entry, newest first, keeping at most `limit`.
+    pub fn record(&mut self, entry: HistoryEntry, limit: usize) {
+        self.history.push_front(entry);
+        self.history.truncate(limit.max(1));
+    }
+
+    pub fn mark_failed(&mut self, revision: &str) {
+        if !self.failed.iter().any(|f| f == revision) {
+            self.failed.push(revision.to_string());
+        }
+        // Bounded like the history: old failures matter less than the last ones.
+        if self.failed.len() > 100 {
+            self.failed.remove(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bounded_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let mut s = store.load().unwrap();
+        assert_eq!(s.version, STATE_VERSION);
+        for i in 0..5 {
+            s.record(
+                HistoryEntry {
+                    started: now_rfc3339(),
+                    finished: now_rfc3339(),
+                    revision: Some(format!("r{i}")),
+                    result: Outcome::Applied,
+                    changes: vec![],
+                    message: String::new(),
+                    duration_ms: 1,
+                },
+                3,
+            );
+        }
+        store.save(&s).unwrap();
+        let back = store.load().unwrap();
+        assert_eq!(back.history.len(), 3);
+        assert_eq!(back.history[0].revision.as_deref(), Some("r4"), "newest first");
+        std::fs::write(dir.path().join("state.json"), b"{ not json").unwrap();
+        let err = store.load().unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+    }
+}
