@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod control;
+pub mod failpoint;
 pub mod fsutil;
 pub mod health;
 pub mod plan;

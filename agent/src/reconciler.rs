@@ -342,7 +342,15 @@ impl Reconciler {
         };
         let desired = target.to_string();
         self.state.desired = Some(desired.clone());
-        if self.state.applied.as_deref() == Some(desired.as_str()) {
+        let failed = self.state.failed.iter().any(|f| f == &desired);
+        if self.state.applied.as_deref() == Some(desired.as_str()) && failed && !retry {
+            // The host runs a revision that failed its gate (a first revision with nothing to
+            // roll back to): repairing its drift would retry it on every poll.
+            self.publish_observation().await;
+            self.save();
+            return CycleResult { outcome: None, message: self.state.message.clone() };
+        }
+        if self.state.applied.as_deref() == Some(desired.as_str()) && !failed {
             let r = self.drift_check().await;
             if r.outcome.is_none() && self.state.phase != Phase::Degraded {
                 self.settle_phase(&desired);
@@ -499,6 +507,7 @@ impl Reconciler {
             return Ok(());
         }
         self.say(format!("health gate: {} resource(s)", resources.len()));
+        crate::failpoint::hit("gate");
         let progress = self.progress.clone();
         let report = move |line: String| {
             tracing::info!(target: "driftless", "{line}");
@@ -610,6 +619,7 @@ impl Reconciler {
                 let _ = tokio::task::spawn_blocking(move || src.pin(Pin::Failed, oid, "failed")).await;
             }
             self.say(format!("revision {} failed: {why}", short(revision)));
+            self.save();
         }
         let Some(good) = self.state.last_good.clone().filter(|g| g != revision) else {
             // Nothing to go back to (a first revision), or the last good one itself failed.
@@ -630,6 +640,7 @@ impl Reconciler {
             return CycleResult { outcome: Some(Outcome::Failed), message: Some(msg) };
         };
         self.say(format!("rolling back to last good revision {}", short(&good)));
+        crate::failpoint::hit("revert");
         let journal = Journal {
             version: STATE_VERSION,
             operation: "revert".into(),

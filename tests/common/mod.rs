@@ -41,4 +41,6 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
     }
 }
 
+pub mod agent;
+pub mod docker;
 pub mod git;

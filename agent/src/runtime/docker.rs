@@ -247,6 +247,7 @@ impl DockerRuntime {
                 if let Some(stale) = instances.iter().find(|i| i.name == next) {
                     self.stop_and_remove(name, &stale.id, stop_secs(spec)).await?;
                 }
+                crate::failpoint::hit("before-create");
                 let body = self.create_body(r, spec, revision, &hash, &image_id).await?;
                 let opts = CreateContainerOptions { name: Some(next.clone()), ..Default::default() };
                 let created = self.docker.create_container(Some(opts), body).await.map_err(|e| docker_err(name, e))?;
@@ -269,6 +270,7 @@ impl DockerRuntime {
         for other in instances.iter().filter(|i| i.id != keep.id) {
             self.stop_and_remove(name, &other.id, stop_secs(spec)).await?;
         }
+        crate::failpoint::hit("after-stop-old");
         if keep.name != name {
             let opts = RenameContainerOptions { name: name.to_string() };
             self.docker.rename_container(&keep.id, opts).await.map_err(|e| docker_err(name, e))?;

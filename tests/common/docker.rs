@@ -1,0 +1,75 @@
+//! Docker for end-to-end tests: the engine must answer (with CI=true a missing engine fails
+//! the test; elsewhere the test says so and passes vacuously), the test image is built once
+//! from busybox-static (no registry), and managed containers are cleared between tests.
+
+use std::process::Command;
+use std::sync::Mutex;
+
+pub const IMAGE: &str = "driftless-test/busybox:1";
+
+/// Serialises Docker tests inside one process (`cargo test`); nextest runs them in a group of one.
+pub static LOCK: Mutex<()> = Mutex::new(());
+
+pub fn docker(args: &[&str]) -> (i32, String) {
+    let out = Command::new("docker").args(args).output().expect("docker client runs");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (
+        out.status.code().unwrap_or(-1),
+        if out.status.success() { text } else { String::from_utf8_lossy(&out.stderr).to_string() },
+    )
+}
+
+/// Whether Docker tests can run here. With CI=true, no engine is a failure.
+pub fn available() -> bool {
+    if docker(&["info"]).0 == 0 {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and no Docker engine answers: run .ci/setup (it starts dockerd)");
+    }
+    eprintln!("SKIPPED: no Docker engine answers (start dockerd, or run .ci/setup)");
+    false
+}
+
+/// Build the test image once (it must not be rebuilt while tests run: its id is an input of
+/// every spec hash).
+pub fn ensure_image() {
+    let script = super::root().join("examples/containers/build-image.sh");
+    let out = Command::new("flock")
+        .arg("/tmp/driftless-test-image.lock")
+        .arg("sh")
+        .arg("-c")
+        .arg(format!("docker image inspect {IMAGE} >/dev/null 2>&1 || {} {IMAGE}", script.display()))
+        .output()
+        .expect("flock runs");
+    assert!(out.status.success(), "building {IMAGE}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Remove every container a Driftless agent manages (tests run one at a time).
+pub fn clear_managed() {
+    let (_, ids) = docker(&["ps", "-aq", "--filter", "label=driftless.managed=true"]);
+    for id in ids.split_whitespace() {
+        docker(&["rm", "-f", id]);
+    }
+}
+
+/// Containers (name, running) labelled for resource `name`.
+pub fn instances(name: &str) -> Vec<(String, bool)> {
+    let (_, out) = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=driftless.resource={name}"),
+        "--format",
+        "{{.Names}} {{.State}}",
+    ]);
+    out.lines().filter_map(|l| l.split_once(' ').map(|(n, s)| (n.to_string(), s == "running"))).collect()
+}
+
+pub fn label(container: &str, key: &str) -> String {
+    docker(&["inspect", "-f", &format!("{{{{index .Config.Labels \"{key}\"}}}}"), container]).1
+}
+
+pub fn container_id(name: &str) -> String {
+    docker(&["inspect", "-f", "{{.Id}}", name]).1
+}
