@@ -125,6 +125,8 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     let (tx, rx) = mpsc::channel::<Event>(64);
     tokio::spawn(control::serve(listener, tx.clone(), status_rx, reconciler.progress()));
     spawn_signals(tx.clone(), reconciler.stop_flag(), cli.config.clone());
+    // Kept alive for the life of the daemon.
+    let _watcher = start_watch(reconciler.config(), tx.clone());
     tracing::info!(
         "agentd started: host {}, source {} ({}), control socket {}",
         reconciler.config().host,
@@ -135,6 +137,26 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     reconciler::run(reconciler, rx, interval).await;
     let _ = std::fs::remove_file(&socket);
     ExitCode::SUCCESS
+}
+
+/// `source.watch`: a ref change in the local repository triggers a cycle at once.
+fn start_watch(cfg: &LoadedConfig, tx: mpsc::Sender<Event>) -> Option<notify::RecommendedWatcher> {
+    let driftless_agent::config::RemoteKind::Local(path) = &cfg.remote else { return None };
+    if !cfg.config.source.watch {
+        return None;
+    }
+    match driftless_agent::source::watch::watch(path, move || {
+        let _ = tx.try_send(Event::RefChanged);
+    }) {
+        Ok(w) => {
+            tracing::info!("watching {} for ref changes", path.display());
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    }
 }
 
 /// Forward signals to the reconciler: SIGTERM/SIGINT stop between steps, SIGHUP reloads the

@@ -394,10 +394,12 @@ impl DockerRuntime {
                 let state = c.state.unwrap_or_default();
                 let restarts = c.restart_count.unwrap_or(0);
                 if state.restarting == Some(true) || restarts > 0 {
-                    Liveness::Failed(format!(
-                        "container {name} is restarting (exit code {}, {restarts} restart(s))",
-                        state.exit_code.unwrap_or(0)
-                    ))
+                    let code = state
+                        .exit_code
+                        .filter(|c| *c != 0)
+                        .map(|c| format!(", last exit code {c}"))
+                        .unwrap_or_default();
+                    Liveness::Failed(format!("container {name} keeps exiting: {restarts} restart(s){code}"))
                 } else if state.running != Some(true) {
                     Liveness::Failed(format!("container {name} exited with code {}", state.exit_code.unwrap_or(0)))
                 } else {

@@ -11,6 +11,7 @@
 
 pub mod known_hosts;
 pub mod verify;
+pub mod watch;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
