@@ -316,3 +316,97 @@ fn a_first_revision_that_fails_ends_degraded_not_in_a_loop() {
     let _ = git; // (the helper is shared with other tests)
     clear_managed();
 }
+
+fn wait_applied(agent: &Agent, rev: &str, timeout: Duration) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if agent.status()["applied_revision"] == rev {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < timeout, "{rev} not applied within {timeout:?}; log:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn watch_applies_a_push_to_a_local_repository_at_once() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    push(&up, &web("1", port, ""), "v1");
+    // interval 1h: only the watch can explain a quick pickup.
+    let mut agent = Agent::configure(&up.bare.display().to_string(), "{ branch: main }", "");
+    let cfg =
+        std::fs::read_to_string(&agent.config).unwrap().replace("  interval: 1h\n", "  interval: 1h\n  watch: true\n");
+    std::fs::write(&agent.config, cfg).unwrap();
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let c2 = push(&up, &web("2", port, ""), "v2");
+    let took = wait_applied(&agent, &c2, Duration::from_secs(20));
+    eprintln!("watch: commit to applied (incl. a 1-container replace and gate) in {} ms", took.as_millis());
+    assert!(agent.log_text().contains("watching"), "{}", agent.log_text());
+    clear_managed();
+}
+
+fn post(port: u16, headers: &[(&str, String)], body: &[u8]) -> u16 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut req =
+        format!("POST /hook HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let _ = s.write_all(req.as_bytes());
+    let _ = s.write_all(body);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_signed_webhook_triggers_a_sync_over_smart_http_with_a_token() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = push(&up, &web("1", port, ""), "v1");
+    let server = common::git::git_http(&up, Some("t0ken"));
+    let hook_port = free_port();
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(secrets.path().join("token"), "t0ken\n").unwrap();
+    std::fs::write(secrets.path().join("hook"), "hook-secret\n").unwrap();
+    let extra = format!(
+        "webhook: {{ listen: \"127.0.0.1:{hook_port}\", secret_file: {} }}\n",
+        secrets.path().join("hook").display()
+    );
+    let url = format!("http://127.0.0.1:{}/state.git", server.port);
+    let mut agent = Agent::configure(&url, "{ branch: main }", &extra);
+    let cfg = std::fs::read_to_string(&agent.config).unwrap().replace(
+        "  interval: 1h\n",
+        &format!("  interval: 1h\n  auth: {{ token_file: {} }}\n", secrets.path().join("token").display()),
+    );
+    std::fs::write(&agent.config, cfg).unwrap();
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+
+    let c2 = push(&up, &web("2", port, ""), "v2");
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let good = driftless_agent::webhook::sign(b"hook-secret", body);
+    let bad = driftless_agent::webhook::sign(b"wrong", body);
+    assert_eq!(post(hook_port, &[("X-Hub-Signature-256", format!("sha256={bad}"))], body), 401);
+    assert_eq!(post(hook_port, &[], body), 401);
+    assert_eq!(post(hook_port, &[("X-Gitlab-Token", "nope".into())], body), 401);
+    assert_eq!(
+        post(hook_port, &[("X-Hub-Signature-256", format!("sha256={good}"))], &vec![b'x'; 1024 * 1024 + 1]),
+        413
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(agent.status()["applied_revision"], c1.as_str(), "refused deliveries trigger nothing");
+
+    assert_eq!(post(hook_port, &[("X-Hub-Signature-256", format!("sha256={good}"))], body), 202);
+    let took = wait_applied(&agent, &c2, Duration::from_secs(20));
+    eprintln!("webhook: delivery to applied (incl. a 1-container replace and gate) in {} ms", took.as_millis());
+    assert!(http_get(port).contains("version 2"));
+    clear_managed();
+}

@@ -7,7 +7,7 @@
 //! `reconciler` — the task that owns the state and runs cycles; `state` — what survives a
 //! restart (state, history, journal); `control` — the Unix-socket API and its wire types;
 //! `semver_range` — npm-style ranges; `fsutil` — atomic, durable writes; `validate` —
-//! `agentctl validate`'s report.
+//! `agentctl validate`'s report; `webhook` — push notifications that trigger a poll.
 
 pub mod config;
 pub mod control;
@@ -21,3 +21,4 @@ pub mod semver_range;
 pub mod source;
 pub mod state;
 pub mod validate;
+pub mod webhook;

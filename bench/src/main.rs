@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod poll;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let bin_dir = PathBuf::from(std::env::var("DRIFTLESS_BIN").unwrap_or_else(|_| "target/release".into()));
@@ -17,7 +19,8 @@ fn main() -> Result<()> {
     for w in which {
         match w {
             "validate" => bench_validate(&bin_dir)?,
-            other => bail!("unknown benchmark {other:?}: known: validate"),
+            "poll" => poll::bench_poll()?,
+            other => bail!("unknown benchmark {other:?}: known: validate, poll"),
         }
     }
     Ok(())
@@ -51,7 +54,7 @@ fn stats(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-fn row(name: &str, samples: Vec<Duration>) {
+pub(crate) fn row(name: &str, samples: Vec<Duration>) {
     let n = samples.len();
     let (med, min, max) = stats(samples);
     println!("| {name} | {:.1} ms | {:.1} ms | {:.1} ms | {n} |", ms(med), ms(min), ms(max));

@@ -127,6 +127,10 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     spawn_signals(tx.clone(), reconciler.stop_flag(), cli.config.clone());
     // Kept alive for the life of the daemon.
     let _watcher = start_watch(reconciler.config(), tx.clone());
+    if let Err(e) = start_webhook(reconciler.config(), tx.clone()).await {
+        eprintln!("agentd: {e}");
+        return ExitCode::from(1);
+    }
     tracing::info!(
         "agentd started: host {}, source {} ({}), control socket {}",
         reconciler.config().host,
@@ -137,6 +141,29 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     reconciler::run(reconciler, rx, interval).await;
     let _ = std::fs::remove_file(&socket);
     ExitCode::SUCCESS
+}
+
+/// `webhook.listen`: a valid push delivery triggers a cycle at once.
+async fn start_webhook(cfg: &LoadedConfig, tx: mpsc::Sender<Event>) -> Result<(), String> {
+    let Some(w) = &cfg.config.webhook else { return Ok(()) };
+    let secret = std::fs::read_to_string(&w.secret_file)
+        .map_err(|e| format!("cannot read webhook.secret_file {}: {e}", w.secret_file.display()))?;
+    let secret = secret.trim_end_matches(['\n', '\r']).as_bytes().to_vec();
+    if secret.is_empty() {
+        return Err(format!(
+            "webhook.secret_file {} is empty: put a long random secret in it",
+            w.secret_file.display()
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(&w.listen)
+        .await
+        .map_err(|e| format!("cannot listen on webhook.listen {}: {e}", w.listen))?;
+    tracing::info!("webhook listening on {}", w.listen);
+    let on_push: std::sync::Arc<dyn Fn() + Send + Sync> = std::sync::Arc::new(move || {
+        let _ = tx.try_send(Event::Webhook);
+    });
+    tokio::spawn(driftless_agent::webhook::serve(listener, secret, on_push));
+    Ok(())
 }
 
 /// `source.watch`: a ref change in the local repository triggers a cycle at once.
