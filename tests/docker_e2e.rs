@@ -410,3 +410,59 @@ fn a_signed_webhook_triggers_a_sync_over_smart_http_with_a_token() {
     assert!(http_get(port).contains("version 2"));
     clear_managed();
 }
+
+#[test]
+fn sighup_reloads_a_good_config_and_keeps_the_old_one_on_a_bad_one_and_sigterm_stops_cleanly() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    push(&up, &web("1", port, ""), "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let pid = agent.pid().to_string();
+
+    // The socket is 0660 and refuses users outside its group.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(agent.socket()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let as_nobody = common::run(
+        std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_agentctl"))
+            .arg("--socket")
+            .arg(agent.socket())
+            .arg("status"),
+    );
+    assert_eq!(as_nobody.code, 3, "{}", as_nobody.stderr);
+    assert!(
+        as_nobody.stderr.contains("permission denied; agentctl needs root or membership in the socket's group"),
+        "{}",
+        as_nobody.stderr
+    );
+
+    // A bad config: refused, the old one stays in force.
+    let good = std::fs::read_to_string(&agent.config).unwrap();
+    std::fs::write(&agent.config, good.replace("interval: 1h", "interval: soon")).unwrap();
+    let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.log_text().contains("the new config is refused, the old one stays in force"), "{}", agent.log_text());
+    assert_eq!(agent.status()["phase"], "Synced");
+
+    // A good one is taken.
+    std::fs::write(&agent.config, good.replace("host: e2e", "host: e2e-reloaded")).unwrap();
+    let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
+    let start = std::time::Instant::now();
+    while agent.status()["host"] != "e2e-reloaded" {
+        assert!(start.elapsed() < Duration::from_secs(10), "not reloaded: {}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // SIGTERM: a clean stop, the socket removed, the containers left running.
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    let status = agent.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    assert!(!agent.socket().exists());
+    assert_eq!(instances("web"), [("web".to_string(), true)]);
+    clear_managed();
+}

@@ -248,6 +248,18 @@ impl LoadedConfig {
     }
 }
 
+/// `control_socket` of a config file, read leniently: `agentctl --config` must reach the agent
+/// even while the file holds an edit the agent refused (that is when an operator asks).
+pub fn control_socket_of(path: &Path) -> Result<PathBuf, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap_or(serde_yaml_ng::Value::Null);
+    Ok(value
+        .get("control_socket")
+        .and_then(|v| v.as_str())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)))
+}
+
 /// The machine's hostname, as `hostname` prints it.
 pub fn system_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

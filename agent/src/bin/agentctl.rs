@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use driftless_agent::config::{LoadedConfig, DEFAULT_SOCKET};
+use driftless_agent::config::{control_socket_of, DEFAULT_SOCKET};
 use driftless_agent::control::wire::{DiffView, Reply, Request, StatusView, SyncView};
 use driftless_agent::control::{request, ClientError};
 use driftless_agent::reconciler::short;
@@ -168,7 +168,7 @@ fn socket_path(cli: &Cli) -> Result<PathBuf, String> {
         return Ok(s.clone());
     }
     if let Some(c) = &cli.config {
-        return LoadedConfig::load(c).map(|l| l.config.control_socket).map_err(|e| e.to_string());
+        return control_socket_of(c).map_err(|e| e.to_string());
     }
     Ok(PathBuf::from(DEFAULT_SOCKET))
 }
@@ -198,7 +198,7 @@ fn call(
             eprintln!("agentctl: {message}");
             ExitCode::from(EXIT_ERROR)
         }
-        Err(e @ ClientError::Unreachable { .. }) => {
+        Err(e @ (ClientError::Unreachable { .. } | ClientError::Forbidden { .. })) => {
             eprintln!("agentctl: {e}");
             ExitCode::from(EXIT_UNREACHABLE)
         }

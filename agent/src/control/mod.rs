@@ -195,14 +195,18 @@ async fn handle(
 pub enum ClientError {
     #[error("no agent answers on {path}: {source}; is agentd running? (systemctl status driftless; or pass --socket / --config)")]
     Unreachable { path: PathBuf, source: std::io::Error },
+    #[error("{path}: permission denied; agentctl needs root or membership in the socket's group (ls -l {path})")]
+    Forbidden { path: PathBuf },
     #[error("the agent on {path} broke off: {detail}")]
     Protocol { path: PathBuf, detail: String },
 }
 
 /// Send `req`, hand each progress line to `on_progress`, return the final reply.
 pub fn request(path: &Path, req: &Request, mut on_progress: impl FnMut(&str)) -> Result<Reply, ClientError> {
-    let stream = std::os::unix::net::UnixStream::connect(path)
-        .map_err(|e| ClientError::Unreachable { path: path.to_path_buf(), source: e })?;
+    let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => ClientError::Forbidden { path: path.to_path_buf() },
+        _ => ClientError::Unreachable { path: path.to_path_buf(), source: e },
+    })?;
     let proto = |detail: String| ClientError::Protocol { path: path.to_path_buf(), detail };
     // Short operations answer at once; sync and rollback may take as long as a health gate.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
