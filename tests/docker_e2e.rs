@@ -466,3 +466,105 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_on_a_bad_one_and_sigterm_s
     assert_eq!(instances("web"), [("web".to_string(), true)]);
     clear_managed();
 }
+
+#[test]
+fn env_files_networks_volumes_once_and_drift_report() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let host = tempfile::tempdir().unwrap();
+    let env_file = host.path().join("web.env");
+    std::fs::write(&env_file, "# secrets\nSECRET_TOKEN=hunter2\nexport MODE=prod\n").unwrap();
+    let data = host.path().join("data");
+    let text = web("1", port, "")
+        .replace("  stop_timeout: 1s\n", &format!(
+            "  stop_timeout: 1s\n  env: {{ MODE: override }}\n  env_files: [{}]\n  networks: [driftless-e2e-net]\n  volumes: [\"{}:/data\"]\n",
+            env_file.display(),
+            data.display()
+        ))
+        .replace("echo 'version 1' > /www/index.html", "echo 'version 1' > /www/index.html && echo $SECRET_TOKEN $MODE > /data/seen");
+    let c1 = push(&up, &text, "v1");
+    let agent = Agent::configure(&up.file_url(), "{ branch: main }", "drift: report\n");
+
+    // --once: one cycle, exit 0, no daemon.
+    let r = common::run(common::agentd().arg("--config").arg(&agent.config).arg("--once"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with(&format!("Synced {}", &c1[..12])), "{}", r.stdout);
+    assert_eq!(
+        std::fs::read_to_string(data.join("seen")).unwrap().trim(),
+        "hunter2 override",
+        "env_files, then env over them"
+    );
+    let (_, nets) =
+        docker::docker(&["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "web"]);
+    assert_eq!(nets.trim(), "driftless-e2e-net");
+    let log = std::fs::read_to_string(agent.state_dir().join("state.json")).unwrap();
+    assert!(!log.contains("hunter2") && !r.stderr.contains("hunter2"), "secret values stay out of state and logs");
+
+    // drift: report — a stopped container is reported, not started.
+    docker::docker(&["stop", "-t", "1", "web"]);
+    let r = common::run(common::agentd().arg("--config").arg(&agent.config).arg("--once"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("drift (not repaired, drift: report): repair Container/web (not running)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(instances("web"), [("web".to_string(), false)], "reported, not repaired");
+
+    // A changed env file changes the spec hash: with drift: repair it is applied.
+    let cfg = std::fs::read_to_string(&agent.config).unwrap().replace("drift: report\n", "");
+    std::fs::write(&agent.config, cfg).unwrap();
+    std::fs::write(&env_file, "SECRET_TOKEN=rotated\n").unwrap();
+    let r = common::run(common::agentd().arg("--config").arg(&agent.config).arg("--once"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("replace Container/web (spec changed)"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(data.join("seen")).unwrap().trim(), "rotated override");
+    assert!(data.join("seen").exists(), "the bind-mounted data survived the replace");
+    clear_managed();
+    docker::docker(&["network", "rm", "driftless-e2e-net"]);
+}
+
+#[test]
+fn force_pushes_reach_the_history_and_unsigned_revisions_are_refused() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    push(&up, &web("1", port, ""), "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    git(&up.work, &["reset", "-q", "--hard", "HEAD~0"]);
+    std::fs::write(up.work.join("hosts/e2e/web.yaml"), web("2", port, "")).unwrap();
+    git(&up.work, &["commit", "-q", "--amend", "-am", "v1 rewritten"]);
+    git(&up.work, &["push", "-q", "-f", "origin", "main"]);
+    agent.sync(0);
+    let h: serde_json::Value = serde_json::from_str(&agent.ctl(&["history", "--json", "-n", "1"]).stdout).unwrap();
+    assert!(
+        h[0]["message"].as_str().unwrap().starts_with("main was force-moved upstream"),
+        "{h}\n{}",
+        agent.log_text()
+    );
+    assert!(http_get(port).contains("version 2"));
+    agent.kill9();
+
+    // verify: an unsigned revision is refused and nothing is applied.
+    let keys = tempfile::tempdir().unwrap();
+    let pubkey = common::git::keygen(&keys.path().join("signer"));
+    std::fs::write(keys.path().join("allowed_signers"), format!("ops@example.invalid {pubkey}\n")).unwrap();
+    let cfg = std::fs::read_to_string(&agent.config).unwrap().replace(
+        "  interval: 1h\n",
+        &format!(
+            "  interval: 1h\n  verify: {{ allowed_signers: {} }}\n",
+            keys.path().join("allowed_signers").display()
+        ),
+    );
+    std::fs::write(&agent.config, cfg).unwrap();
+    let before = docker::container_id("web");
+    push(&up, &web("3", port, ""), "v3 unsigned");
+    agent.start();
+    let s = agent.wait_phase("Failed", Duration::from_secs(30));
+    assert!(s["message"].as_str().unwrap().contains("refused: the commit is not signed"), "{s}");
+    assert_eq!(docker::container_id("web"), before, "nothing applied");
+    clear_managed();
+}

@@ -95,6 +95,8 @@ pub struct Reconciler {
     status_tx: watch::Sender<StatusView>,
     progress: broadcast::Sender<String>,
     stop: Arc<AtomicBool>,
+    /// Force-pushes and deleted refs seen since the last history entry, for the next one.
+    ref_notes: Vec<String>,
 }
 
 /// Something that went wrong inside a cycle, already worded for the operator.
@@ -130,6 +132,7 @@ impl Reconciler {
             status_tx,
             progress,
             stop: Arc::new(AtomicBool::new(false)),
+            ref_notes: Vec::new(),
         };
         r.publish();
         Ok((r, status_rx))
@@ -409,6 +412,19 @@ impl Reconciler {
         .map_err(|e| Failure(format!("the fetch task failed: {e}")))?;
         let (report, resolved) = fetched?;
         for ch in &report.changes {
+            let name = ch.name.trim_start_matches("refs/remotes/origin/").trim_start_matches("refs/");
+            match ch.kind {
+                crate::source::RefMove::Forced => self.ref_notes.push(format!(
+                    "{name} was force-moved upstream ({} -> {})",
+                    ch.old.as_deref().map(short).unwrap_or("none"),
+                    ch.new.as_deref().map(short).unwrap_or("none")
+                )),
+                crate::source::RefMove::Deleted => self.ref_notes.push(format!(
+                    "{name} was deleted upstream (it pointed to {})",
+                    ch.old.as_deref().map(short).unwrap_or("none")
+                )),
+                _ => {}
+            }
             self.say(format!(
                 "source: {} {:?} {} -> {}",
                 ch.name,
@@ -853,6 +869,11 @@ impl Reconciler {
         message: String,
         t: Instant,
     ) {
+        let message = if self.ref_notes.is_empty() {
+            message
+        } else {
+            format!("{}; {message}", std::mem::take(&mut self.ref_notes).join("; "))
+        };
         let entry = HistoryEntry {
             started,
             finished: now_rfc3339(),
