@@ -457,13 +457,13 @@ impl Reconciler {
         desired_state_schema::load(&files, env.as_deref()).map_err(|e| Failure(e.to_string()))
     }
 
-    /// Observe the host and plan the way to `state`.
-    async fn plan_for(&mut self, state: &DesiredState) -> Result<Plan, Failure> {
+    /// Observe the host and plan the way to `state` (the state of `revision`).
+    async fn plan_for(&mut self, revision: &str, state: &DesiredState) -> Result<Plan, Failure> {
         self.observed = self.runtimes.observe().await?;
         let ordered = state.in_dependency_order();
         let mut desired: Vec<(&Resource, String)> = Vec::new();
         for r in ordered {
-            let inputs = self.runtimes.inputs(r).await?;
+            let inputs = self.runtimes.inputs(r, revision).await?;
             desired.push((r, plan::spec_hash(r, &inputs)));
         }
         self.desired_resources = state.resources.iter().map(|r| (r.kind, r.name().to_string())).collect();
@@ -570,7 +570,7 @@ impl Reconciler {
         self.state.phase = Phase::Progressing;
         self.state.message = Some(format!("applying {}", short(revision)));
         self.save();
-        let plan = match self.plan_for(&state).await {
+        let plan = match self.plan_for(revision, &state).await {
             Ok(p) => p,
             Err(f) => return self.revert_after_failure(revision, f.0, started, Vec::new()).await,
         };
@@ -671,7 +671,7 @@ impl Reconciler {
         }
         let result: Result<(), Failure> = async {
             let state = self.load_revision(&good).await?;
-            let plan = self.plan_for(&state).await?;
+            let plan = self.plan_for(&good, &state).await?;
             self.execute("revert", &good, &state, &plan).await?;
             self.publish_observation().await;
             let gated: Vec<&Resource> = state
@@ -738,7 +738,7 @@ impl Reconciler {
                 return CycleResult { outcome: None, message: None };
             }
         };
-        let plan = match self.plan_for(&state).await {
+        let plan = match self.plan_for(&applied, &state).await {
             Ok(p) => p,
             Err(f) => {
                 self.publish();
@@ -799,7 +799,7 @@ impl Reconciler {
                 })
             }
         };
-        let plan = self.plan_for(&state).await?;
+        let plan = self.plan_for(&target, &state).await?;
         self.publish();
         Ok(DiffView {
             revision: Some(target),

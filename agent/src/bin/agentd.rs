@@ -12,7 +12,9 @@ use driftless_agent::config::{LoadedConfig, DEFAULT_CONFIG};
 use driftless_agent::control;
 use driftless_agent::reconciler::{self, Event, Reconciler};
 use driftless_agent::runtime::docker::DockerRuntime;
+use driftless_agent::runtime::passenger::PassengerRuntime;
 use driftless_agent::runtime::Runtimes;
+use driftless_agent::source::GitSource;
 use driftless_agent::state::Outcome;
 use tokio::sync::mpsc;
 
@@ -69,7 +71,7 @@ fn main() -> ExitCode {
     runtime.block_on(run(cli, loaded))
 }
 
-async fn connect_runtimes() -> Runtimes {
+async fn connect_runtimes(cfg: &LoadedConfig) -> Runtimes {
     let docker = match tokio::time::timeout(Duration::from_secs(10), DockerRuntime::connect()).await {
         Ok(Ok(d)) => {
             tracing::info!("docker: {}", d.version().await);
@@ -84,13 +86,15 @@ async fn connect_runtimes() -> Runtimes {
             None
         }
     };
-    Runtimes { docker }
+    // Passenger needs no engine: releases are files, restarts go through passenger-config.
+    let passenger = Some(PassengerRuntime::new(GitSource::new(cfg), &cfg.config.state_dir));
+    Runtimes { docker, passenger }
 }
 
 async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     let interval = loaded.config.source.interval.as_std();
     let socket = loaded.config.control_socket.clone();
-    let runtimes = connect_runtimes().await;
+    let runtimes = connect_runtimes(&loaded).await;
     let (mut reconciler, status_rx) = match Reconciler::new(loaded, runtimes) {
         Ok(r) => r,
         Err(e) => {

@@ -16,6 +16,7 @@
 //! refused at apply time with a message, and never removed.
 
 pub mod docker;
+pub mod passenger;
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,8 @@ pub enum RuntimeError {
     EnvFile { resource: String, path: String, detail: String },
     #[error("{resource}: {detail}")]
     Docker { resource: String, detail: String },
+    #[error("{resource}: {detail}")]
+    Passenger { resource: String, detail: String },
     #[error("{kind} resources need a runtime this agent does not have here: {detail}")]
     Unsupported { kind: Kind, detail: String },
 }
@@ -55,6 +58,7 @@ pub enum Liveness {
 /// The runtimes available on this host.
 pub struct Runtimes {
     pub docker: Option<docker::DockerRuntime>,
+    pub passenger: Option<passenger::PassengerRuntime>,
 }
 
 impl Runtimes {
@@ -63,6 +67,9 @@ impl Runtimes {
         let mut k = Vec::new();
         if self.docker.is_some() {
             k.push(Kind::Container);
+        }
+        if self.passenger.is_some() {
+            k.push(Kind::PassengerApp);
         }
         k
     }
@@ -79,12 +86,21 @@ impl Runtimes {
         if let Some(d) = &self.docker {
             out.extend(d.observe().await?);
         }
+        if let Some(p) = &self.passenger {
+            out.extend(p.observe().await?);
+        }
         Ok(out)
     }
 
-    pub async fn inputs(&self, r: &Resource) -> Result<BTreeMap<String, String>, RuntimeError> {
+    fn passenger(&self, kind: Kind) -> Result<&passenger::PassengerRuntime, RuntimeError> {
+        self.passenger.as_ref().ok_or_else(|| self.unsupported(kind))
+    }
+
+    /// Host-side inputs of `r`'s spec hash at `revision`.
+    pub async fn inputs(&self, r: &Resource, revision: &str) -> Result<BTreeMap<String, String>, RuntimeError> {
         match &r.spec {
             Spec::Container(c) => self.docker(r.kind)?.inputs(r.name(), c).await,
+            Spec::PassengerApp(p) => self.passenger(r.kind)?.inputs(r.name(), p, revision).await,
             _ => Err(self.unsupported(r.kind)),
         }
     }
@@ -92,6 +108,7 @@ impl Runtimes {
     pub async fn converge(&self, r: &Resource, revision: &str) -> Result<(), RuntimeError> {
         match &r.spec {
             Spec::Container(c) => self.docker(r.kind)?.converge(r, c, revision).await,
+            Spec::PassengerApp(p) => self.passenger(r.kind)?.converge(r, p, revision).await,
             _ => Err(self.unsupported(r.kind)),
         }
     }
@@ -99,6 +116,7 @@ impl Runtimes {
     pub async fn remove(&self, kind: Kind, name: &str) -> Result<(), RuntimeError> {
         match kind {
             Kind::Container => self.docker(kind)?.remove(name).await,
+            Kind::PassengerApp => self.passenger(kind)?.remove(name).await,
             _ => Err(self.unsupported(kind)),
         }
     }

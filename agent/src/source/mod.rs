@@ -442,6 +442,13 @@ impl GitSource {
         repo.find_tree(entry.id()).map_err(|_| not_found())
     }
 
+    /// The tree id of folder `path` in `commit` (what an export of it would be keyed by).
+    pub fn tree_id(&self, commit: Oid, path: &str) -> Result<Oid, SourceError> {
+        let repo = self.repo()?;
+        let id = self.subtree(&repo, commit, path)?.id();
+        Ok(id)
+    }
+
     /// Write folder `path` of `commit` under `state_dir/exports/<tree id>` (once per tree:
     /// two revisions with the same tree share one export). Written to a temporary folder
     /// first and renamed into place, so an export is either complete or absent.

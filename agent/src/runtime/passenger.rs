@@ -1,0 +1,459 @@
+//! The Passenger runtime: Capistrano-style releases under `app_root`, served by Phusion
+//! Passenger through the `current` link.
+//!
+//! ```text
+//! app_root/
+//!   releases/<YYYYmmddHHMMSS>-<short rev>/   one per deployed (spec, source tree)
+//!     REVISION, build_info.json              build_info.json is written last: a release
+//!                                            without it is incomplete and never served
+//!   shared/                                  never written by a deploy; linked into releases
+//!   backups/<YYYYmmddHHMMSS>/                copies of `backup` entries, before each switch
+//!   current -> releases/<id>                 switched atomically (new link, rename(2))
+//! ```
+//!
+//! Converging reuses a complete, unmodified release with the wanted spec hash (so a revert
+//! is a link switch and a restart, never a rebuild), else exports the source folder at the
+//! revision into a new release, builds it in place, links `shared`, and marks it complete.
+//! Then: back up, switch, restart (`passenger-config restart-app <app_root>/current` when it
+//! is on the PATH; otherwise touch `current/tmp/restart.txt` and wait out Passenger's
+//! `stat_throttle_rate`, 10 s, before the gate, or the old code would pass it), prune.
+//! Which apps the agent manages is recorded in `state_dir/passenger-apps.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use desired_state_schema::{Kind, PassengerAppSpec, Resource};
+use git2::Oid;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::RuntimeError;
+use crate::fsutil::{fsync_dir, write_atomic};
+use crate::plan::{Observed, RunState};
+use crate::source::GitSource;
+
+/// How long Passenger waits before it notices `restart.txt` (its default `stat_throttle_rate`).
+pub const STAT_THROTTLE: Duration = Duration::from_secs(10);
+
+/// What `build_info.json` records about a release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildInfo {
+    pub resource: String,
+    pub revision: String,
+    pub spec_hash: String,
+    pub source_tree: String,
+    pub built_at: String,
+    pub agent_version: String,
+    /// sha256 over `files` after build and linking.
+    pub tree_sha256: String,
+    /// What the deploy wrote (see `manifest`).
+    pub files: Vec<String>,
+    /// The build's output (last 64 KiB).
+    pub build_output: String,
+}
+
+#[derive(Clone)]
+pub struct PassengerRuntime {
+    source: GitSource,
+    registry: PathBuf,
+}
+
+fn io_err(resource: &str, path: &Path, e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Passenger { resource: resource.to_string(), detail: format!("{}: {e}", path.display()) }
+}
+
+impl PassengerRuntime {
+    pub fn new(source: GitSource, state_dir: &Path) -> PassengerRuntime {
+        PassengerRuntime { source, registry: state_dir.join("passenger-apps.json") }
+    }
+
+    fn apps(&self) -> BTreeMap<String, String> {
+        std::fs::read(&self.registry).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    fn set_app(&self, name: &str, app_root: Option<&str>) -> Result<(), RuntimeError> {
+        let mut apps = self.apps();
+        match app_root {
+            Some(root) => {
+                apps.insert(name.to_string(), root.to_string());
+            }
+            None => {
+                apps.remove(name);
+            }
+        }
+        let bytes = serde_json::to_vec_pretty(&apps).unwrap_or_default();
+        write_atomic(&self.registry, &bytes).map_err(|e| io_err(name, &self.registry, e))
+    }
+
+    /// The source tree id is what makes a new revision a new release.
+    pub async fn inputs(
+        &self,
+        name: &str,
+        spec: &PassengerAppSpec,
+        revision: &str,
+    ) -> Result<BTreeMap<String, String>, RuntimeError> {
+        let src = self.source.clone();
+        let folder = spec.source.clone();
+        let oid = Oid::from_str(revision)
+            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
+        let tree = tokio::task::spawn_blocking(move || src.tree_id(oid, &folder))
+            .await
+            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?
+            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
+        let mut m = BTreeMap::new();
+        m.insert("source_tree".to_string(), tree.to_string());
+        Ok(m)
+    }
+
+    /// Every registered app: which release `current` serves, and whether its files changed.
+    pub async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        let apps = self.apps();
+        tokio::task::spawn_blocking(move || {
+            apps.into_iter()
+                .map(|(name, root)| {
+                    let root = PathBuf::from(root);
+                    let live = std::fs::canonicalize(root.join("current")).ok();
+                    let info = live.as_deref().and_then(read_info);
+                    let (spec_hash, revision, state) = match (&live, info) {
+                        (Some(dir), Some(info)) => {
+                            let hash = if intact(dir, &info) {
+                                info.spec_hash
+                            } else {
+                                format!("modified:{}", info.spec_hash)
+                            };
+                            (hash, info.revision, RunState::Running)
+                        }
+                        _ => (String::new(), String::new(), RunState::NotRunning),
+                    };
+                    Observed { kind: Kind::PassengerApp, name, spec_hash, revision, state, stray_instances: 0 }
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| RuntimeError::Passenger { resource: "(observe)".into(), detail: e.to_string() })
+    }
+
+    /// Make `current` serve `spec` at `revision` (see the module doc).
+    pub async fn converge(&self, r: &Resource, spec: &PassengerAppSpec, revision: &str) -> Result<(), RuntimeError> {
+        let name = r.name().to_string();
+        let inputs = self.inputs(&name, spec, revision).await?;
+        let hash = crate::plan::spec_hash(r, &inputs);
+        let root = PathBuf::from(&spec.app_root);
+        for d in ["releases", "shared", "backups"] {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| io_err(&name, &p, e))?;
+        }
+        self.set_app(&name, Some(&spec.app_root))?;
+        let live = std::fs::canonicalize(root.join("current")).ok();
+
+        let target = match find_release(&root.join("releases"), &hash) {
+            Some(dir) => dir,
+            None => self.build_release(&name, spec, revision, &hash, &inputs).await?,
+        };
+        if live.as_deref() == Some(target.as_path()) {
+            // Already live (a repair after a crash between switch and restart, or a no-op).
+            restart(&root, &name).await?;
+            return Ok(());
+        }
+        if live.is_some() {
+            backup(&root, spec, &name)?;
+        }
+        crate::failpoint::hit("before-switch");
+        switch(&root, &target).map_err(|e| io_err(&name, &root.join("current"), e))?;
+        restart(&root, &name).await?;
+        prune(&root.join("releases"), spec.keep_releases as usize, &[Some(target), live]);
+        Ok(())
+    }
+
+    async fn build_release(
+        &self,
+        name: &str,
+        spec: &PassengerAppSpec,
+        revision: &str,
+        hash: &str,
+        inputs: &BTreeMap<String, String>,
+    ) -> Result<PathBuf, RuntimeError> {
+        let oid = Oid::from_str(revision)
+            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
+        let src = self.source.clone();
+        let folder = spec.source.clone();
+        let export = tokio::task::spawn_blocking(move || src.export(oid, &folder))
+            .await
+            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?
+            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
+        let root = PathBuf::from(&spec.app_root);
+        let id = format!("{}-{}", timestamp(), crate::reconciler::short(revision).get(..8).unwrap_or(revision));
+        let dir = root.join("releases").join(&id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| io_err(name, &dir, e))?; // an incomplete one
+        }
+        copy_tree(&export.path, &dir).map_err(|e| io_err(name, &dir, e))?;
+        std::fs::write(dir.join("REVISION"), format!("{revision}\n")).map_err(|e| io_err(name, &dir, e))?;
+        let output = match &spec.build {
+            Some(argv) => run_build(name, argv, &dir, spec.build_timeout.as_std()).await?,
+            None => String::new(),
+        };
+        link_shared(&root, &dir, &spec.shared).map_err(|e| io_err(name, &dir, e))?;
+        let files = manifest(&dir).map_err(|e| io_err(name, &dir, e))?;
+        let tree = tree_sha256(&dir, &files).map_err(|e| io_err(name, &dir, e))?;
+        let info = BuildInfo {
+            resource: name.to_string(),
+            revision: revision.to_string(),
+            spec_hash: hash.to_string(),
+            source_tree: inputs.get("source_tree").cloned().unwrap_or_default(),
+            built_at: crate::state::now_rfc3339(),
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            tree_sha256: tree,
+            files,
+            build_output: output,
+        };
+        let bytes = serde_json::to_vec_pretty(&info).unwrap_or_default();
+        // Written last, atomically: its presence marks the release complete.
+        write_atomic(&dir.join("build_info.json"), &bytes).map_err(|e| io_err(name, &dir, e))?;
+        Ok(dir)
+    }
+
+    /// Stop managing the app: unregister it. Nothing on disk is deleted (releases, `shared/`,
+    /// backups and `current` stay; Passenger keeps serving until its configuration changes).
+    pub async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        self.set_app(name, None)
+    }
+}
+
+fn timestamp() -> String {
+    crate::state::now_rfc3339().chars().filter(char::is_ascii_digit).collect()
+}
+
+fn read_info(dir: &Path) -> Option<BuildInfo> {
+    serde_json::from_slice(&std::fs::read(dir.join("build_info.json")).ok()?).ok()
+}
+
+/// A complete release with this spec hash whose files are as built, newest first.
+fn find_release(releases: &Path, hash: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(releases).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    dirs.sort();
+    dirs.into_iter().rev().find(|d| read_info(d).is_some_and(|i| i.spec_hash == hash && intact(d, &i)))
+}
+
+/// The files a deploy wrote into a release (regular files and links, relative, sorted;
+/// `build_info.json` excluded). Files the app writes later (`tmp/restart.txt`,
+/// `__pycache__`, logs) are not in it, so they are not drift.
+pub fn manifest(dir: &Path) -> std::io::Result<Vec<String>> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let path = e?.path();
+            let rel = path.strip_prefix(base).unwrap_or(&path).to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(&path)?;
+            if meta.is_dir() {
+                walk(base, &path, out)?;
+            } else if rel != "build_info.json" {
+                out.push(rel);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// sha256 over the manifest's entries: each path, then its content or link target. Links
+/// are not followed (shared data is not ours). A missing entry fails.
+pub fn tree_sha256(dir: &Path, files: &[String]) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    for rel in files {
+        let path = dir.join(rel);
+        let meta = std::fs::symlink_metadata(&path)?;
+        h.update(rel.as_bytes());
+        if meta.file_type().is_symlink() {
+            h.update(b"\0l\0");
+            h.update(std::fs::read_link(&path)?.to_string_lossy().as_bytes());
+        } else {
+            h.update(b"\0f\0");
+            h.update(Sha256::digest(std::fs::read(&path)?));
+        }
+        h.update(b"\n");
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// Whether a release's deployed files are as built.
+fn intact(dir: &Path, info: &BuildInfo) -> bool {
+    tree_sha256(dir, &info.files).is_ok_and(|h| h == info.tree_sha256)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ft = std::fs::symlink_metadata(&src)?.file_type();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_build(name: &str, argv: &[String], dir: &Path, timeout: Duration) -> Result<String, RuntimeError> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| RuntimeError::Passenger { resource: name.into(), detail: "build is empty".into() })?;
+    let child = tokio::process::Command::new(prog).args(args).current_dir(dir).kill_on_drop(true).output();
+    let out = match tokio::time::timeout(timeout, child).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            return Err(RuntimeError::Passenger {
+                resource: name.into(),
+                detail: format!("cannot run build {prog}: {e}"),
+            })
+        }
+        Err(_) => {
+            return Err(RuntimeError::Passenger {
+                resource: name.into(),
+                detail: format!("build ran past build_timeout ({}s) and was killed", timeout.as_secs()),
+            })
+        }
+    };
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let tail: String = text.chars().rev().take(64 * 1024).collect::<Vec<_>>().into_iter().rev().collect();
+    if !out.status.success() {
+        let last = tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        return Err(RuntimeError::Passenger {
+            resource: name.into(),
+            detail: format!("build {} exited with {}: {last}", argv.join(" "), out.status.code().unwrap_or(-1)),
+        });
+    }
+    Ok(tail)
+}
+
+/// Link each `shared` entry into the release, replacing what the export had there. Missing
+/// shared folders (names without a dot) are created; missing files are left for the app to
+/// create through the link. Nothing under `shared/` is ever written otherwise.
+fn link_shared(root: &Path, release: &Path, entries: &[String]) -> std::io::Result<()> {
+    for entry in entries {
+        let entry = entry.trim_end_matches('/');
+        let target = root.join("shared").join(entry);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let name = Path::new(entry).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if !target.exists() && !name.contains('.') {
+            std::fs::create_dir_all(&target)?;
+        }
+        let link = release.join(entry);
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match std::fs::symlink_metadata(&link) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&link)?,
+            Ok(_) => std::fs::remove_file(&link)?,
+            Err(_) => {}
+        }
+        std::os::unix::fs::symlink(&target, &link)?;
+    }
+    Ok(())
+}
+
+/// Copy the `backup` entries (from `shared/`) into `backups/<time>/`, keep the newest sets.
+fn backup(root: &Path, spec: &PassengerAppSpec, name: &str) -> Result<(), RuntimeError> {
+    if spec.backup.is_empty() {
+        return Ok(());
+    }
+    let set = root.join("backups").join(timestamp());
+    for entry in &spec.backup {
+        let from = root.join("shared").join(entry.trim_end_matches('/'));
+        if !from.exists() {
+            continue;
+        }
+        let to = set.join(entry.trim_end_matches('/'));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_err(name, parent, e))?;
+        }
+        let r = if from.is_dir() { copy_tree(&from, &to) } else { std::fs::copy(&from, &to).map(|_| ()) };
+        r.map_err(|e| io_err(name, &from, e))?;
+        if let Ok(f) = std::fs::File::open(&to) {
+            let _ = f.sync_all();
+        }
+    }
+    let _ = fsync_dir(&set);
+    // Keep the newest `keep_backups` sets; only whole sets of our own naming are removed.
+    let mut sets: Vec<PathBuf> = std::fs::read_dir(root.join("backups"))
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    sets.retain(|p| p.file_name().is_some_and(|n| n.to_string_lossy().chars().all(|c| c.is_ascii_digit())));
+    sets.sort();
+    let keep = spec.keep_backups.max(1) as usize;
+    if sets.len() > keep {
+        for old in &sets[..sets.len() - keep] {
+            let _ = std::fs::remove_dir_all(old);
+        }
+    }
+    Ok(())
+}
+
+/// Point `current` at `release` atomically: a new link beside it, renamed over it.
+fn switch(root: &Path, release: &Path) -> std::io::Result<()> {
+    let tmp = root.join(format!(".current.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let rel = release.strip_prefix(root).unwrap_or(release);
+    std::os::unix::fs::symlink(rel, &tmp)?;
+    std::fs::rename(&tmp, root.join("current"))?;
+    fsync_dir(root)
+}
+
+/// Restart the app so that the release `current` resolves to is what answers.
+async fn restart(root: &Path, name: &str) -> Result<(), RuntimeError> {
+    let current = root.join("current");
+    let tmp = current.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| io_err(name, &tmp, e))?;
+    let marker = tmp.join("restart.txt");
+    std::fs::write(&marker, b"").map_err(|e| io_err(name, &marker, e))?;
+    let restarted = tokio::process::Command::new("passenger-config")
+        .arg("restart-app")
+        .arg(&current)
+        .arg("--ignore-app-not-running")
+        .kill_on_drop(true)
+        .output()
+        .await;
+    match restarted {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => {
+            tracing::warn!(
+                "passenger-config restart-app {} failed ({}); waiting {}s for Passenger to notice restart.txt",
+                current.display(),
+                String::from_utf8_lossy(&o.stderr).trim(),
+                STAT_THROTTLE.as_secs()
+            );
+            tokio::time::sleep(STAT_THROTTLE + Duration::from_secs(1)).await;
+            Ok(())
+        }
+        Err(_) => {
+            // No passenger-config: restart.txt is noticed only after stat_throttle_rate.
+            tokio::time::sleep(STAT_THROTTLE + Duration::from_secs(1)).await;
+            Ok(())
+        }
+    }
+}
+
+/// Remove the oldest releases beyond `keep`, never the ones in `protect` (the new one and the
+/// one that was live), and only folders of our own naming.
+fn prune(releases: &Path, keep: usize, protect: &[Option<PathBuf>]) {
+    let Ok(rd) = std::fs::read_dir(releases) else { return };
+    let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(keep.max(2));
+    for d in dirs.into_iter().take(excess) {
+        if protect.iter().flatten().any(|p| p == &d) {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
