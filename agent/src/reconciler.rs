@@ -517,6 +517,24 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Gate the resources `plan` changed (all of them with `gate_all`), then commit them
+    /// (NixOS: the boot default is set only now).
+    async fn gate_and_commit(&mut self, state: &DesiredState, plan: &Plan, gate_all: bool) -> Result<(), Failure> {
+        let changed: Vec<&Resource> = state
+            .resources
+            .iter()
+            .filter(|r| {
+                gate_all || plan.changes().any(|s| s.kind == r.kind && s.name == r.name() && s.action != Action::Remove)
+            })
+            .collect();
+        let gated: Vec<&Resource> = changed.iter().copied().filter(|r| Runtimes::gated(r)).collect();
+        self.gate(&gated).await?;
+        for r in changed {
+            self.runtimes.commit(r).await?;
+        }
+        Ok(())
+    }
+
     /// Gate `resources`; records health per resource.
     async fn gate(&mut self, resources: &[&Resource]) -> Result<(), Failure> {
         if resources.is_empty() {
@@ -582,16 +600,10 @@ impl Reconciler {
             return self.revert_after_failure(revision, f.0, started, changes).await;
         }
         self.publish_observation().await;
-        let gated: Vec<&Resource> = state
-            .resources
-            .iter()
-            .filter(|r| {
-                gate_all || plan.changes().any(|s| s.kind == r.kind && s.name == r.name() && s.action != Action::Remove)
-            })
-            .collect();
-        if let Err(f) = self.gate(&gated).await {
+        if let Err(f) = self.gate_and_commit(&state, &plan, gate_all).await {
             return self.revert_after_failure(revision, f.0, started, changes).await;
         }
+        self.publish_observation().await;
         // Commit: the revision is good.
         let src = self.source.clone();
         let oid = Oid::from_str(revision).ok();
@@ -609,8 +621,13 @@ impl Reconciler {
             self.state.pinned.as_ref().map(|p| {
                 format!("pinned to {} by agentctl rollback; agentctl resume follows the source again", short(p))
             });
-        let msg =
+        let mut msg =
             if changes.is_empty() { "nothing to change".to_string() } else { format!("{} change(s)", changes.len()) };
+        for r in &state.resources {
+            if let Some(d) = self.runtimes.describe(r) {
+                msg.push_str(&format!("; {d}"));
+            }
+        }
         self.say(format!("applied {}: {msg}", short(revision)));
         self.history(t0, revision, Outcome::Applied, changes, msg.clone(), started);
         let _ = self.store.clear_journal();
@@ -674,14 +691,9 @@ impl Reconciler {
             let plan = self.plan_for(&good, &state).await?;
             self.execute("revert", &good, &state, &plan).await?;
             self.publish_observation().await;
-            let gated: Vec<&Resource> = state
-                .resources
-                .iter()
-                .filter(|r| {
-                    plan.changes().any(|s| s.kind == r.kind && s.name == r.name() && s.action != Action::Remove)
-                })
-                .collect();
-            self.gate(&gated).await
+            self.gate_and_commit(&state, &plan, false).await?;
+            self.publish_observation().await;
+            Ok(())
         }
         .await;
         let _ = self.store.clear_journal();
@@ -761,14 +773,9 @@ impl Reconciler {
         let result: Result<(), Failure> = async {
             self.execute("repair", &applied, &state, &plan).await?;
             self.publish_observation().await;
-            let gated: Vec<&Resource> = state
-                .resources
-                .iter()
-                .filter(|r| {
-                    plan.changes().any(|s| s.kind == r.kind && s.name == r.name() && s.action != Action::Remove)
-                })
-                .collect();
-            self.gate(&gated).await
+            self.gate_and_commit(&state, &plan, false).await?;
+            self.publish_observation().await;
+            Ok(())
         }
         .await;
         let _ = self.store.clear_journal();

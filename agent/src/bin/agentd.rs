@@ -12,6 +12,7 @@ use driftless_agent::config::{LoadedConfig, DEFAULT_CONFIG};
 use driftless_agent::control;
 use driftless_agent::reconciler::{self, Event, Reconciler};
 use driftless_agent::runtime::docker::DockerRuntime;
+use driftless_agent::runtime::nixos::NixosRuntime;
 use driftless_agent::runtime::passenger::PassengerRuntime;
 use driftless_agent::runtime::Runtimes;
 use driftless_agent::source::GitSource;
@@ -88,7 +89,9 @@ async fn connect_runtimes(cfg: &LoadedConfig) -> Runtimes {
     };
     // Passenger needs no engine: releases are files, restarts go through passenger-config.
     let passenger = Some(PassengerRuntime::new(GitSource::new(cfg), &cfg.config.state_dir));
-    Runtimes { docker, passenger }
+    // NixOS needs nix on the PATH only when a NixosSystem is applied.
+    let nixos = Some(NixosRuntime::new(GitSource::new(cfg), &cfg.config.state_dir, &cfg.host));
+    Runtimes { docker, passenger, nixos }
 }
 
 async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {

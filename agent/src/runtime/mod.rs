@@ -16,6 +16,7 @@
 //! refused at apply time with a message, and never removed.
 
 pub mod docker;
+pub mod nixos;
 pub mod passenger;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub enum RuntimeError {
     Docker { resource: String, detail: String },
     #[error("{resource}: {detail}")]
     Passenger { resource: String, detail: String },
+    #[error("{resource}: {detail}")]
+    Nixos { resource: String, detail: String },
     #[error("{kind} resources need a runtime this agent does not have here: {detail}")]
     Unsupported { kind: Kind, detail: String },
 }
@@ -59,6 +62,7 @@ pub enum Liveness {
 pub struct Runtimes {
     pub docker: Option<docker::DockerRuntime>,
     pub passenger: Option<passenger::PassengerRuntime>,
+    pub nixos: Option<nixos::NixosRuntime>,
 }
 
 impl Runtimes {
@@ -70,6 +74,9 @@ impl Runtimes {
         }
         if self.passenger.is_some() {
             k.push(Kind::PassengerApp);
+        }
+        if self.nixos.is_some() {
+            k.push(Kind::NixosSystem);
         }
         k
     }
@@ -89,6 +96,9 @@ impl Runtimes {
         if let Some(p) = &self.passenger {
             out.extend(p.observe().await?);
         }
+        if let Some(n) = &self.nixos {
+            out.extend(n.observe().await?);
+        }
         Ok(out)
     }
 
@@ -96,12 +106,42 @@ impl Runtimes {
         self.passenger.as_ref().ok_or_else(|| self.unsupported(kind))
     }
 
+    fn nixos(&self, kind: Kind) -> Result<&nixos::NixosRuntime, RuntimeError> {
+        self.nixos.as_ref().ok_or_else(|| self.unsupported(kind))
+    }
+
+    /// After the gate passed: what a runtime does only for verified state (NixOS: make the
+    /// system the boot default). A no-op for the others.
+    pub async fn commit(&self, r: &Resource) -> Result<(), RuntimeError> {
+        match &r.spec {
+            Spec::NixosSystem(n) => self.nixos(r.kind)?.commit(r, n).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// A line for the history about what `r` now runs (NixOS: generation and store path).
+    pub fn describe(&self, r: &Resource) -> Option<String> {
+        match &r.spec {
+            Spec::NixosSystem(n) => {
+                let path = std::fs::canonicalize(&n.profile).ok()?;
+                let gen = nixos::NixosRuntime::generation(&n.profile)?;
+                Some(format!("{}/{}: generation {gen}, {}", r.kind, r.name(), path.display()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the live gate applies (`action: boot` is checked after the next boot).
+    pub fn gated(r: &Resource) -> bool {
+        !matches!(&r.spec, Spec::NixosSystem(n) if n.action == desired_state_schema::NixosAction::Boot)
+    }
+
     /// Host-side inputs of `r`'s spec hash at `revision`.
     pub async fn inputs(&self, r: &Resource, revision: &str) -> Result<BTreeMap<String, String>, RuntimeError> {
         match &r.spec {
             Spec::Container(c) => self.docker(r.kind)?.inputs(r.name(), c).await,
             Spec::PassengerApp(p) => self.passenger(r.kind)?.inputs(r.name(), p, revision).await,
-            _ => Err(self.unsupported(r.kind)),
+            Spec::NixosSystem(n) => self.nixos(r.kind)?.inputs(r.name(), n, revision).await,
         }
     }
 
@@ -109,7 +149,7 @@ impl Runtimes {
         match &r.spec {
             Spec::Container(c) => self.docker(r.kind)?.converge(r, c, revision).await,
             Spec::PassengerApp(p) => self.passenger(r.kind)?.converge(r, p, revision).await,
-            _ => Err(self.unsupported(r.kind)),
+            Spec::NixosSystem(n) => self.nixos(r.kind)?.converge(r, n, revision).await,
         }
     }
 
@@ -117,7 +157,7 @@ impl Runtimes {
         match kind {
             Kind::Container => self.docker(kind)?.remove(name).await,
             Kind::PassengerApp => self.passenger(kind)?.remove(name).await,
-            _ => Err(self.unsupported(kind)),
+            Kind::NixosSystem => self.nixos(kind)?.remove(name).await,
         }
     }
 

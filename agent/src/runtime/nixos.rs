@@ -1,0 +1,321 @@
+//! The NixOS runtime: build a system from the flake at the revision, activate it for the gate,
+//! and only once the gate passed make it the boot default. The bootloader never points at an
+//! unverified system.
+//!
+//! - **converge** (before the gate): build `<export>#nixosConfigurations.<host>.config.system
+//!   .build.toplevel` with `nix build` (flakes enabled by option, out-link under `state_dir`
+//!   as a GC root), unless a build for the same spec hash exists (same flake tree → same
+//!   system; never a rebuild, also not to revert); then `switch-to-configuration test`
+//!   (skipped for `action: boot`).
+//! - **commit** (after the gate): `nix-env -p <profile> --set <out>`, then
+//!   `switch-to-configuration switch` (or `boot`); `action: test` never touches the profile.
+//! - **observe**: the profile's current system (for `test`: the one the agent activated);
+//!   a system the agent did not build or activate is drift.
+//!
+//! On a real NixOS host `switch-to-configuration` runs in a transient unit (`systemd-run`, as
+//! nixos-rebuild does) so that restarting `driftless.service` cannot kill it half-way; where
+//! no systemd runs (the tests), it runs directly. Builds and activations are recorded in
+//! `state_dir/nixos.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use desired_state_schema::{Kind, NixosAction, NixosSystemSpec, Resource};
+use git2::Oid;
+use serde::{Deserialize, Serialize};
+
+use super::RuntimeError;
+use crate::fsutil::write_atomic;
+use crate::plan::{Observed, RunState};
+use crate::source::GitSource;
+
+const SWITCH_LOCK: &str = "/run/nixos/switch-to-configuration.lock";
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct System {
+    profile: String,
+    action: String,
+    /// spec hash → store path of its build (each kept alive by an out-link GC root).
+    builds: BTreeMap<String, String>,
+    /// spec hash → revision it was built from.
+    revisions: BTreeMap<String, String>,
+    /// The store path last activated (`test` or `switch`).
+    activated: Option<String>,
+    /// The build the next commit makes the boot default.
+    pending: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct NixosRuntime {
+    source: GitSource,
+    registry: PathBuf,
+    roots: PathBuf,
+    host: String,
+}
+
+fn err(resource: &str, detail: impl Into<String>) -> RuntimeError {
+    RuntimeError::Nixos { resource: resource.to_string(), detail: detail.into() }
+}
+
+impl NixosRuntime {
+    pub fn new(source: GitSource, state_dir: &Path, host: &str) -> NixosRuntime {
+        NixosRuntime {
+            source,
+            registry: state_dir.join("nixos.json"),
+            roots: state_dir.join("nixos-roots"),
+            host: host.to_string(),
+        }
+    }
+
+    fn systems(&self) -> BTreeMap<String, System> {
+        std::fs::read(&self.registry).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    fn save(&self, name: &str, all: &BTreeMap<String, System>) -> Result<(), RuntimeError> {
+        let bytes = serde_json::to_vec_pretty(all).unwrap_or_default();
+        write_atomic(&self.registry, &bytes).map_err(|e| err(name, format!("{}: {e}", self.registry.display())))
+    }
+
+    /// The flake folder's tree id and the attribute host make the build.
+    pub async fn inputs(
+        &self,
+        name: &str,
+        spec: &NixosSystemSpec,
+        revision: &str,
+    ) -> Result<BTreeMap<String, String>, RuntimeError> {
+        let src = self.source.clone();
+        let folder = spec.flake.clone();
+        let oid = Oid::from_str(revision).map_err(|e| err(name, e.to_string()))?;
+        let tree = tokio::task::spawn_blocking(move || src.tree_id(oid, &folder))
+            .await
+            .map_err(|e| err(name, e.to_string()))?
+            .map_err(|e| err(name, e.to_string()))?;
+        let mut m = BTreeMap::new();
+        m.insert("flake_tree".to_string(), tree.to_string());
+        m.insert("host".to_string(), spec.host.clone().unwrap_or_else(|| self.host.clone()));
+        Ok(m)
+    }
+
+    pub async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        if Path::new(SWITCH_LOCK).exists() {
+            tracing::warn!("{SWITCH_LOCK} exists: a switch-to-configuration may be running or was killed half-way");
+        }
+        Ok(self
+            .systems()
+            .into_iter()
+            .map(|(name, sys)| {
+                let live = if sys.action == "test" {
+                    sys.activated.clone()
+                } else {
+                    std::fs::canonicalize(&sys.profile).ok().map(|p| p.display().to_string())
+                };
+                let hash = live.as_ref().and_then(|l| sys.builds.iter().find(|(_, p)| *p == l).map(|(h, _)| h.clone()));
+                let revision = hash.as_ref().and_then(|h| sys.revisions.get(h).cloned()).unwrap_or_default();
+                // A system we did not build, or built but did not activate last, is drift.
+                let ours = hash.is_some() && live == sys.activated;
+                Observed {
+                    kind: Kind::NixosSystem,
+                    name,
+                    spec_hash: if ours {
+                        hash.unwrap_or_default()
+                    } else {
+                        format!("foreign:{}", live.unwrap_or_default())
+                    },
+                    revision,
+                    state: if ours { RunState::Running } else { RunState::NotRunning },
+                    stray_instances: 0,
+                }
+            })
+            .collect())
+    }
+
+    /// Build (or reuse) and, unless `action: boot`, activate with `test`.
+    pub async fn converge(&self, r: &Resource, spec: &NixosSystemSpec, revision: &str) -> Result<(), RuntimeError> {
+        let name = r.name();
+        let inputs = self.inputs(name, spec, revision).await?;
+        let hash = crate::plan::spec_hash(r, &inputs);
+        let mut all = self.systems();
+        let mut sys = all.remove(name).unwrap_or_default();
+        sys.profile = spec.profile.clone();
+        sys.action = action_word(spec.action).to_string();
+        let out = match sys.builds.get(&hash).filter(|p| Path::new(p).exists()) {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let host = inputs.get("host").cloned().unwrap_or_default();
+                let out = self.build(name, spec, revision, &host, &hash).await?;
+                sys.builds.insert(hash.clone(), out.display().to_string());
+                sys.revisions.insert(hash.clone(), revision.to_string());
+                out
+            }
+        };
+        sys.pending = Some(out.display().to_string());
+        all.insert(name.to_string(), sys.clone());
+        self.save(name, &all)?;
+        if spec.action != NixosAction::Boot {
+            // Recorded before it runs: an activation that fails half-way has still changed the
+            // live system, which then must not pass for the previous one.
+            sys.activated = Some(out.display().to_string());
+            all.insert(name.to_string(), sys);
+            self.save(name, &all)?;
+            switch_to_configuration(name, &out, "test").await?;
+        }
+        Ok(())
+    }
+
+    async fn build(
+        &self,
+        name: &str,
+        spec: &NixosSystemSpec,
+        revision: &str,
+        host: &str,
+        hash: &str,
+    ) -> Result<PathBuf, RuntimeError> {
+        let oid = Oid::from_str(revision).map_err(|e| err(name, e.to_string()))?;
+        let src = self.source.clone();
+        let folder = spec.flake.clone();
+        let export = tokio::task::spawn_blocking(move || src.export(oid, &folder))
+            .await
+            .map_err(|e| err(name, e.to_string()))?
+            .map_err(|e| err(name, e.to_string()))?;
+        std::fs::create_dir_all(&self.roots).map_err(|e| err(name, format!("{}: {e}", self.roots.display())))?;
+        let link = self.roots.join(format!("{name}-{}", hash.get(..16).unwrap_or(hash)));
+        let attr =
+            format!("path:{}#nixosConfigurations.\"{host}\".config.system.build.toplevel", export.path.display());
+        let child = tokio::process::Command::new("nix")
+            .args(["--extra-experimental-features", "nix-command flakes", "build", "--out-link"])
+            .arg(&link)
+            .arg(&attr)
+            .kill_on_drop(true)
+            .output();
+        let out = match tokio::time::timeout(spec.build_timeout.as_std(), child).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return Err(err(name, format!("cannot run nix (install nix): {e}"))),
+            Err(_) => {
+                return Err(err(
+                    name,
+                    format!(
+                        "nix build ran past build_timeout ({}s); nothing on the host changed",
+                        spec.build_timeout.as_std().as_secs()
+                    ),
+                ))
+            }
+        };
+        if !out.status.success() {
+            let log = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).rev().take(6).collect();
+            return Err(err(
+                name,
+                format!(
+                    "nix build of {attr} failed; nothing on the host changed: {}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ),
+            ));
+        }
+        let path = std::fs::canonicalize(&link).map_err(|e| err(name, format!("{}: {e}", link.display())))?;
+        if !path.join("bin/switch-to-configuration").exists() {
+            return Err(err(
+                name,
+                format!("{} has no bin/switch-to-configuration: is it a NixOS system?", path.display()),
+            ));
+        }
+        Ok(path)
+    }
+
+    /// After the gate: make the system the boot default (`switch`/`boot`).
+    pub async fn commit(&self, r: &Resource, spec: &NixosSystemSpec) -> Result<(), RuntimeError> {
+        let name = r.name();
+        let mut all = self.systems();
+        let Some(mut sys) = all.remove(name) else { return Ok(()) };
+        let Some(out) = sys.pending.clone().map(PathBuf::from) else { return Ok(()) };
+        if spec.action == NixosAction::Test {
+            return Ok(());
+        }
+        crate::failpoint::hit("nixos-before-commit");
+        let current = std::fs::canonicalize(&spec.profile).ok();
+        if current.as_deref() != Some(out.as_path()) {
+            if let Some(dir) = Path::new(&spec.profile).parent() {
+                std::fs::create_dir_all(dir).map_err(|e| err(name, format!("{}: {e}", dir.display())))?;
+            }
+            let set = tokio::process::Command::new("nix-env")
+                .arg("-p")
+                .arg(&spec.profile)
+                .arg("--set")
+                .arg(&out)
+                .output()
+                .await
+                .map_err(|e| err(name, format!("cannot run nix-env: {e}")))?;
+            if !set.status.success() {
+                return Err(err(
+                    name,
+                    format!("nix-env --set failed: {}", String::from_utf8_lossy(&set.stderr).trim()),
+                ));
+            }
+        }
+        if spec.action == NixosAction::Switch {
+            sys.activated = Some(out.display().to_string());
+        }
+        switch_to_configuration(name, &out, action_word(spec.action)).await?;
+        sys.pending = None;
+        all.insert(name.to_string(), sys);
+        self.save(name, &all)
+    }
+
+    pub async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        let mut all = self.systems();
+        all.remove(name);
+        self.save(name, &all)
+    }
+
+    /// The generation number the profile points to, for history messages.
+    pub fn generation(profile: &str) -> Option<u64> {
+        let link = std::fs::read_link(profile).ok()?;
+        let name = link.file_name()?.to_string_lossy().into_owned();
+        name.rsplit("-link").nth(1)?.rsplit('-').next()?.parse().ok()
+    }
+}
+
+fn action_word(a: NixosAction) -> &'static str {
+    match a {
+        NixosAction::Switch => "switch",
+        NixosAction::Boot => "boot",
+        NixosAction::Test => "test",
+    }
+}
+
+/// Run `<out>/bin/switch-to-configuration <action>`; in a transient systemd unit when systemd
+/// runs, so that a restart of the agent cannot kill it half-way.
+async fn switch_to_configuration(name: &str, out: &Path, action: &str) -> Result<(), RuntimeError> {
+    let stc = out.join("bin/switch-to-configuration");
+    let systemd = Path::new("/run/systemd/system").is_dir();
+    let mut cmd = if systemd {
+        let mut c = tokio::process::Command::new("systemd-run");
+        c.args(["--collect", "--no-ask-password", "--pipe", "--quiet", "--service-type=exec", "--unit"])
+            .arg(format!("driftless-switch-{}", std::process::id()))
+            .arg(&stc)
+            .arg(action);
+        c
+    } else {
+        let mut c = tokio::process::Command::new(&stc);
+        c.arg(action);
+        c
+    };
+    let run = cmd.output();
+    let out = tokio::time::timeout(Duration::from_secs(600), run)
+        .await
+        .map_err(|_| err(name, format!("switch-to-configuration {action} ran past 10 minutes")))?
+        .map_err(|e| err(name, format!("cannot run {}: {e}", stc.display())))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let log = String::from_utf8_lossy(&out.stderr);
+        Err(err(
+            name,
+            format!(
+                "switch-to-configuration {action} exited with {}: {}",
+                out.status.code().unwrap_or(-1),
+                log.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ),
+        ))
+    }
+}
