@@ -33,7 +33,7 @@ fn flake(n: u32, health: &str, code: u32, marker: &Path) -> String {
       name = "nixos-system-web-1-gen{n}";
       system = "x86_64-linux";
       builder = "/bin/sh";
-      args = [ "-c" "/bin/mkdir -p $out/bin && printf '#!/bin/sh\necho gen{n} {health} $1 > {marker}\nexit {code}\n' > $out/bin/switch-to-configuration && /bin/chmod +x $out/bin/switch-to-configuration" ];
+      args = [ "-c" "echo building gen{n} && /bin/mkdir -p $out/bin && printf '#!/bin/sh\necho gen{n} {health} $1 > {marker}\nexit {code}\n' > $out/bin/switch-to-configuration && /bin/chmod +x $out/bin/switch-to-configuration" ];
     }};
   }};
 }}
@@ -102,6 +102,7 @@ fn generations_deploy_failures_revert_without_rebuild_and_kill_9_ends_consistent
     let r = once(&config, None);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(marker_text(), "gen1 ok switch");
+    assert!(r.stderr.contains("building gen1"), "nix build output is streamed: {}", r.stderr);
     assert!(generation(&profile).ends_with("system-1-link"), "{}", generation(&profile));
 
     deploy(2, "ok", 0);

@@ -33,7 +33,7 @@ fn app(version: &str, broken: bool) -> String {
 
 fn state(app_root: &Path, port: u16, version: &str) -> String {
     format!(
-        "apiVersion: driftless/v1\nkind: PassengerApp\nmetadata: {{ name: api }}\nspec:\n  app_root: {}\n  source: apps/api\n  build: [\"sh\", \"-c\", \"mkdir -p vendor && echo ok > vendor/BUILT\"]\n  shared: [app.db, logs]\n  backup: [app.db]\n  keep_releases: 3\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", status: 200, body_contains: \"hello {version} \" }}\n      timeout: 20s\n",
+        "apiVersion: driftless/v1\nkind: PassengerApp\nmetadata: {{ name: api }}\nspec:\n  app_root: {}\n  source: apps/api\n  build: [\"sh\", \"-c\", \"echo vendoring dependencies && mkdir -p vendor && echo ok > vendor/BUILT\"]\n  shared: [app.db, logs]\n  backup: [app.db]\n  keep_releases: 3\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", status: 200, body_contains: \"hello {version} \" }}\n      timeout: 20s\n",
         app_root.display()
     )
 }
@@ -159,9 +159,14 @@ fn deploys_reverts_backs_up_and_survives_kill_9() {
     assert_eq!(std::fs::read_to_string(rel1.join("REVISION")).unwrap().trim(), c1);
     assert_eq!(std::fs::read_link(rel1.join("app.db")).unwrap(), app_root.join("shared/app.db"));
 
+    assert!(r.stderr.contains("build api: vendoring dependencies"), "build output is streamed: {}", r.stderr);
     let c2 = commit("v2", false);
+    up.tag("v2.0.0");
     let r = once(&config, &registry, &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let history = std::fs::read_to_string(tmp.path().join("state/state.json")).unwrap();
+    assert!(history.contains("PassengerApp/api: release "), "{history}");
+    assert!(history.contains("(tags v2.0.0), build output: vendoring dependencies"), "{history}");
     assert!(get(port).contains(&format!("hello v2 revision {c2}")));
     let rel2 = live_release(&app_root);
     assert_ne!(rel1, rel2);

@@ -505,7 +505,12 @@ impl Reconciler {
                         .iter()
                         .find(|r| r.kind == step.kind && r.name() == step.name)
                         .ok_or_else(|| Failure(format!("{line}: not in the desired state")))?;
-                    self.runtimes.converge(r, revision).await?;
+                    let progress = self.progress.clone();
+                    let log = move |line: String| {
+                        tracing::info!(target: "driftless", "{line}");
+                        let _ = progress.send(line);
+                    };
+                    self.runtimes.converge(r, revision, &log).await?;
                     self.health.remove(&(step.kind, step.name.clone()));
                 }
                 Action::Unchanged => {}

@@ -50,6 +50,60 @@ pub enum RuntimeError {
     Unsupported { kind: Kind, detail: String },
 }
 
+/// Where a runtime reports what a long step prints (build output), line by line: the
+/// reconciler forwards it to the log and to `agentctl sync --wait`.
+pub type Log<'a> = &'a (dyn Fn(String) + Sync);
+
+/// How a streamed command ended.
+pub struct Streamed {
+    pub status: std::process::ExitStatus,
+    /// The last 64 KiB of what it printed (stdout and stderr, interleaved as read).
+    pub tail: String,
+}
+
+/// Run `cmd`, passing each line it prints to `log` (prefixed with `prefix`), killing it after
+/// `timeout`. `Ok(None)` means it timed out.
+pub async fn run_streaming(
+    mut cmd: tokio::process::Command,
+    timeout: std::time::Duration,
+    prefix: &str,
+    log: Log<'_>,
+) -> std::io::Result<Option<Streamed>> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    let mut out = child.stdout.take().map(|o| BufReader::new(o).lines());
+    let mut err = child.stderr.take().map(|e| BufReader::new(e).lines());
+    let mut tail = String::new();
+    let mut keep = |line: String| {
+        log(format!("{prefix}{line}"));
+        tail.push_str(&line);
+        tail.push('\n');
+        if tail.len() > 64 * 1024 {
+            let cut = tail.len() - 64 * 1024;
+            let cut = (cut..tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(tail.len());
+            tail.drain(..cut);
+        }
+    };
+    let work = async {
+        loop {
+            tokio::select! {
+                line = async { match out.as_mut() { Some(o) => o.next_line().await, None => std::future::pending().await } } => {
+                    match line { Ok(Some(l)) => keep(l), _ => out = None }
+                }
+                line = async { match err.as_mut() { Some(e) => e.next_line().await, None => std::future::pending().await } } => {
+                    match line { Ok(Some(l)) => keep(l), _ => err = None }
+                }
+                status = child.wait(), if out.is_none() && err.is_none() => return status,
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(status) => Ok(Some(Streamed { status: status?, tail })),
+        Err(_) => Ok(None),
+    }
+}
+
 /// What `watch` says about a resource during the health gate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Liveness {
@@ -122,6 +176,7 @@ impl Runtimes {
     /// A line for the history about what `r` now runs (NixOS: generation and store path).
     pub fn describe(&self, r: &Resource) -> Option<String> {
         match &r.spec {
+            Spec::PassengerApp(p) => passenger::describe(r.name(), p),
             Spec::NixosSystem(n) => {
                 let path = std::fs::canonicalize(&n.profile).ok()?;
                 let gen = nixos::NixosRuntime::generation(&n.profile)?;
@@ -145,11 +200,11 @@ impl Runtimes {
         }
     }
 
-    pub async fn converge(&self, r: &Resource, revision: &str) -> Result<(), RuntimeError> {
+    pub async fn converge(&self, r: &Resource, revision: &str, log: Log<'_>) -> Result<(), RuntimeError> {
         match &r.spec {
             Spec::Container(c) => self.docker(r.kind)?.converge(r, c, revision).await,
-            Spec::PassengerApp(p) => self.passenger(r.kind)?.converge(r, p, revision).await,
-            Spec::NixosSystem(n) => self.nixos(r.kind)?.converge(r, n, revision).await,
+            Spec::PassengerApp(p) => self.passenger(r.kind)?.converge(r, p, revision, log).await,
+            Spec::NixosSystem(n) => self.nixos(r.kind)?.converge(r, n, revision, log).await,
         }
     }
 

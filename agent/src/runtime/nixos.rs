@@ -25,7 +25,7 @@ use desired_state_schema::{Kind, NixosAction, NixosSystemSpec, Resource};
 use git2::Oid;
 use serde::{Deserialize, Serialize};
 
-use super::RuntimeError;
+use super::{run_streaming, Log, RuntimeError};
 use crate::fsutil::write_atomic;
 use crate::plan::{Observed, RunState};
 use crate::source::GitSource;
@@ -131,7 +131,13 @@ impl NixosRuntime {
     }
 
     /// Build (or reuse) and, unless `action: boot`, activate with `test`.
-    pub async fn converge(&self, r: &Resource, spec: &NixosSystemSpec, revision: &str) -> Result<(), RuntimeError> {
+    pub async fn converge(
+        &self,
+        r: &Resource,
+        spec: &NixosSystemSpec,
+        revision: &str,
+        log: Log<'_>,
+    ) -> Result<(), RuntimeError> {
         let name = r.name();
         let inputs = self.inputs(name, spec, revision).await?;
         let hash = crate::plan::spec_hash(r, &inputs);
@@ -143,7 +149,7 @@ impl NixosRuntime {
             Some(p) => PathBuf::from(p),
             None => {
                 let host = inputs.get("host").cloned().unwrap_or_default();
-                let out = self.build(name, spec, revision, &host, &hash).await?;
+                let out = self.build(name, spec, revision, &host, &hash, log).await?;
                 sys.builds.insert(hash.clone(), out.display().to_string());
                 sys.revisions.insert(hash.clone(), revision.to_string());
                 out
@@ -170,6 +176,7 @@ impl NixosRuntime {
         revision: &str,
         host: &str,
         hash: &str,
+        log: Log<'_>,
     ) -> Result<PathBuf, RuntimeError> {
         let oid = Oid::from_str(revision).map_err(|e| err(name, e.to_string()))?;
         let src = self.source.clone();
@@ -182,28 +189,22 @@ impl NixosRuntime {
         let link = self.roots.join(format!("{name}-{}", hash.get(..16).unwrap_or(hash)));
         let attr =
             format!("path:{}#nixosConfigurations.\"{host}\".config.system.build.toplevel", export.path.display());
-        let child = tokio::process::Command::new("nix")
-            .args(["--extra-experimental-features", "nix-command flakes", "build", "--out-link"])
+        let mut cmd = tokio::process::Command::new("nix");
+        cmd.args(["--extra-experimental-features", "nix-command flakes", "build", "-L", "--out-link"])
             .arg(&link)
-            .arg(&attr)
-            .kill_on_drop(true)
-            .output();
-        let out = match tokio::time::timeout(spec.build_timeout.as_std(), child).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => return Err(err(name, format!("cannot run nix (install nix): {e}"))),
-            Err(_) => {
-                return Err(err(
-                    name,
-                    format!(
-                        "nix build ran past build_timeout ({}s); nothing on the host changed",
-                        spec.build_timeout.as_std().as_secs()
-                    ),
-                ))
-            }
+            .arg(&attr);
+        let timeout = spec.build_timeout.as_std();
+        let done = run_streaming(cmd, timeout, &format!("nix build {name}: "), log)
+            .await
+            .map_err(|e| err(name, format!("cannot run nix (install nix): {e}")))?;
+        let Some(done) = done else {
+            return Err(err(
+                name,
+                format!("nix build ran past build_timeout ({}s); nothing on the host changed", timeout.as_secs()),
+            ));
         };
-        if !out.status.success() {
-            let log = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).rev().take(6).collect();
+        if !done.status.success() {
+            let tail: Vec<&str> = done.tail.lines().filter(|l| !l.trim().is_empty()).rev().take(6).collect();
             return Err(err(
                 name,
                 format!(

@@ -28,7 +28,7 @@ use git2::Oid;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::RuntimeError;
+use super::{run_streaming, Log, RuntimeError};
 use crate::fsutil::{fsync_dir, write_atomic};
 use crate::plan::{Observed, RunState};
 use crate::source::GitSource;
@@ -41,6 +41,8 @@ pub const STAT_THROTTLE: Duration = Duration::from_secs(10);
 pub struct BuildInfo {
     pub resource: String,
     pub revision: String,
+    /// Tags pointing at the revision when it was built (`v1.4.0`, `production`).
+    pub tags: Vec<String>,
     pub spec_hash: String,
     pub source_tree: String,
     pub built_at: String,
@@ -135,7 +137,13 @@ impl PassengerRuntime {
     }
 
     /// Make `current` serve `spec` at `revision` (see the module doc).
-    pub async fn converge(&self, r: &Resource, spec: &PassengerAppSpec, revision: &str) -> Result<(), RuntimeError> {
+    pub async fn converge(
+        &self,
+        r: &Resource,
+        spec: &PassengerAppSpec,
+        revision: &str,
+        log: Log<'_>,
+    ) -> Result<(), RuntimeError> {
         let name = r.name().to_string();
         let inputs = self.inputs(&name, spec, revision).await?;
         let hash = crate::plan::spec_hash(r, &inputs);
@@ -149,7 +157,7 @@ impl PassengerRuntime {
 
         let target = match find_release(&root.join("releases"), &hash) {
             Some(dir) => dir,
-            None => self.build_release(&name, spec, revision, &hash, &inputs).await?,
+            None => self.build_release(&name, spec, revision, &hash, &inputs, log).await?,
         };
         if live.as_deref() == Some(target.as_path()) {
             // Already live (a repair after a crash between switch and restart, or a no-op).
@@ -173,15 +181,19 @@ impl PassengerRuntime {
         revision: &str,
         hash: &str,
         inputs: &BTreeMap<String, String>,
+        log: Log<'_>,
     ) -> Result<PathBuf, RuntimeError> {
         let oid = Oid::from_str(revision)
             .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
         let src = self.source.clone();
         let folder = spec.source.clone();
-        let export = tokio::task::spawn_blocking(move || src.export(oid, &folder))
-            .await
-            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?
-            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
+        let src2 = self.source.clone();
+        let (export, tags) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::source::SourceError>((src.export(oid, &folder)?, src2.tags_at(oid)?))
+        })
+        .await
+        .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?
+        .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
         let root = PathBuf::from(&spec.app_root);
         let id = format!("{}-{}", timestamp(), crate::reconciler::short(revision).get(..8).unwrap_or(revision));
         let dir = root.join("releases").join(&id);
@@ -191,7 +203,7 @@ impl PassengerRuntime {
         copy_tree(&export.path, &dir).map_err(|e| io_err(name, &dir, e))?;
         std::fs::write(dir.join("REVISION"), format!("{revision}\n")).map_err(|e| io_err(name, &dir, e))?;
         let output = match &spec.build {
-            Some(argv) => run_build(name, argv, &dir, spec.build_timeout.as_std()).await?,
+            Some(argv) => run_build(name, argv, &dir, spec.build_timeout.as_std(), log).await?,
             None => String::new(),
         };
         link_shared(&root, &dir, &spec.shared).map_err(|e| io_err(name, &dir, e))?;
@@ -200,6 +212,7 @@ impl PassengerRuntime {
         let info = BuildInfo {
             resource: name.to_string(),
             revision: revision.to_string(),
+            tags,
             spec_hash: hash.to_string(),
             source_tree: inputs.get("source_tree").cloned().unwrap_or_default(),
             built_at: crate::state::now_rfc3339(),
@@ -301,37 +314,50 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn run_build(name: &str, argv: &[String], dir: &Path, timeout: Duration) -> Result<String, RuntimeError> {
+async fn run_build(
+    name: &str,
+    argv: &[String],
+    dir: &Path,
+    timeout: Duration,
+    log: Log<'_>,
+) -> Result<String, RuntimeError> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| RuntimeError::Passenger { resource: name.into(), detail: "build is empty".into() })?;
-    let child = tokio::process::Command::new(prog).args(args).current_dir(dir).kill_on_drop(true).output();
-    let out = match tokio::time::timeout(timeout, child).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => {
-            return Err(RuntimeError::Passenger {
-                resource: name.into(),
-                detail: format!("cannot run build {prog}: {e}"),
-            })
-        }
-        Err(_) => {
-            return Err(RuntimeError::Passenger {
-                resource: name.into(),
-                detail: format!("build ran past build_timeout ({}s) and was killed", timeout.as_secs()),
-            })
-        }
-    };
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let tail: String = text.chars().rev().take(64 * 1024).collect::<Vec<_>>().into_iter().rev().collect();
-    if !out.status.success() {
-        let last = tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args).current_dir(dir);
+    let done = run_streaming(cmd, timeout, &format!("build {name}: "), log).await.map_err(|e| {
+        RuntimeError::Passenger { resource: name.into(), detail: format!("cannot run build {prog}: {e}") }
+    })?;
+    let Some(done) = done else {
         return Err(RuntimeError::Passenger {
             resource: name.into(),
-            detail: format!("build {} exited with {}: {last}", argv.join(" "), out.status.code().unwrap_or(-1)),
+            detail: format!("build ran past build_timeout ({}s) and was killed", timeout.as_secs()),
+        });
+    };
+    if !done.status.success() {
+        let last =
+            done.tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        return Err(RuntimeError::Passenger {
+            resource: name.into(),
+            detail: format!("build {} exited with {}: {last}", argv.join(" "), done.status.code().unwrap_or(-1)),
         });
     }
-    Ok(tail)
+    Ok(done.tail)
+}
+
+/// A line for the history: the live release, its tags and the end of its build output.
+pub fn describe(name: &str, spec: &PassengerAppSpec) -> Option<String> {
+    let live = std::fs::canonicalize(Path::new(&spec.app_root).join("current")).ok()?;
+    let info = read_info(&live)?;
+    let id = live.file_name()?.to_string_lossy().into_owned();
+    let tags = if info.tags.is_empty() { String::new() } else { format!(" (tags {})", info.tags.join(", ")) };
+    let out: Vec<&str> = info.build_output.lines().filter(|l| !l.trim().is_empty()).collect();
+    let build = match out.len() {
+        0 => String::new(),
+        n => format!(", build output: {}", out[n.saturating_sub(3)..].join(" | ")),
+    };
+    Some(format!("PassengerApp/{name}: release {id}{tags}{build}"))
 }
 
 /// Link each `shared` entry into the release, replacing what the export had there. Missing

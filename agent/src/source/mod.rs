@@ -245,12 +245,20 @@ impl GitSource {
     /// The mirror's refs this selector manages (so that deletions upstream can be mirrored).
     fn local_ref_names(&self, repo: &Repository) -> Result<Vec<String>, SourceError> {
         let glob = match &self.selector {
-            RefSelector::Branch(b) => format!("refs/remotes/origin/{b}"),
+            RefSelector::Branch(b) => {
+                let mut names = self.glob_names(repo, &format!("refs/remotes/origin/{b}"))?;
+                names.extend(self.glob_names(repo, "refs/tags/*")?);
+                return Ok(names);
+            }
             RefSelector::Tag(t) => format!("refs/tags/{t}"),
             RefSelector::Semver(_) => "refs/tags/*".to_string(),
             RefSelector::Commit(_) => return Ok(Vec::new()),
         };
-        let refs = repo.references_glob(&glob).map_err(|e| self.mirror_err(e))?;
+        self.glob_names(repo, &glob)
+    }
+
+    fn glob_names(&self, repo: &Repository, glob: &str) -> Result<Vec<String>, SourceError> {
+        let refs = repo.references_glob(glob).map_err(|e| self.mirror_err(e))?;
         Ok(refs.filter_map(|r| r.ok().and_then(|r| r.name().ok().map(str::to_string))).collect())
     }
 
@@ -265,6 +273,13 @@ impl GitSource {
                 let remote = format!("refs/heads/{b}");
                 if let Some(oid) = adv.get(&remote) {
                     out.insert(format!("refs/remotes/origin/{b}"), (remote, *oid));
+                }
+                // Tags too: releases are known by them (build_info.json, history); a poll
+                // fetches a tag only when it is new or moved.
+                for (name, oid) in adv {
+                    if name.starts_with("refs/tags/") && !name.ends_with("^{}") {
+                        out.insert(name.clone(), (name.clone(), *oid));
+                    }
                 }
             }
             RefSelector::Tag(t) => {
@@ -440,6 +455,23 @@ impl GitSource {
         let not_found = || SourceError::PathNotFound { path: path.to_string(), commit: commit.to_string() };
         let entry = root.get_path(Path::new(p.trim_end_matches('/'))).map_err(|_| not_found())?;
         repo.find_tree(entry.id()).map_err(|_| not_found())
+    }
+
+    /// Tags (short names) that point at `commit`, sorted.
+    pub fn tags_at(&self, commit: Oid) -> Result<Vec<String>, SourceError> {
+        let repo = self.repo()?;
+        let names = repo.tag_names(None).map_err(|e| self.mirror_err(e))?;
+        let mut out: Vec<String> = names
+            .iter()
+            .filter_map(|t| t.ok().flatten())
+            .filter(|t| {
+                peel_commit(&repo, repo.refname_to_id(&format!("refs/tags/{t}")).unwrap_or(Oid::ZERO_SHA1))
+                    == Some(commit)
+            })
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// The tree id of folder `path` in `commit` (what an export of it would be keyed by).
