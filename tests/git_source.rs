@@ -349,3 +349,43 @@ fn signatures_are_checked_against_allowed_signers() {
     let err = src.verify(&r, &allowed).unwrap_err();
     assert!(err.to_string().contains("lightweight tag"), "{err}");
 }
+
+fn https_remote(up: &Upstream, dir: &Path) -> (common::git::Server, String, String, std::path::PathBuf) {
+    let (cert, key) = common::git::self_signed(dir);
+    let server = common::git::git_http_tls(up, Some("s3cret"), Some((&cert, &key)));
+    let url = format!("https://127.0.0.1:{}/state.git", server.port);
+    let token = dir.join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let auth = format!("  auth: {{ token_file: {} }}\n", token.display());
+    (server, url, auth, cert)
+}
+
+#[test]
+fn https_refuses_a_certificate_no_trusted_ca_signed() {
+    let up = Upstream::new();
+    up.commit(&[("hosts/web-1/web.yaml", WEB)], "one");
+    let certs = tempfile::tempdir().unwrap();
+    let (_server, url, auth, _) = https_remote(&up, certs.path());
+    let state = tempfile::tempdir().unwrap();
+    let err = source(state.path(), &url, "{ branch: main }", &auth).fetch().unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("the SSL certificate is invalid"), "{err}");
+    assert_eq!(err.to_string().lines().count(), 1);
+}
+
+#[test]
+fn https_with_a_token_and_a_private_ca() {
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/web-1/web.yaml", WEB)], "one");
+    let certs = tempfile::tempdir().unwrap();
+    let (_server, url, auth, cert) = https_remote(&up, certs.path());
+    // A private CA through OpenSSL's standard SSL_CERT_FILE, set before libgit2 starts (as the
+    // unit's Environment= would). This test runs in its own process under nextest.
+    std::env::set_var("SSL_CERT_FILE", &cert);
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &url, "{ branch: main }", &auth);
+    src.fetch().unwrap();
+    assert_eq!(src.resolve().unwrap().commit, oid(&c1));
+    let f = src.fetch().unwrap();
+    assert_eq!(f.received_objects, 0);
+}

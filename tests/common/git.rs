@@ -128,13 +128,35 @@ pub fn git_daemon(up: &Upstream) -> Server {
 
 /// Smart HTTP (`git http-backend`), with an optional token.
 pub fn git_http(up: &Upstream, token: Option<&str>) -> Server {
+    git_http_tls(up, token, None)
+}
+
+/// A self-signed certificate for 127.0.0.1: (cert, key) paths.
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+/// Smart HTTP, over TLS when `tls` gives (cert, key).
+pub fn git_http_tls(up: &Upstream, token: Option<&str>, tls: Option<(&Path, &Path)>) -> Server {
     let base = up.bare.parent().unwrap();
     let portfile = up.tmp.path().join(format!("http-port-{}", free_port()));
     let script = super::root().join("tests/fixtures/git_http.py");
     let mut cmd = Command::new("python3");
     cmd.arg(script).arg(base).arg(&portfile);
-    if let Some(t) = token {
-        cmd.arg(t);
+    cmd.arg(token.unwrap_or("-"));
+    if let Some((cert, key)) = tls {
+        cmd.arg(cert).arg(key);
     }
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("python3 runs");
     let start = Instant::now();
