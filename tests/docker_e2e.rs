@@ -568,3 +568,114 @@ fn force_pushes_reach_the_history_and_unsigned_revisions_are_refused() {
     assert_eq!(docker::container_id("web"), before, "nothing applied");
     clear_managed();
 }
+
+/// An HTTP receiver on 127.0.0.1 that records the JSON bodies POSTed to it.
+fn receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = s.read(&mut chunk) else { break None };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break Some(buf[end + 4..end + 4 + len].to_vec());
+                    }
+                }
+            };
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if let Some(b) = body {
+                if let Ok(v) = serde_json::from_slice(&b) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        }
+    });
+    (port, got)
+}
+
+fn metrics_text(port: u16) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn notifications_are_sent_once_per_outcome_and_metrics_are_served() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let (hook_port, got) = receiver();
+    let metrics_port = free_port();
+    let up = Upstream::new();
+    let c1 = push(&up, &web("1", port, ""), "v1");
+    let extra = format!("notify: [ {{ url: \"http://127.0.0.1:{hook_port}/deploys\" }} ]\nmetrics: {{ listen: \"127.0.0.1:{metrics_port}\" }}\n");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", &extra);
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let c2 = push(&up, &web("2", port, "exit 3;"), "v2 broken");
+    agent.sync(1);
+    agent.sync(0); // not retried: no new event
+    let r = agent.ctl(&["sync", "--wait", "--retry"]);
+    assert_eq!(r.code, 1, "retried and rolled back again");
+
+    let start = std::time::Instant::now();
+    while got.lock().unwrap().len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // anything extra would have arrived by now
+    let events: Vec<(String, String)> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap().to_string(), e["revision"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        events,
+        [("deployed".to_string(), c1.clone()), ("rolled_back".to_string(), c2.clone())],
+        "one event per outcome"
+    );
+    let first = &got.lock().unwrap()[0];
+    for key in ["event", "host", "environment", "revision", "message", "time"] {
+        assert!(first.get(key).is_some(), "notification lacks {key}: {first}");
+    }
+
+    let m = metrics_text(metrics_port);
+    for name in [
+        "driftless_reconcile_duration_seconds_bucket",
+        "driftless_reconcile_duration_seconds_count",
+        "driftless_last_success_timestamp_seconds",
+        "driftless_phase{phase=\"RolledBack\"} 1",
+        "driftless_phase{phase=\"Synced\"} 0",
+        "driftless_deployments_total 1",
+        "driftless_rollbacks_total 2",
+        "driftless_health_check_failures_total 2",
+        "driftless_drift_repairs_total 0",
+        "driftless_git_fetch_duration_seconds_count",
+        "driftless_git_fetch_errors_total 0",
+    ] {
+        assert!(m.contains(name), "metrics lack {name}:\n{m}");
+    }
+    assert!(m.contains(&format!("driftless_revision_info{{applied=\"{c1}\",last_good=\"{c1}\"}} 1")), "{m}");
+    clear_managed();
+}

@@ -7,16 +7,20 @@
 //! `reconciler` — the task that owns the state and runs cycles; `state` — what survives a
 //! restart (state, history, journal); `control` — the Unix-socket API and its wire types;
 //! `semver_range` — npm-style ranges; `fsutil` — atomic, durable writes; `validate` —
-//! `agentctl validate`'s report; `webhook` — push notifications that trigger a poll.
+//! `agentctl validate`'s report; `webhook` — push notifications that trigger a poll; `metrics`, `notify`, `sdnotify` —
+//! Prometheus metrics, deployment notifications, systemd's notify protocol.
 
 pub mod config;
 pub mod control;
 pub mod failpoint;
 pub mod fsutil;
 pub mod health;
+pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod reconciler;
 pub mod runtime;
+pub mod sdnotify;
 pub mod semver_range;
 pub mod source;
 pub mod state;

@@ -19,6 +19,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::config::{DriftMode, LoadedConfig};
 use crate::control::wire::{ChangeView, DiffView, ResourceView, SourceView, StatusView, SyncView};
 use crate::health;
+use crate::metrics::Metrics;
+use crate::notify::{Notification, Notifier};
 use crate::plan::{self, Action, Observed, Plan, RunState};
 use crate::runtime::Runtimes;
 use crate::source::{GitSource, Pin, SourceError};
@@ -97,6 +99,8 @@ pub struct Reconciler {
     stop: Arc<AtomicBool>,
     /// Force-pushes and deleted refs seen since the last history entry, for the next one.
     ref_notes: Vec<String>,
+    metrics: Arc<Metrics>,
+    notifier: Notifier,
 }
 
 /// Something that went wrong inside a cycle, already worded for the operator.
@@ -119,6 +123,7 @@ impl Reconciler {
         let source = GitSource::new(&cfg);
         let (status_tx, status_rx) = watch::channel(StatusView::default());
         let (progress, _) = broadcast::channel(256);
+        let notifier = Notifier::new(cfg.config.notify.iter().map(|n| n.url.clone()).collect());
         let r = Reconciler {
             cfg,
             source,
@@ -133,6 +138,8 @@ impl Reconciler {
             progress,
             stop: Arc::new(AtomicBool::new(false)),
             ref_notes: Vec::new(),
+            metrics: Metrics::new(),
+            notifier,
         };
         r.publish();
         Ok((r, status_rx))
@@ -151,15 +158,21 @@ impl Reconciler {
         &self.cfg
     }
 
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// Replace the config (SIGHUP); the Git source follows the new one.
     pub fn reload(&mut self, cfg: LoadedConfig) {
         self.source = GitSource::new(&cfg);
+        self.notifier = Notifier::new(cfg.config.notify.iter().map(|n| n.url.clone()).collect());
         self.cfg = cfg;
         self.say("config reloaded".into());
         self.publish();
     }
 
     fn say(&self, line: String) {
+        crate::sdnotify::watchdog(); // the reconciler is making progress
         tracing::info!(target: "driftless", "{line}");
         let _ = self.progress.send(line);
     }
@@ -171,9 +184,19 @@ impl Reconciler {
         self.publish();
     }
 
-    /// Publish the status snapshot.
+    /// Publish the status snapshot (and the phase to metrics and systemd).
     fn publish(&self) {
-        let _ = self.status_tx.send(self.status());
+        let status = self.status();
+        let phase = if self.state.paused { Phase::Paused } else { self.state.phase };
+        self.metrics.set_phase(phase);
+        self.metrics.set_revisions(self.state.applied.as_deref(), self.state.last_good.as_deref());
+        crate::sdnotify::status(&format!(
+            "{} {}{}",
+            status.phase,
+            status.applied_revision.as_deref().map(short).unwrap_or("-"),
+            status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+        ));
+        let _ = self.status_tx.send(status);
     }
 
     pub fn status(&self) -> StatusView {
@@ -325,8 +348,18 @@ impl Reconciler {
         }
     }
 
-    /// One reconcile cycle.
+    /// One reconcile cycle, measured.
     pub async fn reconcile(&mut self, retry: bool) -> CycleResult {
+        let t = Instant::now();
+        let r = self.reconcile_inner(retry).await;
+        self.metrics.reconcile_duration.observe(t.elapsed().as_secs_f64());
+        if self.state.phase == Phase::Synced && !self.state.paused {
+            self.metrics.success_now();
+        }
+        r
+    }
+
+    async fn reconcile_inner(&mut self, retry: bool) -> CycleResult {
         self.state.last_sync = Some(now_rfc3339());
         if self.state.paused {
             self.publish();
@@ -403,6 +436,7 @@ impl Reconciler {
             return Oid::from_str(pin).map_err(Failure::from);
         }
         let src = self.source.clone();
+        let t = Instant::now();
         let fetched = tokio::task::spawn_blocking(move || -> Result<_, SourceError> {
             let report = src.fetch()?;
             let resolved = src.resolve()?;
@@ -410,6 +444,10 @@ impl Reconciler {
         })
         .await
         .map_err(|e| Failure(format!("the fetch task failed: {e}")))?;
+        self.metrics.fetch_duration.observe(t.elapsed().as_secs_f64());
+        if matches!(fetched, Err(SourceError::Unreachable { .. } | SourceError::AuthRefused { .. })) {
+            self.metrics.fetch_errors.inc();
+        }
         let (report, resolved) = fetched?;
         for ch in &report.changes {
             let name = ch.name.trim_start_matches("refs/remotes/origin/").trim_start_matches("refs/");
@@ -561,6 +599,7 @@ impl Reconciler {
                 Ok(())
             }
             Err(f) => {
+                self.metrics.health_failures.inc();
                 for r in resources {
                     let ok = r.name() != f.resource;
                     self.health.insert((r.kind, r.name().to_string()), ok);
@@ -886,6 +925,21 @@ impl Reconciler {
         } else {
             format!("{}; {message}", std::mem::take(&mut self.ref_notes).join("; "))
         };
+        match result {
+            Outcome::Applied => self.metrics.deployments.inc(),
+            Outcome::RolledBack => self.metrics.rollbacks.inc(),
+            Outcome::DriftRepaired => self.metrics.drift_repairs.inc(),
+            Outcome::Failed | Outcome::Invalid => 0,
+        };
+        let event = match result {
+            Outcome::Applied => "deployed",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Failed if self.state.phase == Phase::Degraded => "degraded",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+            Outcome::DriftRepaired => "drift_repaired",
+        };
+        self.notify(event, revision, &message);
         let entry = HistoryEntry {
             started,
             finished: now_rfc3339(),
@@ -900,6 +954,31 @@ impl Reconciler {
     }
 }
 
+impl Reconciler {
+    /// Send `event` for `revision` unless it was sent before.
+    fn notify(&mut self, event: &str, revision: &str, message: &str) {
+        if self.notifier.is_empty() {
+            return;
+        }
+        let key = format!("{event}:{revision}");
+        if self.state.notified.contains(&key) {
+            return;
+        }
+        self.state.notified.push_back(key);
+        while self.state.notified.len() > 256 {
+            self.state.notified.pop_front();
+        }
+        self.notifier.send(Notification {
+            event: event.to_string(),
+            host: self.cfg.host.clone(),
+            environment: self.cfg.config.environment.clone(),
+            revision: Some(revision.to_string()),
+            message: message.to_string(),
+            time: now_rfc3339(),
+        });
+    }
+}
+
 /// `0123456789ab` — twelve characters of a commit id.
 pub fn short(rev: &str) -> &str {
     rev.get(..12).unwrap_or(rev)
@@ -909,18 +988,32 @@ pub fn short(rev: &str) -> &str {
 pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>, interval: Duration) {
     r.recover().await;
     r.reconcile(false).await;
+    // Ready once the host has been observed (and what the journal left finished).
+    crate::sdnotify::ready();
+    // Ping at half the watchdog period from this loop: a stuck loop stops pinging.
+    let ping = crate::sdnotify::watchdog_period().map(|p| p / 2);
     loop {
         let wait = jittered(interval, &r.cfg.host);
+        let due = tokio::time::Instant::now() + wait;
         r.set_next_sync(SystemTime::now().checked_add(wait));
-        let event = tokio::select! {
-            e = events.recv() => e,
-            _ = tokio::time::sleep(wait) => Some(Event::Tick),
+        let event = loop {
+            crate::sdnotify::watchdog();
+            let nap = ping.map_or(wait, |p| p.min(due.saturating_duration_since(tokio::time::Instant::now())));
+            tokio::select! {
+                e = events.recv() => break e,
+                _ = tokio::time::sleep(nap) => {
+                    if tokio::time::Instant::now() >= due {
+                        break Some(Event::Tick);
+                    }
+                }
+            }
         };
         let Some(event) = event else { break };
         if !r.handle(event).await {
             break;
         }
     }
+    crate::sdnotify::stopping();
     r.say("agentd stopped".into());
 }
 

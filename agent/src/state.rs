@@ -54,8 +54,9 @@ pub struct HistoryEntry {
     pub duration_ms: u64,
 }
 
-/// The agent's durable state.
+/// The agent's durable state. Fields added later default when missing (older state files).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AgentState {
     pub version: u32,
     /// The revision the selector picked last.
@@ -74,6 +75,8 @@ pub struct AgentState {
     pub message: Option<String>,
     pub last_sync: Option<String>,
     pub history: VecDeque<HistoryEntry>,
+    /// `event:revision` keys of notifications already sent (newest last, bounded).
+    pub notified: VecDeque<String>,
 }
 
 /// The apply or revert in flight.

@@ -32,6 +32,10 @@ struct Cli {
     /// 1 the revision was rolled back, failed or is invalid.
     #[arg(long)]
     once: bool,
+    /// Log format: `text` for people, `json` for machines; `auto` is JSON under journald
+    /// (JOURNAL_STREAM set), text otherwise.
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]
+    log_format: String,
 }
 
 fn main() -> ExitCode {
@@ -59,8 +63,17 @@ fn main() -> ExitCode {
     }
     {
         use std::io::IsTerminal;
-        let ansi = std::io::stderr().is_terminal();
-        tracing_subscriber::fmt().with_target(false).with_ansi(ansi).with_writer(std::io::stderr).init();
+        let json = match cli.log_format.as_str() {
+            "json" => true,
+            "text" => false,
+            _ => std::env::var_os("JOURNAL_STREAM").is_some(),
+        };
+        let fmt = tracing_subscriber::fmt().with_target(false).with_writer(std::io::stderr);
+        if json {
+            fmt.json().with_current_span(false).init();
+        } else {
+            fmt.with_ansi(std::io::stderr().is_terminal()).init();
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
@@ -137,6 +150,18 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     if let Err(e) = start_webhook(reconciler.config(), tx.clone()).await {
         eprintln!("agentd: {e}");
         return ExitCode::from(1);
+    }
+    if let Some(m) = &reconciler.config().config.metrics {
+        match tokio::net::TcpListener::bind(&m.listen).await {
+            Ok(l) => {
+                tracing::info!("metrics on http://{}/metrics", m.listen);
+                tokio::spawn(driftless_agent::metrics::serve(l, reconciler.metrics()));
+            }
+            Err(e) => {
+                eprintln!("agentd: cannot listen on metrics.listen {}: {e}", m.listen);
+                return ExitCode::from(1);
+            }
+        }
     }
     tracing::info!(
         "agentd started: host {}, source {} ({}), control socket {}",
