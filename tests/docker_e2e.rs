@@ -412,7 +412,7 @@ fn a_signed_webhook_triggers_a_sync_over_smart_http_with_a_token() {
 }
 
 #[test]
-fn sighup_reloads_a_good_config_and_keeps_the_old_one_on_a_bad_one_and_sigterm_stops_cleanly() {
+fn sighup_reloads_a_good_config_keeps_the_old_one_on_a_bad_one_sigusr1_syncs_sigterm_stops_cleanly() {
     let Some(_g) = setup() else { return };
     let port = free_port();
     let up = Upstream::new();
@@ -457,6 +457,19 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_on_a_bad_one_and_sigterm_s
         assert!(start.elapsed() < Duration::from_secs(10), "not reloaded: {}", agent.log_text());
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // SIGUSR1: sync now (the poll interval is an hour).
+    let v2 = push(&up, &web("2", port, ""), "v2");
+    let _ = std::process::Command::new("kill").args(["-USR1", &pid]).status();
+    wait_applied(&agent, &v2, Duration::from_secs(30));
+    assert_eq!(agent.status()["phase"], "Synced");
+    // Every line of the cycle carries its revision (a tracing span).
+    let tagged = format!("reconcile{{revision={}}}", &v2[..12]);
+    assert!(
+        agent.log_text().lines().any(|l| l.contains(&tagged) && l.contains("health gate")),
+        "no log line carries {tagged}:\n{}",
+        agent.log_text()
+    );
 
     // SIGTERM: a clean stop, the socket removed, the containers left running.
     let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();

@@ -575,4 +575,61 @@ mod tests {
             assert_eq!(c.remote, kind, "{url}");
         }
     }
+
+    /// The keys a mapping at `path` accepts, read from the types themselves: an unknown key
+    /// there is refused with "expected one of: …". `None` when `path` is not a mapping.
+    fn keys_at(path: &[&str]) -> Option<Vec<String>> {
+        let mut doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str("source:\n  url: /srv/state.git\n  ref: { branch: main }\n").ok()?;
+        let mut node = &mut doc;
+        for (i, key) in path.iter().enumerate() {
+            let last = i + 1 == path.len();
+            let map = node.as_mapping_mut()?;
+            let k = serde_yaml_ng::Value::from(key.trim_end_matches("[]"));
+            if last || map.get(&k).is_none() {
+                map.insert(k.clone(), serde_yaml_ng::Value::Mapping(Default::default()));
+            }
+            node = map.get_mut(&k)?;
+            if key.ends_with("[]") {
+                *node = serde_yaml_ng::Value::Sequence(vec![serde_yaml_ng::Value::Mapping(Default::default())]);
+                node = node.as_sequence_mut()?.get_mut(0)?;
+            }
+        }
+        node.as_mapping_mut()?.insert("zz_probe".into(), 1.into());
+        let text = serde_yaml_ng::to_string(&doc).ok()?;
+        let err = load(&text).err()?;
+        let list = err.split("expected one of: ").nth(1)?;
+        Some(list.lines().next()?.split(", ").map(|k| k.trim().to_string()).collect())
+    }
+
+    /// docs/configuration.md documents every key the config accepts (found by probing the
+    /// types, so a new field without a doc row fails here).
+    #[test]
+    fn every_key_is_documented() {
+        let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"))
+            .unwrap_or_default();
+        let mut todo: Vec<Vec<String>> = vec![vec![]];
+        let mut seen = Vec::new();
+        while let Some(path) = todo.pop() {
+            let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+            let Some(keys) = keys_at(&refs) else { continue };
+            for key in keys {
+                let mut child = path.clone();
+                child.push(key.clone());
+                let dotted = child.join(".");
+                seen.push(dotted.clone());
+                assert!(
+                    ["`", ".", "[]."].iter().any(|end| docs.contains(&format!("`{dotted}{end}"))),
+                    "docs/configuration.md does not document `{dotted}`"
+                );
+                todo.push(child.clone());
+                let mut seq = path.clone();
+                seq.push(format!("{key}[]"));
+                todo.push(seq);
+            }
+        }
+        for must in ["source.ref.semver", "source.auth.token_file", "health.interval", "notify[].url"] {
+            assert!(seen.iter().any(|k| k == must), "probe missed {must}: {seen:?}");
+        }
+    }
 }

@@ -3,13 +3,15 @@
 //!
 //! Code map (details in docs/architecture.md): `config` — the agent's own config file;
 //! `source` — the Git mirror, ref selection, reading and exporting revisions, signatures;
-//! `plan` — the pure planning core; `runtime` — the drivers (Docker); `health` — the gate;
-//! `reconciler` — the task that owns the state and runs cycles; `state` — what survives a
-//! restart (state, history, journal); `control` — the Unix-socket API and its wire types;
-//! `semver_range` — npm-style ranges; `fsutil` — atomic, durable writes; `validate` —
-//! `agentctl validate`'s report; `webhook` — push notifications that trigger a poll; `metrics`, `notify`, `sdnotify` —
-//! Prometheus metrics, deployment notifications, systemd's notify protocol.
+//! `plan` — the pure planning core; `runtime` — the drivers (Docker, Passenger, NixOS);
+//! `health` — the gate; `reconciler` — the task that owns the state and runs cycles;
+//! `state` — what survives a restart (state, history, journal); `control` — the Unix-socket
+//! API and its wire types; `cli` — the clap definitions of both binaries; `semver_range` —
+//! npm-style ranges; `fsutil` — atomic, durable writes; `validate` — `agentctl validate`'s
+//! report; `webhook` — push notifications that trigger a poll; `metrics`, `notify`,
+//! `sdnotify` — Prometheus metrics, deployment notifications, systemd's notify protocol.
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod failpoint;

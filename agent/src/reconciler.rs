@@ -350,8 +350,11 @@ impl Reconciler {
 
     /// One reconcile cycle, measured.
     pub async fn reconcile(&mut self, retry: bool) -> CycleResult {
+        use tracing::Instrument;
         let t = Instant::now();
-        let r = self.reconcile_inner(retry).await;
+        // Every log line of the cycle carries the desired revision (recorded once selected).
+        let span = tracing::info_span!("reconcile", revision = tracing::field::Empty);
+        let r = self.reconcile_inner(retry).instrument(span).await;
         self.metrics.reconcile_duration.observe(t.elapsed().as_secs_f64());
         if self.state.phase == Phase::Synced && !self.state.paused {
             self.metrics.success_now();
@@ -377,6 +380,7 @@ impl Reconciler {
             }
         };
         let desired = target.to_string();
+        tracing::Span::current().record("revision", tracing::field::display(short(&desired)));
         self.state.desired = Some(desired.clone());
         let failed = self.state.failed.iter().any(|f| f == &desired);
         if self.state.applied.as_deref() == Some(desired.as_str()) && failed && !retry {

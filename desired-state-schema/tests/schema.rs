@@ -31,3 +31,50 @@ fn schema_names_every_kind() {
     assert!(s["$defs"]["ContainerSpecOverlay"].get("required").is_none());
     assert!(s["$defs"]["ContainerSpec"]["required"].as_array().is_some_and(|r| r.iter().any(|k| k == "image")));
 }
+
+/// docs/desired-state.md documents every key and every enumerated value of the format, as the
+/// schema generated from the types has them (so a new field without a doc row fails here).
+#[test]
+fn docs_name_every_key_and_value() {
+    let docs =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/desired-state.md"))
+            .unwrap_or_default();
+    let s = desired_state_schema::schema::json_schema();
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    fn walk(v: &serde_json::Value, docs: &str, missing: &mut Vec<String>, seen: &mut usize, at: &str) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(props)) = m.get("properties") {
+                    for key in props.keys() {
+                        *seen += 1;
+                        if !docs.contains(&format!("`{key}`")) && !docs.contains(&format!("`{key}.")) {
+                            missing.push(format!("key `{key}` (in {at})"));
+                        }
+                    }
+                }
+                for word in ["enum", "const"] {
+                    let values = match m.get(word) {
+                        Some(serde_json::Value::Array(a)) => a.clone(),
+                        Some(v) => vec![v.clone()],
+                        None => vec![],
+                    };
+                    for value in values.iter().filter_map(|v| v.as_str()) {
+                        *seen += 1;
+                        if !docs.contains(&format!("`{value}`")) {
+                            missing.push(format!("value `{value}` (in {at})"));
+                        }
+                    }
+                }
+                for (k, child) in m {
+                    walk(child, docs, missing, seen, if at.is_empty() || k == "$defs" { k } else { at });
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|c| walk(c, docs, missing, seen, at)),
+            _ => {}
+        }
+    }
+    walk(&s, &docs, &mut missing, &mut seen, "");
+    assert!(seen > 40, "the walk found only {seen} keys and values");
+    assert!(missing.is_empty(), "docs/desired-state.md does not document: {missing:#?}");
+}

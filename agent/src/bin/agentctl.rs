@@ -7,85 +7,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use driftless_agent::cli::{AgentctlCli as Cli, AgentctlCommand as Cmd};
 use driftless_agent::config::{control_socket_of, DEFAULT_SOCKET};
 use driftless_agent::control::wire::{DiffView, Reply, Request, StatusView, SyncView};
 use driftless_agent::control::{request, ClientError};
 use driftless_agent::reconciler::short;
 use driftless_agent::state::HistoryEntry;
 use driftless_agent::validate::validate;
-
-#[derive(Parser)]
-#[command(name = "agentctl", version, about = "Control and inspect the Driftless agent on this host")]
-struct Cli {
-    /// The agent's control socket.
-    #[arg(long, global = true, value_name = "PATH", conflicts_with = "config")]
-    socket: Option<PathBuf>,
-    /// Read `control_socket` from this agent config.
-    #[arg(long, global = true, value_name = "PATH")]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// What runs, from which revision, whether it is healthy, and what the agent does next.
-    Status {
-        /// One JSON object (documented keys; stable).
-        #[arg(long)]
-        json: bool,
-    },
-    /// The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes.
-    Diff {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Reconcile now.
-    Sync {
-        /// Stream progress and wait; exit 1 if the revision was rolled back or failed.
-        #[arg(long)]
-        wait: bool,
-        /// Try a revision again that failed before.
-        #[arg(long)]
-        retry: bool,
-    },
-    /// Past deployments, newest first.
-    History {
-        /// How many entries.
-        #[arg(short = 'n', default_value_t = 20)]
-        limit: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Apply the last good (or the named) revision and hold the host there until `resume`.
-    Rollback {
-        /// A commit id (or a ref the agent's mirror knows); default: the last good revision.
-        revision: Option<String>,
-    },
-    /// Stop automatic reconciliation (maintenance).
-    Pause,
-    /// Restart automatic reconciliation (also lifts a rollback pin).
-    Resume,
-    /// Check a desired-state folder offline, as CI would before merging; no agent needed.
-    ///
-    /// Checks the base documents and every environment they declare overlays for. Exit
-    /// status: 0 valid, 1 invalid (every error is listed as file:line:column: message).
-    Validate {
-        /// The folder holding the desired-state *.yaml files.
-        #[arg(default_value = ".")]
-        dir: PathBuf,
-        /// Check only this environment's effective state.
-        #[arg(long, short = 'e', value_name = "NAME")]
-        environment: Option<String>,
-        /// Print the effective desired state (overlays applied, defaults filled in).
-        #[arg(long)]
-        render: bool,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_CHANGES: u8 = 2;

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
-use driftless_agent::config::{LoadedConfig, DEFAULT_CONFIG};
+use driftless_agent::cli::AgentdCli as Cli;
+use driftless_agent::config::LoadedConfig;
 use driftless_agent::control;
 use driftless_agent::reconciler::{self, Event, Reconciler};
 use driftless_agent::runtime::docker::DockerRuntime;
@@ -18,25 +19,6 @@ use driftless_agent::runtime::Runtimes;
 use driftless_agent::source::GitSource;
 use driftless_agent::state::Outcome;
 use tokio::sync::mpsc;
-
-#[derive(Parser)]
-#[command(name = "agentd", version, about = "The Driftless GitOps agent: keeps this host on the desired state in Git")]
-struct Cli {
-    /// The agent config.
-    #[arg(long, short = 'c', value_name = "PATH", default_value = DEFAULT_CONFIG)]
-    config: PathBuf,
-    /// Validate the config and exit: 0 valid, 1 invalid (each problem as file:line:column: key: what is wrong).
-    #[arg(long)]
-    check: bool,
-    /// Run one reconcile and exit (cron on shared hosting): 0 synced or nothing to do,
-    /// 1 the revision was rolled back, failed or is invalid.
-    #[arg(long)]
-    once: bool,
-    /// Log format: `text` for people, `json` for machines; `auto` is JSON under journald
-    /// (JOURNAL_STREAM set), text otherwise.
-    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]
-    log_format: String,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -70,7 +52,7 @@ fn main() -> ExitCode {
         };
         let fmt = tracing_subscriber::fmt().with_target(false).with_writer(std::io::stderr);
         if json {
-            fmt.json().with_current_span(false).init();
+            fmt.json().with_current_span(true).with_span_list(false).init();
         } else {
             fmt.with_ansi(std::io::stderr().is_terminal()).init();
         }

@@ -1,0 +1,116 @@
+//! The command lines of `agentd` and `agentctl` (clap definitions only). They live in the
+//! library so that the shell completions and man pages in `dist/` can be generated from them
+//! (and a test can check that the committed files are current); the binaries parse with them.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::DEFAULT_CONFIG;
+
+#[derive(Parser)]
+#[command(
+    name = "agentd",
+    version,
+    about = "The Driftless GitOps agent: keeps this host on the desired state in Git",
+    after_help = "Signals: SIGHUP re-reads the config (a bad one is refused, the old one stays); \
+                  SIGTERM/SIGINT stop between steps; SIGUSR1 syncs now.\n\
+                  Exit status: 0 ok; 1 invalid config, or (--once) the revision was rolled back, \
+                  failed or is invalid.\n\
+                  Docs: docs/configuration.md, docs/operations.md."
+)]
+pub struct AgentdCli {
+    /// The agent config.
+    #[arg(long, short = 'c', value_name = "PATH", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Validate the config and exit: 0 valid, 1 invalid (each problem as file:line:column: key: what is wrong).
+    #[arg(long)]
+    pub check: bool,
+    /// Run one reconcile and exit (cron on shared hosting): 0 synced or nothing to do,
+    /// 1 the revision was rolled back, failed or is invalid.
+    #[arg(long)]
+    pub once: bool,
+    /// Log format: `text` for people, `json` for machines; `auto` is JSON under journald
+    /// (JOURNAL_STREAM set), text otherwise.
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]
+    pub log_format: String,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "agentctl",
+    version,
+    about = "Control and inspect the Driftless agent on this host",
+    after_help = "Exit status: 0 ok; 1 error, invalid, or the revision was rolled back or failed; \
+                  2 changes pending (diff); 3 no agent reachable on the control socket.\n\
+                  Docs: docs/cli.md, docs/operations.md (runbook and troubleshooting)."
+)]
+pub struct AgentctlCli {
+    /// The agent's control socket.
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "config")]
+    pub socket: Option<PathBuf>,
+    /// Read `control_socket` from this agent config.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: AgentctlCommand,
+}
+
+#[derive(Subcommand)]
+pub enum AgentctlCommand {
+    /// What runs, from which revision, whether it is healthy, and what the agent does next.
+    Status {
+        /// One JSON object (documented keys; stable).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes.
+    Diff {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reconcile now.
+    Sync {
+        /// Stream progress and wait; exit 1 if the revision was rolled back or failed.
+        #[arg(long)]
+        wait: bool,
+        /// Try a revision again that failed before.
+        #[arg(long)]
+        retry: bool,
+    },
+    /// Past deployments, newest first.
+    History {
+        /// How many entries.
+        #[arg(short = 'n', default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the last good (or the named) revision and hold the host there until `resume`.
+    Rollback {
+        /// A commit id (or a ref the agent's mirror knows); default: the last good revision.
+        revision: Option<String>,
+    },
+    /// Stop automatic reconciliation (maintenance).
+    Pause,
+    /// Restart automatic reconciliation (also lifts a rollback pin).
+    Resume,
+    /// Check a desired-state folder offline, as CI would before merging; no agent needed.
+    ///
+    /// Checks the base documents and every environment they declare overlays for. Exit
+    /// status: 0 valid, 1 invalid (every error is listed as file:line:column: message).
+    Validate {
+        /// The folder holding the desired-state *.yaml files.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Check only this environment's effective state.
+        #[arg(long, short = 'e', value_name = "NAME")]
+        environment: Option<String>,
+        /// Print the effective desired state (overlays applied, defaults filled in).
+        #[arg(long)]
+        render: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}

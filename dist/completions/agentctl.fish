@@ -1,0 +1,81 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_agentctl_global_optspecs
+    string join \n socket= config= h/help V/version
+end
+
+function __fish_agentctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_agentctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_agentctl_using_subcommand
+    set -l cmd (__fish_agentctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c agentctl -n "__fish_agentctl_needs_command" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_needs_command" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_needs_command" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_needs_command" -s V -l version -d 'Print version'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "status" -d 'What runs, from which revision, whether it is healthy, and what the agent does next'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "diff" -d 'The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "sync" -d 'Reconcile now'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "history" -d 'Past deployments, newest first'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "rollback" -d 'Apply the last good (or the named) revision and hold the host there until `resume`'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "pause" -d 'Stop automatic reconciliation (maintenance)'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "resume" -d 'Restart automatic reconciliation (also lifts a rollback pin)'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "validate" -d 'Check a desired-state folder offline, as CI would before merging; no agent needed'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand status" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand status" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand status" -l json -d 'One JSON object (documented keys; stable)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand diff" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand diff" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand diff" -l json
+complete -c agentctl -n "__fish_agentctl_using_subcommand diff" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l wait -d 'Stream progress and wait; exit 1 if the revision was rolled back or failed'
+complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l retry -d 'Try a revision again that failed before'
+complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand history" -s n -d 'How many entries' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l json
+complete -c agentctl -n "__fish_agentctl_using_subcommand history" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand rollback" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand rollback" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand rollback" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand pause" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand pause" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand pause" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand resume" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand resume" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand resume" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -s e -l environment -d 'Check only this environment\'s effective state' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l render -d 'Print the effective desired state (overlays applied, defaults filled in)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l json -d 'Print one JSON object instead of text'
+complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate help" -f -a "status" -d 'What runs, from which revision, whether it is healthy, and what the agent does next'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate help" -f -a "diff" -d 'The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate help" -f -a "sync" -d 'Reconcile now'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate help" -f -a "history" -d 'Past deployments, newest first'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate help" -f -a "rollback" -d 'Apply the last good (or the named) revision and hold the host there until `resume`'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate help" -f -a "pause" -d 'Stop automatic reconciliation (maintenance)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate help" -f -a "resume" -d 'Restart automatic reconciliation (also lifts a rollback pin)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate help" -f -a "validate" -d 'Check a desired-state folder offline, as CI would before merging; no agent needed'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,8 @@
+complete -c agentd -s c -l config -d 'The agent config' -r -F
+complete -c agentd -l log-format -d 'Log format: `text` for people, `json` for machines; `auto` is JSON under journald (JOURNAL_STREAM set), text otherwise' -r -f -a "auto\t''
+text\t''
+json\t''"
+complete -c agentd -l check -d 'Validate the config and exit: 0 valid, 1 invalid (each problem as file:line:column: key: what is wrong)'
+complete -c agentd -l once -d 'Run one reconcile and exit (cron on shared hosting): 0 synced or nothing to do, 1 the revision was rolled back, failed or is invalid'
+complete -c agentd -s h -l help -d 'Print help'
+complete -c agentd -s V -l version -d 'Print version'

@@ -1,0 +1,98 @@
+//! The runbook's troubleshooting table (docs/operations.md) names every error message an
+//! operator can see: each `#[error("…")]` of the agent and the format library must appear
+//! there by its first fixed fragment (the text before or between its placeholders). A new
+//! error without a row fails here.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The string literal of every `#[error("…")]` in `src` (escapes `\"` and `\\` undone).
+fn error_messages(src: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = src;
+    while let Some(i) = rest.find("#[error(") {
+        rest = &rest[i + "#[error(".len()..];
+        let trimmed = rest.trim_start();
+        let Some(body) = trimmed.strip_prefix('"') else { continue };
+        let mut lit = String::new();
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('\n') => {
+                        // A line continuation: skip the next line's indentation.
+                        let skipped: String = chars.clone().take_while(|c| c.is_whitespace()).collect();
+                        for _ in skipped.chars() {
+                            chars.next();
+                        }
+                    }
+                    Some(e) => lit.push(e),
+                    None => break,
+                },
+                '"' => break,
+                c => lit.push(c),
+            }
+        }
+        out.push(lit);
+    }
+    out
+}
+
+/// The first fixed fragment of a message worth searching for (placeholders cut out).
+fn first_fragment(msg: &str) -> Option<String> {
+    let mut fragments = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0;
+    for c in msg.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                fragments.push(std::mem::take(&mut cur));
+            }
+            '}' => depth -= 1,
+            c if depth == 0 => cur.push(c),
+            _ => {}
+        }
+    }
+    fragments.push(cur);
+    fragments
+        .into_iter()
+        .map(|f| f.trim_matches(|c: char| c.is_whitespace() || ":;,".contains(c)).to_string())
+        .find(|f| f.len() >= 8)
+}
+
+#[test]
+fn the_runbook_names_every_error_message() {
+    let runbook = std::fs::read_to_string(root().join("docs/operations.md")).unwrap_or_default();
+    let mut files = Vec::new();
+    rust_files(&root().join("agent/src"), &mut files);
+    rust_files(&root().join("desired-state-schema/src"), &mut files);
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for f in &files {
+        let src = std::fs::read_to_string(f).unwrap_or_default();
+        for msg in error_messages(&src) {
+            let Some(fragment) = first_fragment(&msg) else { continue };
+            checked += 1;
+            if !runbook.contains(&fragment) {
+                missing.push(format!("{}: {fragment:?} (from {msg:?})", f.strip_prefix(root()).unwrap_or(f).display()));
+            }
+        }
+    }
+    assert!(checked >= 30, "found only {checked} error messages; is the scan broken?");
+    assert!(missing.is_empty(), "docs/operations.md has no troubleshooting row for:\n{}", missing.join("\n"));
+}
