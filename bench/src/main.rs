@@ -8,7 +8,43 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod plan;
 mod poll;
+
+/// Counts heap allocations, for the plan benchmark.
+pub(crate) mod alloc {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+
+    pub struct Counting;
+
+    // SAFETY: forwards to the system allocator unchanged; only counts calls.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            COUNT.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: `ptr` came from `alloc` above, i.e. from `System`.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            COUNT.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: as for `alloc`; `ptr` came from `System`.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    pub fn count() -> u64 {
+        COUNT.load(Ordering::Relaxed)
+    }
+}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,14 +56,15 @@ fn main() -> Result<()> {
         match w {
             "validate" => bench_validate(&bin_dir)?,
             "poll" => poll::bench_poll()?,
-            other => bail!("unknown benchmark {other:?}: known: validate, poll"),
+            "plan" => plan::bench_plan()?,
+            other => bail!("unknown benchmark {other:?}: known: validate, poll, plan"),
         }
     }
     Ok(())
 }
 
 /// Write `n` Container documents over `n / 10` files, with overlays and dependencies.
-fn generate_state(dir: &Path, n: usize) -> Result<()> {
+pub(crate) fn generate_state(dir: &Path, n: usize) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let per_file = 10;
     for f in 0..n.div_ceil(per_file) {
