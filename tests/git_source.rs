@@ -389,3 +389,34 @@ fn https_with_a_token_and_a_private_ca() {
     let f = src.fetch().unwrap();
     assert_eq!(f.received_objects, 0);
 }
+
+/// `agentd --dry-run`: follows the source and validates, connects no runtime, applies nothing
+/// (the desired state names containers, and no Docker is touched).
+#[test]
+fn a_dry_run_agent_follows_the_source_and_applies_nothing() {
+    let up = Upstream::new();
+    let doc = |image: &str| {
+        format!(
+            "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec: {{ image: \"{image}\" }}\n"
+        )
+    };
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &doc("web:1"))], "v1");
+    let mut agent = common::agent::Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.args.push("--dry-run".into());
+    agent.start();
+    let s = agent.wait_phase("Synced", std::time::Duration::from_secs(30));
+    assert_eq!(s["desired_revision"], c1.as_str());
+    assert!(s["applied_revision"].is_null(), "{s}");
+    let msg = s["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with("dry run: revision") && msg.contains("is valid (1 resource(s)); nothing is applied"),
+        "{s}"
+    );
+
+    let c2 = up.commit(&[("hosts/e2e/web.yaml", &doc("Web:2"))], "an invalid image reference");
+    agent.ctl(&["sync", "--wait"]);
+    let s = agent.wait_phase("Invalid", std::time::Duration::from_secs(30));
+    assert_eq!(s["desired_revision"], c2.as_str());
+    assert!(s["message"].as_str().unwrap_or("").contains("web.yaml:"), "{s}");
+    assert!(agent.ctl(&["history", "--json"]).stdout.trim() == "[]", "a dry run records no deployment");
+}

@@ -30,6 +30,11 @@ pub struct AgentdCli {
     /// 1 the revision was rolled back, failed or is invalid.
     #[arg(long)]
     pub once: bool,
+    /// Follow the source and validate each new revision, but connect no runtime and apply
+    /// nothing: `status` shows the revision the agent would apply (a canary for a new source
+    /// or credentials; fleet benchmarks). Give it a state_dir of its own.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Log format: `text` for people, `json` for machines; `auto` is JSON under journald
     /// (JOURNAL_STREAM set), text otherwise.
     #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use desired_state_schema::{DesiredState, Kind, Resource};
+use futures_util::StreamExt;
 use git2::Oid;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -96,6 +97,8 @@ pub struct Reconciler {
     next_sync: Option<SystemTime>,
     status_tx: watch::Sender<StatusView>,
     progress: broadcast::Sender<String>,
+    /// `agentd --dry-run`: select and validate revisions, apply nothing.
+    dry_run: bool,
     stop: Arc<AtomicBool>,
     /// Force-pushes and deleted refs seen since the last history entry, for the next one.
     ref_notes: Vec<String>,
@@ -136,6 +139,7 @@ impl Reconciler {
             next_sync: None,
             status_tx,
             progress,
+            dry_run: false,
             stop: Arc::new(AtomicBool::new(false)),
             ref_notes: Vec::new(),
             metrics: Metrics::new(),
@@ -160,6 +164,11 @@ impl Reconciler {
 
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// `agentd --dry-run`: from now on, select and validate revisions but apply nothing.
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
     }
 
     /// Replace the config (SIGHUP); the Git source follows the new one.
@@ -323,6 +332,9 @@ impl Reconciler {
 
     /// Finish an apply or revert that a crash interrupted (a journal is on disk).
     pub async fn recover(&mut self) {
+        if self.dry_run {
+            return; // a dry run touches nothing, not even an unfinished apply
+        }
         let journal = match self.store.journal() {
             Ok(Some(j)) => j,
             Ok(None) => return,
@@ -382,6 +394,26 @@ impl Reconciler {
         let desired = target.to_string();
         tracing::Span::current().record("revision", tracing::field::display(short(&desired)));
         self.state.desired = Some(desired.clone());
+        if self.dry_run {
+            let (phase, message) = match self.load_revision(&desired).await {
+                Ok(s) => (
+                    Phase::Synced,
+                    format!(
+                        "dry run: revision {} is valid ({} resource(s)); nothing is applied",
+                        short(&desired),
+                        s.resources.len()
+                    ),
+                ),
+                Err(f) => (Phase::Invalid, format!("dry run: revision {} is invalid:\n{}", short(&desired), f.0)),
+            };
+            if self.state.message.as_deref() != Some(message.as_str()) {
+                self.say(message.clone());
+            }
+            self.state.phase = phase;
+            self.state.message = Some(message);
+            self.save();
+            return CycleResult { outcome: None, message: self.state.message.clone() };
+        }
         let failed = self.state.failed.iter().any(|f| f == &desired);
         if self.state.applied.as_deref() == Some(desired.as_str()) && failed && !retry {
             // The host runs a revision that failed its gate (a first revision with nothing to
@@ -503,10 +535,15 @@ impl Reconciler {
     async fn plan_for(&mut self, revision: &str, state: &DesiredState) -> Result<Plan, Failure> {
         self.observed = self.runtimes.observe().await?;
         let ordered = state.in_dependency_order();
-        let mut desired: Vec<(&Resource, String)> = Vec::new();
-        for r in ordered {
-            let inputs = self.runtimes.inputs(r, revision).await?;
-            desired.push((r, plan::spec_hash(r, &inputs)));
+        // Host-side inputs (image ids, env file digests) are looked up concurrently, in order.
+        let runtimes = &self.runtimes;
+        let inputs: Vec<_> = futures_util::stream::iter(ordered.iter().map(|r| runtimes.inputs(r, revision)))
+            .buffered(PARALLEL_STEPS)
+            .collect()
+            .await;
+        let mut desired: Vec<(&Resource, String)> = Vec::with_capacity(ordered.len());
+        for (r, inputs) in ordered.into_iter().zip(inputs) {
+            desired.push((r, plan::spec_hash(r, &inputs?)));
         }
         self.desired_resources = state.resources.iter().map(|r| (r.kind, r.name().to_string())).collect();
         Ok(plan::plan(&desired, &self.observed, &self.runtimes.managed_kinds()))
@@ -529,37 +566,49 @@ impl Reconciler {
             next: None,
         };
         self.store.write_journal(&journal)?;
-        for step in plan.changes() {
+        for wave in plan::waves(plan, &state.resources) {
             if self.stop.load(Ordering::SeqCst) {
                 return Err(Failure(
                     "stopping: the agent was asked to shut down; the journal finishes this on start".into(),
                 ));
             }
-            let line = format!("{} {}/{}", plan::action_word(step.action), step.kind, step.name);
-            journal.next = Some(line.clone());
+            let lines: Vec<String> =
+                wave.iter().map(|s| format!("{} {}/{}", plan::action_word(s.action), s.kind, s.name)).collect();
+            journal.next = Some(lines.join("; "));
             self.store.write_journal(&journal)?;
-            self.say(format!("{operation} {}: {line} ({})", short(revision), step.reason));
-            match step.action {
-                Action::Remove => self.runtimes.remove(step.kind, &step.name).await?,
-                Action::Create | Action::Replace | Action::Repair => {
-                    let r = state
-                        .resources
-                        .iter()
-                        .find(|r| r.kind == step.kind && r.name() == step.name)
-                        .ok_or_else(|| Failure(format!("{line}: not in the desired state")))?;
-                    let progress = self.progress.clone();
-                    let log = move |line: String| {
-                        tracing::info!(target: "driftless", "{line}");
-                        let _ = progress.send(line);
-                    };
-                    self.runtimes.converge(r, revision, &log).await?;
-                    self.health.remove(&(step.kind, step.name.clone()));
-                }
-                Action::Unchanged => {}
+            for (step, line) in wave.iter().zip(&lines) {
+                self.say(format!("{operation} {}: {line} ({})", short(revision), step.reason));
             }
-            journal.done.push(line);
+            // The steps of a wave run at once (bounded); a failure lets the others finish, so
+            // no step is left half-done, and the first failure is reported.
+            let runtimes = &self.runtimes;
+            let progress = &self.progress;
+            let mut results: Vec<(usize, Result<(), Failure>)> = futures_util::stream::iter(
+                wave.iter()
+                    .enumerate()
+                    .map(|(i, step)| async move { (i, run_step(runtimes, state, revision, step, progress).await) }),
+            )
+            .buffer_unordered(PARALLEL_STEPS)
+            .collect()
+            .await;
+            results.sort_by_key(|(i, _)| *i);
+            let mut first_failure = None;
+            for (i, result) in results {
+                match result {
+                    Ok(()) => {
+                        journal.done.push(lines[i].clone());
+                        self.health.remove(&(wave[i].kind, wave[i].name.clone()));
+                    }
+                    Err(f) => {
+                        first_failure.get_or_insert(f);
+                    }
+                }
+            }
             journal.next = None;
             self.store.write_journal(&journal)?;
+            if let Some(f) = first_failure {
+                return Err(f);
+            }
         }
         Ok(())
     }
@@ -984,6 +1033,39 @@ impl Reconciler {
 }
 
 /// `0123456789ab` — twelve characters of a commit id.
+/// At most this many steps of one wave run at once (Docker serialises much of the rest).
+const PARALLEL_STEPS: usize = 16;
+
+/// Carry out one step of a plan.
+async fn run_step(
+    runtimes: &Runtimes,
+    state: &DesiredState,
+    revision: &str,
+    step: &plan::Step,
+    progress: &broadcast::Sender<String>,
+) -> Result<(), Failure> {
+    match step.action {
+        Action::Remove => runtimes.remove(step.kind, &step.name).await?,
+        Action::Create | Action::Replace | Action::Repair => {
+            let r = state.resources.iter().find(|r| r.kind == step.kind && r.name() == step.name).ok_or_else(|| {
+                Failure(format!(
+                    "{} {}/{}: not in the desired state",
+                    plan::action_word(step.action),
+                    step.kind,
+                    step.name
+                ))
+            })?;
+            let log = move |line: String| {
+                tracing::info!(target: "driftless", "{line}");
+                let _ = progress.send(line);
+            };
+            runtimes.converge(r, revision, &log).await?;
+        }
+        Action::Unchanged => {}
+    }
+    Ok(())
+}
+
 pub fn short(rev: &str) -> &str {
     rev.get(..12).unwrap_or(rev)
 }

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod docker;
+mod fleet;
+mod host;
+mod latency;
 mod plan;
 mod poll;
 
@@ -57,7 +61,14 @@ fn main() -> Result<()> {
             "validate" => bench_validate(&bin_dir)?,
             "poll" => poll::bench_poll()?,
             "plan" => plan::bench_plan()?,
-            other => bail!("unknown benchmark {other:?}: known: validate, poll, plan"),
+            "converge" => docker::bench_converge(&bin_dir)?,
+            "noop" => docker::bench_noop_and_idle(&bin_dir, false)?,
+            "idle" => docker::bench_noop_and_idle(&bin_dir, true)?,
+            "latency" => latency::bench_latency(&bin_dir)?,
+            "fleet" => fleet::bench_fleet(&bin_dir)?,
+            other => {
+                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet")
+            }
         }
     }
     Ok(())

@@ -11,6 +11,8 @@ pub struct Agent {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// Extra arguments for `agentd` (e.g. `--dry-run`).
+    pub args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -26,7 +28,7 @@ impl Agent {
         );
         std::fs::write(&config, text).unwrap();
         let log = dir.path().join("agentd.log");
-        Agent { dir, config, log, child: None }
+        Agent { dir, config, log, args: Vec::new(), child: None }
     }
 
     /// Start the daemon (with `env` set) and wait for its socket to answer.
@@ -46,7 +48,7 @@ impl Agent {
     pub fn spawn(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentd"));
-        cmd.arg("--config").arg(&self.config).stdout(Stdio::null()).stderr(log);
+        cmd.arg("--config").arg(&self.config).args(&self.args).stdout(Stdio::null()).stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }

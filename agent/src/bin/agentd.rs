@@ -92,7 +92,11 @@ async fn connect_runtimes(cfg: &LoadedConfig) -> Runtimes {
 async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     let interval = loaded.config.source.interval.as_std();
     let socket = loaded.config.control_socket.clone();
-    let runtimes = connect_runtimes(&loaded).await;
+    let runtimes = if cli.dry_run {
+        Runtimes { docker: None, passenger: None, nixos: None }
+    } else {
+        connect_runtimes(&loaded).await
+    };
     let (mut reconciler, status_rx) = match Reconciler::new(loaded, runtimes) {
         Ok(r) => r,
         Err(e) => {
@@ -100,6 +104,7 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    reconciler.set_dry_run(cli.dry_run);
 
     if cli.once {
         reconciler.recover().await;

@@ -154,6 +154,21 @@ impl DockerRuntime {
 
     /// Host-side inputs of the spec hash: each env file's digest and the local image's id.
     pub async fn inputs(&self, name: &str, spec: &ContainerSpec) -> Result<BTreeMap<String, String>, RuntimeError> {
+        let image_id = match self.docker.inspect_image(&spec.image).await {
+            Ok(i) => i.id.unwrap_or_default(),
+            Err(e) if is_not_found(&e) => "absent".to_string(),
+            Err(e) => return Err(unreachable(e)),
+        };
+        self.inputs_for(name, spec, &image_id).await
+    }
+
+    /// The inputs with the image id already known.
+    async fn inputs_for(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        image_id: &str,
+    ) -> Result<BTreeMap<String, String>, RuntimeError> {
         let mut out = BTreeMap::new();
         for path in &spec.env_files {
             let bytes = tokio::fs::read(path).await.map_err(|e| RuntimeError::EnvFile {
@@ -163,12 +178,7 @@ impl DockerRuntime {
             })?;
             out.insert(format!("env_file:{path}"), format!("{:x}", Sha256::digest(&bytes)));
         }
-        let image_id = match self.docker.inspect_image(&spec.image).await {
-            Ok(i) => i.id.unwrap_or_default(),
-            Err(e) if is_not_found(&e) => "absent".to_string(),
-            Err(e) => return Err(unreachable(e)),
-        };
-        out.insert("image_id".to_string(), image_id);
+        out.insert("image_id".to_string(), image_id.to_string());
         Ok(out)
     }
 
@@ -184,7 +194,10 @@ impl DockerRuntime {
             (PullPolicy::Never, None) => return Err(RuntimeError::ImageMissing { image: spec.image.clone() }),
             _ => false,
         };
-        if pull {
+        if let (false, Some(id)) = (pull, present) {
+            return Ok(id);
+        }
+        {
             let opts = CreateImageOptions { from_image: Some(spec.image.clone()), ..Default::default() };
             let mut stream = self.docker.create_image(Some(opts), None, None);
             while let Some(item) = stream.next().await {
@@ -219,31 +232,35 @@ impl DockerRuntime {
     pub async fn converge(&self, r: &Resource, spec: &ContainerSpec, revision: &str) -> Result<(), RuntimeError> {
         let name = r.name();
         let image_id = self.ensure_image(name, spec).await?;
-        let inputs = self.inputs(name, spec).await?;
+        let inputs = self.inputs_for(name, spec, &image_id).await?;
         let hash = crate::plan::spec_hash(r, &inputs);
         self.ensure_networks(name, spec).await?;
 
-        // The name must be ours (or free).
-        match self.docker.inspect_container(name, None::<InspectContainerOptions>).await {
-            Ok(c) => {
-                let managed = c
-                    .config
-                    .and_then(|cfg| cfg.labels)
-                    .is_some_and(|l| l.get(LABEL_MANAGED).map(String::as_str) == Some("true"));
-                if !managed {
-                    return Err(RuntimeError::NameTaken { name: name.to_string() });
+        let instances = self.instances(Some(name)).await?;
+        // The name must be ours (or free): one of our instances holds it, or nothing does.
+        if !instances.iter().any(|i| i.name == name) {
+            match self.docker.inspect_container(name, None::<InspectContainerOptions>).await {
+                Ok(c) => {
+                    let managed = c
+                        .config
+                        .and_then(|cfg| cfg.labels)
+                        .is_some_and(|l| l.get(LABEL_MANAGED).map(String::as_str) == Some("true"));
+                    if !managed {
+                        return Err(RuntimeError::NameTaken { name: name.to_string() });
+                    }
                 }
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(docker_err(name, e)),
             }
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(docker_err(name, e)),
         }
 
-        let instances = self.instances(Some(name)).await?;
         let keep = instances.iter().filter(|i| i.hash == hash).max_by_key(|i| (i.name == name, i.running)).cloned();
         let keep = match keep {
             Some(k) => k,
             None => {
-                let next = format!("{name}-next");
+                // With nothing to keep running meanwhile, the new container takes the name at
+                // once; otherwise it is made beside the old one and renamed after the stop.
+                let next = if instances.is_empty() { name.to_string() } else { format!("{name}-next") };
                 if let Some(stale) = instances.iter().find(|i| i.name == next) {
                     self.stop_and_remove(name, &stale.id, stop_secs(spec)).await?;
                 }

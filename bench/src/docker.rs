@@ -1,0 +1,219 @@
+//! The agent against what users would do instead, on a real Docker engine with 50 containers:
+//!
+//! - `converge`: 50 new containers on an empty host — `agentd --once` vs `docker-compose up -d`
+//!   on the equivalent compose file vs the floor, 50 `docker run -d` in parallel;
+//! - `noop`: a cycle that finds nothing to do (50 managed containers) — the agent's sync vs
+//!   the floor (`git fetch` with nothing new plus one Docker list call) vs the cron way
+//!   (`git pull && docker-compose up -d`); wall time, and CPU of the client and of dockerd;
+//! - `idle`: `agentd` RSS and CPU over a period (default 300 s, `BENCH_IDLE_SECS`) with a 10 s
+//!   interval, and its peak RSS during the 50-container converge.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::host::{self, Bench, Daemon, IMAGE, N, PROJECT};
+
+const CONVERGE_RUNS: usize = 5;
+const NOOP_RUNS: usize = 21;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn floor_converge() -> Result<()> {
+    let children: Vec<_> = (0..N)
+        .map(|i| {
+            Command::new("docker")
+                .args(["run", "-d", "--name", &format!("floor-{i:02}"), "--label", "drbench=1"])
+                .args(["--restart", "unless-stopped", "-e", &format!("INDEX={i}"), "-e", "VERSION=1"])
+                .args([IMAGE, "/bin/sleep", "1000000"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .collect::<std::io::Result<_>>()?;
+    for c in children {
+        let out = c.wait_with_output()?;
+        if !out.status.success() {
+            bail!("docker run: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Ok(())
+}
+
+pub fn bench_converge(bin: &Path) -> Result<()> {
+    host::ensure_tools()?;
+    let bench = Bench::new()?;
+    host::clear()?;
+    // Warm-up: the compose network exists from here on (as it would on a host), caches are warm.
+    host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
+    host::clear()?;
+    let (mut floor, mut compose, mut agent) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..CONVERGE_RUNS {
+        for which in 0..3 {
+            let which = (which + run) % 3; // rotate the order between runs
+            host::clear()?;
+            std::thread::sleep(Duration::from_millis(500));
+            let t = Instant::now();
+            match which {
+                0 => {
+                    floor_converge()?;
+                    floor.push(t.elapsed());
+                }
+                1 => {
+                    let st = bench.compose(&["up", "-d"]).status()?;
+                    compose.push(t.elapsed());
+                    if !st.success() {
+                        bail!("docker-compose up -d failed");
+                    }
+                }
+                _ => {
+                    let files = bench.agent_config(&format!("once-{run}"), "1h", "")?;
+                    let out = Command::new(bin.join("agentd"))
+                        .arg("--config")
+                        .arg(&files.config)
+                        .arg("--once")
+                        .output()
+                        .context("agentd --once")?;
+                    agent.push(t.elapsed());
+                    if !out.status.success() {
+                        bail!("agentd --once failed: {}", String::from_utf8_lossy(&out.stderr));
+                    }
+                }
+            }
+            let running = host::count_running("status=running")?;
+            if running < N {
+                bail!("only {running} containers run after a converge");
+            }
+        }
+    }
+    host::clear()?;
+    crate::row(&format!("converge {N} new containers: `agentd --once` (fetch, plan, apply)"), agent);
+    crate::row(&format!("converge {N} new containers: `docker-compose up -d` (Debian's 1.29)"), compose);
+    crate::row(&format!("converge {N} new containers: floor, {N} `docker run -d` in parallel"), floor);
+    Ok(())
+}
+
+/// Wall times of `runs` calls of `f`, and the CPU per call of `pid` (0: this process's
+/// children) and of dockerd.
+fn measure(runs: usize, pid: u32, mut f: impl FnMut() -> Result<()>) -> Result<(Vec<Duration>, f64, f64)> {
+    let dockerd = host::dockerd_pid()?;
+    let cpu = || -> Result<Duration> {
+        if pid == 0 {
+            Ok(host::cpu_of(std::process::id())?.1)
+        } else {
+            Ok(host::cpu_of(pid)?.0)
+        }
+    };
+    let (c0, d0) = (cpu()?, host::cpu_of(dockerd)?.0);
+    let mut walls = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        walls.push(t.elapsed());
+    }
+    let (c1, d1) = (cpu()?, host::cpu_of(dockerd)?.0);
+    Ok((walls, ms(c1.saturating_sub(c0)) / runs as f64, ms(d1.saturating_sub(d0)) / runs as f64))
+}
+
+pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
+    host::ensure_tools()?;
+    let bench = Bench::new()?;
+    host::clear()?;
+
+    // The agent converges the host as a daemon: its peak RSS is the converge's.
+    let files = bench.agent_config("daemon", "1h", "")?;
+    let config = files.config.clone();
+    let daemon = Daemon::start(bin, files)?;
+    let rev = host::run(Command::new("git").arg("-C").arg(&bench.work).args(["rev-parse", "HEAD"]))?;
+    let took = daemon.wait_applied(&rev, Duration::from_secs(120))?;
+    let (rss, hwm) = host::rss_of(daemon.pid())?;
+    eprintln!("daemon converged {N} containers in {} ms; RSS {rss} KiB, peak {hwm} KiB", took.as_millis());
+    host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
+
+    let (walls, agent_cpu, agent_dockerd) = measure(NOOP_RUNS, daemon.pid(), || daemon.sync())?;
+    let fetch_clone = bench.dir.path().join("fetch-clone");
+    host::run(Command::new("git").args(["clone", "-q", "--bare", &bench.url(), &fetch_clone.display().to_string()]))?;
+    let (floor_walls, floor_cpu, floor_dockerd) = measure(NOOP_RUNS, 0, || {
+        host::run(Command::new("git").arg("-C").arg(&fetch_clone).args([
+            "fetch",
+            "-q",
+            "origin",
+            "+refs/heads/main:refs/heads/main",
+        ]))?;
+        host::run(Command::new("curl").args([
+            "-sf",
+            "--unix-socket",
+            "/var/run/docker.sock",
+            "http://localhost/containers/json?all=1&filters=%7B%22label%22%3A%5B%22driftless.managed%3Dtrue%22%5D%7D",
+        ]))?;
+        Ok(())
+    })?;
+    let (cron_walls, cron_cpu, cron_dockerd) = measure(5, 0, || {
+        host::run(Command::new("git").arg("-C").arg(&bench.compose_clone).args(["pull", "-q"]))?;
+        host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
+        Ok(())
+    })?;
+    let cpu = |c: f64, d: f64| format!("CPU {c:.1} ms + dockerd {d:.1} ms per cycle");
+    crate::row(
+        &format!("no-op cycle, {N} managed containers: agent (`sync --wait`), {}", cpu(agent_cpu, agent_dockerd)),
+        walls,
+    );
+    crate::row(
+        &format!("no-op floor: `git fetch` (nothing new) + one Docker list call, {}", cpu(floor_cpu, floor_dockerd)),
+        floor_walls,
+    );
+    crate::row(
+        &format!("no-op cron way: `git pull && docker-compose up -d`, {}", cpu(cron_cpu, cron_dockerd)),
+        cron_walls,
+    );
+    host::run(bench.compose(&["rm", "-fs"]).stdout(Stdio::null()))?;
+    let _ = PROJECT;
+
+    if idle {
+        let secs: u64 = std::env::var("BENCH_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+        // Switch the daemon to a 10 s interval (SIGHUP re-reads the config).
+        let text = std::fs::read_to_string(&config)?.replace("interval: 1h", "interval: 10s");
+        std::fs::write(&config, text)?;
+        host::run(Command::new("kill").args(["-HUP", &daemon.pid().to_string()]))?;
+        std::thread::sleep(Duration::from_secs(2));
+        let dockerd = host::dockerd_pid()?;
+        let (c0, d0) = (host::cpu_of(daemon.pid())?.0, host::cpu_of(dockerd)?.0);
+        let t = Instant::now();
+        let mut max_rss = 0;
+        let mut rss_samples = Vec::new();
+        while t.elapsed() < Duration::from_secs(secs) {
+            std::thread::sleep(Duration::from_secs(1));
+            let (rss, _) = host::rss_of(daemon.pid())?;
+            max_rss = max_rss.max(rss);
+            rss_samples.push(rss);
+        }
+        let wall = t.elapsed();
+        let (c1, d1) = (host::cpu_of(daemon.pid())?.0, host::cpu_of(dockerd)?.0);
+        let cycles = (wall.as_secs_f64() / 10.0).max(1.0);
+        rss_samples.sort();
+        let cpu = c1.saturating_sub(c0);
+        println!(
+            "| `agentd` idle for {}s, {N} containers, 10 s interval: RSS median {:.1} MiB (max {:.1} MiB); CPU {:.0} ms in all = {:.3}% of one core, {:.1} ms per cycle; dockerd {:.1} ms per cycle | | | | 1 |",
+            wall.as_secs(),
+            rss_samples.get(rss_samples.len() / 2).copied().unwrap_or(0) as f64 / 1024.0,
+            max_rss as f64 / 1024.0,
+            ms(cpu),
+            100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+            ms(cpu) / cycles,
+            ms(d1.saturating_sub(d0)) / cycles,
+        );
+    }
+    let (_, hwm_end) = host::rss_of(daemon.pid())?;
+    println!(
+        "| `agentd` peak RSS: {:.1} MiB after converging {N} containers as a daemon ({:.1} MiB at the end) | | | | 1 |",
+        hwm as f64 / 1024.0,
+        hwm_end as f64 / 1024.0
+    );
+    drop(daemon);
+    host::clear()?;
+    Ok(())
+}
