@@ -450,13 +450,22 @@ fn sighup_reloads_a_good_config_keeps_the_old_one_on_a_bad_one_sigusr1_syncs_sig
     assert_eq!(agent.status()["phase"], "Synced");
 
     // A good one is taken.
-    std::fs::write(&agent.config, good.replace("host: e2e", "host: e2e-reloaded")).unwrap();
+    std::fs::write(
+        &agent.config,
+        good.replace("host: e2e", "host: e2e-reloaded").replace("interval: 1h", "interval: 40s"),
+    )
+    .unwrap();
     let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
     let start = std::time::Instant::now();
     while agent.status()["host"] != "e2e-reloaded" {
         assert!(start.elapsed() < Duration::from_secs(10), "not reloaded: {}", agent.log_text());
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The new interval is in force at once (next sync within 40 s ± 10%, not an hour).
+    let next = agent.status()["next_sync"].as_str().unwrap_or_default().to_string();
+    let next = humantime::parse_rfc3339(&next).unwrap_or_else(|e| panic!("next_sync {next:?}: {e}"));
+    let ahead = next.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    assert!(ahead < Duration::from_secs(45), "next sync in {ahead:?} after the interval became 40s");
 
     // SIGUSR1: sync now (the poll interval is an hour).
     let v2 = push(&up, &web("2", port, ""), "v2");

@@ -1071,7 +1071,7 @@ pub fn short(rev: &str) -> &str {
 }
 
 /// Drive the reconciler from an event channel until shutdown.
-pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>, interval: Duration) {
+pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
     r.recover().await;
     r.reconcile(false).await;
     // Ready once the host has been observed (and what the journal left finished).
@@ -1079,7 +1079,8 @@ pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>, interval:
     // Ping at half the watchdog period from this loop: a stuck loop stops pinging.
     let ping = crate::sdnotify::watchdog_period().map(|p| p / 2);
     loop {
-        let wait = jittered(interval, &r.cfg.host);
+        // Read each time: SIGHUP may have changed `source.interval`.
+        let wait = jittered(r.cfg.config.source.interval.as_std(), &r.cfg.host);
         let due = tokio::time::Instant::now() + wait;
         r.set_next_sync(SystemTime::now().checked_add(wait));
         let event = loop {

@@ -90,7 +90,6 @@ async fn connect_runtimes(cfg: &LoadedConfig) -> Runtimes {
 }
 
 async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
-    let interval = loaded.config.source.interval.as_std();
     let socket = loaded.config.control_socket.clone();
     let runtimes = if cli.dry_run {
         Runtimes { docker: None, passenger: None, nixos: None }
@@ -157,7 +156,7 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
         reconciler.config().selector,
         socket.display()
     );
-    reconciler::run(reconciler, rx, interval).await;
+    reconciler::run(reconciler, rx).await;
     let _ = std::fs::remove_file(&socket);
     ExitCode::SUCCESS
 }

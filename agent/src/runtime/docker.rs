@@ -57,6 +57,10 @@ struct Instance {
 #[derive(Clone)]
 pub struct DockerRuntime {
     docker: Docker,
+    /// Image ids looked up for spec hashes since the last `observe` (one plan): many
+    /// resources share an image, and each reference is asked once per plan, not per resource.
+    /// Applying always asks the engine afresh.
+    image_ids: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
 }
 
 fn unreachable(e: BollardError) -> RuntimeError {
@@ -82,7 +86,7 @@ impl DockerRuntime {
         let docker = Docker::connect_with_local_defaults().map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(DockerRuntime { docker })
+        Ok(DockerRuntime { docker, image_ids: Default::default() })
     }
 
     /// The engine's version and API version, for logs and `status`.
@@ -127,6 +131,9 @@ impl DockerRuntime {
 
     /// Every managed container, grouped by resource.
     pub async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        if let Ok(mut ids) = self.image_ids.lock() {
+            ids.clear(); // a new plan starts: image ids are asked afresh
+        }
         let mut by_resource: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
         for i in self.instances(None).await? {
             by_resource.entry(i.resource.clone()).or_default().push(i);
@@ -154,10 +161,20 @@ impl DockerRuntime {
 
     /// Host-side inputs of the spec hash: each env file's digest and the local image's id.
     pub async fn inputs(&self, name: &str, spec: &ContainerSpec) -> Result<BTreeMap<String, String>, RuntimeError> {
-        let image_id = match self.docker.inspect_image(&spec.image).await {
-            Ok(i) => i.id.unwrap_or_default(),
-            Err(e) if is_not_found(&e) => "absent".to_string(),
-            Err(e) => return Err(unreachable(e)),
+        let cached = self.image_ids.lock().ok().and_then(|ids| ids.get(&spec.image).cloned());
+        let image_id = match cached {
+            Some(id) => id,
+            None => {
+                let id = match self.docker.inspect_image(&spec.image).await {
+                    Ok(i) => i.id.unwrap_or_default(),
+                    Err(e) if is_not_found(&e) => "absent".to_string(),
+                    Err(e) => return Err(unreachable(e)),
+                };
+                if let Ok(mut ids) = self.image_ids.lock() {
+                    ids.insert(spec.image.clone(), id.clone());
+                }
+                id
+            }
         };
         self.inputs_for(name, spec, &image_id).await
     }
