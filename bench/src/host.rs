@@ -39,8 +39,14 @@ pub fn cpu_of(pid: u32) -> Result<(Duration, Duration)> {
     Ok((tick(get(11) + get(12)), tick(get(13) + get(14))))
 }
 
-/// Resident and peak resident memory of a process, in KiB.
+/// Resident, peak resident and anonymous resident memory of a process, in KiB.
 pub fn rss_of(pid: u32) -> Result<(u64, u64)> {
+    let (rss, hwm, _) = memory_of(pid)?;
+    Ok((rss, hwm))
+}
+
+/// VmRSS, VmHWM and RssAnon (the part not backed by the binary and shared libraries), KiB.
+pub fn memory_of(pid: u32) -> Result<(u64, u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| {
         status
@@ -50,7 +56,7 @@ pub fn rss_of(pid: u32) -> Result<(u64, u64)> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    Ok((field("VmRSS:"), field("VmHWM:")))
+    Ok((field("VmRSS:"), field("VmHWM:"), field("RssAnon:")))
 }
 
 pub fn dockerd_pid() -> Result<u32> {

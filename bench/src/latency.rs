@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use crate::host::{self, Bench, Daemon};
 
-const RUNS: usize = 7;
+const RUNS: usize = 9;
 
 fn deliver(port: u16, secret: &str) -> Result<()> {
     let body = br#"{"ref":"refs/heads/main"}"#;
@@ -65,6 +65,15 @@ pub fn bench_latency(bin: &Path) -> Result<()> {
         daemon.wait_applied(&first, Duration::from_secs(60))?;
         let (mut picked, mut applied) = (Vec::new(), Vec::new());
         for run in 0..RUNS {
+            if mode == "poll" {
+                // A push right after an apply lands just after a poll; spread the pushes over
+                // the interval instead, as real pushes are.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(u64::from(nanos) % 10_000));
+            }
             let rev = bench.push_services(&format!("{}", run + 2))?;
             let t = Instant::now();
             if mode == "webhook" {
