@@ -23,7 +23,7 @@ _agentd() {
 
     case "${cmd}" in
         agentd)
-            opts="-c -h -V --config --check --once --log-format --help --version"
+            opts="-c -h -V --config --check --once --dry-run --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
