@@ -409,6 +409,10 @@ impl Reconciler {
             if self.state.message.as_deref() != Some(message.as_str()) {
                 self.say(message.clone());
             }
+            // No history is written in a dry run: say force-pushes and deleted refs now.
+            for note in std::mem::take(&mut self.ref_notes) {
+                self.say(format!("source: {note}"));
+            }
             self.state.phase = phase;
             self.state.message = Some(message);
             self.save();
@@ -1032,7 +1036,6 @@ impl Reconciler {
     }
 }
 
-/// `0123456789ab` — twelve characters of a commit id.
 /// At most this many steps of one wave run at once (Docker serialises much of the rest).
 const PARALLEL_STEPS: usize = 16;
 
@@ -1066,6 +1069,7 @@ async fn run_step(
     Ok(())
 }
 
+/// `0123456789ab` — twelve characters of a commit id.
 pub fn short(rev: &str) -> &str {
     rev.get(..12).unwrap_or(rev)
 }
