@@ -617,6 +617,22 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Carry out `plan` for `revision`, then gate and commit what it changed (a revert, a
+    /// drift repair); the observation is published after each half.
+    async fn converge_and_gate(
+        &mut self,
+        operation: &str,
+        revision: &str,
+        state: &DesiredState,
+        plan: &Plan,
+    ) -> Result<(), Failure> {
+        self.execute(operation, revision, state, plan).await?;
+        self.publish_observation().await;
+        self.gate_and_commit(state, plan, false).await?;
+        self.publish_observation().await;
+        Ok(())
+    }
+
     /// Gate the resources `plan` changed (all of them with `gate_all`), then commit them
     /// (NixOS: the boot default is set only now).
     async fn gate_and_commit(&mut self, state: &DesiredState, plan: &Plan, gate_all: bool) -> Result<(), Failure> {
@@ -790,11 +806,7 @@ impl Reconciler {
         let result: Result<(), Failure> = async {
             let state = self.load_revision(&good).await?;
             let plan = self.plan_for(&good, &state).await?;
-            self.execute("revert", &good, &state, &plan).await?;
-            self.publish_observation().await;
-            self.gate_and_commit(&state, &plan, false).await?;
-            self.publish_observation().await;
-            Ok(())
+            self.converge_and_gate("revert", &good, &state, &plan).await
         }
         .await;
         let _ = self.store.clear_journal();
@@ -871,14 +883,7 @@ impl Reconciler {
             return CycleResult { outcome: None, message: Some(msg) };
         }
         self.say(format!("drift: {}", changes.join("; ")));
-        let result: Result<(), Failure> = async {
-            self.execute("repair", &applied, &state, &plan).await?;
-            self.publish_observation().await;
-            self.gate_and_commit(&state, &plan, false).await?;
-            self.publish_observation().await;
-            Ok(())
-        }
-        .await;
+        let result = self.converge_and_gate("repair", &applied, &state, &plan).await;
         let _ = self.store.clear_journal();
         let (msg, phase_ok) = match result {
             Ok(()) => (format!("repaired {} drifted resource(s)", changes.len()), true),

@@ -134,57 +134,52 @@ async fn handle(
         }
         Request::Sync { wait, retry } => {
             let mut sub = progress.subscribe();
-            let (tx, mut rx) = oneshot::channel();
+            let (tx, rx) = oneshot::channel();
             if events.send(Event::Control(Command::Sync { retry, reply: tx })).await.is_err() {
                 return send(&mut w, &gone()).await;
             }
             if !wait {
                 return send(&mut w, &ok(&serde_json::json!({ "queued": true }))).await;
             }
-            loop {
-                tokio::select! {
-                    msg = sub.recv() => {
-                        if let Ok(m) = msg {
-                            send(&mut w, &Line::Progress(m)).await?;
-                        }
-                    }
-                    done = &mut rx => {
-                        // Drain what the cycle said before its result.
-                        while let Ok(m) = sub.try_recv() {
-                            send(&mut w, &Line::Progress(m)).await?;
-                        }
-                        return match done {
-                            Ok(v) => send(&mut w, &ok(&v)).await,
-                            Err(_) => send(&mut w, &gone()).await,
-                        };
-                    }
-                }
+            match stream_until(&mut w, &mut sub, rx).await? {
+                Ok(v) => send(&mut w, &ok(&v)).await,
+                Err(_) => send(&mut w, &gone()).await,
             }
         }
         Request::Rollback { revision } => {
             let mut sub = progress.subscribe();
-            let (tx, mut rx) = oneshot::channel();
+            let (tx, rx) = oneshot::channel();
             if events.send(Event::Control(Command::Rollback { revision, reply: tx })).await.is_err() {
                 return send(&mut w, &gone()).await;
             }
-            loop {
-                tokio::select! {
-                    msg = sub.recv() => {
-                        if let Ok(m) = msg {
-                            send(&mut w, &Line::Progress(m)).await?;
-                        }
-                    }
-                    done = &mut rx => {
-                        while let Ok(m) = sub.try_recv() {
-                            send(&mut w, &Line::Progress(m)).await?;
-                        }
-                        return match done {
-                            Ok(Ok(v)) => send(&mut w, &ok(&v)).await,
-                            Ok(Err(message)) => send(&mut w, &Line::Result(Reply::Error { message })).await,
-                            Err(_) => send(&mut w, &gone()).await,
-                        };
-                    }
+            match stream_until(&mut w, &mut sub, rx).await? {
+                Ok(Ok(v)) => send(&mut w, &ok(&v)).await,
+                Ok(Err(message)) => send(&mut w, &Line::Result(Reply::Error { message })).await,
+                Err(_) => send(&mut w, &gone()).await,
+            }
+        }
+    }
+}
+
+/// Stream the cycle's progress lines to `w` until its answer arrives on `rx`; what the cycle
+/// said before its answer is drained first, so no line comes after the result.
+async fn stream_until<T>(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    sub: &mut broadcast::Receiver<String>,
+    mut rx: oneshot::Receiver<T>,
+) -> std::io::Result<Result<T, oneshot::error::RecvError>> {
+    loop {
+        tokio::select! {
+            msg = sub.recv() => {
+                if let Ok(m) = msg {
+                    send(w, &Line::Progress(m)).await?;
                 }
+            }
+            done = &mut rx => {
+                while let Ok(m) = sub.try_recv() {
+                    send(w, &Line::Progress(m)).await?;
+                }
+                return Ok(done);
             }
         }
     }
