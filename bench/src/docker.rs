@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::host::{self, Bench, Daemon, IMAGE, N, PROJECT};
+use crate::host::{self, Bench, Daemon, IMAGE, N};
 
 const CONVERGE_RUNS: usize = 5;
 const NOOP_RUNS: usize = 21;
@@ -128,7 +128,7 @@ pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
     let files = bench.agent_config("daemon", "1h", "")?;
     let config = files.config.clone();
     let daemon = Daemon::start(bin, files)?;
-    let rev = host::run(Command::new("git").arg("-C").arg(&bench.work).args(["rev-parse", "HEAD"]))?;
+    let rev = host::git(&bench.work, &["rev-parse", "HEAD"])?;
     let took = daemon.wait_applied(&rev, Duration::from_secs(120))?;
     let (rss, hwm) = host::rss_of(daemon.pid())?;
     eprintln!("daemon converged {N} containers in {} ms; RSS {rss} KiB, peak {hwm} KiB", took.as_millis());
@@ -136,14 +136,9 @@ pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
 
     let (walls, agent_cpu, agent_dockerd) = measure(NOOP_RUNS, daemon.pid(), || daemon.sync())?;
     let fetch_clone = bench.dir.path().join("fetch-clone");
-    host::run(Command::new("git").args(["clone", "-q", "--bare", &bench.url(), &fetch_clone.display().to_string()]))?;
+    host::git(bench.dir.path(), &["clone", "-q", "--bare", &bench.url(), &fetch_clone.display().to_string()])?;
     let (floor_walls, floor_cpu, floor_dockerd) = measure(NOOP_RUNS, 0, || {
-        host::run(Command::new("git").arg("-C").arg(&fetch_clone).args([
-            "fetch",
-            "-q",
-            "origin",
-            "+refs/heads/main:refs/heads/main",
-        ]))?;
+        host::git(&fetch_clone, &["fetch", "-q", "origin", "+refs/heads/main:refs/heads/main"])?;
         host::run(Command::new("curl").args([
             "-sf",
             "--unix-socket",
@@ -153,7 +148,7 @@ pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
         Ok(())
     })?;
     let (cron_walls, cron_cpu, cron_dockerd) = measure(5, 0, || {
-        host::run(Command::new("git").arg("-C").arg(&bench.compose_clone).args(["pull", "-q"]))?;
+        host::git(&bench.compose_clone, &["pull", "-q"])?;
         host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
         Ok(())
     })?;
@@ -171,7 +166,6 @@ pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
         cron_walls,
     );
     host::run(bench.compose(&["rm", "-fs"]).stdout(Stdio::null()))?;
-    let _ = PROJECT;
 
     if idle {
         let secs: u64 = std::env::var("BENCH_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);

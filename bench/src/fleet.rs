@@ -5,34 +5,12 @@
 //! CPU, and the time until all 200 have picked up a moved tag. `BENCH_FLEET` overrides 200.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use crate::host;
-
-struct Fleet(Vec<Child>);
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-        }
-        for c in &mut self.0 {
-            let _ = c.wait();
-        }
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    host::run(Command::new("git").args(args).current_dir(dir))
-}
-
-fn stats(root: &Path) -> (u64, u64) {
-    let text = std::fs::read_to_string(root.join("http-stats")).unwrap_or_default();
-    let mut it = text.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}
 
 pub fn bench_fleet(bin: &Path) -> Result<()> {
     let agents: usize = std::env::var("BENCH_FLEET").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
@@ -41,38 +19,22 @@ pub fn bench_fleet(bin: &Path) -> Result<()> {
     let work = tmp.path().join("work");
     std::fs::create_dir_all(work.join("hosts/h"))?;
     std::fs::create_dir_all(&srv)?;
-    git(&work, &["init", "-q", "-b", "main"])?;
+    host::git(&work, &["init", "-q", "-b", "main"])?;
     let commit = |version: &str| -> Result<String> {
         std::fs::write(
             work.join("hosts/h/web.yaml"),
             format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec: {{ image: \"web:{version}\" }}\n"),
         )?;
-        git(&work, &["add", "-A"])?;
-        git(&work, &["-c", "user.name=B", "-c", "user.email=b@example.invalid", "commit", "-qm", version])?;
-        git(&work, &["rev-parse", "HEAD"])
+        host::git(&work, &["add", "-A"])?;
+        host::git(&work, &["-c", "user.name=B", "-c", "user.email=b@example.invalid", "commit", "-qm", version])?;
+        host::git(&work, &["rev-parse", "HEAD"])
     };
     let v1 = commit("1")?;
-    git(&work, &["tag", "-f", "production"])?;
+    host::git(&work, &["tag", "-f", "production"])?;
     let bare = srv.join("state.git");
-    git(tmp.path(), &["clone", "-q", "--bare", &work.display().to_string(), &bare.display().to_string()])?;
+    host::git(tmp.path(), &["clone", "-q", "--bare", &work.display().to_string(), &bare.display().to_string()])?;
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/git_http.py");
-    let portfile = tmp.path().join("port");
-    let server = Command::new("python3").arg(&script).arg(&srv).arg(&portfile).stderr(Stdio::null()).spawn()?;
-    let server_pid = server.id();
-    let _server = Fleet(vec![server]);
-    let start = Instant::now();
-    let port: u16 = loop {
-        if let Ok(p) = std::fs::read_to_string(&portfile) {
-            if let Ok(p) = p.trim().parse() {
-                break p;
-            }
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            bail!("git_http.py did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (_server, port, server_pid) = host::start_git_http(&srv)?;
 
     // Start the fleet, staggered a little as real hosts would be.
     let mut children = Vec::new();
@@ -80,32 +42,29 @@ pub fn bench_fleet(bin: &Path) -> Result<()> {
     let t_start = Instant::now();
     for i in 0..agents {
         let root = tmp.path().join(format!("agent-{i:03}"));
-        std::fs::create_dir_all(&root)?;
-        let config = root.join("agent.yaml");
-        let socket = root.join("agent.sock");
-        std::fs::write(
-            &config,
-            format!(
-                "host: h{i}\nsource:\n  url: \"http://127.0.0.1:{port}/state.git\"\n  ref: {{ tag: production }}\n  path: hosts/h\n  interval: 10s\nstate_dir: {}\ncontrol_socket: {}\n",
-                root.join("state").display(),
-                socket.display()
-            ),
+        let files = host::write_agent_config(
+            &root,
+            &format!("h{i}"),
+            &format!("http://127.0.0.1:{port}/state.git"),
+            "{ tag: production }",
+            "10s",
+            "",
         )?;
-        let log = std::fs::File::create(root.join("agentd.log"))?;
+        let log = std::fs::File::create(&files.log)?;
         children.push(
             Command::new(bin.join("agentd"))
                 .arg("--config")
-                .arg(&config)
+                .arg(&files.config)
                 .arg("--dry-run")
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
                 .context("agentd --dry-run")?,
         );
-        sockets.push(socket);
+        sockets.push(files.socket);
         std::thread::sleep(Duration::from_millis(10));
     }
-    let fleet = Fleet(children);
+    let fleet = host::Children(children);
     let wait_all = |rev: &str, since: Instant| -> Result<Vec<Duration>> {
         let mut seen: Vec<Option<Duration>> = vec![None; sockets.len()];
         loop {
@@ -135,11 +94,11 @@ pub fn bench_fleet(bin: &Path) -> Result<()> {
     std::thread::sleep(Duration::from_secs(5));
     let steady = Duration::from_secs(60);
     let (cpu0, child0) = host::cpu_of(server_pid)?;
-    let (req0, bytes0) = stats(tmp.path());
+    let (req0, bytes0) = host::http_stats(tmp.path());
     let agents_cpu0: Duration = fleet.0.iter().filter_map(|c| host::cpu_of(c.id()).ok()).map(|c| c.0).sum();
     std::thread::sleep(steady);
     let (cpu1, child1) = host::cpu_of(server_pid)?;
-    let (req1, bytes1) = stats(tmp.path());
+    let (req1, bytes1) = host::http_stats(tmp.path());
     let agents_cpu1: Duration = fleet.0.iter().filter_map(|c| host::cpu_of(c.id()).ok()).map(|c| c.0).sum();
     let rss: u64 = fleet.0.iter().filter_map(|c| host::rss_of(c.id()).ok()).map(|r| r.0).sum();
     let polls = req1.saturating_sub(req0).max(1);
@@ -157,8 +116,8 @@ pub fn bench_fleet(bin: &Path) -> Result<()> {
 
     // Promote: move the tag; time until every agent has picked it up.
     let v2 = commit("2")?;
-    git(&work, &["tag", "-f", "production"])?;
-    git(&work, &["push", "-qf", &bare.display().to_string(), "refs/tags/production"])?;
+    host::git(&work, &["tag", "-f", "production"])?;
+    host::git(&work, &["push", "-qf", &bare.display().to_string(), "refs/tags/production"])?;
     let t = Instant::now();
     let mut picked = wait_all(&v2, t)?;
     picked.sort();

@@ -25,8 +25,97 @@ pub fn docker(args: &[&str]) -> Result<String> {
     run(Command::new("docker").args(args))
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
     run(Command::new("git").args(args).current_dir(dir))
+}
+
+/// Child processes killed (and reaped) on drop: servers, a fleet of agents.
+pub struct Children(pub Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+        }
+        for c in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Smart HTTP over `srv` (tests/fixtures/git_http.py, `git http-backend` per request) on
+/// 127.0.0.1: the running server, its port, and its pid (for its CPU, children included).
+/// It counts requests and bytes in `srv`'s parent folder (see `http_stats`).
+pub fn start_git_http(srv: &Path) -> Result<(Children, u16, u32)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/git_http.py");
+    let portfile = srv.with_file_name("port");
+    let child = Command::new("python3")
+        .arg(&script)
+        .arg(srv)
+        .arg(&portfile)
+        .stderr(Stdio::null())
+        .spawn()
+        .context("python3 git_http.py")?;
+    let pid = child.id();
+    let server = Children(vec![child]);
+    let start = Instant::now();
+    let port: u16 = loop {
+        if let Some(p) = std::fs::read_to_string(&portfile).ok().and_then(|p| p.trim().parse().ok()) {
+            break p;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("git_http.py did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    wait_port(port)?;
+    Ok((server, port, pid))
+}
+
+/// Requests served and bytes sent so far by the `start_git_http` server whose root is below `dir`.
+pub fn http_stats(dir: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(dir.join("http-stats")).unwrap_or_default();
+    let mut it = text.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub fn wait_port(port: u16) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on {port}")
+}
+
+/// An agent config in `root` (state and socket beside it) following `reference` (a YAML flow
+/// mapping such as `{ branch: main }`) of `url`, folder `hosts/h`; `extra` is appended as YAML.
+pub fn write_agent_config(
+    root: &Path,
+    host: &str,
+    url: &str,
+    reference: &str,
+    interval: &str,
+    extra: &str,
+) -> Result<AgentFiles> {
+    std::fs::create_dir_all(root)?;
+    let config = root.join("agent.yaml");
+    let socket = root.join("agent.sock");
+    std::fs::write(
+        &config,
+        format!(
+            "host: {host}\nsource:\n  url: \"{url}\"\n  ref: {reference}\n  path: hosts/h\n  interval: {interval}\nstate_dir: {}\ncontrol_socket: {}\n{extra}",
+            root.join("state").display(),
+            socket.display()
+        ),
+    )?;
+    Ok(AgentFiles { config, socket, log: root.join("agentd.log") })
 }
 
 /// CPU time (user + system) of a process so far, and of its waited-for children.
@@ -173,19 +262,7 @@ impl Bench {
     pub fn agent_config(&self, name: &str, interval: &str, extra: &str) -> Result<AgentFiles> {
         let root = self.dir.path().join(name);
         let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root)?;
-        let config = root.join("agent.yaml");
-        let socket = root.join("agent.sock");
-        std::fs::write(
-            &config,
-            format!(
-                "host: h\nsource:\n  url: \"{}\"\n  ref: {{ branch: main }}\n  path: hosts/h\n  interval: {interval}\nstate_dir: {}\ncontrol_socket: {}\n{extra}",
-                self.url(),
-                root.join("state").display(),
-                socket.display()
-            ),
-        )?;
-        Ok(AgentFiles { config, socket, log: root.join("agentd.log") })
+        write_agent_config(&root, "h", &self.url(), "{ branch: main }", interval, extra)
     }
 
     /// One `docker-compose` command on the compose clone.

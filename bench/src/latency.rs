@@ -60,8 +60,7 @@ pub fn bench_latency(bin: &Path) -> Result<()> {
         }
         files.log = bench.dir.path().join(format!("{mode}.log"));
         let daemon = Daemon::start(bin, files)?;
-        let first =
-            host::run(std::process::Command::new("git").arg("-C").arg(&bench.work).args(["rev-parse", "HEAD"]))?;
+        let first = host::git(&bench.work, &["rev-parse", "HEAD"])?;
         daemon.wait_applied(&first, Duration::from_secs(60))?;
         let (mut picked, mut applied) = (Vec::new(), Vec::new());
         for run in 0..RUNS {

@@ -5,27 +5,24 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use driftless_agent::config::LoadedConfig;
 use driftless_agent::source::GitSource;
 
+use crate::host;
+
 const COMMITS: usize = 10_000;
 const POLLS: usize = 21;
 
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git").args(args).current_dir(dir).output().context("running git")?;
-    if !out.status.success() {
-        bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// 10,000 commits on main, each changing one file, made with git fast-import.
 fn make_repo(bare: &Path) -> Result<()> {
-    git(bare.parent().unwrap_or(Path::new("/")), &["init", "-q", "--bare", "-b", "main", &bare.display().to_string()])?;
+    host::git(
+        bare.parent().unwrap_or(Path::new("/")),
+        &["init", "-q", "--bare", "-b", "main", &bare.display().to_string()],
+    )?;
     let mut child = Command::new("git")
         .args(["fast-import", "--quiet"])
         .current_dir(bare)
@@ -53,29 +50,6 @@ fn make_repo(bare: &Path) -> Result<()> {
     Ok(())
 }
 
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_port(port: u16) -> Result<()> {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("nothing listens on {port}")
-}
-
 fn source(state: &Path, url: &str) -> Result<GitSource> {
     let text = format!(
         "host: bench\nstate_dir: {}\nsource:\n  url: \"{url}\"\n  ref: {{ branch: main }}\n  path: hosts/h\n",
@@ -83,12 +57,6 @@ fn source(state: &Path, url: &str) -> Result<GitSource> {
     );
     let cfg = LoadedConfig::from_text(Path::new("bench.yaml"), &text).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(GitSource::new(&cfg))
-}
-
-fn http_stats(root: &Path) -> (u64, u64) {
-    let text = std::fs::read_to_string(root.join("http-stats")).unwrap_or_default();
-    let mut it = text.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 pub fn bench_poll() -> Result<()> {
@@ -101,42 +69,19 @@ pub fn bench_poll() -> Result<()> {
     eprintln!("made a repository of {COMMITS} commits in {} ms", t.elapsed().as_millis());
 
     // Smart HTTP.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/git_http.py");
-    let portfile = tmp.path().join("port");
-    let _http = Guard(
-        Command::new("python3")
-            .arg(&script)
-            .arg(&srv)
-            .arg(&portfile)
-            .stderr(Stdio::null())
-            .spawn()
-            .context("python3 git_http.py")?,
-    );
-    let start = Instant::now();
-    let http_port: u16 = loop {
-        if let Ok(p) = std::fs::read_to_string(&portfile) {
-            break p.trim().parse()?;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            bail!("git_http.py did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    wait_port(http_port)?;
+    let (_http, http_port, _) = host::start_git_http(&srv)?;
     // git daemon.
-    let daemon_port = free_port()?;
-    let exec_path = git(&srv, &["--exec-path"])?;
-    let _daemon = Guard(
-        Command::new(Path::new(&exec_path).join("git-daemon"))
-            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-            .arg(format!("--port={daemon_port}"))
-            .arg(format!("--base-path={}", srv.display()))
-            .arg(&srv)
-            .stderr(Stdio::null())
-            .spawn()
-            .context("git-daemon")?,
-    );
-    wait_port(daemon_port)?;
+    let daemon_port = host::free_port()?;
+    let exec_path = host::git(&srv, &["--exec-path"])?;
+    let _daemon = host::Children(vec![Command::new(Path::new(&exec_path).join("git-daemon"))
+        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+        .arg(format!("--port={daemon_port}"))
+        .arg(format!("--base-path={}", srv.display()))
+        .arg(&srv)
+        .stderr(Stdio::null())
+        .spawn()
+        .context("git-daemon")?]);
+    host::wait_port(daemon_port)?;
 
     let remotes = [
         ("smart HTTP", format!("http://127.0.0.1:{http_port}/state.git")),
@@ -146,11 +91,11 @@ pub fn bench_poll() -> Result<()> {
     for (name, url) in remotes {
         let state = tmp.path().join(format!("state-{}", name.replace([' ', ':', '/'], "")));
         let src = source(&state, &url)?;
-        let (r_before, b_before) = http_stats(tmp.path());
+        let (r_before, b_before) = host::http_stats(tmp.path());
         let t = Instant::now();
         let first = src.fetch().map_err(|e| anyhow::anyhow!("{e}"))?;
         let took = t.elapsed();
-        let (req0, bytes0) = http_stats(tmp.path());
+        let (req0, bytes0) = host::http_stats(tmp.path());
         let size = if name == "smart HTTP" {
             format!("{} KiB in {} requests", bytes0.saturating_sub(b_before) / 1024, req0.saturating_sub(r_before))
         } else {
@@ -166,7 +111,7 @@ pub fn bench_poll() -> Result<()> {
                 bail!("a no-op poll over {name} received {} objects", r.received_objects);
             }
         }
-        let (req1, bytes1) = http_stats(tmp.path());
+        let (req1, bytes1) = host::http_stats(tmp.path());
         let extra = if name == "smart HTTP" {
             let n = POLLS as u64;
             format!(
@@ -181,14 +126,14 @@ pub fn bench_poll() -> Result<()> {
 
         // The floor: git fetch into an up-to-date clone of the same ref.
         let clone = tmp.path().join(format!("clone-{}", name.replace([' ', ':', '/'], "")));
-        git(
+        host::git(
             tmp.path(),
             &["clone", "-q", "--bare", "--single-branch", "-b", "main", &url, &clone.display().to_string()],
         )?;
         let mut floor = Vec::new();
         for _ in 0..POLLS {
             let t = Instant::now();
-            git(&clone, &["fetch", "-q", "origin", "+refs/heads/main:refs/heads/main"])?;
+            host::git(&clone, &["fetch", "-q", "origin", "+refs/heads/main:refs/heads/main"])?;
             floor.push(t.elapsed());
         }
         crate::row(&format!("floor: `git fetch` with nothing new over {name}"), floor);
