@@ -1,15 +1,17 @@
 //! The health gate: run every check of every changed resource, all at once, until each
-//! passes, or one times out or runs out of retries. A watcher fails the gate early when a
-//! container exits or restarts, instead of waiting out the timeout. Probes: http, tcp, exec,
-//! container (the image's HEALTHCHECK), systemd.
+//! passes, or one times out or runs out of retries. A watcher asks each resource's driver
+//! whether it failed already (a container that exits or restarts) and fails the gate early
+//! instead of waiting out the timeout. Probes: http, tcp, exec, container (the runtime's own
+//! verdict: the image's HEALTHCHECK), systemd. Every probe attempt is progress for the
+//! watchdog heartbeat.
 
 use std::time::{Duration, Instant};
 
-use desired_state_schema::{HealthCheck, Kind, Probe, Resource};
+use desired_state_schema::{HealthCheck, Probe, Resource};
 use futures_util::future::join_all;
 
 use crate::config::HealthDefaults;
-use crate::runtime::{Liveness, Runtimes};
+use crate::runtime::{Drivers, Liveness};
 
 /// Why the gate failed: which resource, which check, what it saw last.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -21,7 +23,7 @@ pub struct GateFailure {
 
 /// Run the gate over `resources`. `report` receives one line per passed check.
 pub async fn gate(
-    runtimes: &Runtimes,
+    drivers: &Drivers,
     defaults: &HealthDefaults,
     resources: &[&Resource],
     report: &(dyn Fn(String) + Sync),
@@ -33,10 +35,11 @@ pub async fn gate(
     let mut checks = Vec::new();
     for r in resources {
         for (i, c) in r.spec.health().iter().enumerate() {
-            checks.push(run_check(runtimes, defaults, &client, r, i, c, report));
+            checks.push(run_check(drivers, defaults, &client, r, i, c, report));
         }
     }
-    let containers: Vec<&str> = resources.iter().filter(|r| r.kind == Kind::Container).map(|r| r.name()).collect();
+    let watched: Vec<(&dyn crate::runtime::Driver, &str)> =
+        resources.iter().filter_map(|r| drivers.get(r.kind).ok().map(|d| (d, r.name()))).collect();
     let all_checks = async {
         for result in join_all(checks).await {
             result?;
@@ -45,22 +48,23 @@ pub async fn gate(
     };
     let watcher = async {
         loop {
-            for name in &containers {
-                if let Liveness::Failed(why) = runtimes.watch(Kind::Container, name).await {
+            for (driver, name) in &watched {
+                if let Liveness::Failed(why) = driver.watch(name).await {
                     return Err(GateFailure { resource: name.to_string(), what: why });
                 }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
-    // A short settle so that a container that dies at once is seen dying.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A settle (the driver's: a container that dies at once must be seen dying).
+    let settle = watched.iter().map(|(d, _)| d.settle()).max().unwrap_or_default();
+    tokio::time::sleep(settle).await;
     tokio::select! {
         r = all_checks => {
             r?;
             // One last look: passing checks against a container that just died do not count.
-            for name in &containers {
-                if let Liveness::Failed(why) = runtimes.watch(Kind::Container, name).await {
+            for (driver, name) in &watched {
+                if let Liveness::Failed(why) = driver.watch(name).await {
                     return Err(GateFailure { resource: name.to_string(), what: why });
                 }
             }
@@ -71,7 +75,7 @@ pub async fn gate(
 }
 
 async fn run_check(
-    runtimes: &Runtimes,
+    drivers: &Drivers,
     defaults: &HealthDefaults,
     client: &reqwest::Client,
     r: &Resource,
@@ -87,12 +91,13 @@ async fn run_check(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
+        crate::sdnotify::progress(); // a gate that probes is progress
         let remaining = deadline.saturating_duration_since(Instant::now());
         let per_attempt = interval
             .max(Duration::from_secs(2))
             .min(Duration::from_secs(10))
             .min(remaining.max(Duration::from_millis(100)));
-        let outcome = match tokio::time::timeout(per_attempt, probe(runtimes, client, r, check, per_attempt)).await {
+        let outcome = match tokio::time::timeout(per_attempt, probe(drivers, client, r, check, per_attempt)).await {
             Ok(o) => o,
             Err(_) => Err(format!("no answer within {}ms", per_attempt.as_millis())),
         };
@@ -137,7 +142,7 @@ fn describe(check: &HealthCheck) -> String {
 }
 
 async fn probe(
-    runtimes: &Runtimes,
+    drivers: &Drivers,
     client: &reqwest::Client,
     r: &Resource,
     check: &HealthCheck,
@@ -180,7 +185,7 @@ async fn probe(
                 Err(format!("exit {}: {}", out.status.code().unwrap_or(-1), err.trim().lines().last().unwrap_or("")))
             }
         }
-        Some(Probe::Container) => runtimes.container_healthy(r.name()).await,
+        Some(Probe::Container) => drivers.get(r.kind).map_err(|e| e.to_string())?.self_check(r.name()).await,
         Some(Probe::Systemd(units)) => {
             let out = tokio::process::Command::new("systemctl")
                 .arg("is-active")

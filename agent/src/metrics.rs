@@ -13,6 +13,8 @@
 //! | `driftless_health_check_failures_total` | counter | failed health gates |
 //! | `driftless_git_fetch_duration_seconds` | histogram | one fetch (ls-remote, then fetch if needed) |
 //! | `driftless_git_fetch_errors_total` | counter | fetches that failed |
+//! | `driftless_faults_total` | counter | cycles that met a fault of the host or network (nothing judged) |
+//! | `driftless_drift_unrepaired` | gauge | resources that drifted and are not repaired (`drift: report`) |
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicU64;
@@ -55,6 +57,8 @@ pub struct Metrics {
     pub health_failures: Counter,
     pub fetch_duration: Histogram,
     pub fetch_errors: Counter,
+    pub faults: Counter,
+    pub drift_unrepaired: Gauge,
 }
 
 const PHASES: [Phase; 7] = [
@@ -84,6 +88,8 @@ impl Metrics {
             health_failures: Counter::default(),
             fetch_duration: fetch_duration.clone(),
             fetch_errors: Counter::default(),
+            faults: Counter::default(),
+            drift_unrepaired: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -108,6 +114,16 @@ impl Metrics {
             fetch_duration,
         );
         registry.register("driftless_git_fetch_errors", "Fetches of the source that failed", m.fetch_errors.clone());
+        registry.register(
+            "driftless_faults",
+            "Cycles that met a fault of the host or network (nothing was judged or reverted for it)",
+            m.faults.clone(),
+        );
+        registry.register(
+            "driftless_drift_unrepaired",
+            "Managed resources that drifted and are not repaired (drift: report)",
+            m.drift_unrepaired.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -142,32 +158,38 @@ impl Metrics {
 }
 
 /// Serve `GET /metrics` until the process ends.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let metrics = metrics.clone();
-                async move {
-                    let resp = if req.method() == Method::GET && req.uri().path() == "/metrics" {
-                        let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
-                        if let Ok(v) = hyper::header::HeaderValue::from_str(
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        ) {
-                            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-                        }
-                        r
-                    } else {
-                        let mut r = Response::new(Full::new(Bytes::from("GET /metrics\n")));
-                        *r.status_mut() = StatusCode::NOT_FOUND;
-                        r
-                    };
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-        });
-    }
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: crate::listen::Shutdown) {
+    crate::listen::serve(
+        "metrics",
+        listener,
+        crate::listen::MAX_CONNECTIONS,
+        shutdown,
+        move |stream: tokio::net::TcpStream| {
+            let metrics = metrics.clone();
+            async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let resp = if req.method() == Method::GET && req.uri().path() == "/metrics" {
+                            let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
+                            if let Ok(v) = hyper::header::HeaderValue::from_str(
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            ) {
+                                r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+                            }
+                            r
+                        } else {
+                            let mut r = Response::new(Full::new(Bytes::from("GET /metrics\n")));
+                            *r.status_mut() = StatusCode::NOT_FOUND;
+                            r
+                        };
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            }
+        },
+    )
+    .await
 }

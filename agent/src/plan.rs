@@ -156,9 +156,10 @@ pub fn plan(desired: &[(&Resource, String)], observed: &[Observed], managed: &[K
 
 /// The change steps of `plan` in waves that may each run at once: removals first, then
 /// creates, replaces and repairs by `depends_on` depth (a step waits only for the changed
-/// resources it depends on). Containers of one depth share a wave; every other kind (a
-/// Passenger release, a NixOS switch) runs in a wave of its own, after them.
-pub fn waves<'a>(plan: &'a Plan, resources: &[Resource]) -> Vec<Vec<&'a Step>> {
+/// resources it depends on). Steps of one depth whose kind is `parallel` (containers) share
+/// a wave; every other step (a Passenger release, a NixOS switch) runs in a wave of its own,
+/// after them.
+pub fn waves<'a>(plan: &'a Plan, resources: &[Resource], parallel: &dyn Fn(Kind) -> bool) -> Vec<Vec<&'a Step>> {
     let deps: HashMap<(Kind, &str), &[String]> =
         resources.iter().map(|r| ((r.kind, r.name()), r.spec.depends_on())).collect();
     let mut out: Vec<Vec<&Step>> = Vec::new();
@@ -181,9 +182,9 @@ pub fn waves<'a>(plan: &'a Plan, resources: &[Resource]) -> Vec<Vec<&'a Step>> {
         by_depth[d].push(s);
     }
     for level in by_depth {
-        let (containers, others): (Vec<&Step>, Vec<&Step>) = level.into_iter().partition(|s| s.kind == Kind::Container);
-        if !containers.is_empty() {
-            out.push(containers);
+        let (together, others): (Vec<&Step>, Vec<&Step>) = level.into_iter().partition(|s| parallel(s.kind));
+        if !together.is_empty() {
+            out.push(together);
         }
         out.extend(others.into_iter().map(|s| vec![s]));
     }
@@ -318,7 +319,7 @@ mod tests {
         for (what, observed, want) in table {
             let p = plan(&desired, &observed, &[Kind::Container]);
             let want: Vec<Vec<String>> = want.into_iter().map(|w| w.into_iter().map(String::from).collect()).collect();
-            assert_eq!(names(waves(&p, &res)), want, "{what}");
+            assert_eq!(names(waves(&p, &res, &|k| k == Kind::Container)), want, "{what}");
         }
     }
 }

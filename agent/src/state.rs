@@ -52,6 +52,10 @@ pub struct HistoryEntry {
     pub changes: Vec<String>,
     pub message: String,
     pub duration_ms: u64,
+    /// What started the cycle: `start`, `poll`, `watch`, `webhook`, `manual` (`drift` for
+    /// a drift repair).
+    #[serde(default)]
+    pub trigger: Option<String>,
 }
 
 /// The agent's durable state. Fields added later default when missing (older state files).
@@ -77,6 +81,27 @@ pub struct AgentState {
     pub history: VecDeque<HistoryEntry>,
     /// `event:revision` keys of notifications already sent (newest last, bounded).
     pub notified: VecDeque<String>,
+    /// A fault of the host or network that the last cycle met (PRODUCT.md behaviour 8), and
+    /// the phase and message it covers; cleared by the first cycle that meets none.
+    pub fault: Option<FaultNote>,
+    /// Drift seen and not repaired (`drift: report`), one line per resource; kept visible
+    /// until repaired or gone.
+    pub drift: Vec<String>,
+}
+
+/// A fault in force: what is wrong, and where the host stood before it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultNote {
+    /// The fault, worded for the operator (also the status message while it lasts).
+    pub message: String,
+    /// When it was first met in this streak.
+    pub since: String,
+    /// Cycles in a row that met a fault.
+    pub cycles: u32,
+    /// The phase and message before the fault, restored when it clears.
+    pub phase_before: Phase,
+    pub message_before: Option<String>,
 }
 
 /// The apply or revert in flight.
@@ -91,6 +116,11 @@ pub struct Journal {
     pub done: Vec<String>,
     /// The step about to run.
     pub next: Option<String>,
+    /// For a revert: the revision that failed, and why (recorded when the revert finishes).
+    #[serde(default)]
+    pub failed: Option<String>,
+    #[serde(default)]
+    pub why: Option<String>,
 }
 
 /// Why state could not be read or written.
@@ -217,6 +247,7 @@ mod tests {
                     changes: vec![],
                     message: String::new(),
                     duration_ms: 1,
+                    trigger: None,
                 },
                 3,
             );

@@ -88,24 +88,36 @@ fn reply(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 }
 
 /// Serve deliveries until the process ends; each valid one calls `on_push`.
-pub async fn serve(listener: TcpListener, secret: Vec<u8>, on_push: Arc<dyn Fn() + Send + Sync>) {
+pub async fn serve(
+    listener: TcpListener,
+    secret: Vec<u8>,
+    on_push: Arc<dyn Fn() + Send + Sync>,
+    shutdown: crate::listen::Shutdown,
+) {
     let secret = Arc::new(secret);
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
-        let secret = secret.clone();
-        let on_push = on_push.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let secret = secret.clone();
-                let on_push = on_push.clone();
-                async move { Ok::<_, Infallible>(handle(req, &secret, on_push.as_ref()).await) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
-                tracing::debug!("webhook connection from {peer}: {e}");
+    crate::listen::serve(
+        "webhook",
+        listener,
+        crate::listen::MAX_CONNECTIONS,
+        shutdown,
+        move |stream: tokio::net::TcpStream| {
+            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let secret = secret.clone();
+            let on_push = on_push.clone();
+            async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let secret = secret.clone();
+                    let on_push = on_push.clone();
+                    async move { Ok::<_, Infallible>(handle(req, &secret, on_push.as_ref()).await) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                    tracing::debug!("webhook connection from {peer}: {e}");
+                }
             }
-        });
-    }
+        },
+    )
+    .await
 }
 
 async fn handle(req: Request<Incoming>, secret: &[u8], on_push: &(dyn Fn() + Send + Sync)) -> Response<Full<Bytes>> {

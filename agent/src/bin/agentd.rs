@@ -5,17 +5,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use clap::Parser;
 use driftless_agent::cli::AgentdCli as Cli;
 use driftless_agent::config::LoadedConfig;
 use driftless_agent::control;
-use driftless_agent::reconciler::{self, Event, Reconciler};
+use driftless_agent::event::{Command, Event};
+use driftless_agent::listen::{Shutdown, ShutdownTrigger};
+use driftless_agent::reconciler::{self, Reconciler, Trigger};
 use driftless_agent::runtime::docker::DockerRuntime;
 use driftless_agent::runtime::nixos::NixosRuntime;
 use driftless_agent::runtime::passenger::PassengerRuntime;
-use driftless_agent::runtime::Runtimes;
+use driftless_agent::runtime::Drivers;
 use driftless_agent::source::GitSource;
 use driftless_agent::state::Outcome;
 use tokio::sync::mpsc;
@@ -67,36 +68,25 @@ fn main() -> ExitCode {
     runtime.block_on(run(cli, loaded))
 }
 
-async fn connect_runtimes(cfg: &LoadedConfig) -> Runtimes {
-    let docker = match tokio::time::timeout(Duration::from_secs(10), DockerRuntime::connect()).await {
-        Ok(Ok(d)) => {
-            tracing::info!("docker: {}", d.version().await);
-            Some(d)
-        }
-        Ok(Err(e)) => {
-            tracing::warn!("{e}; Container resources cannot be applied");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("Docker did not answer within 10s; Container resources cannot be applied");
-            None
-        }
-    };
+/// One driver per kind. None of them talks to its backend here: an engine that is down now
+/// is a fault that clears by itself, never a missing runtime.
+fn drivers(cfg: &LoadedConfig) -> Drivers {
+    let mut d = Drivers::new();
+    match DockerRuntime::new() {
+        Ok(docker) => d = d.with(Box::new(docker)),
+        Err(e) => tracing::warn!("{e}; Container resources cannot be applied (check DOCKER_HOST)"),
+    }
     // Passenger needs no engine: releases are files, restarts go through passenger-config.
-    let passenger = Some(PassengerRuntime::new(GitSource::new(cfg), &cfg.config.state_dir));
+    d = d.with(Box::new(PassengerRuntime::new(GitSource::new(cfg), &cfg.config.state_dir)));
     // NixOS needs nix on the PATH only when a NixosSystem is applied.
-    let nixos = Some(NixosRuntime::new(GitSource::new(cfg), &cfg.config.state_dir, &cfg.host));
-    Runtimes { docker, passenger, nixos }
+    d.with(Box::new(NixosRuntime::new(GitSource::new(cfg), &cfg.config.state_dir, &cfg.host)))
 }
 
 async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     let socket = loaded.config.control_socket.clone();
-    let runtimes = if cli.dry_run {
-        Runtimes { docker: None, passenger: None, nixos: None }
-    } else {
-        connect_runtimes(&loaded).await
-    };
-    let (mut reconciler, status_rx) = match Reconciler::new(loaded, runtimes) {
+    let drivers = if cli.dry_run { Drivers::new() } else { drivers(&loaded) };
+    // Takes the lock on state_dir: a second agent on the same state stops here, naming the first.
+    let (mut reconciler, status_rx) = match Reconciler::new(loaded, drivers) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentd: {e}");
@@ -106,8 +96,7 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     reconciler.set_dry_run(cli.dry_run);
 
     if cli.once {
-        reconciler.recover().await;
-        let r = reconciler.reconcile(false).await;
+        let r = reconciler.reconcile(Trigger::Start, false).await;
         let status = reconciler.status();
         println!(
             "{} {}: {}",
@@ -117,6 +106,7 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
         );
         return match r.outcome {
             Some(Outcome::RolledBack) | Some(Outcome::Failed) | Some(Outcome::Invalid) => ExitCode::from(1),
+            _ if r.fault => ExitCode::from(1),
             _ => ExitCode::SUCCESS,
         };
     }
@@ -128,12 +118,13 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let (trigger, shutdown) = Shutdown::new();
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(control::serve(listener, tx.clone(), status_rx, reconciler.progress()));
-    spawn_signals(tx.clone(), reconciler.stop_flag(), cli.config.clone());
+    tokio::spawn(control::serve(listener, tx.clone(), status_rx, reconciler.progress(), shutdown.clone()));
+    spawn_signals(tx.clone(), reconciler.stop_flag(), cli.config.clone(), trigger);
     // Kept alive for the life of the daemon.
     let _watcher = start_watch(reconciler.config(), tx.clone());
-    if let Err(e) = start_webhook(reconciler.config(), tx.clone()).await {
+    if let Err(e) = start_webhook(reconciler.config(), tx.clone(), shutdown.clone()).await {
         eprintln!("agentd: {e}");
         return ExitCode::from(1);
     }
@@ -141,7 +132,7 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
         match tokio::net::TcpListener::bind(&m.listen).await {
             Ok(l) => {
                 tracing::info!("metrics on http://{}/metrics", m.listen);
-                tokio::spawn(driftless_agent::metrics::serve(l, reconciler.metrics()));
+                tokio::spawn(driftless_agent::metrics::serve(l, reconciler.metrics(), shutdown.clone()));
             }
             Err(e) => {
                 eprintln!("agentd: cannot listen on metrics.listen {}: {e}", m.listen);
@@ -149,6 +140,11 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
             }
         }
     }
+    // Ready once the control socket answers, before the first apply: a first deploy (a NixOS
+    // build, ten pulls) may take longer than any start timeout. The heartbeat feeds the
+    // watchdog while the reconciler makes progress.
+    driftless_agent::sdnotify::ready();
+    driftless_agent::sdnotify::spawn_heartbeat();
     tracing::info!(
         "agentd started: host {}, source {} ({}), control socket {}",
         reconciler.config().host,
@@ -162,7 +158,7 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
 }
 
 /// `webhook.listen`: a valid push delivery triggers a cycle at once.
-async fn start_webhook(cfg: &LoadedConfig, tx: mpsc::Sender<Event>) -> Result<(), String> {
+async fn start_webhook(cfg: &LoadedConfig, tx: mpsc::Sender<Event>, shutdown: Shutdown) -> Result<(), String> {
     let Some(w) = &cfg.config.webhook else { return Ok(()) };
     let secret = std::fs::read_to_string(&w.secret_file)
         .map_err(|e| format!("cannot read webhook.secret_file {}: {e}", w.secret_file.display()))?;
@@ -180,7 +176,7 @@ async fn start_webhook(cfg: &LoadedConfig, tx: mpsc::Sender<Event>) -> Result<()
     let on_push: std::sync::Arc<dyn Fn() + Send + Sync> = std::sync::Arc::new(move || {
         let _ = tx.try_send(Event::Webhook);
     });
-    tokio::spawn(driftless_agent::webhook::serve(listener, secret, on_push));
+    tokio::spawn(driftless_agent::webhook::serve(listener, secret, on_push, shutdown));
     Ok(())
 }
 
@@ -206,7 +202,12 @@ fn start_watch(cfg: &LoadedConfig, tx: mpsc::Sender<Event>) -> Option<notify::Re
 
 /// Forward signals to the reconciler: SIGTERM/SIGINT stop between steps, SIGHUP reloads the
 /// config (a bad one is refused and the old one stays), SIGUSR1 syncs now.
-fn spawn_signals(tx: mpsc::Sender<Event>, stop: std::sync::Arc<std::sync::atomic::AtomicBool>, config: PathBuf) {
+fn spawn_signals(
+    tx: mpsc::Sender<Event>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    config: PathBuf,
+    shutdown: ShutdownTrigger,
+) {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let mut signals = match signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR1]) {
         Ok(s) => s,
@@ -221,10 +222,11 @@ fn spawn_signals(tx: mpsc::Sender<Event>, stop: std::sync::Arc<std::sync::atomic
                 SIGTERM | SIGINT => {
                     tracing::info!("stopping after the current step");
                     stop.store(true, Ordering::SeqCst);
+                    shutdown.trigger(); // the listeners stop accepting
                     Event::Shutdown
                 }
                 SIGHUP => match LoadedConfig::load(&config) {
-                    Ok(c) => Event::Control(driftless_agent::reconciler::Command::Reload(Box::new(c))),
+                    Ok(c) => Event::Control(Command::Reload(Box::new(c))),
                     Err(e) => {
                         tracing::error!("SIGHUP: the new config is refused, the old one stays in force:\n{e}");
                         continue;

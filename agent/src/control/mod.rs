@@ -3,7 +3,8 @@
 //! snapshot, so it never waits for a running cycle; everything else goes to the reconciler
 //! as an event. `sync --wait` and `rollback` stream progress lines before their result.
 
-pub mod wire;
+/// The wire types live below the reconciler and this module (`crate::wire`).
+pub use crate::wire;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -14,8 +15,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::reconciler::{Command, Event};
-use wire::{Line, Reply, Request, StatusView};
+use crate::event::{Command, Event};
+use crate::listen::{Shutdown, MAX_CONNECTIONS};
+use crate::wire::{Line, Reply, Request, StatusView};
 
 /// Why the control socket could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -43,24 +45,25 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
     Ok(listener)
 }
 
-/// Accept connections until the process ends.
+/// Accept connections until `shutdown` (the shared accept loop: limit, backoff).
 pub async fn serve(
     listener: UnixListener,
     events: mpsc::Sender<Event>,
     status: watch::Receiver<StatusView>,
     progress: broadcast::Sender<String>,
+    shutdown: Shutdown,
 ) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+    crate::listen::serve("control socket", listener, MAX_CONNECTIONS, shutdown, move |stream| {
         let events = events.clone();
         let status = status.clone();
         let progress = progress.clone();
-        tokio::spawn(async move {
+        async move {
             if let Err(e) = handle(stream, events, status, progress).await {
                 tracing::debug!("control connection: {e}");
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 async fn send(w: &mut (impl AsyncWriteExt + Unpin), line: &Line) -> std::io::Result<()> {

@@ -12,6 +12,12 @@
 //!
 //! A crash between any two steps leaves instances that the next converge sorts out, and
 //! never two running copies.
+//!
+//! The engine is connected lazily (and the API version negotiated on first answer), so an
+//! engine that is down when the agent starts, or restarts later, is a fault that clears by
+//! itself: never a missing runtime. Engine errors are classified: transport failures and
+//! host conditions (a port taken, the disk full) are faults; a 4xx on what the spec asked
+//! for is a verdict.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -30,8 +36,9 @@ use desired_state_schema::{ContainerSpec, Kind, PullPolicy, Resource, RestartPol
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::{Liveness, RuntimeError};
+use super::{Liveness, Log, RuntimeError};
 use crate::plan::{Observed, RunState};
+use crate::revision::Revision;
 
 pub const LABEL_MANAGED: &str = "driftless.managed";
 pub const LABEL_RESOURCE: &str = "driftless.resource";
@@ -56,7 +63,10 @@ struct Instance {
 
 #[derive(Clone)]
 pub struct DockerRuntime {
-    docker: Docker,
+    /// The client as configured (`DOCKER_HOST` or the default socket), not yet negotiated.
+    client: Docker,
+    /// The client with the API version both sides speak, once the engine answered.
+    negotiated: std::sync::Arc<tokio::sync::OnceCell<Docker>>,
     /// Image ids looked up for spec hashes since the last `observe` (one plan): many
     /// resources share an image, and each reference is asked once per plan, not per resource.
     /// Applying always asks the engine afresh.
@@ -71,27 +81,62 @@ fn is_not_found(e: &BollardError) -> bool {
     matches!(e, BollardError::DockerResponseServerError { status_code: 404, .. })
 }
 
+/// An engine error about `resource`: the engine unreachable (a transport error) and host
+/// conditions (a port taken, the disk full: `fault::text_is_fault`) are faults; the engine
+/// refusing what the spec asks for is a verdict.
 fn docker_err(resource: &str, e: BollardError) -> RuntimeError {
-    let detail = match &e {
-        BollardError::DockerResponseServerError { message, .. } => message.clone(),
-        other => other.to_string(),
-    };
-    RuntimeError::Docker { resource: resource.to_string(), detail }
+    match &e {
+        BollardError::DockerResponseServerError { message, .. } => {
+            if crate::fault::text_is_fault(message) {
+                RuntimeError::Engine { resource: resource.to_string(), detail: message.clone() }
+            } else {
+                RuntimeError::Docker { resource: resource.to_string(), detail: message.clone() }
+            }
+        }
+        _ if is_transport(&e) => unreachable(e),
+        other => RuntimeError::Docker { resource: resource.to_string(), detail: other.to_string() },
+    }
+}
+
+/// Whether the engine could not be talked to at all.
+fn is_transport(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::IOError { .. }
+            | BollardError::HyperResponseError { .. }
+            | BollardError::RequestTimeoutError
+            | BollardError::SocketNotFoundError(_)
+            | BollardError::HyperLegacyError { .. }
+    )
 }
 
 impl DockerRuntime {
     /// Connect to the local engine (`DOCKER_HOST` or the default socket) and agree on an API
     /// version both sides speak.
-    pub async fn connect() -> Result<DockerRuntime, RuntimeError> {
-        let docker = Docker::connect_with_local_defaults().map_err(unreachable)?;
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        docker.ping().await.map_err(unreachable)?;
-        Ok(DockerRuntime { docker, image_ids: Default::default() })
+    /// No request is made here: the engine may be down now and answer later.
+    pub fn new() -> Result<DockerRuntime, RuntimeError> {
+        let client = Docker::connect_with_local_defaults().map_err(unreachable)?;
+        Ok(DockerRuntime { client, negotiated: Default::default(), image_ids: Default::default() })
+    }
+
+    /// The negotiated client; negotiates on first use (a fault while the engine is down).
+    async fn api(&self) -> Result<&Docker, RuntimeError> {
+        self.negotiated
+            .get_or_try_init(|| async {
+                let d = self.client.clone().negotiate_version().await.map_err(unreachable)?;
+                d.ping().await.map_err(unreachable)?;
+                Ok(d)
+            })
+            .await
     }
 
     /// The engine's version and API version, for logs and `status`.
     pub async fn version(&self) -> String {
-        match self.docker.version().await {
+        let api = match self.api().await {
+            Ok(a) => a,
+            Err(e) => return format!("unknown ({e})"),
+        };
+        match api.version().await {
             Ok(v) => format!("{} (API {})", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()),
             Err(e) => format!("unknown ({e})"),
         }
@@ -105,7 +150,7 @@ impl DockerRuntime {
         }
         filters.insert("label".to_string(), labels);
         let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
-        let list = self.docker.list_containers(Some(opts)).await.map_err(unreachable)?;
+        let list = self.api().await?.list_containers(Some(opts)).await.map_err(unreachable)?;
         let mut out = Vec::new();
         for c in list {
             let labels = c.labels.unwrap_or_default();
@@ -165,7 +210,7 @@ impl DockerRuntime {
         let image_id = match cached {
             Some(id) => id,
             None => {
-                let id = match self.docker.inspect_image(&spec.image).await {
+                let id = match self.api().await?.inspect_image(&spec.image).await {
                     Ok(i) => i.id.unwrap_or_default(),
                     Err(e) if is_not_found(&e) => "absent".to_string(),
                     Err(e) => return Err(unreachable(e)),
@@ -200,7 +245,7 @@ impl DockerRuntime {
     }
 
     async fn ensure_image(&self, name: &str, spec: &ContainerSpec) -> Result<String, RuntimeError> {
-        let present = match self.docker.inspect_image(&spec.image).await {
+        let present = match self.api().await?.inspect_image(&spec.image).await {
             Ok(i) => Some(i.id.unwrap_or_default()),
             Err(e) if is_not_found(&e) => None,
             Err(e) => return Err(unreachable(e)),
@@ -216,14 +261,15 @@ impl DockerRuntime {
         }
         {
             let opts = CreateImageOptions { from_image: Some(spec.image.clone()), ..Default::default() };
-            let mut stream = self.docker.create_image(Some(opts), None, None);
+            let mut stream = self.api().await?.create_image(Some(opts), None, None);
             while let Some(item) = stream.next().await {
+                crate::sdnotify::progress(); // a pull that streams is progress
                 if let Err(e) = item {
                     return Err(RuntimeError::Pull { image: spec.image.clone(), detail: e.to_string() });
                 }
             }
         }
-        match self.docker.inspect_image(&spec.image).await {
+        match self.api().await?.inspect_image(&spec.image).await {
             Ok(i) => Ok(i.id.unwrap_or_default()),
             Err(e) => Err(docker_err(name, e)),
         }
@@ -231,13 +277,14 @@ impl DockerRuntime {
 
     async fn ensure_networks(&self, name: &str, spec: &ContainerSpec) -> Result<(), RuntimeError> {
         for net in &spec.networks {
-            match self.docker.inspect_network(net, None::<bollard::query_parameters::InspectNetworkOptions>).await {
+            match self.api().await?.inspect_network(net, None::<bollard::query_parameters::InspectNetworkOptions>).await
+            {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {
                     let mut labels = HashMap::new();
                     labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
                     let req = NetworkCreateRequest { name: net.clone(), labels: Some(labels), ..Default::default() };
-                    self.docker.create_network(req).await.map_err(|e| docker_err(name, e))?;
+                    self.api().await?.create_network(req).await.map_err(|e| docker_err(name, e))?;
                 }
                 Err(e) => return Err(docker_err(name, e)),
             }
@@ -256,7 +303,7 @@ impl DockerRuntime {
         let instances = self.instances(Some(name)).await?;
         // The name must be ours (or free): one of our instances holds it, or nothing does.
         if !instances.iter().any(|i| i.name == name) {
-            match self.docker.inspect_container(name, None::<InspectContainerOptions>).await {
+            match self.api().await?.inspect_container(name, None::<InspectContainerOptions>).await {
                 Ok(c) => {
                     let managed = c
                         .config
@@ -284,11 +331,12 @@ impl DockerRuntime {
                 crate::failpoint::hit("before-create");
                 let body = self.create_body(r, spec, revision, &hash, &image_id).await?;
                 let opts = CreateContainerOptions { name: Some(next.clone()), ..Default::default() };
-                let created = self.docker.create_container(Some(opts), body).await.map_err(|e| docker_err(name, e))?;
+                let created =
+                    self.api().await?.create_container(Some(opts), body).await.map_err(|e| docker_err(name, e))?;
                 for extra in spec.networks.iter().skip(1) {
                     let req =
                         bollard::models::NetworkConnectRequest { container: created.id.clone(), ..Default::default() };
-                    self.docker.connect_network(extra, req).await.map_err(|e| docker_err(name, e))?;
+                    self.api().await?.connect_network(extra, req).await.map_err(|e| docker_err(name, e))?;
                 }
                 Instance {
                     resource: name.to_string(),
@@ -307,10 +355,11 @@ impl DockerRuntime {
         crate::failpoint::hit("after-stop-old");
         if keep.name != name {
             let opts = RenameContainerOptions { name: name.to_string() };
-            self.docker.rename_container(&keep.id, opts).await.map_err(|e| docker_err(name, e))?;
+            self.api().await?.rename_container(&keep.id, opts).await.map_err(|e| docker_err(name, e))?;
         }
         if !keep.running {
-            self.docker
+            self.api()
+                .await?
                 .start_container(&keep.id, None::<bollard::query_parameters::StartContainerOptions>)
                 .await
                 .map_err(|e| docker_err(name, e))?;
@@ -396,7 +445,7 @@ impl DockerRuntime {
 
     async fn stop_and_remove(&self, resource: &str, id: &str, secs: i32) -> Result<(), RuntimeError> {
         let stop = StopContainerOptions { t: Some(secs), ..Default::default() };
-        match self.docker.stop_container(id, Some(stop)).await {
+        match self.api().await?.stop_container(id, Some(stop)).await {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => return Ok(()),
             // 304: already stopped.
@@ -405,7 +454,7 @@ impl DockerRuntime {
         }
         // v: false — volumes are never deleted.
         let rm = RemoveContainerOptions { v: false, force: true, link: false };
-        match self.docker.remove_container(id, Some(rm)).await {
+        match self.api().await?.remove_container(id, Some(rm)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(docker_err(resource, e)),
@@ -423,7 +472,8 @@ impl DockerRuntime {
 
     /// During the gate: has the container exited or restarted?
     pub async fn watch(&self, name: &str) -> Liveness {
-        match self.docker.inspect_container(name, None::<InspectContainerOptions>).await {
+        let Ok(api) = self.api().await else { return Liveness::Alive }; // a fault: the gate's checks decide
+        match api.inspect_container(name, None::<InspectContainerOptions>).await {
             Ok(c) => {
                 let state = c.state.unwrap_or_default();
                 let restarts = c.restart_count.unwrap_or(0);
@@ -448,7 +498,9 @@ impl DockerRuntime {
     /// The image's own HEALTHCHECK verdict.
     pub async fn healthcheck_status(&self, name: &str) -> Result<(), String> {
         let c = self
-            .docker
+            .api()
+            .await
+            .map_err(|e| e.to_string())?
             .inspect_container(name, None::<InspectContainerOptions>)
             .await
             .map_err(|e| format!("cannot inspect {name}: {e}"))?;
@@ -460,6 +512,59 @@ impl DockerRuntime {
             }
             Some(other) => Err(format!("HEALTHCHECK of {name} reports {other}")),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Driver for DockerRuntime {
+    fn kind(&self) -> Kind {
+        Kind::Container
+    }
+
+    fn parallel(&self) -> bool {
+        true
+    }
+
+    async fn reachable(&self) -> Result<(), RuntimeError> {
+        self.api().await?.ping().await.map(|_| ()).map_err(unreachable)
+    }
+
+    async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        DockerRuntime::observe(self).await
+    }
+
+    async fn inputs(&self, r: &Resource, _revision: &Revision) -> Result<BTreeMap<String, String>, RuntimeError> {
+        DockerRuntime::inputs(self, r.name(), container_spec(r)?).await
+    }
+
+    async fn converge(&self, r: &Resource, revision: &Revision, _log: Log<'_>) -> Result<(), RuntimeError> {
+        DockerRuntime::converge(self, r, container_spec(r)?, revision.as_str()).await
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        DockerRuntime::remove(self, name).await
+    }
+
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(300)
+    }
+
+    async fn watch(&self, name: &str) -> Liveness {
+        DockerRuntime::watch(self, name).await
+    }
+
+    async fn self_check(&self, name: &str) -> Result<(), String> {
+        self.healthcheck_status(name).await
+    }
+}
+
+fn container_spec(r: &Resource) -> Result<&ContainerSpec, RuntimeError> {
+    match &r.spec {
+        desired_state_schema::Spec::Container(c) => Ok(c),
+        _ => Err(RuntimeError::Unsupported {
+            kind: r.kind,
+            detail: "the Docker driver runs Container resources only".into(),
+        }),
     }
 }
 

@@ -1,19 +1,26 @@
-//! Runtimes: the I/O edge between plans and the host. Every runtime answers the same five
-//! questions, so the planning core and the reconciler never change when one is added:
+//! Runtimes: the I/O edge between plans and the host. Each kind of resource has one
+//! `Driver`, and `Drivers` holds them as a map from kind to driver; nothing outside this
+//! folder knows a kind's quirks. A driver answers:
 //!
 //! - **observe**: which resources of my kind do I manage, with which spec hash and revision,
 //!   and are they running? (`plan::Observed`)
 //! - **inputs**: what on the host feeds a resource's spec hash (env file contents, the local
-//!   image id)?
+//!   image id, the source tree)?
 //! - **converge**: make resource R run spec S from revision V. Idempotent, so that re-running
-//!   it after a crash at any point finishes the job. Reverting to revision R is converging
-//!   every resource to R's specs (a runtime may reuse what it kept: an image, a release
+//!   it after a crash or a fault at any point finishes the job. Reverting is converging every
+//!   resource to the last good revision's specs (reusing what was kept: an image, a release
 //!   folder, a Nix generation — never a rebuild when it can be avoided).
 //! - **remove**: stop managing R on this host (data is kept: volumes, `shared/`, backups).
-//! - **watch**: during the health gate, has R already failed (exited, restarting)?
+//! - gate hooks: **gated** (does the live gate apply), **watch** (has R already failed?),
+//!   **self_check** (the `container` probe: the runtime's own health verdict), **commit**
+//!   (after the gate: NixOS makes the system the boot default).
+//! - **describe**: a line for the history about what R now runs.
+//! - **reachable**: is the backend there at all? A verdict-looking failure (a gate that
+//!   failed, an engine error) while the backend is unreachable is a fault, not a verdict.
 //!
-//! `Runtimes` dispatches by kind. Kinds whose runtime is not configured on this host are
-//! refused at apply time with a message, and never removed.
+//! Every method but `kind`, `observe`, `converge` and `remove` has a default for runtimes
+//! with nothing to do. Adding a runtime: a variant in the schema's `Kind`/`Spec`, one file
+//! here implementing `Driver`, one line in `agentd` registering it, and docs.
 
 pub mod docker;
 pub mod nixos;
@@ -21,9 +28,12 @@ pub mod passenger;
 
 use std::collections::BTreeMap;
 
-use desired_state_schema::{Kind, Resource, Spec};
+use async_trait::async_trait;
+use desired_state_schema::{Kind, Resource};
 
+use crate::fault::{Class, Classify};
 use crate::plan::Observed;
+use crate::revision::Revision;
 
 /// Why a runtime could not do what was asked. One line each, saying what to do.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +42,9 @@ pub enum RuntimeError {
     DockerUnreachable { detail: String },
     #[error("image {image} is not on this host and pull is `never`: build or load it on the host (docker build -t {image} …, docker load)")]
     ImageMissing { image: String },
-    #[error("pulling image {image} failed: {detail}")]
+    #[error(
+        "pulling image {image} failed: {detail}; check the registry, the network and the credentials (docker login)"
+    )]
     Pull { image: String, detail: String },
     #[error(
         "a container named {name} exists and is not managed by Driftless: remove or rename it, or rename the resource"
@@ -42,12 +54,186 @@ pub enum RuntimeError {
     EnvFile { resource: String, path: String, detail: String },
     #[error("{resource}: {detail}")]
     Docker { resource: String, detail: String },
+    #[error("{resource}: the Docker engine refused: {detail}; this is the host's state, not the revision's: fix it and the agent retries")]
+    Engine { resource: String, detail: String },
     #[error("{resource}: {detail}")]
     Passenger { resource: String, detail: String },
     #[error("{resource}: {detail}")]
     Nixos { resource: String, detail: String },
+    #[error("{resource}: {detail}; this is the host's state, not the revision's: fix it and the agent retries")]
+    Host { resource: String, detail: String },
     #[error("{kind} resources need a runtime this agent does not have here: {detail}")]
     Unsupported { kind: Kind, detail: String },
+}
+
+impl Classify for RuntimeError {
+    fn class(&self) -> Class {
+        match self {
+            RuntimeError::DockerUnreachable { .. }
+            | RuntimeError::ImageMissing { .. }
+            | RuntimeError::Pull { .. }
+            | RuntimeError::NameTaken { .. }
+            | RuntimeError::EnvFile { .. }
+            | RuntimeError::Engine { .. }
+            | RuntimeError::Host { .. } => Class::Fault,
+            RuntimeError::Docker { .. }
+            | RuntimeError::Passenger { .. }
+            | RuntimeError::Nixos { .. }
+            | RuntimeError::Unsupported { .. } => Class::Verdict,
+        }
+    }
+}
+
+impl RuntimeError {
+    /// A file-system error of `resource` at `path`: a fault when the host is to blame (disk
+    /// full, no permission), else `verdict` (what the revision asked cannot be done).
+    pub fn io(resource: &str, path: &std::path::Path, e: &std::io::Error, verdict: fn(String, String) -> Self) -> Self {
+        let detail = format!("{}: {e}", path.display());
+        if crate::fault::io_is_fault(e) {
+            RuntimeError::Host { resource: resource.to_string(), detail }
+        } else {
+            verdict(resource.to_string(), detail)
+        }
+    }
+}
+
+/// A driver: how one kind of resource is run on this host (see the module doc).
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// The kind this driver runs.
+    fn kind(&self) -> Kind;
+
+    /// Whether steps of this kind may run side by side in one wave (containers may; a
+    /// Passenger release or a NixOS switch runs alone).
+    fn parallel(&self) -> bool {
+        false
+    }
+
+    /// `Err` (a fault) when the backend is not there: the engine down, the daemon gone.
+    async fn reachable(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Every resource of this kind the agent manages here.
+    async fn observe(&self) -> Result<Vec<Observed>, RuntimeError>;
+
+    /// Host-side inputs of `r`'s spec hash at `revision`.
+    async fn inputs(&self, _r: &Resource, _revision: &Revision) -> Result<BTreeMap<String, String>, RuntimeError> {
+        Ok(BTreeMap::new())
+    }
+
+    /// Make `r` run its spec from `revision`; idempotent.
+    async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError>;
+
+    /// Stop managing `name` (data is kept).
+    async fn remove(&self, name: &str) -> Result<(), RuntimeError>;
+
+    /// Whether the live gate applies to `r` (NixOS `action: boot` is checked after the boot).
+    fn gated(&self, _r: &Resource) -> bool {
+        true
+    }
+
+    /// How long the gate waits before its first look (a container that dies at once must be
+    /// seen dying, not pass a first probe).
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
+    /// During the gate: has `name` failed already (exited, restarting)?
+    async fn watch(&self, _name: &str) -> Liveness {
+        Liveness::Alive
+    }
+
+    /// The `container` probe: the runtime's own health verdict on `name`.
+    async fn self_check(&self, _name: &str) -> Result<(), String> {
+        Err(format!("{} resources have no health check of their own; use http, tcp, exec or systemd", self.kind()))
+    }
+
+    /// After the gate passed: what a runtime does only for verified state.
+    async fn commit(&self, _r: &Resource) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// A line for the history about what `r` now runs.
+    fn describe(&self, _r: &Resource) -> Option<String> {
+        None
+    }
+}
+
+/// The drivers of this host, by kind.
+#[derive(Default)]
+pub struct Drivers {
+    map: BTreeMap<Kind, Box<dyn Driver>>,
+}
+
+impl Drivers {
+    pub fn new() -> Drivers {
+        Drivers::default()
+    }
+
+    /// Register `driver` for its kind (replacing one registered before).
+    pub fn with(mut self, driver: Box<dyn Driver>) -> Drivers {
+        self.map.insert(driver.kind(), driver);
+        self
+    }
+
+    /// The driver of `kind`, or why there is none.
+    pub fn get(&self, kind: Kind) -> Result<&dyn Driver, RuntimeError> {
+        self.map.get(&kind).map(|d| d.as_ref()).ok_or(RuntimeError::Unsupported {
+            kind,
+            detail: "this agent has no driver for it (agentd --dry-run connects none)".into(),
+        })
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.map.keys().copied()
+    }
+
+    /// Observe every driver. A driver whose kind is in `needed` must answer (its failure is
+    /// returned); one that is not needed and fails is left out, and so are its kind's
+    /// resources (`observed_kinds` lists the kinds that answered: only they can lose orphans).
+    pub async fn observe(&self, needed: &[Kind]) -> Result<Observation, RuntimeError> {
+        let results =
+            futures_util::future::join_all(self.map.values().map(|d| async move { (d.kind(), d.observe().await) }))
+                .await;
+        let mut out = Observation::default();
+        for (kind, result) in results {
+            match result {
+                Ok(o) => {
+                    out.resources.extend(o);
+                    out.kinds.push(kind);
+                }
+                Err(e) if needed.contains(&kind) => return Err(e),
+                Err(e) => tracing::debug!("{kind} not observed (not needed by this revision): {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first fault among the drivers of `kinds` (the engine down, …), if any.
+    pub async fn fault(&self, kinds: &[Kind]) -> Option<RuntimeError> {
+        for k in kinds {
+            if let Some(d) = self.map.get(k) {
+                if let Err(e) = d.reachable().await {
+                    return Some(e);
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether steps of `kind` may share a wave.
+    pub fn parallel(&self, kind: Kind) -> bool {
+        self.map.get(&kind).is_some_and(|d| d.parallel())
+    }
+}
+
+/// What the drivers observed.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    pub resources: Vec<Observed>,
+    /// The kinds whose drivers answered (their observations are complete).
+    pub kinds: Vec<Kind>,
 }
 
 /// Where a runtime reports what a long step prints (build output), line by line: the
@@ -85,9 +271,12 @@ pub async fn run_streaming(
             tail.drain(..cut);
         }
     };
+    // A live child is progress: the watchdog heartbeat keeps going through silent builds.
+    let mut alive = tokio::time::interval(std::time::Duration::from_secs(1));
     let work = async {
         loop {
             tokio::select! {
+                _ = alive.tick() => crate::sdnotify::progress(),
                 line = async { match out.as_mut() { Some(o) => o.next_line().await, None => std::future::pending().await } } => {
                     match line { Ok(Some(l)) => keep(l), _ => out = None }
                 }
@@ -110,128 +299,4 @@ pub enum Liveness {
     Alive,
     /// Failed already; the gate need not wait out its timeout.
     Failed(String),
-}
-
-/// The runtimes available on this host.
-pub struct Runtimes {
-    pub docker: Option<docker::DockerRuntime>,
-    pub passenger: Option<passenger::PassengerRuntime>,
-    pub nixos: Option<nixos::NixosRuntime>,
-}
-
-impl Runtimes {
-    /// The kinds whose observations are complete (only these can have orphans removed).
-    pub fn managed_kinds(&self) -> Vec<Kind> {
-        let mut k = Vec::new();
-        if self.docker.is_some() {
-            k.push(Kind::Container);
-        }
-        if self.passenger.is_some() {
-            k.push(Kind::PassengerApp);
-        }
-        if self.nixos.is_some() {
-            k.push(Kind::NixosSystem);
-        }
-        k
-    }
-
-    fn docker(&self, kind: Kind) -> Result<&docker::DockerRuntime, RuntimeError> {
-        self.docker.as_ref().ok_or(RuntimeError::Unsupported {
-            kind,
-            detail: "Docker was not reachable when the agent started; start dockerd and restart the agent".into(),
-        })
-    }
-
-    pub async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
-        let mut out = Vec::new();
-        if let Some(d) = &self.docker {
-            out.extend(d.observe().await?);
-        }
-        if let Some(p) = &self.passenger {
-            out.extend(p.observe().await?);
-        }
-        if let Some(n) = &self.nixos {
-            out.extend(n.observe().await?);
-        }
-        Ok(out)
-    }
-
-    fn passenger(&self, kind: Kind) -> Result<&passenger::PassengerRuntime, RuntimeError> {
-        self.passenger.as_ref().ok_or_else(|| self.unsupported(kind))
-    }
-
-    fn nixos(&self, kind: Kind) -> Result<&nixos::NixosRuntime, RuntimeError> {
-        self.nixos.as_ref().ok_or_else(|| self.unsupported(kind))
-    }
-
-    /// After the gate passed: what a runtime does only for verified state (NixOS: make the
-    /// system the boot default). A no-op for the others.
-    pub async fn commit(&self, r: &Resource) -> Result<(), RuntimeError> {
-        match &r.spec {
-            Spec::NixosSystem(n) => self.nixos(r.kind)?.commit(r, n).await,
-            _ => Ok(()),
-        }
-    }
-
-    /// A line for the history about what `r` now runs (NixOS: generation and store path).
-    pub fn describe(&self, r: &Resource) -> Option<String> {
-        match &r.spec {
-            Spec::PassengerApp(p) => passenger::describe(r.name(), p),
-            Spec::NixosSystem(n) => {
-                let path = std::fs::canonicalize(&n.profile).ok()?;
-                let gen = nixos::NixosRuntime::generation(&n.profile)?;
-                Some(format!("{}/{}: generation {gen}, {}", r.kind, r.name(), path.display()))
-            }
-            _ => None,
-        }
-    }
-
-    /// Whether the live gate applies (`action: boot` is checked after the next boot).
-    pub fn gated(r: &Resource) -> bool {
-        !matches!(&r.spec, Spec::NixosSystem(n) if n.action == desired_state_schema::NixosAction::Boot)
-    }
-
-    /// Host-side inputs of `r`'s spec hash at `revision`.
-    pub async fn inputs(&self, r: &Resource, revision: &str) -> Result<BTreeMap<String, String>, RuntimeError> {
-        match &r.spec {
-            Spec::Container(c) => self.docker(r.kind)?.inputs(r.name(), c).await,
-            Spec::PassengerApp(p) => self.passenger(r.kind)?.inputs(r.name(), p, revision).await,
-            Spec::NixosSystem(n) => self.nixos(r.kind)?.inputs(r.name(), n, revision).await,
-        }
-    }
-
-    pub async fn converge(&self, r: &Resource, revision: &str, log: Log<'_>) -> Result<(), RuntimeError> {
-        match &r.spec {
-            Spec::Container(c) => self.docker(r.kind)?.converge(r, c, revision).await,
-            Spec::PassengerApp(p) => self.passenger(r.kind)?.converge(r, p, revision, log).await,
-            Spec::NixosSystem(n) => self.nixos(r.kind)?.converge(r, n, revision, log).await,
-        }
-    }
-
-    pub async fn remove(&self, kind: Kind, name: &str) -> Result<(), RuntimeError> {
-        match kind {
-            Kind::Container => self.docker(kind)?.remove(name).await,
-            Kind::PassengerApp => self.passenger(kind)?.remove(name).await,
-            Kind::NixosSystem => self.nixos(kind)?.remove(name).await,
-        }
-    }
-
-    pub async fn watch(&self, kind: Kind, name: &str) -> Liveness {
-        match (kind, &self.docker) {
-            (Kind::Container, Some(d)) => d.watch(name).await,
-            _ => Liveness::Alive,
-        }
-    }
-
-    /// Whether the container's own HEALTHCHECK reports healthy (`Err` says why not).
-    pub async fn container_healthy(&self, name: &str) -> Result<(), String> {
-        match &self.docker {
-            Some(d) => d.healthcheck_status(name).await,
-            None => Err("Docker is not available".into()),
-        }
-    }
-
-    fn unsupported(&self, kind: Kind) -> RuntimeError {
-        RuntimeError::Unsupported { kind, detail: "this build of the agent has no runtime for it yet".into() }
-    }
 }

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::{run_streaming, Log, RuntimeError};
 use crate::fsutil::write_atomic;
 use crate::plan::{Observed, RunState};
+use crate::revision::Revision;
 use crate::source::GitSource;
 
 const SWITCH_LOCK: &str = "/run/nixos/switch-to-configuration.lock";
@@ -58,6 +59,24 @@ fn err(resource: &str, detail: impl Into<String>) -> RuntimeError {
     RuntimeError::Nixos { resource: resource.to_string(), detail: detail.into() }
 }
 
+/// The host is at fault (nix missing, the disk full, the mirror unreadable).
+fn host_fault(resource: &str, detail: impl Into<String>) -> RuntimeError {
+    RuntimeError::Host { resource: resource.to_string(), detail: detail.into() }
+}
+
+fn io(resource: &str, path: &Path, e: std::io::Error) -> RuntimeError {
+    RuntimeError::io(resource, path, &e, |resource, detail| RuntimeError::Nixos { resource, detail })
+}
+
+fn source_err(resource: &str, e: crate::source::SourceError) -> RuntimeError {
+    use crate::fault::Classify;
+    if e.is_fault() {
+        host_fault(resource, e.to_string())
+    } else {
+        err(resource, e.to_string())
+    }
+}
+
 impl NixosRuntime {
     pub fn new(source: GitSource, state_dir: &Path, host: &str) -> NixosRuntime {
         NixosRuntime {
@@ -74,7 +93,7 @@ impl NixosRuntime {
 
     fn save(&self, name: &str, all: &BTreeMap<String, System>) -> Result<(), RuntimeError> {
         let bytes = serde_json::to_vec_pretty(all).unwrap_or_default();
-        write_atomic(&self.registry, &bytes).map_err(|e| err(name, format!("{}: {e}", self.registry.display())))
+        write_atomic(&self.registry, &bytes).map_err(|e| io(name, &self.registry, e))
     }
 
     /// The flake folder's tree id and the attribute host make the build.
@@ -89,8 +108,8 @@ impl NixosRuntime {
         let oid = Oid::from_str(revision).map_err(|e| err(name, e.to_string()))?;
         let tree = tokio::task::spawn_blocking(move || src.tree_id(oid, &folder))
             .await
-            .map_err(|e| err(name, e.to_string()))?
-            .map_err(|e| err(name, e.to_string()))?;
+            .map_err(|e| host_fault(name, e.to_string()))?
+            .map_err(|e| source_err(name, e))?;
         let mut m = BTreeMap::new();
         m.insert("flake_tree".to_string(), tree.to_string());
         m.insert("host".to_string(), spec.host.clone().unwrap_or_else(|| self.host.clone()));
@@ -113,7 +132,9 @@ impl NixosRuntime {
                 let hash = live.as_ref().and_then(|l| sys.builds.iter().find(|(_, p)| *p == l).map(|(h, _)| h.clone()));
                 let revision = hash.as_ref().and_then(|h| sys.revisions.get(h).cloned()).unwrap_or_default();
                 // A system we did not build, or built but did not activate last, is drift.
-                let ours = hash.is_some() && live == sys.activated;
+                // `action: boot` differs from the running system by design until the reboot:
+                // the profile pointing at our build is all that is asked.
+                let ours = hash.is_some() && (sys.action == "boot" || live == sys.activated);
                 Observed {
                     kind: Kind::NixosSystem,
                     name,
@@ -183,9 +204,9 @@ impl NixosRuntime {
         let folder = spec.flake.clone();
         let export = tokio::task::spawn_blocking(move || src.export(oid, &folder))
             .await
-            .map_err(|e| err(name, e.to_string()))?
-            .map_err(|e| err(name, e.to_string()))?;
-        std::fs::create_dir_all(&self.roots).map_err(|e| err(name, format!("{}: {e}", self.roots.display())))?;
+            .map_err(|e| host_fault(name, e.to_string()))?
+            .map_err(|e| source_err(name, e))?;
+        std::fs::create_dir_all(&self.roots).map_err(|e| io(name, &self.roots, e))?;
         let link = self.roots.join(format!("{name}-{}", hash.get(..16).unwrap_or(hash)));
         let attr =
             format!("path:{}#nixosConfigurations.\"{host}\".config.system.build.toplevel", export.path.display());
@@ -196,7 +217,7 @@ impl NixosRuntime {
         let timeout = spec.build_timeout.as_std();
         let done = run_streaming(cmd, timeout, &format!("nix build {name}: "), log)
             .await
-            .map_err(|e| err(name, format!("cannot run nix (install nix): {e}")))?;
+            .map_err(|e| host_fault(name, format!("cannot run nix (install nix): {e}")))?;
         let Some(done) = done else {
             return Err(err(
                 name,
@@ -205,13 +226,16 @@ impl NixosRuntime {
         };
         if !done.status.success() {
             let tail: Vec<&str> = done.tail.lines().filter(|l| !l.trim().is_empty()).rev().take(6).collect();
-            return Err(err(
-                name,
-                format!(
-                    "nix build of {attr} failed; nothing on the host changed: {}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                ),
-            ));
+            let detail = format!(
+                "nix build of {attr} failed; nothing on the host changed: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            );
+            // The store full or the daemon gone is the host's fault, not the flake's.
+            return Err(if crate::fault::text_is_fault(&done.tail) {
+                host_fault(name, detail)
+            } else {
+                err(name, detail)
+            });
         }
         let path = std::fs::canonicalize(&link).map_err(|e| err(name, format!("{}: {e}", link.display())))?;
         if !path.join("bin/switch-to-configuration").exists() {
@@ -236,7 +260,7 @@ impl NixosRuntime {
         let current = std::fs::canonicalize(&spec.profile).ok();
         if current.as_deref() != Some(out.as_path()) {
             if let Some(dir) = Path::new(&spec.profile).parent() {
-                std::fs::create_dir_all(dir).map_err(|e| err(name, format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| io(name, dir, e))?;
             }
             let set = tokio::process::Command::new("nix-env")
                 .arg("-p")
@@ -245,7 +269,7 @@ impl NixosRuntime {
                 .arg(&out)
                 .output()
                 .await
-                .map_err(|e| err(name, format!("cannot run nix-env: {e}")))?;
+                .map_err(|e| host_fault(name, format!("cannot run nix-env: {e}")))?;
             if !set.status.success() {
                 return Err(err(
                     name,
@@ -273,6 +297,55 @@ impl NixosRuntime {
         let link = std::fs::read_link(profile).ok()?;
         let name = link.file_name()?.to_string_lossy().into_owned();
         name.rsplit("-link").nth(1)?.rsplit('-').next()?.parse().ok()
+    }
+}
+
+fn nixos_spec(r: &Resource) -> Result<&NixosSystemSpec, RuntimeError> {
+    match &r.spec {
+        desired_state_schema::Spec::NixosSystem(n) => Ok(n),
+        _ => Err(RuntimeError::Unsupported {
+            kind: r.kind,
+            detail: "the NixOS driver runs NixosSystem resources only".into(),
+        }),
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Driver for NixosRuntime {
+    fn kind(&self) -> Kind {
+        Kind::NixosSystem
+    }
+
+    async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        NixosRuntime::observe(self).await
+    }
+
+    async fn inputs(&self, r: &Resource, revision: &Revision) -> Result<BTreeMap<String, String>, RuntimeError> {
+        NixosRuntime::inputs(self, r.name(), nixos_spec(r)?, revision.as_str()).await
+    }
+
+    async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
+        NixosRuntime::converge(self, r, nixos_spec(r)?, revision.as_str(), log).await
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        NixosRuntime::remove(self, name).await
+    }
+
+    /// `action: boot` is checked after the next boot, not by the live gate.
+    fn gated(&self, r: &Resource) -> bool {
+        !matches!(nixos_spec(r), Ok(n) if n.action == NixosAction::Boot)
+    }
+
+    async fn commit(&self, r: &Resource) -> Result<(), RuntimeError> {
+        NixosRuntime::commit(self, r, nixos_spec(r)?).await
+    }
+
+    fn describe(&self, r: &Resource) -> Option<String> {
+        let n = nixos_spec(r).ok()?;
+        let path = std::fs::canonicalize(&n.profile).ok()?;
+        let gen = NixosRuntime::generation(&n.profile)?;
+        Some(format!("{}/{}: generation {gen}, {}", r.kind, r.name(), path.display()))
     }
 }
 

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 use super::{run_streaming, Log, RuntimeError};
 use crate::fsutil::{fsync_dir, write_atomic};
 use crate::plan::{Observed, RunState};
+use crate::revision::Revision;
 use crate::source::GitSource;
 
 /// How long Passenger waits before it notices `restart.txt` (its default `stat_throttle_rate`).
@@ -61,8 +62,24 @@ pub struct PassengerRuntime {
     registry: PathBuf,
 }
 
-fn io_err(resource: &str, path: &Path, e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Passenger { resource: resource.to_string(), detail: format!("{}: {e}", path.display()) }
+/// A file-system error: a fault when the host is to blame (disk full, `app_root` not
+/// writable), else a verdict.
+fn io_err(resource: &str, path: &Path, e: std::io::Error) -> RuntimeError {
+    RuntimeError::io(resource, path, &e, |resource, detail| RuntimeError::Passenger { resource, detail })
+}
+
+fn verdict(resource: &str, detail: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Passenger { resource: resource.to_string(), detail: detail.to_string() }
+}
+
+/// Run blocking file work (copies, hashing, links) off the async workers.
+async fn blocking<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RuntimeError::Host { resource: name.to_string(), detail: format!("a file task failed: {e}") })?
 }
 
 impl PassengerRuntime {
@@ -97,12 +114,11 @@ impl PassengerRuntime {
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
         let src = self.source.clone();
         let folder = spec.source.clone();
-        let oid = Oid::from_str(revision)
-            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
+        let oid = Oid::from_str(revision).map_err(|e| verdict(name, e))?;
         let tree = tokio::task::spawn_blocking(move || src.tree_id(oid, &folder))
             .await
-            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?
-            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
+            .map_err(|e| verdict(name, e))?
+            .map_err(|e| source_err(name, e))?;
         let mut m = BTreeMap::new();
         m.insert("source_tree".to_string(), tree.to_string());
         Ok(m)
@@ -133,7 +149,7 @@ impl PassengerRuntime {
                 .collect()
         })
         .await
-        .map_err(|e| RuntimeError::Passenger { resource: "(observe)".into(), detail: e.to_string() })
+        .map_err(|e| RuntimeError::Host { resource: "(observe)".into(), detail: e.to_string() })
     }
 
     /// Make `current` serve `spec` at `revision` (see the module doc).
@@ -148,14 +164,19 @@ impl PassengerRuntime {
         let inputs = self.inputs(&name, spec, revision).await?;
         let hash = crate::plan::spec_hash(r, &inputs);
         let root = PathBuf::from(&spec.app_root);
-        for d in ["releases", "shared", "backups"] {
-            let p = root.join(d);
-            std::fs::create_dir_all(&p).map_err(|e| io_err(&name, &p, e))?;
-        }
+        let (live, found) = {
+            let (root, name, hash) = (root.clone(), name.clone(), hash.clone());
+            blocking(&name.clone(), move || {
+                for d in ["releases", "shared", "backups"] {
+                    let p = root.join(d);
+                    std::fs::create_dir_all(&p).map_err(|e| io_err(&name, &p, e))?;
+                }
+                Ok((std::fs::canonicalize(root.join("current")).ok(), find_release(&root.join("releases"), &hash)))
+            })
+            .await?
+        };
         self.set_app(&name, Some(&spec.app_root))?;
-        let live = std::fs::canonicalize(root.join("current")).ok();
-
-        let target = match find_release(&root.join("releases"), &hash) {
+        let target = match found {
             Some(dir) => dir,
             None => self.build_release(&name, spec, revision, &hash, &inputs, log).await?,
         };
@@ -165,12 +186,24 @@ impl PassengerRuntime {
             return Ok(());
         }
         if live.is_some() {
-            backup(&root, spec, &name)?;
+            let (root, spec, name) = (root.clone(), spec.clone(), name.clone());
+            blocking(&name.clone(), move || backup(&root, &spec, &name)).await?;
         }
         crate::failpoint::hit("before-switch");
-        switch(&root, &target).map_err(|e| io_err(&name, &root.join("current"), e))?;
+        {
+            let (root, target, name) = (root.clone(), target.clone(), name.clone());
+            blocking(&name.clone(), move || {
+                switch(&root, &target).map_err(|e| io_err(&name, &root.join("current"), e))
+            })
+            .await?;
+        }
         restart(&root, &name).await?;
-        prune(&root.join("releases"), spec.keep_releases as usize, &[Some(target), live]);
+        let keep = spec.keep_releases as usize;
+        blocking(&name, move || {
+            prune(&root.join("releases"), keep, &[Some(target), live]);
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -183,8 +216,7 @@ impl PassengerRuntime {
         inputs: &BTreeMap<String, String>,
         log: Log<'_>,
     ) -> Result<PathBuf, RuntimeError> {
-        let oid = Oid::from_str(revision)
-            .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
+        let oid = Oid::from_str(revision).map_err(|e| verdict(name, e))?;
         let src = self.source.clone();
         let folder = spec.source.clone();
         let src2 = self.source.clone();
@@ -192,23 +224,38 @@ impl PassengerRuntime {
             Ok::<_, crate::source::SourceError>((src.export(oid, &folder)?, src2.tags_at(oid)?))
         })
         .await
-        .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?
-        .map_err(|e| RuntimeError::Passenger { resource: name.into(), detail: e.to_string() })?;
+        .map_err(|e| verdict(name, e))?
+        .map_err(|e| source_err(name, e))?;
         let root = PathBuf::from(&spec.app_root);
-        let id = format!("{}-{}", timestamp(), crate::reconciler::short(revision).get(..8).unwrap_or(revision));
+        let id = format!("{}-{}", timestamp(), crate::revision::short(revision).get(..8).unwrap_or(revision));
         let dir = root.join("releases").join(&id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| io_err(name, &dir, e))?; // an incomplete one
+        {
+            let (dir, name, revision) = (dir.clone(), name.to_string(), revision.to_string());
+            blocking(&name.clone(), move || {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| io_err(&name, &dir, e))?;
+                    // an incomplete one
+                }
+                copy_tree(&export.path, &dir).map_err(|e| io_err(&name, &dir, e))?;
+                drop(export);
+                std::fs::write(dir.join("REVISION"), format!("{revision}\n")).map_err(|e| io_err(&name, &dir, e))
+            })
+            .await?;
         }
-        copy_tree(&export.path, &dir).map_err(|e| io_err(name, &dir, e))?;
-        std::fs::write(dir.join("REVISION"), format!("{revision}\n")).map_err(|e| io_err(name, &dir, e))?;
         let output = match &spec.build {
             Some(argv) => run_build(name, argv, &dir, spec.build_timeout.as_std(), log).await?,
             None => String::new(),
         };
-        link_shared(&root, &dir, &spec.shared).map_err(|e| io_err(name, &dir, e))?;
-        let files = manifest(&dir).map_err(|e| io_err(name, &dir, e))?;
-        let tree = tree_sha256(&dir, &files).map_err(|e| io_err(name, &dir, e))?;
+        let (files, tree) = {
+            let (root, dir, name, shared) = (root.clone(), dir.clone(), name.to_string(), spec.shared.clone());
+            blocking(&name.clone(), move || {
+                link_shared(&root, &dir, &shared).map_err(|e| io_err(&name, &dir, e))?;
+                let files = manifest(&dir).map_err(|e| io_err(&name, &dir, e))?;
+                let tree = tree_sha256(&dir, &files).map_err(|e| io_err(&name, &dir, e))?;
+                Ok((files, tree))
+            })
+            .await?
+        };
         let info = BuildInfo {
             resource: name.to_string(),
             revision: revision.to_string(),
@@ -231,6 +278,54 @@ impl PassengerRuntime {
     /// backups and `current` stay; Passenger keeps serving until its configuration changes).
     pub async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
         self.set_app(name, None)
+    }
+}
+
+/// Reading the revision from the mirror failed: a fault when the mirror or the disk is to
+/// blame, a verdict when the revision lacks what the spec names.
+fn source_err(name: &str, e: crate::source::SourceError) -> RuntimeError {
+    use crate::fault::Classify;
+    if e.is_fault() {
+        RuntimeError::Host { resource: name.to_string(), detail: e.to_string() }
+    } else {
+        verdict(name, e)
+    }
+}
+
+fn passenger_spec(r: &Resource) -> Result<&PassengerAppSpec, RuntimeError> {
+    match &r.spec {
+        desired_state_schema::Spec::PassengerApp(p) => Ok(p),
+        _ => Err(RuntimeError::Unsupported {
+            kind: r.kind,
+            detail: "the Passenger driver runs PassengerApp resources only".into(),
+        }),
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Driver for PassengerRuntime {
+    fn kind(&self) -> Kind {
+        Kind::PassengerApp
+    }
+
+    async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        PassengerRuntime::observe(self).await
+    }
+
+    async fn inputs(&self, r: &Resource, revision: &Revision) -> Result<BTreeMap<String, String>, RuntimeError> {
+        PassengerRuntime::inputs(self, r.name(), passenger_spec(r)?, revision.as_str()).await
+    }
+
+    async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
+        PassengerRuntime::converge(self, r, passenger_spec(r)?, revision.as_str(), log).await
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        PassengerRuntime::remove(self, name).await
+    }
+
+    fn describe(&self, r: &Resource) -> Option<String> {
+        describe(r.name(), passenger_spec(r).ok()?)
     }
 }
 
@@ -321,14 +416,12 @@ async fn run_build(
     timeout: Duration,
     log: Log<'_>,
 ) -> Result<String, RuntimeError> {
-    let (prog, args) = argv
-        .split_first()
-        .ok_or_else(|| RuntimeError::Passenger { resource: name.into(), detail: "build is empty".into() })?;
+    let (prog, args) = argv.split_first().ok_or_else(|| verdict(name, "build is empty"))?;
     let mut cmd = tokio::process::Command::new(prog);
     cmd.args(args).current_dir(dir);
-    let done = run_streaming(cmd, timeout, &format!("build {name}: "), log).await.map_err(|e| {
-        RuntimeError::Passenger { resource: name.into(), detail: format!("cannot run build {prog}: {e}") }
-    })?;
+    let done = run_streaming(cmd, timeout, &format!("build {name}: "), log)
+        .await
+        .map_err(|e| io_err(name, Path::new(prog), e))?;
     let Some(done) = done else {
         return Err(RuntimeError::Passenger {
             resource: name.into(),
@@ -338,10 +431,11 @@ async fn run_build(
     if !done.status.success() {
         let last =
             done.tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
-        return Err(RuntimeError::Passenger {
-            resource: name.into(),
-            detail: format!("build {} exited with {}: {last}", argv.join(" "), done.status.code().unwrap_or(-1)),
-        });
+        let detail = format!("build {} exited with {}: {last}", argv.join(" "), done.status.code().unwrap_or(-1));
+        if crate::fault::text_is_fault(&done.tail) {
+            return Err(RuntimeError::Host { resource: name.into(), detail });
+        }
+        return Err(verdict(name, detail));
     }
     Ok(done.tail)
 }

@@ -60,6 +60,27 @@ pub enum SourceError {
     Mirror { path: PathBuf, detail: String },
 }
 
+impl crate::fault::Classify for SourceError {
+    /// The remote, its host keys, the mirror on disk and a selector that picks nothing are
+    /// faults (no revision is judged); a revision lacking `source.path` or a valid signature
+    /// is a verdict on that revision.
+    fn class(&self) -> crate::fault::Class {
+        use crate::fault::Class;
+        match self {
+            SourceError::Unreachable { .. }
+            | SourceError::AuthRefused { .. }
+            | SourceError::UnknownHostKey { .. }
+            | SourceError::ChangedHostKey { .. }
+            | SourceError::RevokedHostKey { .. }
+            | SourceError::RefNotFound { .. }
+            | SourceError::NoMatchingTag { .. }
+            | SourceError::CommitNotFound { .. }
+            | SourceError::Mirror { .. } => Class::Fault,
+            SourceError::PathNotFound { .. } | SourceError::SignatureRefused { .. } => Class::Verdict,
+        }
+    }
+}
+
 /// How a ref moved during a fetch.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -400,6 +421,38 @@ impl GitSource {
                 resolved.reference.as_deref().unwrap_or("the tag")
             ))),
             _ => verify::verify_commit(&repo, resolved.commit, allowed_signers).map_err(refuse),
+        }
+    }
+
+    /// Verify a revision that was not just resolved from the selector (a rollback target, a
+    /// pin, a retry): as `verify` would judge it. For tag and semver selectors a signed,
+    /// trusted annotated tag must point at the commit; for branches the commit itself must
+    /// be signed by a trusted key.
+    pub fn verify_revision(&self, commit: Oid, allowed_signers: &Path) -> Result<String, SourceError> {
+        let repo = self.repo()?;
+        let refuse = |detail: String| SourceError::SignatureRefused { revision: commit.to_string(), detail };
+        match &self.selector {
+            RefSelector::Tag(_) | RefSelector::Semver(_) => {
+                let mut why = Vec::new();
+                for name in self.tags_at(commit)? {
+                    let Ok(r) = repo.find_reference(&format!("refs/tags/{name}")) else { continue };
+                    let Some(target) = r.target() else { continue };
+                    if repo.find_tag(target).is_err() {
+                        why.push(format!("{name} is a lightweight tag"));
+                        continue;
+                    }
+                    match verify::verify_tag(&repo, target, allowed_signers) {
+                        Ok(signer) => return Ok(signer),
+                        Err(e) => why.push(format!("{name}: {e}")),
+                    }
+                }
+                Err(refuse(if why.is_empty() {
+                    "no tag points at it, so nothing vouches for it (source.verify with a tag selector trusts signed tags)".into()
+                } else {
+                    format!("no trusted signed tag points at it ({})", why.join("; "))
+                }))
+            }
+            _ => verify::verify_commit(&repo, commit, allowed_signers).map_err(refuse),
         }
     }
 

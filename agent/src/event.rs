@@ -1,0 +1,50 @@
+//! What the reconciler consumes: a closed set of events (timer, ref change, webhook, control
+//! command, shutdown) and the control commands with their reply channels. Kept below both the
+//! reconciler and the control socket, so that neither imports the other.
+
+use tokio::sync::oneshot;
+
+use crate::config::LoadedConfig;
+use crate::state::HistoryEntry;
+use crate::wire::{DiffView, StatusView, SyncView};
+
+/// Everything the reconciler reacts to.
+pub enum Event {
+    /// The poll timer fired (or SIGUSR1).
+    Tick,
+    /// A watched local repository's refs changed.
+    RefChanged,
+    /// A push notification arrived.
+    Webhook,
+    /// A request from `agentctl`.
+    Control(Command),
+    /// SIGTERM / SIGINT: stop between steps.
+    Shutdown,
+}
+
+/// Requests that change or need the reconciler's state.
+pub enum Command {
+    Sync {
+        retry: bool,
+        reply: oneshot::Sender<SyncView>,
+    },
+    Diff {
+        reply: oneshot::Sender<Result<DiffView, String>>,
+    },
+    Rollback {
+        revision: Option<String>,
+        reply: oneshot::Sender<Result<SyncView, String>>,
+    },
+    Pause {
+        reply: oneshot::Sender<StatusView>,
+    },
+    Resume {
+        reply: oneshot::Sender<StatusView>,
+    },
+    History {
+        limit: Option<usize>,
+        reply: oneshot::Sender<Vec<HistoryEntry>>,
+    },
+    /// A new, already validated config (SIGHUP).
+    Reload(Box<LoadedConfig>),
+}

@@ -1,0 +1,337 @@
+//! Apply: read the revision, plan against what the drivers observe, carry the plan out in
+//! journalled waves, gate what changed, commit. A verdict goes to `revert`; a fault leaves
+//! the journal on disk and ends the cycle `Degraded`, to be finished once it clears.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use desired_state_schema::{DesiredState, Kind, Resource};
+use futures_util::StreamExt;
+use tokio::sync::broadcast;
+
+use crate::fault::Classify;
+use crate::health;
+use crate::plan::{self, Action, Plan};
+use crate::revision::Revision;
+use crate::runtime::Drivers;
+use crate::state::{now_rfc3339, Journal, Outcome, Phase, STATE_VERSION};
+
+use super::record::{Exit, Record};
+use super::{CycleError, CycleResult, Reconciler};
+
+/// At most this many steps of one wave run at once (Docker serialises much of the rest).
+const PARALLEL_STEPS: usize = 16;
+
+impl Reconciler {
+    /// Read and validate the desired state of `revision` (from Git objects).
+    pub(super) async fn load_revision(&self, revision: &Revision) -> Result<DesiredState, CycleError> {
+        let src = self.source.clone();
+        let path = self.cfg.config.source.path.clone();
+        let oid = revision.oid().ok_or_else(|| CycleError::Refused(format!("{revision} is not a commit id")))?;
+        let files = tokio::task::spawn_blocking(move || src.read_state(oid, &path)).await??;
+        let env = self.cfg.config.environment.clone();
+        Ok(desired_state_schema::load(&files, env.as_deref())?)
+    }
+
+    /// Observe the host and plan the way to `state` (the state of `revision`).
+    pub(super) async fn plan_for(&mut self, revision: &Revision, state: &DesiredState) -> Result<Plan, CycleError> {
+        let needed: Vec<Kind> = state.resources.iter().map(|r| r.kind).collect();
+        let observation = self.drivers.observe(&needed).await?;
+        self.observed = observation.resources;
+        let ordered = state.in_dependency_order();
+        // Host-side inputs (image ids, env file digests) are looked up concurrently, in order.
+        let drivers = &self.drivers;
+        let inputs: Vec<_> = futures_util::stream::iter(
+            ordered.iter().map(|r| async move { drivers.get(r.kind)?.inputs(r, revision).await }),
+        )
+        .buffered(PARALLEL_STEPS)
+        .collect()
+        .await;
+        let mut desired: Vec<(&Resource, String)> = Vec::with_capacity(ordered.len());
+        for (r, inputs) in ordered.into_iter().zip(inputs) {
+            desired.push((r, plan::spec_hash(r, &inputs?)));
+        }
+        self.desired_resources = state.resources.iter().map(|r| (r.kind, r.name().to_string())).collect();
+        Ok(plan::plan(&desired, &self.observed, &observation.kinds))
+    }
+
+    /// Carry out `plan` for `revision`, journalling each wave before it runs. `journal` is
+    /// already on disk (written by the caller before anything changes).
+    pub(super) async fn execute(
+        &mut self,
+        journal: &mut Journal,
+        revision: &Revision,
+        state: &DesiredState,
+        plan: &Plan,
+    ) -> Result<(), CycleError> {
+        let operation = journal.operation.clone();
+        let drivers = &self.drivers;
+        for wave in plan::waves(plan, &state.resources, &|k| drivers.parallel(k)) {
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(CycleError::Stopping);
+            }
+            let lines: Vec<String> =
+                wave.iter().map(|s| format!("{} {}/{}", plan::action_word(s.action), s.kind, s.name)).collect();
+            journal.next = Some(lines.join("; "));
+            self.store.write_journal(journal)?;
+            for (step, line) in wave.iter().zip(&lines) {
+                self.say(format!("{operation} {}: {line} ({})", revision.short(), step.reason));
+            }
+            // The steps of a wave run at once (bounded); a failure lets the others finish, so
+            // no step is left half-done, and the first failure (a fault before a verdict) is
+            // reported.
+            let progress = &self.progress;
+            let mut results: Vec<(usize, Result<(), CycleError>)> = futures_util::stream::iter(
+                wave.iter()
+                    .enumerate()
+                    .map(|(i, step)| async move { (i, run_step(drivers, state, revision, step, progress).await) }),
+            )
+            .buffer_unordered(PARALLEL_STEPS)
+            .collect()
+            .await;
+            results.sort_by_key(|(i, _)| *i);
+            let mut failure: Option<CycleError> = None;
+            for (i, result) in results {
+                match result {
+                    Ok(()) => {
+                        journal.done.push(lines[i].clone());
+                        self.health.remove(&(wave[i].kind, wave[i].name.clone()));
+                    }
+                    Err(e) => {
+                        if failure.as_ref().is_none_or(|f| !f.is_fault() && e.is_fault()) {
+                            failure = Some(e);
+                        }
+                    }
+                }
+            }
+            journal.next = None;
+            self.store.write_journal(journal)?;
+            if let Some(f) = failure {
+                return Err(f);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gate the resources `plan` changed (all of them with `gate_all`), then let each driver
+    /// commit them (NixOS: the boot default is set only now).
+    pub(super) async fn gate_and_commit(
+        &mut self,
+        state: &DesiredState,
+        plan: &Plan,
+        gate_all: bool,
+    ) -> Result<(), CycleError> {
+        let changed: Vec<&Resource> = state
+            .resources
+            .iter()
+            .filter(|r| {
+                gate_all || plan.changes().any(|s| s.kind == r.kind && s.name == r.name() && s.action != Action::Remove)
+            })
+            .collect();
+        let gated: Vec<&Resource> =
+            changed.iter().copied().filter(|r| self.drivers.get(r.kind).is_ok_and(|d| d.gated(r))).collect();
+        self.gate(&gated).await?;
+        for r in changed {
+            self.drivers.get(r.kind)?.commit(r).await?;
+        }
+        Ok(())
+    }
+
+    /// Gate `resources`; records health per resource.
+    async fn gate(&mut self, resources: &[&Resource]) -> Result<(), CycleError> {
+        if resources.is_empty() {
+            return Ok(());
+        }
+        self.say(format!("health gate: {} resource(s)", resources.len()));
+        crate::failpoint::hit("gate");
+        let progress = self.progress.clone();
+        let report = move |line: String| {
+            tracing::info!(target: "driftless", "{line}");
+            let _ = progress.send(line);
+        };
+        let result = health::gate(&self.drivers, &self.cfg.config.health, resources, &report).await;
+        match result {
+            Ok(()) => {
+                for r in resources {
+                    self.health.insert((r.kind, r.name().to_string()), true);
+                }
+                Ok(())
+            }
+            Err(f) => {
+                self.metrics.health_failures.inc();
+                for r in resources {
+                    let ok = r.name() != f.resource;
+                    self.health.insert((r.kind, r.name().to_string()), ok);
+                }
+                Err(CycleError::Gate(f))
+            }
+        }
+    }
+
+    /// A verdict-looking failure while a driver of `state` is unreachable is that fault (a
+    /// container "exits" because the engine stopped; a gate fails because the engine is
+    /// gone). Asked twice, a second apart, so that an engine on its way down is caught.
+    pub(super) async fn classify(&self, e: CycleError, state: &DesiredState) -> CycleError {
+        if e.is_fault() || matches!(e, CycleError::Invalid(_)) {
+            return e;
+        }
+        let kinds: Vec<Kind> = state.resources.iter().map(|r| r.kind).collect();
+        for wait in [Duration::ZERO, Duration::from_secs(1)] {
+            tokio::time::sleep(wait).await;
+            if let Some(fault) = self.drivers.fault(&kinds).await {
+                tracing::info!("{e}: judged a fault, not a verdict: {fault}");
+                return CycleError::Runtime(fault);
+            }
+        }
+        e
+    }
+
+    /// Apply `revision`, gate it, commit or revert. `gate_all`: gate every resource, not only
+    /// the changed ones (after a crash or a fault, which were gated is unknown).
+    pub(super) async fn apply_revision(&mut self, revision: &Revision, gate_all: bool) -> CycleResult {
+        let started = (now_rfc3339(), Instant::now());
+        let state = match self.load_revision(revision).await {
+            Ok(s) => s,
+            Err(e) if e.is_fault() => {
+                return self.finish(Exit::Fault {
+                    error: e,
+                    context: Some(format!("reading {}", revision.short())),
+                    record: None,
+                })
+            }
+            Err(e) => {
+                if !self.state.invalid.iter().any(|i| i == revision.as_str()) {
+                    self.state.invalid.push(revision.to_string());
+                }
+                let msg = format!("revision {} is invalid and was not applied:\n{e}", revision.short());
+                self.say(msg.clone());
+                self.state.phase = Phase::Invalid;
+                self.state.message = Some(msg.clone());
+                let _ = self.store.clear_journal();
+                return self.finish(Exit::Judged(Record::new(revision, Outcome::Invalid, Vec::new(), msg, &started)));
+            }
+        };
+        self.state.phase = Phase::Progressing;
+        self.state.message = Some(format!("applying {}", revision.short()));
+        self.save();
+        let plan = match self.plan_for(revision, &state).await {
+            Ok(p) => p,
+            Err(e) => {
+                let e = self.classify(e, &state).await;
+                if e.is_fault() {
+                    return self.finish(Exit::Fault {
+                        error: e,
+                        context: Some(format!("applying {}", revision.short())),
+                        record: None,
+                    });
+                }
+                return self.revert_after_failure(revision, e.to_string(), started, Vec::new()).await;
+            }
+        };
+        let changes = plan.summary();
+        let mut journal = Journal {
+            version: STATE_VERSION,
+            operation: "apply".into(),
+            revision: revision.to_string(),
+            started: now_rfc3339(),
+            done: Vec::new(),
+            next: None,
+            failed: None,
+            why: None,
+        };
+        if let Err(e) = self.store.write_journal(&journal) {
+            return self.finish(Exit::Fault {
+                error: e.into(),
+                context: Some(format!("applying {}", revision.short())),
+                record: None,
+            });
+        }
+        let mut result = self.execute(&mut journal, revision, &state, &plan).await;
+        if result.is_ok() {
+            self.publish_observation().await;
+            result = self.gate_and_commit(&state, &plan, gate_all).await;
+        }
+        if let Err(e) = result {
+            if matches!(e, CycleError::Stopping) {
+                return CycleResult { outcome: None, message: Some(e.to_string()), fault: false };
+            }
+            let e = self.classify(e, &state).await;
+            if e.is_fault() {
+                // The journal stays: the apply is finished like after a crash once it clears.
+                self.publish_observation().await;
+                return self.finish(Exit::Fault {
+                    error: e,
+                    context: Some(format!(
+                        "applying {} (interrupted; finished once the fault clears)",
+                        revision.short()
+                    )),
+                    record: None,
+                });
+            }
+            return self.revert_after_failure(revision, e.to_string(), started, changes).await;
+        }
+        self.publish_observation().await;
+        // Commit: the revision is good.
+        self.pin_good(revision).await;
+        self.state.applied = Some(revision.to_string());
+        self.state.last_good = Some(revision.to_string());
+        self.state.drift.clear();
+        self.state.phase = if self.state.pinned.is_some() { Phase::Paused } else { Phase::Synced };
+        self.state.message = self.state.pinned.as_deref().map(|p| {
+            format!(
+                "pinned to {} by agentctl rollback; agentctl resume follows the source again",
+                crate::revision::short(p)
+            )
+        });
+        let _ = self.store.clear_journal();
+        let mut msg =
+            if changes.is_empty() { "nothing to change".to_string() } else { format!("{} change(s)", changes.len()) };
+        for r in &state.resources {
+            if let Some(d) = self.drivers.get(r.kind).ok().and_then(|d| d.describe(r)) {
+                msg.push_str(&format!("; {d}"));
+            }
+        }
+        self.say(format!("applied {}: {msg}", revision.short()));
+        self.finish(Exit::Judged(Record::new(revision, Outcome::Applied, changes, msg, &started)))
+    }
+
+    pub(super) async fn publish_observation(&mut self) {
+        let kinds: Vec<Kind> = self.drivers.kinds().collect();
+        if let Ok(o) = self.drivers.observe(&kinds).await {
+            self.observed = o.resources;
+        }
+        self.publish();
+    }
+}
+
+/// Carry out one step of a plan.
+async fn run_step(
+    drivers: &Drivers,
+    state: &DesiredState,
+    revision: &Revision,
+    step: &plan::Step,
+    progress: &broadcast::Sender<String>,
+) -> Result<(), CycleError> {
+    let driver = drivers.get(step.kind)?;
+    match step.action {
+        Action::Remove => driver.remove(&step.name).await?,
+        Action::Create | Action::Replace | Action::Repair => {
+            let r = state.resources.iter().find(|r| r.kind == step.kind && r.name() == step.name).ok_or_else(|| {
+                CycleError::Refused(format!(
+                    "{} {}/{}: not in the desired state",
+                    plan::action_word(step.action),
+                    step.kind,
+                    step.name
+                ))
+            })?;
+            let log = move |line: String| {
+                crate::sdnotify::progress();
+                tracing::info!(target: "driftless", "{line}");
+                let _ = progress.send(line);
+            };
+            driver.converge(r, revision, &log).await?;
+        }
+        Action::Unchanged => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! The reconciler: the one task that owns the agent's state. It consumes a closed set of
+//! events (`crate::event`: timer, ref change, webhook, control command, shutdown) and runs
+//! reconcile cycles:
+//!
+//! select (fetch, resolve, verify) → read and validate the desired state → observe → plan →
+//! apply (each step journalled first) → gate → commit (last good) or revert.
+//!
+//! Every error is typed (`CycleError`) and is either a verdict on the revision or a fault of
+//! the host or network (`crate::fault`). Only verdicts fail a revision and revert; a fault
+//! leaves the host as it is, the journal (if an apply was under way) on disk, the phase
+//! `Degraded`, and the next cycle comes after a backoff (1 s doubling, capped at
+//! `source.interval`). A cycle that finds a journal finishes it first, like after a crash.
+//!
+//! Files: `cycle` (one cycle: select and decide; `diff`, `rollback`), `apply` (plan, the
+//! journalled waves, the gate, commit), `revert` (revert, journal recovery, drift), `record`
+//! (the one way out of a cycle: state saved, history recorded, status published). Blocking
+//! work (git2, the file system) runs in `spawn_blocking`. Readers of the status never wait
+//! for a cycle: a snapshot is published on a watch channel after every change.
+
+mod apply;
+mod cycle;
+mod error;
+mod record;
+mod revert;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use desired_state_schema::Kind;
+use tokio::sync::{broadcast, mpsc, watch};
+
+pub use crate::event::{Command, Event};
+pub use crate::revision::short;
+pub use error::CycleError;
+
+use crate::config::LoadedConfig;
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::plan::Observed;
+use crate::runtime::Drivers;
+use crate::source::GitSource;
+use crate::state::{AgentState, Outcome, Phase, StateError, Store, STATE_VERSION};
+use crate::wire::{StatusView, SyncView};
+
+/// Why the agent cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
+    #[error("cannot create state_dir {path}: {source}")]
+    StateDir { path: String, source: std::io::Error },
+}
+
+/// How a cycle ended, for `sync` and `--once`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CycleResult {
+    /// What happened to a revision (`None`: nothing was judged).
+    pub outcome: Option<Outcome>,
+    pub message: Option<String>,
+    /// The cycle met a fault of the host or network (it is retried with backoff).
+    pub fault: bool,
+}
+
+/// What started a cycle (recorded in the history).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Start,
+    Poll,
+    Watch,
+    Webhook,
+    Manual,
+    /// Drift seen by a poll (recorded for drift repairs).
+    Drift,
+}
+
+pub struct Reconciler {
+    /// The agent config in force (replaced on SIGHUP).
+    cfg: LoadedConfig,
+    /// The Git mirror and ref selection.
+    source: GitSource,
+    /// One driver per kind of resource.
+    drivers: Drivers,
+    /// `state.json` and `journal.json`.
+    store: Store,
+    /// What survives a restart (revisions, phase, history, fault in force).
+    state: AgentState,
+    /// Held for the life of the reconciler: one agent per `state_dir`.
+    _lock: crate::lock::StateLock,
+    /// Per resource: health as last seen by a gate (`true` healthy).
+    health: std::collections::BTreeMap<(Kind, String), bool>,
+    /// The last observation of the host (for `status`).
+    observed: Vec<Observed>,
+    /// The resources of the last loaded desired state (for `status`).
+    desired_resources: Vec<(Kind, String)>,
+    /// When the next poll is due (for `status`).
+    next_sync: Option<SystemTime>,
+    status_tx: watch::Sender<StatusView>,
+    /// Progress lines for `sync --wait` and the log.
+    progress: broadcast::Sender<String>,
+    /// `agentd --dry-run`: select and validate revisions, apply nothing.
+    dry_run: bool,
+    /// Set on SIGTERM: applies stop between steps.
+    stop: Arc<AtomicBool>,
+    /// Force-pushes and deleted refs seen since the last history entry, for the next one.
+    ref_notes: Vec<String>,
+    metrics: Arc<Metrics>,
+    notifier: Notifier,
+    /// The phase and message when the current cycle began (what a fault covers).
+    cycle_start: (Phase, Option<String>),
+    /// What started the current cycle.
+    trigger: Trigger,
+}
+
+impl Reconciler {
+    /// Take the lock on `state_dir`, load the state, publish a first status.
+    pub fn new(cfg: LoadedConfig, drivers: Drivers) -> Result<(Reconciler, watch::Receiver<StatusView>), StartError> {
+        let dir = cfg.config.state_dir.clone();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StartError::StateDir { path: dir.display().to_string(), source: e })?;
+        let lock = crate::lock::lock(&dir)?;
+        let store = Store::new(&dir);
+        let mut state = store.load()?;
+        state.version = STATE_VERSION;
+        let source = GitSource::new(&cfg);
+        let (status_tx, status_rx) = watch::channel(StatusView::default());
+        let (progress, _) = broadcast::channel(256);
+        let notifier = Notifier::new(cfg.config.notify.iter().map(|n| n.url.clone()).collect());
+        let r = Reconciler {
+            cfg,
+            source,
+            drivers,
+            store,
+            cycle_start: (state.phase, state.message.clone()),
+            state,
+            _lock: lock,
+            health: Default::default(),
+            observed: Vec::new(),
+            desired_resources: Vec::new(),
+            next_sync: None,
+            status_tx,
+            progress,
+            dry_run: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            ref_notes: Vec::new(),
+            metrics: Metrics::new(),
+            notifier,
+            trigger: Trigger::Start,
+        };
+        r.publish();
+        Ok((r, status_rx))
+    }
+
+    pub fn progress(&self) -> broadcast::Sender<String> {
+        self.progress.clone()
+    }
+
+    /// Set when a shutdown is asked for; applies stop between steps.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    pub fn config(&self) -> &LoadedConfig {
+        &self.cfg
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// `agentd --dry-run`: from now on, select and validate revisions but apply nothing.
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
+    }
+
+    /// Replace the config (SIGHUP); the Git source follows the new one.
+    pub fn reload(&mut self, cfg: LoadedConfig) {
+        self.source = GitSource::new(&cfg);
+        self.notifier = Notifier::new(cfg.config.notify.iter().map(|n| n.url.clone()).collect());
+        self.cfg = cfg;
+        self.say("config reloaded".into());
+        self.publish();
+    }
+
+    /// A progress line: to the log, to `sync --wait`, and as progress for the watchdog.
+    fn say(&self, line: String) {
+        crate::sdnotify::progress();
+        tracing::info!(target: "driftless", "{line}");
+        let _ = self.progress.send(line);
+    }
+
+    pub fn set_next_sync(&mut self, at: Option<SystemTime>) {
+        self.next_sync = at;
+        self.publish();
+    }
+
+    /// How long to wait before the next cycle: the poll interval (jittered), or, while a
+    /// fault lasts, a backoff of 1 s doubling per faulty cycle, capped at the interval.
+    pub fn next_wait(&self) -> Duration {
+        let interval = self.cfg.config.source.interval.as_std();
+        match &self.state.fault {
+            Some(f) => {
+                let exp = f.cycles.saturating_sub(1).min(16);
+                Duration::from_secs(1u64 << exp).min(interval)
+            }
+            None => jittered(interval, &self.cfg.host),
+        }
+    }
+
+    /// Handle one event. Returns `false` when the agent should stop.
+    pub async fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Tick => {
+                self.reconcile(Trigger::Poll, false).await;
+            }
+            Event::RefChanged => {
+                self.reconcile(Trigger::Watch, false).await;
+            }
+            Event::Webhook => {
+                self.reconcile(Trigger::Webhook, false).await;
+            }
+            Event::Control(cmd) => self.command(cmd).await,
+            Event::Shutdown => return false,
+        }
+        true
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Sync { retry, reply } => {
+                let r = self.reconcile(Trigger::Manual, retry).await;
+                let _ = reply.send(self.sync_view(r));
+            }
+            Command::Diff { reply } => {
+                let _ = reply.send(self.diff().await.map_err(|e| e.to_string()));
+            }
+            Command::Rollback { revision, reply } => {
+                let r = self.rollback(revision).await;
+                let _ = reply.send(r.map(|r| self.sync_view(r)).map_err(|e| e.to_string()));
+            }
+            Command::Pause { reply } => {
+                self.state.paused = true;
+                self.state.message = Some("paused by agentctl pause; agentctl resume restarts reconciliation".into());
+                self.say("paused".into());
+                self.save();
+                let _ = reply.send(self.status());
+            }
+            Command::Resume { reply } => {
+                self.state.paused = false;
+                self.state.pinned = None;
+                self.state.message = None;
+                self.say("resumed".into());
+                self.save();
+                self.reconcile(Trigger::Manual, false).await;
+                let _ = reply.send(self.status());
+            }
+            Command::History { limit, reply } => {
+                let n = limit.unwrap_or(usize::MAX);
+                let _ = reply.send(self.state.history.iter().take(n).cloned().collect());
+            }
+            Command::Reload(cfg) => self.reload(*cfg),
+        }
+    }
+
+    fn sync_view(&self, r: CycleResult) -> SyncView {
+        let result = match r.outcome {
+            None => "none",
+            Some(Outcome::Applied) => "applied",
+            Some(Outcome::RolledBack) => "rolled_back",
+            Some(Outcome::Failed) => "failed",
+            Some(Outcome::Invalid) => "invalid",
+            Some(Outcome::DriftRepaired) => "drift_repaired",
+        };
+        SyncView {
+            phase: self.status().phase,
+            revision: self.state.applied.clone(),
+            result: result.into(),
+            message: r.message.or_else(|| self.state.message.clone()),
+        }
+    }
+}
+
+/// Drive the reconciler from an event channel until shutdown. The caller has sent `READY=1`
+/// (the control socket answers) and started the watchdog heartbeat; this loop reports
+/// progress on every turn, so only a stuck cycle starves the watchdog.
+pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
+    r.reconcile(Trigger::Start, false).await;
+    loop {
+        // Read each time: SIGHUP may have changed `source.interval`; a fault shortens it.
+        let wait = r.next_wait();
+        let due = tokio::time::Instant::now() + wait;
+        r.set_next_sync(SystemTime::now().checked_add(wait));
+        let event = loop {
+            crate::sdnotify::progress();
+            let nap = Duration::from_secs(1).min(due.saturating_duration_since(tokio::time::Instant::now()));
+            tokio::select! {
+                e = events.recv() => break e,
+                _ = tokio::time::sleep(nap) => {
+                    if tokio::time::Instant::now() >= due {
+                        break Some(Event::Tick);
+                    }
+                }
+            }
+        };
+        let Some(event) = event else { break };
+        if !r.handle(event).await {
+            break;
+        }
+    }
+    crate::sdnotify::stopping();
+    r.say("agentd stopped".into());
+}
+
+/// The poll period with up to ±10% jitter, so a fleet does not poll in the same second.
+pub fn jittered(interval: Duration, host: &str) -> Duration {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let seed = host.bytes().fold(u64::from(nanos), |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let spread = interval.as_millis() as u64 / 10;
+    if spread == 0 {
+        return interval;
+    }
+    let offset = seed % (2 * spread + 1);
+    interval + Duration::from_millis(offset) - Duration::from_millis(spread)
+}

@@ -1,0 +1,284 @@
+//! The way out of a cycle: `finish` saves the state, records the history entry (and its
+//! notification), and publishes the status — on every path, a fault included. Also the
+//! status snapshot itself and the phase bookkeeping around faults.
+
+use std::time::Instant;
+
+use crate::fault::Classify;
+use crate::notify::Notification;
+use crate::plan::RunState;
+use crate::revision::{short, Revision};
+use crate::state::{now_rfc3339, FaultNote, HistoryEntry, Outcome, Phase};
+use crate::wire::{ResourceView, SourceView, StatusView};
+
+use super::{CycleError, CycleResult, Reconciler, Trigger};
+
+/// A history entry to record on the way out.
+pub(super) struct Record {
+    pub revision: Revision,
+    pub outcome: Outcome,
+    pub changes: Vec<String>,
+    pub message: String,
+    /// When the work began (RFC 3339) and its clock.
+    pub started: (String, Instant),
+}
+
+impl Record {
+    pub fn new(
+        revision: &Revision,
+        outcome: Outcome,
+        changes: Vec<String>,
+        message: String,
+        started: &(String, Instant),
+    ) -> Record {
+        Record { revision: revision.clone(), outcome, changes, message, started: started.clone() }
+    }
+}
+
+/// How a cycle ends.
+pub(super) enum Exit {
+    /// Nothing was judged; the phase is settled from where the host stands.
+    Idle(Option<String>),
+    /// A revision was judged (applied, rolled back, failed, invalid) or drift repaired; the
+    /// path has set the phase.
+    Judged(Record),
+    /// A fault of the host or network: nothing judged, `Degraded`, retried with backoff.
+    /// `context` (e.g. "rolling back to …") goes before the fault in the message; `record`
+    /// is what the cycle did before it (a drift repair while the source was down).
+    Fault { error: CycleError, context: Option<String>, record: Option<Record> },
+}
+
+impl Reconciler {
+    /// Every way out of a cycle: fault bookkeeping, history, state saved, status published.
+    pub(super) fn finish(&mut self, exit: Exit) -> CycleResult {
+        match exit {
+            Exit::Fault { error, context, record } => {
+                if let Some(r) = record {
+                    self.history(r);
+                }
+                debug_assert!(error.is_fault(), "only faults are reported as faults: {error}");
+                let message = match context {
+                    Some(c) => format!("{c}: {error}"),
+                    None => error.to_string(),
+                };
+                let message = format!(
+                    "{message} — a fault of the host or network, not of the revision: nothing is marked failed or reverted for it; retrying with backoff"
+                );
+                self.metrics.faults.inc();
+                let note = match self.state.fault.take() {
+                    Some(mut f) => {
+                        f.cycles += 1;
+                        f.message = message.clone();
+                        f
+                    }
+                    None => {
+                        self.say(format!("fault: {message}"));
+                        FaultNote {
+                            message: message.clone(),
+                            since: now_rfc3339(),
+                            cycles: 1,
+                            phase_before: self.cycle_start.0,
+                            message_before: self.cycle_start.1.clone(),
+                        }
+                    }
+                };
+                self.state.fault = Some(note);
+                self.state.phase = Phase::Degraded;
+                self.state.message = Some(message.clone());
+                self.save();
+                CycleResult { outcome: None, message: Some(message), fault: true }
+            }
+            Exit::Idle(message) => {
+                self.clear_fault();
+                self.settle_phase();
+                self.save();
+                CycleResult { outcome: None, message: message.or_else(|| self.state.message.clone()), fault: false }
+            }
+            Exit::Judged(record) => {
+                self.clear_fault();
+                let outcome = record.outcome;
+                let message = record.message.clone();
+                self.history(record);
+                self.save();
+                CycleResult { outcome: Some(outcome), message: Some(message), fault: false }
+            }
+        }
+    }
+
+    /// A cycle met no fault: forget the one in force, and put back the phase it covered
+    /// (unless the cycle has set another).
+    fn clear_fault(&mut self) {
+        let Some(f) = self.state.fault.take() else { return };
+        self.say(format!("fault cleared after {} cycle(s) (since {})", f.cycles, f.since));
+        if self.state.phase == Phase::Degraded && self.state.message.as_deref() == Some(f.message.as_str()) {
+            self.state.phase = f.phase_before;
+            self.state.message = f.message_before;
+        }
+    }
+
+    /// After a cycle with nothing to judge: the phase that describes where the host is.
+    fn settle_phase(&mut self) {
+        if self.state.paused || self.state.pinned.is_some() {
+            return;
+        }
+        let desired = self.state.desired.clone();
+        if desired.as_ref().is_some_and(|d| self.state.failed.contains(d) || self.state.invalid.contains(d)) {
+            return;
+        }
+        let up_to_date = desired.is_some() && self.state.applied == desired;
+        if up_to_date && matches!(self.state.phase, Phase::Progressing | Phase::Failed | Phase::Synced) {
+            self.state.phase = Phase::Synced;
+            self.state.message = if self.state.drift.is_empty() {
+                None
+            } else {
+                Some(format!("drift (not repaired, drift: report): {}", self.state.drift.join("; ")))
+            };
+        }
+    }
+
+    pub(super) fn save(&mut self) {
+        if let Err(e) = self.store.save(&self.state) {
+            tracing::error!("{e}");
+        }
+        self.publish();
+    }
+
+    /// Publish the status snapshot (and the phase to metrics and systemd).
+    pub(super) fn publish(&self) {
+        let status = self.status();
+        let phase = if self.state.paused { Phase::Paused } else { self.state.phase };
+        self.metrics.set_phase(phase);
+        self.metrics.set_revisions(self.state.applied.as_deref(), self.state.last_good.as_deref());
+        self.metrics.drift_unrepaired.set(i64::try_from(self.state.drift.len()).unwrap_or(i64::MAX));
+        crate::sdnotify::status(&format!(
+            "{} {}{}",
+            status.phase,
+            status.applied_revision.as_deref().map(short).unwrap_or("-"),
+            status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+        ));
+        let _ = self.status_tx.send(status);
+    }
+
+    pub fn status(&self) -> StatusView {
+        let c = &self.cfg.config;
+        let mut resources: Vec<ResourceView> = Vec::new();
+        let mut names: Vec<(desired_state_schema::Kind, String)> = self.desired_resources.clone();
+        for o in &self.observed {
+            if !names.contains(&(o.kind, o.name.clone())) {
+                names.push((o.kind, o.name.clone()));
+            }
+        }
+        for (kind, name) in names {
+            let o = self.observed.iter().find(|o| o.kind == kind && o.name == name);
+            let state = match o.map(|o| &o.state) {
+                Some(RunState::Running) => "running",
+                Some(RunState::NotRunning) => "stopped",
+                None => "missing",
+            };
+            let health = match self.health.get(&(kind, name.clone())) {
+                Some(true) => "healthy",
+                Some(false) => "unhealthy",
+                None => "unknown",
+            };
+            resources.push(ResourceView {
+                kind: kind.to_string(),
+                name,
+                state: state.into(),
+                health: health.into(),
+                revision: o.map(|o| o.revision.clone()).filter(|r| !r.is_empty()),
+            });
+        }
+        StatusView {
+            host: self.cfg.host.clone(),
+            environment: c.environment.clone(),
+            source: SourceView {
+                url: c.source.url.clone(),
+                reference: self.cfg.selector.to_string(),
+                path: c.source.path.clone(),
+            },
+            phase: if self.state.paused { Phase::Paused.to_string() } else { self.state.phase.to_string() },
+            desired_revision: self.state.desired.clone(),
+            applied_revision: self.state.applied.clone(),
+            last_good_revision: self.state.last_good.clone(),
+            failed_revisions: self.state.failed.clone(),
+            paused: self.state.paused,
+            pinned_revision: self.state.pinned.clone(),
+            last_sync: self.state.last_sync.clone(),
+            next_sync: self.next_sync.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            message: self.state.message.clone(),
+            resources,
+        }
+    }
+
+    fn history(&mut self, record: Record) {
+        let Record { revision, outcome, changes, message, started } = record;
+        let message = if self.ref_notes.is_empty() {
+            message
+        } else {
+            format!("{}; {message}", std::mem::take(&mut self.ref_notes).join("; "))
+        };
+        match outcome {
+            Outcome::Applied => self.metrics.deployments.inc(),
+            Outcome::RolledBack => self.metrics.rollbacks.inc(),
+            Outcome::DriftRepaired => self.metrics.drift_repairs.inc(),
+            Outcome::Failed | Outcome::Invalid => 0,
+        };
+        let event = match outcome {
+            Outcome::Applied => "deployed",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Failed if self.state.phase == Phase::Degraded => "degraded",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+            Outcome::DriftRepaired => "drift_repaired",
+        };
+        self.notify(event, revision.as_str(), &message);
+        let entry = HistoryEntry {
+            started: started.0,
+            finished: now_rfc3339(),
+            revision: Some(revision.to_string()),
+            result: outcome,
+            changes,
+            message,
+            duration_ms: u64::try_from(started.1.elapsed().as_millis()).unwrap_or(u64::MAX),
+            trigger: Some(
+                trigger_word(if outcome == Outcome::DriftRepaired { Trigger::Drift } else { self.trigger }).to_string(),
+            ),
+        };
+        let limit = self.cfg.config.history_limit;
+        self.state.record(entry, limit);
+    }
+
+    /// Send `event` for `revision` unless it was sent before.
+    fn notify(&mut self, event: &str, revision: &str, message: &str) {
+        if self.notifier.is_empty() {
+            return;
+        }
+        let key = format!("{event}:{revision}");
+        if self.state.notified.contains(&key) {
+            return;
+        }
+        self.state.notified.push_back(key);
+        while self.state.notified.len() > 256 {
+            self.state.notified.pop_front();
+        }
+        self.notifier.send(Notification {
+            event: event.to_string(),
+            host: self.cfg.host.clone(),
+            environment: self.cfg.config.environment.clone(),
+            revision: Some(revision.to_string()),
+            message: message.to_string(),
+            time: now_rfc3339(),
+        });
+    }
+}
+
+fn trigger_word(t: Trigger) -> &'static str {
+    match t {
+        Trigger::Start => "start",
+        Trigger::Poll => "poll",
+        Trigger::Watch => "watch",
+        Trigger::Webhook => "webhook",
+        Trigger::Manual => "manual",
+        Trigger::Drift => "drift",
+    }
+}

@@ -1,0 +1,264 @@
+//! Putting the host back: revert to the last good revision after a verdict, finish what a
+//! journal left (a crash, or a fault mid-apply or mid-revert), and drift — re-observe between
+//! revisions and put back what was changed by hand (or only report it).
+
+use std::time::Instant;
+
+use desired_state_schema::DesiredState;
+
+use crate::config::DriftMode;
+use crate::fault::Classify;
+use crate::plan::Plan;
+use crate::revision::Revision;
+use crate::state::{now_rfc3339, Journal, Outcome, Phase, STATE_VERSION};
+
+use super::record::{Exit, Record};
+use super::{CycleError, CycleResult, Reconciler};
+
+/// What a drift check found and did (the caller ends the cycle with it).
+pub(super) enum Drift {
+    /// Nothing applied yet, or nothing drifted.
+    None,
+    /// Drift seen and left (`drift: report`).
+    Reported,
+    /// Drift repaired (or the repair failed its gate: then `Degraded`).
+    Repaired(Record),
+    /// The host could not be observed or repaired for a fault.
+    Fault(CycleError),
+}
+
+impl Drift {
+    pub fn into_exit(self) -> Exit {
+        match self {
+            Drift::None | Drift::Reported => Exit::Idle(None),
+            Drift::Repaired(r) => Exit::Judged(r),
+            Drift::Fault(error) => Exit::Fault { error, context: Some("drift check".into()), record: None },
+        }
+    }
+
+    /// Only what must reach the history (when the cycle ends for another reason).
+    pub fn into_record(self) -> Option<Record> {
+        match self {
+            Drift::Repaired(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl Reconciler {
+    /// Finish an apply or revert that a crash or a fault interrupted (a journal is on disk).
+    pub(super) async fn resume_journal(&mut self, journal: Journal) -> CycleResult {
+        self.say(format!(
+            "found an unfinished {} of {} (last step done: {}); finishing it",
+            journal.operation,
+            crate::revision::short(&journal.revision),
+            journal.done.last().map(String::as_str).unwrap_or("none")
+        ));
+        let rev = Revision::new(journal.revision.clone());
+        if journal.operation == "revert" {
+            let failed = journal.failed.clone().map(Revision::new).unwrap_or_else(|| rev.clone());
+            let why = journal.why.clone().unwrap_or_else(|| "an interrupted revert".into());
+            let started = (journal.started.clone(), Instant::now());
+            return self.revert_after_failure(&failed, why, started, Vec::new()).await;
+        }
+        // Gate everything: which resources the interruption left ungated is unknown.
+        self.apply_revision(&rev, true).await
+    }
+
+    /// Carry out `plan` under a fresh journal, then gate and commit what it changed (a
+    /// revert, a drift repair); the observation is published after each half.
+    async fn converge_and_gate(
+        &mut self,
+        mut journal: Journal,
+        revision: &Revision,
+        state: &DesiredState,
+        plan: &Plan,
+    ) -> Result<(), CycleError> {
+        self.store.write_journal(&journal)?;
+        self.execute(&mut journal, revision, state, plan).await?;
+        self.publish_observation().await;
+        self.gate_and_commit(state, plan, false).await?;
+        self.publish_observation().await;
+        Ok(())
+    }
+
+    /// `revision` failed (`why`, a verdict): mark it and put the host back on the last good
+    /// revision. A fault during the revert leaves the revert's journal, to be finished.
+    pub(super) async fn revert_after_failure(
+        &mut self,
+        revision: &Revision,
+        why: String,
+        started: (String, Instant),
+        changes: Vec<String>,
+    ) -> CycleResult {
+        let is_revert = self.state.last_good.as_deref() == Some(revision.as_str());
+        if !is_revert && !self.state.failed.iter().any(|f| f == revision.as_str()) {
+            self.state.mark_failed(revision.as_str());
+            if let Some(oid) = revision.oid() {
+                let src = self.source.clone();
+                let _ = tokio::task::spawn_blocking(move || src.pin(crate::source::Pin::Failed, oid, "failed")).await;
+            }
+            self.say(format!("revision {} failed: {why}", revision.short()));
+            self.save();
+        }
+        let Some(good) = self.state.last_good.clone().filter(|g| g != revision.as_str()).map(Revision::new) else {
+            // Nothing to go back to (a first revision), or the last good one itself failed.
+            let msg = if is_revert {
+                format!(
+                    "the last good revision {} failed too: {why}; the host needs an operator (see docs/operations.md)",
+                    revision.short()
+                )
+            } else {
+                format!(
+                    "revision {} failed and there is no last good revision to roll back to: {why}",
+                    revision.short()
+                )
+            };
+            self.state.applied = Some(revision.to_string());
+            self.state.phase = Phase::Degraded;
+            self.state.message = Some(msg.clone());
+            let _ = self.store.clear_journal();
+            return self.finish(Exit::Judged(Record::new(revision, Outcome::Failed, changes, msg, &started)));
+        };
+        self.say(format!("rolling back to last good revision {}", good.short()));
+        let journal = Journal {
+            version: STATE_VERSION,
+            operation: "revert".into(),
+            revision: good.to_string(),
+            started: started.0.clone(),
+            done: Vec::new(),
+            next: None,
+            failed: Some(revision.to_string()),
+            why: Some(why.clone()),
+        };
+        self.state.message = Some(format!("revision {} failed: {why}", revision.short()));
+        let result: Result<(), CycleError> = async {
+            self.store.write_journal(&journal)?;
+            crate::failpoint::hit("revert");
+            let state = self.load_revision(&good).await?;
+            let plan = match self.plan_for(&good, &state).await {
+                Ok(p) => p,
+                Err(e) => return Err(self.classify(e, &state).await),
+            };
+            match self.converge_and_gate(journal, &good, &state, &plan).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(self.classify(e, &state).await),
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                let _ = self.store.clear_journal();
+                self.state.applied = Some(good.to_string());
+                self.state.phase = Phase::RolledBack;
+                let msg = format!(
+                    "revision {} failed: {why}; rolled back to {}; it is not retried until a newer revision appears or agentctl sync --retry",
+                    revision.short(),
+                    good.short()
+                );
+                self.state.message = Some(msg.clone());
+                self.say(format!("rolled back to {}", good.short()));
+                self.finish(Exit::Judged(Record::new(revision, Outcome::RolledBack, changes, msg, &started)))
+            }
+            Err(CycleError::Stopping) => {
+                CycleResult { outcome: None, message: Some(CycleError::Stopping.to_string()), fault: false }
+            }
+            Err(e) if e.is_fault() => {
+                // The revert's journal stays: it is finished once the fault clears.
+                self.publish_observation().await;
+                let context = format!(
+                    "revision {} failed ({why}); rolling back to {} was interrupted and is finished once the fault clears",
+                    revision.short(),
+                    good.short()
+                );
+                self.finish(Exit::Fault { error: e, context: Some(context), record: None })
+            }
+            Err(e) => {
+                let _ = self.store.clear_journal();
+                let msg = format!(
+                    "revision {} failed: {why}; rolling back to {} failed too: {e}",
+                    revision.short(),
+                    good.short()
+                );
+                self.state.phase = Phase::Degraded;
+                self.state.message = Some(msg.clone());
+                self.finish(Exit::Judged(Record::new(revision, Outcome::Failed, changes, msg, &started)))
+            }
+        }
+    }
+
+    /// Re-observe; put back what was changed by hand (or only report it).
+    pub(super) async fn check_drift(&mut self) -> Drift {
+        let Some(applied) = self.state.applied.clone().map(Revision::new) else {
+            self.publish_observation().await;
+            return Drift::None;
+        };
+        let started = (now_rfc3339(), Instant::now());
+        let state = match self.load_revision(&applied).await {
+            Ok(s) => s,
+            Err(e) if e.is_fault() => return Drift::Fault(e),
+            Err(_) => {
+                self.publish_observation().await;
+                return Drift::None;
+            }
+        };
+        let plan = match self.plan_for(&applied, &state).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.publish();
+                let e = self.classify(e, &state).await;
+                return if e.is_fault() { Drift::Fault(e) } else { Drift::None };
+            }
+        };
+        self.publish();
+        if plan.is_noop() {
+            if !self.state.drift.is_empty() {
+                self.say("drift gone".into());
+                self.state.drift.clear();
+            }
+            return Drift::None;
+        }
+        let changes = plan.summary();
+        if self.cfg.config.drift == DriftMode::Report {
+            if self.state.drift != changes {
+                self.say(format!("drift (not repaired, drift: report): {}", changes.join("; ")));
+            }
+            self.state.drift = changes;
+            self.state.message = Some(format!("drift (not repaired, drift: report): {}", self.state.drift.join("; ")));
+            return Drift::Reported;
+        }
+        self.say(format!("drift: {}", changes.join("; ")));
+        let journal = Journal {
+            version: STATE_VERSION,
+            operation: "repair".into(),
+            revision: applied.to_string(),
+            started: now_rfc3339(),
+            done: Vec::new(),
+            next: None,
+            failed: None,
+            why: None,
+        };
+        let result = match self.converge_and_gate(journal, &applied, &state, &plan).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.classify(e, &state).await),
+        };
+        let msg = match result {
+            Ok(()) => {
+                let _ = self.store.clear_journal();
+                self.state.drift.clear();
+                format!("repaired {} drifted resource(s)", changes.len())
+            }
+            Err(CycleError::Stopping) => return Drift::Fault(CycleError::Stopping),
+            Err(e) if e.is_fault() => return Drift::Fault(e),
+            Err(e) => {
+                let _ = self.store.clear_journal();
+                let msg = format!("drift repair did not bring the host back to health: {e}");
+                self.state.phase = Phase::Degraded;
+                self.state.message = Some(msg.clone());
+                msg
+            }
+        };
+        self.say(msg.clone());
+        Drift::Repaired(Record::new(&applied, Outcome::DriftRepaired, changes, msg, &started))
+    }
+}

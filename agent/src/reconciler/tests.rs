@@ -1,0 +1,454 @@
+//! The reconciler's outcomes, table by table, with a fake driver instead of Docker: a real
+//! Git repository (git2, in a temporary folder) as the source, a `Driver` whose "engine" is
+//! a map in memory that can be taken down, refuse a spec, or let a container die in the gate.
+//! Runs in `cargo test` without any engine.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use desired_state_schema::{Kind, Resource, Spec};
+
+use super::{Reconciler, Trigger};
+use crate::config::LoadedConfig;
+use crate::plan::{Observed, RunState};
+use crate::revision::Revision;
+use crate::runtime::{Driver, Drivers, Liveness, Log, RuntimeError};
+use crate::state::{Outcome, Phase};
+
+/// The fake engine's world.
+#[derive(Default)]
+struct World {
+    /// name → (spec hash, revision, image)
+    running: BTreeMap<String, (String, String, String)>,
+    /// The engine is down: every call is a fault.
+    down: bool,
+    /// Take the engine down at the n-th converge from now (1 = the next one).
+    down_at_converge: Option<usize>,
+    /// Converges refused (a verdict) for images containing this.
+    refuse: Option<String>,
+    converges: usize,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Arc<Mutex<World>>);
+
+fn image(r: &Resource) -> String {
+    match &r.spec {
+        Spec::Container(c) => c.image.clone(),
+        _ => String::new(),
+    }
+}
+
+fn down() -> RuntimeError {
+    RuntimeError::DockerUnreachable { detail: "fake engine is down".into() }
+}
+
+#[async_trait]
+impl Driver for Fake {
+    fn kind(&self) -> Kind {
+        Kind::Container
+    }
+    fn parallel(&self) -> bool {
+        true
+    }
+    async fn reachable(&self) -> Result<(), RuntimeError> {
+        if self.0.lock().unwrap().down {
+            return Err(down());
+        }
+        Ok(())
+    }
+    async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        let w = self.0.lock().unwrap();
+        if w.down {
+            return Err(down());
+        }
+        Ok(w.running
+            .iter()
+            .map(|(name, (hash, rev, _))| Observed {
+                kind: Kind::Container,
+                name: name.clone(),
+                spec_hash: hash.clone(),
+                revision: rev.clone(),
+                state: RunState::Running,
+                stray_instances: 0,
+            })
+            .collect())
+    }
+    async fn converge(&self, r: &Resource, revision: &Revision, _log: Log<'_>) -> Result<(), RuntimeError> {
+        let mut w = self.0.lock().unwrap();
+        if w.down {
+            return Err(down());
+        }
+        if let Some(n) = w.down_at_converge.as_mut() {
+            *n -= 1;
+            if *n == 0 {
+                w.down_at_converge = None;
+                w.down = true;
+                return Err(down());
+            }
+        }
+        let img = image(r);
+        if w.refuse.as_ref().is_some_and(|x| img.contains(x.as_str())) {
+            return Err(RuntimeError::Docker { resource: r.name().into(), detail: format!("refused {img}") });
+        }
+        w.converges += 1;
+        let hash = crate::plan::spec_hash(r, &BTreeMap::new());
+        w.running.insert(r.name().to_string(), (hash, revision.to_string(), img));
+        Ok(())
+    }
+    async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        let mut w = self.0.lock().unwrap();
+        if w.down {
+            return Err(down());
+        }
+        w.running.remove(name);
+        Ok(())
+    }
+    async fn watch(&self, name: &str) -> Liveness {
+        let w = self.0.lock().unwrap();
+        match w.running.get(name) {
+            Some((_, _, img)) if img.contains("broken") => {
+                Liveness::Failed(format!("container {name} exited with code 3"))
+            }
+            _ => Liveness::Alive,
+        }
+    }
+}
+
+/// A source repository, an agent config and a reconciler over the fake driver.
+struct Host {
+    dir: tempfile::TempDir,
+    repo: git2::Repository,
+    fake: Fake,
+}
+
+fn containers(specs: &[(&str, &str)]) -> String {
+    specs
+        .iter()
+        .map(|(name, image)| {
+            format!(
+                "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: {name} }}\nspec:\n  image: {image}\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+impl Host {
+    fn new() -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = git2::RepositoryInitOptions::new();
+        opts.initial_head("main");
+        let repo = git2::Repository::init_opts(dir.path().join("repo"), &opts).unwrap();
+        Host { dir, repo, fake: Fake::default() }
+    }
+
+    fn config(&self, url: &str) -> LoadedConfig {
+        let text = format!(
+            "host: t\nsource:\n  url: \"{url}\"\n  ref: {{ branch: main }}\n  path: state\n  interval: 1h\nstate_dir: {}\ncontrol_socket: {}\nhealth: {{ timeout: 2s, interval: 100ms }}\n",
+            self.dir.path().join("state").display(),
+            self.dir.path().join("agent.sock").display()
+        );
+        let path = self.dir.path().join("agent.yaml");
+        std::fs::write(&path, &text).unwrap();
+        LoadedConfig::load(&path).unwrap()
+    }
+
+    fn agent(&self) -> Reconciler {
+        self.agent_at(&self.dir.path().join("repo").display().to_string())
+    }
+
+    fn agent_at(&self, url: &str) -> Reconciler {
+        let drivers = Drivers::new().with(Box::new(self.fake.clone()));
+        Reconciler::new(self.config(url), drivers).unwrap().0
+    }
+
+    /// Commit `text` as `state/app.yaml`; the commit id.
+    fn commit(&self, text: &str) -> String {
+        let work = self.repo.workdir().unwrap();
+        std::fs::create_dir_all(work.join("state")).unwrap();
+        std::fs::write(work.join("state/app.yaml"), text).unwrap();
+        let mut index = self.repo.index().unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index.write().unwrap();
+        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.invalid").unwrap();
+        let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        self.repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &parents).unwrap().to_string()
+    }
+
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.fake.0.lock().unwrap()
+    }
+
+    fn journal(&self) -> bool {
+        self.dir.path().join("state/journal.json").exists()
+    }
+}
+
+fn revisions(r: &Reconciler) -> (Option<String>, Option<String>, Vec<String>) {
+    (r.state.applied.clone(), r.state.last_good.clone(), r.state.failed.clone())
+}
+
+#[tokio::test]
+async fn applied_then_rolled_back_not_retried_then_retried() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    let r = a.reconcile(Trigger::Start, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert_eq!(a.state.phase, Phase::Synced);
+    assert_eq!(revisions(&a), (Some(c1.clone()), Some(c1.clone()), vec![]));
+
+    let c2 = h.commit(&containers(&[("web", "broken:2")]));
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::RolledBack), "{r:?}");
+    assert_eq!(a.state.phase, Phase::RolledBack);
+    assert_eq!(revisions(&a), (Some(c1.clone()), Some(c1.clone()), vec![c2.clone()]));
+    assert_eq!(h.world().running["web"].2, "app:1", "the host is back on the last good spec");
+    assert!(!h.journal());
+
+    let before = h.world().converges;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, None, "a failed revision is not tried again");
+    assert_eq!(h.world().converges, before);
+    assert_eq!(a.state.phase, Phase::RolledBack);
+
+    let r = a.reconcile(Trigger::Manual, true).await;
+    assert_eq!(r.outcome, Some(Outcome::RolledBack), "--retry tries again");
+    assert!(h.world().converges > before);
+    let results: Vec<Outcome> = a.state.history.iter().map(|e| e.result).collect();
+    assert_eq!(results, [Outcome::RolledBack, Outcome::RolledBack, Outcome::Applied]);
+    assert_eq!(a.state.history[0].trigger.as_deref(), Some("manual"));
+}
+
+#[tokio::test]
+async fn a_revert_refused_ends_degraded_with_a_failed_entry() {
+    let h = Host::new();
+    h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    h.commit(&containers(&[("web", "broken:2")]));
+    h.world().refuse = Some("app:1".into());
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Failed), "{r:?}");
+    assert_eq!(a.state.phase, Phase::Degraded);
+    assert!(a.state.message.as_deref().unwrap().contains("rolling back to"), "{:?}", a.state.message);
+    assert!(a.state.fault.is_none(), "a verdict, not a fault");
+}
+
+#[tokio::test]
+async fn invalid_state_touches_nothing() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let c2 = h.commit("apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec: { imag: x }\n");
+    let before = h.world().converges;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Invalid));
+    assert_eq!(a.state.phase, Phase::Invalid);
+    assert!(a.state.message.as_deref().unwrap().contains("app.yaml:4"), "{:?}", a.state.message);
+    assert_eq!(h.world().converges, before);
+    assert_eq!(a.state.invalid, vec![c2]);
+    assert_eq!(a.state.applied, Some(c1));
+}
+
+#[tokio::test]
+async fn engine_down_when_a_good_revision_arrives_is_a_fault_then_applied() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let c2 = h.commit(&containers(&[("web", "app:2")]));
+    h.world().down = true;
+    for cycle in 1..=3u32 {
+        let r = a.reconcile(Trigger::Poll, false).await;
+        assert!(r.fault, "{r:?}");
+        assert_eq!(r.outcome, None);
+        assert_eq!(a.state.phase, Phase::Degraded);
+        assert!(a.state.message.as_deref().unwrap().contains("fake engine is down"), "{:?}", a.state.message);
+        assert_eq!(a.state.fault.as_ref().unwrap().cycles, cycle);
+    }
+    assert_eq!(a.next_wait(), std::time::Duration::from_secs(4), "backoff doubles");
+    assert_eq!(revisions(&a), (Some(c1.clone()), Some(c1), vec![]), "nothing failed, nothing reverted");
+    h.world().down = false;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert_eq!(a.state.phase, Phase::Synced);
+    assert!(a.state.fault.is_none());
+    assert_eq!(a.state.applied, Some(c2));
+    assert!(a.next_wait() > std::time::Duration::from_secs(3000), "back to the interval");
+}
+
+#[tokio::test]
+async fn a_fault_mid_apply_leaves_the_journal_and_is_finished_when_it_clears() {
+    let h = Host::new();
+    h.commit(&containers(&[("a", "app:1"), ("b", "app:1"), ("c", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let c2 = h.commit(&containers(&[("a", "app:2"), ("b", "app:2"), ("c", "app:2")]));
+    h.world().down_at_converge = Some(2);
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert!(r.fault, "{r:?}");
+    assert!(h.journal(), "the journal stays for the interrupted apply");
+    assert!(a.state.failed.is_empty());
+    assert!(a.state.message.as_deref().unwrap().contains("interrupted"), "{:?}", a.state.message);
+    // Still down: another fault, the journal still there.
+    assert!(a.reconcile(Trigger::Poll, false).await.fault);
+    assert!(h.journal());
+    h.world().down = false;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert!(!h.journal());
+    assert_eq!(a.state.applied, Some(c2.clone()));
+    assert!(h.world().running.values().all(|(_, rev, img)| rev == &c2 && img == "app:2"));
+}
+
+#[tokio::test]
+async fn a_fault_mid_revert_finishes_the_revert_when_it_clears() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let c2 = h.commit(&containers(&[("web", "broken:2")]));
+    // The first converge applies broken:2; the second (the revert) meets the engine down.
+    h.world().down_at_converge = Some(2);
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert!(r.fault, "{r:?}");
+    assert_eq!(a.state.failed, vec![c2.clone()], "the verdict on c2 stands");
+    assert!(h.journal(), "the revert's journal stays");
+    h.world().down = false;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::RolledBack), "{r:?}");
+    assert_eq!(a.state.phase, Phase::RolledBack);
+    assert_eq!(a.state.applied, Some(c1));
+    assert_eq!(h.world().running["web"].2, "app:1");
+    assert!(!h.journal());
+}
+
+#[tokio::test]
+async fn a_crash_at_each_step_is_finished_by_the_next_agent() {
+    for step in 1..=3 {
+        let h = Host::new();
+        h.commit(&containers(&[("a", "app:1"), ("b", "app:1"), ("c", "app:1")]));
+        let c2 = {
+            let mut a = h.agent();
+            a.reconcile(Trigger::Start, false).await;
+            let c2 = h.commit(&containers(&[("a", "app:2"), ("b", "app:2"), ("c", "app:2")]));
+            h.world().down_at_converge = Some(step);
+            assert!(a.reconcile(Trigger::Poll, false).await.fault, "step {step}");
+            c2
+            // the agent "dies" here: dropped with its journal on disk
+        };
+        assert!(h.journal(), "step {step}");
+        h.world().down = false;
+        let mut b = h.agent();
+        let r = b.reconcile(Trigger::Start, false).await;
+        assert_eq!(r.outcome, Some(Outcome::Applied), "step {step}: {r:?}");
+        assert_eq!(b.state.applied, Some(c2), "step {step}");
+        assert!(!h.journal(), "step {step}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_source_is_a_fault_that_clears() {
+    let h = Host::new();
+    let mut a = h.agent_at(&h.dir.path().join("nowhere").display().to_string());
+    let r = a.reconcile(Trigger::Start, false).await;
+    assert!(r.fault, "{r:?}");
+    assert_eq!(a.state.phase, Phase::Degraded);
+    assert!(a.state.message.as_deref().unwrap().starts_with("source:"), "{:?}", a.state.message);
+    drop(a);
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert_eq!(a.state.applied, Some(c1));
+}
+
+#[tokio::test]
+async fn a_fault_on_an_up_to_date_host_restores_synced_when_it_clears() {
+    let h = Host::new();
+    h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    h.world().down = true;
+    assert!(a.reconcile(Trigger::Poll, false).await.fault);
+    assert_eq!(a.state.phase, Phase::Degraded);
+    h.world().down = false;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert!(!r.fault);
+    assert_eq!(a.state.phase, Phase::Synced);
+    assert_eq!(a.state.message, None);
+}
+
+#[tokio::test]
+async fn drift_is_repaired_and_reported_drift_stays_visible() {
+    let h = Host::new();
+    h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    h.world().running.remove("web");
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::DriftRepaired));
+    assert_eq!(a.state.history[0].trigger.as_deref(), Some("drift"));
+    assert!(h.world().running.contains_key("web"));
+
+    a.cfg.config.drift = crate::config::DriftMode::Report;
+    h.world().running.remove("web");
+    for _ in 0..2 {
+        a.reconcile(Trigger::Poll, false).await;
+        assert_eq!(a.state.drift.len(), 1);
+        assert!(a.state.message.as_deref().unwrap().contains("drift"), "{:?}", a.state.message);
+    }
+    assert!(a.metrics.render().contains("driftless_drift_unrepaired 1"));
+    a.cfg.config.drift = crate::config::DriftMode::Repair;
+    a.reconcile(Trigger::Poll, false).await;
+    a.reconcile(Trigger::Poll, false).await;
+    assert!(a.state.drift.is_empty());
+    assert_eq!(a.state.message, None);
+}
+
+#[tokio::test]
+async fn pinned_and_paused_hosts_stay_put() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let c2 = h.commit(&containers(&[("web", "app:2")]));
+    a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(a.state.applied, Some(c2.clone()));
+
+    let r = a.rollback(Some(c1.clone())).await.unwrap();
+    assert_eq!(r.outcome, Some(Outcome::Applied));
+    assert_eq!(a.state.phase, Phase::Paused);
+    assert_eq!(a.state.pinned, Some(c1.clone()));
+    h.commit(&containers(&[("web", "app:3")]));
+    a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(a.state.applied, Some(c1.clone()), "pinned: newer revisions wait");
+    assert!(a.rollback(Some("no-such-rev".into())).await.is_err());
+
+    a.state.pinned = None;
+    a.state.paused = true;
+    let before = h.world().converges;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, None);
+    assert_eq!(h.world().converges, before, "paused: nothing applied");
+    a.state.paused = false;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied));
+}
+
+#[tokio::test]
+async fn a_second_reconciler_on_the_same_state_is_refused() {
+    let h = Host::new();
+    h.commit(&containers(&[("web", "app:1")]));
+    let _a = h.agent();
+    let drivers = Drivers::new().with(Box::new(h.fake.clone()));
+    let url = h.dir.path().join("repo").display().to_string();
+    let err = Reconciler::new(h.config(&url), drivers).err().unwrap();
+    assert!(err.to_string().contains("another agent"), "{err}");
+}
