@@ -3,7 +3,7 @@
 //! a heartbeat, `STATUS=` lines, `STOPPING=1`. One datagram to `$NOTIFY_SOCKET` each; without
 //! the variable (not under systemd) every call does nothing.
 //!
-//! The heartbeat pings at half the watchdog period while the reconciler makes progress.
+//! The heartbeat pings every quarter of the watchdog period while the reconciler makes progress.
 //! Progress is reported with `progress()` by whatever moves: the reconciler's loop, every
 //! progress line, a child process that is still alive (`run_streaming` ticks each second), a
 //! pull or build streaming, a gate probing. Only a reconciler stuck for a whole watchdog
@@ -69,13 +69,23 @@ pub fn since_progress() -> Duration {
     Duration::from_millis(now_ms().saturating_sub(LAST_PROGRESS_MS.load(Ordering::Relaxed)))
 }
 
-/// Start the watchdog heartbeat (when systemd asked for one): every half period, ping if
-/// there was progress within the last period. Returns at once without `WATCHDOG_USEC`.
+/// A deliberate wait (Passenger's restart throttle): progress each second while it lasts.
+pub async fn wait(d: Duration) {
+    let end = tokio::time::Instant::now() + d;
+    while tokio::time::Instant::now() < end {
+        progress();
+        tokio::time::sleep(Duration::from_secs(1).min(end - tokio::time::Instant::now())).await;
+    }
+}
+
+/// Start the watchdog heartbeat (when systemd asked for one): every quarter period, ping if
+/// there was progress within the last period (so no gap between pings exceeds half the
+/// period, as sd_watchdog_enabled(3) asks). Returns at once without `WATCHDOG_USEC`.
 pub fn spawn_heartbeat() {
     let Some(period) = watchdog_period() else { return };
     progress();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period / 2);
+        let mut tick = tokio::time::interval(period / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;

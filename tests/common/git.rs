@@ -109,7 +109,11 @@ impl Drop for Server {
 
 /// `git daemon` serving the upstream's folder.
 pub fn git_daemon(up: &Upstream) -> Server {
-    let port = free_port();
+    git_daemon_on(up, free_port())
+}
+
+/// `git daemon` on a given port (to bring a remote back where it was).
+pub fn git_daemon_on(up: &Upstream, port: u16) -> Server {
     let base = up.bare.parent().unwrap();
     // Run git-daemon itself: `git daemon` runs it as a child, which a kill would leave behind.
     let exec_path = git(base, &["--exec-path"]);

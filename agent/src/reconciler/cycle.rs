@@ -89,7 +89,7 @@ impl Reconciler {
         self.state.message = Some(e.to_string());
         match record {
             Some(r) => self.finish(Exit::Judged(r)),
-            None => self.finish(Exit::Idle(Some(e.to_string()))),
+            None => self.finish(Exit::Stay(Some(e.to_string()))),
         }
     }
 
@@ -117,7 +117,7 @@ impl Reconciler {
         }
         self.state.phase = phase;
         self.state.message = Some(message.clone());
-        self.finish(Exit::Idle(Some(message)))
+        self.finish(Exit::Stay(Some(message)))
     }
 
     /// Fetch, resolve (or take the pin), verify.
@@ -249,7 +249,7 @@ impl Reconciler {
                 "pinned to {} by agentctl rollback; agentctl resume follows the source again",
                 target.short()
             ));
-            return Ok(self.finish(Exit::Idle(None)));
+            return Ok(self.finish(Exit::Stay(None)));
         }
         Ok(self.apply_revision(&target, false).await)
     }

@@ -39,6 +39,9 @@ impl Record {
 pub(super) enum Exit {
     /// Nothing was judged; the phase is settled from where the host stands.
     Idle(Option<String>),
+    /// Nothing was judged, and the path has set the phase itself (a refused signature, a dry
+    /// run, a pin): it stays as set.
+    Stay(Option<String>),
     /// A revision was judged (applied, rolled back, failed, invalid) or drift repaired; the
     /// path has set the phase.
     Judged(Record),
@@ -91,6 +94,11 @@ impl Reconciler {
             Exit::Idle(message) => {
                 self.clear_fault();
                 self.settle_phase();
+                self.save();
+                CycleResult { outcome: None, message: message.or_else(|| self.state.message.clone()), fault: false }
+            }
+            Exit::Stay(message) => {
+                self.clear_fault();
                 self.save();
                 CycleResult { outcome: None, message: message.or_else(|| self.state.message.clone()), fault: false }
             }

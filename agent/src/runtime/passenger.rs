@@ -552,12 +552,12 @@ async fn restart(root: &Path, name: &str) -> Result<(), RuntimeError> {
                 String::from_utf8_lossy(&o.stderr).trim(),
                 STAT_THROTTLE.as_secs()
             );
-            tokio::time::sleep(STAT_THROTTLE + Duration::from_secs(1)).await;
+            crate::sdnotify::wait(STAT_THROTTLE + Duration::from_secs(1)).await;
             Ok(())
         }
         Err(_) => {
             // No passenger-config: restart.txt is noticed only after stat_throttle_rate.
-            tokio::time::sleep(STAT_THROTTLE + Duration::from_secs(1)).await;
+            crate::sdnotify::wait(STAT_THROTTLE + Duration::from_secs(1)).await;
             Ok(())
         }
     }

@@ -1,0 +1,73 @@
+//! The layering rule of docs/architecture.md, checked: a module of the agent library uses
+//! only modules of lower layers (or itself). A `crate::x` path in a module of a lower or the
+//! same layer than `x` fails this test, naming the file and line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Lowest first. Keep in step with docs/architecture.md ("Layers").
+const LAYERS: &[&[&str]] = &[
+    &["revision", "fault", "fsutil", "failpoint", "sdnotify", "semver_range", "wire", "listen", "lock"],
+    &["state", "config", "plan"],
+    &["source", "metrics", "notify"],
+    &["runtime"],
+    &["health", "event", "validate", "webhook"],
+    &["reconciler", "control"],
+    &["cli"],
+];
+
+fn layer_of(layers: &BTreeMap<&str, usize>, module: &str) -> usize {
+    *layers
+        .get(module)
+        .unwrap_or_else(|| panic!("module {module} has no layer: add it to LAYERS and docs/architecture.md"))
+}
+
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn no_module_imports_a_higher_one() {
+    let layers: BTreeMap<&str, usize> =
+        LAYERS.iter().enumerate().flat_map(|(i, ms)| ms.iter().map(move |m| (*m, i))).collect();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let mut wrong = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let first = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+        let module = first.trim_end_matches(".rs").to_string();
+        if module == "lib" || module == "bin" {
+            continue;
+        }
+        let mine = layer_of(&layers, &module);
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(i) = rest.find("crate::") {
+                rest = &rest[i + 7..];
+                let dep: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if dep.is_empty() || dep == module {
+                    continue;
+                }
+                if layer_of(&layers, &dep) >= mine {
+                    wrong.push(format!(
+                        "{}:{}: {module} (layer {mine}) uses crate::{dep} (layer {})",
+                        rel.display(),
+                        n + 1,
+                        layer_of(&layers, &dep)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "modules that import a module of their own or a higher layer:\n{}", wrong.join("\n"));
+}
