@@ -88,6 +88,10 @@ pub enum AgentctlCommand {
         /// How many entries.
         #[arg(short = 'n', default_value_t = 20)]
         limit: usize,
+        /// Print the newest entry of this revision (a commit id or its prefix) in full:
+        /// changes, message, and per failing resource its state, exit code and last log lines.
+        #[arg(long, value_name = "REV")]
+        show: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -44,6 +44,27 @@ pub struct Config {
     /// How many deployments `agentctl history` keeps.
     #[serde(default = "default_history_limit")]
     pub history_limit: usize,
+    /// Registry credentials that add to or override Docker's own (`config.json`).
+    #[serde(default)]
+    pub registries: Vec<RegistryConfig>,
+    /// Remove images no longer used by the applied or the last good revision.
+    #[serde(default = "default_true")]
+    pub prune_images: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Credentials for one registry host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// As in image references: `ghcr.io`, `registry.example.com:5000` (`docker.io` for Docker Hub).
+    pub host: String,
+    pub username: String,
+    /// A file holding the password or token (its first line).
+    pub password_file: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +331,24 @@ impl Validator<'_> {
         }
         if let Some(vc) = &c.source.verify {
             self.readable_file(&["source", "verify", "allowed_signers"], &vc.allowed_signers);
+        }
+        for (i, r) in c.registries.iter().enumerate() {
+            let at = YamlPath::of(&["registries"]).index(i);
+            if r.host.is_empty() || r.host.contains('/') || r.host.contains("://") {
+                let d = diagnostic_at(self.file, self.map, &at.key("host"), &format!("registry host {:?} is not a host: write it as in image references, e.g. ghcr.io or 127.0.0.1:5000", r.host));
+                self.diags.push(d);
+            }
+            let msg = if !r.password_file.is_absolute() {
+                Some(format!("{} must be an absolute path", r.password_file.display()))
+            } else {
+                std::fs::File::open(&r.password_file)
+                    .err()
+                    .map(|e| format!("cannot read {}: {e}", r.password_file.display()))
+            };
+            if let Some(msg) = msg {
+                let d = diagnostic_at(self.file, self.map, &at.key("password_file"), &msg);
+                self.diags.push(d);
+            }
         }
         if let Some(w) = &c.webhook {
             if w.listen.parse::<SocketAddr>().is_err() {

@@ -32,9 +32,20 @@ pub async fn gate(
         .no_proxy()
         .build()
         .map_err(|e| GateFailure { resource: "(agent)".into(), what: format!("cannot make an HTTP client: {e}") })?;
+    // Each resource's own checks, then what its driver adds (a Container's `healthcheck`).
+    let all: Vec<(&Resource, Vec<HealthCheck>)> = resources
+        .iter()
+        .map(|r| {
+            let mut c = r.spec.health().to_vec();
+            if let Ok(d) = drivers.get(r.kind) {
+                c.extend(d.implicit_checks(r));
+            }
+            (*r, c)
+        })
+        .collect();
     let mut checks = Vec::new();
-    for r in resources {
-        for (i, c) in r.spec.health().iter().enumerate() {
+    for (r, list) in &all {
+        for (i, c) in list.iter().enumerate() {
             checks.push(run_check(drivers, defaults, &client, r, i, c, report));
         }
     }

@@ -21,6 +21,9 @@ pub struct Notification {
     pub revision: Option<String>,
     pub message: String,
     pub time: String,
+    /// Why, per failing resource (failed and rolled-back revisions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<crate::state::Diagnostic>,
 }
 
 #[derive(Clone)]

@@ -160,7 +160,7 @@ pub fn plan(desired: &[(&Resource, String)], observed: &[Observed], managed: &[K
 /// a wave; every other step (a Passenger release, a NixOS switch) runs in a wave of its own,
 /// after them.
 pub fn waves<'a>(plan: &'a Plan, resources: &[Resource], parallel: &dyn Fn(Kind) -> bool) -> Vec<Vec<&'a Step>> {
-    let deps: HashMap<(Kind, &str), &[String]> =
+    let deps: HashMap<(Kind, &str), &[desired_state_schema::Dependency]> =
         resources.iter().map(|r| ((r.kind, r.name()), r.spec.depends_on())).collect();
     let mut out: Vec<Vec<&Step>> = Vec::new();
     let removals: Vec<&Step> = plan.steps.iter().filter(|s| s.action == Action::Remove).collect();
@@ -173,7 +173,7 @@ pub fn waves<'a>(plan: &'a Plan, resources: &[Resource], parallel: &dyn Fn(Kind)
     for s in plan.changes().filter(|s| s.action != Action::Remove) {
         let d = deps
             .get(&(s.kind, s.name.as_str()))
-            .map(|ds| ds.iter().filter_map(|d| depth.get(d.as_str())).map(|x| x + 1).max().unwrap_or(0))
+            .map(|ds| ds.iter().filter_map(|d| depth.get(d.name.as_str())).map(|x| x + 1).max().unwrap_or(0))
             .unwrap_or(0);
         depth.insert(s.name.as_str(), d);
         if by_depth.len() <= d {

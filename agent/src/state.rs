@@ -56,6 +56,22 @@ pub struct HistoryEntry {
     /// a drift repair).
     #[serde(default)]
     pub trigger: Option<String>,
+    /// Why, per failing resource, when the revision failed or was rolled back.
+    #[serde(default)]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// What a failing resource looked like (PRODUCT.md behaviour 9).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    pub kind: String,
+    pub name: String,
+    /// `exited`, `restarting`, `running`, `not created`, …
+    pub state: String,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    /// The last 50 lines of its log (or of its build).
+    pub logs: Vec<String>,
 }
 
 /// The agent's durable state. Fields added later default when missing (older state files).
@@ -248,6 +264,7 @@ mod tests {
                     message: String::new(),
                     duration_ms: 1,
                     trigger: None,
+                    diagnostics: vec![],
                 },
                 3,
             );

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use crate::source_map::YamlPath;
-use crate::types::{ContainerSpec, HealthCheck, Kind, NixosSystemSpec, PassengerAppSpec, Resource, Spec};
+use crate::types::{Condition, ContainerSpec, HealthCheck, Kind, NixosSystemSpec, PassengerAppSpec, Resource, Spec};
 
 /// One semantic finding: what is wrong at which path of the document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,8 +64,181 @@ pub fn dns_label(name: &str) -> Result<(), &'static str> {
 }
 
 fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
-    if let Err(why) = image_reference(&c.image) {
-        f(spec.key("image"), format!("image {:?} is not a valid image reference: {why}", c.image));
+    if c.image.is_empty() && c.build.is_none() {
+        f(
+            spec.key("image"),
+            "a Container needs an image or a build: write image: name[:tag], or build: { context: folder }".into(),
+        );
+    } else if !c.image.is_empty() {
+        if let Err(why) = image_reference(&c.image) {
+            f(spec.key("image"), format!("image {:?} is not a valid image reference: {why}", c.image));
+        }
+    }
+    if let Some(b) = &c.build {
+        let at = spec.key("build");
+        if let Err(why) = repo_path(&b.context) {
+            f(at.key("context"), format!("build context {:?} {why}", b.context));
+        }
+        if let Some(df) = &b.dockerfile {
+            if let Err(why) = relative_path(df) {
+                f(at.key("dockerfile"), format!("dockerfile {df:?} {why} (it is relative to the context)"));
+            }
+        }
+    }
+    if c.oneshot && !c.health.is_empty() {
+        f(
+            spec.key("health"),
+            "a oneshot container is judged by its exit code: remove health (exit 0 is success)".into(),
+        );
+    }
+    for key in c.labels.keys() {
+        if key.starts_with("driftless.") {
+            f(
+                spec.key("labels").key(key.clone()),
+                format!("label {key:?}: driftless.* labels are the agent's own; choose another prefix"),
+            );
+        }
+    }
+    if let Some(w) = &c.working_dir {
+        if !w.starts_with('/') {
+            f(spec.key("working_dir"), format!("working_dir {w:?} must be absolute, e.g. /app"));
+        }
+    }
+    if let Some(h) = &c.hostname {
+        if dns_label(h).is_err() && !h.split('.').all(|l| dns_label(l).is_ok()) {
+            f(spec.key("hostname"), format!("hostname {h:?} is not a valid host name"));
+        }
+    }
+    for (i, e) in c.extra_hosts.iter().enumerate() {
+        let ok = e
+            .split_once(':')
+            .or_else(|| e.split_once('='))
+            .is_some_and(|(h, ip)| !h.is_empty() && (ip.parse::<std::net::IpAddr>().is_ok() || ip == "host-gateway"));
+        if !ok {
+            f(
+                spec.key("extra_hosts").index(i),
+                format!("extra_hosts entry {e:?} is not valid: write name:ip, e.g. \"db.internal:10.0.0.5\""),
+            );
+        }
+    }
+    for (i, d) in c.dns.iter().enumerate() {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            f(spec.key("dns").index(i), format!("dns server {d:?} is not an IP address"));
+        }
+    }
+    for (field, caps) in [("cap_add", &c.cap_add), ("cap_drop", &c.cap_drop)] {
+        for (i, cap) in caps.iter().enumerate() {
+            if cap.is_empty() || !cap.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_' || ch.is_ascii_digit()) {
+                f(
+                    spec.key(field).index(i),
+                    format!("capability {cap:?} is not valid: write it in capitals, e.g. NET_ADMIN or ALL"),
+                );
+            }
+        }
+    }
+    for (i, t) in c.tmpfs.iter().enumerate() {
+        if !t.starts_with('/') {
+            f(
+                spec.key("tmpfs").index(i),
+                format!("tmpfs {t:?} must start with an absolute path, e.g. /tmp or /run:size=64m"),
+            );
+        }
+    }
+    for (i, d) in c.devices.iter().enumerate() {
+        let host = d.split(':').next().unwrap_or("");
+        if !host.starts_with('/') {
+            f(
+                spec.key("devices").index(i),
+                format!("device {d:?} is not valid: write /dev/host[:/dev/container[:rwm]]"),
+            );
+        }
+    }
+    for (name, limit) in &c.ulimits {
+        let (soft, hard) = limit.soft_hard();
+        if soft > hard {
+            f(spec.key("ulimits").key(name.clone()), format!("ulimit {name}: soft {soft} is above hard {hard}"));
+        }
+    }
+    for (field, v) in [("shm_size", &c.shm_size), ("memory", &c.memory)] {
+        if let Some(v) = v {
+            if let Err(why) = parse_bytes(&v.0) {
+                f(spec.key(field), format!("{field} {:?} {why}", v.0));
+            }
+        }
+    }
+    if let Some(cpus) = &c.cpus {
+        if parse_cpus(&cpus.0).is_none() {
+            f(spec.key("cpus"), format!("cpus {:?} is not a positive number of CPUs, e.g. 0.5 or 2", cpus.0));
+        }
+    }
+    if let Some(l) = &c.logging {
+        if l.driver.is_empty() {
+            f(
+                spec.key("logging").key("driver"),
+                "logging.driver is empty: write e.g. json-file, local or journald".into(),
+            );
+        }
+    }
+    if let Some(h) = &c.healthcheck {
+        let test = h.test.engine_form();
+        let ok = match test.first().map(String::as_str) {
+            Some("NONE") => test.len() == 1,
+            Some("CMD") | Some("CMD-SHELL") => test.len() > 1 && !test[1].is_empty(),
+            _ => false,
+        };
+        if !ok {
+            f(spec.key("healthcheck").key("test"), "healthcheck.test is not valid: write [\"CMD\", \"prog\", \"arg\"], [\"CMD-SHELL\", \"command\"], a command string, or [\"NONE\"]".into());
+        }
+    }
+    if let Some(sig) = &c.stop_signal {
+        let ok = sig.parse::<u32>().is_ok()
+            || (sig.starts_with("SIG")
+                && sig.len() > 3
+                && sig[3..].chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '+' || ch == '-'));
+        if !ok {
+            f(spec.key("stop_signal"), format!("stop_signal {sig:?} is not a signal: write e.g. SIGQUIT or 3"));
+        }
+    }
+    for (i, e) in c.expose.iter().enumerate() {
+        let (ports, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        if port_range(ports).is_err() || !matches!(proto, "tcp" | "udp" | "sctp") {
+            f(
+                spec.key("expose").index(i),
+                format!("expose {e:?} is not valid: write PORT[-PORT][/tcp|udp|sctp], e.g. 8080"),
+            );
+        }
+    }
+    if let Some(mode) = &c.network_mode {
+        let ok = matches!(mode.as_str(), "host" | "none" | "bridge")
+            || mode.strip_prefix("container:").is_some_and(|n| !n.is_empty());
+        if !ok {
+            f(
+                spec.key("network_mode"),
+                format!("network_mode {mode:?} is not valid: write host, none, bridge or container:<name>"),
+            );
+        } else if !c.networks.is_empty() {
+            f(spec.key("network_mode"), "network_mode and networks exclude each other: keep one".into());
+        }
+        if mode == "host" && !c.ports.is_empty() {
+            f(
+                spec.key("ports"),
+                "with network_mode: host the container uses the host's ports directly: remove ports".into(),
+            );
+        }
+    }
+    let mut secret_names = std::collections::HashSet::new();
+    for (i, sec) in c.secrets.iter().enumerate() {
+        let at = spec.key("secrets").index(i);
+        if !docker_object_name(&sec.name) {
+            f(at.key("name"), format!("secret name {:?} may hold only letters, digits, '_', '.' and '-'", sec.name));
+        }
+        if !secret_names.insert(sec.name.as_str()) {
+            f(at.key("name"), format!("secret {:?} is listed twice", sec.name));
+        }
+        let src = if sec.source.starts_with('/') { host_path(&sec.source) } else { repo_path(&sec.source) };
+        if let Err(why) = src {
+            f(at.key("source"), format!("secret source {:?} {why}", sec.source));
+        }
     }
     for (field, argv) in [("command", &c.command), ("entrypoint", &c.entrypoint)] {
         if argv.as_ref().is_some_and(|a| a.is_empty()) {
@@ -111,10 +284,38 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
         }
     }
     for (i, n) in c.networks.iter().enumerate() {
-        if !docker_object_name(n) {
-            f(spec.key("networks").index(i), format!("network name {n:?} may hold only letters, digits, '_', '.' and '-', starting with a letter or digit"));
+        if !docker_object_name(&n.name) {
+            f(spec.key("networks").index(i), format!("network name {:?} may hold only letters, digits, '_', '.' and '-', starting with a letter or digit", n.name));
         }
     }
+}
+
+/// Bytes from `1024`, `512k`, `64m`, `2g` (also `kb`, `mb`, `gb`, `b`; powers of 1024, as
+/// Docker reads them).
+pub fn parse_bytes(s: &str) -> Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let digits: String = t.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let unit = t[digits.len()..].trim();
+    let mult: f64 = match unit {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err("is not a size: write bytes or a number with k, m or g, e.g. 512m".into()),
+    };
+    let n: f64 =
+        digits.parse().map_err(|_| "is not a size: write bytes or a number with k, m or g, e.g. 512m".to_string())?;
+    let bytes = n * mult;
+    if !(1.0..9.0e18).contains(&bytes) {
+        return Err("is out of range".into());
+    }
+    Ok(bytes as i64)
+}
+
+/// Nano-CPUs from `0.5`, `2` (`None`: not a positive number of CPUs).
+pub fn parse_cpus(s: &str) -> Option<i64> {
+    let n: f64 = s.trim().parse().ok()?;
+    (n > 0.0 && n < 1.0e6).then_some((n * 1e9) as i64)
 }
 
 fn check_passenger(p: &PassengerAppSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
@@ -282,8 +483,30 @@ fn check_dependencies(resources: &[Resource], out: &mut Vec<Finding>) {
     let index: HashMap<&str, usize> = resources.iter().enumerate().map(|(i, r)| (r.name(), i)).collect();
     let names: Vec<&str> = resources.iter().map(|r| r.name()).collect();
     for (i, r) in resources.iter().enumerate() {
-        for (j, d) in r.spec.depends_on().iter().enumerate() {
+        for (j, dep) in r.spec.depends_on().iter().enumerate() {
+            let d = &dep.name;
             let path = YamlPath::of(&["spec", "depends_on"]).index(j);
+            if let Some(&t) = index.get(d.as_str()) {
+                let target = &resources[t];
+                let oneshot = matches!(&target.spec, Spec::Container(c) if c.oneshot);
+                let checked = !target.spec.health().is_empty()
+                    || matches!(&target.spec, Spec::Container(c) if c.healthcheck.is_some());
+                let why = match dep.condition {
+                    Condition::Completed if !oneshot => {
+                        Some(format!("condition completed needs {d:?} to be a oneshot container (oneshot: true)"))
+                    }
+                    Condition::Healthy if !checked => {
+                        Some(format!("condition healthy needs {d:?} to have health checks (health or healthcheck)"))
+                    }
+                    Condition::Started if oneshot => {
+                        Some(format!("{d:?} is a oneshot: depend on it with condition: completed"))
+                    }
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    out.push(Finding { resource: i, path: path.clone(), message: why });
+                }
+            }
             if d == r.name() {
                 out.push(Finding {
                     resource: i,
@@ -322,7 +545,7 @@ fn check_dependencies(resources: &[Resource], out: &mut Vec<Finding>) {
         mark[i] = Mark::Active;
         stack.push(i);
         for (j, d) in resources[i].spec.depends_on().iter().enumerate() {
-            let Some(&t) = index.get(d.as_str()) else { continue };
+            let Some(&t) = index.get(d.name.as_str()) else { continue };
             if t == i {
                 continue; // reported as self-dependency
             }

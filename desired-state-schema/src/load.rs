@@ -103,7 +103,7 @@ impl DesiredState {
                     continue;
                 }
                 let ready =
-                    r.spec.depends_on().iter().all(|d| index.get(d.as_str()).is_none_or(|&j| done[j] || j == i));
+                    r.spec.depends_on().iter().all(|d| index.get(d.name.as_str()).is_none_or(|&j| done[j] || j == i));
                 if ready {
                     done[i] = true;
                     out.push(r);

@@ -68,15 +68,25 @@ pub enum PullPolicy {
     Never,
 }
 
-/// `spec` of a `Container`.
+/// `spec` of a `Container`. Keys beyond `image` follow the compose specification's service
+/// keys of the same name (docs/desired-state.md lists each).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContainerSpec {
-    /// Image reference: `name[:tag]` or `name@sha256:<64 hex>`, with an optional registry host.
+    /// Image reference: `name[:tag]` or `name@sha256:<64 hex>`, with an optional registry host;
+    /// no tag means `:latest`. With `build`, the name the built image is also tagged with.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
+    /// Build the image on the host from a folder of the repository at the revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
     /// When to pull the image.
     #[serde(default)]
     pub pull: PullPolicy,
+    /// Run to completion before what depends on it (exit 0 = success); re-run only when the
+    /// spec changes. For migrations.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub oneshot: bool,
     /// Replaces the image's CMD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -93,24 +103,380 @@ pub struct ContainerSpec {
     /// Published ports: `[IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<String>,
+    /// Ports exposed without publishing: `80`, `8000-8010/udp`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
     /// Mounts: `/host/path:/container/path[:ro]` or `volume-name:/container/path[:ro]`.
+    /// Named volumes are created and labelled by the agent, and never removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
-    /// Docker networks to attach to (created by the agent when missing).
+    /// Docker networks to attach to (created by the agent when missing): a name, or
+    /// `{ name, aliases }`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub networks: Vec<String>,
+    pub networks: Vec<NetworkAttachment>,
+    /// `host`, `none`, `bridge` or `container:<name>` instead of `networks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
     /// Docker restart policy.
     #[serde(default)]
     pub restart: RestartPolicy,
     /// How long a stop waits for the container to exit before it is killed.
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: Duration,
-    /// Containers that must be applied (and healthy) before this one.
+    /// The signal that stops the container (default: the image's, else SIGTERM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Containers applied before this one: a name (`started`), or `{ name, condition }` with
+    /// condition `started`, `healthy` (its health checks pass first) or `completed` (a
+    /// `oneshot` that exited 0).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<Dependency>,
+    /// Labels on the container (`driftless.*` is reserved).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `user`, `user:group`, `uid` or `uid:gid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The working directory inside the container (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Extra `/etc/hosts` lines: `name:ip`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    /// DNS servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// Capabilities added, e.g. `NET_ADMIN`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped, e.g. `ALL`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    /// A read-only root file system.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    /// tmpfs mounts: `/path[:options]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    /// Run an init process (tini) as PID 1.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub init: bool,
+    /// Devices: `/dev/host[:/dev/container[:rwm]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// Kernel parameters, e.g. `net.core.somaxconn: 1024`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, ScalarSchema>")]
+    pub sysctls: BTreeMap<String, EnvValue>,
+    /// Resource limits: `nofile: 65536` or `nofile: { soft: 1024, hard: 65536 }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Size of /dev/shm: bytes, or with a unit (`64m`, `1g`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ScalarSchema>")]
+    pub shm_size: Option<EnvValue>,
+    /// Memory limit: bytes, or with a unit (`512m`, `2g`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ScalarSchema>")]
+    pub memory: Option<EnvValue>,
+    /// CPU limit in CPUs (`0.5`, `2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ScalarSchema>")]
+    pub cpus: Option<EnvValue>,
+    /// Maximum number of processes (-1: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// The container's log driver and its options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+    /// The image-level HEALTHCHECK, set or replaced; a container with one is gated as
+    /// `container: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// `label:…`, `no-new-privileges:true`, `seccomp=…`, `apparmor=…`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// Extra groups of the container's user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    /// Files mounted read-only at `/run/secrets/<name>` (or `target`): `source` is a
+    /// repository path (at the revision) or an absolute host path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretFile>,
     /// Checks that must pass before a revision counts as good.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<HealthCheck>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `build:` of a Container: the image is built by the engine from a repository folder.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    /// Folder of the repository (relative to its root) sent as the build context.
+    pub context: String,
+    /// The Dockerfile, relative to the context (default `Dockerfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// The build stage to stop at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Build arguments (`ARG`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, ScalarSchema>")]
+    pub args: BTreeMap<String, EnvValue>,
+}
+
+/// One network a container joins (a name, or `{ name, aliases }`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "NameOr<NetworkAttachmentMap>")]
+pub struct NetworkAttachment {
+    pub name: String,
+    /// Other names the container answers to on this network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+impl Serialize for NetworkAttachment {
+    // A plain name serializes as a string, so spec hashes of `networks: [a]` stay as they were.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if self.aliases.is_empty() {
+            return s.serialize_str(&self.name);
+        }
+        let mut st = s.serialize_struct("NetworkAttachment", 2)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("aliases", &self.aliases)?;
+        st.end()
+    }
+}
+
+/// Schema stand-in: a name, or the full form `T`.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum NameOr<T> {
+    Name(String),
+    Full(T),
+}
+
+/// Schema of the full form of a `networks` entry.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct NetworkAttachmentMap {
+    name: String,
+    /// Other names the container answers to on this network.
+    #[serde(default)]
+    aliases: Vec<String>,
+}
+
+/// Schema of the full form of a `depends_on` entry.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct DependencyMap {
+    name: String,
+    #[serde(default)]
+    condition: Condition,
+}
+
+/// How a dependency must stand before its dependents are applied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Applied and started (the default).
+    #[default]
+    Started,
+    /// Its health checks pass.
+    Healthy,
+    /// A `oneshot` that ran to completion with exit 0.
+    Completed,
+}
+
+/// One `depends_on` entry (a name, or `{ name, condition }`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "NameOr<DependencyMap>")]
+pub struct Dependency {
+    pub name: String,
+    #[serde(default)]
+    pub condition: Condition,
+}
+
+impl Serialize for Dependency {
+    // `started` serializes as the plain name: spec hashes of `depends_on: [db]` stay as they were.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if self.condition == Condition::Started {
+            return s.serialize_str(&self.name);
+        }
+        let mut st = s.serialize_struct("Dependency", 2)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("condition", &self.condition)?;
+        st.end()
+    }
+}
+
+/// Read a name (a string) or the full form (a map) of `T`: `networks` and `depends_on`
+/// entries.
+fn name_or_map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    from_name: fn(String) -> T,
+    expecting: &'static str,
+) -> Result<T, D::Error> {
+    struct V<T> {
+        from_name: fn(String) -> T,
+        expecting: &'static str,
+    }
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            Ok((self.from_name)(v.to_string()))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_any(V { from_name, expecting })
+}
+
+/// The full form of a `networks` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkFull {
+    name: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for NetworkAttachment {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let full: NetworkFull =
+            name_or_map(d, |name| NetworkFull { name, aliases: Vec::new() }, "a network name, or { name, aliases }")?;
+        Ok(NetworkAttachment { name: full.name, aliases: full.aliases })
+    }
+}
+
+/// The full form of a `depends_on` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DependencyFull {
+    name: String,
+    #[serde(default)]
+    condition: Condition,
+}
+
+impl<'de> Deserialize<'de> for Dependency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let full: DependencyFull = name_or_map(
+            d,
+            |name| DependencyFull { name, condition: Condition::Started },
+            "a resource name, or { name, condition: started | healthy | completed }",
+        )?;
+        Ok(Dependency { name: full.name, condition: full.condition })
+    }
+}
+
+/// A ulimit: one number for both, or `{ soft, hard }`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Ulimit {
+    Single(i64),
+    Pair { soft: i64, hard: i64 },
+}
+
+impl Ulimit {
+    pub fn soft_hard(self) -> (i64, i64) {
+        match self {
+            Ulimit::Single(n) => (n, n),
+            Ulimit::Pair { soft, hard } => (soft, hard),
+        }
+    }
+}
+
+/// `logging:` of a Container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    /// `json-file` (Docker's default), `local`, `journald`, `syslog`, `none`, …
+    pub driver: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, ScalarSchema>")]
+    pub options: BTreeMap<String, EnvValue>,
+}
+
+/// `healthcheck:` of a Container, as compose writes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    /// `["CMD", "curl", "-f", "http://localhost/"]`, `["CMD-SHELL", "…"]`, a string (run by
+    /// the shell), or `["NONE"]` to turn the image's off.
+    pub test: HealthTest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<Duration>,
+}
+
+/// A healthcheck's `test`: a list (`CMD …`, `CMD-SHELL …`, `NONE`) or a shell string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HealthTest {
+    Shell(String),
+    List(Vec<String>),
+}
+
+impl Default for HealthTest {
+    fn default() -> Self {
+        HealthTest::List(Vec::new())
+    }
+}
+
+impl HealthTest {
+    /// The engine's form: `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
+    pub fn engine_form(&self) -> Vec<String> {
+        match self {
+            HealthTest::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+            HealthTest::List(l) => l.clone(),
+        }
+    }
+}
+
+/// A file mounted into a container read-only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretFile {
+    /// Mounted at `/run/secrets/<name>` unless `target` says otherwise.
+    pub name: String,
+    /// A repository path (at the revision) or an absolute host path.
+    pub source: String,
+    /// Where in the container (absolute), or a file name under `/run/secrets/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl SecretFile {
+    pub fn container_path(&self) -> String {
+        match &self.target {
+            Some(t) if t.starts_with('/') => t.clone(),
+            Some(t) => format!("/run/secrets/{t}"),
+            None => format!("/run/secrets/{}", self.name),
+        }
+    }
 }
 
 /// Docker restart policy: `no`, `always`, `unless-stopped` (default), `on-failure[:N]`.
@@ -478,9 +844,11 @@ impl JsonSchema for StatusRange {
     }
 }
 
-/// The typed spec of one resource.
+/// The typed spec of one resource. (A host holds tens of resources, not millions: the
+/// Container variant's size is not worth a box and its indirection everywhere.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
 pub enum Spec {
     Container(ContainerSpec),
     PassengerApp(PassengerAppSpec),
@@ -504,7 +872,7 @@ impl Spec {
         }
     }
 
-    pub fn depends_on(&self) -> &[String] {
+    pub fn depends_on(&self) -> &[Dependency] {
         match self {
             Spec::Container(s) => &s.depends_on,
             _ => &[],

@@ -51,6 +51,7 @@ complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l wait -d 'Stre
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l retry -d 'Try a revision again that failed before'
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -s h -l help -d 'Print help'
 complete -c agentctl -n "__fish_agentctl_using_subcommand history" -s n -d 'How many entries' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l show -d 'Print the newest entry of this revision (a commit id or its prefix) in full: changes, message, and per failing resource its state, exit code and last log lines' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l socket -d 'The agent\'s control socket' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l config -d 'Read `control_socket` from this agent config' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l json

@@ -66,15 +66,36 @@ fn main() -> ExitCode {
             print_sync(&v);
             Ok(sync_exit(&v))
         }),
-        Cmd::History { limit, json } => call(&socket, &Request::History { limit: Some(limit) }, false, |data| {
-            let h: Vec<HistoryEntry> = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
-            if json {
-                print_json(data);
-            } else {
-                print_history(&h);
-            }
-            Ok(0)
-        }),
+        Cmd::History { limit, show: Some(rev), json } => {
+            call(&socket, &Request::History { limit: None }, false, |data| {
+                let h: Vec<HistoryEntry> = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+                let Some(e) = h
+                    .iter()
+                    .find(|e| e.revision.as_deref().is_some_and(|r| !rev.is_empty() && r.starts_with(rev.as_str())))
+                else {
+                    eprintln!("agentctl: no history entry for revision {rev:?} (of the last {} kept); agentctl history lists them", h.len());
+                    return Ok(EXIT_ERROR);
+                };
+                let _ = limit;
+                if json {
+                    print_json(&serde_json::to_value(e).map_err(|e| e.to_string())?);
+                } else {
+                    print_entry(e);
+                }
+                Ok(0)
+            })
+        }
+        Cmd::History { limit, show: None, json } => {
+            call(&socket, &Request::History { limit: Some(limit) }, false, |data| {
+                let h: Vec<HistoryEntry> = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+                if json {
+                    print_json(data);
+                } else {
+                    print_history(&h);
+                }
+                Ok(0)
+            })
+        }
         Cmd::Rollback { revision } => call(&socket, &Request::Rollback { revision }, true, |data| {
             let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
             print_sync(&v);
@@ -205,6 +226,36 @@ fn sync_exit(v: &SyncView) -> u8 {
         "rolled_back" | "failed" | "invalid" => EXIT_ERROR,
         _ if v.phase == "Failed" || v.phase == "Degraded" || v.phase == "Invalid" => EXIT_ERROR,
         _ => 0,
+    }
+}
+
+/// One history entry in full, for a person.
+fn print_entry(e: &HistoryEntry) {
+    let result = serde_json::to_value(e.result).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    println!("revision:  {}", e.revision.as_deref().unwrap_or("-"));
+    println!("result:    {result}");
+    println!("started:   {}", e.started);
+    println!("finished:  {} ({} ms)", e.finished, e.duration_ms);
+    if let Some(t) = &e.trigger {
+        println!("trigger:   {t}");
+    }
+    println!("message:   {}", e.message);
+    if !e.changes.is_empty() {
+        println!("changes:");
+        for c in &e.changes {
+            println!("  {c}");
+        }
+    }
+    for d in &e.diagnostics {
+        let code = d.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
+        let oom = if d.oom_killed { ", killed for lack of memory (OOM)" } else { "" };
+        println!("{}/{}: {}{code}{oom}", d.kind, d.name, d.state);
+        if d.logs.is_empty() {
+            println!("  (no log lines)");
+        }
+        for l in &d.logs {
+            println!("  | {l}");
+        }
     }
 }
 

@@ -72,7 +72,7 @@ fn main() -> ExitCode {
 /// is a fault that clears by itself, never a missing runtime.
 fn drivers(cfg: &LoadedConfig) -> Drivers {
     let mut d = Drivers::new();
-    match DockerRuntime::new() {
+    match DockerRuntime::new(cfg) {
         Ok(docker) => d = d.with(Box::new(docker)),
         Err(e) => tracing::warn!("{e}; Container resources cannot be applied (check DOCKER_HOST)"),
     }

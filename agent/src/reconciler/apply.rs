@@ -65,8 +65,11 @@ impl Reconciler {
         plan: &Plan,
     ) -> Result<(), CycleError> {
         let operation = journal.operation.clone();
-        let drivers = &self.drivers;
-        for wave in plan::waves(plan, &state.resources, &|k| drivers.parallel(k)) {
+        let waves = {
+            let drivers = &self.drivers;
+            plan::waves(plan, &state.resources, &|k| drivers.parallel(k))
+        };
+        for wave in waves {
             if self.stop.load(Ordering::SeqCst) {
                 return Err(CycleError::Stopping);
             }
@@ -81,6 +84,7 @@ impl Reconciler {
             // no step is left half-done, and the first failure (a fault before a verdict) is
             // reported.
             let progress = &self.progress;
+            let drivers = &self.drivers;
             let mut results: Vec<(usize, Result<(), CycleError>)> = futures_util::stream::iter(
                 wave.iter()
                     .enumerate()
@@ -108,6 +112,24 @@ impl Reconciler {
             self.store.write_journal(journal)?;
             if let Some(f) = failure {
                 return Err(f);
+            }
+            // `depends_on: { condition: healthy }`: what this wave changed and others wait on
+            // must pass its checks before the next wave starts.
+            let awaited: Vec<&Resource> = state
+                .resources
+                .iter()
+                .filter(|r| wave.iter().any(|s| s.kind == r.kind && s.name == r.name()))
+                .filter(|r| {
+                    state.resources.iter().any(|o| {
+                        o.spec
+                            .depends_on()
+                            .iter()
+                            .any(|d| d.name == r.name() && d.condition == desired_state_schema::Condition::Healthy)
+                    })
+                })
+                .collect();
+            if !awaited.is_empty() {
+                self.gate(&awaited).await?;
             }
         }
         Ok(())
@@ -225,7 +247,7 @@ impl Reconciler {
                         record: None,
                     });
                 }
-                return self.revert_after_failure(revision, e.to_string(), started, Vec::new()).await;
+                return self.revert_after_failure(revision, e.to_string(), started, Vec::new(), Vec::new()).await;
             }
         };
         let changes = plan.summary();
@@ -268,11 +290,20 @@ impl Reconciler {
                     record: None,
                 });
             }
-            return self.revert_after_failure(revision, e.to_string(), started, changes).await;
+            let diagnostics = self.diagnose(&plan, e.resource()).await;
+            return self.revert_after_failure(revision, e.to_string(), started, changes, diagnostics).await;
         }
         self.publish_observation().await;
         // Commit: the revision is good.
         self.pin_good(revision).await;
+        let keep: Vec<&Resource> = state.resources.iter().collect();
+        for kind in self.drivers.kinds().collect::<Vec<_>>() {
+            if let Ok(d) = self.drivers.get(kind) {
+                if let Err(e) = d.prune(&keep).await {
+                    tracing::warn!("pruning {kind}: {e}");
+                }
+            }
+        }
         self.state.applied = Some(revision.to_string());
         self.state.last_good = Some(revision.to_string());
         self.state.drift.clear();
@@ -293,6 +324,22 @@ impl Reconciler {
         }
         self.say(format!("applied {}: {msg}", revision.short()));
         self.finish(Exit::Judged(Record::new(revision, Outcome::Applied, changes, msg, &started)))
+    }
+
+    /// Diagnostics of a failed apply: every changed resource that is not running well, and
+    /// the one the failure names.
+    pub(super) async fn diagnose(&self, plan: &Plan, failing: Option<&str>) -> Vec<crate::state::Diagnostic> {
+        let mut out = Vec::new();
+        for step in plan.changes().filter(|s| s.action != Action::Remove) {
+            let Ok(d) = self.drivers.get(step.kind) else { continue };
+            if let Some(diag) = d.diagnose(&step.name).await {
+                let bad = diag.state != "running" || diag.exit_code.is_some_and(|c| c != 0) || diag.oom_killed;
+                if bad || failing == Some(step.name.as_str()) {
+                    out.push(diag);
+                }
+            }
+        }
+        out
     }
 
     pub(super) async fn publish_observation(&mut self) {

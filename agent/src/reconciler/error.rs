@@ -46,6 +46,17 @@ impl Classify for CycleError {
     }
 }
 
+impl CycleError {
+    /// The resource the error is about, when it names one.
+    pub fn resource(&self) -> Option<&str> {
+        match self {
+            CycleError::Runtime(e) => e.resource(),
+            CycleError::Gate(g) => Some(&g.resource),
+            _ => None,
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for CycleError {
     fn from(e: tokio::task::JoinError) -> Self {
         CycleError::Task(e.to_string())

@@ -8,7 +8,7 @@ use crate::fault::Classify;
 use crate::notify::Notification;
 use crate::plan::RunState;
 use crate::revision::{short, Revision};
-use crate::state::{now_rfc3339, FaultNote, HistoryEntry, Outcome, Phase};
+use crate::state::{now_rfc3339, Diagnostic, FaultNote, HistoryEntry, Outcome, Phase};
 use crate::wire::{ResourceView, SourceView, StatusView};
 
 use super::{CycleError, CycleResult, Reconciler, Trigger};
@@ -21,6 +21,8 @@ pub(super) struct Record {
     pub message: String,
     /// When the work began (RFC 3339) and its clock.
     pub started: (String, Instant),
+    /// Why, per failing resource (failed and rolled-back revisions).
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Record {
@@ -31,7 +33,14 @@ impl Record {
         message: String,
         started: &(String, Instant),
     ) -> Record {
-        Record { revision: revision.clone(), outcome, changes, message, started: started.clone() }
+        Record {
+            revision: revision.clone(),
+            outcome,
+            changes,
+            message,
+            started: started.clone(),
+            diagnostics: Vec::new(),
+        }
     }
 }
 
@@ -219,7 +228,7 @@ impl Reconciler {
     }
 
     fn history(&mut self, record: Record) {
-        let Record { revision, outcome, changes, message, started } = record;
+        let Record { revision, outcome, changes, message, started, diagnostics } = record;
         let message = if self.ref_notes.is_empty() {
             message
         } else {
@@ -239,7 +248,7 @@ impl Reconciler {
             Outcome::Invalid => "invalid",
             Outcome::DriftRepaired => "drift_repaired",
         };
-        self.notify(event, revision.as_str(), &message);
+        self.notify(event, revision.as_str(), &message, &diagnostics);
         let entry = HistoryEntry {
             started: started.0,
             finished: now_rfc3339(),
@@ -251,13 +260,14 @@ impl Reconciler {
             trigger: Some(
                 trigger_word(if outcome == Outcome::DriftRepaired { Trigger::Drift } else { self.trigger }).to_string(),
             ),
+            diagnostics,
         };
         let limit = self.cfg.config.history_limit;
         self.state.record(entry, limit);
     }
 
     /// Send `event` for `revision` unless it was sent before.
-    fn notify(&mut self, event: &str, revision: &str, message: &str) {
+    fn notify(&mut self, event: &str, revision: &str, message: &str, diagnostics: &[Diagnostic]) {
         if self.notifier.is_empty() {
             return;
         }
@@ -276,6 +286,7 @@ impl Reconciler {
             revision: Some(revision.to_string()),
             message: message.to_string(),
             time: now_rfc3339(),
+            diagnostics: diagnostics.to_vec(),
         });
     }
 }

@@ -59,7 +59,7 @@ impl Reconciler {
             let failed = journal.failed.clone().map(Revision::new).unwrap_or_else(|| rev.clone());
             let why = journal.why.clone().unwrap_or_else(|| "an interrupted revert".into());
             let started = (journal.started.clone(), Instant::now());
-            return self.revert_after_failure(&failed, why, started, Vec::new()).await;
+            return self.revert_after_failure(&failed, why, started, Vec::new(), Vec::new()).await;
         }
         // Gate everything: which resources the interruption left ungated is unknown.
         self.apply_revision(&rev, true).await
@@ -90,6 +90,7 @@ impl Reconciler {
         why: String,
         started: (String, Instant),
         changes: Vec<String>,
+        diagnostics: Vec<crate::state::Diagnostic>,
     ) -> CycleResult {
         let is_revert = self.state.last_good.as_deref() == Some(revision.as_str());
         if !is_revert && !self.state.failed.iter().any(|f| f == revision.as_str()) {
@@ -118,7 +119,9 @@ impl Reconciler {
             self.state.phase = Phase::Degraded;
             self.state.message = Some(msg.clone());
             let _ = self.store.clear_journal();
-            return self.finish(Exit::Judged(Record::new(revision, Outcome::Failed, changes, msg, &started)));
+            let mut record = Record::new(revision, Outcome::Failed, changes, msg, &started);
+            record.diagnostics = diagnostics;
+            return self.finish(Exit::Judged(record));
         };
         self.say(format!("rolling back to last good revision {}", good.short()));
         let journal = Journal {
@@ -158,7 +161,9 @@ impl Reconciler {
                 );
                 self.state.message = Some(msg.clone());
                 self.say(format!("rolled back to {}", good.short()));
-                self.finish(Exit::Judged(Record::new(revision, Outcome::RolledBack, changes, msg, &started)))
+                let mut record = Record::new(revision, Outcome::RolledBack, changes, msg, &started);
+                record.diagnostics = diagnostics;
+                self.finish(Exit::Judged(record))
             }
             Err(CycleError::Stopping) => {
                 CycleResult { outcome: None, message: Some(CycleError::Stopping.to_string()), fault: false }
@@ -182,7 +187,9 @@ impl Reconciler {
                 );
                 self.state.phase = Phase::Degraded;
                 self.state.message = Some(msg.clone());
-                self.finish(Exit::Judged(Record::new(revision, Outcome::Failed, changes, msg, &started)))
+                let mut record = Record::new(revision, Outcome::Failed, changes, msg, &started);
+                record.diagnostics = diagnostics;
+                self.finish(Exit::Judged(record))
             }
         }
     }

@@ -46,6 +46,10 @@ pub enum RuntimeError {
         "pulling image {image} failed: {detail}; check the registry, the network and the credentials (docker login)"
     )]
     Pull { image: String, detail: String },
+    #[error("registry {registry} refused to let this host pull {image}: {detail}")]
+    RegistryAuth { image: String, registry: String, detail: String },
+    #[error("{resource}: {detail}")]
+    Build { resource: String, detail: String },
     #[error(
         "a container named {name} exists and is not managed by Driftless: remove or rename it, or rename the resource"
     )]
@@ -72,11 +76,13 @@ impl Classify for RuntimeError {
             RuntimeError::DockerUnreachable { .. }
             | RuntimeError::ImageMissing { .. }
             | RuntimeError::Pull { .. }
+            | RuntimeError::RegistryAuth { .. }
             | RuntimeError::NameTaken { .. }
             | RuntimeError::EnvFile { .. }
             | RuntimeError::Engine { .. }
             | RuntimeError::Host { .. } => Class::Fault,
             RuntimeError::Docker { .. }
+            | RuntimeError::Build { .. }
             | RuntimeError::Passenger { .. }
             | RuntimeError::Nixos { .. }
             | RuntimeError::Unsupported { .. } => Class::Verdict,
@@ -85,6 +91,21 @@ impl Classify for RuntimeError {
 }
 
 impl RuntimeError {
+    /// The resource the error is about, when it names one.
+    pub fn resource(&self) -> Option<&str> {
+        match self {
+            RuntimeError::NameTaken { name } => Some(name),
+            RuntimeError::EnvFile { resource, .. }
+            | RuntimeError::Docker { resource, .. }
+            | RuntimeError::Build { resource, .. }
+            | RuntimeError::Engine { resource, .. }
+            | RuntimeError::Passenger { resource, .. }
+            | RuntimeError::Nixos { resource, .. }
+            | RuntimeError::Host { resource, .. } => Some(resource),
+            _ => None,
+        }
+    }
+
     /// A file-system error of `resource` at `path`: a fault when the host is to blame (disk
     /// full, no permission), else `verdict` (what the revision asked cannot be done).
     pub fn io(resource: &str, path: &std::path::Path, e: &std::io::Error, verdict: fn(String, String) -> Self) -> Self {
@@ -157,6 +178,23 @@ pub trait Driver: Send + Sync {
     /// A line for the history about what `r` now runs.
     fn describe(&self, _r: &Resource) -> Option<String> {
         None
+    }
+
+    /// Why `name` failed (state, exit code, OOM kill, the last log lines), for the history
+    /// entry and the notification of a failed or rolled-back revision.
+    async fn diagnose(&self, _name: &str) -> Option<crate::state::Diagnostic> {
+        None
+    }
+
+    /// After a commit: remove what no resource in `keep` uses any more (networks, images).
+    async fn prune(&self, _keep: &[&Resource]) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Checks the gate runs besides the resource's own `health` (a Container's
+    /// `healthcheck` is gated as `container: true`).
+    fn implicit_checks(&self, _r: &Resource) -> Vec<desired_state_schema::HealthCheck> {
+        Vec::new()
     }
 }
 

@@ -510,6 +510,20 @@ impl GitSource {
         repo.find_tree(entry.id()).map_err(|_| not_found())
     }
 
+    /// One file of `commit` (a repository path): its blob id and content, read from Git
+    /// objects (container secrets named by repository path).
+    pub fn read_file(&self, commit: Oid, path: &str) -> Result<(Oid, Vec<u8>), SourceError> {
+        let repo = self.repo()?;
+        let root = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| self.mirror_err(format!("revision {commit}: {e}")))?;
+        let not_found = || SourceError::PathNotFound { path: path.to_string(), commit: commit.to_string() };
+        let entry = root.get_path(Path::new(normalize(path).trim_end_matches('/'))).map_err(|_| not_found())?;
+        let blob = repo.find_blob(entry.id()).map_err(|_| not_found())?;
+        Ok((entry.id(), blob.content().to_vec()))
+    }
+
     /// Tags (short names) that point at `commit`, sorted.
     pub fn tags_at(&self, commit: Oid) -> Result<Vec<String>, SourceError> {
         let repo = self.repo()?;

@@ -1,0 +1,1156 @@
+//! The Docker runtime (bollard; the API version is negotiated, so Debian's docker.io at API
+//! 1.41 works). Owns the containers labelled `driftless.managed=true` and nothing else.
+//!
+//! A resource `web` runs as the container named `web`, labelled with its resource name, the
+//! revision it came from, its spec hash and its image id. Converging is idempotent:
+//!
+//! 1. make sure the image is there (pull per `pull`); compute the spec hash;
+//! 2. keep an existing instance with that hash, else create `web-next` (the old one still
+//!    runs, so a failed create loses nothing);
+//! 3. stop and remove every other instance of `web` (volumes are kept);
+//! 4. rename the kept instance to `web` and start it.
+//!
+//! A crash between any two steps leaves instances that the next converge sorts out, and
+//! never two running copies.
+//!
+//! The engine is connected lazily (and the API version negotiated on first answer), so an
+//! engine that is down when the agent starts, or restarts later, is a fault that clears by
+//! itself: never a missing runtime. Engine errors are classified: transport failures and
+//! host conditions (a port taken, the disk full) are faults; a 4xx on what the spec asked
+//! for is a verdict.
+
+pub mod image;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, HealthStatusEnum, HostConfig, NetworkCreateRequest, PortBinding,
+    RestartPolicy as DockerRestart, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    RenameContainerOptions, StopContainerOptions,
+};
+use bollard::Docker;
+use desired_state_schema::checks::PortMapping;
+use desired_state_schema::{ContainerSpec, Kind, PullPolicy, Resource, RestartPolicy};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use super::{Liveness, Log, RuntimeError};
+use crate::plan::{Observed, RunState};
+use crate::revision::Revision;
+use crate::source::GitSource;
+use crate::state::Diagnostic;
+
+pub const LABEL_MANAGED: &str = "driftless.managed";
+pub const LABEL_RESOURCE: &str = "driftless.resource";
+pub const LABEL_REVISION: &str = "driftless.revision";
+pub const LABEL_SPEC_HASH: &str = "driftless.spec-hash";
+pub const LABEL_IMAGE_ID: &str = "driftless.image-id";
+/// The stop timeout, so that removing a resource whose spec is gone still honours it.
+pub const LABEL_STOP_TIMEOUT: &str = "driftless.stop-timeout";
+/// A container that runs to completion (`oneshot: true`): exited 0 is its done state.
+pub const LABEL_ONESHOT: &str = "driftless.oneshot";
+
+/// One container that belongs to a resource.
+#[derive(Clone, Debug)]
+struct Instance {
+    resource: String,
+    id: String,
+    name: String,
+    hash: String,
+    revision: String,
+    running: bool,
+    /// Seconds a stop waits (the default; the container's own StopTimeout wins when set).
+    stop_timeout: i32,
+    /// A oneshot container (runs to completion).
+    oneshot: bool,
+    /// Exited with status 0 (a oneshot that is done).
+    exited_ok: bool,
+}
+
+#[derive(Clone)]
+pub struct DockerRuntime {
+    /// The client as configured (`DOCKER_HOST` or the default socket), not yet negotiated.
+    client: Docker,
+    /// Reads build contexts and secret files at the revision.
+    source: GitSource,
+    /// `state_dir/secrets/<resource>/`: secret files from the repository, mode 0400.
+    secrets_dir: PathBuf,
+    /// Registry credentials (`registries:`, then Docker's `config.json`).
+    credentials: image::Credentials,
+    /// The images the agent pulled or built (only these are pruned).
+    brought: image::Brought,
+    /// `prune_images` of the agent config.
+    prune_images: bool,
+    /// Build and oneshot output kept for diagnostics when no container is left to ask.
+    last_output: std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<String>>>>,
+    /// The client with the API version both sides speak, once the engine answered.
+    negotiated: std::sync::Arc<tokio::sync::OnceCell<Docker>>,
+    /// Image ids looked up for spec hashes since the last `observe` (one plan): many
+    /// resources share an image, and each reference is asked once per plan, not per resource.
+    /// Applying always asks the engine afresh.
+    image_ids: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
+}
+
+fn unreachable(e: BollardError) -> RuntimeError {
+    RuntimeError::DockerUnreachable { detail: e.to_string() }
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(e, BollardError::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// An engine error about `resource`: the engine unreachable (a transport error) and host
+/// conditions (a port taken, the disk full: `fault::text_is_fault`) are faults; the engine
+/// refusing what the spec asks for is a verdict.
+fn docker_err(resource: &str, e: BollardError) -> RuntimeError {
+    match &e {
+        BollardError::DockerResponseServerError { message, .. } => {
+            if crate::fault::text_is_fault(message) {
+                RuntimeError::Engine { resource: resource.to_string(), detail: message.clone() }
+            } else {
+                RuntimeError::Docker { resource: resource.to_string(), detail: message.clone() }
+            }
+        }
+        _ if is_transport(&e) => unreachable(e),
+        other => RuntimeError::Docker { resource: resource.to_string(), detail: other.to_string() },
+    }
+}
+
+/// Whether the engine could not be talked to at all.
+fn is_transport(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::IOError { .. }
+            | BollardError::HyperResponseError { .. }
+            | BollardError::RequestTimeoutError
+            | BollardError::SocketNotFoundError(_)
+            | BollardError::HyperLegacyError { .. }
+    )
+}
+
+impl DockerRuntime {
+    /// Connect to the local engine (`DOCKER_HOST` or the default socket) and agree on an API
+    /// version both sides speak.
+    /// No request is made here: the engine may be down now and answer later.
+    pub fn new(cfg: &crate::config::LoadedConfig) -> Result<DockerRuntime, RuntimeError> {
+        let client = Docker::connect_with_local_defaults().map_err(unreachable)?;
+        let state_dir = &cfg.config.state_dir;
+        Ok(DockerRuntime {
+            client,
+            source: GitSource::new(cfg),
+            secrets_dir: state_dir.join("secrets"),
+            credentials: image::Credentials::new(cfg.config.registries.clone()),
+            brought: image::Brought::new(state_dir),
+            prune_images: cfg.config.prune_images,
+            last_output: Default::default(),
+            negotiated: Default::default(),
+            image_ids: Default::default(),
+        })
+    }
+
+    /// The negotiated client; negotiates on first use (a fault while the engine is down).
+    async fn api(&self) -> Result<&Docker, RuntimeError> {
+        self.negotiated
+            .get_or_try_init(|| async {
+                let d = self.client.clone().negotiate_version().await.map_err(unreachable)?;
+                d.ping().await.map_err(unreachable)?;
+                Ok(d)
+            })
+            .await
+    }
+
+    /// The engine's version and API version, for logs and `status`.
+    pub async fn version(&self) -> String {
+        let api = match self.api().await {
+            Ok(a) => a,
+            Err(e) => return format!("unknown ({e})"),
+        };
+        match api.version().await {
+            Ok(v) => format!("{} (API {})", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()),
+            Err(e) => format!("unknown ({e})"),
+        }
+    }
+
+    async fn instances(&self, resource: Option<&str>) -> Result<Vec<Instance>, RuntimeError> {
+        let mut filters = HashMap::new();
+        let mut labels = vec![format!("{LABEL_MANAGED}=true")];
+        if let Some(r) = resource {
+            labels.push(format!("{LABEL_RESOURCE}={r}"));
+        }
+        filters.insert("label".to_string(), labels);
+        let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let list = self.api().await?.list_containers(Some(opts)).await.map_err(unreachable)?;
+        let mut out = Vec::new();
+        for c in list {
+            let labels = c.labels.unwrap_or_default();
+            let Some(res) = labels.get(LABEL_RESOURCE) else { continue };
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            out.push(Instance {
+                resource: res.clone(),
+                id: c.id.unwrap_or_default(),
+                name,
+                hash: labels.get(LABEL_SPEC_HASH).cloned().unwrap_or_default(),
+                revision: labels.get(LABEL_REVISION).cloned().unwrap_or_default(),
+                running: matches!(c.state, Some(bollard::models::ContainerSummaryStateEnum::RUNNING)),
+                stop_timeout: labels.get(LABEL_STOP_TIMEOUT).and_then(|t| t.parse().ok()).unwrap_or(10),
+                oneshot: labels.get(LABEL_ONESHOT).is_some_and(|v| v == "true"),
+                exited_ok: matches!(c.state, Some(bollard::models::ContainerSummaryStateEnum::EXITED))
+                    && c.status.as_deref().is_some_and(|st| st.starts_with("Exited (0)")),
+            });
+        }
+        out.sort_by(|a, b| (&a.resource, &a.name).cmp(&(&b.resource, &b.name)));
+        Ok(out)
+    }
+
+    /// Every managed container, grouped by resource.
+    pub async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        if let Ok(mut ids) = self.image_ids.lock() {
+            ids.clear(); // a new plan starts: image ids are asked afresh
+        }
+        let mut by_resource: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        for i in self.instances(None).await? {
+            by_resource.entry(i.resource.clone()).or_default().push(i);
+        }
+        Ok(by_resource
+            .into_iter()
+            .map(|(res, inst)| {
+                let primary = inst.iter().find(|i| i.name == res);
+                let state = match primary {
+                    Some(p) if p.running => RunState::Running,
+                    // A oneshot that ran to completion is where it should be.
+                    Some(p) if p.oneshot && p.exited_ok => RunState::Running,
+                    _ => RunState::NotRunning,
+                };
+                let p = primary.or(inst.first());
+                Observed {
+                    kind: Kind::Container,
+                    name: res.clone(),
+                    spec_hash: p.map(|p| p.hash.clone()).unwrap_or_default(),
+                    revision: p.map(|p| p.revision.clone()).unwrap_or_default(),
+                    state,
+                    stray_instances: inst.len().saturating_sub(1),
+                }
+            })
+            .collect())
+    }
+
+    /// The image reference a resource runs: the built tag (`driftless-build/<name>:<tree>`)
+    /// for `build`, else `image` with `:latest` when it has no tag.
+    async fn image_of(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        revision: &str,
+    ) -> Result<(String, Option<String>), RuntimeError> {
+        match &spec.build {
+            Some(b) => {
+                let tree = self.tree(name, revision, &b.context).await?;
+                Ok((format!("driftless-build/{name}:{tree}"), Some(tree)))
+            }
+            None => Ok((image::normalize(&spec.image), None)),
+        }
+    }
+
+    async fn tree(&self, name: &str, revision: &str, folder: &str) -> Result<String, RuntimeError> {
+        let oid = git2::Oid::from_str(revision)
+            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
+        let src = self.source.clone();
+        let folder = folder.to_string();
+        tokio::task::spawn_blocking(move || src.tree_id(oid, &folder))
+            .await
+            .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
+            .map(|t| t.to_string())
+            .map_err(|e| source_err(name, e))
+    }
+
+    /// Host-side inputs of the spec hash: each env file's digest, each secret's digest, the
+    /// build context's tree and the local image's id.
+    pub async fn inputs(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        revision: &str,
+    ) -> Result<BTreeMap<String, String>, RuntimeError> {
+        let (image, _) = self.image_of(name, spec, revision).await?;
+        let cached = self.image_ids.lock().ok().and_then(|ids| ids.get(&image).cloned());
+        let image_id = match cached {
+            Some(id) => id,
+            None => {
+                let id = match self.api().await?.inspect_image(&image).await {
+                    Ok(i) => i.id.unwrap_or_default(),
+                    Err(e) if is_not_found(&e) => "absent".to_string(),
+                    Err(e) => return Err(unreachable(e)),
+                };
+                if let Ok(mut ids) = self.image_ids.lock() {
+                    ids.insert(image.clone(), id.clone());
+                }
+                id
+            }
+        };
+        self.inputs_for(name, spec, revision, &image_id).await
+    }
+
+    /// The inputs with the image id already known.
+    async fn inputs_for(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        revision: &str,
+        image_id: &str,
+    ) -> Result<BTreeMap<String, String>, RuntimeError> {
+        let mut out = BTreeMap::new();
+        for path in &spec.env_files {
+            let bytes = tokio::fs::read(path).await.map_err(|e| RuntimeError::EnvFile {
+                resource: name.to_string(),
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            out.insert(format!("env_file:{path}"), format!("{:x}", Sha256::digest(&bytes)));
+        }
+        for sec in &spec.secrets {
+            let digest = format!("{:x}", Sha256::digest(self.secret_content(name, sec, revision).await?));
+            out.insert(format!("secret:{}", sec.name), digest);
+        }
+        if let Some(b) = &spec.build {
+            out.insert("build_tree".to_string(), self.tree(name, revision, &b.context).await?);
+        }
+        out.insert("image_id".to_string(), image_id.to_string());
+        Ok(out)
+    }
+
+    /// A secret's content: a repository file at the revision, or a host file.
+    async fn secret_content(
+        &self,
+        name: &str,
+        sec: &desired_state_schema::SecretFile,
+        revision: &str,
+    ) -> Result<Vec<u8>, RuntimeError> {
+        if sec.source.starts_with('/') {
+            return tokio::fs::read(&sec.source).await.map_err(|e| RuntimeError::EnvFile {
+                resource: name.to_string(),
+                path: sec.source.clone(),
+                detail: e.to_string(),
+            });
+        }
+        let oid = git2::Oid::from_str(revision)
+            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
+        let src = self.source.clone();
+        let path = sec.source.clone();
+        tokio::task::spawn_blocking(move || src.read_file(oid, &path))
+            .await
+            .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
+            .map(|(_, bytes)| bytes)
+            .map_err(|e| source_err(name, e))
+    }
+
+    /// Bind mounts for the secrets: repository files are written under `state_dir/secrets`
+    /// (mode 0400, atomically) and mounted read-only; host files are mounted as they are.
+    async fn secret_binds(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        revision: &str,
+    ) -> Result<Vec<String>, RuntimeError> {
+        let mut binds = Vec::new();
+        for sec in &spec.secrets {
+            let host = if sec.source.starts_with('/') {
+                PathBuf::from(&sec.source)
+            } else {
+                let bytes = self.secret_content(name, sec, revision).await?;
+                let dir = self.secrets_dir.join(name);
+                let file = dir.join(&sec.name);
+                let (d, f) = (dir.clone(), file.clone());
+                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::create_dir_all(&d)?;
+                    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+                    crate::fsutil::write_atomic(&f, &bytes)?;
+                    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o400))
+                })
+                .await
+                .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
+                .map_err(|e| {
+                    RuntimeError::io(name, &file, &e, |resource, detail| RuntimeError::Docker { resource, detail })
+                })?;
+                file
+            };
+            binds.push(format!("{}:{}:ro", host.display(), sec.container_path()));
+        }
+        Ok(binds)
+    }
+
+    /// Make sure the image is here (built, or pulled per `pull`); its reference and id.
+    async fn ensure_image(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        revision: &str,
+        log: Log<'_>,
+    ) -> Result<(String, String), RuntimeError> {
+        let (image, tree) = self.image_of(name, spec, revision).await?;
+        let api = self.api().await?;
+        let present = match api.inspect_image(&image).await {
+            Ok(i) => Some(i.id.unwrap_or_default()),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(unreachable(e)),
+        };
+        if let (Some(b), Some(tree)) = (&spec.build, tree) {
+            if present.is_none() {
+                // Rebuilt only when the context's tree changed: the tag names the tree.
+                let oid = git2::Oid::from_str(revision)
+                    .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
+                let src = self.source.clone();
+                let context = b.context.clone();
+                let export = tokio::task::spawn_blocking(move || src.export(oid, &context))
+                    .await
+                    .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
+                    .map_err(|e| source_err(name, e))?;
+                let keep = self.last_output.clone();
+                let n = name.to_string();
+                let tee = move |line: String| {
+                    if let Ok(mut all) = keep.lock() {
+                        let v = all.entry(n.clone()).or_default();
+                        v.push(line.clone());
+                        if v.len() > 50 {
+                            v.remove(0);
+                        }
+                    }
+                    log(line);
+                };
+                log(format!("build {name}: context {} (tree {})", b.context, &tree[..12.min(tree.len())]));
+                image::build(api, name, b, &export.path, &image, &tee).await?;
+                self.brought.add(&image);
+            } else {
+                log(format!(
+                    "build {name}: context {} unchanged (tree {}): reusing {image}",
+                    b.context,
+                    &tree[..12.min(tree.len())]
+                ));
+            }
+            if !spec.image.is_empty() {
+                image::tag(api, &image, &spec.image).await.map_err(|e| docker_err(name, e))?;
+            }
+        } else {
+            let pull = match (spec.pull, &present) {
+                (PullPolicy::Always, _) => true,
+                (PullPolicy::IfNotPresent, None) => true,
+                (PullPolicy::Never, None) => return Err(RuntimeError::ImageMissing { image: image.clone() }),
+                _ => false,
+            };
+            if let (false, Some(id)) = (pull, &present) {
+                return Ok((image, id.clone()));
+            }
+            image::pull(api, &self.credentials, &image).await?;
+            self.brought.add(&image);
+        }
+        match api.inspect_image(&image).await {
+            Ok(i) => Ok((image, i.id.unwrap_or_default())),
+            Err(e) => Err(docker_err(name, e)),
+        }
+    }
+
+    /// Networks and named volumes the spec uses: created and labelled when missing.
+    async fn ensure_networks(&self, name: &str, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        let api = self.api().await?;
+        let mut labels = HashMap::new();
+        labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
+        for net in &spec.networks {
+            match api.inspect_network(&net.name, None::<bollard::query_parameters::InspectNetworkOptions>).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {
+                    let req = NetworkCreateRequest {
+                        name: net.name.clone(),
+                        labels: Some(labels.clone()),
+                        ..Default::default()
+                    };
+                    api.create_network(req).await.map_err(|e| docker_err(name, e))?;
+                }
+                Err(e) => return Err(docker_err(name, e)),
+            }
+        }
+        for v in &spec.volumes {
+            let Ok(vol) = desired_state_schema::checks::Volume::parse(v) else { continue };
+            if vol.is_bind() {
+                continue;
+            }
+            match api.inspect_volume(&vol.source).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {
+                    let req = bollard::models::VolumeCreateRequest {
+                        name: Some(vol.source.clone()),
+                        labels: Some(labels.clone()),
+                        ..Default::default()
+                    };
+                    api.create_volume(req).await.map_err(|e| docker_err(name, e))?;
+                }
+                Err(e) => return Err(docker_err(name, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Make resource `r` run `spec` from `revision` (see the module doc for the steps).
+    pub async fn converge(
+        &self,
+        r: &Resource,
+        spec: &ContainerSpec,
+        revision: &str,
+        log: Log<'_>,
+    ) -> Result<(), RuntimeError> {
+        let name = r.name();
+        if let Ok(mut all) = self.last_output.lock() {
+            all.remove(name);
+        }
+        let (image, image_id) = self.ensure_image(name, spec, revision, log).await?;
+        let inputs = self.inputs_for(name, spec, revision, &image_id).await?;
+        let hash = crate::plan::spec_hash(r, &inputs);
+        self.ensure_networks(name, spec).await?;
+        let binds = self.secret_binds(name, spec, revision).await?;
+        let made = Made { revision, hash: &hash, image: &image, image_id: &image_id, binds: &binds };
+
+        let instances = self.instances(Some(name)).await?;
+        // The name must be ours (or free): one of our instances holds it, or nothing does.
+        if !instances.iter().any(|i| i.name == name) {
+            match self.api().await?.inspect_container(name, None::<InspectContainerOptions>).await {
+                Ok(c) => {
+                    let managed = c
+                        .config
+                        .and_then(|cfg| cfg.labels)
+                        .is_some_and(|l| l.get(LABEL_MANAGED).map(String::as_str) == Some("true"));
+                    if !managed {
+                        return Err(RuntimeError::NameTaken { name: name.to_string() });
+                    }
+                }
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(docker_err(name, e)),
+            }
+        }
+
+        if spec.oneshot {
+            return self.run_oneshot(r, spec, &made, &instances, log).await;
+        }
+        let keep = instances.iter().filter(|i| i.hash == hash).max_by_key(|i| (i.name == name, i.running)).cloned();
+        let keep = match keep {
+            Some(k) => k,
+            None => {
+                // With nothing to keep running meanwhile, the new container takes the name at
+                // once; otherwise it is made beside the old one and renamed after the stop.
+                let next = if instances.is_empty() { name.to_string() } else { format!("{name}-next") };
+                if let Some(stale) = instances.iter().find(|i| i.name == next) {
+                    self.stop_and_remove(name, &stale.id, stop_secs(spec)).await?;
+                }
+                crate::failpoint::hit("before-create");
+                let id = self.create(r, spec, &made, &next).await?;
+                Instance {
+                    resource: name.to_string(),
+                    id,
+                    name: next,
+                    hash: hash.clone(),
+                    revision: revision.to_string(),
+                    running: false,
+                    stop_timeout: stop_secs(spec),
+                    oneshot: false,
+                    exited_ok: false,
+                }
+            }
+        };
+        for other in instances.iter().filter(|i| i.id != keep.id) {
+            self.stop_and_remove(name, &other.id, stop_secs(spec)).await?;
+        }
+        crate::failpoint::hit("after-stop-old");
+        if keep.name != name {
+            let opts = RenameContainerOptions { name: name.to_string() };
+            self.api().await?.rename_container(&keep.id, opts).await.map_err(|e| docker_err(name, e))?;
+        }
+        if !keep.running {
+            self.api()
+                .await?
+                .start_container(&keep.id, None::<bollard::query_parameters::StartContainerOptions>)
+                .await
+                .map_err(|e| docker_err(name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Create the container `as_name` for `r` and attach its extra networks; its id.
+    async fn create(
+        &self,
+        r: &Resource,
+        spec: &ContainerSpec,
+        made: &Made<'_>,
+        as_name: &str,
+    ) -> Result<String, RuntimeError> {
+        let name = r.name();
+        let api = self.api().await?;
+        let body = self.create_body(r, spec, made).await?;
+        let opts = CreateContainerOptions { name: Some(as_name.to_string()), ..Default::default() };
+        let created = api.create_container(Some(opts), body).await.map_err(|e| docker_err(name, e))?;
+        for extra in spec.networks.iter().skip(1) {
+            let req = bollard::models::NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: (!extra.aliases.is_empty()).then(|| bollard::models::EndpointSettings {
+                    aliases: Some(extra.aliases.clone()),
+                    ..Default::default()
+                }),
+            };
+            api.connect_network(&extra.name, req).await.map_err(|e| docker_err(name, e))?;
+        }
+        Ok(created.id)
+    }
+
+    /// A oneshot: done when an instance with this spec exited 0; else the old ones go, a new
+    /// one runs to completion, and anything but exit 0 is a verdict on the revision.
+    async fn run_oneshot(
+        &self,
+        r: &Resource,
+        spec: &ContainerSpec,
+        made: &Made<'_>,
+        instances: &[Instance],
+        log: Log<'_>,
+    ) -> Result<(), RuntimeError> {
+        let name = r.name();
+        if let Some(done) = instances.iter().find(|i| i.hash == made.hash && i.exited_ok) {
+            for other in instances.iter().filter(|i| i.id != done.id) {
+                self.stop_and_remove(name, &other.id, stop_secs(spec)).await?;
+            }
+            return Ok(());
+        }
+        for old in instances {
+            self.stop_and_remove(name, &old.id, stop_secs(spec)).await?;
+        }
+        let id = self.create(r, spec, made, name).await?;
+        let api = self.api().await?;
+        api.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(|e| docker_err(name, e))?;
+        log(format!("oneshot {name}: started; waiting for it to exit"));
+        let opts = bollard::query_parameters::WaitContainerOptions { condition: "not-running".into() };
+        let mut wait = api.wait_container(&id, Some(opts));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let code = loop {
+            tokio::select! {
+                _ = tick.tick() => crate::sdnotify::progress(), // a live container is progress
+                item = wait.next() => match item {
+                    Some(Ok(w)) => break w.status_code,
+                    Some(Err(BollardError::DockerContainerWaitError { code, .. })) => break code,
+                    Some(Err(e)) => return Err(docker_err(name, e)),
+                    None => break self.exit_code(name).await.unwrap_or(-1),
+                },
+            }
+        };
+        if code == 0 {
+            log(format!("oneshot {name}: exited 0"));
+            Ok(())
+        } else {
+            Err(RuntimeError::Docker {
+                resource: name.to_string(),
+                detail: format!("oneshot container {name} exited with code {code}"),
+            })
+        }
+    }
+
+    async fn exit_code(&self, name: &str) -> Option<i64> {
+        let c = self.api().await.ok()?.inspect_container(name, None::<InspectContainerOptions>).await.ok()?;
+        c.state?.exit_code
+    }
+
+    async fn create_body(
+        &self,
+        r: &Resource,
+        spec: &ContainerSpec,
+        made: &Made<'_>,
+    ) -> Result<ContainerCreateBody, RuntimeError> {
+        let name = r.name();
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for path in &spec.env_files {
+            let text = tokio::fs::read_to_string(path).await.map_err(|e| RuntimeError::EnvFile {
+                resource: name.to_string(),
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            for (k, v) in parse_env_file(&text) {
+                env.insert(k, v);
+            }
+        }
+        for (k, v) in &spec.env {
+            env.insert(k.clone(), v.0.clone());
+        }
+        let mut exposed = Vec::new();
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        for p in &spec.ports {
+            let m = PortMapping::parse(p).map_err(|why| RuntimeError::Docker { resource: name.into(), detail: why })?;
+            for (i, cport) in (m.container.0..=m.container.1).enumerate() {
+                let key = format!("{cport}/{}", m.proto);
+                exposed.push(key.clone());
+                let host_port = m.host.map(|(lo, hi)| if lo == hi { lo } else { lo + i as u16 });
+                bindings
+                    .entry(key)
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new)
+                    .push(PortBinding { host_ip: m.ip.clone(), host_port: host_port.map(|p| p.to_string()) });
+            }
+        }
+        for e in &spec.expose {
+            let (ports, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+            let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+            let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>()) else { continue };
+            for port in lo..=hi {
+                let key = format!("{port}/{proto}");
+                if !exposed.contains(&key) {
+                    exposed.push(key);
+                }
+            }
+        }
+        let restart = if spec.oneshot {
+            DockerRestart { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }
+        } else {
+            match spec.restart {
+                RestartPolicy::No => DockerRestart { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None },
+                RestartPolicy::Always => {
+                    DockerRestart { name: Some(RestartPolicyNameEnum::ALWAYS), maximum_retry_count: None }
+                }
+                RestartPolicy::UnlessStopped => {
+                    DockerRestart { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }
+                }
+                RestartPolicy::OnFailure(n) => DockerRestart {
+                    name: Some(RestartPolicyNameEnum::ON_FAILURE),
+                    maximum_retry_count: n.map(i64::from),
+                },
+            }
+        };
+        let mut labels: HashMap<String, String> = spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
+        labels.insert(LABEL_RESOURCE.to_string(), name.to_string());
+        labels.insert(LABEL_REVISION.to_string(), made.revision.to_string());
+        labels.insert(LABEL_SPEC_HASH.to_string(), made.hash.to_string());
+        labels.insert(LABEL_IMAGE_ID.to_string(), made.image_id.to_string());
+        labels.insert(LABEL_STOP_TIMEOUT.to_string(), stop_secs(spec).to_string());
+        if spec.oneshot {
+            labels.insert(LABEL_ONESHOT.to_string(), "true".to_string());
+        }
+        let mut binds = spec.volumes.clone();
+        binds.extend(made.binds.iter().cloned());
+        let tmpfs: HashMap<String, String> = spec
+            .tmpfs
+            .iter()
+            .map(|t| match t.split_once(':') {
+                Some((path, opts)) => (path.to_string(), opts.to_string()),
+                None => (t.clone(), String::new()),
+            })
+            .collect();
+        let devices: Vec<bollard::models::DeviceMapping> = spec
+            .devices
+            .iter()
+            .map(|d| {
+                let mut parts = d.splitn(3, ':');
+                let host = parts.next().unwrap_or("").to_string();
+                let inside = parts.next().map(str::to_string).unwrap_or_else(|| host.clone());
+                let perms = parts.next().unwrap_or("rwm").to_string();
+                bollard::models::DeviceMapping {
+                    path_on_host: Some(host),
+                    path_in_container: Some(inside),
+                    cgroup_permissions: Some(perms),
+                }
+            })
+            .collect();
+        let ulimits: Vec<bollard::models::ResourcesUlimits> = spec
+            .ulimits
+            .iter()
+            .map(|(n, l)| {
+                let (soft, hard) = l.soft_hard();
+                bollard::models::ResourcesUlimits { name: Some(n.clone()), soft: Some(soft), hard: Some(hard) }
+            })
+            .collect();
+        let bytes = |v: &Option<desired_state_schema::EnvValue>| {
+            v.as_ref().and_then(|v| desired_state_schema::checks::parse_bytes(&v.0).ok())
+        };
+        let nanos = |d: Option<desired_state_schema::Duration>| {
+            d.map(|d| i64::try_from(d.as_std().as_nanos()).unwrap_or(i64::MAX))
+        };
+        let healthcheck = spec.healthcheck.as_ref().map(|h| bollard::models::HealthConfig {
+            test: Some(h.test.engine_form()),
+            interval: nanos(h.interval),
+            timeout: nanos(h.timeout),
+            retries: h.retries.map(i64::from),
+            start_period: nanos(h.start_period),
+            start_interval: None,
+        });
+        let network_mode = spec.network_mode.clone().or_else(|| spec.networks.first().map(|n| n.name.clone()));
+        let networking_config = spec.networks.first().filter(|n| !n.aliases.is_empty()).map(|n| {
+            let mut endpoints = HashMap::new();
+            endpoints.insert(
+                n.name.clone(),
+                bollard::models::EndpointSettings { aliases: Some(n.aliases.clone()), ..Default::default() },
+            );
+            bollard::models::NetworkingConfig { endpoints_config: Some(endpoints) }
+        });
+        let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        Ok(ContainerCreateBody {
+            image: Some(made.image.to_string()),
+            cmd: spec.command.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            stop_timeout: Some(i64::from(stop_secs(spec))),
+            stop_signal: spec.stop_signal.clone(),
+            user: spec.user.clone(),
+            working_dir: spec.working_dir.clone(),
+            hostname: spec.hostname.clone(),
+            healthcheck,
+            networking_config,
+            host_config: Some(HostConfig {
+                binds: (!binds.is_empty()).then_some(binds),
+                port_bindings: (!bindings.is_empty()).then_some(bindings),
+                restart_policy: Some(restart),
+                network_mode,
+                extra_hosts: (!spec.extra_hosts.is_empty()).then(|| {
+                    spec.extra_hosts
+                        .iter()
+                        .map(|e| if e.contains('=') { e.replacen('=', ":", 1) } else { e.clone() })
+                        .collect()
+                }),
+                dns: nonempty(&spec.dns),
+                cap_add: nonempty(&spec.cap_add),
+                cap_drop: nonempty(&spec.cap_drop),
+                privileged: spec.privileged.then_some(true),
+                readonly_rootfs: spec.read_only.then_some(true),
+                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+                init: spec.init.then_some(true),
+                devices: (!devices.is_empty()).then_some(devices),
+                sysctls: (!spec.sysctls.is_empty())
+                    .then(|| spec.sysctls.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()),
+                ulimits: (!ulimits.is_empty()).then_some(ulimits),
+                shm_size: bytes(&spec.shm_size),
+                memory: bytes(&spec.memory),
+                nano_cpus: spec.cpus.as_ref().and_then(|c| desired_state_schema::checks::parse_cpus(&c.0)),
+                pids_limit: spec.pids_limit,
+                log_config: spec.logging.as_ref().map(|l| bollard::models::HostConfigLogConfig {
+                    typ: Some(l.driver.clone()),
+                    config: (!l.options.is_empty())
+                        .then(|| l.options.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()),
+                }),
+                security_opt: nonempty(&spec.security_opt),
+                group_add: nonempty(&spec.group_add),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn stop_and_remove(&self, resource: &str, id: &str, secs: i32) -> Result<(), RuntimeError> {
+        let stop = StopContainerOptions { t: Some(secs), ..Default::default() };
+        match self.api().await?.stop_container(id, Some(stop)).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => return Ok(()),
+            // 304: already stopped.
+            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => {}
+            Err(e) => return Err(docker_err(resource, e)),
+        }
+        // v: false — volumes are never deleted.
+        let rm = RemoveContainerOptions { v: false, force: true, link: false };
+        match self.api().await?.remove_container(id, Some(rm)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(docker_err(resource, e)),
+        }
+    }
+
+    /// Stop and remove every instance of a resource; its volumes stay.
+    pub async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        for i in self.instances(Some(name)).await? {
+            // The spec is gone; the container's own StopTimeout (set at create) applies.
+            self.stop_and_remove(name, &i.id, i.stop_timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// During the gate: has the container exited or restarted?
+    pub async fn watch(&self, name: &str) -> Liveness {
+        let Ok(api) = self.api().await else { return Liveness::Alive }; // a fault: the gate's checks decide
+        match api.inspect_container(name, None::<InspectContainerOptions>).await {
+            Ok(c) => {
+                let oneshot = c
+                    .config
+                    .as_ref()
+                    .and_then(|cfg| cfg.labels.as_ref())
+                    .is_some_and(|l| l.get(LABEL_ONESHOT).is_some_and(|v| v == "true"));
+                let state = c.state.unwrap_or_default();
+                let restarts = c.restart_count.unwrap_or(0);
+                if oneshot && state.running != Some(true) && state.exit_code == Some(0) {
+                    Liveness::Alive // ran to completion
+                } else if state.restarting == Some(true) || restarts > 0 {
+                    let code = state
+                        .exit_code
+                        .filter(|c| *c != 0)
+                        .map(|c| format!(", last exit code {c}"))
+                        .unwrap_or_default();
+                    Liveness::Failed(format!("container {name} keeps exiting: {restarts} restart(s){code}"))
+                } else if state.running != Some(true) {
+                    Liveness::Failed(format!("container {name} exited with code {}", state.exit_code.unwrap_or(0)))
+                } else {
+                    Liveness::Alive
+                }
+            }
+            Err(e) if is_not_found(&e) => Liveness::Failed(format!("container {name} is gone")),
+            Err(_) => Liveness::Alive, // the engine hiccuped; the checks decide
+        }
+    }
+
+    /// Why `name` failed, for the history: state, exit code, OOM kill and the last 50 lines
+    /// of its log (or of its build, when no container was made).
+    pub async fn diagnose(&self, name: &str) -> Option<Diagnostic> {
+        let kept = self.last_output.lock().ok().and_then(|all| all.get(name).cloned());
+        let api = self.api().await.ok()?;
+        let c = match api.inspect_container(name, None::<InspectContainerOptions>).await {
+            Ok(c) => c,
+            Err(_) => {
+                return kept.map(|logs| Diagnostic {
+                    kind: Kind::Container.to_string(),
+                    name: name.to_string(),
+                    state: "not created".into(),
+                    exit_code: None,
+                    oom_killed: false,
+                    logs,
+                })
+            }
+        };
+        let st = c.state.unwrap_or_default();
+        let opts = bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: "50".into(),
+            ..Default::default()
+        };
+        let mut logs = Vec::new();
+        let mut stream = api.logs(name, Some(opts));
+        while let Some(Ok(chunk)) = stream.next().await {
+            let text = chunk.to_string();
+            for line in text.lines() {
+                logs.push(line.trim_end().to_string());
+            }
+        }
+        let keep_from = logs.len().saturating_sub(50);
+        let mut logs = logs.split_off(keep_from);
+        if logs.is_empty() {
+            logs = kept.unwrap_or_default();
+        }
+        let state = match (&st.status, st.restarting) {
+            (_, Some(true)) => "restarting".to_string(),
+            (Some(s), _) => s.to_string(),
+            _ => "unknown".to_string(),
+        };
+        Some(Diagnostic {
+            kind: Kind::Container.to_string(),
+            name: name.to_string(),
+            state,
+            exit_code: st.exit_code,
+            oom_killed: st.oom_killed.unwrap_or(false),
+            logs,
+        })
+    }
+
+    /// After a commit: remove the managed networks no container uses any more, and (with
+    /// `prune_images`) the images the agent brought that `keep` does not use.
+    pub async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {
+        let api = self.api().await?;
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![format!("{LABEL_MANAGED}=true")]);
+        let opts = bollard::query_parameters::ListNetworksOptions { filters: Some(filters) };
+        let wanted: BTreeSet<String> = keep
+            .iter()
+            .filter_map(|r| match &r.spec {
+                desired_state_schema::Spec::Container(c) => Some(c.networks.iter().map(|n| n.name.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for net in api.list_networks(Some(opts)).await.map_err(unreachable)? {
+            let Some(n) = net.name else { continue };
+            if wanted.contains(&n) {
+                continue;
+            }
+            let inspected = api.inspect_network(&n, None::<bollard::query_parameters::InspectNetworkOptions>).await;
+            if inspected.is_ok_and(|i| i.containers.unwrap_or_default().is_empty()) {
+                match api.remove_network(&n).await {
+                    Ok(()) => tracing::info!("removed network {n}: no longer used"),
+                    Err(e) => tracing::debug!("keeping network {n}: {e}"),
+                }
+            }
+        }
+        if self.prune_images {
+            let mut images = BTreeSet::new();
+            for r in keep {
+                if let desired_state_schema::Spec::Container(c) = &r.spec {
+                    let revision =
+                        self.instances(Some(r.name())).await?.first().map(|i| i.revision.clone()).unwrap_or_default();
+                    if let Ok((image, _)) = self.image_of(r.name(), c, &revision).await {
+                        images.insert(image);
+                    }
+                    if !c.image.is_empty() {
+                        images.insert(image::normalize(&c.image));
+                    }
+                }
+            }
+            for removed in image::prune(api, &self.brought, &images).await {
+                tracing::info!("removed image {removed}: no longer used by the applied revision");
+            }
+        }
+        Ok(())
+    }
+
+    /// The image's own HEALTHCHECK verdict.
+    pub async fn healthcheck_status(&self, name: &str) -> Result<(), String> {
+        let c = self
+            .api()
+            .await
+            .map_err(|e| e.to_string())?
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| format!("cannot inspect {name}: {e}"))?;
+        let status = c.state.and_then(|s| s.health).and_then(|h| h.status);
+        match status {
+            Some(HealthStatusEnum::HEALTHY) => Ok(()),
+            Some(HealthStatusEnum::NONE) | Some(HealthStatusEnum::EMPTY) | None => {
+                Err(format!("the image of {name} has no HEALTHCHECK; use an http, tcp or exec check"))
+            }
+            Some(other) => Err(format!("HEALTHCHECK of {name} reports {other}")),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Driver for DockerRuntime {
+    fn kind(&self) -> Kind {
+        Kind::Container
+    }
+
+    fn parallel(&self) -> bool {
+        true
+    }
+
+    async fn reachable(&self) -> Result<(), RuntimeError> {
+        self.api().await?.ping().await.map(|_| ()).map_err(unreachable)
+    }
+
+    async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        DockerRuntime::observe(self).await
+    }
+
+    async fn inputs(&self, r: &Resource, revision: &Revision) -> Result<BTreeMap<String, String>, RuntimeError> {
+        DockerRuntime::inputs(self, r.name(), container_spec(r)?, revision.as_str()).await
+    }
+
+    async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
+        DockerRuntime::converge(self, r, container_spec(r)?, revision.as_str(), log).await
+    }
+
+    async fn diagnose(&self, name: &str) -> Option<Diagnostic> {
+        DockerRuntime::diagnose(self, name).await
+    }
+
+    async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {
+        DockerRuntime::prune(self, keep).await
+    }
+
+    /// A `healthcheck` in the spec is gated as `container: true`.
+    fn implicit_checks(&self, r: &Resource) -> Vec<desired_state_schema::HealthCheck> {
+        let Ok(c) = container_spec(r) else { return Vec::new() };
+        let has_probe = c.health.iter().any(|h| h.container == Some(true));
+        match &c.healthcheck {
+            Some(h) if !has_probe && h.test.engine_form().first().map(String::as_str) != Some("NONE") => {
+                vec![desired_state_schema::HealthCheck { container: Some(true), ..Default::default() }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        DockerRuntime::remove(self, name).await
+    }
+
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(300)
+    }
+
+    async fn watch(&self, name: &str) -> Liveness {
+        DockerRuntime::watch(self, name).await
+    }
+
+    async fn self_check(&self, name: &str) -> Result<(), String> {
+        self.healthcheck_status(name).await
+    }
+}
+
+fn container_spec(r: &Resource) -> Result<&ContainerSpec, RuntimeError> {
+    match &r.spec {
+        desired_state_schema::Spec::Container(c) => Ok(c),
+        _ => Err(RuntimeError::Unsupported {
+            kind: r.kind,
+            detail: "the Docker driver runs Container resources only".into(),
+        }),
+    }
+}
+
+/// What a converge prepared for the container it creates.
+struct Made<'a> {
+    revision: &'a str,
+    hash: &'a str,
+    image: &'a str,
+    image_id: &'a str,
+    /// Extra bind mounts (secrets).
+    binds: &'a [String],
+}
+
+/// Reading the revision from the mirror failed: a fault when the mirror or the disk is to
+/// blame, a verdict when the revision lacks what the spec names.
+fn source_err(name: &str, e: crate::source::SourceError) -> RuntimeError {
+    use crate::fault::Classify;
+    if e.is_fault() {
+        RuntimeError::Host { resource: name.to_string(), detail: e.to_string() }
+    } else {
+        RuntimeError::Docker { resource: name.to_string(), detail: e.to_string() }
+    }
+}
+
+fn stop_secs(spec: &ContainerSpec) -> i32 {
+    i32::try_from(spec.stop_timeout.as_std().as_secs()).unwrap_or(i32::MAX)
+}
+
+/// `KEY=value` lines; `#` comments and blank lines skipped; `export ` prefixes allowed.
+pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+            Some((k.trim().to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files() {
+        let got = parse_env_file("# c\nA=1\nexport B = two\nC=\"quoted value\"\n\nnot a pair\n");
+        assert_eq!(
+            got,
+            [("A".into(), "1".into()), ("B".into(), "two".into()), ("C".into(), "quoted value".into())].to_vec()
+        );
+    }
+}
