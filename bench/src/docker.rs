@@ -29,6 +29,7 @@ fn floor_converge() -> Result<()> {
             Command::new("docker")
                 .args(["run", "-d", "--name", &format!("floor-{i:02}"), "--label", "drbench=1"])
                 .args(["--restart", "unless-stopped", "-e", &format!("INDEX={i}"), "-e", "VERSION=1"])
+                .args(host::RUN_FLAGS)
                 .args([IMAGE, "/bin/sleep", "1000000"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -213,5 +214,70 @@ pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
     );
     drop(daemon);
     host::clear()?;
+    Ok(())
+}
+
+/// `build:` from the repository: a cold build, then applies with the context unchanged (a
+/// new commit elsewhere): the image must be reused, never rebuilt. Beside it, what Docker's
+/// own layer cache costs for the same unchanged context (`docker build`).
+pub fn bench_build(bin: &Path) -> Result<()> {
+    host::ensure_tools()?;
+    let dir = tempfile::tempdir()?;
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("hosts/h"))?;
+    std::fs::create_dir_all(work.join("site"))?;
+    host::git(&work, &["init", "-q", "-b", "main"])?;
+    std::fs::write(
+        work.join("site/Dockerfile"),
+        format!("FROM {IMAGE}\nRUN for i in $(seq 1 20000); do echo $i; done > /numbers\nCMD [\"/bin/sleep\", \"1000000\"]\n"),
+    )?;
+    std::fs::write(
+        work.join("hosts/h/site.yaml"),
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: bench-site }\nspec:\n  build: { context: site }\n  stop_timeout: 1s\n",
+    )?;
+    let commit = |msg: &str| -> Result<()> {
+        host::git(&work, &["add", "-A"])?;
+        host::git(&work, &["-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", "commit", "-qm", msg])?;
+        Ok(())
+    };
+    commit("v1")?;
+    let url = format!("file://{}", work.display());
+    let files = host::write_agent_config(&dir.path().join("agent"), "h", &url, "{ branch: main }", "1h", "")?;
+    let once = || -> Result<Duration> {
+        let t = Instant::now();
+        let out = Command::new(bin.join("agentd")).arg("--config").arg(&files.config).arg("--once").output()?;
+        let d = t.elapsed();
+        if !out.status.success() {
+            bail!("agentd --once: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(d)
+    };
+    host::clear()?;
+    let _ = Command::new("sh")
+        .args(["-c", "docker images -q driftless-build/bench-site | xargs -r docker rmi -f"])
+        .output();
+    let cold = vec![once()?];
+    let image_id = || host::run(Command::new("docker").args(["inspect", "-f", "{{.Image}}", "bench-site"]));
+    let first = image_id()?;
+    let mut reuse = Vec::new();
+    for i in 0..5 {
+        std::fs::write(work.join("README.md"), format!("change {i} outside the build context\n"))?;
+        commit(&format!("docs {i}"))?;
+        reuse.push(once()?);
+        if image_id()? != first {
+            bail!("an unchanged context was rebuilt");
+        }
+    }
+    let mut docker_cache = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        host::run(Command::new("docker").args(["build", "-q", "-t", "bench-site-cache"]).arg(work.join("site")))?;
+        docker_cache.push(t.elapsed());
+    }
+    host::clear()?;
+    let _ = Command::new("docker").args(["rmi", "-f", "bench-site-cache"]).output();
+    crate::row("build: cold (`agentd --once`, the context built)", cold);
+    crate::row("build: unchanged context, new commit (`agentd --once`: fetch, plan, reuse — no build)", reuse);
+    crate::row("build: `docker build` of the unchanged context (the engine's layer cache)", docker_cache);
     Ok(())
 }

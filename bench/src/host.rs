@@ -203,17 +203,57 @@ fn services_yaml(n: usize, version: &str) -> String {
     let mut text = String::new();
     for i in 0..n {
         text.push_str(&format!(
-            "---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: bench-{i:02} }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: {command}\n  env: {{ INDEX: \"{i}\", VERSION: \"{version}\" }}\n  restart: unless-stopped\n  stop_timeout: 1s\n"
+            "---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: bench-{i:02} }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: {command}\n  env: {{ INDEX: \"{i}\", VERSION: \"{version}\" }}\n  restart: unless-stopped\n  stop_timeout: 1s\n{SPEC_KEYS}"
         ));
     }
     text
 }
 
+/// The keys a real service carries (issue 13): every bench container has them, in all three
+/// forms (desired state, compose file, `docker run` flags), so the comparison stays fair.
+const SPEC_KEYS: &str = "  labels: { team: bench, traefik.enable: \"false\" }\n  user: \"1000:1000\"\n  working_dir: /tmp\n  read_only: true\n  tmpfs: [\"/tmp\"]\n  init: true\n  cap_drop: [MKNOD]\n  memory: 64m\n  cpus: 0.5\n  pids_limit: 64\n  shm_size: 16m\n  ulimits: { nofile: 1024 }\n  logging: { driver: json-file, options: { max-size: 1m } }\n  security_opt: [\"no-new-privileges:true\"]\n";
+
+const COMPOSE_KEYS: &str = "    labels: { team: bench, traefik.enable: \"false\" }\n    user: \"1000:1000\"\n    working_dir: /tmp\n    read_only: true\n    tmpfs: [\"/tmp\"]\n    init: true\n    cap_drop: [MKNOD]\n    mem_limit: 64m\n    cpus: 0.5\n    pids_limit: 64\n    shm_size: 16m\n    ulimits: { nofile: 1024 }\n    logging: { driver: json-file, options: { max-size: 1m } }\n    security_opt: [\"no-new-privileges:true\"]\n";
+
+/// The same as `docker run` flags (the floor).
+pub const RUN_FLAGS: &[&str] = &[
+    "--label",
+    "team=bench",
+    "--label",
+    "traefik.enable=false",
+    "--user",
+    "1000:1000",
+    "--workdir",
+    "/tmp",
+    "--read-only",
+    "--tmpfs",
+    "/tmp",
+    "--init",
+    "--cap-drop",
+    "MKNOD",
+    "--memory",
+    "64m",
+    "--cpus",
+    "0.5",
+    "--pids-limit",
+    "64",
+    "--shm-size",
+    "16m",
+    "--ulimit",
+    "nofile=1024",
+    "--log-driver",
+    "json-file",
+    "--log-opt",
+    "max-size=1m",
+    "--security-opt",
+    "no-new-privileges:true",
+];
+
 fn compose_yaml() -> String {
     let mut text = String::from("version: \"2.4\"\nservices:\n");
     for i in 0..N {
         text.push_str(&format!(
-            "  bench-{i:02}:\n    image: {IMAGE}\n    command: [\"/bin/sleep\", \"1000000\"]\n    environment: {{ INDEX: \"{i}\", VERSION: \"1\" }}\n    restart: unless-stopped\n    stop_grace_period: 1s\n"
+            "  bench-{i:02}:\n    image: {IMAGE}\n    command: [\"/bin/sleep\", \"1000000\"]\n    environment: {{ INDEX: \"{i}\", VERSION: \"1\" }}\n    restart: unless-stopped\n    stop_grace_period: 1s\n{COMPOSE_KEYS}"
         ));
     }
     text

@@ -66,8 +66,9 @@ fn main() -> Result<()> {
             "idle" => docker::bench_noop_and_idle(&bin_dir, true)?,
             "latency" => latency::bench_latency(&bin_dir)?,
             "fleet" => fleet::bench_fleet(&bin_dir)?,
+            "build" => docker::bench_build(&bin_dir)?,
             other => {
-                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet")
+                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build")
             }
         }
     }

@@ -35,6 +35,29 @@ fn cases() -> Vec<Case> {
         ("depends_on unknown name", None, vec![("a.yaml", c("web", "  image: web:1\n  depends_on: [dbb]\n") + "---\n" + &c("db", "  image: db:1\n"))]),
         ("depends_on itself", None, vec![("a.yaml", c("web", "  image: web:1\n  depends_on: [web]\n"))]),
         (
+            "depends_on conditions that the target cannot meet",
+            None,
+            vec![(
+                "a.yaml",
+                c("web", "  image: web:1\n  depends_on: [{ name: db, condition: healthy }, { name: db, condition: completed }]\n")
+                    + "---\n"
+                    + &c("db", "  image: db:1\n"),
+            )],
+        ),
+        (
+            "compose-style keys with bad values",
+            None,
+            vec![(
+                "a.yaml",
+                c(
+                    "web",
+                    "  image: web:1\n  working_dir: app\n  extra_hosts: [db]\n  cap_add: [net_admin]\n  memory: lots\n  cpus: -1\n  stop_signal: QUIT\n  network_mode: bridge\n  networks: [front]\n  labels: { driftless.resource: x }\n  healthcheck: { test: [\"curl\"] }\n  ulimits: { nofile: { soft: 10, hard: 5 } }\n  secrets: [{ name: key, source: ../key.txt }]\n  oneshot: true\n  health: [{ tcp: { address: \"127.0.0.1:1\" } }]\n",
+                ),
+            )],
+        ),
+        ("unknown depends_on condition", None, vec![("a.yaml", c("web", "  image: web:1\n  depends_on: [{ name: db, condition: ready }]\n"))]),
+        ("neither image nor build", None, vec![("a.yaml", c("web", "  build: { context: /abs }\n"))]),
+        (
             "depends_on cycle",
             None,
             vec![(

@@ -28,6 +28,8 @@ struct World {
     /// Converges refused (a verdict) for images containing this.
     refuse: Option<String>,
     converges: usize,
+    /// Names converged, in order.
+    log: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -93,6 +95,7 @@ impl Driver for Fake {
             return Err(RuntimeError::Docker { resource: r.name().into(), detail: format!("refused {img}") });
         }
         w.converges += 1;
+        w.log.push(r.name().to_string());
         let hash = crate::plan::spec_hash(r, &BTreeMap::new());
         w.running.insert(r.name().to_string(), (hash, revision.to_string(), img));
         Ok(())
@@ -451,4 +454,27 @@ async fn a_second_reconciler_on_the_same_state_is_refused() {
     let url = h.dir.path().join("repo").display().to_string();
     let err = Reconciler::new(h.config(&url), drivers).err().unwrap();
     assert!(err.to_string().contains("another agent"), "{err}");
+}
+
+#[tokio::test]
+async fn a_dependency_that_must_be_healthy_is_gated_before_its_dependent_is_applied() {
+    let h = Host::new();
+    let state = |db: &str| {
+        format!(
+            "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: db }}\nspec:\n  image: {db}\n  health: [{{ exec: [\"true\"] }}]\n---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: web:1\n  depends_on: [{{ name: db, condition: healthy }}]\n"
+        )
+    };
+    let c1 = h.commit(&state("db:1"));
+    let mut a = h.agent();
+    assert_eq!(a.reconcile(Trigger::Start, false).await.outcome, Some(Outcome::Applied));
+    assert_eq!(h.world().running["web"].1, c1);
+    // db dies in its gate: web (which waits for a healthy db) is never touched.
+    h.commit(&state("broken-db:2").replace("web:1", "web:2"));
+    h.world().log.clear();
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert!(!h.world().log.contains(&"web".to_string()), "web was never converged: {:?}", h.world().log);
+    assert_eq!(r.outcome, Some(Outcome::RolledBack), "{r:?}");
+    assert!(r.message.as_deref().unwrap().contains("db"), "{r:?}");
+    assert_eq!(h.world().running["web"].2, "web:1", "web was not replaced by the failed revision");
+    assert_eq!(h.world().running["web"].1, c1);
 }

@@ -228,7 +228,15 @@ impl PassengerRuntime {
         .map_err(|e| source_err(name, e))?;
         let root = PathBuf::from(&spec.app_root);
         let id = format!("{}-{}", timestamp(), crate::revision::short(revision).get(..8).unwrap_or(revision));
-        let dir = root.join("releases").join(&id);
+        // Two releases of one revision in the same second (a repair right after a deploy)
+        // must not share a folder: a complete release, maybe the live one, is never
+        // overwritten; only an incomplete one (no build_info.json) is replaced below.
+        let mut dir = root.join("releases").join(&id);
+        let mut n = 1;
+        while dir.join("build_info.json").exists() {
+            n += 1;
+            dir = root.join("releases").join(format!("{id}-{n}"));
+        }
         {
             let (dir, name, revision) = (dir.clone(), name.to_string(), revision.to_string());
             blocking(&name.clone(), move || {

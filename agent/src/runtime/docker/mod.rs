@@ -353,7 +353,9 @@ impl DockerRuntime {
     }
 
     /// Bind mounts for the secrets: repository files are written under `state_dir/secrets`
-    /// (mode 0400, atomically) and mounted read-only; host files are mounted as they are.
+    /// (atomically; the folder 0700 so no other host user reaches them, the file 0444 so the
+    /// container's user, whoever it is, can read it) and mounted read-only; host files are
+    /// mounted as they are.
     async fn secret_binds(
         &self,
         name: &str,
@@ -374,7 +376,7 @@ impl DockerRuntime {
                     std::fs::create_dir_all(&d)?;
                     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
                     crate::fsutil::write_atomic(&f, &bytes)?;
-                    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o400))
+                    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o444))
                 })
                 .await
                 .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
@@ -944,8 +946,10 @@ impl DockerRuntime {
         if logs.is_empty() {
             logs = kept.unwrap_or_default();
         }
+        let restarts = c.restart_count.unwrap_or(0);
         let state = match (&st.status, st.restarting) {
-            (_, Some(true)) => "restarting".to_string(),
+            (_, Some(true)) => format!("restarting ({restarts} restarts)"),
+            _ if restarts > 0 => format!("restarting ({restarts} restarts)"),
             (Some(s), _) => s.to_string(),
             _ => "unknown".to_string(),
         };
@@ -953,7 +957,8 @@ impl DockerRuntime {
             kind: Kind::Container.to_string(),
             name: name.to_string(),
             state,
-            exit_code: st.exit_code,
+            // A restarting container reports 0 while it runs again: only a real exit counts.
+            exit_code: st.exit_code.filter(|c| *c != 0 || st.running != Some(true)),
             oom_killed: st.oom_killed.unwrap_or(false),
             logs,
         })

@@ -1,0 +1,398 @@
+//! Docker hosts as they really are, end to end on the real engine: the full Container spec
+//! read back with `docker inspect`; a oneshot migration before the app that waits for it, a
+//! named volume created and labelled; a container that dies at start, whose stderr line
+//! reaches the history's diagnostics and `agentctl history --show`; an image built from the
+//! repository (reused while its context is unchanged, a failed build a verdict); and a
+//! private registry (Debian's `docker-registry` with htpasswd on 127.0.0.1) pulled with
+//! `docker login`'s credentials, refused without them as a fault, and with `registries:`.
+
+mod common;
+use common::agent::Agent;
+use common::docker::{self, available, clear_managed, ensure_image, IMAGE, LOCK};
+use common::git::{free_port, Upstream};
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn setup() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return None;
+    }
+    ensure_image();
+    clear_managed();
+    Some(guard)
+}
+
+fn inspect(name: &str, format: &str) -> String {
+    docker::docker(&["inspect", "-f", format, name]).1
+}
+
+fn history(agent: &Agent) -> serde_json::Value {
+    serde_json::from_str(&agent.ctl(&["history", "--json"]).stdout).unwrap()
+}
+
+#[test]
+fn the_full_container_spec_reads_back_with_docker_inspect() {
+    let Some(_g) = setup() else { return };
+    let up = Upstream::new();
+    let spec = format!(
+        r#"apiVersion: driftless/v1
+kind: Container
+metadata: {{ name: full }}
+spec:
+  image: {IMAGE}
+  pull: never
+  command: ["sh", "-c", "exec sleep 3600"]
+  labels: {{ traefik.enable: "true", team: ops }}
+  user: "1000:1000"
+  working_dir: /tmp
+  hostname: full-host
+  extra_hosts: ["db.internal:10.1.2.3"]
+  dns: ["10.0.0.53"]
+  cap_add: [NET_ADMIN]
+  cap_drop: [MKNOD]
+  read_only: true
+  tmpfs: ["/tmp:size=16m"]
+  init: true
+  sysctls: {{ net.core.somaxconn: 1024 }}
+  ulimits: {{ nofile: {{ soft: 1024, hard: 2048 }} }}
+  shm_size: 32m
+  memory: 64m
+  cpus: 0.5
+  pids_limit: 100
+  logging: {{ driver: json-file, options: {{ max-size: 1m }} }}
+  healthcheck: {{ test: ["CMD", "true"], interval: 1s, timeout: 2s, retries: 3, start_period: 1s }}
+  stop_signal: SIGQUIT
+  security_opt: ["no-new-privileges:true"]
+  group_add: ["10"]
+  expose: ["9000"]
+  networks: [{{ name: driftless-e2e-front, aliases: [full-alias] }}]
+  volumes: ["driftless-e2e-data:/data"]
+  secrets: [{{ name: api_key, source: secrets/api_key.txt }}]
+  stop_timeout: 1s
+"#
+    );
+    up.commit(&[("hosts/e2e/full.yaml", &spec), ("secrets/api_key.txt", "s3cret\n")], "full spec");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["resources"][0]["health"], "healthy", "gated by its healthcheck: {s}");
+    let checks: &[(&str, &str)] = &[
+        ("{{index .Config.Labels \"traefik.enable\"}}", "true"),
+        ("{{index .Config.Labels \"team\"}}", "ops"),
+        ("{{.Config.User}}", "1000:1000"),
+        ("{{.Config.WorkingDir}}", "/tmp"),
+        ("{{.Config.Hostname}}", "full-host"),
+        ("{{json .HostConfig.ExtraHosts}}", "[\"db.internal:10.1.2.3\"]"),
+        ("{{json .HostConfig.Dns}}", "[\"10.0.0.53\"]"),
+        ("{{json .HostConfig.CapAdd}}", "[\"NET_ADMIN\"]"),
+        ("{{json .HostConfig.CapDrop}}", "[\"MKNOD\"]"),
+        ("{{.HostConfig.ReadonlyRootfs}}", "true"),
+        ("{{json .HostConfig.Tmpfs}}", "{\"/tmp\":\"size=16m\"}"),
+        ("{{.HostConfig.Init}}", "true"),
+        ("{{json .HostConfig.Sysctls}}", "{\"net.core.somaxconn\":\"1024\"}"),
+        ("{{json .HostConfig.Ulimits}}", "[{\"Name\":\"nofile\",\"Hard\":2048,\"Soft\":1024}]"),
+        ("{{.HostConfig.ShmSize}}", "33554432"),
+        ("{{.HostConfig.Memory}}", "67108864"),
+        ("{{.HostConfig.NanoCpus}}", "500000000"),
+        ("{{.HostConfig.PidsLimit}}", "100"),
+        ("{{.HostConfig.LogConfig.Type}}", "json-file"),
+        ("{{json .HostConfig.LogConfig.Config}}", "{\"max-size\":\"1m\"}"),
+        ("{{json .Config.Healthcheck.Test}}", "[\"CMD\",\"true\"]"),
+        ("{{.Config.Healthcheck.Interval}}", "1s"),
+        ("{{.Config.Healthcheck.Retries}}", "3"),
+        ("{{.Config.StopSignal}}", "SIGQUIT"),
+        ("{{json .HostConfig.SecurityOpt}}", "[\"no-new-privileges:true\"]"),
+        ("{{json .HostConfig.GroupAdd}}", "[\"10\"]"),
+        ("{{json .Config.ExposedPorts}}", "{\"9000/tcp\":{}}"),
+        ("{{.HostConfig.NetworkMode}}", "driftless-e2e-front"),
+        ("{{json (index .NetworkSettings.Networks \"driftless-e2e-front\").Aliases}}", "full-alias"),
+    ];
+    let mut wrong = Vec::new();
+    for (format, want) in checks {
+        let got = inspect("full", format);
+        if !got.contains(want) {
+            wrong.push(format!("{format}: got {got:?}, want {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "docker inspect disagrees:\n{}", wrong.join("\n"));
+    assert_eq!(docker::docker(&["exec", "full", "cat", "/run/secrets/api_key"]).1, "s3cret");
+    assert_eq!(
+        docker::docker(&["volume", "inspect", "-f", "{{index .Labels \"driftless.managed\"}}", "driftless-e2e-data"]).1,
+        "true"
+    );
+    assert_eq!(
+        docker::docker(&["network", "inspect", "-f", "{{index .Labels \"driftless.managed\"}}", "driftless-e2e-front"])
+            .1,
+        "true"
+    );
+
+    // The network goes when nothing uses it any more; the volume stays.
+    let plain = format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: full }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n");
+    up.commit(&[("hosts/e2e/full.yaml", &plain)], "plain");
+    agent.sync(0);
+    assert_ne!(
+        docker::docker(&["network", "inspect", "driftless-e2e-front"]).0,
+        0,
+        "an unused managed network is removed"
+    );
+    assert_eq!(docker::docker(&["volume", "inspect", "driftless-e2e-data"]).0, 0, "volumes are never removed");
+    clear_managed();
+    docker::docker(&["volume", "rm", "driftless-e2e-data"]);
+}
+
+#[test]
+fn a_oneshot_migration_runs_first_and_a_dying_container_is_diagnosed() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let state = |web_pre: &str, migration: &str| {
+        format!(
+            r#"apiVersion: driftless/v1
+kind: Container
+metadata: {{ name: migrate }}
+spec:
+  image: {IMAGE}
+  pull: never
+  oneshot: true
+  command: ["sh", "-c", "echo {migration} > /data/schema && echo migrated"]
+  volumes: ["driftless-e2e-db:/data"]
+---
+apiVersion: driftless/v1
+kind: Container
+metadata: {{ name: web }}
+spec:
+  image: {IMAGE}
+  pull: never
+  command: ["sh", "-c", "{web_pre} mkdir -p /www && cp /data/schema /www/index.html && exec httpd -f -p 8080 -h /www"]
+  ports: ["127.0.0.1:{port}:8080"]
+  volumes: ["driftless-e2e-db:/data"]
+  stop_timeout: 1s
+  depends_on: [{{ name: migrate, condition: completed }}]
+  health:
+    - http: {{ url: "http://127.0.0.1:{port}/", body_contains: "{migration}" }}
+      timeout: 10s
+"#
+        )
+    };
+    let c1 = up.commit(&[("hosts/e2e/app.yaml", &state("", "v1"))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    assert_eq!(inspect("migrate", "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
+    let migrate_id = docker::container_id("migrate");
+    // Not re-run when its spec is unchanged (and an exited oneshot is not drift).
+    let r = agent.sync(0);
+    assert!(!r.stdout.contains("oneshot migrate: started"), "{}", r.stdout);
+    assert_eq!(docker::container_id("migrate"), migrate_id);
+
+    // The app dies at start with a line on stderr: rolled back, and the line is in the history.
+    let c2 = up.commit(
+        &[("hosts/e2e/app.yaml", &state("echo 'FATAL: cannot open /etc/app.conf' >&2; exit 3;", "v2"))],
+        "v2 broken",
+    );
+    let r = agent.sync(1);
+    assert!(r.stdout.contains("rolled back to"), "{}", r.stdout);
+    let h = history(&agent);
+    assert_eq!(h[0]["result"], "rolled_back");
+    let diags = h[0]["diagnostics"].as_array().expect("diagnostics");
+    let web = diags.iter().find(|d| d["name"] == "web").unwrap_or_else(|| panic!("no diagnostics for web: {h}"));
+    assert_eq!(web["kind"], "Container");
+    assert!(
+        web["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("FATAL: cannot open /etc/app.conf")),
+        "the stderr line: {web}"
+    );
+    assert!(web["exit_code"] == 3 || web["state"].as_str().unwrap().starts_with("restarting"), "{web}");
+    assert_eq!(web["oom_killed"], false);
+    let show = agent.ctl(&["history", "--show", &c2[..12]]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert!(show.stdout.contains("result:    rolled_back"), "{}", show.stdout);
+    assert!(show.stdout.contains("| FATAL: cannot open /etc/app.conf"), "{}", show.stdout);
+    eprintln!("agentctl history --show {}:\n{}", &c2[..12], show.stdout);
+    // The migration of v2 ran (and the data of the volume was kept through the revert).
+    assert_eq!(docker::docker(&["run", "--rm", "-v", "driftless-e2e-db:/data", IMAGE, "cat", "/data/schema"]).1, "v1");
+
+    // A oneshot that fails fails the revision before the app is touched.
+    let web_id = docker::container_id("web");
+    up.commit(
+        &[(
+            "hosts/e2e/app.yaml",
+            &state("", "v3").replace("&& echo migrated", "&& echo 'migration failed' >&2 && exit 5"),
+        )],
+        "v3",
+    );
+    agent.sync(1);
+    let h = history(&agent);
+    assert!(h[0]["message"].as_str().unwrap().contains("oneshot container migrate exited with code 5"), "{h}");
+    assert!(h[0]["diagnostics"].as_array().unwrap().iter().any(|d| d["name"] == "migrate"), "{h}");
+    assert_eq!(docker::container_id("web"), web_id, "the app was not touched");
+    clear_managed();
+    docker::docker(&["volume", "rm", "driftless-e2e-db"]);
+}
+
+#[test]
+fn an_image_built_from_the_repository_is_reused_while_its_context_is_unchanged() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let state = format!(
+        r#"apiVersion: driftless/v1
+kind: Container
+metadata: {{ name: site }}
+spec:
+  build: {{ context: site, args: {{ GREETING: hello }} }}
+  ports: ["127.0.0.1:{port}:8080"]
+  stop_timeout: 1s
+  health:
+    - http: {{ url: "http://127.0.0.1:{port}/", body_contains: "hello from the build" }}
+      timeout: 10s
+"#
+    );
+    let dockerfile = format!(
+        "FROM {IMAGE}\nARG GREETING\nRUN mkdir -p /www && echo \"$GREETING from the build\" > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+    );
+    up.commit(&[("hosts/e2e/site.yaml", &state), ("site/Dockerfile", &dockerfile)], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(120));
+    let image = inspect("site", "{{.Config.Image}}");
+    assert!(image.starts_with("driftless-build/site:"), "{image}");
+    let image_id = inspect("site", "{{.Image}}");
+    let h = history(&agent);
+    assert_eq!(h[0]["result"], "applied");
+
+    // A change outside the context: no rebuild, same image, same container.
+    let id = docker::container_id("site");
+    up.commit(&[("README.md", "docs only\n")], "docs");
+    let r = agent.sync(0);
+    assert!(!r.stdout.contains("Step 1/"), "no build: {}", r.stdout);
+    assert_eq!(docker::container_id("site"), id);
+    assert_eq!(inspect("site", "{{.Image}}"), image_id);
+
+    // A failing build is a verdict: rolled back, its output in the diagnostics.
+    up.commit(
+        &[("site/Dockerfile", &format!("FROM {IMAGE}\nRUN echo 'compiling assets' && exit 7\n"))],
+        "broken build",
+    );
+    let r = agent.sync(1);
+    assert!(r.stdout.contains("compiling assets"), "the build streams to sync --wait: {}", r.stdout);
+    let h = history(&agent);
+    assert_eq!(h[0]["result"], "rolled_back", "{h}");
+    let d = &h[0]["diagnostics"][0];
+    assert_eq!(d["name"], "site", "{h}");
+    assert!(d["logs"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("compiling assets")), "{d}");
+    assert_eq!(inspect("site", "{{.Image}}"), image_id, "the last good image runs");
+    clear_managed();
+}
+
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn registry(user: &str, password: &str) -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let htpasswd =
+        Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils) runs");
+    assert!(htpasswd.status.success());
+    std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
+    let config = format!(
+        "version: 0.1\nlog: {{ level: error }}\nstorage:\n  filesystem: {{ rootdirectory: {} }}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd: {{ realm: driftless-e2e, path: {} }}\n",
+        dir.path().join("data").display(),
+        dir.path().join("htpasswd").display()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let child = Command::new("docker-registry")
+        .args(["serve"])
+        .arg(dir.path().join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry (Debian's docker-registry) runs");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(20), "docker-registry did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Registry { child, port, _dir: dir }
+}
+
+fn docker_with(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new("docker").arg("--config").arg(config).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+#[test]
+fn a_private_registry_is_pulled_with_docker_logins_credentials() {
+    let Some(_g) = setup() else { return };
+    let reg = registry("deployer", "pa55word");
+    let host = format!("127.0.0.1:{}", reg.port);
+    let login = tempfile::tempdir().unwrap();
+    let (code, out) = docker_with(login.path(), &["login", &host, "-u", "deployer", "-p", "pa55word"]);
+    assert_eq!(code, 0, "docker login: {out}");
+    // Pushed without a tag (so :latest), then removed locally: the agent must pull it.
+    let image = format!("{host}/team/app");
+    docker::docker(&["tag", IMAGE, &image]);
+    let (code, out) = docker_with(login.path(), &["push", &image]);
+    assert_eq!(code, 0, "docker push: {out}");
+    docker::docker(&["rmi", &format!("{image}:latest")]);
+
+    let state = |img: &str| {
+        format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: app }}\nspec:\n  image: {img}\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n")
+    };
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/app.yaml", &state(&image))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start_with(&[("DOCKER_CONFIG", login.path().to_str().unwrap())]);
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    assert_eq!(inspect("app", "{{.Config.Image}}"), format!("{image}:latest"), "no tag means :latest");
+    agent.kill9();
+
+    // Without credentials: a fault naming the registry, nothing failed.
+    docker::docker(&["rmi", "-f", &format!("{image}:latest")]);
+    clear_managed();
+    let mut anon = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    let empty = tempfile::tempdir().unwrap();
+    anon.start_with(&[("DOCKER_CONFIG", empty.path().to_str().unwrap())]);
+    let s = anon.wait_phase("Degraded", Duration::from_secs(60));
+    let msg = s["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("registry {host} refused")), "{msg}");
+    assert!(msg.contains("docker login"), "says what to do: {msg}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([]));
+    anon.kill9();
+
+    // `registries:` in the agent config is enough on its own.
+    let pw = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pw.path(), "pa55word\n").unwrap();
+    let mut cfg = Agent::configure(
+        &up.file_url(),
+        "{ branch: main }",
+        &format!(
+            "registries:\n  - {{ host: \"{host}\", username: deployer, password_file: {} }}\n",
+            pw.path().display()
+        ),
+    );
+    cfg.start_with(&[("DOCKER_CONFIG", empty.path().to_str().unwrap())]);
+    cfg.wait_phase("Synced", Duration::from_secs(60));
+    clear_managed();
+    docker::docker(&["rmi", "-f", &format!("{image}:latest")]);
+}
