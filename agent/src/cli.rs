@@ -118,8 +118,19 @@ pub enum AgentctlCommand {
         /// Print the effective desired state (overlays applied, defaults filled in).
         #[arg(long)]
         render: bool,
+        /// Enable a compose profile (repeatable), as the agent config's compose_profiles.
+        #[arg(long = "profile", value_name = "PROFILE")]
+        profiles: Vec<String>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Print the driftless/v1 documents a compose file means (with the .env beside it).
+    Convert {
+        /// A compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml.
+        file: PathBuf,
+        /// Enable a compose profile (repeatable).
+        #[arg(long = "profile", value_name = "PROFILE")]
+        profiles: Vec<String>,
     },
 }

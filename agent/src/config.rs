@@ -50,6 +50,9 @@ pub struct Config {
     /// Remove images no longer used by the applied or the last good revision.
     #[serde(default = "default_true")]
     pub prune_images: bool,
+    /// Compose profiles to enable: services with `profiles:` run only when one is listed.
+    #[serde(default)]
+    pub compose_profiles: Vec<String>,
 }
 
 fn default_true() -> bool {

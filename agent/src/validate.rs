@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use desired_state_schema::{parse, read_dir_files, DesiredState, Diagnostic, ReadError};
+use desired_state_schema::{parse_with, read_dir_files, DesiredState, Diagnostic, ParseOptions, ReadError};
 use serde::Serialize;
 
 /// A diagnostic and the environment it shows up in (`None`: the base documents).
@@ -27,6 +27,8 @@ pub struct Report {
     /// Which environments were checked (`null` stands for the base documents).
     pub checked: Vec<Option<String>>,
     pub errors: Vec<Finding>,
+    /// Not errors (compose: a variable unset and without a default became empty).
+    pub warnings: Vec<Diagnostic>,
     /// The effective desired state, when asked for and valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<desired_state_schema::Resource>>,
@@ -34,9 +36,9 @@ pub struct Report {
 
 /// Validate `dir`. `environment`: check only that one (else the base and every declared one).
 /// `render`: keep the effective state of `environment` (or of the base) in the report.
-pub fn validate(dir: &Path, environment: Option<&str>, render: bool) -> Result<Report, ReadError> {
+pub fn validate(dir: &Path, environment: Option<&str>, render: bool, profiles: &[String]) -> Result<Report, ReadError> {
     let files = read_dir_files(dir)?;
-    let loaded = parse(&files);
+    let loaded = parse_with(&files, &ParseOptions { compose_profiles: profiles.to_vec() });
     let declared: Vec<String> = loaded.environments().into_iter().collect();
     let checked: Vec<Option<String>> = match environment {
         Some(e) => vec![Some(e.to_string())],
@@ -70,6 +72,7 @@ pub fn validate(dir: &Path, environment: Option<&str>, render: bool) -> Result<R
         environments: declared,
         checked,
         errors,
+        warnings: loaded.warnings().to_vec(),
         resources: rendered.map(|s| s.resources),
     })
 }

@@ -254,8 +254,21 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
         }
     }
     for (i, p) in c.env_files.iter().enumerate() {
-        if let Err(why) = host_path(p) {
+        let ok = if p.starts_with('/') { host_path(p) } else { repo_path(p) };
+        if let Err(why) = ok {
             f(spec.key("env_files").index(i), format!("env file {p:?} {why}"));
+        }
+    }
+    let mut mounted: HashMap<String, usize> = HashMap::new();
+    for (i, m) in c.files.iter().enumerate() {
+        let at = spec.key("files").index(i);
+        if let Err(why) = repo_path(&m.source) {
+            f(at.key("source"), format!("files source {:?} {why}", m.source));
+        }
+        if let Err(why) = host_path(&m.target) {
+            f(at.key("target"), format!("files target {:?} {why} (it is a path in the container)", m.target));
+        } else if let Some(first) = mounted.insert(m.target.clone(), i) {
+            f(at.key("target"), format!("{} is mounted twice (also by files[{first}])", m.target));
         }
     }
     for (i, p) in c.ports.iter().enumerate() {

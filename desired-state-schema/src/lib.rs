@@ -5,6 +5,7 @@
 //! nothing of Git, Docker, Passenger or Nix.
 
 pub mod checks;
+pub mod compose;
 pub mod duration;
 pub mod load;
 pub mod schema;
@@ -13,8 +14,8 @@ pub mod types;
 
 pub use duration::Duration;
 pub use load::{
-    diagnostic_at, parse, parse_single, read_dir_files, DesiredState, Diagnostic, Invalid, Loaded, ReadError,
-    SourceFile,
+    diagnostic_at, parse, parse_single, parse_with, read_dir_files, DesiredState, Diagnostic, Invalid, Loaded,
+    ParseOptions, ReadError, SourceFile,
 };
 pub use source_map::{DocMap, Seg, YamlPath};
 pub use types::*;

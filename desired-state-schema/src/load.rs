@@ -150,19 +150,58 @@ pub struct Loaded {
     parsed: Vec<Parsed>,
     /// Problems found while parsing (syntax, envelope); reported with every environment.
     parse_errors: Vec<Diagnostic>,
+    /// Not errors, but worth saying (compose: unset variables made empty).
+    warnings: Vec<Diagnostic>,
     files: usize,
+}
+
+/// How files are read.
+#[derive(Clone, Debug, Default)]
+pub struct ParseOptions {
+    /// Compose profiles enabled (the agent config's `compose_profiles`).
+    pub compose_profiles: Vec<String>,
 }
 
 /// Parse every file. Problems are kept and reported by `build`, together with later ones.
 pub fn parse(files: &[SourceFile]) -> Loaded {
+    parse_with(files, &ParseOptions::default())
+}
+
+/// `parse` with options. Compose files (`compose::is_compose_file`) are read as compose,
+/// with the `.env` beside each; every other `*.yaml`/`*.yml` as `driftless/v1` documents.
+pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
     let mut files: Vec<&SourceFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut parsed = Vec::new();
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let envs: BTreeMap<&str, &str> = files
+        .iter()
+        .filter(|f| is_env_file(&f.path))
+        .map(|f| (f.path.rsplit_once('/').map_or("", |(d, _)| d), f.text.as_str()))
+        .collect();
+    let mut count = 0;
     for f in &files {
-        parse_file(f, &mut parsed, &mut errors);
+        if is_env_file(&f.path) {
+            continue;
+        }
+        count += 1;
+        if crate::compose::is_compose_file(&f.path) {
+            let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+            let c = crate::compose::convert(&f.path, &f.text, envs.get(dir).copied(), &opts.compose_profiles);
+            errors.extend(c.errors);
+            warnings.extend(c.warnings);
+            for g in c.docs {
+                match typed::<Envelope>(g.doc) {
+                    Ok(envelope) => parsed.push(Parsed { origin: g.origin, map: g.map, envelope }),
+                    Err((path, msg)) => errors.push(diagnostic_at(&f.path, &g.map, &path, &msg)),
+                }
+            }
+        } else {
+            parse_file(f, &mut parsed, &mut errors);
+        }
     }
-    Loaded { parsed, parse_errors: errors, files: files.len() }
+    Loaded { parsed, parse_errors: errors, warnings, files: count }
 }
 
 fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diagnostic>) {
@@ -198,6 +237,11 @@ impl Loaded {
     /// Every environment some document declares an overlay for, sorted.
     pub fn environments(&self) -> BTreeSet<String> {
         self.parsed.iter().flat_map(|p| p.envelope.environments.keys().cloned()).collect()
+    }
+
+    /// Warnings (not errors): compose variables that were unset and became empty.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 
     /// How many files were read.
@@ -262,7 +306,7 @@ impl Loaded {
                 file: ".".into(),
                 line: 0,
                 column: 0,
-                message: "no desired-state documents found (*.yaml or *.yml with apiVersion: driftless/v1); \
+                message: "no desired-state documents found (*.yaml or *.yml with apiVersion: driftless/v1, or a compose.yaml); \
                           an empty desired state would remove everything the agent manages, so it is refused: \
                           check source.path"
                     .into(),
@@ -466,14 +510,14 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<SourceFile>, ReadError> {
             let entry = entry.map_err(|e| ReadError::Io { path: d.clone(), source: e })?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with('.') {
+            if name.starts_with('.') && !is_env_file(&name) {
                 continue;
             }
             let path = entry.path();
             let ft = std::fs::metadata(&path).map_err(|e| ReadError::Io { path: path.clone(), source: e })?;
             if ft.is_dir() {
                 stack.push(path);
-            } else if is_state_file(&name) {
+            } else if is_state_file(&name) || is_env_file(&name) {
                 let bytes = std::fs::read(&path).map_err(|e| ReadError::Io { path: path.clone(), source: e })?;
                 let text = String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8 { path: path.clone() })?;
                 let rel = path.strip_prefix(dir).unwrap_or(&path);
@@ -485,9 +529,14 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<SourceFile>, ReadError> {
     Ok(out)
 }
 
-/// Whether a file name is one the loader reads.
+/// Whether a file name is one the loader reads as YAML.
 pub fn is_state_file(name: &str) -> bool {
     !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
+}
+
+/// Whether a file (name or path) is a compose `.env`: read for the compose file beside it.
+pub fn is_env_file(path: &str) -> bool {
+    path.rsplit('/').next() == Some(".env")
 }
 
 fn display_path(dir: &Path, rel: &Path) -> String {

@@ -97,6 +97,31 @@ impl DocMap {
         self.find(path, true)
     }
 
+    /// An empty map whose document starts at `start` (for generated documents).
+    pub fn starting_at(start: Pos) -> DocMap {
+        DocMap { start, nodes: HashMap::new() }
+    }
+
+    /// For a document generated from `from`: the node at `target` is where `source` is.
+    pub fn alias_node(&mut self, from: &DocMap, source: &YamlPath, target: &YamlPath) {
+        let here = NodePos { value: from.value_pos(source), key: Some(from.key_pos(source)) };
+        self.nodes.insert(target.clone(), here);
+    }
+
+    /// For a document generated from `from` (a compose file): the node at `target` (and
+    /// everything below it) is where `source` (and what is below it) is in `from`.
+    pub fn alias_tree(&mut self, from: &DocMap, source: &YamlPath, target: &YamlPath) {
+        let here = NodePos { value: from.value_pos(source), key: Some(from.key_pos(source)) };
+        self.nodes.insert(target.clone(), here);
+        for (path, node) in &from.nodes {
+            if path.0.len() > source.0.len() && path.0.starts_with(&source.0) {
+                let mut t = target.clone();
+                t.0.extend(path.0[source.0.len()..].iter().cloned());
+                self.nodes.insert(t, *node);
+            }
+        }
+    }
+
     /// Whether the document has a node at exactly this path.
     pub fn contains(&self, path: &YamlPath) -> bool {
         self.nodes.contains_key(path)
@@ -119,6 +144,101 @@ impl DocMap {
     }
 }
 
+/// Positions of block mapping keys (`key:` at the start of a line, maybe after `- `) of
+/// document number `skip` of `text`, for the paths the parser did not map. Sequence items
+/// count as indexes. A fallback only: flow collections and multi-line scalars are not read.
+fn fill_by_indentation(doc: &mut DocMap, text: &str, skip: usize) {
+    let mut stack: Vec<(usize, Seg)> = Vec::new(); // (indentation, segment)
+    let mut seq_next: HashMap<YamlPath, usize> = HashMap::new();
+    let mut docno = 0;
+    let mut block_scalar: Option<usize> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_end();
+        if line == "---" || line.starts_with("--- ") {
+            docno += 1;
+            stack.clear();
+            continue;
+        }
+        if docno != skip {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        if let Some(bi) = block_scalar {
+            if indent > bi {
+                continue; // inside a | or > scalar
+            }
+            block_scalar = None;
+        }
+        let (indent, body, item) = match body.strip_prefix("- ") {
+            Some(rest) => (indent, rest.trim_start(), true),
+            None => (indent, body, body == "-"),
+        };
+        while stack
+            .last()
+            .is_some_and(|(ind, seg)| *ind > indent || (*ind == indent && !(item && matches!(seg, Seg::Index(_)))))
+        {
+            stack.pop();
+        }
+        let mut path = YamlPath(stack.iter().map(|(_, s)| s.clone()).collect());
+        if item {
+            while stack.last().is_some_and(|(ind, seg)| *ind == indent && matches!(seg, Seg::Index(_))) {
+                stack.pop();
+            }
+            path = YamlPath(stack.iter().map(|(_, s)| s.clone()).collect());
+            let n = seq_next.entry(path.clone()).or_insert(0);
+            let idx = *n;
+            *n += 1;
+            path = path.index(idx);
+            stack.push((indent, Seg::Index(idx)));
+            doc.nodes
+                .entry(path.clone())
+                .or_insert(NodePos { value: Pos { line: i + 1, column: indent + 1 }, key: None });
+        }
+        let key_indent = if item { indent + 2 } else { indent };
+        let Some((key, rest)) = split_key(body) else { continue };
+        let kpath = path.key(key.clone());
+        let value_col = line.len() - rest.trim_start().len() + 1;
+        let value = if rest.trim().is_empty() {
+            Pos { line: i + 1, column: key_indent + 1 }
+        } else {
+            Pos { line: i + 1, column: value_col }
+        };
+        doc.nodes
+            .entry(kpath.clone())
+            .or_insert(NodePos { value, key: Some(Pos { line: i + 1, column: key_indent + 1 }) });
+        let r = rest.trim();
+        if r.starts_with('|') || r.starts_with('>') {
+            block_scalar = Some(key_indent);
+        }
+        if r.is_empty() || r.starts_with('&') || r.starts_with('|') || r.starts_with('>') {
+            stack.push((key_indent, Seg::Key(key)));
+        }
+    }
+}
+
+/// `key: rest` of a block mapping line (the key plain or quoted).
+fn split_key(body: &str) -> Option<(String, &str)> {
+    let (key, rest) = if let Some(q) = body.strip_prefix('"') {
+        let end = q.find('"')?;
+        (q[..end].to_string(), q[end + 1..].strip_prefix(':')?)
+    } else if let Some(q) = body.strip_prefix('\'') {
+        let end = q.find('\'')?;
+        (q[..end].to_string(), q[end + 1..].strip_prefix(':')?)
+    } else {
+        let end = body.find(": ").or_else(|| body.strip_suffix(':').map(|b| b.len()))?;
+        let key = &body[..end];
+        if key.contains(['{', '[', '"', '\'', '#']) {
+            return None;
+        }
+        (key.to_string(), &body[end + 1..])
+    };
+    Some((key, rest))
+}
+
 enum Frame {
     Map {
         path: YamlPath,
@@ -139,7 +259,16 @@ pub fn map_documents(text: &str) -> Vec<DocMap> {
     let mut cur: Option<DocMap> = None;
     let mut stack: Vec<Frame> = Vec::new();
     for item in Parser::new_from_str(text) {
-        let Ok((event, span)) = item else { break };
+        let Ok((event, span)) = item else {
+            // saphyr is strict YAML 1.2; libyaml (serde_yaml_ng) and go-yaml (compose) accept
+            // some files it rejects (a flow `]` at its parent's indentation). Keep what was
+            // mapped, and fill the rest from the block keys' indentation.
+            let mut doc = cur.take().unwrap_or_default();
+            let skip = docs.len();
+            fill_by_indentation(&mut doc, text, skip);
+            docs.push(doc);
+            return docs;
+        };
         let pos = Pos { line: span.start.line(), column: span.start.col() + 1 };
         match event {
             Event::DocumentStart(_) => {

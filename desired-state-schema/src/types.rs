@@ -97,12 +97,17 @@ pub struct ContainerSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(with = "BTreeMap<String, ScalarSchema>")]
     pub env: BTreeMap<String, EnvValue>,
-    /// Host-side files of `KEY=value` lines, read at apply time (secrets never go in Git).
+    /// Files of `KEY=value` lines, read at apply time: an absolute host path (secrets that
+    /// stay out of Git), or a repository path read at the revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<String>,
     /// Published ports: `[IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<String>,
+    /// Repository files or folders mounted into the container, exported at the revision to a
+    /// stable host path under `state_dir` (compose's relative bind mounts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<RepoMount>,
     /// Ports exposed without publishing: `80`, `8000-8010/udp`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<String>,
@@ -165,6 +170,12 @@ pub struct ContainerSpec {
     /// Run an init process (tini) as PID 1.
     #[serde(default, skip_serializing_if = "is_false")]
     pub init: bool,
+    /// Allocate a pseudo-terminal (some images behave differently with one).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tty: bool,
+    /// Keep stdin open (nothing is attached to it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdin_open: bool,
     /// Devices: `/dev/host[:/dev/container[:rwm]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
@@ -454,6 +465,20 @@ impl HealthTest {
             HealthTest::List(l) => l.clone(),
         }
     }
+}
+
+/// A repository file or folder mounted into a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepoMount {
+    /// A repository path (relative to the repository root). A path the revision does not
+    /// hold is a data folder: created empty under `state_dir` once, and never overwritten or
+    /// removed.
+    pub source: String,
+    /// Absolute path in the container.
+    pub target: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
 }
 
 /// A file mounted into a container read-only.

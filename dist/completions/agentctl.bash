@@ -16,6 +16,9 @@ _agentctl() {
             ",$1")
                 cmd="agentctl"
                 ;;
+            agentctl,convert)
+                cmd="agentctl__subcmd__convert"
+                ;;
             agentctl,diff)
                 cmd="agentctl__subcmd__diff"
                 ;;
@@ -42,6 +45,9 @@ _agentctl() {
                 ;;
             agentctl,validate)
                 cmd="agentctl__subcmd__validate"
+                ;;
+            agentctl__subcmd__help,convert)
+                cmd="agentctl__subcmd__help__subcmd__convert"
                 ;;
             agentctl__subcmd__help,diff)
                 cmd="agentctl__subcmd__help__subcmd__diff"
@@ -77,12 +83,38 @@ _agentctl() {
 
     case "${cmd}" in
         agentctl)
-            opts="-h -V --socket --config --help --version status diff sync history rollback pause resume validate help"
+            opts="-h -V --socket --config --help --version status diff sync history rollback pause resume validate convert help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentctl__subcmd__convert)
+            opts="-h --profile --socket --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -121,8 +153,22 @@ _agentctl() {
             return 0
             ;;
         agentctl__subcmd__help)
-            opts="status diff sync history rollback pause resume validate help"
+            opts="status diff sync history rollback pause resume validate convert help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentctl__subcmd__help__subcmd__convert)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -401,7 +447,7 @@ _agentctl() {
             return 0
             ;;
         agentctl__subcmd__validate)
-            opts="-e -h --environment --render --json --socket --config --help"
+            opts="-e -h --environment --render --profile --json --socket --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -412,6 +458,10 @@ _agentctl() {
                     return 0
                     ;;
                 -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -22,8 +22,11 @@ const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Cmd::Validate { dir, environment, render, json } = cli.command {
-        return cmd_validate(dir, environment, render, json);
+    if let Cmd::Validate { dir, environment, render, profiles, json } = cli.command {
+        return cmd_validate(dir, environment, render, &profiles, json);
+    }
+    if let Cmd::Convert { file, profiles } = cli.command {
+        return cmd_convert(&file, &profiles);
     }
     let socket = match socket_path(&cli) {
         Ok(s) => s,
@@ -109,7 +112,7 @@ fn main() -> ExitCode {
                 Ok(0)
             })
         }
-        Cmd::Validate { .. } => ExitCode::from(EXIT_ERROR), // handled above
+        Cmd::Validate { .. } | Cmd::Convert { .. } => ExitCode::from(EXIT_ERROR), // handled above
     }
 }
 
@@ -303,8 +306,52 @@ fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
     }
 }
 
-fn cmd_validate(dir: PathBuf, environment: Option<String>, render: bool, json: bool) -> ExitCode {
-    let report = match validate(&dir, environment.as_deref(), render) {
+/// `agentctl convert FILE`: the driftless/v1 documents a compose file means.
+fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("agentctl convert: cannot read {}: {e}", file.display());
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let path = file.display().to_string();
+    if !desired_state_schema::compose::is_compose_file(&path) {
+        eprintln!(
+            "agentctl convert: {path} is not named like a compose file ({}); the agent reads compose files by these names only",
+            desired_state_schema::compose::FILE_NAMES.join(", ")
+        );
+        return ExitCode::from(EXIT_ERROR);
+    }
+    let dotenv = std::fs::read_to_string(file.with_file_name(".env")).ok();
+    let c = desired_state_schema::compose::convert(&path, &text, dotenv.as_deref(), profiles);
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !c.errors.is_empty() {
+        for e in &c.errors {
+            eprintln!("{e}");
+        }
+        eprintln!("agentctl convert: {path}: {} error(s); nothing printed", c.errors.len());
+        return ExitCode::from(EXIT_ERROR);
+    }
+    let mut out = std::io::stdout().lock();
+    for g in &c.docs {
+        match serde_yaml_ng::to_string(&g.doc) {
+            Ok(s) => {
+                let _ = write!(out, "---\n{s}");
+            }
+            Err(e) => {
+                eprintln!("agentctl convert: cannot print a document: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn cmd_validate(dir: PathBuf, environment: Option<String>, render: bool, profiles: &[String], json: bool) -> ExitCode {
+    let report = match validate(&dir, environment.as_deref(), render, profiles) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentctl validate: {e}");
@@ -335,6 +382,9 @@ fn cmd_validate(dir: PathBuf, environment: Option<String>, render: bool, json: b
                     }
                 }
             }
+        }
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
         }
         for line in report.error_lines() {
             eprintln!("{line}");

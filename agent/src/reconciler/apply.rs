@@ -30,7 +30,8 @@ impl Reconciler {
         let oid = revision.oid().ok_or_else(|| CycleError::Refused(format!("{revision} is not a commit id")))?;
         let files = tokio::task::spawn_blocking(move || src.read_state(oid, &path)).await??;
         let env = self.cfg.config.environment.clone();
-        Ok(desired_state_schema::load(&files, env.as_deref())?)
+        let opts = desired_state_schema::ParseOptions { compose_profiles: self.cfg.config.compose_profiles.clone() };
+        Ok(desired_state_schema::parse_with(&files, &opts).build(env.as_deref())?)
     }
 
     /// Observe the host and plan the way to `state` (the state of `revision`).

@@ -466,10 +466,11 @@ impl GitSource {
         let mut failure = None;
         tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
             let name = entry.name().unwrap_or("");
-            if name.starts_with('.') {
+            let env = desired_state_schema::load::is_env_file(name); // a compose file's .env
+            if name.starts_with('.') && !env {
                 return TreeWalkResult::Skip;
             }
-            if entry.kind() != Some(ObjectType::Blob) || !desired_state_schema::load::is_state_file(name) {
+            if entry.kind() != Some(ObjectType::Blob) || !(env || desired_state_schema::load::is_state_file(name)) {
                 return TreeWalkResult::Ok;
             }
             let rel = format!("{prefix}{dir}{name}");
@@ -522,6 +523,22 @@ impl GitSource {
         let entry = root.get_path(Path::new(normalize(path).trim_end_matches('/'))).map_err(|_| not_found())?;
         let blob = repo.find_blob(entry.id()).map_err(|_| not_found())?;
         Ok((entry.id(), blob.content().to_vec()))
+    }
+
+    /// What `path` is in `commit`: a file (blob) or a folder (tree) and its id; `None` when
+    /// the revision does not hold it.
+    pub fn entry(&self, commit: Oid, path: &str) -> Result<Option<(bool, Oid)>, SourceError> {
+        let repo = self.repo()?;
+        let root = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| self.mirror_err(format!("revision {commit}: {e}")))?;
+        let p = normalize(path);
+        let p = p.trim_end_matches('/');
+        if p.is_empty() {
+            return Ok(Some((true, root.id())));
+        }
+        Ok(root.get_path(Path::new(p)).ok().map(|e| (e.kind() == Some(ObjectType::Tree), e.id())))
     }
 
     /// Tags (short names) that point at `commit`, sorted.

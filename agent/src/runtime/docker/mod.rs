@@ -309,12 +309,15 @@ impl DockerRuntime {
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
         let mut out = BTreeMap::new();
         for path in &spec.env_files {
-            let bytes = tokio::fs::read(path).await.map_err(|e| RuntimeError::EnvFile {
-                resource: name.to_string(),
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            let bytes = self.env_file(name, path, revision).await?;
             out.insert(format!("env_file:{path}"), format!("{:x}", Sha256::digest(&bytes)));
+        }
+        for m in &spec.files {
+            let id = match self.entry(name, revision, &m.source).await? {
+                Some((_, id)) => id,
+                None => "data folder".to_string(),
+            };
+            out.insert(format!("file:{}", m.source), id);
         }
         for sec in &spec.secrets {
             let digest = format!("{:x}", Sha256::digest(self.secret_content(name, sec, revision).await?));
@@ -325,6 +328,107 @@ impl DockerRuntime {
         }
         out.insert("image_id".to_string(), image_id.to_string());
         Ok(out)
+    }
+
+    /// An env file's content: a host file (absolute), else a repository file at the revision.
+    async fn env_file(&self, name: &str, path: &str, revision: &str) -> Result<Vec<u8>, RuntimeError> {
+        if path.starts_with('/') {
+            return tokio::fs::read(path).await.map_err(|e| RuntimeError::EnvFile {
+                resource: name.to_string(),
+                path: path.to_string(),
+                detail: e.to_string(),
+            });
+        }
+        let oid = git2::Oid::from_str(revision)
+            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
+        let src = self.source.clone();
+        let p = path.to_string();
+        tokio::task::spawn_blocking(move || src.read_file(oid, &p))
+            .await
+            .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
+            .map(|(_, bytes)| bytes)
+            .map_err(|e| source_err(name, e))
+    }
+
+    /// What a `files` source is at the revision: (is a folder, its object id), or `None`.
+    async fn entry(&self, name: &str, revision: &str, path: &str) -> Result<Option<(bool, String)>, RuntimeError> {
+        let oid = git2::Oid::from_str(revision)
+            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
+        let src = self.source.clone();
+        let p = path.to_string();
+        tokio::task::spawn_blocking(move || src.entry(oid, &p))
+            .await
+            .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
+            .map(|e| e.map(|(dir, id)| (dir, id.to_string())))
+            .map_err(|e| source_err(name, e))
+    }
+
+    /// Bind mounts for `files`: each source exported at the revision to a stable path,
+    /// `state_dir/files/<resource>/<source>` (replaced whole, by rename, when its content
+    /// changed); a source the revision does not hold is a data folder there, created once
+    /// and never overwritten or removed.
+    async fn file_binds(&self, name: &str, spec: &ContainerSpec, revision: &str) -> Result<Vec<String>, RuntimeError> {
+        let mut binds = Vec::new();
+        let root = self.secrets_dir.with_file_name("files").join(name);
+        for m in &spec.files {
+            let host = root.join(m.source.trim_start_matches("./").trim_end_matches('/'));
+            let stamp = host.with_file_name(format!(
+                ".{}.id",
+                host.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            ));
+            match self.entry(name, revision, &m.source).await? {
+                None => {
+                    let h = host.clone();
+                    tokio::task::spawn_blocking(move || std::fs::create_dir_all(&h))
+                        .await
+                        .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
+                        .map_err(|e| {
+                            RuntimeError::io(name, &host, &e, |resource, detail| RuntimeError::Docker {
+                                resource,
+                                detail,
+                            })
+                        })?;
+                }
+                Some((is_dir, id)) => {
+                    let current = tokio::fs::read_to_string(&stamp).await.unwrap_or_default();
+                    if current.trim() != id || !host.exists() {
+                        let oid = git2::Oid::from_str(revision)
+                            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
+                        let src = self.source.clone();
+                        let (source, h, st) = (m.source.clone(), host.clone(), stamp.clone());
+                        tokio::task::spawn_blocking(move || -> Result<(), String> {
+                            let parent = h.parent().ok_or("no parent")?.to_path_buf();
+                            std::fs::create_dir_all(&parent).map_err(|e| e.to_string())?;
+                            let tmp = parent.join(format!(".tmp-{}", std::process::id()));
+                            let _ = std::fs::remove_dir_all(&tmp);
+                            let _ = std::fs::remove_file(&tmp);
+                            if is_dir {
+                                let export = src.export(oid, &source).map_err(|e| e.to_string())?;
+                                copy_dir(&export.path, &tmp).map_err(|e| e.to_string())?;
+                                let _ = std::fs::remove_dir_all(&h);
+                            } else {
+                                let (_, bytes) = src.read_file(oid, &source).map_err(|e| e.to_string())?;
+                                std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+                                if h.is_dir() {
+                                    let _ = std::fs::remove_dir_all(&h);
+                                }
+                            }
+                            std::fs::rename(&tmp, &h).map_err(|e| e.to_string())?;
+                            crate::fsutil::write_atomic(&st, id.as_bytes()).map_err(|e| e.to_string())
+                        })
+                        .await
+                        .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
+                        .map_err(|detail| RuntimeError::Host {
+                            resource: name.into(),
+                            detail: format!("exporting {}: {detail}", m.source),
+                        })?;
+                    }
+                }
+            }
+            let ro = if m.read_only { ":ro" } else { "" };
+            binds.push(format!("{}:{}{ro}", host.display(), m.target));
+        }
+        Ok(binds)
     }
 
     /// A secret's content: a repository file at the revision, or a host file.
@@ -516,7 +620,8 @@ impl DockerRuntime {
         let inputs = self.inputs_for(name, spec, revision, &image_id).await?;
         let hash = crate::plan::spec_hash(r, &inputs);
         self.ensure_networks(name, spec).await?;
-        let binds = self.secret_binds(name, spec, revision).await?;
+        let mut binds = self.secret_binds(name, spec, revision).await?;
+        binds.extend(self.file_binds(name, spec, revision).await?);
         let made = Made { revision, hash: &hash, image: &image, image_id: &image_id, binds: &binds };
 
         let instances = self.instances(Some(name)).await?;
@@ -674,11 +779,8 @@ impl DockerRuntime {
         let name = r.name();
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         for path in &spec.env_files {
-            let text = tokio::fs::read_to_string(path).await.map_err(|e| RuntimeError::EnvFile {
-                resource: name.to_string(),
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            let bytes = self.env_file(name, path, made.revision).await?;
+            let text = String::from_utf8_lossy(&bytes);
             for (k, v) in parse_env_file(&text) {
                 env.insert(k, v);
             }
@@ -808,6 +910,8 @@ impl DockerRuntime {
             user: spec.user.clone(),
             working_dir: spec.working_dir.clone(),
             hostname: spec.hostname.clone(),
+            tty: spec.tty.then_some(true),
+            open_stdin: spec.stdin_open.then_some(true),
             healthcheck,
             networking_config,
             host_config: Some(HostConfig {
@@ -1104,6 +1208,24 @@ fn container_spec(r: &Resource) -> Result<&ContainerSpec, RuntimeError> {
             detail: "the Docker driver runs Container resources only".into(),
         }),
     }
+}
+
+/// Copy a folder (files, links, subfolders).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ft = std::fs::symlink_metadata(&src)?.file_type();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
 }
 
 /// What a converge prepared for the container it creates.

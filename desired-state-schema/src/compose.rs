@@ -1,0 +1,1561 @@
+//! Compose files as desired state: a `compose.yaml`, `compose.yml`, `docker-compose.yaml` or
+//! `docker-compose.yml` becomes `driftless/v1` Container documents, one per service, with the
+//! file's networks, volumes and secrets — what `agentctl convert` prints, and what the loader
+//! then types and checks like any other document. Positions point back into the compose file.
+//!
+//! What the compose specification says holds (its text is the reference): interpolation of
+//! `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?err}`, `${VAR?err}`, `${VAR:+alt}`,
+//! `${VAR+alt}`, `$VAR` and `$$` from the `.env` beside the file — never from the agent's own
+//! environment; an unset variable without a default becomes empty, with a warning; short and
+//! long syntax of ports, volumes and `depends_on`; relative paths relative to the compose
+//! file's folder; `profiles`; `x-` extension fields; YAML anchors and merge keys. A key
+//! Driftless does not support is refused with its position and what to write instead: nothing
+//! is silently ignored. `x-driftless: { health, environments }` on a service adds health
+//! checks and per-environment overlays.
+//!
+//! Names: a service's Container is named after the service (or its `container_name`); the
+//! file's networks and volumes get compose's names (`<project>_<key>`, or their `name:`), the
+//! project being `name:` or the compose file's folder name.
+
+use std::collections::BTreeMap;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::load::Diagnostic;
+use crate::source_map::{map_documents, DocMap, YamlPath};
+use crate::types::Origin;
+
+/// The file names read as compose files.
+pub const FILE_NAMES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+
+/// Whether `path` names a compose file.
+pub fn is_compose_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    FILE_NAMES.contains(&name)
+}
+
+/// A `driftless/v1` document made from one service.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    /// The document: `apiVersion`, `kind`, `metadata`, `spec`, `environments`.
+    pub doc: Value,
+    /// Positions of the document's nodes, in the compose file.
+    pub map: DocMap,
+    pub origin: Origin,
+}
+
+/// What a compose file means.
+#[derive(Clone, Debug, Default)]
+pub struct Converted {
+    pub docs: Vec<Generated>,
+    pub errors: Vec<Diagnostic>,
+    /// Not errors, but worth saying (`validate` prints them): unset variables made empty.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Convert the compose file `path` (its `text`), with the `.env` beside it (`dotenv`) and the
+/// enabled `profiles`.
+pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]) -> Converted {
+    let mut out = Converted::default();
+    let map = map_documents(text).into_iter().next().unwrap_or_default();
+    let mut value: Value = match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            out.errors.push(Diagnostic {
+                file: path.into(),
+                line,
+                column,
+                message: format!("YAML syntax: {}", strip_marks(&e.to_string())),
+            });
+            return out;
+        }
+    };
+    if let Err(why) = merge_keys(&mut value) {
+        out.errors.push(Diagnostic {
+            file: path.into(),
+            line: 1,
+            column: 1,
+            message: format!("YAML merge key: {why}"),
+        });
+        return out;
+    }
+    let dir = parent(path);
+    let vars = dotenv.map(parse_dotenv).unwrap_or_default();
+    let mut cx =
+        Cx { file: path, map: &map, dir: dir.clone(), vars: vars.clone(), errors: Vec::new(), warnings: Vec::new() };
+    interpolate_tree(&mut cx, &mut value, &YamlPath::root(), &vars);
+    let Some(top) = value.as_mapping() else {
+        cx.err(&YamlPath::root(), "a compose file is a mapping with `services:`");
+        out.errors = cx.errors;
+        return out;
+    };
+    let project = match top.get("name").and_then(Value::as_str) {
+        Some(n) => n.to_string(),
+        None => dir.rsplit('/').find(|s| !s.is_empty() && *s != ".").unwrap_or("default").to_string(),
+    };
+    let project =
+        project.to_ascii_lowercase().replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'), "");
+    for (k, _) in top {
+        let key = k.as_str().unwrap_or("");
+        let at = YamlPath::root().key(key);
+        match key {
+            "services" | "networks" | "volumes" | "secrets" | "name" => {}
+            "version" => {} // obsolete in the specification; accepted and not used
+            "configs" => cx.err(&at, "`configs` is not supported: mount the file with a relative bind (./file:/path:ro) or a secret"),
+            "include" => cx.err(&at, "`include` is not supported: put the included services in this file, or in their own folder under source.path"),
+            "models" => cx.err(&at, "`models` is not supported by Driftless"),
+            k if k.starts_with("x-") => {}
+            other => cx.err(&at, &format!("unknown top-level key `{other}`; a compose file holds services, networks, volumes, secrets, name and x- extensions")),
+        }
+    }
+    let networks = top_level(&mut cx, top, "networks", &project, &["name", "external", "driver", "labels"]);
+    let volumes = top_level(&mut cx, top, "volumes", &project, &["name", "external", "driver", "labels"]);
+    let secrets = top_secrets(&mut cx, top);
+    let Some(services) = top.get("services").and_then(Value::as_mapping) else {
+        cx.err(&YamlPath::root(), "no `services:` in this compose file");
+        out.errors = cx.errors;
+        out.warnings = cx.warnings;
+        return out;
+    };
+    // Container names of every service (for depends_on and network_mode: service:x).
+    let names: BTreeMap<String, String> = services
+        .iter()
+        .filter_map(|(k, v)| {
+            let s = k.as_str()?;
+            let name = v.get("container_name").and_then(Value::as_str).unwrap_or(s);
+            Some((s.to_string(), name.to_string()))
+        })
+        .collect();
+    for (k, svc) in services {
+        let Some(service) = k.as_str() else { continue };
+        let at = YamlPath::root().key("services").key(service);
+        let Some(svc) = svc.as_mapping() else {
+            cx.err(&at, "a service is a mapping of its keys");
+            continue;
+        };
+        let declared: Vec<String> = seq_of_strings(svc.get("profiles"));
+        if !declared.is_empty() && !declared.iter().any(|p| profiles.contains(p)) {
+            continue; // a service with profiles runs only when one of them is enabled
+        }
+        let sv = Service {
+            name: service,
+            at: at.clone(),
+            names: &names,
+            networks: &networks,
+            volumes: &volumes,
+            secrets: &secrets,
+            project: &project,
+        };
+        if let Some(g) = cx.service(&sv, svc) {
+            out.docs.push(g);
+        }
+    }
+    out.errors = cx.errors;
+    out.warnings = cx.warnings;
+    out
+}
+
+/// One service being converted, with what the file declares around it.
+struct Service<'a> {
+    name: &'a str,
+    at: YamlPath,
+    names: &'a BTreeMap<String, String>,
+    networks: &'a BTreeMap<String, String>,
+    volumes: &'a BTreeMap<String, String>,
+    secrets: &'a BTreeMap<String, String>,
+    project: &'a str,
+}
+
+struct Cx<'a> {
+    file: &'a str,
+    map: &'a DocMap,
+    /// The compose file's folder (repository-relative; `""` for the root).
+    dir: String,
+    /// The `.env` beside the file (interpolation, and `environment` keys without a value).
+    vars: BTreeMap<String, String>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+fn diag(file: &str, map: &DocMap, path: &YamlPath, msg: &str, key: bool) -> Diagnostic {
+    let pos = if key { map.key_pos(path) } else { map.value_pos(path) };
+    let message = if path.is_empty() { msg.to_string() } else { format!("{path}: {msg}") };
+    Diagnostic { file: file.to_string(), line: pos.line, column: pos.column, message }
+}
+
+impl Cx<'_> {
+    fn err(&mut self, path: &YamlPath, msg: &str) {
+        self.errors.push(diag(self.file, self.map, path, msg, false));
+    }
+
+    fn key_err(&mut self, path: &YamlPath, msg: &str) {
+        self.errors.push(diag(self.file, self.map, path, msg, true));
+    }
+
+    fn warn(&mut self, path: &YamlPath, msg: &str) {
+        self.warnings.push(diag(self.file, self.map, path, msg, false));
+    }
+
+    /// A path relative to the compose file's folder, as a repository path.
+    fn repo_path(&mut self, at: &YamlPath, p: &str) -> Option<String> {
+        if p.starts_with('~') {
+            self.err(at, &format!("{p:?}: `~` is the home of whoever runs compose; write a path relative to the compose file, or an absolute host path"));
+            return None;
+        }
+        match join(&self.dir, p) {
+            Some(r) => Some(r),
+            None => {
+                self.err(
+                    at,
+                    &format!("{p:?} escapes the repository root: paths in a compose file stay inside the repository"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Convert one service to a Container document.
+    fn service(&mut self, sv: &Service<'_>, svc: &Mapping) -> Option<Generated> {
+        let at = &sv.at;
+        let mut spec = Mapping::new();
+        let cmap: &DocMap = self.map;
+        let mut docmap = DocMap::starting_at(cmap.value_pos(at));
+        let spec_at = YamlPath::root().key("spec");
+        docmap.alias_node(cmap, at, &YamlPath::root());
+        docmap.alias_node(cmap, at, &spec_at);
+        // Record that spec.<key> came from services.<svc>.<from>.
+        let alias = |docmap: &mut DocMap, from: &str, to: &str| {
+            docmap.alias_tree(cmap, &at.key(from), &spec_at.key(to));
+        };
+        let mut environments: Option<Value> = None;
+        let mut health: Option<Value> = None;
+        let container = sv.names.get(sv.name).cloned().unwrap_or_else(|| sv.name.to_string());
+        let mut network_mode_set = false;
+        for (k, v) in svc {
+            let key = k.as_str().unwrap_or("");
+            let kat = at.key(key);
+            match key {
+                // One to one.
+                "image" | "user" | "working_dir" | "hostname" | "init" | "privileged" | "read_only" | "cap_add"
+                | "cap_drop" | "security_opt" | "shm_size" | "stop_signal" | "pids_limit" | "cpus" | "group_add"
+                | "logging" | "ulimits" => {
+                    let v = match key {
+                        "group_add" | "cap_add" | "cap_drop" | "security_opt" => strings_of(v),
+                        "cpus" | "shm_size" => scalar_text(v),
+                        "pids_limit" => numberish(v),
+                        "ulimits" => numbers_within(v),
+                        _ => v.clone(),
+                    };
+                    spec.insert(key.into(), v);
+                    alias(&mut docmap, key, key);
+                }
+                "container_name" | "profiles" => {}
+                "platform" => {
+                    let p = scalar_string(v);
+                    if !p.is_empty() && p != host_platform() {
+                        self.err(&kat, &format!("platform {p:?} is not this host's ({}): Driftless runs images on the engine's own platform; remove it", host_platform()));
+                    }
+                }
+                "tty" | "stdin_open" => {
+                    spec.insert(key.into(), v.clone());
+                    alias(&mut docmap, key, key);
+                }
+                k if k.starts_with("x-") && k != "x-driftless" => {}
+                "x-driftless" => {
+                    let Some(m) = v.as_mapping() else {
+                        self.err(&kat, "x-driftless is a mapping: { health: [...], environments: {...} }");
+                        continue;
+                    };
+                    for (xk, xv) in m {
+                        match xk.as_str().unwrap_or("") {
+                            "health" => {
+                                health = Some(xv.clone());
+                                alias(&mut docmap, "x-driftless", "health");
+                                docmap.alias_tree(self.map, &kat.key("health"), &spec_at.key("health"));
+                            }
+                            "environments" => {
+                                environments = Some(xv.clone());
+                                docmap.alias_tree(
+                                    self.map,
+                                    &kat.key("environments"),
+                                    &YamlPath::root().key("environments"),
+                                );
+                            }
+                            other => self.key_err(
+                                &kat.key(other),
+                                &format!("unknown key `{other}` in x-driftless; expected health or environments"),
+                            ),
+                        }
+                    }
+                }
+                "command" | "entrypoint" => match v {
+                    Value::String(s) => match shell_words(s) {
+                        Some(words) => {
+                            spec.insert(key.into(), Value::Sequence(words.into_iter().map(Value::String).collect()));
+                            alias(&mut docmap, key, key);
+                        }
+                        None => self.err(&kat, &format!("{key} has an unclosed quote")),
+                    },
+                    Value::Sequence(_) => {
+                        spec.insert(key.into(), strings_of(v));
+                        alias(&mut docmap, key, key);
+                    }
+                    Value::Null => {}
+                    _ => self.err(&kat, &format!("{key} is a string or a list")),
+                },
+                "environment" => {
+                    let mut env = Mapping::new();
+                    match v {
+                        Value::Mapping(m) => {
+                            for (ek, ev) in m {
+                                let name = key_text(ek);
+                                let value =
+                                    if ev.is_null() { self.vars.get(&name).cloned() } else { Some(scalar_string(ev)) };
+                                match value {
+                                    Some(val) => {
+                                        env.insert(name.into(), val.into());
+                                    }
+                                    None => self.warn(&kat.key(name.as_str()), &format!("{name} has no value and is not in the .env beside the compose file: it is left unset (the agent's own environment is never passed)")),
+                                }
+                            }
+                        }
+                        Value::Sequence(s) => {
+                            for (i, item) in s.iter().enumerate() {
+                                let text = scalar_string(item);
+                                match text.split_once('=') {
+                                    Some((n, val)) => {
+                                        env.insert(n.into(), val.into());
+                                    }
+                                    None => match self.vars.get(&text).cloned() {
+                                        Some(val) => {
+                                            env.insert(text.into(), val.into());
+                                        }
+                                        None => self.warn(&kat.index(i), &format!("{text} has no value and is not in the .env beside the compose file: it is left unset (the agent's own environment is never passed)")),
+                                    },
+                                }
+                            }
+                        }
+                        Value::Null => {}
+                        _ => self.err(&kat, "environment is a mapping or a list of KEY=value"),
+                    }
+                    if !env.is_empty() {
+                        spec.insert("env".into(), Value::Mapping(env));
+                        alias(&mut docmap, key, "env");
+                    }
+                }
+                "env_file" => {
+                    let mut files = Vec::new();
+                    let items: Vec<(YamlPath, &Value)> = match v {
+                        Value::Sequence(s) => s.iter().enumerate().map(|(i, x)| (kat.index(i), x)).collect(),
+                        other => vec![(kat.clone(), other)],
+                    };
+                    for (iat, item) in items {
+                        let p = match item {
+                            Value::String(p) => Some(p.clone()),
+                            Value::Mapping(m) => {
+                                if m.get("required").and_then(Value::as_bool) == Some(false) {
+                                    self.err(&iat.key("required"), "required: false is not supported: the file is read from the repository at the revision; commit it, or remove the entry");
+                                }
+                                if m.get("format").is_some() {
+                                    self.err(
+                                        &iat.key("format"),
+                                        "env_file format is not supported: write KEY=value lines",
+                                    );
+                                }
+                                m.get("path").and_then(Value::as_str).map(str::to_string)
+                            }
+                            _ => None,
+                        };
+                        match p {
+                            Some(p) if p.starts_with('/') => files.push(Value::String(p)),
+                            Some(p) => {
+                                if let Some(r) = self.repo_path(&iat, &p) {
+                                    files.push(Value::String(r));
+                                }
+                            }
+                            None => self.err(&iat, "env_file is a path, a list of paths, or { path }"),
+                        }
+                    }
+                    spec.insert("env_files".into(), Value::Sequence(files));
+                    alias(&mut docmap, key, "env_files");
+                }
+                "ports" => {
+                    let mut ports = Vec::new();
+                    for (i, p) in v.as_sequence().into_iter().flatten().enumerate() {
+                        match port(p) {
+                            Ok(s) => ports.push(Value::String(s)),
+                            Err(why) => self.err(&kat.index(i), &why),
+                        }
+                    }
+                    spec.insert("ports".into(), Value::Sequence(ports));
+                    alias(&mut docmap, key, "ports");
+                }
+                "expose" => {
+                    spec.insert("expose".into(), strings_of(v));
+                    alias(&mut docmap, key, "expose");
+                }
+                "volumes" => {
+                    let (mut vols, mut files, mut tmpfs) = (Vec::new(), Vec::new(), Vec::new());
+                    for (i, item) in v.as_sequence().into_iter().flatten().enumerate() {
+                        self.volume(sv, &kat.index(i), item, &mut vols, &mut files, &mut tmpfs);
+                    }
+                    if !vols.is_empty() {
+                        spec.insert("volumes".into(), Value::Sequence(vols));
+                        alias(&mut docmap, key, "volumes");
+                    }
+                    if !files.is_empty() {
+                        spec.insert("files".into(), Value::Sequence(files));
+                        alias(&mut docmap, key, "files");
+                    }
+                    if !tmpfs.is_empty() {
+                        let mut all = spec.get("tmpfs").and_then(Value::as_sequence).cloned().unwrap_or_default();
+                        all.extend(tmpfs);
+                        spec.insert("tmpfs".into(), Value::Sequence(all));
+                    }
+                }
+                "tmpfs" => {
+                    let mut all = spec.get("tmpfs").and_then(Value::as_sequence).cloned().unwrap_or_default();
+                    match strings_of(v) {
+                        Value::Sequence(s) => all.extend(s),
+                        other => all.push(other),
+                    }
+                    spec.insert("tmpfs".into(), Value::Sequence(all));
+                    alias(&mut docmap, key, "tmpfs");
+                }
+                "networks" => {
+                    let mut nets = Vec::new();
+                    let entries: Vec<(String, Option<&Value>)> = match v {
+                        Value::Sequence(s) => s.iter().map(|n| (scalar_string(n), None)).collect(),
+                        Value::Mapping(m) => m.iter().map(|(n, c)| (key_text(n), Some(c))).collect(),
+                        _ => Vec::new(),
+                    };
+                    for (n, conf) in entries {
+                        let real = match sv.networks.get(&n) {
+                            Some(r) => r.clone(),
+                            None => {
+                                self.err(&kat, &format!("network {n:?} is not declared under the top-level networks:"));
+                                continue;
+                            }
+                        };
+                        let mut aliases: Vec<Value> = Vec::new();
+                        if let Some(Value::Mapping(c)) = conf {
+                            for (ck, cv) in c {
+                                match ck.as_str().unwrap_or("") {
+                                    "aliases" => aliases = strings_of(cv).as_sequence().cloned().unwrap_or_default(),
+                                    other => self.key_err(&kat.key(n.as_str()).key(other), &format!("`{other}` of a service's network is not supported; only aliases is (addresses are the engine's to assign)")),
+                                }
+                            }
+                        }
+                        if container != sv.name && !aliases.iter().any(|a| a.as_str() == Some(sv.name)) {
+                            aliases.push(Value::String(sv.name.to_string())); // reachable by its service name, as in compose
+                        }
+                        if aliases.is_empty() {
+                            nets.push(Value::String(real));
+                        } else {
+                            let mut m = Mapping::new();
+                            m.insert("name".into(), real.into());
+                            m.insert("aliases".into(), Value::Sequence(aliases));
+                            nets.push(Value::Mapping(m));
+                        }
+                    }
+                    spec.insert("networks".into(), Value::Sequence(nets));
+                    alias(&mut docmap, key, "networks");
+                }
+                "network_mode" => {
+                    network_mode_set = true;
+                    let mode = scalar_string(v);
+                    let mode = match mode.strip_prefix("service:") {
+                        Some(s) => format!("container:{}", sv.names.get(s).cloned().unwrap_or_else(|| s.to_string())),
+                        None => mode,
+                    };
+                    spec.insert("network_mode".into(), mode.into());
+                    alias(&mut docmap, key, "network_mode");
+                }
+                "depends_on" => {
+                    let mut deps = Vec::new();
+                    let entries: Vec<(String, Option<&Value>)> = match v {
+                        Value::Sequence(s) => s.iter().map(|n| (scalar_string(n), None)).collect(),
+                        Value::Mapping(m) => m.iter().map(|(n, c)| (key_text(n), Some(c))).collect(),
+                        _ => Vec::new(),
+                    };
+                    for (n, conf) in entries {
+                        let target = sv.names.get(&n).cloned().unwrap_or(n.clone());
+                        let mut condition = "started";
+                        if let Some(Value::Mapping(c)) = conf {
+                            for (ck, cv) in c {
+                                let cat = kat.key(n.as_str()).key(ck.as_str().unwrap_or(""));
+                                match (ck.as_str().unwrap_or(""), cv) {
+                                    ("condition", Value::String(s)) => {
+                                        condition = match s.as_str() {
+                                            "service_started" => "started",
+                                            "service_healthy" => "healthy",
+                                            "service_completed_successfully" => "completed",
+                                            other => {
+                                                self.err(&cat, &format!("unknown condition {other:?}; expected service_started, service_healthy or service_completed_successfully"));
+                                                "started"
+                                            }
+                                        }
+                                    }
+                                    ("required", Value::Bool(true)) => {}
+                                    ("required", _) => self.err(&cat, "required: false is not supported: every dependency must be in the desired state"),
+                                    ("restart", Value::Bool(false)) => {}
+                                    ("restart", _) => self.err(&cat, "restart: true is not supported: Driftless replaces a dependent only when its own spec changes"),
+                                    (other, _) => self.key_err(&cat, &format!("unknown key `{other}` of a dependency; expected condition, required or restart")),
+                                }
+                            }
+                        }
+                        if condition == "started" {
+                            deps.push(Value::String(target));
+                        } else {
+                            let mut m = Mapping::new();
+                            m.insert("name".into(), target.into());
+                            m.insert("condition".into(), condition.into());
+                            deps.push(Value::Mapping(m));
+                        }
+                    }
+                    spec.insert("depends_on".into(), Value::Sequence(deps));
+                    alias(&mut docmap, key, "depends_on");
+                }
+                "restart" => {
+                    spec.insert("restart".into(), scalar_text(v));
+                    alias(&mut docmap, key, "restart");
+                }
+                "labels" => {
+                    spec.insert("labels".into(), map_of_strings(v));
+                    alias(&mut docmap, key, "labels");
+                }
+                "sysctls" => {
+                    spec.insert("sysctls".into(), map_of_strings(v));
+                    alias(&mut docmap, key, "sysctls");
+                }
+                "extra_hosts" => {
+                    let hosts: Vec<Value> = match v {
+                        Value::Mapping(m) => m
+                            .iter()
+                            .map(|(h, ip)| Value::String(format!("{}:{}", key_text(h), scalar_string(ip))))
+                            .collect(),
+                        other => strings_of(other).as_sequence().cloned().unwrap_or_default(),
+                    };
+                    spec.insert("extra_hosts".into(), Value::Sequence(hosts));
+                    alias(&mut docmap, key, "extra_hosts");
+                }
+                "dns" => {
+                    let list = match v {
+                        Value::String(s) => Value::Sequence(vec![Value::String(s.clone())]),
+                        other => strings_of(other),
+                    };
+                    spec.insert("dns".into(), list);
+                    alias(&mut docmap, key, "dns");
+                }
+                "devices" => {
+                    let mut devs = Vec::new();
+                    for (i, d) in v.as_sequence().into_iter().flatten().enumerate() {
+                        match d {
+                            Value::String(s) => devs.push(Value::String(s.clone())),
+                            Value::Mapping(m) => {
+                                let src = m.get("source").and_then(Value::as_str).unwrap_or("");
+                                let tgt = m.get("target").and_then(Value::as_str).unwrap_or(src);
+                                let perms = m.get("permissions").and_then(Value::as_str).unwrap_or("rwm");
+                                devs.push(Value::String(format!("{src}:{tgt}:{perms}")));
+                            }
+                            _ => self.err(&kat.index(i), "a device is /dev/host[:/dev/container[:rwm]]"),
+                        }
+                    }
+                    spec.insert("devices".into(), Value::Sequence(devs));
+                    alias(&mut docmap, key, "devices");
+                }
+                "mem_limit" => {
+                    spec.insert("memory".into(), scalar_text(v));
+                    alias(&mut docmap, key, "memory");
+                }
+                "stop_grace_period" => {
+                    spec.insert("stop_timeout".into(), scalar_text(v));
+                    alias(&mut docmap, key, "stop_timeout");
+                }
+                "pull_policy" => {
+                    let p = match scalar_string(v).as_str() {
+                        "always" => Some("always"),
+                        "missing" | "if_not_present" => Some("if-not-present"),
+                        "never" => Some("never"),
+                        "build" => None,
+                        other => {
+                            self.err(
+                                &kat,
+                                &format!("unknown pull_policy {other:?}; expected always, missing, never or build"),
+                            );
+                            None
+                        }
+                    };
+                    if let Some(p) = p {
+                        spec.insert("pull".into(), p.into());
+                        alias(&mut docmap, key, "pull");
+                    }
+                }
+                "build" => {
+                    let mut b = Mapping::new();
+                    match v {
+                        Value::String(ctx) => {
+                            if let Some(r) = self.repo_path(&kat, ctx) {
+                                b.insert("context".into(), r.into());
+                            }
+                        }
+                        Value::Mapping(m) => {
+                            for (bk, bv) in m {
+                                let bkey = bk.as_str().unwrap_or("");
+                                let bat = kat.key(bkey);
+                                match bkey {
+                                    "context" => {
+                                        if let Some(r) = self.repo_path(&bat, &scalar_string(bv)) {
+                                            b.insert("context".into(), r.into());
+                                        }
+                                    }
+                                    "dockerfile" | "target" => {
+                                        b.insert(bkey.into(), scalar_text(bv));
+                                    }
+                                    "args" => {
+                                        b.insert("args".into(), map_of_strings(bv));
+                                    }
+                                    other => self.key_err(&bat, &format!("build key `{other}` is not supported; Driftless builds with context, dockerfile, target and args (dockerfile_inline: commit the Dockerfile)")),
+                                }
+                            }
+                            if !b.contains_key("context") {
+                                if let Some(r) = self.repo_path(&kat, ".") {
+                                    b.insert("context".into(), r.into());
+                                }
+                            }
+                        }
+                        _ => self.err(&kat, "build is a folder, or { context, dockerfile, target, args }"),
+                    }
+                    spec.insert("build".into(), Value::Mapping(b));
+                    alias(&mut docmap, key, "build");
+                }
+                "healthcheck" => {
+                    let mut h = Mapping::new();
+                    let mut disabled = false;
+                    for (hk, hv) in v.as_mapping().into_iter().flatten() {
+                        let hkey = hk.as_str().unwrap_or("");
+                        match hkey {
+                            "test" => {
+                                h.insert("test".into(), match hv {
+                                    Value::String(s) => Value::String(s.clone()),
+                                    other => strings_of(other),
+                                });
+                            }
+                            "interval" | "timeout" | "start_period" => {
+                                h.insert(hkey.into(), scalar_text(hv));
+                            }
+                            "retries" => {
+                                h.insert(hkey.into(), numberish(hv));
+                            }
+                            "disable" => disabled = hv.as_bool() == Some(true),
+                            "start_interval" => self.key_err(&kat.key(hkey), "start_interval is not supported (Docker 25+): remove it; interval applies from the start"),
+                            other => self.key_err(&kat.key(other), &format!("unknown healthcheck key `{other}`; expected test, interval, timeout, retries, start_period or disable")),
+                        }
+                    }
+                    if disabled {
+                        h = Mapping::new();
+                        h.insert("test".into(), Value::Sequence(vec!["NONE".into()]));
+                    }
+                    spec.insert("healthcheck".into(), Value::Mapping(h));
+                    alias(&mut docmap, key, "healthcheck");
+                }
+                "secrets" => {
+                    let mut list = Vec::new();
+                    for (i, item) in v.as_sequence().into_iter().flatten().enumerate() {
+                        let iat = kat.index(i);
+                        let (name, target) = match item {
+                            Value::String(n) => (n.clone(), None),
+                            Value::Mapping(m) => {
+                                for (mk, _) in m {
+                                    let mkey = mk.as_str().unwrap_or("");
+                                    if !matches!(mkey, "source" | "target") {
+                                        self.key_err(&iat.key(mkey), &format!("secret `{mkey}` is not supported: the file is mounted read-only as the agent wrote it (readable by the container's user)"));
+                                    }
+                                }
+                                (
+                                    m.get("source").map(scalar_string).unwrap_or_default(),
+                                    m.get("target").map(scalar_string),
+                                )
+                            }
+                            _ => continue,
+                        };
+                        let Some(source) = sv.secrets.get(&name) else {
+                            self.err(&iat, &format!("secret {name:?} is not declared under the top-level secrets:"));
+                            continue;
+                        };
+                        let mut m = Mapping::new();
+                        m.insert("name".into(), name.clone().into());
+                        m.insert("source".into(), source.clone().into());
+                        if let Some(t) = target {
+                            m.insert("target".into(), t.into());
+                        }
+                        list.push(Value::Mapping(m));
+                    }
+                    spec.insert("secrets".into(), Value::Sequence(list));
+                    alias(&mut docmap, key, "secrets");
+                }
+                "deploy" => self.deploy(&kat, v, &mut spec, &mut docmap, at),
+                other => {
+                    let hint = unsupported_hint(other);
+                    self.key_err(&kat, &hint);
+                }
+            }
+        }
+        if !network_mode_set && !spec.contains_key("networks") {
+            // Compose's default network: every service of the file on one, by project.
+            let mut nets = Vec::new();
+            let default = sv.networks.get("default").cloned().unwrap_or_else(|| format!("{}_default", sv.project));
+            if container != sv.name {
+                let mut m = Mapping::new();
+                m.insert("name".into(), default.into());
+                m.insert("aliases".into(), Value::Sequence(vec![Value::String(sv.name.to_string())]));
+                nets.push(Value::Mapping(m));
+            } else {
+                nets.push(Value::String(default));
+            }
+            spec.insert("networks".into(), Value::Sequence(nets));
+        }
+        if let Some(h) = health {
+            spec.insert("health".into(), h);
+        }
+        let mut doc = Mapping::new();
+        doc.insert("apiVersion".into(), "driftless/v1".into());
+        doc.insert("kind".into(), "Container".into());
+        let mut meta = Mapping::new();
+        meta.insert("name".into(), container.into());
+        doc.insert("metadata".into(), Value::Mapping(meta));
+        doc.insert("spec".into(), Value::Mapping(spec));
+        if let Some(e) = environments {
+            doc.insert("environments".into(), e);
+        }
+        docmap.alias_node(cmap, at, &YamlPath::root().key("metadata").key("name"));
+        let container_name_at = at.key("container_name");
+        if cmap.contains(&container_name_at) {
+            docmap.alias_node(cmap, &container_name_at, &YamlPath::root().key("metadata").key("name"));
+        }
+        let origin = Origin { file: self.file.to_string(), line: self.map.key_pos(at).line };
+        Some(Generated { doc: Value::Mapping(doc), map: docmap, origin })
+    }
+
+    /// One `volumes` entry of a service: a named volume, an absolute bind, a relative bind
+    /// (a repository path: `files`), or a tmpfs.
+    fn volume(
+        &mut self,
+        sv: &Service<'_>,
+        at: &YamlPath,
+        item: &Value,
+        vols: &mut Vec<Value>,
+        files: &mut Vec<Value>,
+        tmpfs: &mut Vec<Value>,
+    ) {
+        let (kind, source, target, read_only, extra) = match item {
+            Value::String(s) => {
+                let parts: Vec<&str> = s.split(':').collect();
+                let (src, tgt, mode) = match parts.as_slice() {
+                    [t] => ("", *t, ""),
+                    [s2, t] => (*s2, *t, ""),
+                    [s2, t, m] => (*s2, *t, *m),
+                    _ => {
+                        self.err(at, &format!("volume {s:?} has too many ':'"));
+                        return;
+                    }
+                };
+                let kind = if src.is_empty() {
+                    "anonymous"
+                } else if src.starts_with('.') || src.starts_with('/') || src.starts_with('~') {
+                    "bind"
+                } else {
+                    "volume"
+                };
+                let ro = mode.split(',').any(|m| m == "ro");
+                let extra: Vec<&str> = mode.split(',').filter(|m| !m.is_empty() && *m != "ro" && *m != "rw").collect();
+                (kind.to_string(), src.to_string(), tgt.to_string(), ro, extra.join(","))
+            }
+            Value::Mapping(m) => {
+                for (mk, _) in m {
+                    let mkey = mk.as_str().unwrap_or("");
+                    if !matches!(mkey, "type" | "source" | "target" | "read_only" | "tmpfs" | "volume" | "bind") {
+                        self.key_err(
+                            &at.key(mkey),
+                            &format!("volume key `{mkey}` is not supported; write type, source, target, read_only"),
+                        );
+                    }
+                }
+                if let Some(b) = m.get("bind").and_then(Value::as_mapping) {
+                    for (bk, _) in b {
+                        let bkey = bk.as_str().unwrap_or("");
+                        if bkey != "create_host_path" {
+                            self.key_err(&at.key("bind").key(bkey), &format!("bind option `{bkey}` is not supported"));
+                        }
+                    }
+                }
+                let kind = m.get("type").map(scalar_string).unwrap_or_else(|| "volume".into());
+                let extra = match (kind.as_str(), m.get("tmpfs").and_then(|t| t.get("size"))) {
+                    ("tmpfs", Some(size)) => format!("size={}", scalar_string(size)),
+                    _ => String::new(),
+                };
+                (
+                    kind,
+                    m.get("source").map(scalar_string).unwrap_or_default(),
+                    m.get("target").map(scalar_string).unwrap_or_default(),
+                    m.get("read_only").and_then(Value::as_bool).unwrap_or(false),
+                    extra,
+                )
+            }
+            _ => {
+                self.err(at, "a volume is SOURCE:TARGET[:MODE] or { type, source, target }");
+                return;
+            }
+        };
+        if target.is_empty() {
+            self.err(at, "a volume needs a target path in the container");
+            return;
+        }
+        let ro = if read_only { ":ro" } else { "" };
+        match kind.as_str() {
+            "anonymous" => {
+                // Compose keeps an anonymous volume across recreations; a named one per service
+                // and path does the same here (and, like every volume, is never removed).
+                let path: String = target
+                    .trim_matches('/')
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+                    .collect();
+                let opts = if read_only { ":ro" } else { "" };
+                vols.push(Value::String(format!("{}_{}_{path}:{target}{opts}", sv.project, sv.name)));
+            }
+            "volume" => match sv.volumes.get(&source) {
+                Some(real) => {
+                    let opts = if extra.is_empty() {
+                        ro.to_string()
+                    } else if read_only {
+                        format!(":ro,{extra}")
+                    } else {
+                        format!(":{extra}")
+                    };
+                    vols.push(Value::String(format!("{real}:{target}{opts}")));
+                }
+                None => self.err(at, &format!("volume {source:?} is not declared under the top-level volumes:")),
+            },
+            "bind" if source.starts_with('/') => {
+                let opts = if extra.is_empty() {
+                    ro.to_string()
+                } else if read_only {
+                    format!(":ro,{extra}")
+                } else {
+                    format!(":{extra}")
+                };
+                vols.push(Value::String(format!("{source}:{target}{opts}")));
+            }
+            "bind" => {
+                if let Some(r) = self.repo_path(at, &source) {
+                    let mut m = Mapping::new();
+                    m.insert("source".into(), r.into());
+                    m.insert("target".into(), target.into());
+                    if read_only {
+                        m.insert("read_only".into(), true.into());
+                    }
+                    files.push(Value::Mapping(m));
+                }
+            }
+            "tmpfs" => tmpfs.push(Value::String(if extra.is_empty() { target } else { format!("{target}:{extra}") })),
+            other => self.err(at, &format!("volume type {other:?} is not supported; expected volume, bind or tmpfs")),
+        }
+    }
+
+    /// `deploy:` as far as a single host means anything: resource limits and restart policy.
+    fn deploy(&mut self, at: &YamlPath, v: &Value, spec: &mut Mapping, docmap: &mut DocMap, svc_at: &YamlPath) {
+        let _ = svc_at;
+        for (dk, dv) in v.as_mapping().into_iter().flatten() {
+            let dkey = dk.as_str().unwrap_or("");
+            let dat = at.key(dkey);
+            match dkey {
+                "resources" => {
+                    for (rk, rv) in dv.as_mapping().into_iter().flatten() {
+                        let rkey = rk.as_str().unwrap_or("");
+                        let rat = dat.key(rkey);
+                        if rkey != "limits" {
+                            self.key_err(&rat, &format!("deploy.resources.{rkey} is not supported; only limits (cpus, memory, pids) is"));
+                            continue;
+                        }
+                        for (lk, lv) in rv.as_mapping().into_iter().flatten() {
+                            let lkey = lk.as_str().unwrap_or("");
+                            let to = match lkey {
+                                "cpus" => "cpus",
+                                "memory" => "memory",
+                                "pids" => "pids_limit",
+                                other => {
+                                    self.key_err(&rat.key(other), &format!("deploy.resources.limits.{other} is not supported; only cpus, memory and pids are"));
+                                    continue;
+                                }
+                            };
+                            spec.insert(to.into(), if to == "pids_limit" { numberish(lv) } else { scalar_text(lv) });
+                            docmap.alias_tree(self.map, &rat.key(lkey), &YamlPath::root().key("spec").key(to));
+                        }
+                    }
+                }
+                "restart_policy" => {
+                    let cond = dv.get("condition").map(scalar_string).unwrap_or_else(|| "any".into());
+                    let max = dv.get("max_attempts").and_then(Value::as_u64);
+                    let policy = match (cond.as_str(), max) {
+                        ("none", _) => "no".to_string(),
+                        ("on-failure", Some(n)) => format!("on-failure:{n}"),
+                        ("on-failure", None) => "on-failure".to_string(),
+                        ("any", _) => "unless-stopped".to_string(),
+                        (other, _) => {
+                            self.err(&dat.key("condition"), &format!("unknown restart condition {other:?}; expected none, on-failure or any"));
+                            continue;
+                        }
+                    };
+                    for (pk, _) in dv.as_mapping().into_iter().flatten() {
+                        let pkey = pk.as_str().unwrap_or("");
+                        if !matches!(pkey, "condition" | "max_attempts") {
+                            self.key_err(&dat.key(pkey), &format!("deploy.restart_policy.{pkey} is not supported; only condition and max_attempts are"));
+                        }
+                    }
+                    spec.insert("restart".into(), policy.into());
+                    docmap.alias_tree(self.map, &dat, &YamlPath::root().key("spec").key("restart"));
+                }
+                other => self.key_err(&dat, &format!("deploy.{other} is not supported on a single host; Driftless reads deploy.resources.limits and deploy.restart_policy")),
+            }
+        }
+    }
+}
+
+/// What to write instead of a service key Driftless does not support.
+fn unsupported_hint(key: &str) -> String {
+    let why = match key {
+        "links" | "external_links" => "legacy links are not supported: services reach each other by name on a shared network",
+        "extends" => "extends is not supported: use YAML anchors and merge keys (<<: *base)",
+        "volumes_from" => "volumes_from is not supported: mount the same named volume in both services",
+        "configs" => "configs is not supported: mount the file with a relative bind (./file:/path:ro)",
+        "scale" => "scale is not supported: Driftless runs one container per service; declare more services",
+        "ipc" | "pid" | "uts" | "userns_mode" | "cgroup" | "cgroup_parent" | "isolation" | "runtime" => {
+            "this namespace or runtime setting is not supported by Driftless yet; remove it, or run the container by hand"
+        }
+        "platform" => "set it to this host's platform, or remove it",
+        "cpu_shares" | "cpu_quota" | "cpu_period" | "cpu_rt_runtime" | "cpu_rt_period" | "cpuset" | "cpu_count" | "cpu_percent"
+        | "mem_reservation" | "mem_swappiness" | "memswap_limit" | "oom_kill_disable" | "oom_score_adj" | "blkio_config"
+        | "device_cgroup_rules" | "storage_opt" => "this resource knob is not supported; use cpus, mem_limit and pids_limit",
+        "dns_opt" | "dns_search" | "domainname" | "mac_address" => "this DNS/addressing setting is not supported; use dns and extra_hosts",
+        "credential_spec" | "gpus" | "annotations" | "attach" | "develop" | "post_start" | "pre_stop" | "provider"
+        | "use_api_socket" | "label_file" | "models" | "pull_refresh_after" => "not supported by Driftless; remove it",
+        _ => "not a compose service key Driftless knows; see docs/compose.md for the keys it reads",
+    };
+    format!("`{key}` is not supported: {why}")
+}
+
+/// `linux/amd64`, `linux/arm64`, …: what the engine here runs natively.
+fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Apply YAML merge keys (`<<: *anchor`, `<<: [*a, *b]`) everywhere, innermost first, as
+/// the YAML merge-key type says: keys already in the mapping win, then the merged mappings
+/// in order.
+fn merge_keys(v: &mut Value) -> Result<(), String> {
+    match v {
+        Value::Mapping(m) => {
+            for (_, item) in m.iter_mut() {
+                merge_keys(item)?;
+            }
+            if let Some(merged) = m.remove("<<") {
+                let sources: Vec<Value> = match merged {
+                    Value::Mapping(_) => vec![merged],
+                    Value::Sequence(s) => s,
+                    _ => return Err("<< takes a mapping or a list of mappings".into()),
+                };
+                for mut src in sources {
+                    merge_keys(&mut src)?;
+                    let Value::Mapping(src) = src else {
+                        return Err("<< takes a mapping or a list of mappings".into());
+                    };
+                    for (k, val) in src {
+                        if !m.contains_key(&k) {
+                            m.insert(k, val);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Value::Sequence(s) => s.iter_mut().try_for_each(merge_keys),
+        Value::Tagged(t) => merge_keys(&mut t.value),
+        _ => Ok(()),
+    }
+}
+
+/// Names of the top-level networks or volumes: key → the engine's name.
+fn top_level(cx: &mut Cx<'_>, top: &Mapping, what: &str, project: &str, allowed: &[&str]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if what == "networks" {
+        out.insert("default".to_string(), format!("{project}_default"));
+    }
+    for (k, v) in top.get(what).and_then(Value::as_mapping).into_iter().flatten() {
+        let key = key_text(k);
+        let at = YamlPath::root().key(what).key(key.as_str());
+        let mut name = format!("{project}_{key}");
+        for (ck, cv) in v.as_mapping().into_iter().flatten() {
+            let ckey = ck.as_str().unwrap_or("");
+            match ckey {
+                "name" => name = scalar_string(cv),
+                "external" => {
+                    if cv.as_bool() == Some(true) && v.get("name").is_none() {
+                        name = key.clone();
+                    }
+                }
+                "driver" => {
+                    let d = scalar_string(cv);
+                    let ok = if what == "networks" { d == "bridge" } else { d == "local" };
+                    if !ok {
+                        cx.err(
+                            &at.key("driver"),
+                            &format!(
+                                "driver {d:?} is not supported; Driftless creates {} with the engine's default driver",
+                                what
+                            ),
+                        );
+                    }
+                }
+                "labels" => {}
+                other if allowed.contains(&other) => {}
+                other => cx.key_err(
+                    &at.key(other),
+                    &format!(
+                        "`{other}` of a top-level {} entry is not supported; write name, external, driver or labels",
+                        &what[..what.len() - 1]
+                    ),
+                ),
+            }
+        }
+        out.insert(key, name);
+    }
+    out
+}
+
+/// Top-level `secrets`: key → repository path of its file.
+fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in top.get("secrets").and_then(Value::as_mapping).into_iter().flatten() {
+        let key = key_text(k);
+        let at = YamlPath::root().key("secrets").key(key.as_str());
+        match v.get("file").and_then(Value::as_str) {
+            Some(f) if f.starts_with('/') => {
+                out.insert(key, f.to_string());
+            }
+            Some(f) => {
+                if let Some(r) = cx.repo_path(&at.key("file"), f) {
+                    out.insert(key, r);
+                }
+            }
+            None => cx.err(&at, "only file: secrets are supported (environment: would read the agent's own environment); write file: ./path"),
+        }
+        for (ck, _) in v.as_mapping().into_iter().flatten() {
+            let ckey = ck.as_str().unwrap_or("");
+            if !matches!(ckey, "file" | "name") {
+                cx.key_err(&at.key(ckey), &format!("`{ckey}` of a secret is not supported; write file: ./path"));
+            }
+        }
+    }
+    out
+}
+
+/// Variables of a `.env` file (compose's format): `KEY=value`, `export KEY=value`, `#`
+/// comments, single quotes literal, double quotes with `\n`, `\"`, `\\` escapes, and an
+/// unquoted value ending at ` #`.
+pub fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else { continue };
+        let k = k.trim().to_string();
+        let v = v.trim();
+        let value = if let Some(inner) = v.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+            inner.to_string()
+        } else if let Some(inner) = v.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            let mut s = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    match chars.next() {
+                        Some('n') => s.push('\n'),
+                        Some('t') => s.push('\t'),
+                        Some(o) => s.push(o),
+                        None => s.push('\\'),
+                    }
+                } else {
+                    s.push(c);
+                }
+            }
+            s
+        } else {
+            v.split(" #").next().unwrap_or("").trim().to_string()
+        };
+        out.insert(k, value);
+    }
+    out
+}
+
+/// Why a `${...}` could not be resolved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InterpolationError {
+    /// `${VAR:?err}` / `${VAR?err}` with VAR unset (or empty).
+    Required { var: String, message: String },
+    /// A `${` without its `}`, or an invalid name.
+    Syntax(String),
+}
+
+/// Interpolate `s` with `vars` (the specification's syntax). `unset` receives each variable
+/// that was unset and had no default (it became empty).
+pub fn interpolate(
+    s: &str,
+    vars: &BTreeMap<String, String>,
+    unset: &mut Vec<String>,
+) -> Result<String, InterpolationError> {
+    let mut out = String::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            let ch = s[i..].chars().next().unwrap_or('\0');
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'$') => {
+                out.push('$');
+                i += 2;
+            }
+            Some(b'{') => {
+                // Find the matching brace (nested ${...} in defaults).
+                let mut depth = 1;
+                let mut j = i + 2;
+                while j < b.len() && depth > 0 {
+                    match b[j] {
+                        b'{' => depth += 1,
+                        b'}' => depth -= 1,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                if depth != 0 {
+                    return Err(InterpolationError::Syntax(format!("{:?} has a ${{ without its }}", s)));
+                }
+                let inner = &s[i + 2..j - 1];
+                out.push_str(&expand(inner, vars, unset)?);
+                i = j;
+            }
+            Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
+                }
+                let name = &s[i + 1..j];
+                match vars.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => unset.push(name.to_string()),
+                }
+                i = j;
+            }
+            _ => {
+                out.push('$');
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn expand(inner: &str, vars: &BTreeMap<String, String>, unset: &mut Vec<String>) -> Result<String, InterpolationError> {
+    let name_end = inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len());
+    let name = &inner[..name_end];
+    if name.is_empty() || name.as_bytes()[0].is_ascii_digit() {
+        return Err(InterpolationError::Syntax(format!(
+            "${{{inner}}} is not a variable: a name is [_A-Za-z][_A-Za-z0-9]*"
+        )));
+    }
+    let op = &inner[name_end..];
+    let value = vars.get(name);
+    let empty = value.is_none_or(|v| v.is_empty());
+    let (sym, rest) = if op.len() >= 2 && op.starts_with(':') {
+        op.split_at(2)
+    } else if !op.is_empty() {
+        op.split_at(1)
+    } else {
+        ("", "")
+    };
+    match sym {
+        "" => match value {
+            Some(v) => Ok(v.clone()),
+            None => {
+                unset.push(name.to_string());
+                Ok(String::new())
+            }
+        },
+        ":-" => {
+            if empty {
+                interpolate(rest, vars, unset)
+            } else {
+                Ok(value.cloned().unwrap_or_default())
+            }
+        }
+        "-" => match value {
+            Some(v) => Ok(v.clone()),
+            None => interpolate(rest, vars, unset),
+        },
+        ":?" | "?" => {
+            let missing = if sym == ":?" { empty } else { value.is_none() };
+            if missing {
+                let message = interpolate(rest, vars, &mut Vec::new())?;
+                Err(InterpolationError::Required { var: name.to_string(), message })
+            } else {
+                Ok(value.cloned().unwrap_or_default())
+            }
+        }
+        ":+" => {
+            if empty {
+                Ok(String::new())
+            } else {
+                interpolate(rest, vars, unset)
+            }
+        }
+        "+" => {
+            if value.is_none() {
+                Ok(String::new())
+            } else {
+                interpolate(rest, vars, unset)
+            }
+        }
+        _ => Err(InterpolationError::Syntax(format!(
+            "${{{inner}}}: unknown operator {op:?}; the specification allows :-, -, :?, ?, :+ and +"
+        ))),
+    }
+}
+
+/// Interpolate every string value (never keys) of `v` in place.
+fn interpolate_tree(cx: &mut Cx<'_>, v: &mut Value, at: &YamlPath, vars: &BTreeMap<String, String>) {
+    match v {
+        Value::String(s) => {
+            if !s.contains('$') {
+                return;
+            }
+            let mut unset = Vec::new();
+            match interpolate(s, vars, &mut unset) {
+                Ok(r) => *s = r,
+                Err(InterpolationError::Required { var, message }) => {
+                    let why = if message.is_empty() { String::new() } else { format!(": {message}") };
+                    cx.err(at, &format!("variable {var} is required{why}; set it in the .env beside the compose file"));
+                }
+                Err(InterpolationError::Syntax(m)) => cx.err(at, &m),
+            }
+            for var in unset {
+                cx.warn(at, &format!("variable {var} is not set (not in the .env beside the compose file): it becomes an empty string"));
+            }
+        }
+        Value::Sequence(seq) => {
+            for (i, item) in seq.iter_mut().enumerate() {
+                interpolate_tree(cx, item, &at.index(i), vars);
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, item) in m.iter_mut() {
+                let key = key_text(k);
+                interpolate_tree(cx, item, &at.key(key.as_str()), vars);
+            }
+        }
+        Value::Tagged(t) => interpolate_tree(cx, &mut t.value, at, vars),
+        _ => {}
+    }
+}
+
+/// Split a command string the way compose does (POSIX shell words, no expansion).
+pub fn shell_words(s: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(x) => cur.push(x),
+                        None => return None,
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(x @ ('"' | '\\' | '$' | '`')) => cur.push(x),
+                            Some(x) => {
+                                cur.push('\\');
+                                cur.push(x);
+                            }
+                            None => return None,
+                        },
+                        Some(x) => cur.push(x),
+                        None => return None,
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(x) = chars.next() {
+                    cur.push(x);
+                }
+            }
+            other => {
+                in_word = true;
+                cur.push(other);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Some(words)
+}
+
+/// A published port in Driftless's form, from compose's short or long syntax.
+fn port(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Number(n) => Ok(n.to_string()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Mapping(m) => {
+            for (k, _) in m {
+                let key = k.as_str().unwrap_or("");
+                if !matches!(key, "target" | "published" | "host_ip" | "protocol" | "mode" | "name" | "app_protocol") {
+                    return Err(format!(
+                        "port key `{key}` is not supported; write target, published, host_ip, protocol"
+                    ));
+                }
+            }
+            if m.get("mode").and_then(Value::as_str).is_some_and(|x| x != "host" && x != "ingress") {
+                return Err("port mode must be host or ingress".into());
+            }
+            let target = m.get("target").map(scalar_string).ok_or("a port needs a target")?;
+            let mut s = String::new();
+            if let Some(ip) = m.get("host_ip").map(scalar_string) {
+                s.push_str(&ip);
+                s.push(':');
+            }
+            if let Some(p) = m.get("published").map(scalar_string) {
+                s.push_str(&p);
+                s.push(':');
+            } else if !s.is_empty() {
+                s.push(':');
+            }
+            s.push_str(&target);
+            if let Some(proto) = m.get("protocol").map(scalar_string) {
+                s.push('/');
+                s.push_str(&proto);
+            }
+            Ok(s)
+        }
+        _ => Err("a port is \"HOST:CONTAINER\" or { target, published }".into()),
+    }
+}
+
+/// A number written as a string (after interpolation: `retries: ${RETRIES}`) as a number,
+/// as compose coerces interpolated values to the type its schema wants.
+fn numberish(v: &Value) -> Value {
+    match v {
+        Value::String(s) => s.trim().parse::<i64>().map(|n| Value::Number(n.into())).unwrap_or_else(|_| v.clone()),
+        other => other.clone(),
+    }
+}
+
+/// `numberish` for every scalar in a mapping (ulimits).
+fn numbers_within(v: &Value) -> Value {
+    match v {
+        Value::Mapping(m) => Value::Mapping(m.iter().map(|(k, x)| (k.clone(), numbers_within(x))).collect()),
+        other => numberish(other),
+    }
+}
+
+fn scalar_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => String::new(),
+        other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
+    }
+}
+
+/// A scalar as a YAML string (numbers keep their spelling: `0.5`, `64m`).
+fn scalar_text(v: &Value) -> Value {
+    Value::String(scalar_string(v))
+}
+
+fn key_text(k: &Value) -> String {
+    scalar_string(k)
+}
+
+fn strings_of(v: &Value) -> Value {
+    match v {
+        Value::Sequence(s) => Value::Sequence(s.iter().map(|x| Value::String(scalar_string(x))).collect()),
+        Value::Null => Value::Sequence(Vec::new()),
+        other => Value::Sequence(vec![Value::String(scalar_string(other))]),
+    }
+}
+
+fn seq_of_strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_sequence).map(|s| s.iter().map(scalar_string).collect()).unwrap_or_default()
+}
+
+/// A mapping or a `KEY=value` list, as a mapping of strings.
+fn map_of_strings(v: &Value) -> Value {
+    let mut m = Mapping::new();
+    match v {
+        Value::Mapping(src) => {
+            for (k, val) in src {
+                m.insert(key_text(k).into(), scalar_string(val).into());
+            }
+        }
+        Value::Sequence(s) => {
+            for item in s {
+                let text = scalar_string(item);
+                let (k, val) = text.split_once('=').unwrap_or((text.as_str(), ""));
+                m.insert(k.into(), val.into());
+            }
+        }
+        _ => {}
+    }
+    Value::Mapping(m)
+}
+
+fn parent(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((d, _)) => d.to_string(),
+        None => String::new(),
+    }
+}
+
+/// `dir` joined with the relative path `p`, normalized; `None` if it leaves the root.
+fn join(dir: &str, p: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
+}
+
+fn strip_marks(s: &str) -> String {
+    match s.find(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn interpolation_follows_the_specification() {
+        let v = vars(&[("TAG", "1.4"), ("EMPTY", ""), ("FOO", "foo")]);
+        let mut unset = Vec::new();
+        let table: &[(&str, &str)] = &[
+            ("web:${TAG}", "web:1.4"),
+            ("web:$TAG", "web:1.4"),
+            ("${MISSING:-2.0}", "2.0"),
+            ("${EMPTY:-d}", "d"),
+            ("${EMPTY-d}", ""),
+            ("${MISSING-d}", "d"),
+            ("${MISSING:-${FOO:-x}}", "foo"),
+            ("${MISSING:-${NOPE:-x}}", "x"),
+            ("${TAG:+set}", "set"),
+            ("${EMPTY:+set}", ""),
+            ("${EMPTY+set}", "set"),
+            ("$$VAR", "$VAR"),
+            ("cost: 5$", "cost: 5$"),
+            ("a $1 b", "a $1 b"),
+        ];
+        for (input, want) in table {
+            assert_eq!(interpolate(input, &v, &mut unset).as_deref(), Ok(*want), "{input}");
+        }
+        assert!(unset.is_empty(), "{unset:?}");
+        assert_eq!(interpolate("${NOPE}", &v, &mut unset).as_deref(), Ok(""));
+        assert_eq!(unset, ["NOPE"]);
+        assert_eq!(
+            interpolate("${DB:?the database password}", &v, &mut Vec::new()),
+            Err(InterpolationError::Required { var: "DB".into(), message: "the database password".into() })
+        );
+        assert!(interpolate("${EMPTY?x}", &v, &mut Vec::new()).is_ok());
+        assert!(interpolate("${EMPTY:?x}", &v, &mut Vec::new()).is_err());
+        assert!(matches!(interpolate("${TAG", &v, &mut Vec::new()), Err(InterpolationError::Syntax(_))));
+    }
+
+    #[test]
+    fn dotenv_and_shell_words() {
+        let e = parse_dotenv("# c\nA=1\nexport B=two words\nC='lit $x'\nD=\"a\\nb\"\nE=x # note\n");
+        assert_eq!(e["A"], "1");
+        assert_eq!(e["B"], "two words");
+        assert_eq!(e["C"], "lit $x");
+        assert_eq!(e["D"], "a\nb");
+        assert_eq!(e["E"], "x");
+        assert_eq!(shell_words("sh -c 'echo hi; exit 0'").unwrap(), ["sh", "-c", "echo hi; exit 0"]);
+        assert_eq!(shell_words(r#"a "b c" d\ e"#).unwrap(), ["a", "b c", "d e"]);
+        assert!(shell_words("a 'b").is_none());
+    }
+
+    #[test]
+    fn paths_stay_in_the_repository() {
+        assert_eq!(join("hosts/web", "./nginx.conf").as_deref(), Some("hosts/web/nginx.conf"));
+        assert_eq!(join("hosts/web", "../shared/x").as_deref(), Some("hosts/shared/x"));
+        assert_eq!(join("", ".").as_deref(), Some("."));
+        assert_eq!(join("a", "../../x"), None);
+        assert!(is_compose_file("hosts/x/docker-compose.yml"));
+        assert!(!is_compose_file("hosts/x/compose.yaml.bak"));
+    }
+}
+
+#[cfg(test)]
+mod positions {
+    /// A file saphyr rejects part-way (a flow `]` at its parent's indentation) still gets
+    /// positions for the keys after that spot.
+    #[test]
+    fn keys_after_a_lenient_flow_sequence_have_positions() {
+        let text = "services:\n  a:\n    healthcheck:\n      test: [\n        \"CMD\", \"true\"\n      ]\n  nginx:\n    image: x\n    depends_on:\n      web:\n        restart: true\n";
+        let maps = crate::source_map::map_documents(text);
+        let m = &maps[0];
+        let p = crate::source_map::YamlPath::of(&["services", "nginx", "depends_on", "web", "restart"]);
+        let pos = m.key_pos(&p);
+        assert_eq!((pos.line, pos.column), (11, 9), "{pos:?}");
+    }
+}

@@ -1,0 +1,90 @@
+//! Real compose files nobody on this project wrote (tests/fixtures/compose, with their
+//! licences): each validates as it is — through `agentctl validate`, the way CI would run it —
+//! or is refused only for keys docs/compose.md lists as unsupported. The counts are part of
+//! the contract: a change that makes a valid file invalid fails here.
+
+mod common;
+use common::{agentctl, root, run};
+
+/// Refusals that docs/compose.md's table lists as unsupported (substring of the message).
+const UNSUPPORTED: &[&str] = &[
+    "`~` is the home of whoever runs compose",
+    "`ipv4_address` of a service's network is not supported",
+    "`ipam` of a top-level network entry is not supported",
+    "is not this host's",
+    "`runtime` is not supported",
+    "restart: true is not supported",
+];
+
+#[test]
+fn real_compose_files_validate_or_are_refused_only_for_documented_keys() {
+    let base = root().join("tests/fixtures/compose");
+    let mut dirs = Vec::new();
+    for group in ["awesome-compose", "sentry-self-hosted", "netbox-docker"] {
+        let g = base.join(group);
+        let has_compose = |d: &std::path::Path| {
+            std::fs::read_dir(d).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("compose.y"))
+        };
+        if has_compose(&g) {
+            dirs.push(g);
+        } else {
+            for e in std::fs::read_dir(&g).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() && has_compose(&p) {
+                    dirs.push(p);
+                }
+            }
+        }
+    }
+    dirs.sort();
+    assert!(dirs.len() >= 41, "{} fixture projects", dirs.len());
+    let (mut valid, mut refused) = (Vec::new(), Vec::new());
+    let mut surprises = Vec::new();
+    for d in &dirs {
+        let r = run(agentctl().arg("validate").arg(d).arg("--json"));
+        let report: serde_json::Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{}: {e}: {}{}", d.display(), r.stdout, r.stderr));
+        let name = d.strip_prefix(&base).unwrap().display().to_string();
+        if report["valid"] == true {
+            assert_eq!(r.code, 0);
+            valid.push(name);
+            continue;
+        }
+        assert_eq!(r.code, 1);
+        for e in report["errors"].as_array().unwrap() {
+            let msg = e["message"].as_str().unwrap();
+            assert!(e["line"].as_u64().unwrap() > 0, "{name}: every refusal has a position: {e}");
+            if !UNSUPPORTED.iter().any(|u| msg.contains(u)) {
+                surprises.push(format!("{name}: {}:{}:{}: {msg}", e["file"], e["line"], e["column"]));
+            }
+        }
+        refused.push(name);
+    }
+    eprintln!(
+        "{} of {} compose projects validate as they are; refused for documented keys: {}",
+        valid.len(),
+        dirs.len(),
+        refused.join(", ")
+    );
+    assert!(surprises.is_empty(), "refused for something docs/compose.md does not list:\n{}", surprises.join("\n"));
+    assert!(valid.len() >= 36, "{} valid: {valid:?}", valid.len());
+    assert!(valid.iter().any(|v| v == "netbox-docker"), "{valid:?}");
+}
+
+#[test]
+fn convert_prints_documents_that_validate_as_native_state() {
+    let file = root().join("tests/fixtures/compose/awesome-compose/nginx-golang-postgres/compose.yaml");
+    let r = run(agentctl().arg("convert").arg(&file));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("apiVersion: driftless/v1"), "{}", r.stdout);
+    assert!(r.stdout.contains("kind: Container"), "{}", r.stdout);
+    // What convert prints is valid driftless/v1 on its own.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("converted.yaml"), &r.stdout).unwrap();
+    let v = run(agentctl().arg("validate").arg(dir.path()));
+    assert_eq!(v.code, 0, "{}{}\n{}", v.stdout, v.stderr, r.stdout);
+    // A file not named like a compose file is refused, saying which names count.
+    let bad = run(agentctl().arg("convert").arg(root().join("examples/containers/agent.yaml")));
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("compose.yaml"), "{}", bad.stderr);
+}
