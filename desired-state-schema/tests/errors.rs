@@ -76,7 +76,7 @@ fn cases() -> Vec<Case> {
         ),
         ("volume relative host path", None, vec![("a.yaml", c("web", "  image: web:1\n  volumes: [\"./data:/data\", \"/srv:data\", \"/a:/b:rx\"]\n"))]),
         ("volume target twice", None, vec![("a.yaml", c("web", "  image: web:1\n  volumes: [\"/a:/data\", \"v:/data\"]\n"))]),
-        ("env file not absolute", None, vec![("a.yaml", c("web", "  image: web:1\n  env_files: [secrets/web.env]\n"))]),
+        ("env file escaping the repository", None, vec![("a.yaml", c("web", "  image: web:1\n  env_files: [../secrets/web.env]\n"))]),
         ("bad duration", None, vec![("a.yaml", c("web", "  image: web:1\n  health:\n    - tcp: { address: \"127.0.0.1:80\" }\n      timeout: 10 seconds\n"))]),
         ("duration without unit", None, vec![("a.yaml", c("web", "  image: web:1\n  health:\n    - tcp: { address: \"127.0.0.1:80\" }\n      interval: 5\n"))]),
         (
