@@ -281,3 +281,81 @@ pub fn bench_build(bin: &Path) -> Result<()> {
     crate::row("build: `docker build` of the unchanged context (the engine's layer cache)", docker_cache);
     Ok(())
 }
+
+/// The same 50 services as a compose file and as `driftless/v1` documents: converge from
+/// nothing, and a no-op cycle, each `agentd --once` (process start, fetch, load, observe,
+/// plan, apply), alternating between the two hosts.
+pub fn bench_compose(bin: &Path) -> Result<()> {
+    host::ensure_tools()?;
+    let dir = tempfile::tempdir()?;
+    let mk = |name: &str, file: &str, text: String| -> Result<host::AgentFiles> {
+        let work = dir.path().join(name);
+        std::fs::create_dir_all(work.join("hosts/h"))?;
+        host::git(&work, &["init", "-q", "-b", "main"])?;
+        std::fs::write(work.join("hosts/h").join(file), text)?;
+        host::git(&work, &["add", "-A"])?;
+        host::git(&work, &["-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", "commit", "-qm", "v1"])?;
+        let url = format!("file://{}", work.display());
+        host::write_agent_config(&dir.path().join(format!("{name}-agent")), "h", &url, "{ branch: main }", "1h", "")
+    };
+    // Native: the converge bench's documents, on the network compose would make.
+    let native = host::services_yaml(N, "1")
+        .replace("  stop_timeout: 1s\n", "  stop_timeout: 1s\n  networks: [bench_default]\n");
+    let mut compose = String::from("name: bench\nservices:\n");
+    for i in 0..N {
+        compose.push_str(&format!(
+            "  bench-{i:02}:\n    image: {IMAGE}\n    pull_policy: never\n    command: {}\n    environment: {{ INDEX: \"{i}\", VERSION: \"1\" }}\n    restart: unless-stopped\n    stop_grace_period: 1s\n{}",
+            host::SLEEP,
+            host::COMPOSE_KEYS
+        ));
+    }
+    let native_files = mk("native", "services.yaml", native)?;
+    let compose_files = mk("compose", "compose.yaml", compose)?;
+    let once = |files: &host::AgentFiles| -> Result<Duration> {
+        let t = Instant::now();
+        let out = Command::new(bin.join("agentd")).arg("--config").arg(&files.config).arg("--once").output()?;
+        let d = t.elapsed();
+        if !out.status.success() {
+            bail!("agentd --once: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(d)
+    };
+    let (mut conv_native, mut conv_compose, mut noop_native, mut noop_compose) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..CONVERGE_RUNS {
+        for which in 0..2 {
+            let compose_first = (which + run) % 2 == 0;
+            host::clear()?;
+            let _ = Command::new("sh")
+                .args(["-c", "rm -rf \"$0\"/state \"$1\"/state"])
+                .arg(dir.path().join("native-agent"))
+                .arg(dir.path().join("compose-agent"))
+                .output();
+            std::thread::sleep(Duration::from_millis(500));
+            let files = if compose_first { &compose_files } else { &native_files };
+            let d = once(files)?;
+            let running = host::count_running("status=running")?;
+            if running < N {
+                bail!("only {running} containers run after a converge");
+            }
+            let mut noop = Vec::new();
+            for _ in 0..3 {
+                noop.push(once(files)?);
+            }
+            if compose_first {
+                conv_compose.push(d);
+                noop_compose.extend(noop);
+            } else {
+                conv_native.push(d);
+                noop_native.extend(noop);
+            }
+        }
+    }
+    host::clear()?;
+    let _ = Command::new("docker").args(["network", "rm", "bench_default"]).output();
+    crate::row(&format!("converge {N} services: driftless/v1 documents (`agentd --once`)"), conv_native);
+    crate::row(&format!("converge {N} services: the same as compose.yaml (`agentd --once`)"), conv_compose);
+    crate::row(&format!("no-op cycle, {N} services: driftless/v1 documents (`agentd --once`)"), noop_native);
+    crate::row(&format!("no-op cycle, {N} services: compose.yaml (`agentd --once`)"), noop_compose);
+    Ok(())
+}

@@ -195,9 +195,9 @@ pub struct Bench {
 
 /// `sleep` as PID 1 ignores SIGTERM (a stop waits out `stop_timeout`); this shell exits on it.
 const QUICK_STOP: &str = r#"["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]"#;
-const SLEEP: &str = r#"["/bin/sleep", "1000000"]"#;
+pub const SLEEP: &str = r#"["/bin/sleep", "1000000"]"#;
 
-fn services_yaml(n: usize, version: &str) -> String {
+pub fn services_yaml(n: usize, version: &str) -> String {
     // The 50-container host matches the compose file (sleep); the latency host stops quickly.
     let command = if n == N { SLEEP } else { QUICK_STOP };
     let mut text = String::new();
@@ -213,7 +213,7 @@ fn services_yaml(n: usize, version: &str) -> String {
 /// forms (desired state, compose file, `docker run` flags), so the comparison stays fair.
 const SPEC_KEYS: &str = "  labels: { team: bench, traefik.enable: \"false\" }\n  user: \"1000:1000\"\n  working_dir: /tmp\n  read_only: true\n  tmpfs: [\"/tmp\"]\n  init: true\n  cap_drop: [MKNOD]\n  memory: 64m\n  cpus: 0.5\n  pids_limit: 64\n  shm_size: 16m\n  ulimits: { nofile: 1024 }\n  logging: { driver: json-file, options: { max-size: 1m } }\n  security_opt: [\"no-new-privileges:true\"]\n";
 
-const COMPOSE_KEYS: &str = "    labels: { team: bench, traefik.enable: \"false\" }\n    user: \"1000:1000\"\n    working_dir: /tmp\n    read_only: true\n    tmpfs: [\"/tmp\"]\n    init: true\n    cap_drop: [MKNOD]\n    mem_limit: 64m\n    cpus: 0.5\n    pids_limit: 64\n    shm_size: 16m\n    ulimits: { nofile: 1024 }\n    logging: { driver: json-file, options: { max-size: 1m } }\n    security_opt: [\"no-new-privileges:true\"]\n";
+pub const COMPOSE_KEYS: &str = "    labels: { team: bench, traefik.enable: \"false\" }\n    user: \"1000:1000\"\n    working_dir: /tmp\n    read_only: true\n    tmpfs: [\"/tmp\"]\n    init: true\n    cap_drop: [MKNOD]\n    mem_limit: 64m\n    cpus: 0.5\n    pids_limit: 64\n    shm_size: 16m\n    ulimits: { nofile: 1024 }\n    logging: { driver: json-file, options: { max-size: 1m } }\n    security_opt: [\"no-new-privileges:true\"]\n";
 
 /// The same as `docker run` flags (the floor).
 pub const RUN_FLAGS: &[&str] = &[

@@ -67,8 +67,9 @@ fn main() -> Result<()> {
             "latency" => latency::bench_latency(&bin_dir)?,
             "fleet" => fleet::bench_fleet(&bin_dir)?,
             "build" => docker::bench_build(&bin_dir)?,
+            "compose" => docker::bench_compose(&bin_dir)?,
             other => {
-                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build")
+                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build, compose")
             }
         }
     }

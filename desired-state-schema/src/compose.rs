@@ -127,6 +127,15 @@ pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]
             Some((s.to_string(), name.to_string()))
         })
         .collect();
+    // A service others wait for with service_completed_successfully runs to completion: a
+    // oneshot (compose's migration pattern).
+    let completes: std::collections::BTreeSet<String> = services
+        .iter()
+        .filter_map(|(_, v)| v.get("depends_on").and_then(Value::as_mapping))
+        .flat_map(|m| m.iter())
+        .filter(|(_, c)| c.get("condition").and_then(Value::as_str) == Some("service_completed_successfully"))
+        .map(|(n, _)| key_text(n))
+        .collect();
     for (k, svc) in services {
         let Some(service) = k.as_str() else { continue };
         let at = YamlPath::root().key("services").key(service);
@@ -147,7 +156,13 @@ pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]
             secrets: &secrets,
             project: &project,
         };
-        if let Some(g) = cx.service(&sv, svc) {
+        if let Some(mut g) = cx.service(&sv, svc) {
+            if completes.contains(service) {
+                if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
+                    spec.insert("oneshot".into(), true.into());
+                    spec.remove("restart");
+                }
+            }
             out.docs.push(g);
         }
     }

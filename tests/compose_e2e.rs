@@ -1,0 +1,150 @@
+//! A compose file deployed end to end on the real engine (the locally imported test image
+//! standing in for the real ones): a database with a named volume and a healthcheck, a
+//! backend that waits for it to be healthy and reads a file secret, a frontend on its own
+//! network, `${VAR}` from `.env`. A change made only in `.env` rolls forward; a broken
+//! service rolls back to the last good revision with the volume's data intact.
+
+mod common;
+use common::agent::Agent;
+use common::docker::{self, available, clear_managed, ensure_image, IMAGE, LOCK};
+use common::git::{free_port, Upstream};
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn http_get(port: u16) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn compose(backend_pre: &str) -> String {
+    format!(
+        r#"name: shop
+x-web: &web
+  image: {IMAGE}
+  pull_policy: never
+  stop_grace_period: 1s
+services:
+  db:
+    <<: *web
+    command: ["sh", "-c", "mkdir -p /data && ( [ -f /data/rows ] || echo row-1 > /data/rows ) && exec httpd -f -p 5432 -h /data"]
+    volumes: ["dbdata:/data"]
+    networks: [back]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5432/rows"]
+      interval: 1s
+      retries: 20
+  backend:
+    <<: *web
+    environment:
+      GREETING: ${{GREETING}}
+    secrets: [db_password]
+    depends_on:
+      db: {{ condition: service_healthy }}
+    networks: [back, front]
+    command: ["sh", "-c", "{backend_pre} mkdir -p /www && echo \"$$GREETING $$(cat /run/secrets/db_password) $$(wget -q -O- http://db:5432/rows)\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+  frontend:
+    <<: *web
+    environment:
+      GREETING: ${{GREETING}}
+    depends_on: [backend]
+    networks: [front]
+    ports: ["127.0.0.1:${{PORT}}:8080"]
+    command: ["sh", "-c", "mkdir -p /www && until wget -q -O /www/index.html http://backend:8080/; do sleep 0.2; done && exec httpd -f -p 8080 -h /www"]
+    x-driftless:
+      health:
+        - http: {{ url: "http://127.0.0.1:${{PORT}}/", body_contains: "${{GREETING}}" }}
+          timeout: 20s
+networks:
+  back: {{}}
+  front: {{}}
+volumes:
+  dbdata: {{}}
+secrets:
+  db_password:
+    file: ./db_password.txt
+"#
+    )
+}
+
+#[test]
+fn a_compose_stack_deploys_rolls_forward_on_an_env_change_and_rolls_back_with_its_data() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return;
+    }
+    ensure_image();
+    clear_managed();
+    let port = free_port();
+    let up = Upstream::new();
+    let env = |greeting: &str| format!("GREETING={greeting}\nPORT={port}\n");
+    let c1 = up.commit(
+        &[
+            ("hosts/e2e/compose.yaml", &compose("")),
+            ("hosts/e2e/.env", &env("hello")),
+            ("hosts/e2e/db_password.txt", "s3cret\n"),
+        ],
+        "v1",
+    );
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(90));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let page = http_get(port);
+    assert!(page.contains("hello s3cret row-1"), "{page}");
+    let names: Vec<&str> = s["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 3, "{s}");
+    assert_eq!(docker::label("db", "driftless.managed"), "true");
+    assert_eq!(
+        docker::docker(&["volume", "inspect", "-f", "{{index .Labels \"driftless.managed\"}}", "shop_dbdata"]).1,
+        "true"
+    );
+    assert!(
+        docker::docker(&["network", "inspect", "shop_back"]).0 == 0
+            && docker::docker(&["network", "inspect", "shop_front"]).0 == 0
+    );
+    // The frontend is not on the database's network.
+    let front_nets = docker::docker(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "frontend"]).1;
+    assert!(front_nets.contains("shop_front") && !front_nets.contains("shop_back"), "{front_nets}");
+    // The database writes a row into its volume.
+    docker::docker(&["exec", "db", "sh", "-c", "echo row-2 >> /data/rows"]);
+    let db_id = docker::container_id("db");
+
+    // A change only in .env: backend and frontend roll forward, the database is untouched.
+    let c2 = up.commit(&[("hosts/e2e/.env", &env("bonjour"))], "greeting in .env");
+    let d = agent.ctl(&["diff"]);
+    assert_eq!(d.code, 2, "changes pending: {}", d.stdout);
+    assert!(d.stdout.contains("backend") && d.stdout.contains("frontend") && !d.stdout.contains("db "), "{}", d.stdout);
+    agent.sync(0);
+    let s = agent.status();
+    assert_eq!(s["applied_revision"], c2.as_str(), "{s}");
+    assert!(http_get(port).contains("bonjour s3cret row-1"), "{}", http_get(port));
+    assert_eq!(docker::container_id("db"), db_id, "the database was not replaced");
+
+    // A broken backend: rolled back to c2, the volume's data intact.
+    up.commit(
+        &[("hosts/e2e/compose.yaml", &compose("echo 'cannot reach the payment service' >&2; exit 3;"))],
+        "broken",
+    );
+    let r = agent.sync(1);
+    assert!(r.stdout.contains("rolled back to"), "{}", r.stdout);
+    let s = agent.status();
+    assert_eq!(s["phase"], "RolledBack");
+    assert_eq!(s["applied_revision"], c2.as_str());
+    assert!(http_get(port).contains("bonjour"), "the last good revision serves");
+    let rows = docker::docker(&["run", "--rm", "-v", "shop_dbdata:/data", IMAGE, "cat", "/data/rows"]).1;
+    assert_eq!(rows, "row-1\nrow-2", "the volume's data is intact");
+    let h: serde_json::Value = serde_json::from_str(&agent.ctl(&["history", "--json"]).stdout).unwrap();
+    assert!(
+        h[0]["diagnostics"].to_string().contains("cannot reach the payment service"),
+        "the backend's stderr is in the history: {}",
+        h[0]
+    );
+    clear_managed();
+    docker::docker(&["volume", "rm", "shop_dbdata"]);
+    docker::docker(&["network", "rm", "shop_back", "shop_front"]);
+}
