@@ -396,3 +396,20 @@ fn a_private_registry_is_pulled_with_docker_logins_credentials() {
     clear_managed();
     docker::docker(&["rmi", "-f", &format!("{image}:latest")]);
 }
+
+#[test]
+fn containers_of_one_wave_share_one_new_network() {
+    let Some(_g) = setup() else { return };
+    let up = Upstream::new();
+    let docs: Vec<String> = (0..8)
+        .map(|i| format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: peer-{i} }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  networks: [driftless-e2e-shared]\n  stop_timeout: 1s\n"))
+        .collect();
+    up.commit(&[("hosts/e2e/peers.yaml", &docs.join("---\n"))], "eight peers");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let nets = docker::docker(&["network", "ls", "-q", "--filter", "name=^driftless-e2e-shared$"]).1;
+    assert_eq!(nets.lines().count(), 1, "one network, not one per racing create: {nets}");
+    clear_managed();
+    docker::docker(&["network", "rm", "driftless-e2e-shared"]);
+}

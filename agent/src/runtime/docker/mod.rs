@@ -86,6 +86,9 @@ pub struct DockerRuntime {
     brought: image::Brought,
     /// `prune_images` of the agent config.
     prune_images: bool,
+    /// Held while networks and volumes are looked up and created: the steps of a wave run
+    /// at once, and two creates of one network name make two networks on older engines.
+    objects: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Build and oneshot output kept for diagnostics when no container is left to ask.
     last_output: std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<String>>>>,
     /// The client with the API version both sides speak, once the engine answered.
@@ -148,6 +151,7 @@ impl DockerRuntime {
             brought: image::Brought::new(state_dir),
             prune_images: cfg.config.prune_images,
             last_output: Default::default(),
+            objects: Default::default(),
             negotiated: Default::default(),
             image_ids: Default::default(),
         })
@@ -567,6 +571,7 @@ impl DockerRuntime {
     /// Networks and named volumes the spec uses: created and labelled when missing.
     async fn ensure_networks(&self, name: &str, spec: &ContainerSpec) -> Result<(), RuntimeError> {
         let api = self.api().await?;
+        let _one_at_a_time = self.objects.lock().await;
         let mut labels = HashMap::new();
         labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
         for net in &spec.networks {
