@@ -305,6 +305,7 @@ fn signatures_are_checked_against_allowed_signers() {
     let allowed = keys.path().join("allowed_signers");
     std::fs::write(&allowed, format!("ops@example.invalid {trusted_pub}\n")).unwrap();
     let verify = format!("  verify: {{ allowed_signers: {} }}\n", allowed.display());
+    let allowed = driftless_agent::source::verify::Trust { allowed_signers: Some(allowed.clone()), openpgp: None };
 
     // Branch mode: the commit's signature counts.
     let unsigned = up.commit(&[("hosts/web-1/web.yaml", WEB)], "unsigned");
@@ -419,4 +420,85 @@ fn a_dry_run_agent_follows_the_source_and_applies_nothing() {
     assert_eq!(s["desired_revision"], c2.as_str());
     assert!(s["message"].as_str().unwrap_or("").contains("web.yaml:"), "{s}");
     assert!(agent.ctl(&["history", "--json"]).stdout.trim() == "[]", "a dry run records no deployment");
+}
+
+#[test]
+fn openpgp_signatures_are_checked_against_the_configured_keys_only() {
+    let up = Upstream::new();
+    let gpg = common::gpg::Gpg::new();
+    let keys = tempfile::tempdir().unwrap();
+    let trusted = gpg.key("Release <release@example.invalid>", None, "1y");
+    let stranger = gpg.key("Stranger <stranger@example.invalid>", None, "1y");
+    let old = gpg.key("Old <old@example.invalid>", Some("20200101T000000"), "1d");
+    let revoked = gpg.key("Revoked <revoked@example.invalid>", None, "1y");
+    let release_asc = keys.path().join("release.asc");
+    gpg.export(&trusted, &release_asc);
+    let old_asc = keys.path().join("old.asc");
+    gpg.export(&old, &old_asc);
+    // The revocation certificate gpg made with the key, imported, then the key exported again.
+    let rev = std::fs::read_to_string(gpg.home.path().join(format!("openpgp-revocs.d/{revoked}.rev"))).unwrap();
+    let rev_path = keys.path().join("revoke.asc");
+    std::fs::write(
+        &rev_path,
+        rev.replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----"),
+    )
+    .unwrap();
+    let revoked_asc = keys.path().join("revoked.asc");
+    let sign_revoked_first = |up: &Upstream| {
+        gpg.sign_with(up, &revoked, None);
+        git(&up.work, &["commit", "-q", "-S", "--allow-empty", "-m", "signed before the revocation"]);
+        git(&up.work, &["push", "-q", "origin", "main"]);
+    };
+
+    let verify = format!(
+        "  verify: {{ openpgp_keys: [{}, {}, {}] }}\n",
+        release_asc.display(),
+        old_asc.display(),
+        revoked_asc.display()
+    );
+    up.commit(&[("hosts/web-1/web.yaml", WEB)], "unsigned");
+    // The revoked key signs first; then it is revoked and exported with its revocation.
+    sign_revoked_first(&up);
+    gpg.run(&["--import", rev_path.to_str().unwrap()]);
+    gpg.export(&revoked, &revoked_asc);
+
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ branch: main }", &verify);
+    let cfg = driftless_agent::config::VerifyConfig {
+        allowed_signers: None,
+        openpgp_keys: vec![release_asc.clone(), old_asc.clone(), revoked_asc.clone()],
+    };
+    let trust = src.trust(&cfg).unwrap();
+    let check = |src: &GitSource| {
+        src.fetch().unwrap();
+        let r = src.resolve().unwrap();
+        src.verify(&r, &trust)
+    };
+    let err = check(&src).unwrap_err().to_string();
+    assert!(err.contains("revoked key"), "{err}");
+
+    gpg.sign_with(&up, &trusted, None);
+    git(&up.work, &["commit", "-q", "-S", "--allow-empty", "-m", "signed by the release key"]);
+    git(&up.work, &["push", "-q", "origin", "main"]);
+    assert_eq!(check(&src).unwrap(), "Release <release@example.invalid>");
+
+    gpg.sign_with(&up, &stranger, None);
+    git(&up.work, &["commit", "-q", "-S", "--allow-empty", "-m", "signed by a stranger"]);
+    git(&up.work, &["push", "-q", "origin", "main"]);
+    let err = check(&src).unwrap_err().to_string();
+    assert!(err.contains("not in source.verify.openpgp_keys"), "{err}");
+
+    gpg.sign_with(&up, &old, Some("20200101T120000"));
+    git(&up.work, &["commit", "-q", "-S", "--allow-empty", "-m", "signed by a key that has expired since"]);
+    git(&up.work, &["push", "-q", "origin", "main"]);
+    let err = check(&src).unwrap_err().to_string();
+    assert!(err.contains("expired key"), "{err}");
+
+    // Tag mode: an OpenPGP-signed annotated tag.
+    gpg.sign_with(&up, &trusted, None);
+    git(&up.work, &["tag", "-s", "-m", "v2", "v2.0.0"]);
+    git(&up.work, &["push", "-q", "origin", "--tags"]);
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ tag: v2.0.0 }", &verify);
+    assert_eq!(check(&src).unwrap(), "Release <release@example.invalid>");
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 /// Lowest first. Keep in step with docs/architecture.md ("Layers").
 const LAYERS: &[&[&str]] = &[
     &["revision", "fault", "fsutil", "failpoint", "sdnotify", "semver_range", "wire", "listen", "lock"],
-    &["state", "config", "plan"],
+    &["state", "config", "plan", "secrets"],
     &["source", "metrics", "notify"],
     &["runtime"],
     &["health", "event", "validate", "webhook"],

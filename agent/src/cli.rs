@@ -121,6 +121,10 @@ pub enum AgentctlCommand {
         /// Enable a compose profile (repeatable), as the agent config's compose_profiles.
         #[arg(long = "profile", value_name = "PROFILE")]
         profiles: Vec<String>,
+        /// Check that every .age file the state names decrypts with this identity (repeatable:
+        /// age identity files or SSH private keys, as secrets.identities).
+        #[arg(long = "identities", value_name = "FILE")]
+        identities: Vec<PathBuf>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,

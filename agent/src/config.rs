@@ -53,6 +53,18 @@ pub struct Config {
     /// Compose profiles to enable: services with `profiles:` run only when one is listed.
     #[serde(default)]
     pub compose_profiles: Vec<String>,
+    /// How `.age` files of the repository are decrypted.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+/// `secrets:` of the agent config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// age identity files or SSH private keys (e.g. /etc/ssh/ssh_host_ed25519_key).
+    #[serde(default)]
+    pub identities: Vec<PathBuf>,
 }
 
 fn default_true() -> bool {
@@ -142,7 +154,12 @@ pub struct AuthConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyConfig {
-    pub allowed_signers: PathBuf,
+    /// SSH signatures (gpg.format=ssh): git's allowed_signers format.
+    #[serde(default)]
+    pub allowed_signers: Option<PathBuf>,
+    /// OpenPGP signatures: armored public keys.
+    #[serde(default)]
+    pub openpgp_keys: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,7 +350,39 @@ impl Validator<'_> {
             }
         }
         if let Some(vc) = &c.source.verify {
-            self.readable_file(&["source", "verify", "allowed_signers"], &vc.allowed_signers);
+            if let Some(p) = &vc.allowed_signers {
+                self.readable_file(&["source", "verify", "allowed_signers"], p);
+            }
+            for (i, p) in vc.openpgp_keys.iter().enumerate() {
+                let at = YamlPath::of(&["source", "verify", "openpgp_keys"]).index(i);
+                let msg = if !p.is_absolute() {
+                    Some(format!("{} must be an absolute path", p.display()))
+                } else {
+                    std::fs::File::open(p).err().map(|e| format!("cannot read {}: {e}", p.display()))
+                };
+                if let Some(msg) = msg {
+                    let d = diagnostic_at(self.file, self.map, &at, &msg);
+                    self.diags.push(d);
+                }
+            }
+            if vc.allowed_signers.is_none() && vc.openpgp_keys.is_empty() {
+                self.err(
+                    &["source", "verify"],
+                    "source.verify trusts nobody: give allowed_signers (SSH) and/or openpgp_keys (OpenPGP)",
+                );
+            }
+        }
+        for (i, p) in c.secrets.identities.iter().enumerate() {
+            let at = YamlPath::of(&["secrets", "identities"]).index(i);
+            let msg = if !p.is_absolute() {
+                Some(format!("{} must be an absolute path", p.display()))
+            } else {
+                std::fs::File::open(p).err().map(|e| format!("cannot read {}: {e}", p.display()))
+            };
+            if let Some(msg) = msg {
+                let d = diagnostic_at(self.file, self.map, &at, &msg);
+                self.diags.push(d);
+            }
         }
         for (i, r) in c.registries.iter().enumerate() {
             let at = YamlPath::of(&["registries"]).index(i);

@@ -31,6 +31,7 @@ pub mod reconciler;
 pub mod revision;
 pub mod runtime;
 pub mod sdnotify;
+pub mod secrets;
 pub mod semver_range;
 pub mod source;
 pub mod state;

@@ -36,7 +36,13 @@ pub struct Report {
 
 /// Validate `dir`. `environment`: check only that one (else the base and every declared one).
 /// `render`: keep the effective state of `environment` (or of the base) in the report.
-pub fn validate(dir: &Path, environment: Option<&str>, render: bool, profiles: &[String]) -> Result<Report, ReadError> {
+pub fn validate(
+    dir: &Path,
+    environment: Option<&str>,
+    render: bool,
+    profiles: &[String],
+    identities: Option<&crate::secrets::Secrets>,
+) -> Result<Report, ReadError> {
     let files = read_dir_files(dir)?;
     let loaded = parse_with(&files, &ParseOptions { compose_profiles: profiles.to_vec() });
     let declared: Vec<String> = loaded.environments().into_iter().collect();
@@ -49,6 +55,13 @@ pub fn validate(dir: &Path, environment: Option<&str>, render: bool, profiles: &
     for env in &checked {
         match loaded.build(env.as_deref()) {
             Ok(state) => {
+                if let Some(ids) = identities {
+                    for d in check_secrets(dir, &state, ids) {
+                        if !errors.iter().any(|f| f.diagnostic == d) {
+                            errors.push(Finding { diagnostic: d, environment: env.clone() });
+                        }
+                    }
+                }
                 if render && rendered.is_none() {
                     rendered = Some(state);
                 }
@@ -75,6 +88,43 @@ pub fn validate(dir: &Path, environment: Option<&str>, render: bool, profiles: &
         warnings: loaded.warnings().to_vec(),
         resources: rendered.map(|s| s.resources),
     })
+}
+
+/// Every `.age` file `state` names (Container `env_files` and `secrets`, PassengerApp
+/// `secrets`), read from the repository holding `dir` (the nearest folder with `.git`, else
+/// `dir`) and decrypted with `ids`: the files that do not decrypt, at the document naming them.
+fn check_secrets(dir: &Path, state: &DesiredState, ids: &crate::secrets::Secrets) -> Vec<Diagnostic> {
+    use desired_state_schema::Spec;
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let root = abs.ancestors().find(|a| a.join(".git").exists()).unwrap_or(&abs).to_path_buf();
+    let mut out = Vec::new();
+    for r in &state.resources {
+        let named: Vec<(String, &String)> = match &r.spec {
+            Spec::Container(c) => c
+                .env_files
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("spec.env_files[{i}]"), p))
+                .chain(c.secrets.iter().enumerate().map(|(i, s)| (format!("spec.secrets[{i}].source"), &s.source)))
+                .collect(),
+            Spec::PassengerApp(p) => {
+                p.secrets.iter().enumerate().map(|(i, s)| (format!("spec.secrets[{i}].source"), &s.source)).collect()
+            }
+            _ => Vec::new(),
+        };
+        for (at, path) in named.into_iter().filter(|(_, p)| crate::secrets::is_encrypted(p)) {
+            let file = if path.starts_with('/') { std::path::PathBuf::from(path) } else { root.join(path) };
+            let message = match std::fs::read(&file) {
+                Ok(bytes) => match ids.decrypt(path, &bytes) {
+                    Ok(_) => continue,
+                    Err(e) => format!("{at}: {e}"),
+                },
+                Err(e) => format!("{at}: cannot read {}: {e}", file.display()),
+            };
+            out.push(Diagnostic { file: r.origin.file.clone(), line: r.origin.line, column: 1, message });
+        }
+    }
+    out
 }
 
 impl Report {

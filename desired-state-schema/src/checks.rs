@@ -332,6 +332,15 @@ pub fn parse_cpus(s: &str) -> Option<i64> {
 }
 
 fn check_passenger(p: &PassengerAppSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    for (i, sec) in p.secrets.iter().enumerate() {
+        let at = spec.key("secrets").index(i);
+        if let Err(why) = repo_path(&sec.source) {
+            f(at.key("source"), format!("secret source {:?} {why}", sec.source));
+        }
+        if let Err(why) = relative_path(&sec.target) {
+            f(at.key("target"), format!("secret target {:?} {why} (a path in the release)", sec.target));
+        }
+    }
     if let Err(why) = host_path(&p.app_root) {
         f(spec.key("app_root"), format!("app_root {:?} {why}", p.app_root));
     } else if p.app_root.trim_end_matches('/').is_empty() {

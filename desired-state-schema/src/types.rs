@@ -467,6 +467,16 @@ impl HealthTest {
     }
 }
 
+/// A file written into a Passenger release (mode 0600).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSecret {
+    /// A repository path (relative to the repository root), e.g. `secrets/api.env.age`.
+    pub source: String,
+    /// A path in the release, e.g. `.env`.
+    pub target: String,
+}
+
 /// A repository file or folder mounted into a container.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -650,6 +660,10 @@ pub struct PassengerAppSpec {
     /// Paths under `shared/` copied into `backups/<time>/` before the switch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backup: Vec<String>,
+    /// Files written into each release with mode 0600: `source` a repository path (an `.age`
+    /// file is decrypted with the agent's `secrets.identities`), `target` a path in the release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<ReleaseSecret>,
     /// Releases kept on disk (the live and the last good one are always kept).
     #[serde(default = "default_keep_releases")]
     pub keep_releases: u32,

@@ -447,7 +447,7 @@ _agentctl() {
             return 0
             ;;
         agentctl__subcmd__validate)
-            opts="-e -h --environment --render --profile --json --socket --config --help"
+            opts="-e -h --environment --render --profile --identities --json --socket --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -462,6 +462,10 @@ _agentctl() {
                     return 0
                     ;;
                 --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identities)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

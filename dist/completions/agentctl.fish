@@ -68,6 +68,7 @@ complete -c agentctl -n "__fish_agentctl_using_subcommand resume" -l config -d '
 complete -c agentctl -n "__fish_agentctl_using_subcommand resume" -s h -l help -d 'Print help'
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -s e -l environment -d 'Check only this environment\'s effective state' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l profile -d 'Enable a compose profile (repeatable), as the agent config\'s compose_profiles' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l identities -d 'Check that every .age file the state names decrypts with this identity (repeatable: age identity files or SSH private keys, as secrets.identities)' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l socket -d 'The agent\'s control socket' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l config -d 'Read `control_socket` from this agent config' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l render -d 'Print the effective desired state (overlays applied, defaults filled in)'

@@ -44,3 +44,4 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
 pub mod agent;
 pub mod docker;
 pub mod git;
+pub mod gpg;

@@ -22,8 +22,8 @@ const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Cmd::Validate { dir, environment, render, profiles, json } = cli.command {
-        return cmd_validate(dir, environment, render, &profiles, json);
+    if let Cmd::Validate { dir, environment, render, profiles, identities, json } = cli.command {
+        return cmd_validate(dir, environment, render, &profiles, &identities, json);
     }
     if let Cmd::Convert { file, profiles } = cli.command {
         return cmd_convert(&file, &profiles);
@@ -350,8 +350,26 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn cmd_validate(dir: PathBuf, environment: Option<String>, render: bool, profiles: &[String], json: bool) -> ExitCode {
-    let report = match validate(&dir, environment.as_deref(), render, profiles) {
+fn cmd_validate(
+    dir: PathBuf,
+    environment: Option<String>,
+    render: bool,
+    profiles: &[String],
+    identities: &[PathBuf],
+    json: bool,
+) -> ExitCode {
+    let ids = if identities.is_empty() {
+        None
+    } else {
+        match driftless_agent::secrets::Secrets::load(identities) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("agentctl validate: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+    };
+    let report = match validate(&dir, environment.as_deref(), render, profiles, ids.as_ref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentctl validate: {e}");

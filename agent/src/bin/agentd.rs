@@ -70,21 +70,29 @@ fn main() -> ExitCode {
 
 /// One driver per kind. None of them talks to its backend here: an engine that is down now
 /// is a fault that clears by itself, never a missing runtime.
-fn drivers(cfg: &LoadedConfig) -> Drivers {
+fn drivers(cfg: &LoadedConfig, secrets: std::sync::Arc<driftless_agent::secrets::Secrets>) -> Drivers {
     let mut d = Drivers::new();
-    match DockerRuntime::new(cfg) {
+    match DockerRuntime::new(cfg, secrets.clone()) {
         Ok(docker) => d = d.with(Box::new(docker)),
         Err(e) => tracing::warn!("{e}; Container resources cannot be applied (check DOCKER_HOST)"),
     }
     // Passenger needs no engine: releases are files, restarts go through passenger-config.
-    d = d.with(Box::new(PassengerRuntime::new(GitSource::new(cfg), &cfg.config.state_dir)));
+    d = d.with(Box::new(PassengerRuntime::new(GitSource::new(cfg), &cfg.config.state_dir, secrets)));
     // NixOS needs nix on the PATH only when a NixosSystem is applied.
     d.with(Box::new(NixosRuntime::new(GitSource::new(cfg), &cfg.config.state_dir, &cfg.host)))
 }
 
 async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     let socket = loaded.config.control_socket.clone();
-    let drivers = if cli.dry_run { Drivers::new() } else { drivers(&loaded) };
+    // The identities are read once, at start (a SIGHUP does not re-read them).
+    let secrets = match driftless_agent::secrets::Secrets::load(&loaded.config.secrets.identities) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("agentd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let drivers = if cli.dry_run { Drivers::new() } else { drivers(&loaded, secrets) };
     // Takes the lock on state_dir: a second agent on the same state stops here, naming the first.
     let (mut reconciler, status_rx) = match Reconciler::new(loaded, drivers) {
         Ok(r) => r,

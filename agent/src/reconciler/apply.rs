@@ -34,6 +34,17 @@ impl Reconciler {
         Ok(desired_state_schema::parse_with(&files, &opts).build(env.as_deref())?)
     }
 
+    /// Each driver's checks of `state` before anything is applied (an `.age` file that no
+    /// identity decrypts): a verdict here makes the revision invalid.
+    pub(super) async fn preflight(&self, revision: &Revision, state: DesiredState) -> Result<DesiredState, CycleError> {
+        for r in &state.resources {
+            if let Ok(d) = self.drivers.get(r.kind) {
+                d.preflight(r, revision).await?;
+            }
+        }
+        Ok(state)
+    }
+
     /// Observe the host and plan the way to `state` (the state of `revision`).
     pub(super) async fn plan_for(&mut self, revision: &Revision, state: &DesiredState) -> Result<Plan, CycleError> {
         let needed: Vec<Kind> = state.resources.iter().map(|r| r.kind).collect();
@@ -213,7 +224,11 @@ impl Reconciler {
     /// the changed ones (after a crash or a fault, which were gated is unknown).
     pub(super) async fn apply_revision(&mut self, revision: &Revision, gate_all: bool) -> CycleResult {
         let started = (now_rfc3339(), Instant::now());
-        let state = match self.load_revision(revision).await {
+        let loaded = match self.load_revision(revision).await {
+            Ok(s) => self.preflight(revision, s).await,
+            Err(e) => Err(e),
+        };
+        let state = match loaded {
             Ok(s) => s,
             Err(e) if e.is_fault() => {
                 return self.finish(Exit::Fault {

@@ -156,11 +156,10 @@ impl Reconciler {
             }
             self.say(format!("source: {} {:?} {} -> {}", ch.name, ch.kind, short(&ch.old), short(&ch.new)));
         }
-        if let Some(v) = &self.cfg.config.source.verify {
+        if let Some(v) = self.cfg.config.source.verify.clone() {
             let src = self.source.clone();
-            let signers = v.allowed_signers.clone();
             let r = resolved.clone();
-            tokio::task::spawn_blocking(move || src.verify(&r, &signers)).await??;
+            tokio::task::spawn_blocking(move || src.trust(&v).and_then(|t| src.verify(&r, &t))).await??;
         }
         Ok(Revision::from(resolved.commit))
     }
@@ -168,11 +167,10 @@ impl Reconciler {
     /// A revision that was not just resolved (a pin, a rollback target) must pass what
     /// `source.verify` would ask of it.
     async fn verify_revision(&self, rev: &Revision) -> Result<(), CycleError> {
-        let Some(v) = &self.cfg.config.source.verify else { return Ok(()) };
+        let Some(v) = self.cfg.config.source.verify.clone() else { return Ok(()) };
         let oid = rev.oid().ok_or_else(|| CycleError::Refused(format!("{rev} is not a commit id")))?;
         let src = self.source.clone();
-        let signers = v.allowed_signers.clone();
-        tokio::task::spawn_blocking(move || src.verify_revision(oid, &signers)).await??;
+        tokio::task::spawn_blocking(move || src.trust(&v).and_then(|t| src.verify_revision(oid, &t))).await??;
         Ok(())
     }
 

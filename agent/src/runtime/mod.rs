@@ -138,6 +138,13 @@ pub trait Driver: Send + Sync {
     /// Every resource of this kind the agent manages here.
     async fn observe(&self) -> Result<Vec<Observed>, RuntimeError>;
 
+    /// Before anything of `revision` is applied: what the driver can tell is wrong with `r`
+    /// without changing the host (an `.age` file no identity decrypts). A verdict here makes
+    /// the revision invalid; nothing is applied.
+    async fn preflight(&self, _r: &Resource, _revision: &Revision) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
     /// Host-side inputs of `r`'s spec hash at `revision`.
     async fn inputs(&self, _r: &Resource, _revision: &Revision) -> Result<BTreeMap<String, String>, RuntimeError> {
         Ok(BTreeMap::new())

@@ -60,6 +60,8 @@ pub struct BuildInfo {
 pub struct PassengerRuntime {
     source: GitSource,
     registry: PathBuf,
+    /// Decrypts `.age` secrets written into releases.
+    secrets: std::sync::Arc<crate::secrets::Secrets>,
 }
 
 /// A file-system error: a fault when the host is to blame (disk full, `app_root` not
@@ -83,8 +85,39 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl PassengerRuntime {
-    pub fn new(source: GitSource, state_dir: &Path) -> PassengerRuntime {
-        PassengerRuntime { source, registry: state_dir.join("passenger-apps.json") }
+    pub fn new(
+        source: GitSource,
+        state_dir: &Path,
+        secrets: std::sync::Arc<crate::secrets::Secrets>,
+    ) -> PassengerRuntime {
+        PassengerRuntime { source, registry: state_dir.join("passenger-apps.json"), secrets }
+    }
+
+    /// The raw content (ciphertext for `.age`) of a repository file at `revision`.
+    async fn repo_file(&self, name: &str, revision: &str, path: &str) -> Result<Vec<u8>, RuntimeError> {
+        let oid = Oid::from_str(revision).map_err(|e| verdict(name, e))?;
+        let src = self.source.clone();
+        let p = path.to_string();
+        tokio::task::spawn_blocking(move || src.read_file(oid, &p))
+            .await
+            .map_err(|e| verdict(name, e))?
+            .map(|(_, b)| b)
+            .map_err(|e| source_err(name, e))
+    }
+
+    /// A release secret's plaintext (decrypted in memory for `.age`).
+    async fn secret_plaintext(
+        &self,
+        name: &str,
+        revision: &str,
+        path: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, RuntimeError> {
+        let raw = self.repo_file(name, revision, path).await?;
+        if crate::secrets::is_encrypted(path) {
+            self.secrets.decrypt(path, &raw).map_err(|e| verdict(name, e))
+        } else {
+            Ok(zeroize::Zeroizing::new(raw))
+        }
     }
 
     fn apps(&self) -> BTreeMap<String, String> {
@@ -121,6 +154,11 @@ impl PassengerRuntime {
             .map_err(|e| source_err(name, e))?;
         let mut m = BTreeMap::new();
         m.insert("source_tree".to_string(), tree.to_string());
+        for sec in &spec.secrets {
+            // The ciphertext's digest: re-encrypting a changed secret makes a new release.
+            let raw = self.repo_file(name, revision, &sec.source).await?;
+            m.insert(format!("secret:{}", sec.target), format!("{:x}", Sha256::digest(&raw)));
+        }
         Ok(m)
     }
 
@@ -254,11 +292,23 @@ impl PassengerRuntime {
             Some(argv) => run_build(name, argv, &dir, spec.build_timeout.as_std(), log).await?,
             None => String::new(),
         };
+        // Secrets go in after the build (whose output is logged), mode 0600, and stay out of
+        // the release's content manifest: their digests are in the spec hash instead.
+        let mut secret_files = Vec::new();
+        for sec in &spec.secrets {
+            let plain = self.secret_plaintext(name, revision, &sec.source).await?;
+            secret_files.push((sec.target.clone(), plain));
+        }
+        let targets: Vec<String> = spec.secrets.iter().map(|s| s.target.clone()).collect();
         let (files, tree) = {
             let (root, dir, name, shared) = (root.clone(), dir.clone(), name.to_string(), spec.shared.clone());
             blocking(&name.clone(), move || {
+                for (target, plain) in &secret_files {
+                    write_secret(&dir.join(target), plain).map_err(|e| io_err(&name, &dir.join(target), e))?;
+                }
                 link_shared(&root, &dir, &shared).map_err(|e| io_err(&name, &dir, e))?;
-                let files = manifest(&dir).map_err(|e| io_err(&name, &dir, e))?;
+                let mut files = manifest(&dir).map_err(|e| io_err(&name, &dir, e))?;
+                files.retain(|f| !targets.contains(f));
                 let tree = tree_sha256(&dir, &files).map_err(|e| io_err(&name, &dir, e))?;
                 Ok((files, tree))
             })
@@ -335,6 +385,30 @@ impl super::Driver for PassengerRuntime {
     fn describe(&self, r: &Resource) -> Option<String> {
         describe(r.name(), passenger_spec(r).ok()?)
     }
+
+    /// Every `.age` secret decrypts with this host's identities.
+    async fn preflight(&self, r: &Resource, revision: &Revision) -> Result<(), RuntimeError> {
+        for sec in &passenger_spec(r)?.secrets {
+            if crate::secrets::is_encrypted(&sec.source) {
+                self.secret_plaintext(r.name(), revision.as_str(), &sec.source).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Write a secret file with mode 0600 from the start (never readable by others, not even
+/// for a moment).
+fn write_secret(path: &Path, plain: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(plain)?;
+    f.sync_all()
 }
 
 fn timestamp() -> String {

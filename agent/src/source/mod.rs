@@ -407,20 +407,35 @@ impl GitSource {
         SourceError::RefNotFound { selector: self.selector.to_string(), url: self.url.clone(), known }
     }
 
-    /// Verify the revision's SSH signature against `allowed_signers`: the annotated tag's
+    /// The trust `source.verify` configures: the SSH allowed signers and the OpenPGP keyring
+    /// (built under `state_dir/gnupg`). A keyring that cannot be built is a fault.
+    pub fn trust(&self, v: &crate::config::VerifyConfig) -> Result<verify::Trust, SourceError> {
+        let openpgp = if v.openpgp_keys.is_empty() {
+            None
+        } else {
+            let dir = self.mirror.with_file_name("gnupg");
+            Some(
+                verify::Keyring::build(&dir, &v.openpgp_keys)
+                    .map_err(|detail| SourceError::Mirror { path: dir, detail })?,
+            )
+        };
+        Ok(verify::Trust { allowed_signers: v.allowed_signers.clone(), openpgp })
+    }
+
+    /// Verify the revision's signature (SSH or OpenPGP) against `trust`: the annotated tag's
     /// when following a tag or a semver range, else the commit's. Returns who signed it.
-    pub fn verify(&self, resolved: &Resolved, allowed_signers: &Path) -> Result<String, SourceError> {
+    pub fn verify(&self, resolved: &Resolved, trust: &verify::Trust) -> Result<String, SourceError> {
         let repo = self.repo()?;
         let refuse = |detail: String| SourceError::SignatureRefused { revision: resolved.commit.to_string(), detail };
         match (&self.selector, resolved.tag_object) {
             (RefSelector::Tag(_) | RefSelector::Semver(_), Some(tag)) => {
-                verify::verify_tag(&repo, tag, allowed_signers).map_err(refuse)
+                verify::verify_tag(&repo, tag, trust).map_err(refuse)
             }
             (RefSelector::Tag(_) | RefSelector::Semver(_), None) => Err(refuse(format!(
                 "{} is a lightweight tag and carries no signature; create it signed (git tag -s, with gpg.format=ssh)",
                 resolved.reference.as_deref().unwrap_or("the tag")
             ))),
-            _ => verify::verify_commit(&repo, resolved.commit, allowed_signers).map_err(refuse),
+            _ => verify::verify_commit(&repo, resolved.commit, trust).map_err(refuse),
         }
     }
 
@@ -428,7 +443,7 @@ impl GitSource {
     /// pin, a retry): as `verify` would judge it. For tag and semver selectors a signed,
     /// trusted annotated tag must point at the commit; for branches the commit itself must
     /// be signed by a trusted key.
-    pub fn verify_revision(&self, commit: Oid, allowed_signers: &Path) -> Result<String, SourceError> {
+    pub fn verify_revision(&self, commit: Oid, trust: &verify::Trust) -> Result<String, SourceError> {
         let repo = self.repo()?;
         let refuse = |detail: String| SourceError::SignatureRefused { revision: commit.to_string(), detail };
         match &self.selector {
@@ -441,7 +456,7 @@ impl GitSource {
                         why.push(format!("{name} is a lightweight tag"));
                         continue;
                     }
-                    match verify::verify_tag(&repo, target, allowed_signers) {
+                    match verify::verify_tag(&repo, target, trust) {
                         Ok(signer) => return Ok(signer),
                         Err(e) => why.push(format!("{name}: {e}")),
                     }
@@ -452,7 +467,7 @@ impl GitSource {
                     format!("no trusted signed tag points at it ({})", why.join("; "))
                 }))
             }
-            _ => verify::verify_commit(&repo, commit, allowed_signers).map_err(refuse),
+            _ => verify::verify_commit(&repo, commit, trust).map_err(refuse),
         }
     }
 

@@ -1,8 +1,15 @@
-//! SSH signature checks of commits and annotated tags against an `allowed_signers` file
-//! (git's format). Like git with `gpg.format=ssh`, this asks OpenSSH's `ssh-keygen -Y` to
-//! find the signer's principal and verify the signature in the `git` namespace, so the
-//! agent's verdict is exactly the one `git verify-commit` / `git verify-tag` would give.
-//! OpenPGP signatures are refused with a message saying so (see docs/decisions.md).
+//! Signature checks of commits and annotated tags, as `git verify-commit` / `git verify-tag`
+//! would give them:
+//!
+//! - **SSH** (`gpg.format=ssh`) against an `allowed_signers` file: OpenSSH's `ssh-keygen -Y`
+//!   finds the signer's principal and verifies in the `git` namespace.
+//! - **OpenPGP** (`gpg.format=openpgp`) against armored public keys: `gpg --verify` in a
+//!   keyring the agent builds from those files in its own `state_dir` (never a user's
+//!   keyring), reading gpg's machine-readable status lines. Expired, revoked and unknown keys,
+//!   and bad or expired signatures, are refused with a message saying which.
+//!
+//! A revision signed by any trusted key passes; a signature of a kind the config does not
+//! trust is refused saying what to configure.
 
 use std::io::Write;
 use std::path::Path;
@@ -14,7 +21,7 @@ const SSH_BEGIN: &str = "-----BEGIN SSH SIGNATURE-----";
 const PGP_BEGIN: &str = "-----BEGIN PGP SIGNATURE-----";
 
 /// Verify a commit's signature; the signer's principal, or why not.
-pub fn verify_commit(repo: &Repository, commit: Oid, allowed_signers: &Path) -> Result<String, String> {
+pub fn verify_commit(repo: &Repository, commit: Oid, trust: &Trust) -> Result<String, String> {
     let (sig, data) = match repo.extract_signature(&commit, None) {
         Ok(pair) => pair,
         Err(e) if e.code() == git2::ErrorCode::NotFound => {
@@ -23,11 +30,11 @@ pub fn verify_commit(repo: &Repository, commit: Oid, allowed_signers: &Path) -> 
         Err(e) => return Err(format!("cannot read the commit's signature: {e}")),
     };
     let sig = String::from_utf8_lossy(&sig).into_owned();
-    check(&sig, &data, allowed_signers)
+    check(&sig, &data, trust)
 }
 
 /// Verify an annotated tag's signature (appended to its message); the signer, or why not.
-pub fn verify_tag(repo: &Repository, tag: Oid, allowed_signers: &Path) -> Result<String, String> {
+pub fn verify_tag(repo: &Repository, tag: Oid, trust: &Trust) -> Result<String, String> {
     let odb = repo.odb().map_err(|e| format!("cannot open the object database: {e}"))?;
     let obj = odb.read(tag).map_err(|e| format!("cannot read tag {tag}: {e}"))?;
     let raw = obj.data();
@@ -36,18 +43,35 @@ pub fn verify_tag(repo: &Repository, tag: Oid, allowed_signers: &Path) -> Result
     let Some(start) = start else {
         return Err("the tag is not signed; only signed tags are applied (source.verify)".into());
     };
-    check(&text[start..], &raw[..start], allowed_signers)
+    check(&text[start..], &raw[..start], trust)
 }
 
-fn check(sig: &str, payload: &[u8], allowed_signers: &Path) -> Result<String, String> {
+/// What a revision's signature is checked against.
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    /// SSH: an `allowed_signers` file.
+    pub allowed_signers: Option<std::path::PathBuf>,
+    /// OpenPGP: the keyring built from `openpgp_keys` (`Keyring::build`).
+    pub openpgp: Option<Keyring>,
+}
+
+fn check(sig: &str, payload: &[u8], trust: &Trust) -> Result<String, String> {
     if sig.starts_with(PGP_BEGIN) {
-        return Err(
-            "it is signed with OpenPGP; Driftless verifies SSH signatures only (sign with gpg.format=ssh)".into()
-        );
+        return match &trust.openpgp {
+            Some(k) => k.verify(sig, payload),
+            None => Err("it is signed with OpenPGP, and source.verify lists no openpgp_keys: add the signer's armored public key to source.verify.openpgp_keys".into()),
+        };
     }
     if !sig.starts_with(SSH_BEGIN) {
         return Err("its signature is in an unknown format".into());
     }
+    let Some(allowed_signers) = trust.allowed_signers.as_deref() else {
+        return Err("it is signed with an SSH key, and source.verify has no allowed_signers: add the signer to an allowed_signers file".into());
+    };
+    ssh_check(sig, payload, allowed_signers)
+}
+
+fn ssh_check(sig: &str, payload: &[u8], allowed_signers: &Path) -> Result<String, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
     let sig_path = dir.path().join("signature");
     std::fs::write(&sig_path, sig).map_err(|e| format!("cannot write {}: {e}", sig_path.display()))?;
@@ -85,5 +109,119 @@ fn check(sig: &str, payload: &[u8], allowed_signers: &Path) -> Result<String, St
     } else {
         let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
         Err(format!("bad signature from {principal}: {why}"))
+    }
+}
+
+/// An OpenPGP keyring the agent builds from armored public keys in its own `state_dir`
+/// (`gnupg/<digest of the key files>`), so that a user's keyring never counts.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    home: std::path::PathBuf,
+}
+
+impl Keyring {
+    /// Import `keys` into a fresh keyring under `dir` (reused while the key files are the same).
+    pub fn build(dir: &Path, keys: &[std::path::PathBuf]) -> Result<Keyring, String> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for k in keys {
+            h.update(std::fs::read(k).map_err(|e| format!("cannot read {}: {e}", k.display()))?);
+        }
+        let digest = format!("{:x}", h.finalize());
+        let home = dir.join(&digest[..16]);
+        if home.join("pubring.kbx").exists() || home.join("pubring.gpg").exists() {
+            return Ok(Keyring { home });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let tmp = dir.join(format!(".tmp-{}-{}", &digest[..16], std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700));
+        }
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&tmp)
+            .args(["--batch", "--no-tty", "--quiet", "--import"])
+            .args(keys)
+            .output()
+            .map_err(|e| format!("cannot run gpg (install gnupg): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "gpg could not import source.verify.openpgp_keys: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        // A keyring made by an earlier, interrupted run is replaced.
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::rename(&tmp, &home).map_err(|e| format!("{}: {e}", home.display()))?;
+        Ok(Keyring { home })
+    }
+
+    /// Verify an armored detached signature over `payload`; the signer, or why not.
+    pub fn verify(&self, sig: &str, payload: &[u8]) -> Result<String, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
+        let sig_path = dir.path().join("signature.asc");
+        let data_path = dir.path().join("payload");
+        std::fs::write(&sig_path, sig).map_err(|e| format!("cannot write {}: {e}", sig_path.display()))?;
+        std::fs::write(&data_path, payload).map_err(|e| format!("cannot write {}: {e}", data_path.display()))?;
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&self.home)
+            .args(["--batch", "--no-tty", "--status-fd", "1", "--verify"])
+            .arg(&sig_path)
+            .arg(&data_path)
+            .output()
+            .map_err(|e| format!("cannot run gpg (install gnupg): {e}"))?;
+        judge_status(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+/// gpg's verdict from its `[GNUPG:]` status lines (doc/DETAILS of GnuPG).
+pub fn judge_status(status: &str) -> Result<String, String> {
+    let mut lines = status.lines().filter_map(|l| l.strip_prefix("[GNUPG:] "));
+    let all: Vec<&str> = lines.by_ref().collect();
+    let find = |tag: &str| all.iter().find_map(|l| l.strip_prefix(tag).map(|r| r.trim().to_string()));
+    let who = |rest: &str| rest.split_once(' ').map(|(_, uid)| uid.to_string()).unwrap_or_else(|| rest.to_string());
+    if let Some(r) = find("GOODSIG ") {
+        return Ok(who(&r));
+    }
+    if let Some(r) = find("EXPKEYSIG ") {
+        return Err(format!("it is signed by an expired key ({}); renew the key, or sign with a current one", who(&r)));
+    }
+    if let Some(r) = find("REVKEYSIG ") {
+        return Err(format!("it is signed by a revoked key ({}); sign with a key that is not revoked", who(&r)));
+    }
+    if let Some(r) = find("EXPSIG ") {
+        return Err(format!("the signature by {} has expired", who(&r)));
+    }
+    if let Some(r) = find("BADSIG ") {
+        return Err(format!("bad signature from {}: the signed content was changed", who(&r)));
+    }
+    if let Some(r) = find("ERRSIG ") {
+        let keyid = r.split(' ').next().unwrap_or("?");
+        if find("NO_PUBKEY ").is_some() || r.ends_with(" 9") {
+            return Err(format!("it is signed by key {keyid}, which is not in source.verify.openpgp_keys"));
+        }
+        return Err(format!("gpg could not check the signature by key {keyid}"));
+    }
+    Err("gpg found no valid signature".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge_status;
+
+    #[test]
+    fn gpg_status_verdicts() {
+        assert_eq!(judge_status("[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG 1234ABCD Ops <ops@example.invalid>\n[GNUPG:] TRUST_UNDEFINED 0 pgp\n"), Ok("Ops <ops@example.invalid>".into()));
+        assert!(judge_status("[GNUPG:] EXPKEYSIG 1234ABCD Ops\n").unwrap_err().contains("expired key"));
+        assert!(judge_status("[GNUPG:] REVKEYSIG 1234ABCD Ops\n").unwrap_err().contains("revoked key"));
+        assert!(judge_status("[GNUPG:] BADSIG 1234ABCD Ops\n").unwrap_err().contains("bad signature"));
+        assert!(judge_status("[GNUPG:] ERRSIG 1234ABCD 1 10 00 1700000000 9 -\n[GNUPG:] NO_PUBKEY 1234ABCD\n")
+            .unwrap_err()
+            .contains("not in source.verify.openpgp_keys"));
+        assert!(judge_status("").is_err());
     }
 }

@@ -78,8 +78,13 @@ pub struct DockerRuntime {
     client: Docker,
     /// Reads build contexts and secret files at the revision.
     source: GitSource,
-    /// `state_dir/secrets/<resource>/`: secret files from the repository, mode 0400.
+    /// `state_dir/secrets/<resource>/`: plain (not `.age`) secret files from the repository.
     secrets_dir: PathBuf,
+    /// `<control socket's folder>/secrets/<resource>/` (`/run/driftless`, a tmpfs): the
+    /// plaintext of `.age` secrets, which never goes under `state_dir`.
+    runtime_secrets: PathBuf,
+    /// Decrypts the repository's `.age` files.
+    secrets: std::sync::Arc<crate::secrets::Secrets>,
     /// Registry credentials (`registries:`, then Docker's `config.json`).
     credentials: image::Credentials,
     /// The images the agent pulled or built (only these are pruned).
@@ -140,13 +145,24 @@ impl DockerRuntime {
     /// Connect to the local engine (`DOCKER_HOST` or the default socket) and agree on an API
     /// version both sides speak.
     /// No request is made here: the engine may be down now and answer later.
-    pub fn new(cfg: &crate::config::LoadedConfig) -> Result<DockerRuntime, RuntimeError> {
+    pub fn new(
+        cfg: &crate::config::LoadedConfig,
+        secrets: std::sync::Arc<crate::secrets::Secrets>,
+    ) -> Result<DockerRuntime, RuntimeError> {
         let client = Docker::connect_with_local_defaults().map_err(unreachable)?;
         let state_dir = &cfg.config.state_dir;
+        let run_dir = cfg
+            .config
+            .control_socket
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from("/run/driftless"));
         Ok(DockerRuntime {
             client,
             source: GitSource::new(cfg),
             secrets_dir: state_dir.join("secrets"),
+            runtime_secrets: run_dir.join("secrets"),
+            secrets,
             credentials: image::Credentials::new(cfg.config.registries.clone()),
             brought: image::Brought::new(state_dir),
             prune_images: cfg.config.prune_images,
@@ -435,6 +451,30 @@ impl DockerRuntime {
         Ok(binds)
     }
 
+    /// The plaintext of `path`'s content: decrypted in memory when it is an `.age` file.
+    fn plaintext(&self, name: &str, path: &str, bytes: Vec<u8>) -> Result<zeroize::Zeroizing<Vec<u8>>, RuntimeError> {
+        if !crate::secrets::is_encrypted(path) {
+            return Ok(zeroize::Zeroizing::new(bytes));
+        }
+        self.secrets
+            .decrypt(path, &bytes)
+            .map_err(|e| RuntimeError::Docker { resource: name.to_string(), detail: e.to_string() })
+    }
+
+    /// Before anything is applied: every `.age` file the spec names decrypts with this host's
+    /// identities (else the revision is invalid, naming the file and its recipients).
+    pub async fn preflight(&self, name: &str, spec: &ContainerSpec, revision: &str) -> Result<(), RuntimeError> {
+        for path in spec.env_files.iter().filter(|p| crate::secrets::is_encrypted(p)) {
+            let bytes = self.env_file(name, path, revision).await?;
+            self.plaintext(name, path, bytes)?;
+        }
+        for sec in spec.secrets.iter().filter(|s| crate::secrets::is_encrypted(&s.source)) {
+            let bytes = self.secret_content(name, sec, revision).await?;
+            self.plaintext(name, &sec.source, bytes)?;
+        }
+        Ok(())
+    }
+
     /// A secret's content: a repository file at the revision, or a host file.
     async fn secret_content(
         &self,
@@ -472,11 +512,14 @@ impl DockerRuntime {
     ) -> Result<Vec<String>, RuntimeError> {
         let mut binds = Vec::new();
         for sec in &spec.secrets {
-            let host = if sec.source.starts_with('/') {
+            let host = if sec.source.starts_with('/') && !crate::secrets::is_encrypted(&sec.source) {
                 PathBuf::from(&sec.source)
             } else {
-                let bytes = self.secret_content(name, sec, revision).await?;
-                let dir = self.secrets_dir.join(name);
+                let raw = self.secret_content(name, sec, revision).await?;
+                let encrypted = crate::secrets::is_encrypted(&sec.source);
+                let bytes = self.plaintext(name, &sec.source, raw)?;
+                // The plaintext of an .age secret lives in the runtime folder, never in state_dir.
+                let dir = if encrypted { self.runtime_secrets.join(name) } else { self.secrets_dir.join(name) };
                 let file = dir.join(&sec.name);
                 let (d, f) = (dir.clone(), file.clone());
                 tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -785,6 +828,7 @@ impl DockerRuntime {
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         for path in &spec.env_files {
             let bytes = self.env_file(name, path, made.revision).await?;
+            let bytes = self.plaintext(name, path, bytes)?;
             let text = String::from_utf8_lossy(&bytes);
             for (k, v) in parse_env_file(&text) {
                 env.insert(k, v);
@@ -1170,6 +1214,10 @@ impl super::Driver for DockerRuntime {
 
     async fn diagnose(&self, name: &str) -> Option<Diagnostic> {
         DockerRuntime::diagnose(self, name).await
+    }
+
+    async fn preflight(&self, r: &Resource, revision: &Revision) -> Result<(), RuntimeError> {
+        DockerRuntime::preflight(self, r.name(), container_spec(r)?, revision.as_str()).await
     }
 
     async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {
