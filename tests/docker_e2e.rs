@@ -701,3 +701,48 @@ fn notifications_are_sent_once_per_outcome_and_metrics_are_served() {
     assert!(m.contains(&format!("driftless_revision_info{{applied=\"{c1}\",last_good=\"{c1}\"}} 1")), "{m}");
     clear_managed();
 }
+
+#[test]
+fn the_engines_events_repair_drift_in_seconds_not_at_the_next_poll() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    push(&up, &web("1", port, ""), "v1");
+    // The poll interval is an hour: only the engine's events can bring it back quickly.
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    for how in [["rm", "-f"], ["stop", "-t0"]] {
+        let t = std::time::Instant::now();
+        let (code, out) = docker::docker(&[how[0], how[1], "web"]);
+        assert_eq!(code, 0, "{out}");
+        loop {
+            if http_get(port).contains("version 1")
+                && docker::instances("web").iter().any(|(n, running)| n == "web" && *running)
+            {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "docker {} web: not back within 5 s\n{}",
+                how[0],
+                agent.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("docker {} web: serving again after {:?}", how[0], t.elapsed());
+    }
+    let h: serde_json::Value = serde_json::from_str(&agent.ctl(&["history", "--json"]).stdout).unwrap();
+    let repairs: Vec<&serde_json::Value> =
+        h.as_array().unwrap().iter().filter(|e| e["result"] == "drift_repaired").collect();
+    assert_eq!(repairs.len(), 2, "two repairs, reported as drift: {h}");
+    assert!(repairs.iter().all(|e| e["trigger"] == "drift"), "{h}");
+    // The agent's own apply is not drift: a new revision replaces the container, and no
+    // drift repair follows it.
+    push(&up, &web("2", port, ""), "v2");
+    agent.sync(0);
+    std::thread::sleep(Duration::from_secs(2));
+    let h: serde_json::Value = serde_json::from_str(&agent.ctl(&["history", "--json"]).stdout).unwrap();
+    assert_eq!(h[0]["result"], "applied", "no drift reported after the agent's own replace: {h}");
+    clear_managed();
+}

@@ -16,6 +16,9 @@ pub enum Event {
     RefChanged,
     /// A push notification arrived.
     Webhook,
+    /// A runtime reported that a managed resource may have changed (the Docker engine's
+    /// events): look for drift now, without a fetch. `name` is empty for "look at all".
+    Changed { kind: desired_state_schema::Kind, name: String },
     /// A request from `agentctl`.
     Control(Command),
     /// SIGTERM / SIGINT: stop between steps.

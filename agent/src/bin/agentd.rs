@@ -128,6 +128,8 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     };
     let (trigger, shutdown) = Shutdown::new();
     let (tx, rx) = mpsc::channel::<Event>(64);
+    // The engine's events: drift is seen in about a second, not at the next poll.
+    let _feeds = reconciler.subscribe(tx.clone(), &shutdown);
     tokio::spawn(control::serve(listener, tx.clone(), status_rx, reconciler.progress(), shutdown.clone()));
     spawn_signals(tx.clone(), reconciler.stop_flag(), cli.config.clone(), trigger);
     // Kept alive for the life of the daemon.

@@ -25,13 +25,26 @@ const PARALLEL_STEPS: usize = 16;
 impl Reconciler {
     /// Read and validate the desired state of `revision` (from Git objects).
     pub(super) async fn load_revision(&self, revision: &Revision) -> Result<DesiredState, CycleError> {
+        let c = &self.cfg.config;
+        let key = format!("{revision}\0{}\0{:?}\0{:?}", c.source.path, c.environment, c.compose_profiles);
+        if let Ok(cached) = self.loaded.lock() {
+            if let Some((k, state)) = cached.as_ref() {
+                if *k == key {
+                    return Ok(state.clone());
+                }
+            }
+        }
         let src = self.source.clone();
-        let path = self.cfg.config.source.path.clone();
+        let path = c.source.path.clone();
         let oid = revision.oid().ok_or_else(|| CycleError::Refused(format!("{revision} is not a commit id")))?;
         let files = tokio::task::spawn_blocking(move || src.read_state(oid, &path)).await??;
-        let env = self.cfg.config.environment.clone();
-        let opts = desired_state_schema::ParseOptions { compose_profiles: self.cfg.config.compose_profiles.clone() };
-        Ok(desired_state_schema::parse_with(&files, &opts).build(env.as_deref())?)
+        let env = c.environment.clone();
+        let opts = desired_state_schema::ParseOptions { compose_profiles: c.compose_profiles.clone() };
+        let state = desired_state_schema::parse_with(&files, &opts).build(env.as_deref())?;
+        if let Ok(mut cached) = self.loaded.lock() {
+            *cached = Some((key, state.clone()));
+        }
+        Ok(state)
     }
 
     /// Each driver's checks of `state` before anything is applied (an `.age` file that no

@@ -29,7 +29,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use desired_state_schema::Kind;
+use desired_state_schema::{DesiredState, Kind};
 use tokio::sync::{broadcast, mpsc, watch};
 
 pub use crate::event::{Command, Event};
@@ -114,6 +114,9 @@ pub struct Reconciler {
     cycle_start: (Phase, Option<String>),
     /// What started the current cycle.
     trigger: Trigger,
+    /// The last desired state read from Git, keyed by revision and what of the config shapes
+    /// it (path, environment, compose profiles): a no-op cycle does not read and parse again.
+    loaded: std::sync::Mutex<Option<(String, DesiredState)>>,
 }
 
 impl Reconciler {
@@ -150,6 +153,7 @@ impl Reconciler {
             metrics: Metrics::new(),
             notifier,
             trigger: Trigger::Start,
+            loaded: std::sync::Mutex::new(None),
         };
         r.publish();
         Ok((r, status_rx))
@@ -182,6 +186,9 @@ impl Reconciler {
         self.source = GitSource::new(&cfg);
         self.notifier = Notifier::new(cfg.config.notify.iter().map(|n| n.url.clone()).collect());
         self.cfg = cfg;
+        if let Ok(mut l) = self.loaded.lock() {
+            *l = None; // the path, environment or profiles may have changed
+        }
         self.say("config reloaded".into());
         self.publish();
     }
@@ -223,10 +230,47 @@ impl Reconciler {
             Event::Webhook => {
                 self.reconcile(Trigger::Webhook, false).await;
             }
+            Event::Changed { .. } => {
+                self.changed().await;
+            }
             Event::Control(cmd) => self.command(cmd).await,
             Event::Shutdown => return false,
         }
         true
+    }
+
+    /// A runtime saw a managed resource change: look for drift at once (no fetch). Drift the
+    /// agent's own apply caused is not reported: events are handled after the cycle that
+    /// caused them, when the host matches the applied revision again.
+    pub async fn changed(&mut self) -> CycleResult {
+        let quiet = CycleResult { outcome: None, message: None, fault: false };
+        let applied = self.state.applied.clone();
+        let held_back = self.state.paused
+            || self.dry_run
+            || applied.is_none()
+            || applied.as_ref().is_some_and(|a| self.state.failed.contains(a))
+            || self.state.fault.is_some()
+            || matches!(self.store.journal(), Ok(Some(_)) | Err(_));
+        if held_back {
+            return quiet; // the next cycle decides (it finishes journals, retries faults)
+        }
+        self.trigger = Trigger::Drift;
+        self.cycle_start = (self.state.phase, self.state.message.clone());
+        let d = self.check_drift().await;
+        self.finish(d.into_exit())
+    }
+
+    /// Start the runtimes' change feeds (the Docker engine's events): each change becomes an
+    /// `Event::Changed` on `events`. Returns the feeds' tasks.
+    pub fn subscribe(
+        &self,
+        events: mpsc::Sender<Event>,
+        shutdown: &crate::listen::Shutdown,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let on_change: Arc<dyn Fn(Kind, String) + Send + Sync> = Arc::new(move |kind, name| {
+            let _ = events.try_send(Event::Changed { kind, name });
+        });
+        self.drivers.subscribe(on_change, shutdown)
     }
 
     async fn command(&mut self, cmd: Command) {
@@ -306,9 +350,33 @@ pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
                 }
             }
         };
-        let Some(event) = event else { break };
-        if !r.handle(event).await {
-            break;
+        let Some(mut event) = event else { break };
+        loop {
+            let mut next = None;
+            if matches!(event, Event::Changed { .. }) {
+                // One look for a burst (kill, die, destroy of one `docker rm -f`): let it
+                // settle, then drop the rest of it.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                loop {
+                    match events.try_recv() {
+                        Ok(Event::Changed { .. }) => continue,
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            if !r.handle(event).await {
+                crate::sdnotify::stopping();
+                r.say("agentd stopped".into());
+                return;
+            }
+            match next {
+                Some(e) => event = e,
+                None => break,
+            }
         }
     }
     crate::sdnotify::stopping();

@@ -198,6 +198,18 @@ pub trait Driver: Send + Sync {
         Ok(())
     }
 
+    /// A feed of changes to the resources this driver manages, made outside the agent or
+    /// not (the Docker engine's events): `on_change` is called with the resource's name
+    /// whenever one may have drifted, and once after the feed (re)connects. The feed runs
+    /// until `shutdown`. `None`: this runtime has no feed; polls find its drift.
+    fn subscribe(
+        &self,
+        _on_change: std::sync::Arc<dyn Fn(String) + Send + Sync>,
+        _shutdown: crate::listen::Shutdown,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
+
     /// Checks the gate runs besides the resource's own `health` (a Container's
     /// `healthcheck` is gated as `container: true`).
     fn implicit_checks(&self, _r: &Resource) -> Vec<desired_state_schema::HealthCheck> {
@@ -265,6 +277,22 @@ impl Drivers {
             }
         }
         None
+    }
+
+    /// Start every driver's change feed; `on_change(kind, name)` for each change.
+    pub fn subscribe(
+        &self,
+        on_change: std::sync::Arc<dyn Fn(Kind, String) + Send + Sync>,
+        shutdown: &crate::listen::Shutdown,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.map
+            .values()
+            .filter_map(|d| {
+                let kind = d.kind();
+                let f = on_change.clone();
+                d.subscribe(std::sync::Arc::new(move |name| f(kind, name)), shutdown.clone())
+            })
+            .collect()
     }
 
     /// Whether steps of `kind` may share a wave.

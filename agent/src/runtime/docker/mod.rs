@@ -1224,6 +1224,78 @@ impl super::Driver for DockerRuntime {
         DockerRuntime::prune(self, keep).await
     }
 
+    /// The engine's event stream, filtered to managed containers' die, stop, kill, destroy,
+    /// rename and health changes (oom, restart and pause too); re-established with backoff
+    /// after the engine goes away (a fault), with a change reported on each reconnect.
+    fn subscribe(
+        &self,
+        on_change: std::sync::Arc<dyn Fn(String) + Send + Sync>,
+        mut shutdown: crate::listen::Shutdown,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let me = self.clone();
+        Some(tokio::spawn(async move {
+            let mut backoff = std::time::Duration::from_secs(1);
+            loop {
+                if shutdown.is_shutdown() {
+                    return;
+                }
+                let connected = std::time::Instant::now();
+                let stream_ended = async {
+                    let api = match me.api().await {
+                        Ok(a) => a.clone(),
+                        Err(e) => return Err::<(), String>(e.to_string()),
+                    };
+                    let mut filters = HashMap::new();
+                    filters.insert("type".to_string(), vec!["container".to_string()]);
+                    filters.insert("label".to_string(), vec![format!("{LABEL_MANAGED}=true")]);
+                    filters.insert(
+                        "event".to_string(),
+                        ["die", "stop", "kill", "destroy", "rename", "health_status", "oom", "pause", "restart"]
+                            .iter()
+                            .map(|e| e.to_string())
+                            .collect(),
+                    );
+                    let opts =
+                        bollard::query_parameters::EventsOptions { filters: Some(filters), ..Default::default() };
+                    let mut events = api.events(Some(opts));
+                    tracing::debug!("docker: watching the engine's events");
+                    // Whatever happened while the feed was down: look once.
+                    on_change(String::new());
+                    while let Some(item) = events.next().await {
+                        match item {
+                            Ok(ev) => {
+                                let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
+                                let name = attrs.get(LABEL_RESOURCE).cloned().unwrap_or_default();
+                                let action = ev.action.unwrap_or_default();
+                                // A healthy report is no drift; an unhealthy one is.
+                                if action.starts_with("health_status") && !action.contains("unhealthy") {
+                                    continue;
+                                }
+                                on_change(name);
+                            }
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    Err("the engine closed the event stream".to_string())
+                };
+                let why = tokio::select! {
+                    r = stream_ended => r.err().unwrap_or_default(),
+                    _ = shutdown.recv() => return,
+                };
+                if connected.elapsed() > std::time::Duration::from_secs(60) {
+                    backoff = std::time::Duration::from_secs(1); // it had been up: start over
+                }
+                tracing::debug!("docker: event stream lost ({why}); reconnecting in {}s", backoff.as_secs());
+                // A lost feed is a fault of the engine; polls keep watching meanwhile.
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.recv() => return,
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+            }
+        }))
+    }
+
     /// A `healthcheck` in the spec is gated as `container: true`.
     fn implicit_checks(&self, r: &Resource) -> Vec<desired_state_schema::HealthCheck> {
         let Ok(c) = container_spec(r) else { return Vec::new() };
