@@ -24,8 +24,14 @@ fn available() -> bool {
 }
 
 /// A flake whose system's switch-to-configuration writes `gen<N> <health> <action>` to the
-/// marker and exits with `code`.
+/// marker and exits with `code`; its `dry-activate` prints the units it would start and
+/// exits 0.
 fn flake(n: u32, health: &str, code: u32, marker: &Path) -> String {
+    flake_dry(n, health, code, 0, marker)
+}
+
+/// The same, with `dry-activate` exiting `dry_code`.
+fn flake_dry(n: u32, health: &str, code: u32, dry_code: u32, marker: &Path) -> String {
     format!(
         r#"{{
   outputs = {{ self }}: {{
@@ -33,7 +39,7 @@ fn flake(n: u32, health: &str, code: u32, marker: &Path) -> String {
       name = "nixos-system-web-1-gen{n}";
       system = "x86_64-linux";
       builder = "/bin/sh";
-      args = [ "-c" "echo building gen{n} && /bin/mkdir -p $out/bin && printf '#!/bin/sh\necho gen{n} {health} $1 > {marker}\nexit {code}\n' > $out/bin/switch-to-configuration && /bin/chmod +x $out/bin/switch-to-configuration" ];
+      args = [ "-c" "echo building gen{n} && /bin/mkdir -p $out/bin && printf '#!/bin/sh\nif [ \"$1\" = dry-activate ]; then echo would start the following units: gen{n}.service; echo would restart the following units: nginx.service; exit {dry_code}; fi\necho gen{n} {health} $1 > {marker}\nexit {code}\n' > $out/bin/switch-to-configuration && /bin/chmod +x $out/bin/switch-to-configuration" ];
     }};
   }};
 }}
@@ -163,6 +169,96 @@ fn generations_deploy_failures_revert_without_rebuild_and_kill_9_ends_consistent
     assert!(r.stdout.contains("repaired 1 drifted resource"), "{}", r.stdout);
     assert!(live(&profile).display().to_string().contains("gen5"));
     assert_eq!(marker_text(), "gen5 ok switch");
+}
+
+#[test]
+fn dry_activate_is_recorded_a_failing_one_changes_nothing_and_old_generations_are_released() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let profile = tmp.path().join("profiles/system");
+    let up = Upstream::new();
+    let config = tmp.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "host: e2e\nsource:\n  url: \"{}\"\n  ref: {{ branch: main }}\n  path: hosts/web-1\nstate_dir: {}\ncontrol_socket: {}\n",
+            up.file_url(),
+            tmp.path().join("state").display(),
+            tmp.path().join("agent.sock").display()
+        ),
+    )
+    .unwrap();
+    let spec = state(&profile, &marker).replace("  health:", "  keep_generations: 2\n  health:");
+    let mut built: Vec<PathBuf> = Vec::new();
+    for n in 1..=10u32 {
+        up.commit(
+            &[("flake.nix", &flake(n, "ok", 0, &marker)), ("hosts/web-1/system.yaml", &spec)],
+            &format!("gen{n}"),
+        );
+        let r = once(&config, None);
+        assert_eq!(r.code, 0, "gen{n}: {}{}", r.stdout, r.stderr);
+        built.push(live(&profile));
+    }
+    let r = once(&config, None);
+    assert_eq!(r.code, 0);
+    // What dry-activate said is in the history entry (and was streamed).
+    let st = std::fs::read_to_string(tmp.path().join("state/state.json")).unwrap();
+    assert!(st.contains("dry-activate: start: gen10.service; restart: nginx.service"), "{st}");
+    // Released: GC roots and profile generations beyond the newest 2.
+    let roots = std::fs::read_dir(tmp.path().join("state/nixos-roots")).unwrap().count();
+    assert!(roots <= 2, "{roots} GC roots kept");
+    let gens: Vec<String> = std::fs::read_dir(profile.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("system-") && n.ends_with("-link"))
+        .collect();
+    assert!(gens.len() <= 2, "profile generations kept: {gens:?}");
+
+    // A real garbage collection frees the released systems and keeps the live one.
+    let size = |paths: &[PathBuf]| -> u64 {
+        paths
+            .iter()
+            .filter(|p| p.exists())
+            .map(|p| std::fs::metadata(p.join("bin/switch-to-configuration")).map(|m| m.len()).unwrap_or(0) + 4096)
+            .sum()
+    };
+    let before = size(&built);
+    let gc = Command::new("nix-store")
+        .arg("--gc")
+        .env("NIX_CONFIG", "sandbox = false\nbuild-users-group =\nsubstituters =\n")
+        .output()
+        .unwrap();
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    let kept: Vec<&PathBuf> = built.iter().filter(|p| p.exists()).collect();
+    eprintln!(
+        "ten revisions: {} system paths rooted without pruning ({before} bytes); after pruning and nix-store --gc: {} kept ({} bytes)",
+        built.len(),
+        kept.len(),
+        size(&kept.iter().map(|p| (*p).clone()).collect::<Vec<_>>())
+    );
+    assert!(built[9].exists(), "the live system is kept");
+    assert!(!built[0].exists() && !built[5].exists(), "old systems are freed");
+    let roots_of_live = Command::new("nix-store").arg("-q").arg("--roots").arg(&built[9]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&roots_of_live.stdout).contains("nixos-roots"),
+        "{}",
+        String::from_utf8_lossy(&roots_of_live.stdout)
+    );
+
+    // A dry-activate that fails is a verdict before anything changes.
+    up.commit(
+        &[("flake.nix", &flake_dry(11, "ok", 0, 3, &marker)), ("hosts/web-1/system.yaml", &spec)],
+        "gen11 breaks dry-activate",
+    );
+    let before_marker = std::fs::read_to_string(&marker).unwrap();
+    let r = once(&config, None);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("dry-activate exited with 3"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), before_marker, "nothing was activated");
+    assert_eq!(live(&profile), built[9]);
 }
 
 #[test]

@@ -393,6 +393,12 @@ fn check_passenger(p: &PassengerAppSpec, spec: &YamlPath, f: &mut impl FnMut(Yam
 }
 
 fn check_nixos(n: &NixosSystemSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    if n.keep_generations == 0 {
+        f(
+            spec.key("keep_generations"),
+            "keep_generations must be at least 1 (the applied system is always kept besides)".into(),
+        );
+    }
     if let Err(why) = repo_path(&n.flake) {
         f(spec.key("flake"), format!("flake {:?} {why}", n.flake));
     }

@@ -720,9 +720,23 @@ pub struct NixosSystemSpec {
     /// How long `nix build` may run.
     #[serde(default = "default_nix_build_timeout")]
     pub build_timeout: Duration,
+    /// Generations kept after a successful switch (GC roots under `state_dir` and system
+    /// profile generations), besides the applied and the last good one; older ones are
+    /// released so that `nix-collect-garbage` can free them.
+    #[serde(default = "default_keep_generations", skip_serializing_if = "is_default_keep_generations")]
+    pub keep_generations: u32,
     /// Checks that must pass before a revision counts as good.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<HealthCheck>,
+}
+
+fn default_keep_generations() -> u32 {
+    5
+}
+
+// Skipped at its default so that the spec hash of an existing system does not change.
+fn is_default_keep_generations(n: &u32) -> bool {
+    *n == default_keep_generations()
 }
 
 fn default_flake() -> String {

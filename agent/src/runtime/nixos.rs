@@ -45,6 +45,9 @@ struct System {
     activated: Option<String>,
     /// The build the next commit makes the boot default.
     pending: Option<String>,
+    /// What `switch-to-configuration dry-activate` said of the last build before its switch.
+    #[serde(default)]
+    dry_activate: Option<String>,
 }
 
 #[derive(Clone)]
@@ -176,6 +179,9 @@ impl NixosRuntime {
                 out
             }
         };
+        // What the switch would do, before anything changes: a failure here is a verdict.
+        let summary = dry_activate(name, &out, log).await?;
+        sys.dry_activate = Some(summary);
         sys.pending = Some(out.display().to_string());
         all.insert(name.to_string(), sys.clone());
         self.save(name, &all)?;
@@ -345,8 +351,127 @@ impl super::Driver for NixosRuntime {
         let n = nixos_spec(r).ok()?;
         let path = std::fs::canonicalize(&n.profile).ok()?;
         let gen = NixosRuntime::generation(&n.profile)?;
-        Some(format!("{}/{}: generation {gen}, {}", r.kind, r.name(), path.display()))
+        let sys = self.systems().remove(r.name());
+        let dry = sys.and_then(|s| s.dry_activate).map(|d| format!(", dry-activate: {d}")).unwrap_or_default();
+        let reboot = reboot_needed(&path).map(|w| format!(", {w}")).unwrap_or_default();
+        Some(format!("{}/{}: generation {gen}, {}{dry}{reboot}", r.kind, r.name(), path.display()))
     }
+
+    /// After a successful switch: release generations beyond `keep_generations`.
+    async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {
+        for r in keep {
+            let Ok(spec) = nixos_spec(r) else { continue };
+            let mut all = self.systems();
+            let Some(mut sys) = all.remove(r.name()) else { continue };
+            let released = prune_generations(r.name(), &self.roots, &mut sys, spec.keep_generations as usize).await?;
+            if released > 0 {
+                tracing::info!(
+                    "{}: released {released} old generation(s) (keep_generations: {})",
+                    r.name(),
+                    spec.keep_generations
+                );
+            }
+            all.insert(r.name().to_string(), sys);
+            self.save(r.name(), &all)?;
+        }
+        Ok(())
+    }
+}
+
+/// Run `<out>/bin/switch-to-configuration dry-activate` and summarize what it would do:
+/// units to stop, start, restart, reload, and whether a reboot is needed for a new kernel or
+/// initrd. Each line goes to the log (and `sync --wait`).
+async fn dry_activate(name: &str, out: &Path, log: Log<'_>) -> Result<String, RuntimeError> {
+    let stc = out.join("bin/switch-to-configuration");
+    let mut c = tokio::process::Command::new(&stc);
+    c.arg("dry-activate");
+    let done = run_streaming(c, Duration::from_secs(600), &format!("dry-activate {name}: "), log)
+        .await
+        .map_err(|e| host_fault(name, format!("cannot run {}: {e}", stc.display())))?
+        .ok_or_else(|| err(name, "switch-to-configuration dry-activate ran past 10 minutes"))?;
+    if !done.status.success() {
+        let last: Vec<&str> = done.tail.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
+        return Err(err(
+            name,
+            format!(
+                "switch-to-configuration dry-activate exited with {}: {}; nothing was activated",
+                done.status.code().unwrap_or(-1),
+                last.join(" | ")
+            ),
+        ));
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for line in done.tail.lines() {
+        let l = line.trim();
+        for (verb, word) in [("stop", "stop"), ("start", "start"), ("restart", "restart"), ("reload", "reload")] {
+            if let Some(units) = l.strip_prefix(&format!("would {verb} the following units: ")) {
+                parts.push(format!("{word}: {units}"));
+            }
+        }
+    }
+    if let Some(why) = reboot_needed(out) {
+        parts.push(why);
+    }
+    Ok(if parts.is_empty() { "no unit changes".into() } else { parts.join("; ") })
+}
+
+/// Whether the system `out` needs a reboot to take effect: its kernel or initrd differs from
+/// the booted system's (`/run/booted-system`). `None` when they agree, or nothing says.
+fn reboot_needed(out: &Path) -> Option<String> {
+    let booted = Path::new("/run/booted-system");
+    let differs = |f: &'static str| -> Option<&'static str> {
+        let new = std::fs::canonicalize(out.join(f)).ok()?;
+        let old = std::fs::canonicalize(booted.join(f)).ok()?;
+        (new != old).then_some(f)
+    };
+    let changed: Vec<&str> = ["kernel", "initrd"].into_iter().filter_map(differs).collect();
+    (!changed.is_empty()).then(|| format!("reboot needed (new {})", changed.join(" and ")))
+}
+
+/// Release what `keep` generations do not need: GC roots under `roots` for `name` except
+/// the live system's and the newest `keep`, their registry entries, and profile generations
+/// beyond the newest `keep` (`nix-env --delete-generations +N`). Store paths are freed by the
+/// next `nix-collect-garbage`, not here.
+async fn prune_generations(name: &str, roots: &Path, sys: &mut System, keep: usize) -> Result<usize, RuntimeError> {
+    let live = std::fs::canonicalize(&sys.profile).ok().map(|p| p.display().to_string());
+    let protect: Vec<String> = [live, sys.activated.clone(), sys.pending.clone()].into_iter().flatten().collect();
+    let mut links: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(roots)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}-"))))
+                .filter_map(|p| Some((std::fs::symlink_metadata(&p).ok()?.modified().ok()?, p)))
+                .collect()
+        })
+        .unwrap_or_default();
+    links.sort_by_key(|l| std::cmp::Reverse(l.0)); // newest first
+    let mut released = 0;
+    for (i, (_, link)) in links.iter().enumerate() {
+        let target = std::fs::canonicalize(link).ok().map(|p| p.display().to_string());
+        if i < keep || target.as_ref().is_some_and(|t| protect.contains(t)) {
+            continue;
+        }
+        if std::fs::remove_file(link).is_ok() {
+            released += 1;
+            if let Some(t) = &target {
+                sys.builds.retain(|_, p| p != t);
+            }
+        }
+    }
+    // Profile generations: keep the newest `keep` (the current one among them).
+    if Path::new(&sys.profile).exists() {
+        let out = tokio::process::Command::new("nix-env")
+            .arg("-p")
+            .arg(&sys.profile)
+            .arg("--delete-generations")
+            .arg(format!("+{keep}"))
+            .output()
+            .await
+            .map_err(|e| host_fault(name, format!("cannot run nix-env: {e}")))?;
+        if !out.status.success() {
+            tracing::warn!("{name}: nix-env --delete-generations: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+    }
+    Ok(released)
 }
 
 fn action_word(a: NixosAction) -> &'static str {
