@@ -73,6 +73,12 @@ spec:
   stop_timeout: 1s
 "#
     );
+    // A second container for the keys the first cannot carry at once: privileged, a device,
+    // and another container's network namespace.
+    let sidecar = format!(
+        "---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: sidecar }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  devices: [\"/dev/null:/dev/xnull:rw\"]\n  network_mode: \"container:full\"\n  depends_on: [full]\n  stop_timeout: 1s\n"
+    );
+    let spec = format!("{spec}{sidecar}");
     up.commit(&[("hosts/e2e/full.yaml", &spec), ("secrets/api_key.txt", "s3cret\n")], "full spec");
     let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
     agent.start();
@@ -114,6 +120,18 @@ spec:
         let got = inspect("full", format);
         if !got.contains(want) {
             wrong.push(format!("{format}: got {got:?}, want {want:?}"));
+        }
+    }
+    for (format, want) in [
+        (
+            "{{json .HostConfig.Devices}}",
+            "\"PathOnHost\":\"/dev/null\",\"PathInContainer\":\"/dev/xnull\",\"CgroupPermissions\":\"rw\"",
+        ),
+        ("{{.HostConfig.NetworkMode}}", "container:"),
+    ] {
+        let got = inspect("sidecar", format);
+        if !got.contains(want) {
+            wrong.push(format!("sidecar {format}: got {got:?}, want {want:?}"));
         }
     }
     assert!(wrong.is_empty(), "docker inspect disagrees:\n{}", wrong.join("\n"));
@@ -288,6 +306,15 @@ spec:
     assert_eq!(d["name"], "site", "{h}");
     assert!(d["logs"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("compiling assets")), "{d}");
     assert_eq!(inspect("site", "{{.Image}}"), image_id, "the last good image runs");
+
+    // A new context that builds: the image the agent built before and nothing uses any more
+    // is pruned (prune_images defaults to true); the new one runs.
+    let old_tag = image.clone();
+    up.commit(&[("site/Dockerfile", &dockerfile.replace("from the build", "from the build, again"))], "v2");
+    agent.sync(0);
+    assert_ne!(inspect("site", "{{.Config.Image}}"), old_tag);
+    assert_ne!(docker::docker(&["image", "inspect", &old_tag]).0, 0, "{old_tag} was pruned\n{}", agent.log_text());
+    assert_eq!(docker::docker(&["image", "inspect", IMAGE]).0, 0, "an image the agent did not bring is never pruned");
     clear_managed();
 }
 

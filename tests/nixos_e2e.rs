@@ -248,10 +248,46 @@ fn dry_activate_is_recorded_a_failing_one_changes_nothing_and_old_generations_ar
         String::from_utf8_lossy(&roots_of_live.stdout)
     );
 
+    // 11 is built and dry-activated, then its switch fails: reverted to 10. With the daemon
+    // up, `agentctl diff` shows what 11's switch would do (it is built), and `status` the
+    // generation the host runs.
+    up.commit(
+        &[("flake.nix", &flake(11, "ok", 1, &marker)), ("hosts/web-1/system.yaml", &spec)],
+        "gen11 fails to switch",
+    );
+    let r = once(&config, None);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    {
+        let mut daemon = common::agentd();
+        daemon
+            .arg("--config")
+            .arg(&config)
+            .env("NIX_CONFIG", "sandbox = false\nbuild-users-group =\nsubstituters =\n")
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = daemon.spawn().unwrap();
+        let ctl = |args: &[&str]| common::run(common::agentctl().arg("--config").arg(&config).args(args));
+        let t = std::time::Instant::now();
+        while ctl(&["status", "--json"]).code != 0 {
+            assert!(t.elapsed() < std::time::Duration::from_secs(30), "agentd did not answer");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500)); // the start-up cycle
+        let status: serde_json::Value = serde_json::from_str(&ctl(&["status", "--json"]).stdout).unwrap();
+        let detail = status["resources"][0]["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains("generation") && detail.contains("gen10"), "{status}");
+        let diff = ctl(&["diff"]);
+        assert_eq!(diff.code, 2, "{}{}", diff.stdout, diff.stderr);
+        assert!(diff.stdout.contains("dry-activate: start: gen11.service; restart: nginx.service"), "{}", diff.stdout);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     // A dry-activate that fails is a verdict before anything changes.
     up.commit(
-        &[("flake.nix", &flake_dry(11, "ok", 0, 3, &marker)), ("hosts/web-1/system.yaml", &spec)],
-        "gen11 breaks dry-activate",
+        &[("flake.nix", &flake_dry(12, "ok", 0, 3, &marker)), ("hosts/web-1/system.yaml", &spec)],
+        "gen12 breaks dry-activate",
     );
     let before_marker = std::fs::read_to_string(&marker).unwrap();
     let r = once(&config, None);

@@ -86,6 +86,10 @@ pub struct ResourceView {
     /// `healthy`, `unhealthy`, `unknown`.
     pub health: String,
     pub revision: Option<String>,
+    /// What the runtime says the resource runs (NixOS: generation, what dry-activate said,
+    /// "reboot needed"; Passenger: the live release). Absent when it has nothing to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// `agentctl diff --json`.

@@ -201,6 +201,9 @@ fn print_status(s: &StatusView) {
             .map(|r| [r.kind.clone(), r.name.clone(), r.state.clone(), r.health.clone(), rev(&r.revision)])
             .collect();
         table(&["KIND", "NAME", "STATE", "HEALTH", "REVISION"], &rows);
+        for r in s.resources.iter().filter(|r| r.detail.is_some()) {
+            println!("  {}/{}: {}", r.kind, r.name, r.detail.as_deref().unwrap_or(""));
+        }
     }
 }
 

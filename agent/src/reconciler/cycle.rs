@@ -190,19 +190,22 @@ impl Reconciler {
         };
         let plan = self.plan_for(&target, &state).await?;
         self.publish();
-        Ok(DiffView {
-            revision: Some(target.to_string()),
-            changes: plan
-                .changes()
-                .map(|s| ChangeView {
-                    kind: s.kind.to_string(),
-                    name: s.name.clone(),
-                    action: plan::action_word(s.action).into(),
-                    reason: s.reason.clone(),
-                })
-                .collect(),
-            message: None,
-        })
+        let mut changes = Vec::new();
+        for s in plan.changes() {
+            let mut reason = s.reason.clone();
+            if let (Some(r), Ok(d)) = (state.get(&s.name), self.drivers.get(s.kind)) {
+                if let Some(more) = d.explain(r, &target).await {
+                    reason = format!("{reason}; {more}");
+                }
+            }
+            changes.push(ChangeView {
+                kind: s.kind.to_string(),
+                name: s.name.clone(),
+                action: plan::action_word(s.action).into(),
+                reason,
+            });
+        }
+        Ok(DiffView { revision: Some(target.to_string()), changes, message: None })
     }
 
     /// Apply the last good (or a named) revision and hold the host there until `resume`.

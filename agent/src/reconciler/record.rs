@@ -197,12 +197,18 @@ impl Reconciler {
                 Some(false) => "unhealthy",
                 None => "unknown",
             };
+            let detail = self.loaded.lock().ok().and_then(|l| {
+                let (_, st) = l.as_ref()?;
+                let r = st.resources.iter().find(|r| r.kind == kind && r.name() == name)?;
+                self.drivers.get(kind).ok()?.describe(r)
+            });
             resources.push(ResourceView {
                 kind: kind.to_string(),
                 name,
                 state: state.into(),
                 health: health.into(),
                 revision: o.map(|o| o.revision.clone()).filter(|r| !r.is_empty()),
+                detail,
             });
         }
         StatusView {

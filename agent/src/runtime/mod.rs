@@ -187,6 +187,12 @@ pub trait Driver: Send + Sync {
         None
     }
 
+    /// For `agentctl diff`: what applying `r` would do, when the driver can tell without
+    /// changing anything (NixOS: `dry-activate` of a system already built).
+    async fn explain(&self, _r: &Resource, _revision: &Revision) -> Option<String> {
+        None
+    }
+
     /// Why `name` failed (state, exit code, OOM kill, the last log lines), for the history
     /// entry and the notification of a failed or rolled-back revision.
     async fn diagnose(&self, _name: &str) -> Option<crate::state::Diagnostic> {

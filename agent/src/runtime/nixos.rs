@@ -357,6 +357,16 @@ impl super::Driver for NixosRuntime {
         Some(format!("{}/{}: generation {gen}, {}{dry}{reboot}", r.kind, r.name(), path.display()))
     }
 
+    /// A system already built for this spec: what its switch would do (dry-activate). One
+    /// not built yet says nothing here; its dry-activate runs after the build, before the switch.
+    async fn explain(&self, r: &Resource, revision: &Revision) -> Option<String> {
+        let spec = nixos_spec(r).ok()?;
+        let inputs = NixosRuntime::inputs(self, r.name(), spec, revision.as_str()).await.ok()?;
+        let hash = crate::plan::spec_hash(r, &inputs);
+        let out = self.systems().remove(r.name())?.builds.get(&hash).filter(|p| Path::new(p).exists())?.clone();
+        dry_activate(r.name(), Path::new(&out), &|_| {}).await.ok().map(|s| format!("dry-activate: {s}"))
+    }
+
     /// After a successful switch: release generations beyond `keep_generations`.
     async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {
         for r in keep {

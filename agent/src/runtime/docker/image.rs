@@ -268,7 +268,7 @@ pub async fn prune(api: &Docker, brought: &Brought, keep: &BTreeSet<String>) -> 
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
                 all.remove(&image);
             }
-            Err(e) => tracing::debug!("keeping image {image}: {e}"),
+            Err(e) => tracing::info!("keeping image {image}: {e}"),
         }
     }
     brought.save(&all);

@@ -581,7 +581,6 @@ impl DockerRuntime {
                 };
                 log(format!("build {name}: context {} (tree {})", b.context, &tree[..12.min(tree.len())]));
                 image::build(api, name, b, &export.path, &image, &tee).await?;
-                self.brought.add(&image);
             } else {
                 log(format!(
                     "build {name}: context {} unchanged (tree {}): reusing {image}",
@@ -589,6 +588,8 @@ impl DockerRuntime {
                     &tree[..12.min(tree.len())]
                 ));
             }
+            // `driftless-build/*` images are the agent's by name, built now or reused.
+            self.brought.add(&image);
             if !spec.image.is_empty() {
                 image::tag(api, &image, &spec.image).await.map_err(|e| docker_err(name, e))?;
             }
