@@ -354,16 +354,7 @@ impl Validator<'_> {
                 self.readable_file(&["source", "verify", "allowed_signers"], p);
             }
             for (i, p) in vc.openpgp_keys.iter().enumerate() {
-                let at = YamlPath::of(&["source", "verify", "openpgp_keys"]).index(i);
-                let msg = if !p.is_absolute() {
-                    Some(format!("{} must be an absolute path", p.display()))
-                } else {
-                    std::fs::File::open(p).err().map(|e| format!("cannot read {}: {e}", p.display()))
-                };
-                if let Some(msg) = msg {
-                    let d = diagnostic_at(self.file, self.map, &at, &msg);
-                    self.diags.push(d);
-                }
+                self.readable_file_at(&YamlPath::of(&["source", "verify", "openpgp_keys"]).index(i), p);
             }
             if vc.allowed_signers.is_none() && vc.openpgp_keys.is_empty() {
                 self.err(
@@ -373,16 +364,7 @@ impl Validator<'_> {
             }
         }
         for (i, p) in c.secrets.identities.iter().enumerate() {
-            let at = YamlPath::of(&["secrets", "identities"]).index(i);
-            let msg = if !p.is_absolute() {
-                Some(format!("{} must be an absolute path", p.display()))
-            } else {
-                std::fs::File::open(p).err().map(|e| format!("cannot read {}: {e}", p.display()))
-            };
-            if let Some(msg) = msg {
-                let d = diagnostic_at(self.file, self.map, &at, &msg);
-                self.diags.push(d);
-            }
+            self.readable_file_at(&YamlPath::of(&["secrets", "identities"]).index(i), p);
         }
         for (i, r) in c.registries.iter().enumerate() {
             let at = YamlPath::of(&["registries"]).index(i);
@@ -390,17 +372,7 @@ impl Validator<'_> {
                 let d = diagnostic_at(self.file, self.map, &at.key("host"), &format!("registry host {:?} is not a host: write it as in image references, e.g. ghcr.io or 127.0.0.1:5000", r.host));
                 self.diags.push(d);
             }
-            let msg = if !r.password_file.is_absolute() {
-                Some(format!("{} must be an absolute path", r.password_file.display()))
-            } else {
-                std::fs::File::open(&r.password_file)
-                    .err()
-                    .map(|e| format!("cannot read {}: {e}", r.password_file.display()))
-            };
-            if let Some(msg) = msg {
-                let d = diagnostic_at(self.file, self.map, &at.key("password_file"), &msg);
-                self.diags.push(d);
-            }
+            self.readable_file_at(&at.key("password_file"), &r.password_file);
         }
         if let Some(w) = &c.webhook {
             if w.listen.parse::<SocketAddr>().is_err() {
@@ -447,10 +419,19 @@ impl Validator<'_> {
     }
 
     fn readable_file(&mut self, keys: &[&str], p: &Path) {
-        if !p.is_absolute() {
-            self.err(keys, format!("{} must be an absolute path", p.display()));
-        } else if let Err(e) = std::fs::File::open(p) {
-            self.err(keys, format!("cannot read {}: {e}", p.display()));
+        self.readable_file_at(&YamlPath::of(keys), p);
+    }
+
+    /// `p` must be an absolute path to a file the agent can read (reported at `at`).
+    fn readable_file_at(&mut self, at: &YamlPath, p: &Path) {
+        let msg = if !p.is_absolute() {
+            Some(format!("{} must be an absolute path", p.display()))
+        } else {
+            std::fs::File::open(p).err().map(|e| format!("cannot read {}: {e}", p.display()))
+        };
+        if let Some(msg) = msg {
+            let d = diagnostic_at(self.file, self.map, at, &msg);
+            self.diags.push(d);
         }
     }
 

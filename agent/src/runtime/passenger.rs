@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{run_streaming, Log, RuntimeError};
-use crate::fsutil::{fsync_dir, write_atomic};
+use crate::fsutil::{copy_tree, fsync_dir, write_atomic};
 use crate::plan::{Observed, RunState};
 use crate::revision::Revision;
 use crate::source::GitSource;
@@ -472,23 +472,6 @@ pub fn tree_sha256(dir: &Path, files: &[String]) -> std::io::Result<String> {
 /// Whether a release's deployed files are as built.
 fn intact(dir: &Path, info: &BuildInfo) -> bool {
     tree_sha256(dir, &info.files).is_ok_and(|h| h == info.tree_sha256)
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let ft = std::fs::symlink_metadata(&src)?.file_type();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-        } else if ft.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
 }
 
 async fn run_build(

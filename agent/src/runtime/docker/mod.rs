@@ -424,7 +424,7 @@ impl DockerRuntime {
                             let _ = std::fs::remove_file(&tmp);
                             if is_dir {
                                 let export = src.export(oid, &source).map_err(|e| e.to_string())?;
-                                copy_dir(&export.path, &tmp).map_err(|e| e.to_string())?;
+                                crate::fsutil::copy_tree(&export.path, &tmp).map_err(|e| e.to_string())?;
                                 let _ = std::fs::remove_dir_all(&h);
                             } else {
                                 let (_, bytes) = src.read_file(oid, &source).map_err(|e| e.to_string())?;
@@ -1334,24 +1334,6 @@ fn container_spec(r: &Resource) -> Result<&ContainerSpec, RuntimeError> {
             detail: "the Docker driver runs Container resources only".into(),
         }),
     }
-}
-
-/// Copy a folder (files, links, subfolders).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let ft = std::fs::symlink_metadata(&src)?.file_type();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-        } else if ft.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
 }
 
 /// What a converge prepared for the container it creates.
