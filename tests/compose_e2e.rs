@@ -6,20 +6,10 @@
 
 mod common;
 use common::agent::Agent;
-use common::docker::{self, available, clear_managed, ensure_image, IMAGE, LOCK};
+use common::docker::{self, available, clear_managed, ensure_image, http_get, IMAGE, LOCK};
 use common::git::{free_port, Upstream};
 
-use std::io::{Read, Write};
 use std::time::Duration;
-
-fn http_get(port: u16) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
 
 fn compose(backend_pre: &str) -> String {
     format!(

@@ -6,7 +6,7 @@
 
 mod common;
 use common::agent::Agent;
-use common::docker::{self, available, clear_managed, ensure_image, instances, label, IMAGE, LOCK};
+use common::docker::{self, clear_managed, http_get, instances, label, setup, IMAGE};
 use common::git::{free_port, git, Upstream};
 
 use std::io::{Read, Write};
@@ -18,25 +18,6 @@ fn web(v: &str, port: u16, pre: &str) -> String {
     format!(
         "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"mkdir -p /www && echo 'version {v}' > /www/index.html && {pre} exec httpd -f -p 8080 -h /www\"]\n  ports: [\"127.0.0.1:{port}:8080\"]\n  stop_timeout: 1s\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", body_contains: \"version {v}\" }}\n      timeout: 10s\n"
     )
-}
-
-fn http_get(port: u16) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-fn setup() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !available() {
-        return None;
-    }
-    ensure_image();
-    clear_managed();
-    Some(guard)
 }
 
 fn push(up: &Upstream, text: &str, msg: &str) -> String {

@@ -8,21 +8,11 @@
 
 mod common;
 use common::agent::Agent;
-use common::docker::{self, available, clear_managed, ensure_image, IMAGE, LOCK};
+use common::docker::{self, clear_managed, setup, IMAGE};
 use common::git::{free_port, Upstream};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn setup() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !available() {
-        return None;
-    }
-    ensure_image();
-    clear_managed();
-    Some(guard)
-}
 
 fn inspect(name: &str, format: &str) -> String {
     docker::docker(&["inspect", "-f", format, name]).1

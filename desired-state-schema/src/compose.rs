@@ -440,11 +440,7 @@ impl Cx<'_> {
                 }
                 "networks" => {
                     let mut nets = Vec::new();
-                    let entries: Vec<(String, Option<&Value>)> = match v {
-                        Value::Sequence(s) => s.iter().map(|n| (scalar_string(n), None)).collect(),
-                        Value::Mapping(m) => m.iter().map(|(n, c)| (key_text(n), Some(c))).collect(),
-                        _ => Vec::new(),
-                    };
+                    let entries = names_or_map(v);
                     for (n, conf) in entries {
                         let real = match sv.networks.get(&n) {
                             Some(r) => r.clone(),
@@ -489,11 +485,7 @@ impl Cx<'_> {
                 }
                 "depends_on" => {
                     let mut deps = Vec::new();
-                    let entries: Vec<(String, Option<&Value>)> = match v {
-                        Value::Sequence(s) => s.iter().map(|n| (scalar_string(n), None)).collect(),
-                        Value::Mapping(m) => m.iter().map(|(n, c)| (key_text(n), Some(c))).collect(),
-                        _ => Vec::new(),
-                    };
+                    let entries = names_or_map(v);
                     for (n, conf) in entries {
                         let target = sv.names.get(&n).cloned().unwrap_or(n.clone());
                         let mut condition = "started";
@@ -1409,6 +1401,16 @@ fn numbers_within(v: &Value) -> Value {
     match v {
         Value::Mapping(m) => Value::Mapping(m.iter().map(|(k, x)| (k.clone(), numbers_within(x))).collect()),
         other => numberish(other),
+    }
+}
+
+/// The entries of a short-syntax list (`[a, b]`) or a long-syntax mapping (`{a: {...}}`):
+/// each name, with its settings in the long form (`networks`, `depends_on`).
+fn names_or_map(v: &Value) -> Vec<(String, Option<&Value>)> {
+    match v {
+        Value::Sequence(s) => s.iter().map(|n| (scalar_string(n), None)).collect(),
+        Value::Mapping(m) => m.iter().map(|(n, c)| (key_text(n), Some(c))).collect(),
+        _ => Vec::new(),
     }
 }
 

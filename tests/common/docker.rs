@@ -73,3 +73,26 @@ pub fn label(container: &str, key: &str) -> String {
 pub fn container_id(name: &str) -> String {
     docker(&["inspect", "-f", "{{.Id}}", name]).1
 }
+
+/// Wait for the engine (a failure with CI=true), build the test image, clear managed
+/// containers; the guard serialises Docker tests within one process.
+pub fn setup() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return None;
+    }
+    ensure_image();
+    clear_managed();
+    Some(guard)
+}
+
+/// `GET /` on 127.0.0.1:`port`: the whole answer, or "" when nothing answers.
+pub fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
