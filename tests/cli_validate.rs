@@ -110,3 +110,26 @@ fn agentd_check_refuses_a_bad_config_naming_file_line_and_key() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.starts_with("/nonexistent/agent.yaml: cannot read the agent config"), "{}", r.stderr);
 }
+
+#[test]
+fn oversized_and_symlinked_desired_state_is_refused_fast_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // 33 MB of YAML: refused from its size, before any parsing.
+    let big = format!(
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: web:1\n  env:\n{}",
+        "    K: \"0123456789012345678901234567890123456789\"\n".repeat(800_000)
+    );
+    std::fs::write(dir.path().join("big.yaml"), &big).unwrap();
+    let t = std::time::Instant::now();
+    let r = common::run(common::agentctl().arg("validate").arg(dir.path()));
+    assert!(t.elapsed() < std::time::Duration::from_secs(1), "refused in {:?}", t.elapsed());
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("big.yaml") && r.stderr.contains("the limit is 4.0 MiB"), "{}", r.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("real.txt"), "apiVersion: driftless/v1\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("web.yaml")).unwrap();
+    let r = common::run(common::agentctl().arg("validate").arg(dir.path()));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("web.yaml") && r.stderr.contains("symbolic link"), "{}", r.stderr);
+}

@@ -502,3 +502,39 @@ fn openpgp_signatures_are_checked_against_the_configured_keys_only() {
     let src = source(state.path(), &up.file_url(), "{ tag: v2.0.0 }", &verify);
     assert_eq!(check(&src).unwrap(), "Release <release@example.invalid>");
 }
+
+#[test]
+fn oversized_symlinked_and_non_utf8_state_in_a_revision_is_a_verdict() {
+    use driftless_agent::fault::Classify;
+    let up = Upstream::new();
+    up.commit(&[("hosts/web-1/web.yaml", WEB)], "ok");
+    let state = tempfile::tempdir().unwrap();
+    let src = source(state.path(), &up.file_url(), "{ branch: main }", "");
+    let read = |src: &GitSource| {
+        src.fetch().unwrap();
+        let r = src.resolve().unwrap();
+        src.read_state(r.commit, "hosts/web-1")
+    };
+    assert!(read(&src).is_ok());
+
+    let big = "# filler\n".repeat(600_000); // 5.4 MB
+    up.commit(&[("hosts/web-1/big.yaml", &big)], "too big");
+    let err = read(&src).unwrap_err();
+    assert!(!err.is_fault(), "a verdict on the revision: {err}");
+    assert!(
+        err.to_string().contains("hosts/web-1/big.yaml") && err.to_string().contains("the limit is 4.0 MiB"),
+        "{err}"
+    );
+
+    std::fs::remove_file(up.work.join("hosts/web-1/big.yaml")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", up.work.join("hosts/web-1/link.yaml")).unwrap();
+    up.commit(&[], "a symlink");
+    let err = read(&src).unwrap_err();
+    assert!(!err.is_fault() && err.to_string().contains("symbolic link"), "{err}");
+
+    std::fs::remove_file(up.work.join("hosts/web-1/link.yaml")).unwrap();
+    std::fs::write(up.work.join("hosts/web-1/latin1.yaml"), b"name: caf\xe9\n").unwrap();
+    up.commit(&[], "not UTF-8");
+    let err = read(&src).unwrap_err();
+    assert!(!err.is_fault() && err.to_string().contains("not UTF-8"), "{err}");
+}

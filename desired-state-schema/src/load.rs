@@ -23,6 +23,16 @@ use crate::types::{
     ApiVersion, ContainerSpec, Kind, Metadata, NixosSystemSpec, Origin, PassengerAppSpec, Resource, Spec,
 };
 
+/// A desired-state file larger than this is refused before it is parsed (PRODUCT.md).
+pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+/// A revision with more desired state than this, in all, is refused before it is parsed.
+pub const MAX_REVISION_BYTES: usize = 32 * 1024 * 1024;
+
+/// `n` bytes for people: `33.0 MiB`.
+pub fn mib(n: usize) -> String {
+    format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+}
+
 /// One file of desired state: a display path (relative to the folder loaded) and its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceFile {
@@ -72,6 +82,12 @@ pub enum ReadError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: is not UTF-8 text; desired-state files must be UTF-8 YAML")]
     NotUtf8 { path: PathBuf },
+    #[error("{path}: is a symbolic link; desired-state files must be regular files (a link could read anything on the host)")]
+    Symlink { path: PathBuf },
+    #[error(
+        "{path}: is {size}; the limit is {limit} per desired-state file: split it, or keep data out of the folder"
+    )]
+    TooLarge { path: PathBuf, size: String, limit: String },
 }
 
 /// The effective desired state of a host for one environment.
@@ -181,8 +197,36 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
         .map(|f| (f.path.rsplit_once('/').map_or("", |(d, _)| d), f.text.as_str()))
         .collect();
     let mut count = 0;
+    let total: usize = files.iter().map(|f| f.text.len()).sum();
+    if total > MAX_REVISION_BYTES {
+        errors.push(Diagnostic {
+            file: ".".into(),
+            line: 0,
+            column: 0,
+            message: format!(
+                "the desired state is {} in all; the limit is {}: keep data (fixtures, dumps) out of source.path",
+                mib(total),
+                mib(MAX_REVISION_BYTES)
+            ),
+        });
+        return Loaded { parsed, parse_errors: errors, warnings, files: files.len() };
+    }
     for f in &files {
         if is_env_file(&f.path) {
+            continue;
+        }
+        if f.text.len() > MAX_FILE_BYTES {
+            count += 1;
+            errors.push(Diagnostic {
+                file: f.path.clone(),
+                line: 0,
+                column: 0,
+                message: format!(
+                    "the file is {}; the limit is {} per desired-state file: split it, or keep data out of source.path",
+                    mib(f.text.len()),
+                    mib(MAX_FILE_BYTES)
+                ),
+            });
             continue;
         }
         count += 1;
@@ -514,9 +558,15 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<SourceFile>, ReadError> {
                 continue;
             }
             let path = entry.path();
+            let link = std::fs::symlink_metadata(&path).map_err(|e| ReadError::Io { path: path.clone(), source: e })?;
+            if link.file_type().is_symlink() && (is_state_file(&name) || is_env_file(&name)) {
+                return Err(ReadError::Symlink { path });
+            }
             let ft = std::fs::metadata(&path).map_err(|e| ReadError::Io { path: path.clone(), source: e })?;
             if ft.is_dir() {
                 stack.push(path);
+            } else if ft.len() > MAX_FILE_BYTES as u64 && is_state_file(&name) {
+                return Err(ReadError::TooLarge { path, size: mib(ft.len() as usize), limit: mib(MAX_FILE_BYTES) });
             } else if is_state_file(&name) || is_env_file(&name) {
                 let bytes = std::fs::read(&path).map_err(|e| ReadError::Io { path: path.clone(), source: e })?;
                 let text = String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8 { path: path.clone() })?;

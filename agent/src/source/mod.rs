@@ -56,6 +56,8 @@ pub enum SourceError {
     PathNotFound { path: String, commit: String },
     #[error("revision {revision} refused: {detail}")]
     SignatureRefused { revision: String, detail: String },
+    #[error("{path} in revision {commit} is refused: {detail}")]
+    StateRefused { path: String, commit: String, detail: String },
     #[error("{path}: {detail}")]
     Mirror { path: PathBuf, detail: String },
 }
@@ -76,7 +78,9 @@ impl crate::fault::Classify for SourceError {
             | SourceError::NoMatchingTag { .. }
             | SourceError::CommitNotFound { .. }
             | SourceError::Mirror { .. } => Class::Fault,
-            SourceError::PathNotFound { .. } | SourceError::SignatureRefused { .. } => Class::Verdict,
+            SourceError::PathNotFound { .. }
+            | SourceError::SignatureRefused { .. }
+            | SourceError::StateRefused { .. } => Class::Verdict,
         }
     }
 }
@@ -479,6 +483,7 @@ impl GitSource {
         let prefix = normalize(path);
         let mut files = Vec::new();
         let mut failure = None;
+        let mut total = 0usize;
         tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
             let name = entry.name().unwrap_or("");
             let env = desired_state_schema::load::is_env_file(name); // a compose file's .env
@@ -489,11 +494,35 @@ impl GitSource {
                 return TreeWalkResult::Ok;
             }
             let rel = format!("{prefix}{dir}{name}");
+            let refuse =
+                |detail: String| SourceError::StateRefused { path: rel.clone(), commit: commit.to_string(), detail };
+            if entry.filemode() == 0o120000 {
+                failure = Some(refuse("it is a symbolic link; desired-state files must be regular files".into()));
+                return TreeWalkResult::Abort;
+            }
+            // The size from the object header: a huge blob is refused without being read.
+            let size = repo.odb().and_then(|o| o.read_header(entry.id())).map(|(n, _)| n).unwrap_or(0);
+            if size > desired_state_schema::load::MAX_FILE_BYTES {
+                failure = Some(refuse(format!(
+                    "it is {}; the limit is {} per desired-state file: split it, or keep data out of source.path",
+                    desired_state_schema::load::mib(size),
+                    desired_state_schema::load::mib(desired_state_schema::load::MAX_FILE_BYTES)
+                )));
+                return TreeWalkResult::Abort;
+            }
+            total += size;
+            if total > desired_state_schema::load::MAX_REVISION_BYTES {
+                failure = Some(refuse(format!(
+                    "the desired state passes {} in all with this file: keep data out of source.path",
+                    desired_state_schema::load::mib(desired_state_schema::load::MAX_REVISION_BYTES)
+                )));
+                return TreeWalkResult::Abort;
+            }
             match repo.find_blob(entry.id()) {
                 Ok(blob) => match std::str::from_utf8(blob.content()) {
                     Ok(text) => files.push(SourceFile { path: rel, text: text.to_string() }),
                     Err(_) => {
-                        failure = Some(self.mirror_err(format!("{rel} in {commit} is not UTF-8 text")));
+                        failure = Some(refuse("it is not UTF-8 text; desired-state files must be UTF-8 YAML".into()));
                         return TreeWalkResult::Abort;
                     }
                 },
