@@ -68,6 +68,22 @@ fn once(config: &Path, failpoint: Option<&str>) -> common::Run {
     common::run(&mut cmd)
 }
 
+/// An agent config in `dir` following `up`'s main (state and socket in `dir` too).
+fn agent_config(dir: &Path, up: &Upstream) -> PathBuf {
+    let config = dir.join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "host: e2e\nsource:\n  url: \"{}\"\n  ref: {{ branch: main }}\n  path: hosts/web-1\nstate_dir: {}\ncontrol_socket: {}\n",
+            up.file_url(),
+            dir.join("state").display(),
+            dir.join("agent.sock").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
 fn live(profile: &Path) -> PathBuf {
     std::fs::canonicalize(profile).unwrap()
 }
@@ -85,17 +101,7 @@ fn generations_deploy_failures_revert_without_rebuild_and_kill_9_ends_consistent
     let marker = tmp.path().join("marker");
     let profile = tmp.path().join("profiles/system");
     let up = Upstream::new();
-    let config = tmp.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "host: e2e\nsource:\n  url: \"{}\"\n  ref: {{ branch: main }}\n  path: hosts/web-1\nstate_dir: {}\ncontrol_socket: {}\n",
-            up.file_url(),
-            tmp.path().join("state").display(),
-            tmp.path().join("agent.sock").display()
-        ),
-    )
-    .unwrap();
+    let config = agent_config(tmp.path(), &up);
     let deploy = |n: u32, health: &str, code: u32| {
         up.commit(
             &[("flake.nix", &flake(n, health, code, &marker)), ("hosts/web-1/system.yaml", &state(&profile, &marker))],
@@ -180,17 +186,7 @@ fn dry_activate_is_recorded_a_failing_one_changes_nothing_and_old_generations_ar
     let marker = tmp.path().join("marker");
     let profile = tmp.path().join("profiles/system");
     let up = Upstream::new();
-    let config = tmp.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "host: e2e\nsource:\n  url: \"{}\"\n  ref: {{ branch: main }}\n  path: hosts/web-1\nstate_dir: {}\ncontrol_socket: {}\n",
-            up.file_url(),
-            tmp.path().join("state").display(),
-            tmp.path().join("agent.sock").display()
-        ),
-    )
-    .unwrap();
+    let config = agent_config(tmp.path(), &up);
     let spec = state(&profile, &marker).replace("  health:", "  keep_generations: 2\n  health:");
     let mut built: Vec<PathBuf> = Vec::new();
     for n in 1..=10u32 {

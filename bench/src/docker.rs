@@ -243,15 +243,7 @@ pub fn bench_build(bin: &Path) -> Result<()> {
     commit("v1")?;
     let url = format!("file://{}", work.display());
     let files = host::write_agent_config(&dir.path().join("agent"), "h", &url, "{ branch: main }", "1h", "")?;
-    let once = || -> Result<Duration> {
-        let t = Instant::now();
-        let out = Command::new(bin.join("agentd")).arg("--config").arg(&files.config).arg("--once").output()?;
-        let d = t.elapsed();
-        if !out.status.success() {
-            bail!("agentd --once: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(d)
-    };
+    let once = || agentd_once(bin, &files.config);
     host::clear()?;
     let _ = Command::new("sh")
         .args(["-c", "docker images -q driftless-build/bench-site | xargs -r docker rmi -f"])
@@ -311,15 +303,7 @@ pub fn bench_compose(bin: &Path) -> Result<()> {
     }
     let native_files = mk("native", "services.yaml", native)?;
     let compose_files = mk("compose", "compose.yaml", compose)?;
-    let once = |files: &host::AgentFiles| -> Result<Duration> {
-        let t = Instant::now();
-        let out = Command::new(bin.join("agentd")).arg("--config").arg(&files.config).arg("--once").output()?;
-        let d = t.elapsed();
-        if !out.status.success() {
-            bail!("agentd --once: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(d)
-    };
+    let once = |files: &host::AgentFiles| agentd_once(bin, &files.config);
     let (mut conv_native, mut conv_compose, mut noop_native, mut noop_compose) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..CONVERGE_RUNS {
@@ -358,4 +342,15 @@ pub fn bench_compose(bin: &Path) -> Result<()> {
     crate::row(&format!("no-op cycle, {N} services: driftless/v1 documents (`agentd --once`)"), noop_native);
     crate::row(&format!("no-op cycle, {N} services: compose.yaml (`agentd --once`)"), noop_compose);
     Ok(())
+}
+
+/// One `agentd --once` with `config`: its wall time, or its output when it failed.
+fn agentd_once(bin: &Path, config: &Path) -> Result<Duration> {
+    let t = Instant::now();
+    let out = Command::new(bin.join("agentd")).arg("--config").arg(config).arg("--once").output()?;
+    let d = t.elapsed();
+    if !out.status.success() {
+        bail!("agentd --once: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(d)
 }
