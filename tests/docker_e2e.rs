@@ -287,18 +287,18 @@ fn kill_9_during_a_revert() {
 }
 
 #[test]
-fn a_first_revision_that_fails_ends_degraded_not_in_a_loop() {
+fn a_first_revision_that_fails_ends_failed_not_in_a_loop() {
     let Some(_g) = setup() else { return };
     let port = free_port();
     let up = Upstream::new();
     push(&up, &web("1", port, "exit 3;"), "broken from the start");
     let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
     agent.start();
-    let s = agent.wait_phase("Degraded", Duration::from_secs(60));
+    let s = agent.wait_phase("Failed", Duration::from_secs(60));
     assert!(s["message"].as_str().unwrap().contains("no last good revision"), "{s}");
     let before = docker::container_id("web");
     let r = agent.sync(1);
-    assert!(Agent::result_line(&r).starts_with("none: Degraded"), "not retried: {}", r.stdout);
+    assert!(Agent::result_line(&r).starts_with("none: Failed"), "not retried: {}", r.stdout);
     assert_eq!(docker::container_id("web"), before, "no repair loop");
     let _ = git; // (the helper is shared with other tests)
     clear_managed();

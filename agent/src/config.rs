@@ -190,10 +190,60 @@ impl Default for HealthDefaults {
     }
 }
 
+/// One receiver of notifications (`notify: [...]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyTarget {
+    /// Where each event is POSTed.
     pub url: String,
+    /// `json` (the agent's own payload, the default) or `slack` (a Slack-compatible incoming
+    /// webhook: Slack, Mattermost, Rocket.Chat).
+    #[serde(default)]
+    pub format: NotifyFormat,
+    /// Only these events (default: all of them).
+    #[serde(default)]
+    pub events: Option<Vec<NotifyEvent>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    #[default]
+    Json,
+    Slack,
+}
+
+/// What a notification is about (PRODUCT.md, "Observability").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// An apply of a new revision began.
+    Started,
+    Applied,
+    RolledBack,
+    /// A revision failed with nothing to roll back to (or the rollback failed too).
+    Failed,
+    Invalid,
+    DriftRepaired,
+    /// The Git source cannot be fetched (once per distinct fault).
+    SourceFailed,
+    /// It can again.
+    SourceRecovered,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Started => "started",
+            NotifyEvent::Applied => "applied",
+            NotifyEvent::RolledBack => "rolled_back",
+            NotifyEvent::Failed => "failed",
+            NotifyEvent::Invalid => "invalid",
+            NotifyEvent::DriftRepaired => "drift_repaired",
+            NotifyEvent::SourceFailed => "source_failed",
+            NotifyEvent::SourceRecovered => "source_recovered",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,6 +32,152 @@ pub fn spec_hash(resource: &Resource, inputs: &BTreeMap<String, String>) -> Stri
     format!("{:x}", h.finalize())
 }
 
+/// At most this many differences are named per resource; the rest are counted.
+const MAX_CHANGES_NAMED: usize = 8;
+/// Longer values are cut, so that a changed script or certificate stays one line.
+const MAX_VALUE_CHARS: usize = 60;
+
+/// What differs between two specs of one resource, one line each, for people:
+/// `env.LOG_LEVEL: INFO → DEBUG`, `image: web:1.4 → web:1.5`, `ports: added 127.0.0.1:9090:90`.
+/// Host-side inputs are named, never shown (`secret db_password: content changed`), and so
+/// are the values of env variables whose name says they are secret (`…PASSWORD`, `…TOKEN`).
+/// Empty when neither the spec nor an input differs.
+pub fn spec_changes(
+    old: &Resource,
+    old_inputs: &BTreeMap<String, String>,
+    new: &Resource,
+    new_inputs: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let a = serde_json::to_value(&old.spec).unwrap_or_default();
+    let b = serde_json::to_value(&new.spec).unwrap_or_default();
+    diff_values("", &a, &b, &mut out);
+    let spec_image_changed = out.iter().any(|l| l.starts_with("image") || l.starts_with("build"));
+    let keys: std::collections::BTreeSet<&String> = old_inputs.keys().chain(new_inputs.keys()).collect();
+    for k in keys {
+        let (x, y) = (old_inputs.get(k), new_inputs.get(k));
+        if x == y || (k == "image_id" && spec_image_changed) {
+            continue;
+        }
+        let what = match (x, y) {
+            (None, _) => "added".to_string(),
+            (_, None) => "removed".to_string(),
+            (Some(x), Some(y)) if k.ends_with("_tree") => format!("{} → {}", short_id(x), short_id(y)),
+            _ => "content changed".to_string(),
+        };
+        out.push(format!("{}: {what}", input_label(k)));
+    }
+    if out.len() > MAX_CHANGES_NAMED {
+        let more = out.len() - MAX_CHANGES_NAMED;
+        out.truncate(MAX_CHANGES_NAMED);
+        out.push(format!("and {more} more"));
+    }
+    out
+}
+
+/// How a host-side input is named for people (the keys are the drivers' `inputs`).
+fn input_label(key: &str) -> String {
+    match key.split_once(':') {
+        Some(("env_file", p)) => format!("env file {p}"),
+        Some(("secret", n)) => format!("secret {n}"),
+        Some(("file", p)) => format!("file {p}"),
+        _ => match key {
+            "image_id" => "image (same reference, new image)".to_string(),
+            "build_tree" => "build context".to_string(),
+            "source_tree" => "source".to_string(),
+            "flake_tree" => "flake".to_string(),
+            k => k.replace('_', " "),
+        },
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// Env variables whose values are not shown, by a word in their name.
+fn secret_name(path: &str) -> bool {
+    let p = path.to_ascii_uppercase();
+    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE"].iter().any(|w| p.contains(w))
+}
+
+fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    if a == b {
+        return;
+    }
+    let join = |k: &str| -> String {
+        let k = if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            k.to_string()
+        } else {
+            format!("{k:?}")
+        };
+        if path.is_empty() {
+            k
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let (va, vb) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                diff_values(&join(k), va, vb, out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.iter().chain(y).all(|v| !v.is_object() && !v.is_array()) => {
+            // Lists of words (ports, volumes, command): what was added and removed, or the
+            // whole list when only its order changed.
+            let added: Vec<String> = y.iter().filter(|v| !x.contains(v)).map(show).collect();
+            let removed: Vec<String> = x.iter().filter(|v| !y.contains(v)).map(show).collect();
+            let mut parts = Vec::new();
+            if !added.is_empty() {
+                parts.push(format!("added {}", added.join(", ")));
+            }
+            if !removed.is_empty() {
+                parts.push(format!("removed {}", removed.join(", ")));
+            }
+            if parts.is_empty() {
+                parts.push(format!("{} → {}", show(a), show(b)));
+            }
+            out.push(format!("{path}: {}", cut(&parts.join("; "))));
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for i in 0..x.len().max(y.len()) {
+                let (va, vb) = (x.get(i).unwrap_or(&Value::Null), y.get(i).unwrap_or(&Value::Null));
+                diff_values(&format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        _ => {
+            let hidden = path.starts_with("env.") && secret_name(path);
+            if hidden {
+                out.push(format!("{path}: changed (value not shown)"));
+            } else {
+                out.push(format!("{path}: {} → {}", cut(&show(a)), cut(&show(b))));
+            }
+        }
+    }
+}
+
+/// A value for a one-line message: strings bare, nothing as `(unset)`, the rest as JSON.
+fn show(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "(unset)".to_string(),
+        serde_json::Value::String(s) if s.is_empty() => "\"\"".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+fn cut(s: &str) -> String {
+    if s.chars().count() <= MAX_VALUE_CHARS {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(MAX_VALUE_CHARS).collect();
+    format!("{head}…")
+}
+
 /// How a managed resource is running, as far as the plan cares.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -213,6 +359,98 @@ mod tests {
             state,
             stray_instances: stray,
         }
+    }
+
+    fn container(spec: &str) -> Resource {
+        let yaml = format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n{spec}");
+        state(&yaml).remove(0)
+    }
+
+    #[test]
+    fn spec_changes_table() {
+        let none = BTreeMap::new();
+        let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        // (old spec, old inputs, new spec, new inputs, expected lines)
+        type Inputs = BTreeMap<String, String>;
+        let cases: Vec<(&str, Inputs, &str, Inputs, Vec<&str>)> = vec![
+            ("  image: web:1\n", none.clone(), "  image: web:1\n", none.clone(), vec![]),
+            ("  image: web:1.4\n", none.clone(), "  image: web:1.5\n", none.clone(), vec!["image: web:1.4 → web:1.5"]),
+            (
+                "  image: w\n  env: { LOG_LEVEL: INFO }\n",
+                none.clone(),
+                "  image: w\n  env: { LOG_LEVEL: DEBUG, NEW: x }\n",
+                none.clone(),
+                vec!["env.LOG_LEVEL: INFO → DEBUG", "env.NEW: (unset) → x"],
+            ),
+            (
+                "  image: w\n  env: { DB_PASSWORD: hunter2 }\n",
+                none.clone(),
+                "  image: w\n  env: { DB_PASSWORD: hunter3 }\n",
+                none.clone(),
+                vec!["env.DB_PASSWORD: changed (value not shown)"],
+            ),
+            (
+                "  image: w\n  ports: [\"8080:80\"]\n",
+                none.clone(),
+                "  image: w\n  ports: [\"8080:80\", \"9090:90\"]\n",
+                none.clone(),
+                vec!["ports: added 9090:90"],
+            ),
+            (
+                "  image: w\n  command: [a, b]\n",
+                none.clone(),
+                "  image: w\n  command: [b, a]\n",
+                none.clone(),
+                vec![r#"command: ["a","b"] → ["b","a"]"#],
+            ),
+            (
+                "  image: w\n  labels: { com.example.tier: web }\n",
+                none.clone(),
+                "  image: w\n  labels: { com.example.tier: api }\n",
+                none.clone(),
+                vec![r#"labels."com.example.tier": web → api"#],
+            ),
+            (
+                "  image: w\n",
+                m(&[("secret:db", "aaa"), ("env_file:/etc/w.env", "1"), ("image_id", "sha256:1")]),
+                "  image: w\n",
+                m(&[("secret:db", "bbb"), ("env_file:/etc/w.env", "1"), ("image_id", "sha256:2")]),
+                vec!["image (same reference, new image): content changed", "secret db: content changed"],
+            ),
+            (
+                "  image: w:1\n",
+                m(&[("image_id", "sha256:1")]),
+                "  image: w:2\n",
+                m(&[("image_id", "sha256:2")]),
+                vec!["image: w:1 → w:2"],
+            ),
+            (
+                "  image: w\n",
+                m(&[("build_tree", "0123456789abcdef")]),
+                "  image: w\n",
+                m(&[("build_tree", "fedcba9876543210")]),
+                vec!["build context: 0123456789ab → fedcba987654"],
+            ),
+        ];
+        for (old, oi, new, ni, want) in cases {
+            let got = spec_changes(&container(old), &oi, &container(new), &ni);
+            assert_eq!(got, want, "{old:?} → {new:?}");
+        }
+        let long = format!("  image: w\n  env: {{ A: {} }}\n", "x".repeat(200));
+        let got = spec_changes(&container("  image: w\n  env: { A: y }\n"), &none, &container(&long), &none);
+        assert!(got[0].ends_with('…') && got[0].chars().count() < 100, "{got:?}");
+        let many_old: String = (0..12).map(|i| format!("    V{i}: a\n")).collect();
+        let many_new: String = (0..12).map(|i| format!("    V{i}: b\n")).collect();
+        let got = spec_changes(
+            &container(&format!("  image: w\n  env:\n{many_old}")),
+            &none,
+            &container(&format!("  image: w\n  env:\n{many_new}")),
+            &none,
+        );
+        assert_eq!(got.len(), MAX_CHANGES_NAMED + 1);
+        assert_eq!(got.last().map(String::as_str), Some("and 4 more"));
     }
 
     #[test]

@@ -59,6 +59,36 @@ pub struct HistoryEntry {
     /// Why, per failing resource, when the revision failed or was rolled back.
     #[serde(default)]
     pub diagnostics: Vec<Diagnostic>,
+    /// The revision's commit: subject, author, date (`null` when the mirror no longer has it).
+    #[serde(default)]
+    pub commit: Option<CommitInfo>,
+}
+
+/// Who made a revision and why, from its commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    /// The first line of the commit message.
+    pub subject: String,
+    /// `Name <email>` of the author.
+    pub author: String,
+    /// The author date, RFC 3339 in UTC.
+    pub date: String,
+}
+
+/// Counters of the metrics that must survive a restart (Prometheus's `increase()` and the
+/// shipped alerts read them); saved with the state, restored into the metrics at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    pub deployments: u64,
+    pub rollbacks: u64,
+    pub failures: u64,
+    pub invalid: u64,
+    pub drift: u64,
+    pub drift_repairs: u64,
+    pub health_check_failures: u64,
+    pub git_fetch_errors: u64,
+    pub faults: u64,
 }
 
 /// What a failing resource looked like (PRODUCT.md behaviour 9).
@@ -103,6 +133,13 @@ pub struct AgentState {
     /// Drift seen and not repaired (`drift: report`), one line per resource; kept visible
     /// until repaired or gone.
     pub drift: Vec<String>,
+    /// The metrics' counters as of the last save.
+    pub counters: Counters,
+    /// Unix time, in milliseconds, of the end of the last cycle that left the host Synced.
+    pub last_success_ms: Option<u64>,
+    /// The source fault last notified (`source_failed`), until a fetch succeeds again
+    /// (`source_recovered`): one notification per distinct fault, never one per retry.
+    pub source_fault: Option<String>,
 }
 
 /// A fault in force: what is wrong, and where the host stood before it.
@@ -265,6 +302,7 @@ mod tests {
                     duration_ms: 1,
                     trigger: None,
                     diagnostics: vec![],
+                    commit: None,
                 },
                 3,
             );

@@ -239,6 +239,10 @@ fn sync_exit(v: &SyncView) -> u8 {
 fn print_entry(e: &HistoryEntry) {
     let result = serde_json::to_value(e.result).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     println!("revision:  {}", e.revision.as_deref().unwrap_or("-"));
+    if let Some(c) = &e.commit {
+        println!("commit:    {}", c.subject);
+        println!("author:    {} ({})", c.author, c.date);
+    }
     println!("result:    {result}");
     println!("started:   {}", e.started);
     println!("finished:  {} ({} ms)", e.finished, e.duration_ms);

@@ -2,6 +2,7 @@
 //! journalled waves, gate what changed, commit. A verdict goes to `revert`; a fault leaves
 //! the journal on disk and ends the cycle `Degraded`, to be finished once it clears.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,8 @@ use super::{CycleError, CycleResult, Reconciler};
 const PARALLEL_STEPS: usize = 16;
 
 impl Reconciler {
-    /// Read and validate the desired state of `revision` (from Git objects).
+    /// Read and validate the desired state of `revision` (from Git objects); the last one
+    /// read is kept, so a no-op cycle does not read and parse it again.
     pub(super) async fn load_revision(&self, revision: &Revision) -> Result<DesiredState, CycleError> {
         let c = &self.cfg.config;
         let key = format!("{revision}\0{}\0{:?}\0{:?}", c.source.path, c.environment, c.compose_profiles);
@@ -34,17 +36,24 @@ impl Reconciler {
                 }
             }
         }
+        let state = self.read_revision(revision).await?;
+        if let Ok(mut cached) = self.loaded.lock() {
+            *cached = Some((key, state.clone()));
+        }
+        Ok(state)
+    }
+
+    /// Read and validate the desired state of `revision`, bypassing the cache (an older
+    /// revision, read to say what a replace changes).
+    async fn read_revision(&self, revision: &Revision) -> Result<DesiredState, CycleError> {
+        let c = &self.cfg.config;
         let src = self.source.clone();
         let path = c.source.path.clone();
         let oid = revision.oid().ok_or_else(|| CycleError::Refused(format!("{revision} is not a commit id")))?;
         let files = tokio::task::spawn_blocking(move || src.read_state(oid, &path)).await??;
         let env = c.environment.clone();
         let opts = desired_state_schema::ParseOptions { compose_profiles: c.compose_profiles.clone() };
-        let state = desired_state_schema::parse_with(&files, &opts).build(env.as_deref())?;
-        if let Ok(mut cached) = self.loaded.lock() {
-            *cached = Some((key, state.clone()));
-        }
-        Ok(state)
+        Ok(desired_state_schema::parse_with(&files, &opts).build(env.as_deref())?)
     }
 
     /// Each driver's checks of `state` before anything is applied (an `.age` file that no
@@ -73,11 +82,45 @@ impl Reconciler {
         .collect()
         .await;
         let mut desired: Vec<(&Resource, String)> = Vec::with_capacity(ordered.len());
+        let mut new_inputs: Vec<BTreeMap<String, String>> = Vec::with_capacity(ordered.len());
         for (r, inputs) in ordered.into_iter().zip(inputs) {
-            desired.push((r, plan::spec_hash(r, &inputs?)));
+            let inputs = inputs?;
+            desired.push((r, plan::spec_hash(r, &inputs)));
+            new_inputs.push(inputs);
         }
         self.desired_resources = state.resources.iter().map(|r| (r.kind, r.name().to_string())).collect();
-        Ok(plan::plan(&desired, &self.observed, &observation.kinds))
+        let mut plan = plan::plan(&desired, &self.observed, &observation.kinds);
+        let inputs_of = |kind: Kind, name: &str| {
+            desired.iter().position(|(r, _)| r.kind == kind && r.name() == name).map(|i| &new_inputs[i])
+        };
+        for step in plan.steps.iter_mut().filter(|s| s.action == Action::Replace) {
+            let (Some(new), Some(inputs)) = (state.get(&step.name), inputs_of(step.kind, &step.name)) else { continue };
+            if let Some(why) = self.what_changed(step.kind, new, inputs).await {
+                step.reason = why;
+            }
+        }
+        Ok(plan)
+    }
+
+    /// What a replace changes, for people: the running instance's spec (read from the
+    /// revision it was applied from) against `new`. `None` when that revision cannot be read.
+    async fn what_changed(&self, kind: Kind, new: &Resource, new_inputs: &BTreeMap<String, String>) -> Option<String> {
+        let seen = self.observed.iter().find(|o| o.kind == kind && o.name == new.name())?;
+        let from = Revision::new(seen.revision.clone());
+        from.oid()?;
+        let old_state = self.read_revision(&from).await.ok()?;
+        let old = old_state.resources.iter().find(|r| r.kind == kind && r.name() == new.name())?;
+        let old_inputs = self.drivers.get(kind).ok()?.inputs(old, &from).await.ok()?;
+        let lines = plan::spec_changes(old, &old_inputs, new, new_inputs);
+        let as_applied = plan::spec_hash(old, &old_inputs) == seen.spec_hash;
+        let host =
+            "what it runs was changed on the host since it was applied (an env file, or the image behind its tag)";
+        Some(match (lines.is_empty(), as_applied) {
+            (true, true) => return None,
+            (true, false) => host.to_string(),
+            (false, true) => format!("spec changed: {}", lines.join(", ")),
+            (false, false) => format!("spec changed: {}; and {host}", lines.join(", ")),
+        })
     }
 
     /// Carry out `plan` for `revision`, journalling each wave before it runs. `journal` is
@@ -280,6 +323,9 @@ impl Reconciler {
             }
         };
         let changes = plan.summary();
+        if !plan.is_noop() {
+            self.notify_started(revision, &changes);
+        }
         let mut journal = Journal {
             version: STATE_VERSION,
             operation: "apply".into(),

@@ -24,9 +24,6 @@ impl Reconciler {
         let span = tracing::info_span!("reconcile", revision = tracing::field::Empty);
         let r = self.cycle(retry).instrument(span).await;
         self.metrics.reconcile_duration.observe(t.elapsed().as_secs_f64());
-        if self.state.phase == Phase::Synced && !self.state.paused {
-            self.metrics.success_now();
-        }
         r
     }
 
@@ -125,6 +122,7 @@ impl Reconciler {
         if let Some(pin) = self.state.pinned.clone() {
             let rev = Revision::new(pin);
             self.verify_revision(&rev).await?;
+            self.learn_commits(&[&rev]).await;
             return Ok(rev);
         }
         let src = self.source.clone();
@@ -138,6 +136,11 @@ impl Reconciler {
         self.metrics.fetch_duration.observe(t.elapsed().as_secs_f64());
         if matches!(fetched, Err(SourceError::Unreachable { .. } | SourceError::AuthRefused { .. })) {
             self.metrics.fetch_errors.inc();
+        }
+        match &fetched {
+            Ok(_) => self.source_health(None),
+            Err(e) if e.class() == crate::fault::Class::Fault => self.source_health(Some(e.to_string())),
+            Err(_) => {}
         }
         let (report, resolved) = fetched?;
         for ch in &report.changes {
@@ -161,7 +164,9 @@ impl Reconciler {
             let r = resolved.clone();
             tokio::task::spawn_blocking(move || src.trust(&v).and_then(|t| src.verify(&r, &t))).await??;
         }
-        Ok(Revision::from(resolved.commit))
+        let desired = Revision::from(resolved.commit);
+        self.learn_commits(&[&desired]).await;
+        Ok(desired)
     }
 
     /// A revision that was not just resolved (a pin, a rollback target) must pass what
@@ -240,6 +245,7 @@ impl Reconciler {
             ),
         };
         self.verify_revision(&target).await?;
+        self.learn_commits(&[&target]).await;
         self.state.pinned = Some(target.to_string());
         self.state.failed.retain(|f| f != target.as_str());
         self.say(format!("rollback: pinning the host to {}", target.short()));

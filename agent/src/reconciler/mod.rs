@@ -117,6 +117,9 @@ pub struct Reconciler {
     /// The last desired state read from Git, keyed by revision and what of the config shapes
     /// it (path, environment, compose profiles): a no-op cycle does not read and parse again.
     loaded: std::sync::Mutex<Option<(String, DesiredState)>>,
+    /// Subject, author and date of the revisions the history and notifications name, read
+    /// from the mirror once per revision.
+    commits: std::collections::HashMap<String, crate::state::CommitInfo>,
 }
 
 impl Reconciler {
@@ -132,7 +135,9 @@ impl Reconciler {
         let source = GitSource::new(&cfg);
         let (status_tx, status_rx) = watch::channel(StatusView::default());
         let (progress, _) = broadcast::channel(256);
-        let notifier = Notifier::new(cfg.config.notify.iter().map(|n| n.url.clone()).collect());
+        let notifier = Notifier::new(&cfg.config.notify);
+        let metrics = Metrics::new();
+        metrics.restore(&state.counters, state.last_success_ms);
         let r = Reconciler {
             cfg,
             source,
@@ -150,8 +155,9 @@ impl Reconciler {
             dry_run: false,
             stop: Arc::new(AtomicBool::new(false)),
             ref_notes: Vec::new(),
-            metrics: Metrics::new(),
+            metrics,
             notifier,
+            commits: Default::default(),
             trigger: Trigger::Start,
             loaded: std::sync::Mutex::new(None),
         };
@@ -184,7 +190,7 @@ impl Reconciler {
     /// Replace the config (SIGHUP); the Git source follows the new one.
     pub fn reload(&mut self, cfg: LoadedConfig) {
         self.source = GitSource::new(&cfg);
-        self.notifier = Notifier::new(cfg.config.notify.iter().map(|n| n.url.clone()).collect());
+        self.notifier = Notifier::new(&cfg.config.notify);
         self.cfg = cfg;
         if let Ok(mut l) = self.loaded.lock() {
             *l = None; // the path, environment or profiles may have changed

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use crate::config::NotifyEvent;
 use crate::fault::Classify;
 use crate::notify::Notification;
 use crate::plan::RunState;
@@ -63,6 +64,15 @@ pub(super) enum Exit {
 impl Reconciler {
     /// Every way out of a cycle: fault bookkeeping, history, state saved, status published.
     pub(super) fn finish(&mut self, exit: Exit) -> CycleResult {
+        let result = self.finish_exit(exit);
+        if self.state.phase == Phase::Synced && !self.state.paused {
+            self.state.last_success_ms = Some(self.metrics.success_now());
+            self.save();
+        }
+        result
+    }
+
+    fn finish_exit(&mut self, exit: Exit) -> CycleResult {
         match exit {
             Exit::Fault { error, context, record } => {
                 if let Some(r) = record {
@@ -154,6 +164,7 @@ impl Reconciler {
     }
 
     pub(super) fn save(&mut self) {
+        self.state.counters = self.metrics.counters();
         if let Err(e) = self.store.save(&self.state) {
             tracing::error!("{e}");
         }
@@ -165,7 +176,17 @@ impl Reconciler {
         let status = self.status();
         let phase = if self.state.paused { Phase::Paused } else { self.state.phase };
         self.metrics.set_phase(phase);
-        self.metrics.set_revisions(self.state.applied.as_deref(), self.state.last_good.as_deref());
+        self.metrics.set_revisions(
+            self.state.desired.as_deref(),
+            self.state.applied.as_deref(),
+            self.state.last_good.as_deref(),
+        );
+        self.metrics.set_resources(
+            status
+                .resources
+                .iter()
+                .map(|r| (r.kind.as_str(), r.name.as_str(), r.state == "running" && r.health != "unhealthy")),
+        );
         self.metrics.drift_unrepaired.set(i64::try_from(self.state.drift.len()).unwrap_or(i64::MAX));
         crate::sdnotify::status(&format!(
             "{} {}{}",
@@ -240,21 +261,36 @@ impl Reconciler {
         } else {
             format!("{}; {message}", std::mem::take(&mut self.ref_notes).join("; "))
         };
+        let elapsed = started.1.elapsed();
         match outcome {
             Outcome::Applied => self.metrics.deployments.inc(),
             Outcome::RolledBack => self.metrics.rollbacks.inc(),
+            Outcome::Failed => self.metrics.failures.inc(),
+            Outcome::Invalid => self.metrics.invalid.inc(),
             Outcome::DriftRepaired => self.metrics.drift_repairs.inc(),
-            Outcome::Failed | Outcome::Invalid => 0,
         };
+        if matches!(outcome, Outcome::Applied | Outcome::RolledBack | Outcome::Failed) {
+            self.metrics.apply_duration.observe(elapsed.as_secs_f64());
+        }
         let event = match outcome {
-            Outcome::Applied => "deployed",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::Failed if self.state.phase == Phase::Degraded => "degraded",
-            Outcome::Failed => "failed",
-            Outcome::Invalid => "invalid",
-            Outcome::DriftRepaired => "drift_repaired",
+            Outcome::Applied => NotifyEvent::Applied,
+            Outcome::RolledBack => NotifyEvent::RolledBack,
+            Outcome::Failed => NotifyEvent::Failed,
+            Outcome::Invalid => NotifyEvent::Invalid,
+            Outcome::DriftRepaired => NotifyEvent::DriftRepaired,
         };
-        self.notify(event, revision.as_str(), &message, &diagnostics);
+        let commit = self.commits.get(revision.as_str()).cloned();
+        self.notify(Notification {
+            event,
+            host: self.cfg.host.clone(),
+            environment: self.cfg.config.environment.clone(),
+            revision: Some(revision.to_string()),
+            commit: commit.clone(),
+            message: message.clone(),
+            changes: changes.clone(),
+            time: now_rfc3339(),
+            diagnostics: diagnostics.clone(),
+        });
         let entry = HistoryEntry {
             started: started.0,
             finished: now_rfc3339(),
@@ -262,22 +298,71 @@ impl Reconciler {
             result: outcome,
             changes,
             message,
-            duration_ms: u64::try_from(started.1.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             trigger: Some(
                 trigger_word(if outcome == Outcome::DriftRepaired { Trigger::Drift } else { self.trigger }).to_string(),
             ),
             diagnostics,
+            commit,
         };
         let limit = self.cfg.config.history_limit;
         self.state.record(entry, limit);
     }
 
-    /// Send `event` for `revision` unless it was sent before.
-    fn notify(&mut self, event: &str, revision: &str, message: &str, diagnostics: &[Diagnostic]) {
-        if self.notifier.is_empty() {
+    /// An apply of `revision` that changes something begins.
+    pub(super) fn notify_started(&mut self, revision: &Revision, changes: &[String]) {
+        let n = Notification {
+            event: NotifyEvent::Started,
+            host: self.cfg.host.clone(),
+            environment: self.cfg.config.environment.clone(),
+            revision: Some(revision.to_string()),
+            commit: self.commits.get(revision.as_str()).cloned(),
+            message: format!("applying {} ({} change(s))", revision.short(), changes.len()),
+            changes: changes.to_vec(),
+            time: now_rfc3339(),
+            diagnostics: Vec::new(),
+        };
+        self.notify(n);
+    }
+
+    /// How the last fetch of the source went: `Some(fault)` or `None` (it worked). Notifies
+    /// `source_failed` once per distinct fault and `source_recovered` when it clears.
+    pub(super) fn source_health(&mut self, fault: Option<String>) {
+        self.metrics.source_up.set(i64::from(fault.is_none()));
+        let (event, message) = match (fault, &self.state.source_fault) {
+            (Some(f), last) if last.as_ref() != Some(&f) => {
+                self.state.source_fault = Some(f.clone());
+                (NotifyEvent::SourceFailed, f)
+            }
+            (None, Some(_)) => {
+                self.state.source_fault = None;
+                (NotifyEvent::SourceRecovered, format!("fetching {} works again", self.cfg.config.source.url))
+            }
+            _ => return,
+        };
+        let n = Notification {
+            event,
+            host: self.cfg.host.clone(),
+            environment: self.cfg.config.environment.clone(),
+            revision: None,
+            commit: None,
+            message,
+            changes: Vec::new(),
+            time: now_rfc3339(),
+            diagnostics: Vec::new(),
+        };
+        // Not deduplicated by revision: the state above says when to send.
+        if self.notifier.wants(n.event) {
+            self.notifier.send(n);
+        }
+    }
+
+    /// Send `n` unless its (event, revision) was sent before.
+    fn notify(&mut self, n: Notification) {
+        if !self.notifier.wants(n.event) {
             return;
         }
-        let key = format!("{event}:{revision}");
+        let key = format!("{}:{}", n.event.as_str(), n.revision.as_deref().unwrap_or_default());
         if self.state.notified.contains(&key) {
             return;
         }
@@ -285,15 +370,36 @@ impl Reconciler {
         while self.state.notified.len() > 256 {
             self.state.notified.pop_front();
         }
-        self.notifier.send(Notification {
-            event: event.to_string(),
-            host: self.cfg.host.clone(),
-            environment: self.cfg.config.environment.clone(),
-            revision: Some(revision.to_string()),
-            message: message.to_string(),
-            time: now_rfc3339(),
-            diagnostics: diagnostics.to_vec(),
-        });
+        self.notifier.send(n);
+    }
+
+    /// Read subject, author and date of `revisions` (and of the applied, last good and
+    /// desired ones) from the mirror, once each, for the history and notifications.
+    pub(super) async fn learn_commits(&mut self, revisions: &[&Revision]) {
+        let mut want: Vec<String> = revisions.iter().map(|r| r.to_string()).collect();
+        want.extend([&self.state.applied, &self.state.last_good].into_iter().flatten().cloned());
+        want.sort();
+        want.dedup();
+        want.retain(|r| !self.commits.contains_key(r));
+        if want.is_empty() {
+            return;
+        }
+        let src = self.source.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            want.into_iter()
+                .filter_map(|r| {
+                    let info = src.commit_info(Revision::new(r.clone()).oid()?).ok()?;
+                    Some((r, info))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        if let Ok(found) = found {
+            if self.commits.len() > 64 {
+                self.commits.clear();
+            }
+            self.commits.extend(found);
+        }
     }
 }
 

@@ -55,6 +55,11 @@ impl Reconciler {
             journal.done.last().map(String::as_str).unwrap_or("none")
         ));
         let rev = Revision::new(journal.revision.clone());
+        let failed = journal.failed.clone().map(Revision::new);
+        self.learn_commits(&[&rev]).await;
+        if let Some(f) = &failed {
+            self.learn_commits(&[f]).await;
+        }
         if journal.operation == "revert" {
             let failed = journal.failed.clone().map(Revision::new).unwrap_or_else(|| rev.clone());
             let why = journal.why.clone().unwrap_or_else(|| "an interrupted revert".into());
@@ -116,7 +121,7 @@ impl Reconciler {
                 )
             };
             self.state.applied = Some(revision.to_string());
-            self.state.phase = Phase::Degraded;
+            self.state.phase = Phase::Failed;
             self.state.message = Some(msg.clone());
             let _ = self.store.clear_journal();
             let mut record = Record::new(revision, Outcome::Failed, changes, msg, &started);
@@ -185,7 +190,7 @@ impl Reconciler {
                     revision.short(),
                     good.short()
                 );
-                self.state.phase = Phase::Degraded;
+                self.state.phase = Phase::Failed;
                 self.state.message = Some(msg.clone());
                 let mut record = Record::new(revision, Outcome::Failed, changes, msg, &started);
                 record.diagnostics = diagnostics;
@@ -226,6 +231,8 @@ impl Reconciler {
             return Drift::None;
         }
         let changes = plan.summary();
+        let new_drift = changes.iter().filter(|c| !self.state.drift.contains(c)).count();
+        self.metrics.drift.inc_by(u64::try_from(new_drift).unwrap_or(u64::MAX));
         if self.cfg.config.drift == DriftMode::Report {
             if self.state.drift != changes {
                 self.say(format!("drift (not repaired, drift: report): {}", changes.join("; ")));

@@ -228,7 +228,7 @@ async fn applied_then_rolled_back_not_retried_then_retried() {
 }
 
 #[tokio::test]
-async fn a_revert_refused_ends_degraded_with_a_failed_entry() {
+async fn a_revert_refused_ends_failed_with_a_failed_entry() {
     let h = Host::new();
     h.commit(&containers(&[("web", "app:1")]));
     let mut a = h.agent();
@@ -237,7 +237,7 @@ async fn a_revert_refused_ends_degraded_with_a_failed_entry() {
     h.world().refuse = Some("app:1".into());
     let r = a.reconcile(Trigger::Poll, false).await;
     assert_eq!(r.outcome, Some(Outcome::Failed), "{r:?}");
-    assert_eq!(a.state.phase, Phase::Degraded);
+    assert_eq!(a.state.phase, Phase::Failed);
     assert!(a.state.message.as_deref().unwrap().contains("rolling back to"), "{:?}", a.state.message);
     assert!(a.state.fault.is_none(), "a verdict, not a fault");
 }

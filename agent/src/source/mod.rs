@@ -585,6 +585,31 @@ impl GitSource {
         Ok(root.get_path(Path::new(p)).ok().map(|e| (e.kind() == Some(ObjectType::Tree), e.id())))
     }
 
+    /// Subject, author and date of `commit`, for the history and notifications.
+    pub fn commit_info(&self, commit: Oid) -> Result<crate::state::CommitInfo, SourceError> {
+        let repo = self.repo()?;
+        let c = repo.find_commit(commit).map_err(|e| self.mirror_err(format!("revision {commit}: {e}")))?;
+        let author = c.author();
+        let who = match (author.name().ok().filter(|n| !n.is_empty()), author.email().ok().filter(|e| !e.is_empty())) {
+            (Some(n), Some(e)) => format!("{n} <{e}>"),
+            (Some(n), None) => n.to_string(),
+            (None, Some(e)) => format!("<{e}>"),
+            (None, None) => String::new(),
+        };
+        let secs = author.when().seconds();
+        let date = u64::try_from(secs)
+            .ok()
+            .map(|s| {
+                humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)).to_string()
+            })
+            .unwrap_or_default();
+        Ok(crate::state::CommitInfo {
+            subject: c.summary().ok().flatten().unwrap_or_default().to_string(),
+            author: who,
+            date,
+        })
+    }
+
     /// Tags (short names) that point at `commit`, sorted.
     pub fn tags_at(&self, commit: Oid) -> Result<Vec<String>, SourceError> {
         let repo = self.repo()?;
