@@ -72,3 +72,80 @@ fn completions_and_man_pages_are_current() {
         "stale generated files: {stale:?}; regenerate with UPDATE_SNAPSHOTS=1 cargo nextest run -p driftless-agent --test dist"
     );
 }
+
+/// `promtool`, or `None` (a skip outside CI; with CI=true its absence fails).
+fn promtool() -> Option<&'static str> {
+    if std::process::Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Some("promtool");
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and promtool is missing: run .ci/setup (it installs Debian's prometheus)");
+    }
+    eprintln!("skipped: promtool is not installed (apt-get install prometheus)");
+    None
+}
+
+/// The shipped alert rules are valid and pass their unit tests.
+#[test]
+fn prometheus_rules_pass_promtool() {
+    let Some(tool) = promtool() else { return };
+    let dir = root().join("dist/prometheus");
+    for args in [["check", "rules", "driftless.rules.yaml"], ["test", "rules", "driftless.rules.test.yaml"]] {
+        let out = std::process::Command::new(tool).args(args).current_dir(&dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Every metric the rules and the dashboard read is one the agent exports, and the
+/// dashboard is a Grafana dashboard (JSON with panels, each with a query).
+#[test]
+fn rules_and_dashboard_read_only_exported_metrics() {
+    let m = driftless_agent::metrics::Metrics::new();
+    m.set_phase(driftless_agent::state::Phase::Synced);
+    m.set_revisions(None, None, None);
+    m.set_resources([("Container", "web", true)].into_iter());
+    let exported: std::collections::BTreeSet<String> = m
+        .render()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    assert!(exported.contains("driftless_phase"), "{exported:?}");
+    let rules = std::fs::read_to_string(root().join("dist/prometheus/driftless.rules.yaml")).unwrap();
+    let dashboard = std::fs::read_to_string(root().join("dist/grafana/driftless.json")).unwrap();
+    let d: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let panels = d["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6, "phase, revisions, deploys, durations, drift, …");
+    for p in panels {
+        assert!(!p["targets"].as_array().unwrap().is_empty(), "panel {} has no query", p["title"]);
+    }
+    let mut read = 0;
+    for text in [&rules, &dashboard] {
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("driftless_") {
+            let name: String =
+                rest[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit()).collect();
+            rest = &rest[i + name.len()..];
+            if name.ends_with("_seconds_bucket") || name.ends_with("_total") || name.starts_with("driftless_phase") {
+                read += 1;
+            }
+            let family = ["_bucket", "_total", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name)
+                .to_string();
+            if family == "driftless_" || name.ends_with(".json") || family.contains("fleet") {
+                continue;
+            }
+            assert!(exported.contains(&family), "{name} is read by dist/ but not exported; exported: {exported:?}");
+        }
+    }
+    assert!(read > 5);
+}

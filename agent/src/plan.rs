@@ -129,8 +129,8 @@ fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &m
         (Value::Array(x), Value::Array(y)) if x.iter().chain(y).all(|v| !v.is_object() && !v.is_array()) => {
             // Lists of words (ports, volumes, command): what was added and removed, or the
             // whole list when only its order changed.
-            let added: Vec<String> = y.iter().filter(|v| !x.contains(v)).map(show).collect();
-            let removed: Vec<String> = x.iter().filter(|v| !y.contains(v)).map(show).collect();
+            let added: Vec<String> = y.iter().filter(|v| !x.contains(v)).map(|v| cut(&show(v))).collect();
+            let removed: Vec<String> = x.iter().filter(|v| !y.contains(v)).map(|v| cut(&show(v))).collect();
             let mut parts = Vec::new();
             if !added.is_empty() {
                 parts.push(format!("added {}", added.join(", ")));
@@ -139,9 +139,9 @@ fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &m
                 parts.push(format!("removed {}", removed.join(", ")));
             }
             if parts.is_empty() {
-                parts.push(format!("{} → {}", show(a), show(b)));
+                parts.push(format!("{} → {}", cut(&show(a)), cut(&show(b))));
             }
-            out.push(format!("{path}: {}", cut(&parts.join("; "))));
+            out.push(format!("{path}: {}", parts.join("; ")));
         }
         (Value::Array(x), Value::Array(y)) => {
             for i in 0..x.len().max(y.len()) {
