@@ -527,7 +527,7 @@ fn env_files_networks_volumes_once_and_drift_report() {
     std::fs::write(&env_file, "SECRET_TOKEN=rotated\n").unwrap();
     let r = common::run(common::agentd().arg("--config").arg(&agent.config).arg("--once"));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("replace Container/web (spec changed)"), "{}", r.stderr);
+    assert!(r.stderr.contains("replace Container/web (a host-side input changed since it was applied"), "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(data.join("seen")).unwrap().trim(), "rotated override");
     assert!(data.join("seen").exists(), "the bind-mounted data survived the replace");
     clear_managed();
@@ -649,7 +649,7 @@ fn notifications_are_sent_once_per_outcome_and_metrics_are_served() {
     assert_eq!(r.code, 1, "retried and rolled back again");
 
     let start = std::time::Instant::now();
-    while got.lock().unwrap().len() < 2 && start.elapsed() < Duration::from_secs(10) {
+    while got.lock().unwrap().len() < 4 && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500)); // anything extra would have arrived by now
@@ -661,7 +661,12 @@ fn notifications_are_sent_once_per_outcome_and_metrics_are_served() {
         .collect();
     assert_eq!(
         events,
-        [("deployed".to_string(), c1.clone()), ("rolled_back".to_string(), c2.clone())],
+        [
+            ("started".to_string(), c1.clone()),
+            ("applied".to_string(), c1.clone()),
+            ("started".to_string(), c2.clone()),
+            ("rolled_back".to_string(), c2.clone())
+        ],
         "one event per outcome"
     );
     let first = &got.lock().unwrap()[0];
@@ -685,7 +690,8 @@ fn notifications_are_sent_once_per_outcome_and_metrics_are_served() {
     ] {
         assert!(m.contains(name), "metrics lack {name}:\n{m}");
     }
-    assert!(m.contains(&format!("driftless_revision_info{{applied=\"{c1}\",last_good=\"{c1}\"}} 1")), "{m}");
+    let info = format!("driftless_revision_info{{desired=\"{c2}\",applied=\"{c1}\",last_good=\"{c1}\"}} 1");
+    assert!(m.contains(&info), "{m}");
     clear_managed();
 }
 

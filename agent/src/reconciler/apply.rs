@@ -114,7 +114,7 @@ impl Reconciler {
         let lines = plan::spec_changes(old, &old_inputs, new, new_inputs);
         let as_applied = plan::spec_hash(old, &old_inputs) == seen.spec_hash;
         let host =
-            "what it runs was changed on the host since it was applied (an env file, or the image behind its tag)";
+            "a host-side input changed since it was applied (an env file's content, or the image behind its tag)";
         Some(match (lines.is_empty(), as_applied) {
             (true, true) => return None,
             (true, false) => host.to_string(),
