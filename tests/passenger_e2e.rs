@@ -32,9 +32,11 @@ fn app(version: &str, broken: bool) -> String {
 }
 
 fn state(app_root: &Path, port: u16, version: &str) -> String {
+    let log = app_root.parent().and_then(Path::parent).unwrap().join("passenger.log"); // passenger start --log-file
     format!(
-        "apiVersion: driftless/v1\nkind: PassengerApp\nmetadata: {{ name: api }}\nspec:\n  app_root: {}\n  source: apps/api\n  build: [\"sh\", \"-c\", \"echo vendoring dependencies && mkdir -p vendor && echo ok > vendor/BUILT\"]\n  shared: [app.db, logs]\n  backup: [app.db]\n  keep_releases: 3\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", status: 200, body_contains: \"hello {version} \" }}\n      timeout: 20s\n",
-        app_root.display()
+        "apiVersion: driftless/v1\nkind: PassengerApp\nmetadata: {{ name: api }}\nspec:\n  app_root: {}\n  log_file: {}\n  source: apps/api\n  build: [\"sh\", \"-c\", \"echo vendoring dependencies && mkdir -p vendor && echo ok > vendor/BUILT\"]\n  shared: [app.db, logs]\n  backup: [app.db]\n  keep_releases: 3\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", status: 200, body_contains: \"hello {version} \" }}\n      timeout: 20s\n",
+        app_root.display(),
+        log.display()
     )
 }
 
@@ -180,6 +182,11 @@ fn deploys_reverts_backs_up_and_survives_kill_9() {
     assert_eq!(live_release(&app_root), rel2, "the same v2 release, no rebuild");
     let state_json = std::fs::read_to_string(tmp.path().join("state/state.json")).unwrap();
     assert!(state_json.contains(&c3), "v3 is marked failed");
+    // Its history entry carries the end of the app's log: why it failed.
+    let st: serde_json::Value = serde_json::from_str(&state_json).unwrap();
+    let d = &st["history"][0]["diagnostics"][0];
+    assert_eq!(d["kind"], "PassengerApp", "{}", st["history"][0]);
+    assert!(d["logs"].to_string().contains("broken at import"), "the app's log: {d}");
 
     // Shared data: untouched, and backed up before each switch.
     assert_eq!(std::fs::read_to_string(app_root.join("shared/app.db")).unwrap(), "precious data\n");

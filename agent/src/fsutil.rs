@@ -1,6 +1,7 @@
 //! Crash-safe file system steps: write to a temporary file, fsync it, rename it over the
 //! target, fsync the folder. Whatever reads the target afterwards sees the old or the new
-//! content, never a torn one, even after a power cut.
+//! content, never a torn one, even after a power cut. Also the few file reads several
+//! modules share (a tree copy, the tail of a log).
 
 use std::io::Write;
 use std::path::Path;
@@ -55,5 +56,39 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary files left");
+    }
+}
+
+/// The last `n` lines of a text file (read from its last 256 KiB only, so a huge log costs
+/// no more than a small one); invalid UTF-8 is replaced.
+pub fn tail_lines(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 256 * 1024;
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(WINDOW);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.take(WINDOW).read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // cut in the middle
+    }
+    Ok(lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect())
+}
+
+#[cfg(test)]
+mod tail_tests {
+    #[test]
+    fn tail_lines_reads_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, text).unwrap();
+        let t = super::tail_lines(&p, 3).unwrap();
+        assert_eq!(t, ["line 99997", "line 99998", "line 99999"]);
+        std::fs::write(&p, "one\ntwo\n").unwrap();
+        assert_eq!(super::tail_lines(&p, 50).unwrap(), ["one", "two"]);
     }
 }

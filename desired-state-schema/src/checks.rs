@@ -341,6 +341,9 @@ fn check_passenger(p: &PassengerAppSpec, spec: &YamlPath, f: &mut impl FnMut(Yam
             f(at.key("target"), format!("secret target {:?} {why} (a path in the release)", sec.target));
         }
     }
+    if let Some(Err(why)) = p.log_file.as_deref().map(host_path) {
+        f(spec.key("log_file"), format!("log_file {:?} {why}", p.log_file.as_deref().unwrap_or_default()));
+    }
     if let Err(why) = host_path(&p.app_root) {
         f(spec.key("app_root"), format!("app_root {:?} {why}", p.app_root));
     } else if p.app_root.trim_end_matches('/').is_empty() {

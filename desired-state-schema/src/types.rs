@@ -670,6 +670,11 @@ pub struct PassengerAppSpec {
     /// Backup sets kept in `backups/`.
     #[serde(default = "default_keep_backups")]
     pub keep_backups: u32,
+    /// Absolute path of the app's log on the host (Passenger's `--log-file`, or the web
+    /// server's error log): its last 50 lines go into the diagnostics of a failed revision.
+    /// Default: the newest `*.log` under `current/log/`, `shared/log/` or `shared/logs/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<String>,
     /// Checks that must pass before a revision counts as good.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<HealthCheck>,

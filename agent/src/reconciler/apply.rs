@@ -365,7 +365,7 @@ impl Reconciler {
                     record: None,
                 });
             }
-            let diagnostics = self.diagnose(&plan, e.resource()).await;
+            let diagnostics = self.diagnose(&state, &plan, e.resource()).await;
             return self.revert_after_failure(revision, e.to_string(), started, changes, diagnostics).await;
         }
         self.publish_observation().await;
@@ -403,11 +403,19 @@ impl Reconciler {
 
     /// Diagnostics of a failed apply: every changed resource that is not running well, and
     /// the one the failure names.
-    pub(super) async fn diagnose(&self, plan: &Plan, failing: Option<&str>) -> Vec<crate::state::Diagnostic> {
+    pub(super) async fn diagnose(
+        &self,
+        state: &DesiredState,
+        plan: &Plan,
+        failing: Option<&str>,
+    ) -> Vec<crate::state::Diagnostic> {
         let mut out = Vec::new();
         for step in plan.changes().filter(|s| s.action != Action::Remove) {
             let Ok(d) = self.drivers.get(step.kind) else { continue };
-            if let Some(diag) = d.diagnose(&step.name).await {
+            let Some(r) = state.resources.iter().find(|r| r.kind == step.kind && r.name() == step.name) else {
+                continue;
+            };
+            if let Some(diag) = d.diagnose(r).await {
                 let bad = diag.state != "running" || diag.exit_code.is_some_and(|c| c != 0) || diag.oom_killed;
                 if bad || failing == Some(step.name.as_str()) {
                     out.push(diag);

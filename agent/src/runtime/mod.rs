@@ -195,7 +195,7 @@ pub trait Driver: Send + Sync {
 
     /// Why `name` failed (state, exit code, OOM kill, the last log lines), for the history
     /// entry and the notification of a failed or rolled-back revision.
-    async fn diagnose(&self, _name: &str) -> Option<crate::state::Diagnostic> {
+    async fn diagnose(&self, _r: &Resource) -> Option<crate::state::Diagnostic> {
         None
     }
 

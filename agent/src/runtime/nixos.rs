@@ -318,6 +318,23 @@ fn nixos_spec(r: &Resource) -> Result<&NixosSystemSpec, RuntimeError> {
 
 #[async_trait::async_trait]
 impl super::Driver for NixosRuntime {
+    /// The journal of the units that failed: those `systemctl --failed` lists and those the
+    /// health checks name that are not active, the last 50 lines of each.
+    async fn diagnose(&self, r: &Resource) -> Option<crate::state::Diagnostic> {
+        let spec = nixos_spec(r).ok()?;
+        let named: Vec<String> = spec
+            .health
+            .iter()
+            .flat_map(|h| h.probes())
+            .filter_map(|p| match p {
+                desired_state_schema::Probe::Systemd(u) => Some(u.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        Some(diagnose_units(r.name(), &named).await)
+    }
+
     fn kind(&self) -> Kind {
         Kind::NixosSystem
     }
@@ -526,5 +543,98 @@ async fn switch_to_configuration(name: &str, out: &Path, action: &str) -> Result
                 log.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
             ),
         ))
+    }
+}
+
+/// Lines of each failed unit's journal in a diagnostic.
+const JOURNAL_LINES: usize = 50;
+
+/// Which units failed (listed by `systemctl --failed`, or named and not active) and the end
+/// of their journals (`journalctl -u`), as one diagnostic of the NixOS system.
+pub async fn diagnose_units(name: &str, named: &[String]) -> crate::state::Diagnostic {
+    diagnose_units_with(name, named, "systemctl", "journalctl").await
+}
+
+async fn diagnose_units_with(
+    name: &str,
+    named: &[String],
+    systemctl: &str,
+    journalctl: &str,
+) -> crate::state::Diagnostic {
+    let run = |prog: String, args: Vec<String>| async move {
+        match tokio::process::Command::new(&prog).args(&args).kill_on_drop(true).output().await {
+            Ok(o) => Ok(String::from_utf8_lossy(&o.stdout).to_string()),
+            Err(e) => Err(format!("cannot run {prog}: {e}")),
+        }
+    };
+    let mut logs = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    match run(systemctl.to_string(), vec!["--failed".into(), "--no-legend".into(), "--plain".into()]).await {
+        Ok(out) => failed.extend(out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string)),
+        Err(e) => logs.push(format!("({e})")),
+    }
+    for unit in named {
+        if failed.contains(unit) {
+            continue;
+        }
+        let active = run(systemctl.to_string(), vec!["is-active".into(), unit.clone()]).await;
+        if active.as_deref().map(str::trim) != Ok("active") {
+            failed.push(unit.clone());
+        }
+    }
+    for unit in &failed {
+        logs.push(format!("== journal of {unit} =="));
+        let args = vec!["-u".into(), unit.clone(), "-n".into(), JOURNAL_LINES.to_string(), "--no-pager".into()];
+        match run(journalctl.to_string(), args).await {
+            Ok(out) => logs.extend(out.lines().map(str::to_string)),
+            Err(e) => logs.push(format!("({e})")),
+        }
+    }
+    crate::state::Diagnostic {
+        kind: Kind::NixosSystem.to_string(),
+        name: name.to_string(),
+        state: if failed.is_empty() { "running".to_string() } else { format!("failed units: {}", failed.join(", ")) },
+        exit_code: None,
+        oom_killed: false,
+        logs,
+    }
+}
+
+#[cfg(test)]
+mod diagnose_tests {
+    use super::*;
+
+    /// Failed units come from `systemctl --failed` and from the checks' units that are not
+    /// active; each brings the end of its journal. (systemd is not PID 1 here: stand-ins.)
+    #[tokio::test]
+    async fn diagnostics_name_failed_units_and_their_journal() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p.display().to_string()
+        };
+        let systemctl = script(
+            "systemctl",
+            r#"case "$1" in --failed) echo "nginx.service loaded failed failed A web server";; is-active) [ "$2" = sshd.service ] && echo active || echo inactive;; esac"#,
+        );
+        let journalctl = script("journalctl", r#"echo "$2: bind() to 0.0.0.0:80 failed""#);
+        let named = ["nginx.service".to_string(), "app.service".to_string(), "sshd.service".to_string()];
+        let d = diagnose_units_with("system", &named, &systemctl, &journalctl).await;
+        assert_eq!(d.state, "failed units: nginx.service, app.service");
+        assert_eq!(
+            d.logs,
+            [
+                "== journal of nginx.service ==",
+                "nginx.service: bind() to 0.0.0.0:80 failed",
+                "== journal of app.service ==",
+                "app.service: bind() to 0.0.0.0:80 failed"
+            ]
+        );
+        let d = diagnose_units_with("system", &[], "/nonexistent/systemctl", &journalctl).await;
+        assert_eq!(d.state, "running");
+        assert!(d.logs[0].starts_with("(cannot run /nonexistent/systemctl"), "{:?}", d.logs);
     }
 }

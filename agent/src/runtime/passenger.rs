@@ -386,6 +386,14 @@ impl super::Driver for PassengerRuntime {
         describe(r.name(), passenger_spec(r).ok()?)
     }
 
+    /// The last 50 lines of the app's log (`log_file`, else the newest `*.log` of the
+    /// release or `shared/`).
+    async fn diagnose(&self, r: &Resource) -> Option<crate::state::Diagnostic> {
+        let spec = passenger_spec(r).ok()?.clone();
+        let name = r.name().to_string();
+        tokio::task::spawn_blocking(move || diagnose(&name, &spec)).await.ok()
+    }
+
     /// Every `.age` secret decrypts with this host's identities.
     async fn preflight(&self, r: &Resource, revision: &Revision) -> Result<(), RuntimeError> {
         for sec in &passenger_spec(r)?.secrets {
@@ -394,6 +402,45 @@ impl super::Driver for PassengerRuntime {
             }
         }
         Ok(())
+    }
+}
+
+/// Lines of the app's log in a diagnostic.
+const LOG_LINES: usize = 50;
+
+/// What a failed app looked like: which release `current` serves and the end of its log.
+pub fn diagnose(name: &str, spec: &PassengerAppSpec) -> crate::state::Diagnostic {
+    let root = Path::new(&spec.app_root);
+    let state = if root.join("current").exists() { "running" } else { "missing" };
+    let log = match &spec.log_file {
+        Some(f) => Some(PathBuf::from(f)),
+        None => ["current/log", "shared/log", "shared/logs"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(root.join(d)).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max()
+            .map(|(_, p)| p),
+    };
+    let logs = match &log {
+        Some(p) => match crate::fsutil::tail_lines(p, LOG_LINES) {
+            Ok(lines) => lines,
+            Err(e) => vec![format!("(cannot read the app's log {}: {e})", p.display())],
+        },
+        None => vec![format!(
+            "(no app log found under {}/current/log or shared/log: set log_file in the PassengerApp spec)",
+            spec.app_root
+        )],
+    };
+    crate::state::Diagnostic {
+        kind: Kind::PassengerApp.to_string(),
+        name: name.to_string(),
+        state: state.to_string(),
+        exit_code: None,
+        oom_killed: false,
+        logs,
     }
 }
 

@@ -1213,8 +1213,8 @@ impl super::Driver for DockerRuntime {
         DockerRuntime::converge(self, r, container_spec(r)?, revision.as_str(), log).await
     }
 
-    async fn diagnose(&self, name: &str) -> Option<Diagnostic> {
-        DockerRuntime::diagnose(self, name).await
+    async fn diagnose(&self, r: &Resource) -> Option<Diagnostic> {
+        DockerRuntime::diagnose(self, r.name()).await
     }
 
     async fn preflight(&self, r: &Resource, revision: &Revision) -> Result<(), RuntimeError> {
