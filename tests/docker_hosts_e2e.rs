@@ -10,6 +10,7 @@ mod common;
 use common::agent::Agent;
 use common::docker::{self, clear_managed, setup, IMAGE};
 use common::git::{free_port, Upstream};
+use common::registry::registry;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -306,47 +307,6 @@ spec:
     assert_ne!(docker::docker(&["image", "inspect", &old_tag]).0, 0, "{old_tag} was pruned\n{}", agent.log_text());
     assert_eq!(docker::docker(&["image", "inspect", IMAGE]).0, 0, "an image the agent did not bring is never pruned");
     clear_managed();
-}
-
-struct Registry {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn registry(user: &str, password: &str) -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let htpasswd =
-        Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils) runs");
-    assert!(htpasswd.status.success());
-    std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
-    let config = format!(
-        "version: 0.1\nlog: {{ level: error }}\nstorage:\n  filesystem: {{ rootdirectory: {} }}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd: {{ realm: driftless-e2e, path: {} }}\n",
-        dir.path().join("data").display(),
-        dir.path().join("htpasswd").display()
-    );
-    std::fs::write(dir.path().join("config.yml"), config).unwrap();
-    let child = Command::new("docker-registry")
-        .args(["serve"])
-        .arg(dir.path().join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry (Debian's docker-registry) runs");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(20), "docker-registry did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Registry { child, port, _dir: dir }
 }
 
 fn docker_with(config: &std::path::Path, args: &[&str]) -> (i32, String) {

@@ -228,3 +228,258 @@ fn ready_at_once_and_the_watchdog_fed_through_a_silent_build_and_one_agent_per_s
     eprintln!("{} WATCHDOG=1 pings over {:?}; the longest gap {:?}", pings.len(), done - ready_at, worst);
     assert!(worst <= Duration::from_secs(2), "a watchdog gap of {worst:?} exceeds half the 4 s period");
 }
+
+// ---------------------------------------------------------------------------------------
+// The fault matrix (docs/reliability.md): one fault each, on the real engine, registry,
+// file systems and processes. For each: nothing lost, a clear message, and recovery by
+// itself once the fault clears.
+
+/// `web` with a named volume holding a file written at its first start (what must survive).
+fn web_with_data(v: &str, port: u16, pre: &str) -> String {
+    format!(
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"[ -f /data/keep ] || echo precious > /data/keep; mkdir -p /www && echo 'version {v}' > /www/index.html && {pre} exec httpd -f -p 8080 -h /www\"]\n  ports: [\"127.0.0.1:{port}:8080\"]\n  volumes: [\"driftless-e2e-keep:/data\"]\n  restart: unless-stopped\n  stop_timeout: 1s\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", body_contains: \"version {v}\" }}\n      timeout: 10s\n"
+    )
+}
+
+/// The named volume still holds what v1 wrote.
+fn data_kept() {
+    let (code, out) = docker::docker(&["run", "--rm", "-v", "driftless-e2e-keep:/data", IMAGE, "cat", "/data/keep"]);
+    assert_eq!((code, out.trim()), (0, "precious"), "the volume's data survived");
+}
+
+/// `agentctl sync` without waiting (the test breaks something while it runs).
+fn sync_in_background(agent: &Agent) {
+    let r = agent.ctl(&["sync"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+/// Wait until the agent's log says `text` (`n` times).
+fn wait_log(agent: &Agent, text: &str, n: usize, timeout: Duration) {
+    let t = Instant::now();
+    while agent.log_text().matches(text).count() < n {
+        assert!(t.elapsed() < timeout, "the log never said {text:?}:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_phase_message(agent: &Agent, phase: &str, needle: &str, timeout: Duration) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let s = agent.status();
+        if s["phase"] == phase && s["message"].as_str().is_some_and(|m| m.contains(needle)) {
+            return s;
+        }
+        assert!(t.elapsed() < timeout, "not {phase} with {needle:?}: {s}\nlog:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn remove_volume() {
+    docker::docker(&["volume", "rm", "-f", "driftless-e2e-keep"]);
+}
+
+/// Fault: the engine stops between stopping the old container and creating the new one.
+#[test]
+fn the_engine_stopped_mid_apply_is_finished_like_a_crash_once_it_returns() {
+    let Some(_g) = setup() else { return };
+    remove_volume();
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("1", port, ""))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "after-stop-old")]);
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("2", port, ""))], "v2");
+    sync_in_background(&agent);
+    // (The first pause was v1's create.)
+    wait_log(&agent, "pausepoint after-stop-old: waiting", 2, Duration::from_secs(30));
+    let mut engine = EngineStopped::stop();
+    let s = wait_phase_message(&agent, "Degraded", "Docker is not reachable", Duration::from_secs(60));
+    assert!(agent.log_text().contains("interrupted; finished once the fault clears"), "{}", agent.log_text());
+    assert_eq!(s["failed_revisions"], serde_json::json!([]));
+    assert!(agent.state_dir().join("journal.json").exists(), "the journal stays for the fault");
+    engine.start();
+    wait_synced_at(&agent, &c2, Duration::from_secs(120));
+    assert!(http_get(port).contains("version 2"));
+    nothing_judged(&agent);
+    data_kept();
+    drop(agent);
+    clear_managed();
+    remove_volume();
+}
+
+/// Fault: the engine stops while the health gate runs.
+#[test]
+fn the_engine_stopped_mid_gate_is_a_fault_not_a_failed_revision() {
+    let Some(_g) = setup() else { return };
+    remove_volume();
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("1", port, ""))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "gate")]);
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("2", port, ""))], "v2");
+    sync_in_background(&agent);
+    // (The first pause was v1's gate.)
+    wait_log(&agent, "pausepoint gate: waiting", 2, Duration::from_secs(30));
+    let mut engine = EngineStopped::stop();
+    let s = wait_phase_message(&agent, "Degraded", "not of the revision", Duration::from_secs(90));
+    assert_eq!(s["failed_revisions"], serde_json::json!([]), "{s}");
+    assert_eq!(s["last_good_revision"], c1.as_str());
+    engine.start();
+    wait_synced_at(&agent, &c2, Duration::from_secs(120));
+    nothing_judged(&agent);
+    data_kept();
+    drop(agent);
+    clear_managed();
+    remove_volume();
+}
+
+/// Fault: the engine stops while a failed revision is being rolled back.
+#[test]
+fn the_engine_stopped_mid_revert_is_finished_once_it_returns() {
+    let Some(_g) = setup() else { return };
+    remove_volume();
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("1", port, ""))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "revert")]);
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("2", port, "exit 3;"))], "v2 broken");
+    sync_in_background(&agent);
+    wait_log(&agent, "pausepoint revert: waiting", 1, Duration::from_secs(60));
+    let mut engine = EngineStopped::stop();
+    let s = wait_phase_message(&agent, "Degraded", "Docker is not reachable", Duration::from_secs(60));
+    assert!(agent.log_text().contains("was interrupted and is finished once the fault clears"), "{}", agent.log_text());
+    assert_eq!(s["failed_revisions"], serde_json::json!([c2.as_str()]), "v2's own failure is a verdict: {s}");
+    engine.start();
+    let t = Instant::now();
+    let s = loop {
+        let s = agent.status();
+        if s["phase"] == "RolledBack" {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "{s}\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(s["applied_revision"], c1.as_str(), "{s}");
+    assert!(http_get(port).contains("version 1"));
+    data_kept();
+    drop(agent);
+    clear_managed();
+    remove_volume();
+}
+
+fn app_from(image: &str, pull: &str) -> String {
+    format!(
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  pull: {pull}\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n"
+    )
+}
+
+/// Faults: the registry is down (a fault; applied once it is back); a tag that no longer
+/// exists in it (a verdict on the revision: rolled back, named).
+#[test]
+fn a_registry_down_is_a_fault_and_an_image_that_no_longer_exists_a_verdict() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let data = tempfile::tempdir().unwrap();
+    let reg = common::registry::open_registry_on(port, data.path());
+    let image = format!("127.0.0.1:{port}/team/app");
+    for tag in ["1", "2"] {
+        docker::docker(&["tag", IMAGE, &format!("{image}:{tag}")]);
+        let (code, out) = docker::docker(&["push", &format!("{image}:{tag}")]);
+        assert_eq!(code, 0, "push: {out}");
+        docker::docker(&["rmi", &format!("{image}:{tag}")]);
+    }
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/app.yaml", &app_from(&format!("{image}:1"), "if-not-present"))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+
+    // The registry goes down while v2 (a new tag to pull) arrives.
+    drop(reg);
+    let c2 = up.commit(&[("hosts/e2e/app.yaml", &app_from(&format!("{image}:2"), "if-not-present"))], "v2");
+    let r = agent.ctl(&["sync", "--wait"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let s = agent.status();
+    assert_eq!(s["phase"], "Degraded", "{s}");
+    let msg = s["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("not of the revision"), "{msg}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([]));
+    assert_eq!(docker::container_id("app").is_empty(), false, "v1 still runs");
+    let _reg = common::registry::open_registry_on(port, data.path());
+    wait_synced_at(&agent, &c2, Duration::from_secs(90));
+    nothing_judged(&agent);
+
+    // A tag that is not (or no longer) in the registry: the revision's own content.
+    let c3 = up.commit(&[("hosts/e2e/app.yaml", &app_from(&format!("{image}:gone"), "if-not-present"))], "v3");
+    let r = agent.ctl(&["sync", "--wait"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let s = agent.status();
+    assert_eq!(s["phase"], "RolledBack", "{s}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([c3.as_str()]));
+    let msg = s["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("{image}:gone")), "the image is named: {msg}");
+    assert_eq!(s["applied_revision"], c2.as_str());
+    drop(agent);
+    clear_managed();
+    for tag in ["1", "2"] {
+        docker::docker(&["rmi", &format!("{image}:{tag}")]);
+    }
+}
+
+/// Faults of the host's own making: a port held by an unmanaged process, a container name
+/// held by an unmanaged container. Neither is touched; the revision is refused with what to
+/// do, and the host stays on what it ran.
+#[test]
+fn a_taken_port_or_container_name_is_named_and_nothing_unmanaged_is_touched() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let taken = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web("1", port))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+
+    // A port another process listens on: a fault of the host (the apply waits, journalled,
+    // and finishes once the port is free), not a verdict on the revision.
+    let holder = std::net::TcpListener::bind(("127.0.0.1", taken)).unwrap();
+    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web("2", taken))], "v2 on a taken port");
+    agent.ctl(&["sync", "--wait"]);
+    let s = agent.status();
+    assert_eq!(s["phase"], "Degraded", "{s}");
+    let msg = s["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains(&format!("127.0.0.1:{taken}")) && msg.contains("address already in use"), "{msg}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([]), "{s}");
+    drop(holder);
+    wait_synced_at(&agent, &c2, Duration::from_secs(60));
+    assert!(http_get(taken).contains("version 2"));
+
+    // A container name held by a container the agent does not manage.
+    let c3 = up.commit(
+        &[
+            ("hosts/e2e/web.yaml", &web("2", taken)),
+            ("hosts/e2e/other.yaml", &app_from(IMAGE, "never").replace("name: app", "name: squatter")),
+        ],
+        "v3 wants a name in use",
+    );
+    let (code, out) = docker::docker(&["run", "-d", "--name", "squatter", IMAGE, "sleep", "3600"]);
+    assert_eq!(code, 0, "{out}");
+    let squatter = docker::container_id("squatter");
+    agent.ctl(&["sync", "--wait"]);
+    let s = agent.status();
+    assert_eq!(s["phase"], "Degraded", "{s}");
+    let msg = s["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("a container named squatter exists and is not managed"), "{msg}");
+    assert_eq!(docker::container_id("squatter"), squatter, "the unmanaged container is untouched");
+    assert!(http_get(taken).contains("version 2"), "what ran runs");
+    docker::docker(&["rm", "-f", "squatter"]);
+    wait_synced_at(&agent, &c3, Duration::from_secs(60));
+    nothing_judged(&agent);
+    drop(agent);
+    clear_managed();
+}

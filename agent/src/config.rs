@@ -296,6 +296,27 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
+    #[error("{path}: the agent config is {size} bytes, over the limit of {limit} bytes; an agent config is a few hundred bytes: check that --config names the right file")]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
+}
+
+/// An agent config larger than this is refused unread (it is a few hundred bytes).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Read a config file, refusing one over `MAX_CONFIG_BYTES` before reading it.
+fn read_config(path: &Path) -> Result<String, ConfigError> {
+    let read = |e| ConfigError::Read { path: path.to_path_buf(), source: e };
+    let size = std::fs::metadata(path).map_err(read)?.len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge { path: path.to_path_buf(), size, limit: MAX_CONFIG_BYTES });
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(read)?, MAX_CONFIG_BYTES),
+        &mut text,
+    )
+    .map_err(read)?;
+    Ok(text)
 }
 
 /// A loaded, validated config and what validation derived from it.
@@ -311,8 +332,7 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Read and validate `path`. Every problem is reported, not only the first.
     pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+        let text = read_config(path)?;
         Self::from_text(path, &text)
     }
 
@@ -342,7 +362,7 @@ impl LoadedConfig {
 /// `control_socket` of a config file, read leniently: `agentctl --config` must reach the agent
 /// even while the file holds an edit the agent refused (that is when an operator asks).
 pub fn control_socket_of(path: &Path) -> Result<PathBuf, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+    let text = read_config(path)?;
     let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap_or(serde_yaml_ng::Value::Null);
     Ok(value
         .get("control_socket")

@@ -1,11 +1,24 @@
-//! Crash points for the crash-safety tests: `DRIFTLESS_FAILPOINT=<name>` makes the agent
-//! abort at that point, as abruptly as `kill -9` (no destructors, no flush). Unset in
-//! production, where each check is one environment lookup on a path that already does I/O.
+//! Crash and pause points for the crash-safety and fault tests: `DRIFTLESS_FAILPOINT=<name>`
+//! makes the agent abort at that point, as abruptly as `kill -9` (no destructors, no flush);
+//! `DRIFTLESS_PAUSEPOINT=<name>` makes it wait 8 s there (saying so on stderr), so that a
+//! test can break the host — stop the engine — at that very step. Unset in production,
+//! where each check is one environment lookup on a path that already does I/O.
 
-/// Abort the process here when `DRIFTLESS_FAILPOINT` names this point.
+use std::time::Duration;
+
+/// How long a pause point holds.
+const PAUSE: Duration = Duration::from_secs(8);
+
+/// Abort the process here when `DRIFTLESS_FAILPOINT` names this point; wait here when
+/// `DRIFTLESS_PAUSEPOINT` does.
 pub fn hit(name: &str) {
     if std::env::var("DRIFTLESS_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
+    }
+    if std::env::var("DRIFTLESS_PAUSEPOINT").is_ok_and(|v| v == name) {
+        eprintln!("pausepoint {name}: waiting {} s", PAUSE.as_secs());
+        std::thread::sleep(PAUSE);
+        eprintln!("pausepoint {name}: going on");
     }
 }

@@ -7,7 +7,7 @@
 //! it is never logged, never part of an error, never written under `state_dir`.
 
 use std::io::{BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
@@ -47,32 +47,38 @@ impl Secrets {
     pub fn load(paths: &[PathBuf]) -> Result<Secrets, SecretError> {
         let mut out = Secrets::default();
         for path in paths {
-            let err = |detail: String| SecretError::Identity { path: path.clone(), detail };
-            let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?);
-            if text.contains("AGE-SECRET-KEY-") {
-                let file = age::IdentityFile::from_buffer(BufReader::new(text.as_bytes()))
-                    .map_err(|e| err(format!("not an age identity file: {e}")))?;
-                let ids = file.into_identities().map_err(|e| err(format!("not an age identity file: {e}")))?;
-                for id in ids {
-                    out.identities.push(id);
-                }
-            } else {
-                let id =
-                    age::ssh::Identity::from_buffer(BufReader::new(text.as_bytes()), Some(path.display().to_string()))
-                        .map_err(|e| err(format!("neither an age identity file nor an SSH private key: {e}")))?;
-                match id {
-                    age::ssh::Identity::Unencrypted(_) => out.identities.push(Box::new(id)),
-                    age::ssh::Identity::Encrypted(_) => {
-                        return Err(err("the SSH key is passphrase-protected; the agent cannot ask for a passphrase: use an unencrypted key (such as the host key) or an age identity".into()))
-                    }
-                    age::ssh::Identity::Unsupported(_) => {
-                        return Err(err("this SSH key type is not supported by age; use ssh-ed25519 or ssh-rsa, or an age identity".into()))
-                    }
-                }
-            }
-            out.files.push(path.clone());
+            let text = Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| SecretError::Identity { path: path.clone(), detail: e.to_string() })?,
+            );
+            out.add(path, &text)?;
         }
         Ok(out)
+    }
+
+    /// Add the identities of one identity file (`path` names it in messages).
+    pub fn add(&mut self, path: &Path, text: &str) -> Result<(), SecretError> {
+        let err = |detail: String| SecretError::Identity { path: path.to_path_buf(), detail };
+        if text.contains("AGE-SECRET-KEY-") {
+            let file = age::IdentityFile::from_buffer(BufReader::new(text.as_bytes()))
+                .map_err(|e| err(format!("not an age identity file: {e}")))?;
+            let ids = file.into_identities().map_err(|e| err(format!("not an age identity file: {e}")))?;
+            self.identities.extend(ids);
+        } else {
+            let id = age::ssh::Identity::from_buffer(BufReader::new(text.as_bytes()), Some(path.display().to_string()))
+                .map_err(|e| err(format!("neither an age identity file nor an SSH private key: {e}")))?;
+            match id {
+                age::ssh::Identity::Unencrypted(_) => self.identities.push(Box::new(id)),
+                age::ssh::Identity::Encrypted(_) => {
+                    return Err(err("the SSH key is passphrase-protected; the agent cannot ask for a passphrase: use an unencrypted key (such as the host key) or an age identity".into()))
+                }
+                age::ssh::Identity::Unsupported(_) => {
+                    return Err(err("this SSH key type is not supported by age; use ssh-ed25519 or ssh-rsa, or an age identity".into()))
+                }
+            }
+        }
+        self.files.push(path.to_path_buf());
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1196,13 +1196,12 @@ fn expand(inner: &str, vars: &BTreeMap<String, String>, unset: &mut Vec<String>)
     let op = &inner[name_end..];
     let value = vars.get(name);
     let empty = value.is_none_or(|v| v.is_empty());
-    let (sym, rest) = if op.len() >= 2 && op.starts_with(':') {
-        op.split_at(2)
-    } else if !op.is_empty() {
-        op.split_at(1)
-    } else {
-        ("", "")
-    };
+    // By prefix, not by byte count: what follows the name may be any character (a byte
+    // index inside a multi-byte one would panic; found by fuzzing).
+    let (sym, rest) = [":-", ":?", ":+", "-", "?", "+"]
+        .iter()
+        .find_map(|s| op.strip_prefix(s).map(|rest| (*s, rest)))
+        .unwrap_or(if op.is_empty() { ("", "") } else { ("unknown", "") });
     match sym {
         "" => match value {
             Some(v) => Ok(v.clone()),
@@ -1536,6 +1535,11 @@ mod tests {
         assert!(interpolate("${EMPTY?x}", &v, &mut Vec::new()).is_ok());
         assert!(interpolate("${EMPTY:?x}", &v, &mut Vec::new()).is_err());
         assert!(matches!(interpolate("${TAG", &v, &mut Vec::new()), Err(InterpolationError::Syntax(_))));
+        // Found by fuzzing (fuzz/artifacts/compose): a multi-byte character after the name
+        // panicked on a byte index; it is an unknown operator.
+        for odd in ["${POS\u{FFFD}TGRES_USER}", "${A:\u{e9}x}", "${A\u{1F600}}"] {
+            assert!(matches!(interpolate(odd, &v, &mut Vec::new()), Err(InterpolationError::Syntax(_))), "{odd}");
+        }
     }
 
     #[test]

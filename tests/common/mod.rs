@@ -45,3 +45,4 @@ pub mod agent;
 pub mod docker;
 pub mod git;
 pub mod gpg;
+pub mod registry;

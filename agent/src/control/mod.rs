@@ -79,6 +79,11 @@ fn ok<T: serde::Serialize>(v: &T) -> Line {
     }
 }
 
+/// A request line longer than this is refused (requests are well under 1 KiB).
+pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn gone() -> Line {
     Line::Result(Reply::Error { message: "the agent is shutting down".into() })
 }
@@ -91,7 +96,22 @@ async fn handle(
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
-    TokioBufReader::new(r).read_line(&mut line).await?;
+    // A request is one short line: bounded in size and in time, so a client that sends
+    // endless bytes or nothing at all cannot hold memory or one of the connections.
+    let mut reader = TokioBufReader::new(tokio::io::AsyncReadExt::take(r, MAX_REQUEST_BYTES));
+    match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(r) => {
+            r?;
+        }
+        Err(_) => {
+            let message = format!("no request within {} s; send one JSON line", REQUEST_TIMEOUT.as_secs());
+            return send(&mut w, &Line::Result(Reply::Error { message })).await;
+        }
+    }
+    if !line.ends_with('\n') && line.len() as u64 >= MAX_REQUEST_BYTES {
+        let message = format!("request longer than {MAX_REQUEST_BYTES} bytes; a request is one short JSON line");
+        return send(&mut w, &Line::Result(Reply::Error { message })).await;
+    }
     let req: Request = match serde_json::from_str(line.trim()) {
         Ok(r) => r,
         Err(e) => {

@@ -48,6 +48,8 @@ pub enum RuntimeError {
     Pull { image: String, detail: String },
     #[error("registry {registry} refused to let this host pull {image}: {detail}")]
     RegistryAuth { image: String, registry: String, detail: String },
+    #[error("the registry has no image {image} ({detail}): the revision names an image that does not exist (any more); push it, or fix the reference in the desired state")]
+    ImageUnknown { image: String, detail: String },
     #[error("{resource}: {detail}")]
     Build { resource: String, detail: String },
     #[error(
@@ -83,6 +85,7 @@ impl Classify for RuntimeError {
             | RuntimeError::Host { .. } => Class::Fault,
             RuntimeError::Docker { .. }
             | RuntimeError::Build { .. }
+            | RuntimeError::ImageUnknown { .. }
             | RuntimeError::Passenger { .. }
             | RuntimeError::Nixos { .. }
             | RuntimeError::Unsupported { .. } => Class::Verdict,

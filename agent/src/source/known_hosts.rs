@@ -107,16 +107,37 @@ fn hashed_match(hashed: &str, name: &str) -> bool {
 
 /// OpenSSH pattern match: `*` any run, `?` one character; host names compare case-blind.
 fn glob(pat: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &n[1..]),
-            _ => false,
+    // One saved position for the last `*` (the classic wildcard match): O(len(p) · len(n))
+    // at worst. The recursive form it replaces was exponential in the number of `*` — a
+    // known_hosts line with a few dozen of them hung the fetch (found by fuzzing).
+    let (p, n) = (pat.as_bytes(), name.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        match p.get(i) {
+            Some(b'*') => {
+                star = Some((i, j));
+                i += 1;
+            }
+            Some(b'?') => {
+                i += 1;
+                j += 1;
+            }
+            Some(a) if a.eq_ignore_ascii_case(&n[j]) => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                Some((si, sj)) => {
+                    i = si + 1;
+                    j = sj + 1;
+                    star = Some((si, sj + 1));
+                }
+                None => return false,
+            },
         }
     }
-    go(pat.as_bytes(), name.as_bytes())
+    p[i..].iter().all(|c| *c == b'*')
 }
 
 #[cfg(test)]
@@ -128,6 +149,25 @@ mod tests {
 
     fn blob(b64: &str) -> Vec<u8> {
         base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+    }
+
+    #[test]
+    fn glob_matches_like_openssh_and_in_linear_time() {
+        for (p, n, want) in [
+            ("*.example.com", "git.example.com", true),
+            ("*.example.com", "example.com", false),
+            ("git?.example.com", "git1.example.com", true),
+            ("*", "", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("*X*", "abc", false),
+            ("GIT.example.COM", "git.example.com", true),
+        ] {
+            assert_eq!(glob(p, n), want, "{p} ~ {n}");
+        }
+        // Found by fuzzing (fuzz/regressions/known_hosts): exponential before.
+        let pat = format!("{}x", "*".repeat(200));
+        assert!(!glob(&pat, &"e".repeat(4000)));
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub async fn pull(api: &Docker, creds: &Credentials, image: &str) -> Result<(), 
                     detail: format!("{detail}; {how} {registry}, or registries: in the agent config)"),
                 });
             }
+            // The registry answered, and has no such manifest: the revision's own content.
+            if lower.contains("manifest unknown") || (lower.contains("manifest for") && lower.contains("not found")) {
+                return Err(RuntimeError::ImageUnknown { image: image.to_string(), detail });
+            }
             return Err(RuntimeError::Pull { image: image.to_string(), detail });
         }
     }
