@@ -133,3 +133,53 @@ fn oversized_and_symlinked_desired_state_is_refused_fast_naming_the_file() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("web.yaml") && r.stderr.contains("symbolic link"), "{}", r.stderr);
 }
+
+/// Pathological YAML is refused fast and in bounded memory (run under a 1 GiB address-space
+/// limit, so running out of it would be a crash, not exit 1): flow nesting a million deep,
+/// a million empty documents, an alias bomb; and an agent config of 2 MiB.
+#[test]
+fn pathological_yaml_and_an_oversized_config_are_refused_fast_in_bounded_memory() {
+    let cases: [(&str, String, &str); 3] = [
+        ("deep.yaml", format!("x: {}{}\n", "[".repeat(2_000_000), "]".repeat(2_000_000)), "nested deeper than 64"),
+        ("docs.yaml", "---\n".repeat(1_000_000), "over 20000 YAML documents"),
+        (
+            "bomb.yaml",
+            {
+                let mut s =
+                    String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+                for (i, c) in ('b'..='j').enumerate() {
+                    let prev = (b'a' + i as u8) as char;
+                    s.push_str(&format!(
+                        "{c}: &{c} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+                    ));
+                }
+                s
+            },
+            "bomb.yaml",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(name), &text).unwrap();
+        let t = std::time::Instant::now();
+        let r = common::run(
+            std::process::Command::new("prlimit")
+                .arg("--as=1073741824")
+                .arg(env!("CARGO_BIN_EXE_agentctl"))
+                .arg("validate")
+                .arg(dir.path()),
+        );
+        assert!(t.elapsed() < std::time::Duration::from_secs(1), "{name}: refused in {:?}", t.elapsed());
+        assert_eq!(r.code, 1, "{name}: a refusal, not a crash: {}", r.stderr);
+        assert!(r.stderr.contains(name) && r.stderr.contains(want), "{name}: {}", r.stderr);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.yaml");
+    let text =
+        format!("source:\n  url: /srv/state.git\n  ref: {{ branch: main }}\n# {}\n", "x".repeat(2 * 1024 * 1024));
+    std::fs::write(&cfg, text).unwrap();
+    let r = run(agentd().arg("--config").arg(&cfg).arg("--check"));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("over the limit of 1048576 bytes"), "{}", r.stderr);
+}

@@ -12,8 +12,8 @@ use common::docker::{self, clear_managed, setup, IMAGE};
 use common::git::{free_port, Upstream};
 use common::registry::registry;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 fn inspect(name: &str, format: &str) -> String {
     docker::docker(&["inspect", "-f", format, name]).1

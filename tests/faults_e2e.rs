@@ -409,7 +409,7 @@ fn a_registry_down_is_a_fault_and_an_image_that_no_longer_exists_a_verdict() {
     let msg = s["message"].as_str().unwrap();
     assert!(msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("not of the revision"), "{msg}");
     assert_eq!(s["failed_revisions"], serde_json::json!([]));
-    assert_eq!(docker::container_id("app").is_empty(), false, "v1 still runs");
+    assert!(!docker::container_id("app").is_empty(), "v1 still runs");
     let _reg = common::registry::open_registry_on(port, data.path());
     wait_synced_at(&agent, &c2, Duration::from_secs(90));
     nothing_judged(&agent);
@@ -482,4 +482,242 @@ fn a_taken_port_or_container_name_is_named_and_nothing_unmanaged_is_touched() {
     nothing_judged(&agent);
     drop(agent);
     clear_managed();
+}
+
+/// A mount the test made, unmounted when dropped (also when the test fails).
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn mount(args: &[&str], at: &std::path::Path) -> Mounted {
+    std::fs::create_dir_all(at).unwrap();
+    let out = Command::new("mount").args(args).arg(at).output().unwrap();
+    assert!(
+        out.status.success(),
+        "mount {args:?} {} (the fault tests need root and mount): {}",
+        at.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Mounted(at.to_path_buf())
+}
+
+/// Fault: `state_dir` full (a 3 MiB tmpfs the test fills): the fetch and the state cannot
+/// be written; nothing is judged; once space is free the waiting revision is applied.
+#[test]
+fn a_full_state_dir_is_a_fault_and_the_agent_carries_on_when_space_returns() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web("1", port))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    let _tmpfs = mount(&["-t", "tmpfs", "-o", "size=3m", "tmpfs"], &agent.state_dir());
+    agent.start();
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    // Fill it.
+    let filler = agent.state_dir().join("filler");
+    let _ = Command::new("dd").args(["if=/dev/zero", "bs=64k"]).arg(format!("of={}", filler.display())).output();
+    let c2 = up.commit(
+        &[("hosts/e2e/web.yaml", &web("2", port)), ("padding.txt", &"x".repeat(200_000))],
+        "v2 (and some weight)",
+    );
+    let r = agent.ctl(&["sync", "--wait"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let s = agent.status();
+    assert_eq!(s["phase"], "Degraded", "{s}");
+    let msg = s["message"].as_str().unwrap();
+    assert!(msg.to_lowercase().contains("no space left"), "the fault is named: {msg}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([]));
+    assert!(http_get(port).contains("version 1"), "the host keeps running what it ran");
+    std::fs::remove_file(&filler).unwrap();
+    wait_synced_at(&agent, &c2, Duration::from_secs(90));
+    nothing_judged(&agent);
+    drop(agent);
+    clear_managed();
+}
+
+/// Faults: a corrupt journal (named, `Degraded`, the host untouched; gone once moved aside)
+/// and a corrupt state file (`agentd` refuses to start, naming it; the host untouched).
+#[test]
+fn a_corrupt_journal_or_state_file_is_named_and_the_host_is_untouched() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web("1", port))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    let before = docker::container_id("web");
+    agent.kill9();
+
+    let journal = agent.state_dir().join("journal.json");
+    std::fs::write(&journal, "{\"version\": 1, \"operation\": \"apply\", \"revis").unwrap();
+    agent.start();
+    let s = wait_phase_message(&agent, "Degraded", "journal.json", Duration::from_secs(30));
+    assert!(s["message"].as_str().unwrap().contains("corrupt"), "{s}");
+    assert!(s["message"].as_str().unwrap().contains("move it aside"), "says what to do: {s}");
+    assert_eq!(docker::container_id("web"), before, "the host is not touched");
+    std::fs::rename(&journal, agent.state_dir().join("journal.json.bad")).unwrap();
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    agent.kill9();
+
+    let state = agent.state_dir().join("state.json");
+    std::fs::write(&state, "{ \"version\": 1, \"applied\": ").unwrap();
+    let r = common::run(common::agentd().arg("--config").arg(&agent.config).arg("--once"));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("state.json") && r.stderr.contains("corrupt"), "{}", r.stderr);
+    assert!(r.stderr.contains("move it aside"), "{}", r.stderr);
+    assert_eq!(docker::container_id("web"), before, "the host is not touched");
+    std::fs::rename(&state, agent.state_dir().join("state.json.bad")).unwrap();
+    agent.start();
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    assert_eq!(docker::container_id("web"), before, "a fresh state finds the host as it wants it");
+    drop(agent);
+    clear_managed();
+}
+
+/// A health check that flaps (passes, fails, passes…): the gate passes when it passes; later
+/// polls do not redeploy, roll back or flood the history.
+#[test]
+fn a_flapping_health_check_is_gated_once_and_causes_no_loop() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let flapping = format!(
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"mkdir -p /www; (while true; do echo ok > /www/health; sleep 1; rm -f /www/health; sleep 1; done) & exec httpd -f -p 8080 -h /www\"]\n  ports: [\"127.0.0.1:{port}:8080\"]\n  stop_timeout: 1s\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/health\", status: 200 }}\n      timeout: 10s\n      interval: 300ms\n"
+    );
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &flapping)], "flapping");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    let id = docker::container_id("web");
+    for _ in 0..4 {
+        agent.sync(0);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let h: serde_json::Value = serde_json::from_str(&agent.ctl(&["history", "--json"]).stdout).unwrap();
+    assert_eq!(h.as_array().unwrap().len(), 1, "one deployment, nothing more: {h}");
+    assert_eq!(docker::container_id("web"), id, "never redeployed");
+    drop(agent);
+    clear_managed();
+}
+
+/// SIGTERM and SIGKILL while an image builds: a clean stop (TERM) or a crash (KILL); either
+/// way the next start finishes the apply.
+#[test]
+fn sigterm_and_sigkill_mid_build_end_on_the_revision_after_a_restart() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let state = format!(
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: site }}\nspec:\n  build: {{ context: site }}\n  ports: [\"127.0.0.1:{port}:8080\"]\n  stop_timeout: 1s\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", body_contains: \"built\" }}\n      timeout: 10s\n"
+    );
+    let dockerfile = |n: u32| {
+        format!(
+            "FROM {IMAGE}\nRUN echo building {n}; sleep 6\nRUN mkdir -p /www && echo built {n} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+        )
+    };
+    for (signal, n) in [("-TERM", 1), ("-KILL", 2)] {
+        let c = up.commit(&[("hosts/e2e/site.yaml", &state), ("site/Dockerfile", &dockerfile(n))], "build");
+        let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+        agent.start();
+        wait_log(&agent, &format!("building {n}"), 1, Duration::from_secs(60));
+        let pid = agent.pid().to_string();
+        let _ = Command::new("kill").args([signal, &pid]).status();
+        let status = agent.wait_exit(Duration::from_secs(30));
+        if signal == "-TERM" {
+            assert!(status.success(), "a clean stop: {status}\n{}", agent.log_text());
+        }
+        agent.start();
+        wait_synced_at(&agent, &c, Duration::from_secs(120));
+        assert!(http_get(port).contains(&format!("built {n}")), "{}", agent.log_text());
+        nothing_judged(&agent);
+        drop(agent);
+        clear_managed();
+    }
+}
+
+/// Fault: the Passenger `app_root` is on a read-only file system (a read-only bind mount):
+/// `Degraded`, named; applied by itself once it is writable.
+#[test]
+fn a_passenger_app_root_that_is_not_writable_is_a_fault_until_it_is() {
+    let up = Upstream::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let app_root = scratch.path().join("app");
+    std::fs::create_dir_all(app_root.join("shared")).unwrap();
+    std::fs::write(app_root.join("shared/app.db"), "precious\n").unwrap();
+    let state = format!(
+        "apiVersion: driftless/v1\nkind: PassengerApp\nmetadata: {{ name: api }}\nspec:\n  app_root: {}\n  source: apps/api\n  shared: [app.db]\n  backup: [app.db]\n  health:\n    - exec: [\"true\"]\n",
+        app_root.display()
+    );
+    let c1 = up.commit(&[("hosts/e2e/api.yaml", &state), ("apps/api/passenger_wsgi.py", "application = None\n")], "v1");
+    let ro = mount(&["--bind", app_root.to_str().unwrap()], &app_root);
+    let out = Command::new("mount").args(["-o", "remount,ro,bind"]).arg(&app_root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = wait_phase_message(&agent, "Degraded", "not of the revision", Duration::from_secs(30));
+    let msg = s["message"].as_str().unwrap();
+    assert!(msg.contains(&app_root.display().to_string()) && msg.contains("Read-only file system"), "{msg}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([]));
+    drop(ro);
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    assert_eq!(std::fs::read_to_string(app_root.join("shared/app.db")).unwrap(), "precious\n");
+    nothing_judged(&agent);
+}
+
+/// Fault: the branch the host follows is deleted upstream: named, the host keeps what it
+/// runs; once the branch is back, its revision is applied.
+#[test]
+fn a_deleted_branch_is_named_and_its_return_is_followed() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web("1", port))], "v1");
+    common::git::git(&up.work, &["push", "-q", "origin", "main:release"]);
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: release }", "");
+    agent.start();
+    wait_synced_at(&agent, &c1, Duration::from_secs(60));
+    common::git::git(&up.work, &["push", "-q", "origin", ":release"]);
+    agent.ctl(&["sync", "--wait"]);
+    let s = agent.status();
+    let msg = s["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("release"), "the branch is named: {s}");
+    assert_ne!(s["phase"], "Synced", "{s}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([]));
+    assert!(http_get(port).contains("version 1"), "the host keeps what it runs");
+    eprintln!("deleted branch: phase {} — {msg}", s["phase"]);
+    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web("2", port))], "v2");
+    common::git::git(&up.work, &["push", "-q", "origin", "main:release"]);
+    agent.ctl(&["sync", "--wait"]);
+    wait_synced_at(&agent, &c2, Duration::from_secs(60));
+    nothing_judged(&agent);
+    drop(agent);
+    clear_managed();
+}
+
+/// Bad input on the control socket: a request line past 64 KiB is refused, and a client that
+/// connects and says nothing is answered after 10 s; neither holds a connection or memory,
+/// and `status` keeps answering.
+#[test]
+fn the_control_socket_bounds_what_a_client_can_send() {
+    use std::io::{Read, Write};
+    let mut agent = Agent::configure("file:///nonexistent/driftless/state.git", "{ branch: main }", "");
+    agent.start();
+    let mut long = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
+    let _ = long.write_all(&vec![b'x'; 200 * 1024]);
+    let mut answer = String::new();
+    let _ = long.read_to_string(&mut answer);
+    assert!(answer.contains("request longer than 65536 bytes"), "{answer}");
+    let t = Instant::now();
+    let mut silent = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
+    assert_eq!(agent.ctl(&["status", "--json"]).code, 0, "others are served meanwhile");
+    let mut answer = String::new();
+    let _ = silent.read_to_string(&mut answer);
+    assert!(answer.contains("no request within 10 s"), "{answer}");
+    assert!(t.elapsed() >= Duration::from_secs(9), "{:?}", t.elapsed());
+    assert_eq!(agent.ctl(&["status", "--json"]).code, 0);
 }

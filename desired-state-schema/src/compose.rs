@@ -57,6 +57,10 @@ pub struct Converted {
 /// enabled `profiles`.
 pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]) -> Converted {
     let mut out = Converted::default();
+    if let Err((line, column, message)) = crate::load::prescan(text) {
+        out.errors.push(Diagnostic { file: path.into(), line, column, message });
+        return out;
+    }
     let map = map_documents(text).into_iter().next().unwrap_or_default();
     let mut value: Value = match serde_yaml_ng::from_str(text) {
         Ok(v) => v,

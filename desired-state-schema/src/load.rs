@@ -28,6 +28,99 @@ pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 /// A revision with more desired state than this, in all, is refused before it is parsed.
 pub const MAX_REVISION_BYTES: usize = 32 * 1024 * 1024;
 
+/// Flow collections (`[…]`, `{…}`) nested deeper than this are refused before parsing:
+/// libyaml's scanner costs O(depth) per token there, so a file of nothing but `[[[[…` took
+/// time quadratic in its size (15 s for 200 KB; found by the adversarial tests).
+pub const MAX_FLOW_DEPTH: usize = 64;
+/// A revision with more YAML documents than this, in all, is refused before they are parsed
+/// (a host runs tens of resources; 4 MiB of `---` lines is a million empty documents).
+pub const MAX_DOCUMENTS: usize = 20_000;
+
+/// What a cheap scan of a file's text says before any parser sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prescan {
+    /// Documents (`---` lines, at least 1).
+    pub documents: usize,
+}
+
+/// Scan `text` once, without parsing: flow nesting past `MAX_FLOW_DEPTH` is refused with
+/// its (line, column). Quotes and comments are skipped as YAML does; a quote counts only
+/// at the start of a scalar (`it's` is not one).
+pub fn prescan(text: &str) -> Result<Prescan, (usize, usize, String)> {
+    let (mut line, mut col) = (1usize, 0usize);
+    let mut depth = 0usize;
+    let mut documents = 1usize;
+    let mut prev = b'\n';
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        col += 1;
+        if b == b'\n' {
+            line += 1;
+            col = 0;
+            comment = false;
+            if bytes[i + 1..].starts_with(b"---") && bytes.get(i + 4).is_none_or(|c| c.is_ascii_whitespace()) {
+                documents += 1;
+            }
+            prev = b;
+            i += 1;
+            continue;
+        }
+        if comment {
+            i += 1;
+            continue;
+        }
+        match quote {
+            Some(b'"') => match b {
+                b'\\' => {
+                    i += 2;
+                    col += 1;
+                    continue;
+                }
+                b'"' => quote = None,
+                _ => {}
+            },
+            Some(_) => {
+                if b == b'\'' {
+                    if bytes.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        col += 1;
+                        continue;
+                    }
+                    quote = None;
+                }
+            }
+            None => {
+                let at_start = matches!(prev, b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b':' | b'-' | b'?');
+                match b {
+                    b'#' if matches!(prev, b' ' | b'\t' | b'\n') => comment = true,
+                    b'\'' | b'"' if at_start => quote = Some(b),
+                    b'[' | b'{' => {
+                        depth += 1;
+                        if depth > MAX_FLOW_DEPTH {
+                            return Err((
+                                line,
+                                col,
+                                format!(
+                                    "flow collections ([…], {{…}}) nested deeper than {MAX_FLOW_DEPTH} levels are refused"
+                                ),
+                            ));
+                        }
+                    }
+                    b']' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+        prev = b;
+        i += 1;
+    }
+    Ok(Prescan { documents })
+}
+
 /// `n` bytes for people: `33.0 MiB`.
 pub fn mib(n: usize) -> String {
     format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
@@ -197,6 +290,7 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
         .map(|f| (f.path.rsplit_once('/').map_or("", |(d, _)| d), f.text.as_str()))
         .collect();
     let mut count = 0;
+    let mut documents = 0;
     let total: usize = files.iter().map(|f| f.text.len()).sum();
     if total > MAX_REVISION_BYTES {
         errors.push(Diagnostic {
@@ -230,6 +324,26 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
             continue;
         }
         count += 1;
+        match prescan(&f.text) {
+            Ok(p) => {
+                documents += p.documents;
+                if documents > MAX_DOCUMENTS {
+                    errors.push(Diagnostic {
+                        file: f.path.clone(),
+                        line: 0,
+                        column: 0,
+                        message: format!(
+                            "the desired state holds over {MAX_DOCUMENTS} YAML documents (this file brings it to {documents}); the limit is {MAX_DOCUMENTS} per revision: check that source.path holds desired state only"
+                        ),
+                    });
+                    break;
+                }
+            }
+            Err((line, column, message)) => {
+                errors.push(Diagnostic { file: f.path.clone(), line, column, message });
+                continue;
+            }
+        }
         if crate::compose::is_compose_file(&f.path) {
             let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
             let c = crate::compose::convert(&f.path, &f.text, envs.get(dir).copied(), &opts.compose_profiles);
@@ -406,6 +520,9 @@ fn overlay_sets(p: &Parsed, env: &str, rest: &[Seg]) -> bool {
 /// Parse a file that holds one YAML document (such as the agent's config) as `T`, with the
 /// same error quality as desired state. Returns the value and its position map, for checks.
 pub fn parse_single<T: DeserializeOwned>(file: &str, text: &str) -> Result<(T, DocMap), Diagnostic> {
+    if let Err((line, column, message)) = prescan(text) {
+        return Err(Diagnostic { file: file.to_string(), line, column, message });
+    }
     let map = map_documents(text).into_iter().next().unwrap_or_default();
     let value: Value = serde_yaml_ng::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));

@@ -305,10 +305,21 @@ pub fn map_documents(text: &str) -> Vec<DocMap> {
     docs
 }
 
+/// Nodes nested deeper than this get no positions: serde_yaml_ng refuses such documents
+/// (its recursion limit is 128), and recording them cost O(depth) each — quadratic in a
+/// file of nothing but `[[[[…` (found by the adversarial tests: 15 s for 200 KB).
+const MAX_MAPPED_DEPTH: usize = 160;
+
 /// Record one node (a scalar when `scalar` is set, else a collection start).
 fn node(doc: &mut DocMap, stack: &mut Vec<Frame>, pos: Pos, scalar: Option<&str>, opens_map: Option<bool>) {
     if doc.nodes.is_empty() && stack.is_empty() {
         doc.start = pos;
+    }
+    if stack.len() >= MAX_MAPPED_DEPTH {
+        if opens_map.is_some() {
+            stack.push(Frame::Skip);
+        }
+        return;
     }
     let child = match stack.last_mut() {
         None => Some((YamlPath::root(), None)),
