@@ -250,8 +250,127 @@ struct Overlay {
 /// A document whose envelope parsed.
 struct Parsed {
     origin: Origin,
-    map: DocMap,
+    map: LazyMap,
     envelope: Envelope,
+}
+
+/// A document's position map, computed only when a diagnostic needs one: mapping every
+/// node costs a second YAML parse (a third of a valid load), and a valid revision needs none.
+enum LazyMap {
+    /// Already known (compose files map positions while they convert).
+    Ready(DocMap),
+    /// Document `index` of a file's text; the file's maps are computed once, on first use.
+    InFile { text: std::sync::Arc<str>, index: usize, maps: std::sync::Arc<std::sync::OnceLock<Vec<DocMap>>> },
+}
+
+impl LazyMap {
+    fn get(&self) -> &DocMap {
+        static EMPTY: std::sync::OnceLock<DocMap> = std::sync::OnceLock::new();
+        match self {
+            LazyMap::Ready(m) => m,
+            LazyMap::InFile { text, index, maps } => maps
+                .get_or_init(|| map_documents(text))
+                .get(*index)
+                .unwrap_or_else(|| EMPTY.get_or_init(DocMap::default)),
+        }
+    }
+}
+
+/// The line of each document's first content (what a position map would call its start):
+/// documents are split at `---` lines; comments, blank lines and directives are skipped.
+fn document_lines(text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut want = true; // looking for the current document's first content line
+    let mut seen_separator = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        let separator = line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
+        if separator {
+            if want && seen_separator {
+                out.push(i); // an empty document: where its separator was
+            }
+            seen_separator = true;
+            want = true;
+            let rest = line[3..].trim_start();
+            if !rest.is_empty() && !rest.starts_with('#') {
+                out.push(i + 1);
+                want = false;
+            }
+            continue;
+        }
+        if want && !t.is_empty() && !t.starts_with('#') && !t.starts_with('%') {
+            out.push(i + 1);
+            want = false;
+        }
+    }
+    out
+}
+
+/// What parsing one file gave.
+#[derive(Default)]
+struct FileResult {
+    parsed: Vec<Parsed>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+/// Below this much text, one thread reads everything (threads cost more than they save).
+const PARALLEL_BYTES: usize = 64 * 1024;
+
+/// Parse `files` (in order), on up to 4 threads when they are large enough together.
+fn parse_files(files: &[&SourceFile], envs: &BTreeMap<&str, &str>, opts: &ParseOptions) -> Vec<FileResult> {
+    let one = |f: &SourceFile| -> FileResult {
+        let mut r = FileResult::default();
+        if crate::compose::is_compose_file(&f.path) {
+            let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+            let c = crate::compose::convert(&f.path, &f.text, envs.get(dir).copied(), &opts.compose_profiles);
+            r.errors.extend(c.errors);
+            r.warnings.extend(c.warnings);
+            for g in c.docs {
+                match typed::<Envelope>(g.doc) {
+                    Ok(envelope) => r.parsed.push(Parsed { origin: g.origin, map: LazyMap::Ready(g.map), envelope }),
+                    Err((path, msg)) => r.errors.push(diagnostic_at(&f.path, &g.map, &path, &msg)),
+                }
+            }
+        } else {
+            parse_file(f, &mut r.parsed, &mut r.errors);
+        }
+        r
+    };
+    let total: usize = files.iter().map(|f| f.text.len()).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(files.len());
+    if threads < 2 || total < PARALLEL_BYTES {
+        return files.iter().map(|f| one(f)).collect();
+    }
+    // Contiguous chunks of about equal size, one per thread.
+    let per = total.div_ceil(threads);
+    let mut chunks: Vec<&[&SourceFile]> = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, f) in files.iter().enumerate() {
+        size += f.text.len();
+        if size >= per && chunks.len() + 1 < threads {
+            chunks.push(&files[start..=i]);
+            start = i + 1;
+            size = 0;
+        }
+    }
+    if start < files.len() {
+        chunks.push(&files[start..]);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            chunks.iter().map(|chunk| scope.spawn(move || chunk.iter().map(|f| one(f)).collect::<Vec<_>>())).collect();
+        let mut out = Vec::with_capacity(files.len());
+        for (h, chunk) in handles.into_iter().zip(&chunks) {
+            match h.join() {
+                Ok(r) => out.extend(r),
+                // A parser that panicked on one chunk: read it again here, so the panic
+                // surfaces as it would have without threads.
+                Err(_) => out.extend(chunk.iter().map(|f| one(f))),
+            }
+        }
+        out
+    })
 }
 
 /// Documents parsed once, ready to be built for any environment.
@@ -291,6 +410,7 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
         .collect();
     let mut count = 0;
     let mut documents = 0;
+    let mut jobs: Vec<&SourceFile> = Vec::new();
     let total: usize = files.iter().map(|f| f.text.len()).sum();
     if total > MAX_REVISION_BYTES {
         errors.push(Diagnostic {
@@ -344,33 +464,35 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
                 continue;
             }
         }
-        if crate::compose::is_compose_file(&f.path) {
-            let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
-            let c = crate::compose::convert(&f.path, &f.text, envs.get(dir).copied(), &opts.compose_profiles);
-            errors.extend(c.errors);
-            warnings.extend(c.warnings);
-            for g in c.docs {
-                match typed::<Envelope>(g.doc) {
-                    Ok(envelope) => parsed.push(Parsed { origin: g.origin, map: g.map, envelope }),
-                    Err((path, msg)) => errors.push(diagnostic_at(&f.path, &g.map, &path, &msg)),
-                }
-            }
-        } else {
-            parse_file(f, &mut parsed, &mut errors);
-        }
+        jobs.push(f);
+    }
+    // Each file is parsed on its own: spread over the cores when there is enough to read,
+    // then merged in file order (so messages come out the same either way).
+    let results = parse_files(&jobs, &envs, opts);
+    for r in results {
+        parsed.extend(r.parsed);
+        errors.extend(r.errors);
+        warnings.extend(r.warnings);
     }
     Loaded { parsed, parse_errors: errors, warnings, files: count }
 }
 
 fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diagnostic>) {
-    let maps = map_documents(&file.text);
+    let text: std::sync::Arc<str> = std::sync::Arc::from(file.text.as_str());
+    let maps: std::sync::Arc<std::sync::OnceLock<Vec<DocMap>>> = Default::default();
+    let lines = document_lines(&file.text);
     for (i, de) in serde_yaml_ng::Deserializer::from_str(&file.text).enumerate() {
-        let map = maps.get(i).cloned().unwrap_or_default();
+        let map = LazyMap::InFile { text: text.clone(), index: i, maps: maps.clone() };
         let value = match Value::deserialize(de) {
             Ok(v) => v,
             Err(e) => {
-                let (line, column) =
-                    e.location().map_or((map.start.line, map.start.column), |l| (l.line(), l.column()));
+                let (line, column) = e.location().map_or_else(
+                    || {
+                        let m = map.get();
+                        (m.start.line, m.start.column)
+                    },
+                    |l| (l.line(), l.column()),
+                );
                 errors.push(Diagnostic {
                     file: file.path.clone(),
                     line,
@@ -383,10 +505,11 @@ fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diag
         if value.is_null() {
             continue; // an empty document (e.g. a trailing `---`)
         }
-        let origin = Origin { file: file.path.clone(), line: map.start.line };
+        let line = lines.get(i).copied().unwrap_or_else(|| map.get().start.line);
+        let origin = Origin { file: file.path.clone(), line };
         match typed::<Envelope>(value) {
             Ok(envelope) => parsed.push(Parsed { origin, map, envelope }),
-            Err((path, msg)) => errors.push(diagnostic_at(&file.path, &map, &path, &msg)),
+            Err((path, msg)) => errors.push(diagnostic_at(&file.path, map.get(), &path, &msg)),
         }
     }
 }
@@ -425,7 +548,7 @@ impl Loaded {
                     let path = YamlPath::of(&["environments", environment.unwrap_or_default(), "spec"]);
                     diags.push(diag(
                         &p.origin.file,
-                        p.map.value_pos(&path),
+                        p.map.get().value_pos(&path),
                         &path,
                         "an overlay's spec must be a mapping of the keys to change",
                     ));
@@ -496,7 +619,7 @@ impl Loaded {
                 }
             }
         }
-        diagnostic_at(&p.origin.file, &p.map, &shown, msg)
+        diagnostic_at(&p.origin.file, p.map.get(), &shown, msg)
     }
 }
 
