@@ -136,10 +136,20 @@ fn oversized_and_symlinked_desired_state_is_refused_fast_naming_the_file() {
 
 /// Pathological YAML is refused fast and in bounded memory (run under a 1 GiB address-space
 /// limit, so running out of it would be a crash, not exit 1): flow nesting a million deep,
-/// a million empty documents, an alias bomb; and an agent config of 2 MiB.
+/// a million empty documents, an alias bomb, a hundred full port ranges (the clash check was
+/// quadratic; found by fuzzing); and an agent config of 2 MiB.
 #[test]
 fn pathological_yaml_and_an_oversized_config_are_refused_fast_in_bounded_memory() {
-    let cases: [(&str, String, &str); 3] = [
+    let ports: Vec<String> = (1..=100).map(|n| format!("\"127.0.0.{n}:1-65535:1-65535\"")).collect();
+    let cases: [(&str, String, &str); 4] = [
+        (
+            "ports.yaml",
+            format!(
+                "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: web:1\n  ports: [{}]\n",
+                ports.join(", ")
+            ),
+            "past the limit of 65536 host ports per revision",
+        ),
         ("deep.yaml", format!("x: {}{}\n", "[".repeat(2_000_000), "]".repeat(2_000_000)), "nested deeper than 64"),
         ("docs.yaml", "---\n".repeat(1_000_000), "over 20000 YAML documents"),
         (

@@ -62,3 +62,22 @@ fn every_target_has_a_corpus() {
         assert!(Path::new(&common::root().join(format!("fuzz/fuzz_targets/{t}.rs"))).exists());
     }
 }
+
+#[test]
+fn desired_state_regressions() {
+    use desired_state_schema::{parse, SourceFile};
+    let found = inputs("desired_state");
+    assert!(!found.is_empty());
+    for (name, data) in found {
+        let names = ["hosts/web/app.yaml", "hosts/web/compose.yaml", "hosts/web/more.yml"];
+        let files: Vec<SourceFile> = data
+            .split(|b| *b == 0)
+            .take(3)
+            .zip(names)
+            .map(|(part, path)| SourceFile { path: path.into(), text: String::from_utf8_lossy(part).into_owned() })
+            .collect();
+        let loaded = parse(&files);
+        let r = loaded.build(None);
+        eprintln!("{name}: {}", if r.is_ok() { "valid" } else { "invalid" });
+    }
+}
