@@ -3,7 +3,7 @@
 //! NixosSystem, `depends_on` targets and cycles, host ports published twice). Pure functions
 //! over typed values; each finding carries a path so the loader can give it a position.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::source_map::YamlPath;
@@ -616,7 +616,8 @@ fn check_host_ports(resources: &[Resource], out: &mut Vec<Finding>) {
     // (proto, port) -> every (ip, resource, ports index) publishing it: a clash is found by
     // one lookup per port, not by scanning every port taken so far (that was quadratic: 4.8 s
     // for one "1-65535:1-65535" entry; found by fuzzing).
-    let mut taken: HashMap<(String, u16), Vec<(String, usize, usize)>> = HashMap::new();
+    type Owners = Vec<(String, usize, usize)>;
+    let mut taken: HashMap<(String, u16), Owners> = HashMap::new();
     let mut budget = MAX_HOST_PORTS;
     for (i, r) in resources.iter().enumerate() {
         let Spec::Container(c) = &r.spec else { continue };
