@@ -93,24 +93,42 @@ impl Reconciler {
         let inputs_of = |kind: Kind, name: &str| {
             desired.iter().position(|(r, _)| r.kind == kind && r.name() == name).map(|i| &new_inputs[i])
         };
+        // Each revision the replaced instances came from is read once per plan.
+        let mut old_states: std::collections::HashMap<String, Option<DesiredState>> = Default::default();
         for step in plan.steps.iter_mut().filter(|s| s.action == Action::Replace) {
             let (Some(new), Some(inputs)) = (state.get(&step.name), inputs_of(step.kind, &step.name)) else { continue };
-            if let Some(why) = self.what_changed(step.kind, new, inputs).await {
+            let Some(seen) = self.observed.iter().find(|o| o.kind == step.kind && o.name == step.name) else {
+                continue;
+            };
+            if !old_states.contains_key(&seen.revision) {
+                let from = Revision::new(seen.revision.clone());
+                let read = match from.oid() {
+                    Some(_) => self.read_revision(&from).await.ok(),
+                    None => None,
+                };
+                old_states.insert(seen.revision.clone(), read);
+            }
+            let Some(Some(old_state)) = old_states.get(&seen.revision) else { continue };
+            if let Some(why) = self.what_changed(seen, old_state, new, inputs).await {
                 step.reason = why;
             }
         }
         Ok(plan)
     }
 
-    /// What a replace changes, for people: the running instance's spec (read from the
-    /// revision it was applied from) against `new`. `None` when that revision cannot be read.
-    async fn what_changed(&self, kind: Kind, new: &Resource, new_inputs: &BTreeMap<String, String>) -> Option<String> {
-        let seen = self.observed.iter().find(|o| o.kind == kind && o.name == new.name())?;
+    /// What a replace changes, for people: the running instance `seen`'s spec (in
+    /// `old_state`, the revision it was applied from) against `new`. `None`: nothing to say
+    /// beyond "spec changed".
+    async fn what_changed(
+        &self,
+        seen: &plan::Observed,
+        old_state: &DesiredState,
+        new: &Resource,
+        new_inputs: &BTreeMap<String, String>,
+    ) -> Option<String> {
         let from = Revision::new(seen.revision.clone());
-        from.oid()?;
-        let old_state = self.read_revision(&from).await.ok()?;
-        let old = old_state.resources.iter().find(|r| r.kind == kind && r.name() == new.name())?;
-        let old_inputs = self.drivers.get(kind).ok()?.inputs(old, &from).await.ok()?;
+        let old = old_state.resources.iter().find(|r| r.kind == seen.kind && r.name() == new.name())?;
+        let old_inputs = self.drivers.get(seen.kind).ok()?.inputs(old, &from).await.ok()?;
         let lines = plan::spec_changes(old, &old_inputs, new, new_inputs);
         let as_applied = plan::spec_hash(old, &old_inputs) == seen.spec_hash;
         let host =

@@ -64,15 +64,6 @@ pub(super) enum Exit {
 impl Reconciler {
     /// Every way out of a cycle: fault bookkeeping, history, state saved, status published.
     pub(super) fn finish(&mut self, exit: Exit) -> CycleResult {
-        let result = self.finish_exit(exit);
-        if self.state.phase == Phase::Synced && !self.state.paused {
-            self.state.last_success_ms = Some(self.metrics.success_now());
-            self.save();
-        }
-        result
-    }
-
-    fn finish_exit(&mut self, exit: Exit) -> CycleResult {
         match exit {
             Exit::Fault { error, context, record } => {
                 if let Some(r) = record {
@@ -163,7 +154,12 @@ impl Reconciler {
         }
     }
 
+    /// Save the state (with the counters, and the time of this success when the host is
+    /// Synced) and publish the status.
     pub(super) fn save(&mut self) {
+        if self.state.phase == Phase::Synced && !self.state.paused {
+            self.state.last_success_ms = Some(self.metrics.success_now());
+        }
         self.state.counters = self.metrics.counters();
         if let Err(e) = self.store.save(&self.state) {
             tracing::error!("{e}");
