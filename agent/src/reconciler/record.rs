@@ -276,17 +276,12 @@ impl Reconciler {
             Outcome::DriftRepaired => NotifyEvent::DriftRepaired,
         };
         let commit = self.commits.get(revision.as_str()).cloned();
-        self.notify(Notification {
-            event,
-            host: self.cfg.host.clone(),
-            environment: self.cfg.config.environment.clone(),
-            revision: Some(revision.to_string()),
-            commit: commit.clone(),
-            message: message.clone(),
+        let n = Notification {
             changes: changes.clone(),
-            time: now_rfc3339(),
             diagnostics: diagnostics.clone(),
-        });
+            ..self.notification(event, Some(&revision), message.clone())
+        };
+        self.notify(n);
         let entry = HistoryEntry {
             started: started.0,
             finished: now_rfc3339(),
@@ -307,16 +302,10 @@ impl Reconciler {
 
     /// An apply of `revision` that changes something begins.
     pub(super) fn notify_started(&mut self, revision: &Revision, changes: &[String]) {
+        let message = format!("applying {} ({} change(s))", revision.short(), changes.len());
         let n = Notification {
-            event: NotifyEvent::Started,
-            host: self.cfg.host.clone(),
-            environment: self.cfg.config.environment.clone(),
-            revision: Some(revision.to_string()),
-            commit: self.commits.get(revision.as_str()).cloned(),
-            message: format!("applying {} ({} change(s))", revision.short(), changes.len()),
             changes: changes.to_vec(),
-            time: now_rfc3339(),
-            diagnostics: Vec::new(),
+            ..self.notification(NotifyEvent::Started, Some(revision), message)
         };
         self.notify(n);
     }
@@ -336,20 +325,25 @@ impl Reconciler {
             }
             _ => return,
         };
-        let n = Notification {
+        let n = self.notification(event, None, message);
+        // Not deduplicated by revision: the state above says when to send.
+        if self.notifier.wants(n.event) {
+            self.notifier.send(n);
+        }
+    }
+
+    /// A notification of `event` about this host (and `revision`, with its commit).
+    fn notification(&self, event: NotifyEvent, revision: Option<&Revision>, message: String) -> Notification {
+        Notification {
             event,
             host: self.cfg.host.clone(),
             environment: self.cfg.config.environment.clone(),
-            revision: None,
-            commit: None,
+            revision: revision.map(|r| r.to_string()),
+            commit: revision.and_then(|r| self.commits.get(r.as_str()).cloned()),
             message,
             changes: Vec::new(),
             time: now_rfc3339(),
             diagnostics: Vec::new(),
-        };
-        // Not deduplicated by revision: the state above says when to send.
-        if self.notifier.wants(n.event) {
-            self.notifier.send(n);
         }
     }
 
