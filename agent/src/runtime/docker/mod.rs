@@ -96,6 +96,9 @@ pub struct DockerRuntime {
     objects: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Build and oneshot output kept for diagnostics when no container is left to ask.
     last_output: std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<String>>>>,
+    /// The last non-zero exit code of each container (from the engine's `die` events and the
+    /// gate's looks): a container that restarts reports 0 again while it runs.
+    last_exit: std::sync::Arc<std::sync::Mutex<HashMap<String, i64>>>,
     /// The client with the API version both sides speak, once the engine answered.
     negotiated: std::sync::Arc<tokio::sync::OnceCell<Docker>>,
     /// Image ids looked up for spec hashes since the last `observe` (one plan): many
@@ -167,6 +170,7 @@ impl DockerRuntime {
             brought: image::Brought::new(state_dir),
             prune_images: cfg.config.prune_images,
             last_output: Default::default(),
+            last_exit: Default::default(),
             objects: Default::default(),
             negotiated: Default::default(),
             image_ids: Default::default(),
@@ -1030,6 +1034,16 @@ impl DockerRuntime {
         Ok(())
     }
 
+    fn remember_exit(&self, name: &str, code: i64) {
+        if let Ok(mut all) = self.last_exit.lock() {
+            all.insert(name.to_string(), code);
+        }
+    }
+
+    fn last_exit(&self, name: &str) -> Option<i64> {
+        self.last_exit.lock().ok().and_then(|all| all.get(name).copied())
+    }
+
     /// During the gate: has the container exited or restarted?
     pub async fn watch(&self, name: &str) -> Liveness {
         let Ok(api) = self.api().await else { return Liveness::Alive }; // a fault: the gate's checks decide
@@ -1045,11 +1059,10 @@ impl DockerRuntime {
                 if oneshot && state.running != Some(true) && state.exit_code == Some(0) {
                     Liveness::Alive // ran to completion
                 } else if state.restarting == Some(true) || restarts > 0 {
-                    let code = state
-                        .exit_code
-                        .filter(|c| *c != 0)
-                        .map(|c| format!(", last exit code {c}"))
-                        .unwrap_or_default();
+                    if let Some(c) = state.exit_code.filter(|c| *c != 0) {
+                        self.remember_exit(name, c);
+                    }
+                    let code = self.last_exit(name).map(|c| format!(", last exit code {c}")).unwrap_or_default();
                     Liveness::Failed(format!("container {name} keeps exiting: {restarts} restart(s){code}"))
                 } else if state.running != Some(true) {
                     Liveness::Failed(format!("container {name} exited with code {}", state.exit_code.unwrap_or(0)))
@@ -1111,8 +1124,9 @@ impl DockerRuntime {
             kind: Kind::Container.to_string(),
             name: name.to_string(),
             state,
-            // A restarting container reports 0 while it runs again: only a real exit counts.
-            exit_code: st.exit_code.filter(|c| *c != 0 || st.running != Some(true)),
+            // A restarting container reports 0 while it runs again: only a real exit counts,
+            // else the last one seen.
+            exit_code: st.exit_code.filter(|c| *c != 0 || st.running != Some(true)).or_else(|| self.last_exit(name)),
             oom_killed: st.oom_killed.unwrap_or(false),
             logs,
         })
@@ -1268,6 +1282,12 @@ impl super::Driver for DockerRuntime {
                                 let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
                                 let name = attrs.get(LABEL_RESOURCE).cloned().unwrap_or_default();
                                 let action = ev.action.unwrap_or_default();
+                                if action == "die" {
+                                    let code = attrs.get("exitCode").and_then(|c| c.parse::<i64>().ok());
+                                    if let (Some(c), Ok(mut all)) = (code.filter(|c| *c != 0), me.last_exit.lock()) {
+                                        all.insert(name.clone(), c);
+                                    }
+                                }
                                 // A healthy report is no drift; an unhealthy one is.
                                 if action.starts_with("health_status") && !action.contains("unhealthy") {
                                     continue;
