@@ -120,6 +120,8 @@ pub struct Reconciler {
     /// Subject, author and date of the revisions the history and notifications name, read
     /// from the mirror once per revision.
     commits: std::collections::HashMap<String, crate::state::CommitInfo>,
+    /// When the state was last written, and as what (a no-op cycle skips the write).
+    saved: Option<(std::time::Instant, AgentState)>,
 }
 
 impl Reconciler {
@@ -158,6 +160,7 @@ impl Reconciler {
             metrics,
             notifier,
             commits: Default::default(),
+            saved: None,
             trigger: Trigger::Start,
             loaded: std::sync::Mutex::new(None),
         };

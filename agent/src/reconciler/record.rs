@@ -14,6 +14,51 @@ use crate::wire::{ResourceView, SourceView, StatusView};
 
 use super::{CycleError, CycleResult, Reconciler, Trigger};
 
+/// How often a state that changed only in its clocks (`last_sync`, `last_success_ms`) is
+/// written anyway.
+const SAVE_TIMESTAMPS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether `a` and `b` differ at most in when the last sync and the last success were. (Every
+/// field is named: a new one must be placed here, or the compiler says so.)
+fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -> bool {
+    let crate::state::AgentState {
+        version,
+        desired,
+        applied,
+        last_good,
+        failed,
+        invalid,
+        paused,
+        pinned,
+        phase,
+        message,
+        last_sync: _,
+        history,
+        notified,
+        fault,
+        drift,
+        counters,
+        last_success_ms: _,
+        source_fault,
+    } = a;
+    *version == b.version
+        && *desired == b.desired
+        && *applied == b.applied
+        && *last_good == b.last_good
+        && *failed == b.failed
+        && *invalid == b.invalid
+        && *paused == b.paused
+        && *pinned == b.pinned
+        && *phase == b.phase
+        && *message == b.message
+        && *history == b.history
+        && *notified == b.notified
+        && *fault == b.fault
+        && *drift == b.drift
+        && *counters == b.counters
+        && *source_fault == b.source_fault
+}
+
 /// A history entry to record on the way out.
 pub(super) struct Record {
     pub revision: Revision,
@@ -161,8 +206,17 @@ impl Reconciler {
             self.state.last_success_ms = Some(self.metrics.success_now());
         }
         self.state.counters = self.metrics.counters();
-        if let Err(e) = self.store.save(&self.state) {
-            tracing::error!("{e}");
+        // A cycle that changed nothing but the clocks (a no-op poll) writes the file at most
+        // once a minute: the write and its fsync were most of an idle cycle's cost.
+        let unchanged = self
+            .saved
+            .as_ref()
+            .is_some_and(|(at, before)| at.elapsed() < SAVE_TIMESTAMPS_EVERY && same_but_clocks(before, &self.state));
+        if !unchanged {
+            match self.store.save(&self.state) {
+                Ok(()) => self.saved = Some((Instant::now(), self.state.clone())),
+                Err(e) => tracing::error!("{e}"),
+            }
         }
         self.publish();
     }
@@ -401,5 +455,22 @@ fn trigger_word(t: Trigger) -> &'static str {
         Trigger::Webhook => "webhook",
         Trigger::Manual => "manual",
         Trigger::Drift => "drift",
+    }
+}
+
+#[cfg(test)]
+mod save_tests {
+    use super::*;
+
+    #[test]
+    fn only_clock_changes_skip_a_write() {
+        let a = crate::state::AgentState { last_sync: Some("t1".into()), ..Default::default() };
+        let b = crate::state::AgentState { last_sync: Some("t2".into()), last_success_ms: Some(5), ..a.clone() };
+        assert!(same_but_clocks(&a, &b));
+        let c = crate::state::AgentState { phase: Phase::Degraded, ..b.clone() };
+        assert!(!same_but_clocks(&b, &c));
+        let mut d = b.clone();
+        d.counters.faults += 1;
+        assert!(!same_but_clocks(&b, &d), "counters are saved");
     }
 }
