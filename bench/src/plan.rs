@@ -1,4 +1,4 @@
-//! The pure planning core at scale: 1,000 desired vs 1,000 observed containers (900 up to
+//! The pure planning core at scale: 1,000 (and 10,000) desired vs as many observed containers (90% up to
 //! date, 50 changed, 50 new; 50 observed ones to remove). Time and heap allocations of
 //! `plan::plan`, and of the whole pure step (spec hashes, dependency order, plan).
 
@@ -12,8 +12,14 @@ use driftless_agent::plan::{self, Action, Observed, RunState};
 const RUNS: usize = 51;
 
 pub fn bench_plan() -> Result<()> {
+    plan_at(1_000)?;
+    plan_at(10_000)
+}
+
+fn plan_at(n: usize) -> Result<()> {
+    let size = if n == 1_000 { "1,000".to_string() } else { "10,000".to_string() };
     let dir = tempfile::tempdir()?;
-    crate::generate_state(dir.path(), 1000)?;
+    crate::generate_state(dir.path(), n)?;
     let files = desired_state_schema::read_dir_files(dir.path())?;
     let state = desired_state_schema::load(&files, None).map_err(|e| anyhow::anyhow!("{e}"))?;
     let no_inputs = BTreeMap::new();
@@ -65,7 +71,7 @@ pub fn bench_plan() -> Result<()> {
     allocs.sort();
     crate::row(
         &format!(
-            "`plan::plan`, 1,000 desired vs 1,000 observed ({steps} changes), {} allocations",
+            "`plan::plan`, {size} desired vs {size} observed ({steps} changes), {} allocations",
             allocs[allocs.len() / 2]
         ),
         times,
@@ -86,7 +92,7 @@ pub fn bench_plan() -> Result<()> {
     allocs.sort();
     crate::row(
         &format!(
-            "the whole pure step: dependency order, 1,000 spec hashes, plan; {} allocations",
+            "the whole pure step ({size}): dependency order, {size} spec hashes, plan; {} allocations",
             allocs[allocs.len() / 2]
         ),
         times,
