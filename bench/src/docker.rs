@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::host::{self, Bench, Daemon, IMAGE, N};
+use crate::host::{self, Bench, Daemon, IMAGE};
 
 const CONVERGE_RUNS: usize = 5;
 const NOOP_RUNS: usize = 21;
@@ -24,6 +24,8 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn floor_converge() -> Result<()> {
+    #[allow(non_snake_case)]
+    let N = host::n();
     let children: Vec<_> = (0..N)
         .map(|i| {
             Command::new("docker")
@@ -46,6 +48,8 @@ fn floor_converge() -> Result<()> {
 }
 
 pub fn bench_converge(bin: &Path) -> Result<()> {
+    #[allow(non_snake_case)]
+    let N = host::n();
     host::ensure_tools()?;
     let bench = Bench::new()?;
     host::clear()?;
@@ -121,6 +125,8 @@ fn measure(runs: usize, pid: u32, mut f: impl FnMut() -> Result<()>) -> Result<(
 }
 
 pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
+    #[allow(non_snake_case)]
+    let N = host::n();
     host::ensure_tools()?;
     let bench = Bench::new()?;
     host::clear()?;
@@ -278,6 +284,8 @@ pub fn bench_build(bin: &Path) -> Result<()> {
 /// nothing, and a no-op cycle, each `agentd --once` (process start, fetch, load, observe,
 /// plan, apply), alternating between the two hosts.
 pub fn bench_compose(bin: &Path) -> Result<()> {
+    #[allow(non_snake_case)]
+    let N = host::n();
     host::ensure_tools()?;
     let dir = tempfile::tempdir()?;
     let mk = |name: &str, file: &str, text: String| -> Result<host::AgentFiles> {

@@ -10,7 +10,10 @@ use anyhow::{bail, Context, Result};
 use driftless_agent::control::wire::{Reply, Request};
 
 pub const IMAGE: &str = "driftless-bench/busybox:1";
-pub const N: usize = 50;
+/// Containers per Docker benchmark: `BENCH_N` (default 50).
+pub fn n() -> usize {
+    std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(50)
+}
 pub const PROJECT: &str = "drbench";
 
 pub fn run(cmd: &mut Command) -> Result<String> {
@@ -199,7 +202,7 @@ pub const SLEEP: &str = r#"["/bin/sleep", "1000000"]"#;
 
 pub fn services_yaml(n: usize, version: &str) -> String {
     // The 50-container host matches the compose file (sleep); the latency host stops quickly.
-    let command = if n == N { SLEEP } else { QUICK_STOP };
+    let command = if n == self::n() { SLEEP } else { QUICK_STOP };
     let mut text = String::new();
     for i in 0..n {
         text.push_str(&format!(
@@ -251,7 +254,7 @@ pub const RUN_FLAGS: &[&str] = &[
 
 fn compose_yaml() -> String {
     let mut text = String::from("version: \"2.4\"\nservices:\n");
-    for i in 0..N {
+    for i in 0..n() {
         text.push_str(&format!(
             "  bench-{i:02}:\n    image: {IMAGE}\n    command: [\"/bin/sleep\", \"1000000\"]\n    environment: {{ INDEX: \"{i}\", VERSION: \"1\" }}\n    restart: unless-stopped\n    stop_grace_period: 1s\n{COMPOSE_KEYS}"
         ));
@@ -262,7 +265,7 @@ fn compose_yaml() -> String {
 impl Bench {
     /// A repository with `hosts/h/services.yaml` (50 containers) and `docker-compose.yml`.
     pub fn new() -> Result<Bench> {
-        Bench::with(N)
+        Bench::with(n())
     }
 
     /// The same with `n` containers in the desired state.
