@@ -81,3 +81,17 @@ fn desired_state_regressions() {
         eprintln!("{name}: {}", if r.is_ok() { "valid" } else { "invalid" });
     }
 }
+
+#[test]
+fn age_identity_regressions() {
+    use driftless_agent::secrets::Secrets;
+    let found = inputs("age_identity");
+    assert!(!found.is_empty());
+    for (name, data) in found {
+        let text = String::from_utf8_lossy(&data);
+        let r = Secrets::default().add(Path::new("/etc/ssh/ssh_host_ed25519_key"), &text);
+        let err = r.expect_err("a malformed key is refused");
+        eprintln!("{name}: {err}");
+        assert!(err.to_string().contains("/etc/ssh/ssh_host_ed25519_key"), "{err}");
+    }
+}

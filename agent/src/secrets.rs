@@ -7,6 +7,7 @@
 //! it is never logged, never part of an error, never written under `state_dir`.
 
 use std::io::{BufReader, Read};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -59,14 +60,25 @@ impl Secrets {
     /// Add the identities of one identity file (`path` names it in messages).
     pub fn add(&mut self, path: &Path, text: &str) -> Result<(), SecretError> {
         let err = |detail: String| SecretError::Identity { path: path.to_path_buf(), detail };
+        // The age crate's parsers can panic on malformed input (0.12.1 indexes past the end of
+        // an all-zero SSH mpint; found by fuzzing): a bad key file is an error, not a crash.
+        let guarded = |what: &str| {
+            err(format!("{what} is malformed (the parser failed on it): regenerate it, or name another identity"))
+        };
         if text.contains("AGE-SECRET-KEY-") {
-            let file = age::IdentityFile::from_buffer(BufReader::new(text.as_bytes()))
-                .map_err(|e| err(format!("not an age identity file: {e}")))?;
+            let file = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                age::IdentityFile::from_buffer(BufReader::new(text.as_bytes()))
+            }))
+            .map_err(|_| guarded("the age identity file"))?
+            .map_err(|e| err(format!("not an age identity file: {e}")))?;
             let ids = file.into_identities().map_err(|e| err(format!("not an age identity file: {e}")))?;
             self.identities.extend(ids);
         } else {
-            let id = age::ssh::Identity::from_buffer(BufReader::new(text.as_bytes()), Some(path.display().to_string()))
-                .map_err(|e| err(format!("neither an age identity file nor an SSH private key: {e}")))?;
+            let id = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                age::ssh::Identity::from_buffer(BufReader::new(text.as_bytes()), Some(path.display().to_string()))
+            }))
+            .map_err(|_| guarded("the SSH private key"))?
+            .map_err(|e| err(format!("neither an age identity file nor an SSH private key: {e}")))?;
             match id {
                 age::ssh::Identity::Unencrypted(_) => self.identities.push(Box::new(id)),
                 age::ssh::Identity::Encrypted(_) => {
@@ -87,6 +99,13 @@ impl Secrets {
 
     /// Decrypt `ciphertext` (the repository file `file`, binary or armored).
     pub fn decrypt(&self, file: &str, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+        // A repository file must not crash the agent, whatever the age crate makes of it.
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.decrypt_unguarded(file, ciphertext))).unwrap_or_else(|_| {
+            Err(SecretError::Malformed { file: file.to_string(), detail: "the age parser failed on it".into() })
+        })
+    }
+
+    fn decrypt_unguarded(&self, file: &str, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, SecretError> {
         let malformed = |detail: String| SecretError::Malformed { file: file.to_string(), detail };
         let reader = age::armor::ArmoredReader::new(ciphertext);
         let decryptor = age::Decryptor::new_buffered(BufReader::new(reader)).map_err(|e| malformed(e.to_string()))?;
