@@ -99,11 +99,15 @@ pub struct DockerRuntime {
     /// The last non-zero exit code of each container (from the engine's `die` events and the
     /// gate's looks): a container that restarts reports 0 again while it runs.
     last_exit: std::sync::Arc<std::sync::Mutex<HashMap<String, i64>>>,
+    /// Set while the engine's event feed (containers and images) is connected: image ids are
+    /// then kept between plans and forgotten on each image event.
+    events_live: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The client with the API version both sides speak, once the engine answered.
     negotiated: std::sync::Arc<tokio::sync::OnceCell<Docker>>,
-    /// Image ids looked up for spec hashes since the last `observe` (one plan): many
-    /// resources share an image, and each reference is asked once per plan, not per resource.
-    /// Applying always asks the engine afresh.
+    /// Image ids looked up for spec hashes: many resources share an image, and each reference
+    /// is asked once per plan, not per resource — and, while the event feed is live, once
+    /// until the next image event (a no-op poll then inspects no image). Applying always asks
+    /// the engine afresh.
     image_ids: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
 }
 
@@ -171,6 +175,7 @@ impl DockerRuntime {
             prune_images: cfg.config.prune_images,
             last_output: Default::default(),
             last_exit: Default::default(),
+            events_live: Default::default(),
             objects: Default::default(),
             negotiated: Default::default(),
             image_ids: Default::default(),
@@ -237,8 +242,8 @@ impl DockerRuntime {
 
     /// Every managed container, grouped by resource.
     pub async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
-        if let Ok(mut ids) = self.image_ids.lock() {
-            ids.clear(); // a new plan starts: image ids are asked afresh
+        if !self.events_live.load(std::sync::atomic::Ordering::SeqCst) {
+            self.forget_image_ids(); // a new plan starts: without events, image ids are asked afresh
         }
         let mut by_resource: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
         for i in self.instances(None).await? {
@@ -1034,6 +1039,12 @@ impl DockerRuntime {
         Ok(())
     }
 
+    fn forget_image_ids(&self) {
+        if let Ok(mut ids) = self.image_ids.lock() {
+            ids.clear();
+        }
+    }
+
     fn remember_exit(&self, name: &str, code: i64) {
         if let Ok(mut all) = self.last_exit.lock() {
             all.insert(name.to_string(), code);
@@ -1272,12 +1283,25 @@ impl super::Driver for DockerRuntime {
                     );
                     let opts =
                         bollard::query_parameters::EventsOptions { filters: Some(filters), ..Default::default() };
-                    let mut events = api.events(Some(opts));
+                    let containers = api.events(Some(opts));
+                    // Image events tell when an image id behind a tag may have changed: while
+                    // they flow, image ids are kept between plans instead of asked each poll.
+                    let mut image_filters = HashMap::new();
+                    image_filters.insert("type".to_string(), vec!["image".to_string()]);
+                    let image_opts =
+                        bollard::query_parameters::EventsOptions { filters: Some(image_filters), ..Default::default() };
+                    let images = api.events(Some(image_opts));
+                    let mut events = futures_util::stream::select(containers, images);
                     tracing::debug!("docker: watching the engine's events");
+                    me.forget_image_ids();
+                    me.events_live.store(true, std::sync::atomic::Ordering::SeqCst);
                     // Whatever happened while the feed was down: look once.
                     on_change(String::new());
                     while let Some(item) = events.next().await {
                         match item {
+                            Ok(ev) if ev.typ == Some(bollard::models::EventMessageTypeEnum::IMAGE) => {
+                                me.forget_image_ids();
+                            }
                             Ok(ev) => {
                                 let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
                                 let name = attrs.get(LABEL_RESOURCE).cloned().unwrap_or_default();
@@ -1303,6 +1327,7 @@ impl super::Driver for DockerRuntime {
                     r = stream_ended => r.err().unwrap_or_default(),
                     _ = shutdown.recv() => return,
                 };
+                me.events_live.store(false, std::sync::atomic::Ordering::SeqCst);
                 if connected.elapsed() > std::time::Duration::from_secs(60) {
                     backoff = std::time::Duration::from_secs(1); // it had been up: start over
                 }
