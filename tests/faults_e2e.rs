@@ -278,98 +278,92 @@ fn remove_volume() {
     docker::docker(&["volume", "rm", "-f", "driftless-e2e-keep"]);
 }
 
-/// Fault: the engine stops between stopping the old container and creating the new one.
-#[test]
-fn the_engine_stopped_mid_apply_is_finished_like_a_crash_once_it_returns() {
-    let Some(_g) = setup() else { return };
+/// An agent serving v1 (with a named volume holding data), started with `pausepoint`; v2
+/// (broken when `broken`) is committed and synced, and the engine is stopped while the agent
+/// waits at the `nth` pause.
+struct StoppedAt {
+    agent: Agent,
+    engine: EngineStopped,
+    port: u16,
+    c1: String,
+    c2: String,
+    _up: Upstream,
+}
+
+fn engine_stopped_at(pausepoint: &str, nth: usize, broken: bool) -> StoppedAt {
     remove_volume();
     let port = free_port();
     let up = Upstream::new();
     let c1 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("1", port, ""))], "v1");
     let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
-    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "after-stop-old")]);
+    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", pausepoint)]);
     wait_synced_at(&agent, &c1, Duration::from_secs(60));
-    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("2", port, ""))], "v2");
+    let pre = if broken { "exit 3;" } else { "" };
+    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("2", port, pre))], "v2");
     sync_in_background(&agent);
-    // (The first pause was v1's create.)
-    wait_log(&agent, "pausepoint after-stop-old: waiting", 2, Duration::from_secs(30));
-    let mut engine = EngineStopped::stop();
-    let s = wait_phase_message(&agent, "Degraded", "Docker is not reachable", Duration::from_secs(60));
-    assert!(agent.log_text().contains("interrupted; finished once the fault clears"), "{}", agent.log_text());
+    wait_log(&agent, &format!("pausepoint {pausepoint}: waiting"), nth, Duration::from_secs(60));
+    let engine = EngineStopped::stop();
+    StoppedAt { agent, engine, port, c1, c2, _up: up }
+}
+
+impl StoppedAt {
+    fn clean_up(self) {
+        drop(self.agent);
+        clear_managed();
+        remove_volume();
+    }
+}
+
+/// Fault: the engine stops between stopping the old container and creating the new one.
+#[test]
+fn the_engine_stopped_mid_apply_is_finished_like_a_crash_once_it_returns() {
+    let Some(_g) = setup() else { return };
+    // (The first pause is v1's create.)
+    let mut x = engine_stopped_at("after-stop-old", 2, false);
+    let s = wait_phase_message(&x.agent, "Degraded", "Docker is not reachable", Duration::from_secs(60));
+    let log = x.agent.log_text();
+    assert!(log.contains("interrupted; finished once the fault clears"), "{log}");
     assert_eq!(s["failed_revisions"], serde_json::json!([]));
-    assert!(agent.state_dir().join("journal.json").exists(), "the journal stays for the fault");
-    engine.start();
-    wait_synced_at(&agent, &c2, Duration::from_secs(120));
-    assert!(http_get(port).contains("version 2"));
-    nothing_judged(&agent);
+    assert!(x.agent.state_dir().join("journal.json").exists(), "the journal stays for the fault");
+    x.engine.start();
+    wait_synced_at(&x.agent, &x.c2, Duration::from_secs(120));
+    assert!(http_get(x.port).contains("version 2"));
+    nothing_judged(&x.agent);
     data_kept();
-    drop(agent);
-    clear_managed();
-    remove_volume();
+    x.clean_up();
 }
 
 /// Fault: the engine stops while the health gate runs.
 #[test]
 fn the_engine_stopped_mid_gate_is_a_fault_not_a_failed_revision() {
     let Some(_g) = setup() else { return };
-    remove_volume();
-    let port = free_port();
-    let up = Upstream::new();
-    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("1", port, ""))], "v1");
-    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
-    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "gate")]);
-    wait_synced_at(&agent, &c1, Duration::from_secs(60));
-    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("2", port, ""))], "v2");
-    sync_in_background(&agent);
-    // (The first pause was v1's gate.)
-    wait_log(&agent, "pausepoint gate: waiting", 2, Duration::from_secs(30));
-    let mut engine = EngineStopped::stop();
-    let s = wait_phase_message(&agent, "Degraded", "not of the revision", Duration::from_secs(90));
+    // (The first pause is v1's gate.)
+    let mut x = engine_stopped_at("gate", 2, false);
+    let s = wait_phase_message(&x.agent, "Degraded", "not of the revision", Duration::from_secs(90));
     assert_eq!(s["failed_revisions"], serde_json::json!([]), "{s}");
-    assert_eq!(s["last_good_revision"], c1.as_str());
-    engine.start();
-    wait_synced_at(&agent, &c2, Duration::from_secs(120));
-    nothing_judged(&agent);
+    assert_eq!(s["last_good_revision"], x.c1.as_str());
+    x.engine.start();
+    wait_synced_at(&x.agent, &x.c2, Duration::from_secs(120));
+    nothing_judged(&x.agent);
     data_kept();
-    drop(agent);
-    clear_managed();
-    remove_volume();
+    x.clean_up();
 }
 
 /// Fault: the engine stops while a failed revision is being rolled back.
 #[test]
 fn the_engine_stopped_mid_revert_is_finished_once_it_returns() {
     let Some(_g) = setup() else { return };
-    remove_volume();
-    let port = free_port();
-    let up = Upstream::new();
-    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("1", port, ""))], "v1");
-    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
-    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "revert")]);
-    wait_synced_at(&agent, &c1, Duration::from_secs(60));
-    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("2", port, "exit 3;"))], "v2 broken");
-    sync_in_background(&agent);
-    wait_log(&agent, "pausepoint revert: waiting", 1, Duration::from_secs(60));
-    let mut engine = EngineStopped::stop();
-    let s = wait_phase_message(&agent, "Degraded", "Docker is not reachable", Duration::from_secs(60));
-    assert!(agent.log_text().contains("was interrupted and is finished once the fault clears"), "{}", agent.log_text());
-    assert_eq!(s["failed_revisions"], serde_json::json!([c2.as_str()]), "v2's own failure is a verdict: {s}");
-    engine.start();
-    let t = Instant::now();
-    let s = loop {
-        let s = agent.status();
-        if s["phase"] == "RolledBack" {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(120), "{s}\n{}", agent.log_text());
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    assert_eq!(s["applied_revision"], c1.as_str(), "{s}");
-    assert!(http_get(port).contains("version 1"));
+    let mut x = engine_stopped_at("revert", 1, true);
+    let s = wait_phase_message(&x.agent, "Degraded", "Docker is not reachable", Duration::from_secs(60));
+    let log = x.agent.log_text();
+    assert!(log.contains("was interrupted and is finished once the fault clears"), "{log}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([x.c2.as_str()]), "v2's own failure is a verdict: {s}");
+    x.engine.start();
+    let s = x.agent.wait_phase("RolledBack", Duration::from_secs(120));
+    assert_eq!(s["applied_revision"], x.c1.as_str(), "{s}");
+    assert!(http_get(x.port).contains("version 1"));
     data_kept();
-    drop(agent);
-    clear_managed();
-    remove_volume();
+    x.clean_up();
 }
 
 fn app_from(image: &str, pull: &str) -> String {
@@ -615,9 +609,11 @@ fn sigterm_and_sigkill_mid_build_end_on_the_revision_after_a_restart() {
     let state = format!(
         "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: site }}\nspec:\n  build: {{ context: site }}\n  ports: [\"127.0.0.1:{port}:8080\"]\n  stop_timeout: 1s\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", body_contains: \"built\" }}\n      timeout: 10s\n"
     );
+    // A nonce: a context seen before (an earlier run of this test) would be reused, not built.
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let dockerfile = |n: u32| {
         format!(
-            "FROM {IMAGE}\nRUN echo building {n}; sleep 6\nRUN mkdir -p /www && echo built {n} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+            "FROM {IMAGE}\n# run {nonce}\nRUN echo building {n}; sleep 6\nRUN mkdir -p /www && echo built {n} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
         )
     };
     for (signal, n) in [("-TERM", 1), ("-KILL", 2)] {
