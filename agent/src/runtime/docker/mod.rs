@@ -136,6 +136,17 @@ fn docker_err(resource: &str, e: BollardError) -> RuntimeError {
     }
 }
 
+/// Whether `e` says the container was being removed by someone else meanwhile.
+fn being_removed(e: &RuntimeError) -> bool {
+    match e {
+        RuntimeError::Docker { detail, .. } | RuntimeError::Engine { detail, .. } => {
+            let d = detail.to_ascii_lowercase();
+            d.contains("marked for removal") || (d.contains("removal of container") && d.contains("in progress"))
+        }
+        _ => false,
+    }
+}
+
 /// Whether the engine could not be talked to at all.
 fn is_transport(e: &BollardError) -> bool {
     matches!(
@@ -1039,6 +1050,17 @@ impl DockerRuntime {
         Ok(())
     }
 
+    /// Wait (up to 10 s) until the container `name` is gone.
+    async fn wait_removed(&self, name: &str) {
+        let Ok(api) = self.api().await else { return };
+        for _ in 0..50 {
+            match api.inspect_container(name, None::<InspectContainerOptions>).await {
+                Err(e) if is_not_found(&e) => return,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        }
+    }
+
     fn forget_image_ids(&self) {
         if let Ok(mut ids) = self.image_ids.lock() {
             ids.clear();
@@ -1234,8 +1256,18 @@ impl super::Driver for DockerRuntime {
         DockerRuntime::inputs(self, r.name(), container_spec(r)?, revision.as_str()).await
     }
 
+    /// A container someone removes while the agent puts it back (`docker rm -f` racing a drift
+    /// repair) cannot be started: once the removal is done, the converge runs again.
     async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
-        DockerRuntime::converge(self, r, container_spec(r)?, revision.as_str(), log).await
+        let spec = container_spec(r)?;
+        match DockerRuntime::converge(self, r, spec, revision.as_str(), log).await {
+            Err(e) if being_removed(&e) => {
+                tracing::info!("{}: removed while the agent converged it; once it is gone, again", r.name());
+                self.wait_removed(r.name()).await;
+                DockerRuntime::converge(self, r, spec, revision.as_str(), log).await
+            }
+            other => other,
+        }
     }
 
     async fn diagnose(&self, r: &Resource) -> Option<Diagnostic> {
