@@ -293,6 +293,66 @@ fn dry_activate_is_recorded_a_failing_one_changes_nothing_and_old_generations_ar
     assert_eq!(live(&profile), built[9]);
 }
 
+/// The fault-matrix row "a Nix out-link whose store path was garbage-collected": the agent
+/// recorded a build for gen1's spec; its out-link is removed by hand, its profile generation
+/// deleted and the store path collected. A revision that returns to gen1's spec must not
+/// reuse the recorded (now missing) path: it is built again and applied.
+#[test]
+fn a_recorded_build_whose_store_path_was_collected_is_built_again() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let profile = tmp.path().join("profiles/system");
+    let up = Upstream::new();
+    let config = agent_config(tmp.path(), &up);
+    let spec = state(&profile, &marker);
+    let nix_config = "sandbox = false\nbuild-users-group =\nsubstituters =\n";
+    for n in [1u32, 2] {
+        up.commit(
+            &[("flake.nix", &flake(n, "ok", 0, &marker)), ("hosts/web-1/system.yaml", &spec)],
+            &format!("gen{n}"),
+        );
+        let r = once(&config, None);
+        assert_eq!(r.code, 0, "gen{n}: {}{}", r.stdout, r.stderr);
+    }
+    let registry = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(tmp.path().join("state/nixos.json")).unwrap()).unwrap()
+    };
+    let gen1: PathBuf = registry()["system"]["builds"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|p| p.as_str())
+        .find(|p| p.contains("gen1"))
+        .map(PathBuf::from)
+        .expect("gen1's build is recorded");
+    assert!(gen1.exists());
+
+    // Its out-link removed by hand, its profile generation deleted, the path collected.
+    for e in std::fs::read_dir(tmp.path().join("state/nixos-roots")).unwrap() {
+        let link = e.unwrap().path();
+        if std::fs::canonicalize(&link).is_ok_and(|t| t == gen1) {
+            std::fs::remove_file(&link).unwrap();
+        }
+    }
+    let out = Command::new("nix-env").arg("-p").arg(&profile).args(["--delete-generations", "1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("nix-store").arg("--delete").arg(&gen1).env("NIX_CONFIG", nix_config).output().unwrap();
+    assert!(out.status.success(), "gen1 is no longer alive: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!gen1.exists(), "collected");
+    assert!(registry().to_string().contains(&gen1.display().to_string()), "still recorded");
+
+    // Back to gen1's spec: built again, activated, health-checked, committed.
+    up.commit(&[("flake.nix", &flake(1, "ok", 0, &marker)), ("hosts/web-1/system.yaml", &spec)], "back to gen1");
+    let r = once(&config, None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("building gen1"), "rebuilt, not reused: {}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "gen1 ok switch");
+    assert_eq!(live(&profile), gen1, "the same derivation, the same path, present again");
+}
+
 #[test]
 fn the_example_nixos_module_parses() {
     if !available() {
