@@ -54,12 +54,17 @@ pub fn bench_converge(bin: &Path) -> Result<()> {
     let bench = Bench::new()?;
     host::clear()?;
     // Warm-up: the compose network exists from here on (as it would on a host), caches are warm.
-    host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
-    host::clear()?;
+    if host::with_compose() {
+        host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
+        host::clear()?;
+    }
     let (mut floor, mut compose, mut agent) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..CONVERGE_RUNS {
         for which in 0..3 {
             let which = (which + run) % 3; // rotate the order between runs
+            if which == 1 && !host::with_compose() {
+                continue;
+            }
             host::clear()?;
             std::thread::sleep(Duration::from_millis(500));
             let t = Instant::now();
@@ -97,7 +102,9 @@ pub fn bench_converge(bin: &Path) -> Result<()> {
     }
     host::clear()?;
     crate::row(&format!("converge {N} new containers: `agentd --once` (fetch, plan, apply)"), agent);
-    crate::row(&format!("converge {N} new containers: `docker-compose up -d` (Debian's 1.29)"), compose);
+    if host::with_compose() {
+        crate::row(&format!("converge {N} new containers: `docker-compose up -d` (Debian's 1.29)"), compose);
+    }
     crate::row(&format!("converge {N} new containers: floor, {N} `docker run -d` in parallel"), floor);
     Ok(())
 }
@@ -139,7 +146,9 @@ pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
     let took = daemon.wait_applied(&rev, Duration::from_secs(120))?;
     let (rss, hwm) = host::rss_of(daemon.pid())?;
     eprintln!("daemon converged {N} containers in {} ms; RSS {rss} KiB, peak {hwm} KiB", took.as_millis());
-    host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
+    if host::with_compose() {
+        host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
+    }
 
     let (walls, agent_cpu, agent_dockerd) = measure(NOOP_RUNS, daemon.pid(), || daemon.sync())?;
     let fetch_clone = bench.dir.path().join("fetch-clone");
@@ -154,11 +163,15 @@ pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
         ]))?;
         Ok(())
     })?;
-    let (cron_walls, cron_cpu, cron_dockerd) = measure(5, 0, || {
-        host::git(&bench.compose_clone, &["pull", "-q"])?;
-        host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
-        Ok(())
-    })?;
+    let cron = if host::with_compose() {
+        Some(measure(5, 0, || {
+            host::git(&bench.compose_clone, &["pull", "-q"])?;
+            host::run(bench.compose(&["up", "-d"]).stdout(Stdio::null()))?;
+            Ok(())
+        })?)
+    } else {
+        None
+    };
     let cpu = |c: f64, d: f64| format!("CPU {c:.1} ms + dockerd {d:.1} ms per cycle");
     crate::row(
         &format!("no-op cycle, {N} managed containers: agent (`sync --wait`), {}", cpu(agent_cpu, agent_dockerd)),
@@ -168,11 +181,13 @@ pub fn bench_noop_and_idle(bin: &Path, idle: bool) -> Result<()> {
         &format!("no-op floor: `git fetch` (nothing new) + one Docker list call, {}", cpu(floor_cpu, floor_dockerd)),
         floor_walls,
     );
-    crate::row(
-        &format!("no-op cron way: `git pull && docker-compose up -d`, {}", cpu(cron_cpu, cron_dockerd)),
-        cron_walls,
-    );
-    host::run(bench.compose(&["rm", "-fs"]).stdout(Stdio::null()))?;
+    if let Some((cron_walls, cron_cpu, cron_dockerd)) = cron {
+        crate::row(
+            &format!("no-op cron way: `git pull && docker-compose up -d`, {}", cpu(cron_cpu, cron_dockerd)),
+            cron_walls,
+        );
+        host::run(bench.compose(&["rm", "-fs"]).stdout(Stdio::null()))?;
+    }
 
     if idle {
         let secs: u64 = std::env::var("BENCH_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);

@@ -14,6 +14,11 @@ pub const IMAGE: &str = "driftless-bench/busybox:1";
 pub fn n() -> usize {
     std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(50)
 }
+/// Whether to run docker-compose beside the agent (`BENCH_COMPOSE=0` leaves it out: Debian's
+/// docker-compose 1.29 takes over 20 minutes for `up -d` of 200 services).
+pub fn with_compose() -> bool {
+    std::env::var("BENCH_COMPOSE").map_or(true, |v| v != "0")
+}
 pub const PROJECT: &str = "drbench";
 
 pub fn run(cmd: &mut Command) -> Result<String> {
