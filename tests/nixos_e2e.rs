@@ -59,8 +59,7 @@ fn state(profile: &Path, marker: &Path) -> String {
 fn once(config: &Path, failpoint: Option<&str>) -> common::Run {
     let mut cmd = common::agentd();
     cmd.arg("--config").arg(config).arg("--once");
-    // This machine's Nix: single-user as root, no nixbld group, no binary cache, no sandbox.
-    cmd.env("NIX_CONFIG", "sandbox = false\nbuild-users-group =\nsubstituters =\n");
+    cmd.env("NIX_CONFIG", NIX_CONFIG);
     cmd.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
     if let Some(f) = failpoint {
         cmd.env("DRIFTLESS_FAILPOINT", f);
@@ -84,6 +83,29 @@ fn agent_config(dir: &Path, up: &Upstream) -> PathBuf {
     config
 }
 
+/// This machine's Nix: single-user as root, no nixbld group, no binary cache, no sandbox.
+const NIX_CONFIG: &str = "sandbox = false\nbuild-users-group =\nsubstituters =\n";
+
+/// What every test starts from: a temporary folder with the marker the stand-in system's
+/// switch writes and the profile it is installed in, an upstream repository, and an agent
+/// config following it.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    marker: PathBuf,
+    profile: PathBuf,
+    up: Upstream,
+    config: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let profile = tmp.path().join("profiles/system");
+    let up = Upstream::new();
+    let config = agent_config(tmp.path(), &up);
+    Fixture { tmp, marker, profile, up, config }
+}
+
 fn live(profile: &Path) -> PathBuf {
     std::fs::canonicalize(profile).unwrap()
 }
@@ -97,11 +119,7 @@ fn generations_deploy_failures_revert_without_rebuild_and_kill_9_ends_consistent
     if !available() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let marker = tmp.path().join("marker");
-    let profile = tmp.path().join("profiles/system");
-    let up = Upstream::new();
-    let config = agent_config(tmp.path(), &up);
+    let Fixture { tmp, marker, profile, up, config } = fixture();
     let deploy = |n: u32, health: &str, code: u32| {
         up.commit(
             &[("flake.nix", &flake(n, health, code, &marker)), ("hosts/web-1/system.yaml", &state(&profile, &marker))],
@@ -182,11 +200,7 @@ fn dry_activate_is_recorded_a_failing_one_changes_nothing_and_old_generations_ar
     if !available() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let marker = tmp.path().join("marker");
-    let profile = tmp.path().join("profiles/system");
-    let up = Upstream::new();
-    let config = agent_config(tmp.path(), &up);
+    let Fixture { tmp, marker, profile, up, config } = fixture();
     let spec = state(&profile, &marker).replace("  health:", "  keep_generations: 2\n  health:");
     let mut built: Vec<PathBuf> = Vec::new();
     for n in 1..=10u32 {
@@ -222,11 +236,7 @@ fn dry_activate_is_recorded_a_failing_one_changes_nothing_and_old_generations_ar
             .sum()
     };
     let before = size(&built);
-    let gc = Command::new("nix-store")
-        .arg("--gc")
-        .env("NIX_CONFIG", "sandbox = false\nbuild-users-group =\nsubstituters =\n")
-        .output()
-        .unwrap();
+    let gc = Command::new("nix-store").arg("--gc").env("NIX_CONFIG", NIX_CONFIG).output().unwrap();
     assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
     let kept: Vec<&PathBuf> = built.iter().filter(|p| p.exists()).collect();
     eprintln!(
@@ -258,7 +268,7 @@ fn dry_activate_is_recorded_a_failing_one_changes_nothing_and_old_generations_ar
         daemon
             .arg("--config")
             .arg(&config)
-            .env("NIX_CONFIG", "sandbox = false\nbuild-users-group =\nsubstituters =\n")
+            .env("NIX_CONFIG", NIX_CONFIG)
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -302,13 +312,8 @@ fn a_recorded_build_whose_store_path_was_collected_is_built_again() {
     if !available() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let marker = tmp.path().join("marker");
-    let profile = tmp.path().join("profiles/system");
-    let up = Upstream::new();
-    let config = agent_config(tmp.path(), &up);
+    let Fixture { tmp, marker, profile, up, config } = fixture();
     let spec = state(&profile, &marker);
-    let nix_config = "sandbox = false\nbuild-users-group =\nsubstituters =\n";
     for n in [1u32, 2] {
         up.commit(
             &[("flake.nix", &flake(n, "ok", 0, &marker)), ("hosts/web-1/system.yaml", &spec)],
@@ -339,7 +344,7 @@ fn a_recorded_build_whose_store_path_was_collected_is_built_again() {
     }
     let out = Command::new("nix-env").arg("-p").arg(&profile).args(["--delete-generations", "1"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new("nix-store").arg("--delete").arg(&gen1).env("NIX_CONFIG", nix_config).output().unwrap();
+    let out = Command::new("nix-store").arg("--delete").arg(&gen1).env("NIX_CONFIG", NIX_CONFIG).output().unwrap();
     assert!(out.status.success(), "gen1 is no longer alive: {}", String::from_utf8_lossy(&out.stderr));
     assert!(!gen1.exists(), "collected");
     assert!(registry().to_string().contains(&gen1.display().to_string()), "still recorded");
