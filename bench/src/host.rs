@@ -163,8 +163,11 @@ pub fn dockerd_pid() -> Result<u32> {
 
 pub fn ensure_tools() -> Result<()> {
     docker(&["info", "--format", "{{.ServerVersion}}"]).context("no Docker engine answers: run .ci/setup")?;
-    run(Command::new("docker-compose").arg("version"))
-        .context("docker-compose is missing: apt-get install docker-compose (Debian's, for the comparison)")?;
+    if with_compose() {
+        run(Command::new("docker-compose").arg("version")).context(
+            "docker-compose is missing: apt-get install docker-compose (Debian's, for the comparison), or set BENCH_COMPOSE=0",
+        )?;
+    }
     if docker(&["image", "inspect", IMAGE]).is_err() {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/containers/build-image.sh");
         run(Command::new("sh").arg(script).arg(IMAGE))?;
@@ -177,12 +180,22 @@ pub fn clear() -> Result<()> {
     for filter in
         ["label=driftless.managed=true", &format!("label=com.docker.compose.project={PROJECT}"), "label=drbench=1"]
     {
-        let ids = docker(&["ps", "-aq", "--filter", filter])?;
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
+        // A removal still in progress (the previous run's) fails `rm -f`: list again.
+        for attempt in 0.. {
+            let ids = docker(&["ps", "-aq", "--filter", filter])?;
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if ids.is_empty() {
+                break;
+            }
             let mut args = vec!["rm", "-f"];
             args.extend(ids);
-            docker(&args)?;
+            match docker(&args) {
+                Ok(_) => break,
+                Err(e) if attempt < 10 && format!("{e:#}").contains("already in progress") => {
+                    std::thread::sleep(std::time::Duration::from_secs(2))
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())
