@@ -17,6 +17,10 @@
 //! - **describe**: a line for the history about what R now runs.
 //! - **reachable**: is the backend there at all? A verdict-looking failure (a gate that
 //!   failed, an engine error) while the backend is unreachable is a fault, not a verdict.
+//! - **observation_token**: has anything it would observe changed since it last looked? A
+//!   driver fed by its engine's events (Docker) answers from the feed, and `Drivers` then
+//!   reuses the last observation instead of asking the engine again — for at most `RESYNC`,
+//!   after which it looks anyway (the poll stays the safety net for a feed that stalls).
 //!
 //! Every method but `kind`, `observe`, `converge` and `remove` has a default for runtimes
 //! with nothing to do. Adding a runtime: a variant in the schema's `Kind`/`Spec`, one file
@@ -141,6 +145,14 @@ pub trait Driver: Send + Sync {
     /// Every resource of this kind the agent manages here.
     async fn observe(&self) -> Result<Vec<Observed>, RuntimeError>;
 
+    /// A token that changes whenever what `observe` returns may have changed: the engine's
+    /// event feed saw a managed object change or reconnected, or the driver itself changed
+    /// something (`converge`, `remove`). `None` when the driver cannot tell (it has no feed,
+    /// or the feed is down): then every observation asks the backend.
+    fn observation_token(&self) -> Option<u64> {
+        None
+    }
+
     /// Before anything of `revision` is applied: what the driver can tell is wrong with `r`
     /// without changing the host (an `.age` file no identity decrypts). A verdict here makes
     /// the revision invalid; nothing is applied.
@@ -226,11 +238,22 @@ pub trait Driver: Send + Sync {
     }
 }
 
+/// How long an observation may be reused while its driver's token is unchanged: after
+/// this, the engine is asked again even if its event feed reported nothing (a feed that
+/// stalls without closing must not hide drift for longer).
+pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The drivers of this host, by kind.
 #[derive(Default)]
 pub struct Drivers {
     map: BTreeMap<Kind, Box<dyn Driver>>,
+    /// The last observation of each kind whose driver gave a token, with that token (taken
+    /// before asking) and when it was made.
+    observed: std::sync::Mutex<BTreeMap<Kind, Looked>>,
 }
+
+/// One kind's last observation: the token read before it, when it was made, what it saw.
+type Looked = (u64, std::time::Instant, Vec<Observed>);
 
 impl Drivers {
     pub fn new() -> Drivers {
@@ -239,6 +262,9 @@ impl Drivers {
 
     /// Register `driver` for its kind (replacing one registered before).
     pub fn with(mut self, driver: Box<dyn Driver>) -> Drivers {
+        if let Ok(cache) = self.observed.get_mut() {
+            cache.remove(&driver.kind());
+        }
         self.map.insert(driver.kind(), driver);
         self
     }
@@ -259,9 +285,10 @@ impl Drivers {
     /// returned); one that is not needed and fails is left out, and so are its kind's
     /// resources (`observed_kinds` lists the kinds that answered: only they can lose orphans).
     pub async fn observe(&self, needed: &[Kind]) -> Result<Observation, RuntimeError> {
-        let results =
-            futures_util::future::join_all(self.map.values().map(|d| async move { (d.kind(), d.observe().await) }))
-                .await;
+        let results = futures_util::future::join_all(
+            self.map.values().map(|d| async move { (d.kind(), self.observe_one(d.as_ref()).await) }),
+        )
+        .await;
         let mut out = Observation::default();
         for (kind, result) in results {
             match result {
@@ -274,6 +301,33 @@ impl Drivers {
             }
         }
         Ok(out)
+    }
+
+    /// One driver's observation: the last one again while its token is unchanged and it is
+    /// younger than `RESYNC`, else a fresh one. The token is read before asking, so a change
+    /// during the look moves it and the next observation asks again.
+    async fn observe_one(&self, d: &dyn Driver) -> Result<Vec<Observed>, RuntimeError> {
+        let kind = d.kind();
+        let token = d.observation_token();
+        if let (Some(t), Ok(cache)) = (token, self.observed.lock()) {
+            if let Some((seen, at, resources)) = cache.get(&kind) {
+                if *seen == t && at.elapsed() < RESYNC {
+                    return Ok(resources.clone());
+                }
+            }
+        }
+        let fresh = d.observe().await;
+        if let Ok(mut cache) = self.observed.lock() {
+            match (&fresh, token) {
+                (Ok(resources), Some(t)) => {
+                    cache.insert(kind, (t, std::time::Instant::now(), resources.clone()));
+                }
+                _ => {
+                    cache.remove(&kind);
+                }
+            }
+        }
+        fresh
     }
 
     /// The first fault among the drivers of `kinds` (the engine down, …), if any.
@@ -381,4 +435,76 @@ pub enum Liveness {
     Alive,
     /// Failed already; the gate need not wait out its timeout.
     Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::plan::RunState;
+
+    /// A driver that counts its observations and offers `token` (u64::MAX: none).
+    struct Counted {
+        looks: Arc<AtomicUsize>,
+        token: Arc<AtomicU64>,
+    }
+
+    #[async_trait]
+    impl Driver for Counted {
+        fn kind(&self) -> Kind {
+            Kind::Container
+        }
+        async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+            let n = self.looks.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![Observed {
+                kind: Kind::Container,
+                name: format!("look-{n}"),
+                spec_hash: String::new(),
+                revision: String::new(),
+                state: RunState::Running,
+                stray_instances: 0,
+            }])
+        }
+        fn observation_token(&self) -> Option<u64> {
+            Some(self.token.load(Ordering::SeqCst)).filter(|t| *t != u64::MAX)
+        }
+        async fn converge(&self, _r: &Resource, _v: &Revision, _log: Log<'_>) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn remove(&self, _name: &str) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_token_reuses_the_last_observation_and_a_moved_or_missing_one_looks() {
+        let looks = Arc::new(AtomicUsize::new(0));
+        let token = Arc::new(AtomicU64::new(u64::MAX));
+        let drivers = Drivers::new().with(Box::new(Counted { looks: looks.clone(), token: token.clone() }));
+        let name = |o: &Observation| o.resources[0].name.clone();
+        // No token (no feed): every observation asks.
+        drivers.observe(&[Kind::Container]).await.ok();
+        drivers.observe(&[Kind::Container]).await.ok();
+        assert_eq!(looks.load(Ordering::SeqCst), 2);
+        // A token: asked once, then reused while it stands.
+        token.store(7, Ordering::SeqCst);
+        let first = drivers.observe(&[Kind::Container]).await.map(|o| name(&o)).ok();
+        let again = drivers.observe(&[Kind::Container]).await.map(|o| name(&o)).ok();
+        assert_eq!(looks.load(Ordering::SeqCst), 3);
+        assert_eq!(first, again);
+        // The token moved (an event, the agent's own change): asked again.
+        token.store(8, Ordering::SeqCst);
+        let moved = drivers.observe(&[Kind::Container]).await.map(|o| name(&o)).ok();
+        assert_eq!(looks.load(Ordering::SeqCst), 4);
+        assert_ne!(moved, again);
+        // The feed went down: no token, and nothing cached is trusted when it comes back
+        // with the same count.
+        token.store(u64::MAX, Ordering::SeqCst);
+        drivers.observe(&[Kind::Container]).await.ok();
+        token.store(8, Ordering::SeqCst);
+        drivers.observe(&[Kind::Container]).await.ok();
+        assert_eq!(looks.load(Ordering::SeqCst), 6);
+    }
 }

@@ -55,6 +55,11 @@ pub const LABEL_STOP_TIMEOUT: &str = "driftless.stop-timeout";
 /// A container that runs to completion (`oneshot: true`): exited 0 is its done state.
 pub const LABEL_ONESHOT: &str = "driftless.oneshot";
 
+/// Engine events of a managed container that may be drift: each triggers a check at once.
+const DRIFT_EVENTS: &[&str] = &["die", "stop", "kill", "destroy", "rename", "health_status", "oom", "pause", "restart"];
+/// Events that change what `observe` lists without being drift (the next poll looks).
+const LIST_EVENTS: &[&str] = &["create", "start", "unpause"];
+
 /// One container that belongs to a resource.
 #[derive(Clone, Debug)]
 struct Instance {
@@ -102,6 +107,11 @@ pub struct DockerRuntime {
     /// Set while the engine's event feed (containers and images) is connected: image ids are
     /// then kept between plans and forgotten on each image event.
     events_live: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Moves on every event that may change what `observe` lists (a managed container
+    /// created, started, stopped, removed, renamed …), on every (re)connect of the feed and
+    /// on every change the agent makes: while the feed is live, an unchanged count means the
+    /// last list still holds (`observation_token`).
+    changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The client with the API version both sides speak, once the engine answered.
     negotiated: std::sync::Arc<tokio::sync::OnceCell<Docker>>,
     /// Image ids looked up for spec hashes: many resources share an image, and each reference
@@ -187,6 +197,7 @@ impl DockerRuntime {
             last_output: Default::default(),
             last_exit: Default::default(),
             events_live: Default::default(),
+            changes: Default::default(),
             objects: Default::default(),
             negotiated: Default::default(),
             image_ids: Default::default(),
@@ -249,6 +260,11 @@ impl DockerRuntime {
         }
         out.sort_by(|a, b| (&a.resource, &a.name).cmp(&(&b.resource, &b.name)));
         Ok(out)
+    }
+
+    /// Something that `observe` lists may have changed (see `changes`).
+    fn changed(&self) {
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every managed container, grouped by resource.
@@ -1260,14 +1276,18 @@ impl super::Driver for DockerRuntime {
     /// repair) cannot be started: once the removal is done, the converge runs again.
     async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
         let spec = container_spec(r)?;
-        match DockerRuntime::converge(self, r, spec, revision.as_str(), log).await {
+        self.changed();
+        let result = match DockerRuntime::converge(self, r, spec, revision.as_str(), log).await {
             Err(e) if being_removed(&e) => {
                 tracing::info!("{}: removed while the agent converged it; once it is gone, again", r.name());
                 self.wait_removed(r.name()).await;
                 DockerRuntime::converge(self, r, spec, revision.as_str(), log).await
             }
             other => other,
-        }
+        };
+        // The engine's events for what it just did may come later than the next look.
+        self.changed();
+        result
     }
 
     async fn diagnose(&self, r: &Resource) -> Option<Diagnostic> {
@@ -1306,12 +1326,10 @@ impl super::Driver for DockerRuntime {
                     let mut filters = HashMap::new();
                     filters.insert("type".to_string(), vec!["container".to_string()]);
                     filters.insert("label".to_string(), vec![format!("{LABEL_MANAGED}=true")]);
+                    // Not `exec_*`: a HEALTHCHECK runs one each interval and changes nothing.
                     filters.insert(
                         "event".to_string(),
-                        ["die", "stop", "kill", "destroy", "rename", "health_status", "oom", "pause", "restart"]
-                            .iter()
-                            .map(|e| e.to_string())
-                            .collect(),
+                        DRIFT_EVENTS.iter().chain(LIST_EVENTS).map(|e| e.to_string()).collect(),
                     );
                     let opts =
                         bollard::query_parameters::EventsOptions { filters: Some(filters), ..Default::default() };
@@ -1326,6 +1344,7 @@ impl super::Driver for DockerRuntime {
                     let mut events = futures_util::stream::select(containers, images);
                     tracing::debug!("docker: watching the engine's events");
                     me.forget_image_ids();
+                    me.changed();
                     me.events_live.store(true, std::sync::atomic::Ordering::SeqCst);
                     // Whatever happened while the feed was down: look once.
                     on_change(String::new());
@@ -1344,11 +1363,17 @@ impl super::Driver for DockerRuntime {
                                         all.insert(name.clone(), c);
                                     }
                                 }
-                                // A healthy report is no drift; an unhealthy one is.
+                                // A healthy report is no drift; an unhealthy one is. Health
+                                // is not in what `observe` lists.
                                 if action.starts_with("health_status") && !action.contains("unhealthy") {
                                     continue;
                                 }
-                                on_change(name);
+                                me.changed();
+                                // A container created or started is no drift (one the agent
+                                // does not expect is found by the next poll, which looks).
+                                if DRIFT_EVENTS.iter().any(|d| action.starts_with(d)) {
+                                    on_change(name);
+                                }
                             }
                             Err(e) => return Err(e.to_string()),
                         }
@@ -1360,6 +1385,7 @@ impl super::Driver for DockerRuntime {
                     _ = shutdown.recv() => return,
                 };
                 me.events_live.store(false, std::sync::atomic::Ordering::SeqCst);
+                me.changed();
                 if connected.elapsed() > std::time::Duration::from_secs(60) {
                     backoff = std::time::Duration::from_secs(1); // it had been up: start over
                 }
@@ -1387,7 +1413,15 @@ impl super::Driver for DockerRuntime {
     }
 
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
-        DockerRuntime::remove(self, name).await
+        self.changed();
+        let result = DockerRuntime::remove(self, name).await;
+        self.changed();
+        result
+    }
+
+    fn observation_token(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        self.events_live.load(Ordering::SeqCst).then(|| self.changes.load(Ordering::SeqCst))
     }
 
     fn settle(&self) -> std::time::Duration {
