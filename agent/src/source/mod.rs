@@ -149,6 +149,20 @@ pub struct GitSource {
     mirror: PathBuf,
     exports: PathBuf,
     known_hosts: Vec<PathBuf>,
+    /// The mirror as polls open it, kept between polls (opening reads the repository's config
+    /// files: a third of a no-op poll). Dropped after a failed fetch, so a repaired mirror is
+    /// opened afresh.
+    poll: PollHandle,
+}
+
+/// The mirror handle `fetch` reuses (see `GitSource::poll`).
+#[derive(Clone, Default)]
+struct PollHandle(std::sync::Arc<std::sync::Mutex<Option<Repository>>>);
+
+impl std::fmt::Debug for PollHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PollHandle")
+    }
 }
 
 impl GitSource {
@@ -164,6 +178,7 @@ impl GitSource {
             mirror: state.join("mirror.git"),
             exports: state.join("exports"),
             known_hosts,
+            poll: PollHandle::default(),
         }
     }
 
@@ -197,13 +212,34 @@ impl GitSource {
     /// fetches only when one of them differs from the mirror, so a poll that finds nothing
     /// new transfers no objects.
     pub fn fetch(&self) -> Result<FetchReport, SourceError> {
+        self.with_poll_handle(|repo| self.fetch_in(repo))
+    }
+
+    /// Run `f` on the mirror handle polls keep (opened when there is none); a failure drops
+    /// the handle.
+    fn with_poll_handle<T>(&self, f: impl FnOnce(&Repository) -> Result<T, SourceError>) -> Result<T, SourceError> {
+        let mut slot = match self.poll.0.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let repo = match slot.take() {
+            Some(r) => r,
+            None => self.repo()?,
+        };
+        let result = f(&repo);
+        if result.is_ok() {
+            *slot = Some(repo);
+        }
+        result
+    }
+
+    fn fetch_in(&self, repo: &Repository) -> Result<FetchReport, SourceError> {
         let started = Instant::now();
-        let repo = self.repo()?;
         let ctx = CallbackContext::new(self);
-        let advertised = self.list_remote(&repo, &ctx)?;
+        let advertised = self.list_remote(repo, &ctx)?;
         // Local ref name -> (remote ref name, remote oid) the mirror should hold.
-        let wanted = self.wanted_refs(&repo, &advertised)?;
-        let local_names = self.local_ref_names(&repo)?;
+        let wanted = self.wanted_refs(repo, &advertised)?;
+        let local_names = self.local_ref_names(repo)?;
         let mut changes = Vec::new();
         let mut refspecs = Vec::new();
         for (local, (remote, oid)) in &wanted {
@@ -243,7 +279,7 @@ impl GitSource {
                 (None, Some(_)) => RefMove::Created,
                 (Some(_), None) => RefMove::Deleted,
                 (Some(o), Some(n)) => {
-                    let (o, n) = (peel_commit(&repo, o), peel_commit(&repo, n));
+                    let (o, n) = (peel_commit(repo, o), peel_commit(repo, n));
                     match (o, n) {
                         (Some(o), Some(n)) if repo.graph_descendant_of(n, o).unwrap_or(false) => RefMove::FastForward,
                         _ => RefMove::Forced,
@@ -344,17 +380,20 @@ impl GitSource {
 
     /// Pick the desired revision from what the mirror holds.
     pub fn resolve(&self) -> Result<Resolved, SourceError> {
-        let repo = self.repo()?;
+        self.with_poll_handle(|repo| self.resolve_in(repo))
+    }
+
+    fn resolve_in(&self, repo: &Repository) -> Result<Resolved, SourceError> {
         match &self.selector {
             RefSelector::Branch(b) => {
                 let local = format!("refs/remotes/origin/{b}");
-                let oid = repo.refname_to_id(&local).map_err(|_| self.not_found(&repo))?;
+                let oid = repo.refname_to_id(&local).map_err(|_| self.not_found(repo))?;
                 Ok(Resolved { commit: oid, reference: Some(format!("refs/heads/{b}")), tag_object: None })
             }
             RefSelector::Tag(t) => {
                 let name = format!("refs/tags/{t}");
-                let oid = repo.refname_to_id(&name).map_err(|_| self.not_found(&repo))?;
-                self.resolve_tag(&repo, name, oid)
+                let oid = repo.refname_to_id(&name).map_err(|_| self.not_found(repo))?;
+                self.resolve_tag(repo, name, oid)
             }
             RefSelector::Semver(range) => {
                 let tags = repo.tag_names(None).map_err(|e| self.mirror_err(e))?;
@@ -369,7 +408,7 @@ impl GitSource {
                 };
                 let name = format!("refs/tags/{tag}");
                 let oid = repo.refname_to_id(&name).map_err(|e| self.mirror_err(e))?;
-                self.resolve_tag(&repo, name, oid)
+                self.resolve_tag(repo, name, oid)
             }
             RefSelector::Commit(c) => {
                 let oid = Oid::from_str(c).map_err(|e| self.mirror_err(e))?;
