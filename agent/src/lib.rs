@@ -24,6 +24,7 @@ pub mod fsutil;
 pub mod health;
 pub mod listen;
 pub mod lock;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod plan;
