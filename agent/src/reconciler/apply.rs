@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use desired_state_schema::{DesiredState, Kind, Resource};
@@ -26,7 +27,7 @@ const PARALLEL_STEPS: usize = 16;
 impl Reconciler {
     /// Read and validate the desired state of `revision` (from Git objects); the last one
     /// read is kept, so a no-op cycle does not read and parse it again.
-    pub(super) async fn load_revision(&self, revision: &Revision) -> Result<DesiredState, CycleError> {
+    pub(super) async fn load_revision(&self, revision: &Revision) -> Result<Arc<DesiredState>, CycleError> {
         let c = &self.cfg.config;
         let key = format!("{revision}\0{}\0{:?}\0{:?}", c.source.path, c.environment, c.compose_profiles);
         if let Ok(cached) = self.loaded.lock() {
@@ -36,7 +37,7 @@ impl Reconciler {
                 }
             }
         }
-        let state = self.read_revision(revision).await?;
+        let state = Arc::new(self.read_revision(revision).await?);
         if let Ok(mut cached) = self.loaded.lock() {
             *cached = Some((key, state.clone()));
         }
@@ -58,7 +59,11 @@ impl Reconciler {
 
     /// Each driver's checks of `state` before anything is applied (an `.age` file that no
     /// identity decrypts): a verdict here makes the revision invalid.
-    pub(super) async fn preflight(&self, revision: &Revision, state: DesiredState) -> Result<DesiredState, CycleError> {
+    pub(super) async fn preflight(
+        &self,
+        revision: &Revision,
+        state: Arc<DesiredState>,
+    ) -> Result<Arc<DesiredState>, CycleError> {
         for r in &state.resources {
             if let Ok(d) = self.drivers.get(r.kind) {
                 d.preflight(r, revision).await?;
@@ -85,8 +90,21 @@ impl Reconciler {
         let mut new_inputs: Vec<BTreeMap<String, String>> = Vec::with_capacity(ordered.len());
         for (r, inputs) in ordered.into_iter().zip(inputs) {
             let inputs = inputs?;
-            desired.push((r, plan::spec_hash(r, &inputs)));
+            // A resource of the same revision with the same inputs has the same hash.
+            let key = (r.kind, r.name().to_string());
+            let hash = match self.spec_hashes.get(&key) {
+                Some((rev, seen, hash)) if rev == revision.as_str() && *seen == inputs => hash.clone(),
+                _ => {
+                    let hash = plan::spec_hash(r, &inputs);
+                    self.spec_hashes.insert(key, (revision.to_string(), inputs.clone(), hash.clone()));
+                    hash
+                }
+            };
+            desired.push((r, hash));
             new_inputs.push(inputs);
+        }
+        if self.spec_hashes.len() > 2 * desired.len() + 64 {
+            self.spec_hashes.retain(|(kind, name), _| desired.iter().any(|(r, _)| r.kind == *kind && r.name() == name));
         }
         self.desired_resources = state.resources.iter().map(|r| (r.kind, r.name().to_string())).collect();
         let mut plan = plan::plan(&desired, &self.observed, &observation.kinds);

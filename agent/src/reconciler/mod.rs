@@ -78,6 +78,9 @@ pub enum Trigger {
     Drift,
 }
 
+/// A resource's spec hash with the revision and host-side inputs it was computed from.
+type Hashed = (String, std::collections::BTreeMap<String, String>, String);
+
 pub struct Reconciler {
     /// The agent config in force (replaced on SIGHUP).
     cfg: LoadedConfig,
@@ -116,7 +119,10 @@ pub struct Reconciler {
     trigger: Trigger,
     /// The last desired state read from Git, keyed by revision and what of the config shapes
     /// it (path, environment, compose profiles): a no-op cycle does not read and parse again.
-    loaded: std::sync::Mutex<Option<(String, DesiredState)>>,
+    loaded: std::sync::Mutex<Option<(String, Arc<DesiredState>)>>,
+    /// Each resource's last spec hash, with the revision and the host-side inputs it was
+    /// computed from: a no-op cycle hashes nothing again.
+    spec_hashes: std::collections::HashMap<(Kind, String), Hashed>,
     /// Subject, author and date of the revisions the history and notifications name, read
     /// from the mirror once per revision.
     commits: std::collections::HashMap<String, crate::state::CommitInfo>,
@@ -163,6 +169,7 @@ impl Reconciler {
             saved: None,
             trigger: Trigger::Start,
             loaded: std::sync::Mutex::new(None),
+            spec_hashes: Default::default(),
         };
         r.publish();
         Ok((r, status_rx))
@@ -198,6 +205,7 @@ impl Reconciler {
         if let Ok(mut l) = self.loaded.lock() {
             *l = None; // the path, environment or profiles may have changed
         }
+        self.spec_hashes.clear();
         self.say("config reloaded".into());
         self.publish();
     }
@@ -342,14 +350,19 @@ impl Reconciler {
 /// progress on every turn, so only a stuck cycle starves the watchdog.
 pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
     r.reconcile(Trigger::Start, false).await;
+    crate::memory::release(); // what reading and applying at start freed
     loop {
         // Read each time: SIGHUP may have changed `source.interval`; a fault shortens it.
         let wait = r.next_wait();
         let due = tokio::time::Instant::now() + wait;
         r.set_next_sync(SystemTime::now().checked_add(wait));
+        // Waiting is progress: under a watchdog the loop wakes four times a period to say so;
+        // otherwise it sleeps until the next poll (an idle agent costs nothing meanwhile).
+        let step =
+            crate::sdnotify::watchdog_period().map_or(Duration::MAX, |p| (p / 4).max(Duration::from_millis(100)));
         let event = loop {
             crate::sdnotify::progress();
-            let nap = Duration::from_secs(1).min(due.saturating_duration_since(tokio::time::Instant::now()));
+            let nap = step.min(due.saturating_duration_since(tokio::time::Instant::now()));
             tokio::select! {
                 e = events.recv() => break e,
                 _ = tokio::time::sleep(nap) => {

@@ -15,8 +15,9 @@ use crate::wire::{ResourceView, SourceView, StatusView};
 use super::{CycleError, CycleResult, Reconciler, Trigger};
 
 /// How often a state that changed only in its clocks (`last_sync`, `last_success_ms`) is
-/// written anyway.
-const SAVE_TIMESTAMPS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// written anyway: they only say when, and after a restart they are at most this old (the
+/// first cycle writes them again).
+const SAVE_TIMESTAMPS_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Whether `a` and `b` differ at most in when the last sync and the last success were. (Every
 /// field is named: a new one must be placed here, or the compiler says so.)
@@ -109,6 +110,9 @@ pub(super) enum Exit {
 impl Reconciler {
     /// Every way out of a cycle: fault bookkeeping, history, state saved, status published.
     pub(super) fn finish(&mut self, exit: Exit) -> CycleResult {
+        if matches!(exit, Exit::Judged(_) | Exit::Fault { .. }) {
+            crate::memory::release(); // an apply's or a revert's garbage, not a no-op's
+        }
         match exit {
             Exit::Fault { error, context, record } => {
                 if let Some(r) = record {
@@ -207,7 +211,7 @@ impl Reconciler {
         }
         self.state.counters = self.metrics.counters();
         // A cycle that changed nothing but the clocks (a no-op poll) writes the file at most
-        // once a minute: the write and its fsync were most of an idle cycle's cost.
+        // once every five minutes: the write and its fsync were most of an idle cycle's cost.
         let unchanged = self
             .saved
             .as_ref()
@@ -250,14 +254,23 @@ impl Reconciler {
     pub fn status(&self) -> StatusView {
         let c = &self.cfg.config;
         let mut resources: Vec<ResourceView> = Vec::new();
+        // Desired resources first, in order, then what runs and is not desired.
+        let observed: std::collections::HashMap<(desired_state_schema::Kind, &str), &crate::plan::Observed> =
+            self.observed.iter().map(|o| ((o.kind, o.name.as_str()), o)).collect();
         let mut names: Vec<(desired_state_schema::Kind, String)> = self.desired_resources.clone();
+        let desired: std::collections::HashSet<(desired_state_schema::Kind, &str)> =
+            self.desired_resources.iter().map(|(k, n)| (*k, n.as_str())).collect();
+        let mut seen = std::collections::HashSet::new();
         for o in &self.observed {
-            if !names.contains(&(o.kind, o.name.clone())) {
+            if !desired.contains(&(o.kind, o.name.as_str())) && seen.insert((o.kind, o.name.as_str())) {
                 names.push((o.kind, o.name.clone()));
             }
         }
+        let loaded = self.loaded.lock().ok().and_then(|l| l.as_ref().map(|(_, st)| st.clone()));
+        let specs: std::collections::HashMap<(desired_state_schema::Kind, &str), &desired_state_schema::Resource> =
+            loaded.iter().flat_map(|st| st.resources.iter()).map(|r| ((r.kind, r.name()), r)).collect();
         for (kind, name) in names {
-            let o = self.observed.iter().find(|o| o.kind == kind && o.name == name);
+            let o = observed.get(&(kind, name.as_str())).copied();
             let state = match o.map(|o| &o.state) {
                 Some(RunState::Running) => "running",
                 Some(RunState::NotRunning) => "stopped",
@@ -268,11 +281,7 @@ impl Reconciler {
                 Some(false) => "unhealthy",
                 None => "unknown",
             };
-            let detail = self.loaded.lock().ok().and_then(|l| {
-                let (_, st) = l.as_ref()?;
-                let r = st.resources.iter().find(|r| r.kind == kind && r.name() == name)?;
-                self.drivers.get(kind).ok()?.describe(r)
-            });
+            let detail = specs.get(&(kind, name.as_str())).and_then(|r| self.drivers.get(kind).ok()?.describe(r));
             resources.push(ResourceView {
                 kind: kind.to_string(),
                 name,

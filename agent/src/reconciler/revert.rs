@@ -222,14 +222,14 @@ impl Reconciler {
                 return if e.is_fault() { Drift::Fault(e) } else { Drift::None };
             }
         };
-        self.publish();
         if plan.is_noop() {
             if !self.state.drift.is_empty() {
                 self.say("drift gone".into());
                 self.state.drift.clear();
             }
-            return Drift::None;
+            return Drift::None; // the cycle's end publishes what was observed
         }
+        self.publish();
         let changes = plan.summary();
         let new_drift = changes.iter().filter(|c| !self.state.drift.contains(c)).count();
         self.metrics.drift.inc_by(u64::try_from(new_drift).unwrap_or(u64::MAX));
