@@ -22,6 +22,7 @@ use driftless_agent::state::Outcome;
 use tokio::sync::mpsc;
 
 fn main() -> ExitCode {
+    driftless_agent::memory::limit_arenas(); // before any other thread starts
     let cli = Cli::parse();
     let loaded = match LoadedConfig::load(&cli.config) {
         Ok(c) => c,
