@@ -59,7 +59,9 @@ pub fn bench_converge(bin: &Path) -> Result<()> {
         host::clear()?;
     }
     let (mut floor, mut compose, mut agent) = (Vec::new(), Vec::new(), Vec::new());
-    for run in 0..CONVERGE_RUNS {
+    // BENCH_RUNS overrides the number of runs (the 200-container runs take minutes each).
+    let runs = std::env::var("BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(CONVERGE_RUNS);
+    for run in 0..runs {
         for which in 0..3 {
             let which = (which + run) % 3; // rotate the order between runs
             if which == 1 && !host::with_compose() {
