@@ -104,7 +104,9 @@ impl Reconciler {
             new_inputs.push(inputs);
         }
         if self.spec_hashes.len() > 2 * desired.len() + 64 {
-            self.spec_hashes.retain(|(kind, name), _| desired.iter().any(|(r, _)| r.kind == *kind && r.name() == name));
+            let wanted: std::collections::HashSet<(Kind, &str)> =
+                desired.iter().map(|(r, _)| (r.kind, r.name())).collect();
+            self.spec_hashes.retain(|(kind, name), _| wanted.contains(&(*kind, name.as_str())));
         }
         self.desired_resources = state.resources.iter().map(|r| (r.kind, r.name().to_string())).collect();
         let mut plan = plan::plan(&desired, &self.observed, &observation.kinds);

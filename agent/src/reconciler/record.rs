@@ -258,11 +258,10 @@ impl Reconciler {
         let observed: std::collections::HashMap<(desired_state_schema::Kind, &str), &crate::plan::Observed> =
             self.observed.iter().map(|o| ((o.kind, o.name.as_str()), o)).collect();
         let mut names: Vec<(desired_state_schema::Kind, String)> = self.desired_resources.clone();
-        let desired: std::collections::HashSet<(desired_state_schema::Kind, &str)> =
+        let mut seen: std::collections::HashSet<(desired_state_schema::Kind, &str)> =
             self.desired_resources.iter().map(|(k, n)| (*k, n.as_str())).collect();
-        let mut seen = std::collections::HashSet::new();
         for o in &self.observed {
-            if !desired.contains(&(o.kind, o.name.as_str())) && seen.insert((o.kind, o.name.as_str())) {
+            if seen.insert((o.kind, o.name.as_str())) {
                 names.push((o.kind, o.name.clone()));
             }
         }
