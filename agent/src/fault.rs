@@ -10,7 +10,12 @@
 //!   says what is wrong (`Degraded`), retries with backoff, and carries on by itself once the
 //!   fault clears; an apply it interrupted is finished like a crash.
 //!
-//! Error types implement `Classify`; the reconciler asks them, never string-matches.
+//! Error types implement `Classify`; the reconciler asks them. Which class an error is gets
+//! decided where the error is made, from structured answers first (an HTTP status, an
+//! errno, an exit status, a file system's free space), from an engine's own error message
+//! only where that is all it gives (`engine_message_is_fault`), and never from what a build
+//! step or a child process printed: a build whose step prints "connection refused" and
+//! exits 1 is a verdict.
 
 /// Whose fault an error is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,9 +57,32 @@ pub fn io_is_fault(e: &std::io::Error) -> bool {
     ) || matches!(e.raw_os_error(), Some(code) if code == 24 || code == 23 || code == 28 || code == 122)
 }
 
-/// Messages of tools and engines that mean the host is at fault, not the revision (for
-/// errors that reach us only as text: a child's output, an engine's error message).
-pub fn text_is_fault(text: &str) -> bool {
+/// Whether the file system holding `path` is full (no blocks or no inodes left for an
+/// unprivileged writer, or under 1 MiB free): a fact to ask after a child failed, instead
+/// of reading what it printed.
+pub fn disk_full(path: &std::path::Path) -> bool {
+    let mut at = path;
+    // The path may not exist yet (a release folder being made): ask its nearest ancestor.
+    while !at.exists() {
+        match at.parent() {
+            Some(p) => at = p,
+            None => return false,
+        }
+    }
+    match nix::sys::statvfs::statvfs(at) {
+        Ok(s) => {
+            let free = s.blocks_available().saturating_mul(s.fragment_size());
+            free < 1024 * 1024 || (s.files() > 0 && s.files_available() == 0)
+        }
+        Err(_) => false,
+    }
+}
+
+/// An engine's own error message (the Docker engine's answer to an API call, where it gives
+/// no status that decides) that means the host is at fault, not the revision: the disk
+/// full, the engine's socket gone, a port taken, a name that does not resolve. Never use it
+/// on what a child process or a build step printed (PRODUCT.md behaviour 8).
+pub fn engine_message_is_fault(text: &str) -> bool {
     const HOST: &[&str] = &[
         "no space left on device",
         "disk quota exceeded",
@@ -72,8 +100,6 @@ pub fn text_is_fault(text: &str) -> bool {
         "temporary failure in name resolution",
         "no such host",
         "network is unreachable",
-        "unauthorized: authentication required",
-        "no basic auth credentials",
     ];
     let t = text.to_ascii_lowercase();
     HOST.iter().any(|h| t.contains(h))
@@ -88,8 +114,9 @@ mod tests {
         assert!(io_is_fault(&std::io::Error::from_raw_os_error(28)), "ENOSPC");
         assert!(io_is_fault(&std::io::Error::from(std::io::ErrorKind::PermissionDenied)));
         assert!(!io_is_fault(&std::io::Error::from(std::io::ErrorKind::NotFound)));
-        assert!(text_is_fault("write /var/lib/docker/x: No space left on device"));
-        assert!(text_is_fault("Bind for 127.0.0.1:8080 failed: port is already allocated"));
-        assert!(!text_is_fault("exec: \"/app\": stat /app: no such file or directory"));
+        assert!(engine_message_is_fault("write /var/lib/docker/x: No space left on device"));
+        assert!(engine_message_is_fault("Bind for 127.0.0.1:8080 failed: port is already allocated"));
+        assert!(!engine_message_is_fault("exec: \"/app\": stat /app: no such file or directory"));
+        assert!(!disk_full(std::path::Path::new("/tmp/does/not/exist/yet")), "asks the nearest ancestor");
     }
 }

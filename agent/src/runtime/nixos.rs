@@ -236,9 +236,10 @@ impl NixosRuntime {
                 "nix build of {attr} failed; nothing on the host changed: {}",
                 tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
             );
-            // The store full or the daemon gone is the host's fault, not the flake's.
-            return Err(if crate::fault::text_is_fault(&done.tail) {
-                host_fault(name, detail)
+            // The store's disk full is the host's fault, not the flake's: asked of the file
+            // system, never read from what nix printed. (The daemon gone is `reachable`'s.)
+            return Err(if crate::fault::disk_full(Path::new("/nix/store")) || crate::fault::disk_full(&self.roots) {
+                host_fault(name, format!("{detail}; the disk is full"))
             } else {
                 err(name, detail)
             });

@@ -544,8 +544,10 @@ async fn run_build(
         let last =
             done.tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
         let detail = format!("build {} exited with {}: {last}", argv.join(" "), done.status.code().unwrap_or(-1));
-        if crate::fault::text_is_fault(&done.tail) {
-            return Err(RuntimeError::Host { resource: name.into(), detail });
+        // Judged by facts, never by what the build printed: the disk it writes to full is
+        // the host's fault; anything else the build's own.
+        if crate::fault::disk_full(dir) {
+            return Err(RuntimeError::Host { resource: name.into(), detail: format!("{detail}; the disk is full") });
         }
         return Err(verdict(name, detail));
     }

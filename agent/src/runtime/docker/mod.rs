@@ -130,12 +130,13 @@ fn is_not_found(e: &BollardError) -> bool {
 }
 
 /// An engine error about `resource`: the engine unreachable (a transport error) and host
-/// conditions (a port taken, the disk full: `fault::text_is_fault`) are faults; the engine
+/// conditions (a port taken, the disk full: `fault::engine_message_is_fault`, the engine's
+/// own message being all it gives for these) are faults; the engine
 /// refusing what the spec asks for is a verdict.
 fn docker_err(resource: &str, e: BollardError) -> RuntimeError {
     match &e {
         BollardError::DockerResponseServerError { message, .. } => {
-            if crate::fault::text_is_fault(message) {
+            if crate::fault::engine_message_is_fault(message) {
                 RuntimeError::Engine { resource: resource.to_string(), detail: message.clone() }
             } else {
                 RuntimeError::Docker { resource: resource.to_string(), detail: message.clone() }
@@ -616,7 +617,7 @@ impl DockerRuntime {
                     log(line);
                 };
                 log(format!("build {name}: context {} (tree {})", b.context, &tree[..12.min(tree.len())]));
-                image::build(api, name, b, &export.path, &image, &tee).await?;
+                image::build(api, &self.credentials, name, b, &export.path, &image, &tee).await?;
             } else {
                 log(format!(
                     "build {name}: context {} unchanged (tree {}): reusing {image}",
