@@ -4,13 +4,15 @@
 //! reaches the history's diagnostics and `agentctl history --show`; an image built from the
 //! repository (reused while its context is unchanged, a failed build a verdict); and a
 //! private registry (Debian's `docker-registry` with htpasswd on 127.0.0.1) pulled with
-//! `docker login`'s credentials, refused without them as a fault, and with `registries:`.
+//! `docker login`'s credentials, refused without them as a fault, and with `registries:`;
+//! a build `FROM` an image in that registry; and a later wave naming an image the registry
+//! does not have, found before any running container is touched (PRODUCT.md behaviour 8).
 
 mod common;
 use common::agent::Agent;
 use common::docker::{self, clear_managed, setup, IMAGE};
 use common::git::{free_port, Upstream};
-use common::registry::registry;
+use common::registry::{open_registry_on, registry};
 
 use std::process::Command;
 use std::time::Duration;
@@ -284,18 +286,32 @@ spec:
     assert_eq!(docker::container_id("site"), id);
     assert_eq!(inspect("site", "{{.Image}}"), image_id);
 
-    // A failing build is a verdict: rolled back, its output in the diagnostics.
+    // A failing build is a verdict, whatever its step printed (here words that would read
+    // as a network fault): found within one cycle, before anything runs is touched — the
+    // revision is failed, the running container is the same one, its output in the
+    // diagnostics (PRODUCT.md behaviour 8).
+    let id = docker::container_id("site");
     up.commit(
-        &[("site/Dockerfile", &format!("FROM {IMAGE}\nRUN echo 'compiling assets' && exit 7\n"))],
+        &[(
+            "site/Dockerfile",
+            &format!("FROM {IMAGE}\nRUN echo 'compiling assets' && echo 'dial tcp 10.0.0.1:443: connect: connection refused' && exit 7\n"),
+        )],
         "broken build",
     );
     let r = agent.sync(1);
     assert!(r.stdout.contains("compiling assets"), "the build streams to sync --wait: {}", r.stdout);
     let h = history(&agent);
-    assert_eq!(h[0]["result"], "rolled_back", "{h}");
+    assert_eq!(h[0]["result"], "failed", "{h}");
+    assert!(h[0]["message"].as_str().unwrap().contains("before anything was changed"), "{h}");
     let d = &h[0]["diagnostics"][0];
     assert_eq!(d["name"], "site", "{h}");
-    assert!(d["logs"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("compiling assets")), "{d}");
+    assert_eq!(d["state"], "image build failed", "{h}");
+    let logs = d["logs"].as_array().unwrap();
+    assert!(logs.iter().any(|l| l.as_str().unwrap().contains("compiling assets")), "{d}");
+    assert!(logs.iter().any(|l| l.as_str().unwrap().contains("connection refused")), "{d}");
+    let s = agent.status();
+    assert_eq!(s["phase"], "Failed", "{s}");
+    assert_eq!(docker::container_id("site"), id, "the running container was not touched");
     assert_eq!(inspect("site", "{{.Image}}"), image_id, "the last good image runs");
 
     // A new context that builds: the image the agent built before and nothing uses any more
@@ -389,4 +405,111 @@ fn containers_of_one_wave_share_one_new_network() {
     assert_eq!(nets.lines().count(), 1, "one network, not one per racing create: {nets}");
     clear_managed();
     docker::docker(&["network", "rm", "driftless-e2e-shared"]);
+}
+
+/// A revision whose second wave names an image the registry does not have: every image is
+/// fetched before anything runs is touched, so the first wave's container is not replaced
+/// either (same container ids); the revision is failed naming the image; the next good
+/// commit applies.
+#[test]
+fn an_image_the_registry_lacks_in_a_later_wave_changes_no_running_container() {
+    let Some(_g) = setup() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let reg = open_registry_on(free_port(), data.path());
+    let host = format!("127.0.0.1:{}", reg.port);
+    let db_image = format!("{host}/team/db:1");
+    docker::docker(&["tag", IMAGE, &db_image]);
+    let (code, out) = docker::docker(&["push", &db_image]);
+    assert_eq!(code, 0, "docker push: {out}");
+    let missing = format!("{host}/team/web:404");
+    let state = |db_cmd: &str, web_image: &str| {
+        format!(
+            "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: db }}\nspec:\n  image: {db_image}\n  command: [\"sh\", \"-c\", \"{db_cmd}\"]\n  stop_timeout: 1s\n---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: {web_image}\n  depends_on: [db]\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n"
+        )
+    };
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/app.yaml", &state("exec sleep 3600", IMAGE))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let (db_id, web_id) = (docker::container_id("db"), docker::container_id("web"));
+
+    // db changes (the first wave), web names an image the registry does not have (the
+    // second): nothing is touched.
+    let c2 = up.commit(&[("hosts/e2e/app.yaml", &state("exec sleep 3601", &missing))], "web: a tag never pushed");
+    let r = agent.sync(1);
+    assert!(r.stdout.contains("fetching what 2 resource(s)"), "{}", r.stdout);
+    let h = history(&agent);
+    assert_eq!(h[0]["result"], "failed", "{h}");
+    assert_eq!(h[0]["revision"], c2.as_str());
+    let msg = h[0]["message"].as_str().unwrap();
+    assert!(msg.contains(&missing) && msg.contains("before anything was changed"), "{msg}");
+    let d = h[0]["diagnostics"].as_array().unwrap();
+    assert!(d.iter().any(|d| d["name"] == "web" && d["state"] == "image pull failed"), "{h}");
+    assert_eq!(docker::container_id("db"), db_id, "the first wave was not replaced");
+    assert_eq!(docker::container_id("web"), web_id);
+    let s = agent.status();
+    assert_eq!(s["phase"], "Failed", "{s}");
+    assert_eq!(s["applied_revision"], c1.as_str());
+    assert_eq!(s["failed_revisions"], serde_json::json!([c2]));
+
+    // The next good commit applies.
+    let c3 = up.commit(&[("hosts/e2e/app.yaml", &state("exec sleep 3602", IMAGE))], "web: back to a real image");
+    agent.sync(0);
+    let s = agent.status();
+    assert_eq!(s["phase"], "Synced", "{s}");
+    assert_eq!(s["applied_revision"], c3.as_str());
+    assert_ne!(docker::container_id("db"), db_id, "db's change is applied now");
+    clear_managed();
+    docker::docker(&["rmi", &db_image]);
+}
+
+/// `build:` `FROM` an image in a password-protected registry: without credentials the
+/// registry's refusal is a fault (nothing failed); with the host's `docker login` the
+/// build gets the credentials the pulls use, and succeeds.
+#[test]
+fn a_build_from_a_private_registry_uses_docker_logins_credentials() {
+    let Some(_g) = setup() else { return };
+    let reg = registry("builder", "s3cret");
+    let host = format!("127.0.0.1:{}", reg.port);
+    let login = tempfile::tempdir().unwrap();
+    let (code, out) = docker_with(login.path(), &["login", &host, "-u", "builder", "-p", "s3cret"]);
+    assert_eq!(code, 0, "docker login: {out}");
+    let base = format!("{host}/base/busybox:1");
+    docker::docker(&["tag", IMAGE, &base]);
+    let (code, out) = docker_with(login.path(), &["push", &base]);
+    assert_eq!(code, 0, "docker push: {out}");
+    docker::docker(&["rmi", &base]);
+
+    let state = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: built }\nspec:\n  build: { context: app }\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n";
+    let up = Upstream::new();
+    let c1 = up.commit(
+        &[
+            ("hosts/e2e/built.yaml", state),
+            ("app/Dockerfile", &format!("FROM {base}\nRUN echo built-on-the-host > /built\n")),
+        ],
+        "v1",
+    );
+
+    // Without credentials: a fault naming what to do, nothing marked failed.
+    let empty = tempfile::tempdir().unwrap();
+    let mut anon = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    anon.start_with(&[("DOCKER_CONFIG", empty.path().to_str().unwrap())]);
+    let s = anon.wait_phase("Degraded", Duration::from_secs(60));
+    let msg = s["message"].as_str().unwrap();
+    assert!(msg.contains("docker login"), "says what to do: {msg}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([]));
+    anon.kill9();
+
+    // With `docker login`'s credentials: built and running.
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start_with(&[("DOCKER_CONFIG", login.path().to_str().unwrap())]);
+    let s = agent.wait_phase("Synced", Duration::from_secs(120));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let (code, out) = docker::docker(&["exec", "built", "cat", "/built"]);
+    assert_eq!((code, out.trim()), (0, "built-on-the-host"));
+    let image = inspect("built", "{{.Config.Image}}");
+    clear_managed();
+    docker::docker(&["rmi", "-f", &image, &base]);
 }

@@ -1,6 +1,8 @@
-//! Apply: read the revision, plan against what the drivers observe, carry the plan out in
-//! journalled waves, gate what changed, commit. A verdict goes to `revert`; a fault leaves
-//! the journal on disk and ends the cycle `Degraded`, to be finished once it clears.
+//! Apply: read the revision, plan against what the drivers observe, fetch what the changes
+//! need from outside (pulls, builds) before anything runs is touched, carry the plan out in
+//! journalled waves, gate what changed, commit. A verdict while fetching fails the revision
+//! with the host untouched; a verdict later goes to `revert`; a fault leaves the journal on
+//! disk and ends the cycle `Degraded`, to be finished once it clears.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -23,6 +25,9 @@ use super::{CycleError, CycleResult, Reconciler};
 
 /// At most this many steps of one wave run at once (Docker serialises much of the rest).
 const PARALLEL_STEPS: usize = 16;
+/// At most this many pulls and builds run at once while fetching (the engine downloads
+/// three layers of each pull at a time on its own).
+const PARALLEL_FETCHES: usize = 4;
 
 impl Reconciler {
     /// Read and validate the desired state of `revision` (from Git objects); the last one
@@ -159,6 +164,51 @@ impl Reconciler {
             (false, true) => format!("spec changed: {}", lines.join(", ")),
             (false, false) => format!("spec changed: {}; and {host}", lines.join(", ")),
         })
+    }
+
+    /// Bring from outside everything the changing resources of `plan` need (pull, build), all
+    /// of them, in parallel, before anything that runs is touched (PRODUCT.md behaviour 8).
+    /// Every fetch runs to its end; a fault wins over a verdict (nothing is judged while the
+    /// host or the network is at fault).
+    pub(super) async fn fetch_all(
+        &self,
+        revision: &Revision,
+        state: &DesiredState,
+        plan: &Plan,
+    ) -> Result<(), CycleError> {
+        let resources: Vec<&Resource> = plan
+            .changes()
+            .filter(|s| s.action != Action::Remove)
+            .filter_map(|s| state.resources.iter().find(|r| r.kind == s.kind && r.name() == s.name))
+            .collect();
+        if resources.is_empty() {
+            return Ok(());
+        }
+        self.say(format!(
+            "fetching what {} resource(s) of {} need before anything is changed",
+            resources.len(),
+            revision.short()
+        ));
+        let progress = &self.progress;
+        let drivers = &self.drivers;
+        let results: Vec<Result<(), CycleError>> = futures_util::stream::iter(resources.iter().map(|r| async move {
+            let log = move |line: String| {
+                crate::sdnotify::progress();
+                tracing::info!(target: "driftless", "{line}");
+                let _ = progress.send(line);
+            };
+            drivers.get(r.kind)?.fetch(r, revision, &log).await.map_err(CycleError::from)
+        }))
+        .buffer_unordered(PARALLEL_FETCHES)
+        .collect()
+        .await;
+        let mut failure: Option<CycleError> = None;
+        for e in results.into_iter().filter_map(Result::err) {
+            if failure.as_ref().is_none_or(|f| !f.is_fault() && e.is_fault()) {
+                failure = Some(e);
+            }
+        }
+        failure.map_or(Ok(()), Err)
     }
 
     /// Carry out `plan` for `revision`, journalling each wave before it runs. `journal` is
@@ -363,6 +413,27 @@ impl Reconciler {
         let changes = plan.summary();
         if !plan.is_noop() {
             self.notify_started(revision, &changes);
+        }
+        // Everything from outside first: a missing image or a failed build found here leaves
+        // every running thing exactly as it was.
+        if let Err(e) = self.fetch_all(revision, &state, &plan).await {
+            if matches!(e, CycleError::Stopping) {
+                return CycleResult { outcome: None, message: Some(e.to_string()), fault: false };
+            }
+            let e = self.classify(e, &state).await;
+            if e.is_fault() {
+                return self.finish(Exit::Fault {
+                    error: e,
+                    context: Some(format!("fetching images for {} (nothing was changed)", revision.short())),
+                    record: None,
+                });
+            }
+            let diagnostics = self.diagnose(&state, &plan, e.resource()).await;
+            if gate_all {
+                // Finishing an interrupted apply: the host may be between revisions.
+                return self.revert_after_failure(revision, e.to_string(), started, changes, diagnostics).await;
+            }
+            return self.fail_untouched(revision, e.to_string(), started, changes, diagnostics).await;
         }
         let mut journal = Journal {
             version: STATE_VERSION,

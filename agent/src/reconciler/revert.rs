@@ -87,6 +87,49 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Mark `revision` failed (once): in the state and as a pin in the mirror.
+    async fn mark_revision_failed(&mut self, revision: &Revision, why: &str) {
+        if self.state.failed.iter().any(|f| f == revision.as_str()) {
+            return;
+        }
+        self.state.mark_failed(revision.as_str());
+        if let Some(oid) = revision.oid() {
+            let src = self.source.clone();
+            let _ = tokio::task::spawn_blocking(move || src.pin(crate::source::Pin::Failed, oid, "failed")).await;
+        }
+        self.say(format!("revision {} failed: {why}", revision.short()));
+        self.save();
+    }
+
+    /// `revision` failed (`why`, a verdict) before anything of it ran — an image the
+    /// registry does not have, a build that failed: it is marked failed and the host stays
+    /// exactly on what it ran (nothing to revert). Phase `Failed`, until a newer revision or
+    /// `agentctl sync --retry`.
+    pub(super) async fn fail_untouched(
+        &mut self,
+        revision: &Revision,
+        why: String,
+        started: (String, Instant),
+        changes: Vec<String>,
+        diagnostics: Vec<crate::state::Diagnostic>,
+    ) -> CycleResult {
+        self.mark_revision_failed(revision, &why).await;
+        let runs = match self.state.applied.as_deref() {
+            Some(a) => format!("the host still runs {}", crate::revision::short(a)),
+            None => "nothing of it runs".to_string(),
+        };
+        let msg = format!(
+            "revision {} failed before anything was changed: {why}; {runs}; it is not retried until a newer revision appears or agentctl sync --retry",
+            revision.short()
+        );
+        self.say(msg.clone());
+        self.state.phase = Phase::Failed;
+        self.state.message = Some(msg.clone());
+        let mut record = Record::new(revision, Outcome::Failed, changes, msg, &started);
+        record.diagnostics = diagnostics;
+        self.finish(Exit::Judged(record))
+    }
+
     /// `revision` failed (`why`, a verdict): mark it and put the host back on the last good
     /// revision. A fault during the revert leaves the revert's journal, to be finished.
     pub(super) async fn revert_after_failure(
@@ -98,14 +141,8 @@ impl Reconciler {
         diagnostics: Vec<crate::state::Diagnostic>,
     ) -> CycleResult {
         let is_revert = self.state.last_good.as_deref() == Some(revision.as_str());
-        if !is_revert && !self.state.failed.iter().any(|f| f == revision.as_str()) {
-            self.state.mark_failed(revision.as_str());
-            if let Some(oid) = revision.oid() {
-                let src = self.source.clone();
-                let _ = tokio::task::spawn_blocking(move || src.pin(crate::source::Pin::Failed, oid, "failed")).await;
-            }
-            self.say(format!("revision {} failed: {why}", revision.short()));
-            self.save();
+        if !is_revert {
+            self.mark_revision_failed(revision, &why).await;
         }
         let Some(good) = self.state.last_good.clone().filter(|g| g != revision.as_str()).map(Revision::new) else {
             // Nothing to go back to (a first revision), or the last good one itself failed.

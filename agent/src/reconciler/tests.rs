@@ -28,6 +28,12 @@ struct World {
     /// Converges refused (a verdict) for images containing this.
     refuse: Option<String>,
     converges: usize,
+    /// Images the fake registry does not have (a verdict when fetched).
+    missing: Option<String>,
+    /// Images whose registry does not answer (a fault when fetched).
+    unreachable_registry: Option<String>,
+    /// Names fetched, in order.
+    fetched: Vec<String>,
     /// Names converged, in order.
     log: Vec<String>,
 }
@@ -98,6 +104,18 @@ impl Driver for Fake {
         w.log.push(r.name().to_string());
         let hash = crate::plan::spec_hash(r, &BTreeMap::new());
         w.running.insert(r.name().to_string(), (hash, revision.to_string(), img));
+        Ok(())
+    }
+    async fn fetch(&self, r: &Resource, _revision: &Revision, _log: Log<'_>) -> Result<(), RuntimeError> {
+        let mut w = self.0.lock().unwrap();
+        let img = image(r);
+        w.fetched.push(r.name().to_string());
+        if w.missing.as_ref().is_some_and(|x| img.contains(x.as_str())) {
+            return Err(RuntimeError::ImageUnknown { image: img, detail: "manifest unknown".into() });
+        }
+        if w.unreachable_registry.as_ref().is_some_and(|x| img.contains(x.as_str())) {
+            return Err(RuntimeError::Pull { image: img, detail: "connection refused".into() });
+        }
         Ok(())
     }
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
@@ -477,4 +495,53 @@ async fn a_dependency_that_must_be_healthy_is_gated_before_its_dependent_is_appl
     assert!(r.message.as_deref().unwrap().contains("db"), "{r:?}");
     assert_eq!(h.world().running["web"].2, "web:1", "web was not replaced by the failed revision");
     assert_eq!(h.world().running["web"].1, c1);
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_had_fails_the_revision_before_anything_is_touched() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("a", "app:1"), ("b", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let before = h.world().running.clone();
+    let converges = h.world().converges;
+
+    // A registry that does not answer for one image: a fault, nothing touched, no journal.
+    let c2 = h.commit(&containers(&[("a", "app:2"), ("b", "slow-registry:2")]));
+    h.world().unreachable_registry = Some("slow-registry".into());
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert!(r.fault, "{r:?}");
+    assert_eq!(a.state.phase, Phase::Degraded);
+    assert!(a.state.message.as_deref().unwrap().contains("nothing was changed"), "{:?}", a.state.message);
+    assert_eq!(h.world().converges, converges, "no running thing was touched");
+    assert!(a.state.failed.is_empty());
+    assert!(!h.journal());
+    h.world().unreachable_registry = None;
+
+    // An image the registry does not have, next to one that it has: a verdict; every fetch
+    // ran, nothing converged, the host exactly as it was; marked failed, not reverted.
+    let c3 = h.commit(&containers(&[("a", "app:3"), ("b", "missing:3")]));
+    h.world().missing = Some("missing".into());
+    h.world().fetched.clear();
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Failed), "{r:?}");
+    assert_eq!(a.state.phase, Phase::Failed);
+    let msg = a.state.message.clone().unwrap_or_default();
+    assert!(msg.contains("before anything was changed") && msg.contains("missing:3"), "{msg}");
+    assert_eq!(h.world().fetched.len(), 2, "both fetched: {:?}", h.world().fetched);
+    assert_eq!(h.world().converges, converges);
+    assert_eq!(h.world().running, before);
+    assert_eq!(revisions(&a), (Some(c1.clone()), Some(c1.clone()), vec![c3.clone()]));
+    assert!(!h.journal());
+    // Not tried again.
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, None);
+    assert_eq!(h.world().converges, converges);
+
+    // The next good commit applies.
+    let c4 = h.commit(&containers(&[("a", "app:4"), ("b", "app:4")]));
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert_eq!(a.state.applied, Some(c4));
+    assert_ne!(c2, c3);
 }

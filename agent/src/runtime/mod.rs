@@ -4,6 +4,9 @@
 //!
 //! - **observe**: which resources of my kind do I manage, with which spec hash and revision,
 //!   and are they running? (`plan::Observed`)
+//! - **fetch**: bring from outside what R needs at revision V — pull its image, build it —
+//!   without touching anything that runs. The reconciler fetches for every changing
+//!   resource before the first running thing is touched (PRODUCT.md behaviour 8).
 //! - **inputs**: what on the host feeds a resource's spec hash (env file contents, the local
 //!   image id, the source tree)?
 //! - **converge**: make resource R run spec S from revision V. Idempotent, so that re-running
@@ -157,6 +160,15 @@ pub trait Driver: Send + Sync {
     /// without changing the host (an `.age` file no identity decrypts). A verdict here makes
     /// the revision invalid; nothing is applied.
     async fn preflight(&self, _r: &Resource, _revision: &Revision) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Before anything of `revision` runs: bring what `r` needs from outside the host (pull
+    /// its image, build it), changing nothing that runs. Called for every resource the plan
+    /// creates, replaces or repairs before the first of them is touched; `converge` then
+    /// finds it here. A verdict (an image the registry does not have, a build that fails)
+    /// fails the revision with the host exactly as it was.
+    async fn fetch(&self, _r: &Resource, _revision: &Revision, _log: Log<'_>) -> Result<(), RuntimeError> {
         Ok(())
     }
 

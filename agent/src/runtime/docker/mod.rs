@@ -94,6 +94,13 @@ pub struct DockerRuntime {
     credentials: image::Credentials,
     /// The images the agent pulled or built (only these are pruned).
     brought: image::Brought,
+    /// Images pulled or built by `fetch`, with the revision they were fetched for: a
+    /// `converge` of that revision does not pull them again (`pull: always` pulls once per
+    /// apply, before anything runs).
+    fetched: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>,
+    /// Resources whose last `fetch` failed: (state for the diagnostic, the error). The old
+    /// container still runs untouched, so its state and logs would say nothing of why.
+    fetch_failed: std::sync::Arc<std::sync::Mutex<HashMap<String, (String, String)>>>,
     /// `prune_images` of the agent config.
     prune_images: bool,
     /// Held while networks and volumes are looked up and created: the steps of a wave run
@@ -194,6 +201,8 @@ impl DockerRuntime {
             secrets,
             credentials: image::Credentials::new(cfg.config.registries.clone()),
             brought: image::Brought::new(state_dir),
+            fetched: Default::default(),
+            fetch_failed: Default::default(),
             prune_images: cfg.config.prune_images,
             last_output: Default::default(),
             last_exit: Default::default(),
@@ -631,8 +640,10 @@ impl DockerRuntime {
                 image::tag(api, &image, &spec.image).await.map_err(|e| docker_err(name, e))?;
             }
         } else {
+            let fetched_now =
+                present.is_some() && self.fetched.lock().is_ok_and(|f| f.get(&image).is_some_and(|r| r == revision));
             let pull = match (spec.pull, &present) {
-                (PullPolicy::Always, _) => true,
+                (PullPolicy::Always, _) => !fetched_now,
                 (PullPolicy::IfNotPresent, None) => true,
                 (PullPolicy::Never, None) => return Err(RuntimeError::ImageMissing { image: image.clone() }),
                 _ => false,
@@ -701,6 +712,9 @@ impl DockerRuntime {
         let name = r.name();
         if let Ok(mut all) = self.last_output.lock() {
             all.remove(name);
+        }
+        if let Ok(mut failed) = self.fetch_failed.lock() {
+            failed.remove(name);
         }
         let (image, image_id) = self.ensure_image(name, spec, revision, log).await?;
         let inputs = self.inputs_for(name, spec, revision, &image_id).await?;
@@ -1129,6 +1143,22 @@ impl DockerRuntime {
     /// of its log (or of its build, when no container was made).
     pub async fn diagnose(&self, name: &str) -> Option<Diagnostic> {
         let kept = self.last_output.lock().ok().and_then(|all| all.get(name).cloned());
+        let fetch_failed = self.fetch_failed.lock().ok().and_then(|f| f.get(name).cloned());
+        if let Some((state, error)) = fetch_failed {
+            // Nothing of the new revision was created; what runs is the old, untouched one.
+            let mut logs = kept.unwrap_or_default();
+            if logs.last() != Some(&error) {
+                logs.push(error);
+            }
+            return Some(Diagnostic {
+                kind: Kind::Container.to_string(),
+                name: name.to_string(),
+                state,
+                exit_code: None,
+                oom_killed: false,
+                logs,
+            });
+        }
         let api = self.api().await.ok()?;
         let c = match api.inspect_container(name, None::<InspectContainerOptions>).await {
             Ok(c) => c,
@@ -1293,6 +1323,32 @@ impl super::Driver for DockerRuntime {
 
     async fn diagnose(&self, r: &Resource) -> Option<Diagnostic> {
         DockerRuntime::diagnose(self, r.name()).await
+    }
+
+    /// Pull or build the image (what a later `converge` of the same revision then reuses).
+    async fn fetch(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
+        let spec = container_spec(r)?;
+        if let Ok(mut all) = self.last_output.lock() {
+            all.remove(r.name());
+        }
+        if let Ok(mut failed) = self.fetch_failed.lock() {
+            failed.remove(r.name());
+        }
+        match self.ensure_image(r.name(), spec, revision.as_str(), log).await {
+            Ok((image, _)) => {
+                if let Ok(mut fetched) = self.fetched.lock() {
+                    fetched.insert(image, revision.to_string());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let state = if spec.build.is_some() { "image build failed" } else { "image pull failed" };
+                if let Ok(mut failed) = self.fetch_failed.lock() {
+                    failed.insert(r.name().to_string(), (state.to_string(), e.to_string()));
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn preflight(&self, r: &Resource, revision: &Revision) -> Result<(), RuntimeError> {
