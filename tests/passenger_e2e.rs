@@ -32,11 +32,20 @@ fn app(version: &str, broken: bool) -> String {
 }
 
 fn state(app_root: &Path, port: u16, version: &str) -> String {
+    state_with_build(
+        app_root,
+        port,
+        version,
+        "echo vendoring dependencies && mkdir -p vendor && echo ok > vendor/BUILT",
+    )
+}
+
+fn state_with_build(app_root: &Path, port: u16, version: &str, build: &str) -> String {
     let log = app_root.parent().and_then(Path::parent).unwrap().join("passenger.log"); // passenger start --log-file
     format!(
-        "apiVersion: driftless/v1\nkind: PassengerApp\nmetadata: {{ name: api }}\nspec:\n  app_root: {}\n  log_file: {}\n  source: apps/api\n  build: [\"sh\", \"-c\", \"echo vendoring dependencies && mkdir -p vendor && echo ok > vendor/BUILT\"]\n  shared: [app.db, logs]\n  backup: [app.db]\n  keep_releases: 3\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", status: 200, body_contains: \"hello {version} \" }}\n      timeout: 20s\n",
+        "apiVersion: driftless/v1\nkind: PassengerApp\nmetadata: {{ name: api }}\nspec:\n  app_root: {}\n  log_file: {}\n  source: apps/api\n  build: [\"sh\", \"-c\", \"{build}\"]\n  shared: [app.db, logs]\n  backup: [app.db]\n  keep_releases: 3\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", status: 200, body_contains: \"hello {version} \" }}\n      timeout: 20s\n",
         app_root.display(),
-        log.display()
+        log.display(),
     )
 }
 
@@ -235,6 +244,20 @@ fn deploys_reverts_backs_up_and_survives_kill_9() {
     assert!(r.stdout.contains("repaired 1 drifted resource"), "{}", r.stdout);
     assert!(get(port).contains(&format!("hello v4 revision {c4}")), "a fresh release of v4 serves again");
     assert_ne!(live_release(&app_root), rel4, "the modified release is not reused");
+
+    // A build that prints 10 MB of binary output (no UTF-8, few newlines) on stdout and
+    // stderr: drained to its end, not timed out, applied.
+    let chatty = "head -c 6000000 /dev/urandom; head -c 4000000 /dev/urandom >&2; echo vendored && mkdir -p vendor && echo ok > vendor/BUILT";
+    let c5 = up.commit(
+        &[
+            ("hosts/e2e/api.yaml", &state_with_build(&app_root, port, "v5", chatty)),
+            ("apps/api/passenger_wsgi.py", &app("v5", false)),
+        ],
+        "v5",
+    );
+    let r = once(&config, &registry, &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(get(port).contains(&format!("hello v5 revision {c5} built True")), "v5 serves");
 
     // Pruning: at most keep_releases (3), never the live one.
     let releases = std::fs::read_dir(app_root.join("releases")).unwrap().count();

@@ -515,7 +515,7 @@ fn action_word(a: NixosAction) -> &'static str {
 async fn switch_to_configuration(name: &str, out: &Path, action: &str) -> Result<(), RuntimeError> {
     let stc = out.join("bin/switch-to-configuration");
     let systemd = Path::new("/run/systemd/system").is_dir();
-    let mut cmd = if systemd {
+    let cmd = if systemd {
         let mut c = tokio::process::Command::new("systemd-run");
         c.args(["--collect", "--no-ask-password", "--pipe", "--quiet", "--service-type=exec", "--unit"])
             .arg(format!("driftless-switch-{}", std::process::id()))
@@ -527,25 +527,33 @@ async fn switch_to_configuration(name: &str, out: &Path, action: &str) -> Result
         c.arg(action);
         c
     };
-    let run = cmd.output();
-    let out = tokio::time::timeout(Duration::from_secs(600), run)
+    // Streamed like a build: its output reaches the log and `sync --wait`, and while it runs
+    // the watchdog is fed (a long switch is progress, not a stuck agent).
+    let log = |line: String| tracing::info!(target: "driftless", "{line}");
+    let done = run_streaming(cmd, SWITCH_TIMEOUT, &format!("switch-to-configuration {action} {name}: "), &log)
         .await
-        .map_err(|_| err(name, format!("switch-to-configuration {action} ran past 10 minutes")))?
-        .map_err(|e| err(name, format!("cannot run {}: {e}", stc.display())))?;
-    if out.status.success() {
+        .map_err(|e| err(name, format!("cannot run {}: {e}", stc.display())))?
+        .ok_or_else(|| {
+            err(name, format!("switch-to-configuration {action} ran past {} minutes", SWITCH_TIMEOUT.as_secs() / 60))
+        })?;
+    if done.status.success() {
         Ok(())
     } else {
-        let log = String::from_utf8_lossy(&out.stderr);
+        let last: Vec<&str> = done.tail.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect();
         Err(err(
             name,
             format!(
                 "switch-to-configuration {action} exited with {}: {}",
-                out.status.code().unwrap_or(-1),
-                log.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
+                done.status.code().unwrap_or(-1),
+                last.into_iter().rev().collect::<Vec<_>>().join(" | ")
             ),
         ))
     }
 }
+
+/// How long a `switch-to-configuration` may run before it is given up on (the transient
+/// unit it runs in carries on; the gate then judges the system).
+const SWITCH_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Lines of each failed unit's journal in a diagnostic.
 const JOURNAL_LINES: usize = 50;
