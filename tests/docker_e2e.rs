@@ -432,19 +432,37 @@ fn sighup_reloads_a_good_config_keeps_the_old_one_on_a_bad_one_sigusr1_syncs_sig
     let good = std::fs::read_to_string(&agent.config).unwrap();
     std::fs::write(&agent.config, good.replace("interval: 1h", "interval: soon")).unwrap();
     let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(agent.log_text().contains("the new config is refused, the old one stays in force"), "{}", agent.log_text());
+    let wait_log = |what: &str, n: usize| {
+        let start = std::time::Instant::now();
+        while agent.log_text().matches(what).count() < n {
+            assert!(start.elapsed() < Duration::from_secs(10), "no {what:?} in the log: {}", agent.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_log("the new config is refused, the old one stays in force", 1);
     assert_eq!(agent.status()["phase"], "Synced");
 
-    // A good one is taken.
+    // A valid config that changes a key read only at start (host, metrics): refused whole,
+    // naming the keys and saying to restart; the agent keeps running on the old one.
     std::fs::write(
         &agent.config,
-        good.replace("host: e2e", "host: e2e-reloaded").replace("interval: 1h", "interval: 40s"),
+        good.replace("host: e2e", "host: e2e-renamed").replace("interval: 1h", "interval: 40s")
+            + "metrics: { listen: \"127.0.0.1:1\" }\n",
     )
     .unwrap();
     let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
+    wait_log("the new config is refused, the old one stays in force", 2);
+    let log = agent.log_text();
+    assert!(log.contains("host, metrics are read only when agentd starts; restart agentd"), "{log}");
+    let s = agent.status();
+    assert_eq!(s["host"], "e2e", "the old config stays in force");
+    assert_eq!(s["phase"], "Synced");
+
+    // A good one is taken.
+    std::fs::write(&agent.config, good.replace("interval: 1h", "interval: 40s") + "environment: reloaded\n").unwrap();
+    let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
     let start = std::time::Instant::now();
-    while agent.status()["host"] != "e2e-reloaded" {
+    while agent.status()["environment"] != "reloaded" {
         assert!(start.elapsed() < Duration::from_secs(10), "not reloaded: {}", agent.log_text());
         std::thread::sleep(Duration::from_millis(100));
     }

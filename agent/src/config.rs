@@ -330,6 +330,41 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
+    /// The keys that differ between this config (in force) and `new` and take effect only
+    /// when `agentd` starts: they are read into the drivers, the listeners or the lock at
+    /// start. A SIGHUP that changes any of them is refused whole, naming them; every other
+    /// key (`source`, `environment`, `health`, `notify`, `drift`, `history_limit`,
+    /// `compose_profiles`) takes effect on SIGHUP.
+    pub fn start_only_changes(&self, new: &LoadedConfig) -> Vec<&'static str> {
+        let (a, b) = (&self.config, &new.config);
+        let mut out = Vec::new();
+        if self.host != new.host {
+            out.push("host");
+        }
+        if a.state_dir != b.state_dir {
+            out.push("state_dir");
+        }
+        if a.control_socket != b.control_socket {
+            out.push("control_socket");
+        }
+        if a.webhook != b.webhook {
+            out.push("webhook");
+        }
+        if a.metrics != b.metrics {
+            out.push("metrics");
+        }
+        if a.registries != b.registries {
+            out.push("registries");
+        }
+        if a.prune_images != b.prune_images {
+            out.push("prune_images");
+        }
+        if a.secrets != b.secrets {
+            out.push("secrets");
+        }
+        out
+    }
+
     /// Read and validate `path`. Every problem is reported, not only the first.
     pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         let text = read_config(path)?;

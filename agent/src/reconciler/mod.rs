@@ -197,8 +197,23 @@ impl Reconciler {
         self.dry_run = on;
     }
 
-    /// Replace the config (SIGHUP); the Git source follows the new one.
-    pub fn reload(&mut self, cfg: LoadedConfig) {
+    /// Replace the config (SIGHUP); the Git source follows the new one. A new config that
+    /// changes a key read only at start (`LoadedConfig::start_only_changes`) is refused
+    /// whole: the old one stays in force, and the refusal names the keys and says to
+    /// restart. `Err` carries that refusal.
+    pub fn reload(&mut self, cfg: LoadedConfig) -> Result<(), String> {
+        let start_only = self.cfg.start_only_changes(&cfg);
+        if !start_only.is_empty() {
+            let msg = format!(
+                "SIGHUP: the new config is refused, the old one stays in force: {} {} read only when agentd starts; restart agentd to apply {} (systemctl restart driftless)",
+                start_only.join(", "),
+                if start_only.len() == 1 { "is" } else { "are" },
+                if start_only.len() == 1 { "it" } else { "them" },
+            );
+            tracing::error!("{msg}");
+            let _ = self.progress.send(msg.clone());
+            return Err(msg);
+        }
         self.source = GitSource::new(&cfg);
         self.notifier = Notifier::new(&cfg.config.notify);
         self.cfg = cfg;
@@ -208,6 +223,7 @@ impl Reconciler {
         self.spec_hashes.clear();
         self.say("config reloaded".into());
         self.publish();
+        Ok(())
     }
 
     /// A progress line: to the log, to `sync --wait`, and as progress for the watchdog.
@@ -323,7 +339,9 @@ impl Reconciler {
                 let n = limit.unwrap_or(usize::MAX);
                 let _ = reply.send(self.state.history.iter().take(n).cloned().collect());
             }
-            Command::Reload(cfg) => self.reload(*cfg),
+            Command::Reload(cfg) => {
+                let _ = self.reload(*cfg);
+            }
         }
     }
 
