@@ -239,13 +239,15 @@ impl Reconciler {
     }
 
     /// How long to wait before the next cycle: the poll interval (jittered), or, while a
-    /// fault lasts, a backoff of 1 s doubling per faulty cycle, capped at the interval.
+    /// fault lasts, a backoff of 1 s doubling per faulty cycle, capped at the interval, with
+    /// full jitter (a random wait up to that bound), so that a fleet whose registry blinks
+    /// does not come back in lockstep.
     pub fn next_wait(&self) -> Duration {
         let interval = self.cfg.config.source.interval.as_std();
         match &self.state.fault {
             Some(f) => {
                 let exp = f.cycles.saturating_sub(1).min(16);
-                Duration::from_secs(1u64 << exp).min(interval)
+                full_jitter(Duration::from_secs(1u64 << exp).min(interval))
             }
             None => jittered(interval, &self.cfg.host),
         }
@@ -421,6 +423,24 @@ pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
     }
     crate::sdnotify::stopping();
     r.say("agentd stopped".into());
+}
+
+/// The shortest wait a backoff gives: a retry never spins.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// "Full jitter" (as AWS's architecture blog names it): a random wait between
+/// `MIN_BACKOFF` and `bound`.
+pub fn full_jitter(bound: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    if bound <= MIN_BACKOFF {
+        return bound;
+    }
+    // std's RandomState is seeded from the OS once per thread and moves on each use: random
+    // enough to spread a fleet, with no crate for it.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    let span = (bound - MIN_BACKOFF).as_millis() as u64;
+    MIN_BACKOFF + Duration::from_millis(h.finish() % (span + 1))
 }
 
 /// The poll period with up to ±10% jitter, so a fleet does not poll in the same second.

@@ -293,7 +293,13 @@ async fn engine_down_when_a_good_revision_arrives_is_a_fault_then_applied() {
         assert!(a.state.message.as_deref().unwrap().contains("fake engine is down"), "{:?}", a.state.message);
         assert_eq!(a.state.fault.as_ref().unwrap().cycles, cycle);
     }
-    assert_eq!(a.next_wait(), std::time::Duration::from_secs(4), "backoff doubles");
+    // Backoff doubles (1, 2, 4 s) with full jitter: a random wait up to the bound.
+    let waits: Vec<_> = (0..50).map(|_| a.next_wait()).collect();
+    assert!(
+        waits.iter().all(|w| *w >= std::time::Duration::from_millis(100) && *w <= std::time::Duration::from_secs(4)),
+        "{waits:?}"
+    );
+    assert!(waits.iter().any(|w| *w != waits[0]), "jittered: {waits:?}");
     assert_eq!(revisions(&a), (Some(c1.clone()), Some(c1), vec![]), "nothing failed, nothing reverted");
     h.world().down = false;
     let r = a.reconcile(Trigger::Poll, false).await;
