@@ -351,6 +351,81 @@ fn signatures_are_checked_against_allowed_signers() {
     assert!(err.to_string().contains("lightweight tag"), "{err}");
 }
 
+/// A tag message may hold any bytes: the signature is found and checked on the tag's bytes,
+/// as `git verify-tag` does. A well-signed tag whose message is not UTF-8 verifies (git
+/// agrees); one signed by a stranger, and one whose message was changed after signing, are
+/// refused — by `agentd` too, which says so and keeps running (it never panics on them).
+#[test]
+fn a_tag_message_with_invalid_utf8_is_checked_on_its_bytes_as_git_does() {
+    let up = Upstream::new();
+    let keys = tempfile::tempdir().unwrap();
+    let trusted = keys.path().join("trusted");
+    let trusted_pub = keygen(&trusted);
+    let stranger = keys.path().join("stranger");
+    keygen(&stranger);
+    let allowed_path = keys.path().join("allowed_signers");
+    std::fs::write(&allowed_path, format!("ops@example.invalid {trusted_pub}\n")).unwrap();
+    let verify = format!("  verify: {{ allowed_signers: {} }}\n", allowed_path.display());
+    let trust = driftless_agent::source::verify::Trust { allowed_signers: Some(allowed_path.clone()), openpgp: None };
+    up.commit(&[("hosts/web-1/web.yaml", WEB), ("hosts/e2e/web.yaml", WEB)], "v2");
+    let msg = keys.path().join("message");
+    std::fs::write(&msg, b"release 2.0\n\nnotes in latin-1: caf\xe9 \xff\xfe\n").unwrap();
+
+    signing_setup(&up, &trusted);
+    git(&up.work, &["tag", "-s", "-F", msg.to_str().unwrap(), "v2.0.0"]);
+    git(&up.work, &["-c", &format!("gpg.ssh.allowedSignersFile={}", allowed_path.display()), "verify-tag", "v2.0.0"]);
+    signing_setup(&up, &stranger);
+    git(&up.work, &["tag", "-s", "-F", msg.to_str().unwrap(), "v2.0.1"]);
+    // v2.0.0's object with one byte of its message changed after signing.
+    let raw = std::process::Command::new("git")
+        .args(["cat-file", "tag", "v2.0.0"])
+        .current_dir(&up.work)
+        .output()
+        .unwrap()
+        .stdout;
+    let at = raw.windows(4).position(|w| w == b"caf\xe9").unwrap();
+    let mut forged = raw.clone();
+    forged[at + 3] = 0xe8;
+    let mut child = std::process::Command::new("git")
+        .args(["hash-object", "-t", "tag", "-w", "--stdin", "--literally"])
+        .current_dir(&up.work)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &forged).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let forged_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    git(&up.work, &["update-ref", "refs/tags/v2.0.2", &forged_id]);
+    git(&up.work, &["push", "-q", "origin", "--tags"]);
+
+    let check = |tag: &str| {
+        let state = tempfile::tempdir().unwrap();
+        let src = source(state.path(), &up.file_url(), &format!("{{ tag: {tag} }}"), &verify);
+        src.fetch().unwrap();
+        let r = src.resolve().unwrap();
+        src.verify(&r, &trust).map_err(|e| e.to_string())
+    };
+    assert_eq!(check("v2.0.0").as_deref(), Ok("ops@example.invalid"));
+    let err = check("v2.0.1").unwrap_err();
+    assert!(err.contains("signed by a key not listed in"), "{err}");
+    let err = check("v2.0.2").unwrap_err();
+    assert!(!err.contains("not signed"), "the forged tag's signature is checked, and fails: {err}");
+
+    // agentd following the forged tag: refused, said so, still answering.
+    let mut agent = common::agent::Agent::configure(&up.file_url(), "{ tag: v2.0.2 }", "");
+    let text = std::fs::read_to_string(&agent.config)
+        .unwrap()
+        .replace("  path: hosts/e2e\n", &format!("  path: hosts/e2e\n{verify}"));
+    std::fs::write(&agent.config, text).unwrap();
+    agent.start_with(&[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    let s = agent.wait_phase("Failed", std::time::Duration::from_secs(30));
+    assert!(s["applied_revision"].is_null(), "{s}");
+    assert!(s["message"].as_str().unwrap_or("").contains("signature"), "{s}");
+    assert!(!agent.log_text().contains("panicked"), "{}", agent.log_text());
+    assert_eq!(agent.status()["phase"], "Failed", "still answering");
+}
+
 fn https_remote(up: &Upstream, dir: &Path) -> (common::git::Server, String, String, std::path::PathBuf) {
     let (cert, key) = common::git::self_signed(dir);
     let server = common::git::git_http_tls(up, Some("s3cret"), Some((&cert, &key)));

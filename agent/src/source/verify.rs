@@ -37,13 +37,34 @@ pub fn verify_commit(repo: &Repository, commit: Oid, trust: &Trust) -> Result<St
 pub fn verify_tag(repo: &Repository, tag: Oid, trust: &Trust) -> Result<String, String> {
     let odb = repo.odb().map_err(|e| format!("cannot open the object database: {e}"))?;
     let obj = odb.read(tag).map_err(|e| format!("cannot read tag {tag}: {e}"))?;
-    let raw = obj.data();
-    let text = String::from_utf8_lossy(raw);
-    let start = text.find(SSH_BEGIN).or_else(|| text.find(PGP_BEGIN));
-    let Some(start) = start else {
+    let Some((payload, sig)) = split_signed(obj.data()) else {
         return Err("the tag is not signed; only signed tags are applied (source.verify)".into());
     };
-    check(&text[start..], &raw[..start], trust)
+    // An armored signature is ASCII; anything else in it makes it one that cannot verify.
+    let Ok(sig) = std::str::from_utf8(sig) else {
+        return Err("its signature block is not ASCII armor (it holds bytes that are not text)".into());
+    };
+    check(sig, payload, trust)
+}
+
+/// Split an annotated tag object into the signed payload and the signature appended to its
+/// message, as git does (`parse_signed_buffer`): the signature starts at the last line that
+/// begins with an SSH or OpenPGP `-----BEGIN` marker. Works on bytes: a message may hold any
+/// bytes (invalid UTF-8 included) before the signature. `None`: not signed.
+pub fn split_signed(raw: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut start = None;
+    let mut at = 0;
+    while at < raw.len() {
+        let line = &raw[at..];
+        if line.starts_with(SSH_BEGIN.as_bytes()) || line.starts_with(PGP_BEGIN.as_bytes()) {
+            start = Some(at);
+        }
+        at = match line.iter().position(|b| *b == b'\n') {
+            Some(eol) => at + eol + 1,
+            None => raw.len(),
+        };
+    }
+    start.map(|s| raw.split_at(s))
 }
 
 /// What a revision's signature is checked against.
@@ -223,5 +244,30 @@ mod tests {
             .unwrap_err()
             .contains("not in source.verify.openpgp_keys"));
         assert!(judge_status("").is_err());
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::split_signed;
+
+    #[test]
+    fn the_signature_is_the_last_armored_block_at_a_line_start_found_in_bytes() {
+        let sig = "-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n";
+        let mut raw = b"object 0123\ntype commit\ntag v1\n\nmessage \xff\xfe not UTF-8 \xe2\x82\n".to_vec();
+        let payload_len = raw.len();
+        raw.extend_from_slice(sig.as_bytes());
+        let (payload, found) = split_signed(&raw).unwrap_or_default();
+        assert_eq!(payload.len(), payload_len);
+        assert_eq!(found, sig.as_bytes());
+        // A marker inside a line is not a signature; one quoted at a line start earlier in
+        // the message is superseded by the real (last) one.
+        let quoted =
+            format!("tag v1\n\nsee -----BEGIN PGP SIGNATURE----- here\n-----BEGIN PGP SIGNATURE-----\nquoted\n{sig}");
+        let (p, f) = split_signed(quoted.as_bytes()).unwrap_or_default();
+        assert_eq!(f, sig.as_bytes());
+        assert!(p.ends_with(b"quoted\n"));
+        assert!(split_signed(b"tag v1\n\nunsigned \xff\n").is_none());
+        assert!(split_signed(b"").is_none());
     }
 }
