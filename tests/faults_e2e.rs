@@ -408,12 +408,15 @@ fn a_registry_down_is_a_fault_and_an_image_that_no_longer_exists_a_verdict() {
     wait_synced_at(&agent, &c2, Duration::from_secs(90));
     nothing_judged(&agent);
 
-    // A tag that is not (or no longer) in the registry: the revision's own content.
+    // A tag that is not (or no longer) in the registry: the revision's own content, found
+    // before anything runs is touched — failed, the running container the same one.
+    let id = docker::container_id("app");
     let c3 = up.commit(&[("hosts/e2e/app.yaml", &app_from(&format!("{image}:gone"), "if-not-present"))], "v3");
     let r = agent.ctl(&["sync", "--wait"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     let s = agent.status();
-    assert_eq!(s["phase"], "RolledBack", "{s}");
+    assert_eq!(s["phase"], "Failed", "{s}");
+    assert_eq!(docker::container_id("app"), id, "nothing was touched");
     assert_eq!(s["failed_revisions"], serde_json::json!([c3.as_str()]));
     let msg = s["message"].as_str().unwrap();
     assert!(msg.contains(&format!("{image}:gone")), "the image is named: {msg}");
