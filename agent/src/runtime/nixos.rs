@@ -646,4 +646,33 @@ mod diagnose_tests {
         assert_eq!(d.state, "running");
         assert!(d.logs[0].starts_with("(cannot run /nonexistent/systemctl"), "{:?}", d.logs);
     }
+
+    /// A long `switch-to-configuration` is progress while it runs: the watchdog heartbeat
+    /// never goes more than about a second without news (here: a 3 s switch, run directly
+    /// since systemd is not PID 1; through `systemd-run --pipe` it streams the same way).
+    #[tokio::test]
+    async fn a_long_switch_feeds_the_watchdog_while_it_runs() {
+        use std::os::unix::fs::PermissionsExt;
+        if Path::new("/run/systemd/system").is_dir() {
+            eprintln!("SKIPPED: systemd is PID 1 here; the switch would run in a transient unit");
+            return;
+        }
+        let out = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(out.path().join("bin")).unwrap();
+        let stc = out.path().join("bin/switch-to-configuration");
+        std::fs::write(&stc, "#!/bin/sh\nsleep 3\necho \"activated $1\"\n").unwrap();
+        std::fs::set_permissions(&stc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let switch = switch_to_configuration("system", out.path(), "test");
+        let watch = async {
+            let mut worst = Duration::ZERO;
+            for _ in 0..25 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                worst = worst.max(crate::sdnotify::since_progress());
+            }
+            worst
+        };
+        let (result, worst) = tokio::join!(switch, watch);
+        assert!(result.is_ok(), "{result:?}");
+        assert!(worst < Duration::from_millis(1600), "the watchdog went {worst:?} without progress");
+    }
 }
