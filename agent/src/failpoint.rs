@@ -10,15 +10,16 @@ use std::time::Duration;
 const PAUSE: Duration = Duration::from_secs(8);
 
 /// Abort the process here when `DRIFTLESS_FAILPOINT` names this point; wait here when
-/// `DRIFTLESS_PAUSEPOINT` does.
-pub fn hit(name: &str) {
+/// `DRIFTLESS_PAUSEPOINT` does (asleep on the runtime, not blocking it: the control socket
+/// keeps answering meanwhile).
+pub async fn hit(name: &str) {
     if std::env::var("DRIFTLESS_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
     }
     if std::env::var("DRIFTLESS_PAUSEPOINT").is_ok_and(|v| v == name) {
         eprintln!("pausepoint {name}: waiting {} s", PAUSE.as_secs());
-        std::thread::sleep(PAUSE);
+        tokio::time::sleep(PAUSE).await;
         eprintln!("pausepoint {name}: going on");
     }
 }

@@ -59,7 +59,21 @@ fn main() -> ExitCode {
             fmt.with_ansi(std::io::stderr().is_terminal()).init();
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // One thread runs every task (the reconciler, the control socket, the listeners): an
+    // idle agent then has no cross-thread wake-ups. Blocking work (Git, file exports, YAML
+    // parsing) goes to the blocking pool, whose threads outlive the poll interval so that
+    // an idle poll does not start a thread each time (tokio's default lets them go after
+    // 10 s). The interval is the one at start; a SIGHUP that changes it costs at most a
+    // thread start per poll.
+    let keep_alive = loaded
+        .config
+        .source
+        .interval
+        .as_std()
+        .mul_f64(1.5)
+        .clamp(std::time::Duration::from_secs(10), std::time::Duration::from_secs(3600));
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().thread_keep_alive(keep_alive).build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentd: cannot start the async runtime: {e}");

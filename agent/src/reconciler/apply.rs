@@ -56,10 +56,16 @@ impl Reconciler {
         let src = self.source.clone();
         let path = c.source.path.clone();
         let oid = revision.oid().ok_or_else(|| CycleError::Refused(format!("{revision} is not a commit id")))?;
-        let files = tokio::task::spawn_blocking(move || src.read_state(oid, &path)).await??;
         let env = c.environment.clone();
         let opts = desired_state_schema::ParseOptions { compose_profiles: c.compose_profiles.clone() };
-        Ok(desired_state_schema::parse_with(&files, &opts).build(env.as_deref())?)
+        // Reading the objects and parsing them (up to 32 MiB of YAML) is blocking work: off
+        // the runtime's one thread, so the control socket keeps answering meanwhile.
+        let built = tokio::task::spawn_blocking(move || {
+            src.read_state(oid, &path)
+                .map(|files| desired_state_schema::parse_with(&files, &opts).build(env.as_deref()))
+        })
+        .await??;
+        Ok(built?)
     }
 
     /// Each driver's checks of `state` before anything is applied (an `.age` file that no
@@ -321,7 +327,7 @@ impl Reconciler {
             return Ok(());
         }
         self.say(format!("health gate: {} resource(s)", resources.len()));
-        crate::failpoint::hit("gate");
+        crate::failpoint::hit("gate").await;
         let progress = self.progress.clone();
         let report = move |line: String| {
             tracing::info!(target: "driftless", "{line}");

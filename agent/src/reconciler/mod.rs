@@ -233,9 +233,16 @@ impl Reconciler {
         let _ = self.progress.send(line);
     }
 
+    /// When the next poll is due. Only that field of the published status changes: the
+    /// rest of the snapshot is not built again.
     pub fn set_next_sync(&mut self, at: Option<SystemTime>) {
         self.next_sync = at;
-        self.publish();
+        let next = at.map(|t| humantime::format_rfc3339_seconds(t).to_string());
+        self.status_tx.send_if_modified(|s| {
+            let changed = s.next_sync != next;
+            s.next_sync = next;
+            changed
+        });
     }
 
     /// How long to wait before the next cycle: the poll interval (jittered), or, while a

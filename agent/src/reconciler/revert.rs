@@ -179,7 +179,7 @@ impl Reconciler {
         self.state.message = Some(format!("revision {} failed: {why}", revision.short()));
         let result: Result<(), CycleError> = async {
             self.store.write_journal(&journal)?;
-            crate::failpoint::hit("revert");
+            crate::failpoint::hit("revert").await;
             let state = self.load_revision(&good).await?;
             let plan = match self.plan_for(&good, &state).await {
                 Ok(p) => p,

@@ -263,7 +263,7 @@ impl NixosRuntime {
         if spec.action == NixosAction::Test {
             return Ok(());
         }
-        crate::failpoint::hit("nixos-before-commit");
+        crate::failpoint::hit("nixos-before-commit").await;
         let current = std::fs::canonicalize(&spec.profile).ok();
         if current.as_deref() != Some(out.as_path()) {
             if let Some(dir) = Path::new(&spec.profile).parent() {

@@ -227,7 +227,7 @@ impl PassengerRuntime {
             let (root, spec, name) = (root.clone(), spec.clone(), name.clone());
             blocking(&name.clone(), move || backup(&root, &spec, &name)).await?;
         }
-        crate::failpoint::hit("before-switch");
+        crate::failpoint::hit("before-switch").await;
         {
             let (root, target, name) = (root.clone(), target.clone(), name.clone());
             blocking(&name.clone(), move || {

@@ -755,7 +755,7 @@ impl DockerRuntime {
                 if let Some(stale) = instances.iter().find(|i| i.name == next) {
                     self.stop_and_remove(name, &stale.id, stop_secs(spec)).await?;
                 }
-                crate::failpoint::hit("before-create");
+                crate::failpoint::hit("before-create").await;
                 let id = self.create(r, spec, &made, &next).await?;
                 Instance {
                     resource: name.to_string(),
@@ -773,7 +773,7 @@ impl DockerRuntime {
         for other in instances.iter().filter(|i| i.id != keep.id) {
             self.stop_and_remove(name, &other.id, stop_secs(spec)).await?;
         }
-        crate::failpoint::hit("after-stop-old");
+        crate::failpoint::hit("after-stop-old").await;
         if keep.name != name {
             let opts = RenameContainerOptions { name: name.to_string() };
             self.api().await?.rename_container(&keep.id, opts).await.map_err(|e| docker_err(name, e))?;
