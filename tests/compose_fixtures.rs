@@ -88,3 +88,47 @@ fn convert_prints_documents_that_validate_as_native_state() {
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("compose.yaml"), "{}", bad.stderr);
 }
+
+/// The project name is the folder's name however `validate` and `convert` reach it — run in
+/// the folder, from its parent, by an absolute path — and repository paths stay relative
+/// to the folder (an absolute DIR keeps nothing of itself in them).
+#[test]
+fn the_project_name_does_not_depend_on_how_the_folder_was_reached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shop = tmp.path().join("shop");
+    common::write_files(
+        &shop,
+        &[(
+            "compose.yaml",
+            "services:\n  web:\n    image: web:1\n    volumes: [\"data:/d\", \"./conf:/c:ro\"]\nvolumes: { data: {} }\n",
+        )],
+    );
+    let render = |cwd: &std::path::Path, dir: &str| {
+        let r = run(agentctl().current_dir(cwd).args(["validate", dir, "--render"]));
+        assert_eq!(r.code, 0, "{dir}: {}{}", r.stdout, r.stderr);
+        r.stdout
+    };
+    let inside = render(&shop, ".");
+    assert!(inside.contains("shop_data:/d"), "{inside}");
+    assert!(inside.contains("source: conf"), "{inside}");
+    assert_eq!(render(tmp.path(), "shop"), inside);
+    assert_eq!(render(&shop, "../shop"), inside);
+    assert_eq!(render(tmp.path(), shop.to_str().unwrap()), inside);
+    let converted = run(agentctl().current_dir(&shop).args(["convert", "compose.yaml"]));
+    assert!(converted.stdout.contains("shop_data:/d"), "{}{}", converted.stdout, converted.stderr);
+}
+
+/// `convert` refuses what `validate` refuses (a check across services, after conversion):
+/// it never prints documents the agent would not apply, and exits 1.
+#[test]
+fn convert_refuses_what_validate_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = "services:\n  a: { image: x, ports: [\"127.0.0.1:8080:80\"] }\n  b: { image: x, ports: [\"127.0.0.1:8080:80\"] }\n";
+    common::write_files(tmp.path(), &[("compose.yaml", text)]);
+    let v = run(agentctl().arg("validate").arg(tmp.path()));
+    assert_eq!(v.code, 1, "{}", v.stdout);
+    let c = run(agentctl().arg("convert").arg(tmp.path().join("compose.yaml")));
+    assert_eq!(c.code, 1, "{}{}", c.stdout, c.stderr);
+    assert!(c.stdout.is_empty(), "nothing printed: {}", c.stdout);
+    assert!(c.stderr.contains("8080"), "the refusal names the port: {}", c.stderr);
+}

@@ -44,7 +44,11 @@ pub fn validate(
     identities: Option<&crate::secrets::Secrets>,
 ) -> Result<Report, ReadError> {
     let files = read_dir_files(dir)?;
-    let loaded = parse_with(&files, &ParseOptions { compose_profiles: profiles.to_vec() });
+    let root = if dir == Path::new(".") { String::new() } else { dir.display().to_string() };
+    // The folder's own name, however it was reached (`.`, `../x`, an absolute path).
+    let root_name =
+        std::fs::canonicalize(dir).ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let loaded = parse_with(&files, &ParseOptions { compose_profiles: profiles.to_vec(), root, root_name });
     let declared: Vec<String> = loaded.environments().into_iter().collect();
     let checked: Vec<Option<String>> = match environment {
         Some(e) => vec![Some(e.to_string())],

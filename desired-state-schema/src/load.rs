@@ -323,7 +323,12 @@ fn parse_files(files: &[&SourceFile], envs: &BTreeMap<&str, &str>, opts: &ParseO
         let mut r = FileResult::default();
         if crate::compose::is_compose_file(&f.path) {
             let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
-            let c = crate::compose::convert(&f.path, &f.text, envs.get(dir).copied(), &opts.compose_profiles);
+            let ctx = crate::compose::Context {
+                profiles: &opts.compose_profiles,
+                root: &opts.root,
+                root_name: opts.root_name.as_deref(),
+            };
+            let c = crate::compose::convert_in(&f.path, &f.text, envs.get(dir).copied(), &ctx);
             r.errors.extend(c.errors);
             r.warnings.extend(c.warnings);
             for g in c.docs {
@@ -388,6 +393,13 @@ pub struct Loaded {
 pub struct ParseOptions {
     /// Compose profiles enabled (the agent config's `compose_profiles`).
     pub compose_profiles: Vec<String>,
+    /// The prefix of every file's path that stands for the root (`agentctl validate DIR`
+    /// shows paths as DIR/…; the agent reads paths from the repository root: empty).
+    /// Repository paths a compose file names are relative to the root, not to this prefix.
+    pub root: String,
+    /// The root folder's own name: a compose file right at the root takes it as its project
+    /// name, as `docker compose` takes its folder's name (the repository's name for the agent).
+    pub root_name: Option<String>,
 }
 
 /// Parse every file. Problems are kept and reported by `build`, together with later ones.

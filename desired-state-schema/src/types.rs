@@ -489,6 +489,21 @@ pub struct RepoMount {
     pub target: String,
     #[serde(default, skip_serializing_if = "is_false")]
     pub read_only: bool,
+    /// SELinux relabelling of the exported copy, as docker's `:z` (shared) or `:Z` (private)
+    /// bind options; nothing on hosts without SELinux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<SelinuxLabel>,
+}
+
+/// Docker's SELinux bind options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SelinuxLabel {
+    /// `z`: the content is shared among containers.
+    #[serde(rename = "z")]
+    Shared,
+    /// `Z`: the content is private to this container.
+    #[serde(rename = "Z")]
+    Private,
 }
 
 /// A file mounted into a container read-only.

@@ -331,15 +331,40 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
         return ExitCode::from(EXIT_ERROR);
     }
     let dotenv = std::fs::read_to_string(file.with_file_name(".env")).ok();
-    let c = desired_state_schema::compose::convert(&path, &text, dotenv.as_deref(), profiles);
+    // The project is the file's folder, however the file was named (`compose.yaml`,
+    // `../app/compose.yaml`, an absolute path).
+    let root = file.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let folder = std::fs::canonicalize(file)
+        .ok()
+        .and_then(|f| f.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()));
+    let ctx = desired_state_schema::compose::Context { profiles, root: &root, root_name: folder.as_deref() };
+    let c = desired_state_schema::compose::convert_in(&path, &text, dotenv.as_deref(), &ctx);
     for w in &c.warnings {
         eprintln!("warning: {w}");
     }
-    if !c.errors.is_empty() {
-        for e in &c.errors {
+    // What `validate` would say of the documents too (types, checks across services): a file
+    // that validate refuses is never printed as if it were good.
+    let mut errors: Vec<String> = c.errors.iter().map(ToString::to_string).collect();
+    if errors.is_empty() {
+        let mut files = vec![desired_state_schema::SourceFile { path: path.clone(), text: text.clone() }];
+        if let Some(env) = &dotenv {
+            let env_path = if root.is_empty() { ".env".to_string() } else { format!("{root}/.env") };
+            files.push(desired_state_schema::SourceFile { path: env_path, text: env.clone() });
+        }
+        let opts = desired_state_schema::ParseOptions {
+            compose_profiles: profiles.to_vec(),
+            root: root.clone(),
+            root_name: folder.clone(),
+        };
+        if let Err(invalid) = desired_state_schema::parse_with(&files, &opts).build(None) {
+            errors.extend(invalid.diagnostics.iter().map(ToString::to_string));
+        }
+    }
+    if !errors.is_empty() {
+        for e in &errors {
             eprintln!("{e}");
         }
-        eprintln!("agentctl convert: {path}: {} error(s); nothing printed", c.errors.len());
+        eprintln!("agentctl convert: {path}: {} error(s); nothing printed", errors.len());
         return ExitCode::from(EXIT_ERROR);
     }
     let mut out = std::io::stdout().lock();

@@ -57,7 +57,12 @@ impl Reconciler {
         let path = c.source.path.clone();
         let oid = revision.oid().ok_or_else(|| CycleError::Refused(format!("{revision} is not a commit id")))?;
         let env = c.environment.clone();
-        let opts = desired_state_schema::ParseOptions { compose_profiles: c.compose_profiles.clone() };
+        let opts = desired_state_schema::ParseOptions {
+            compose_profiles: c.compose_profiles.clone(),
+            root: String::new(),
+            // A compose file at the repository's root takes the repository's name as its project.
+            root_name: crate::source::repo_name(&c.source.url),
+        };
         // Reading the objects and parsing them (up to 32 MiB of YAML) is blocking work: off
         // the runtime's one thread, so the control socket keeps answering meanwhile.
         let built = tokio::task::spawn_blocking(move || {

@@ -165,6 +165,15 @@ impl std::fmt::Debug for PollHandle {
     }
 }
 
+/// A repository's name from its URL, as `git clone` names its folder: the last path
+/// component without `.git` (`ssh://git@host/ops/state.git` → `state`, `/srv/repo` → `repo`).
+pub fn repo_name(url: &str) -> Option<String> {
+    let trimmed = url.trim_end_matches('/');
+    let last = trimmed.rsplit(['/', ':']).next()?;
+    let name = last.strip_suffix(".git").unwrap_or(last);
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 impl GitSource {
     pub fn new(cfg: &LoadedConfig) -> GitSource {
         let state = &cfg.config.state_dir;

@@ -491,8 +491,17 @@ impl DockerRuntime {
                     }
                 }
             }
-            let ro = if m.read_only { ":ro" } else { "" };
-            binds.push(format!("{}:{}{ro}", host.display(), m.target));
+            let mut opts: Vec<&str> = Vec::new();
+            if m.read_only {
+                opts.push("ro");
+            }
+            match m.selinux {
+                Some(desired_state_schema::SelinuxLabel::Shared) => opts.push("z"),
+                Some(desired_state_schema::SelinuxLabel::Private) => opts.push("Z"),
+                None => {}
+            }
+            let opts = if opts.is_empty() { String::new() } else { format!(":{}", opts.join(",")) };
+            binds.push(format!("{}:{}{opts}", host.display(), m.target));
         }
         Ok(binds)
     }
@@ -882,7 +891,15 @@ impl DockerRuntime {
             let bytes = self.env_file(name, path, made.revision).await?;
             let bytes = self.plaintext(name, path, bytes)?;
             let text = String::from_utf8_lossy(&bytes);
-            for (k, v) in parse_env_file(&text) {
+            for (k, v) in parse_env_file(&text).map_err(|e| {
+                let detail = format!("{e} (the .env format compose reads: KEY=value, quotes, # comments)");
+                if path.starts_with('/') {
+                    // A host-side file: the host's to fix, as when it is missing.
+                    RuntimeError::EnvFile { resource: name.into(), path: path.clone(), detail }
+                } else {
+                    RuntimeError::Docker { resource: name.into(), detail: format!("env file {path}: {detail}") }
+                }
+            })? {
                 env.insert(k, v);
             }
         }
@@ -1530,18 +1547,13 @@ fn stop_secs(spec: &ContainerSpec) -> i32 {
 }
 
 /// `KEY=value` lines; `#` comments and blank lines skipped; `export ` prefixes allowed.
-pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            let l = l.strip_prefix("export ").unwrap_or(l);
-            let (k, v) = l.split_once('=')?;
-            let v = v.trim();
-            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
-            Some((k.trim().to_string(), v.to_string()))
-        })
-        .collect()
+/// An env file's variables, read as compose reads `env_file:` and `.env` (compose-go's
+/// dotenv format: quotes, escapes, `#` comments, values built from earlier ones; nothing
+/// from the agent's own environment).
+pub fn parse_env_file(
+    text: &str,
+) -> Result<BTreeMap<String, String>, desired_state_schema::compose::dotenv::DotenvError> {
+    desired_state_schema::compose::dotenv::parse_with(text, &|_| None)
 }
 
 #[cfg(test)]
@@ -1550,10 +1562,17 @@ mod tests {
 
     #[test]
     fn env_files() {
-        let got = parse_env_file("# c\nA=1\nexport B = two\nC=\"quoted value\"\n\nnot a pair\n");
-        assert_eq!(
-            got,
-            [("A".into(), "1".into()), ("B".into(), "two".into()), ("C".into(), "quoted value".into())].to_vec()
+        let got = parse_env_file(
+            "# c\nA=1\nexport B = two\nC=\"quoted value\"  # a comment\nURL=https://${HOST:-h}/x\nD='lit $A'\n",
         );
+        let got: Vec<(String, String)> = got.unwrap_or_default().into_iter().collect();
+        let want: Vec<(String, String)> =
+            [("A", "1"), ("B", "two"), ("C", "quoted value"), ("D", "lit $A"), ("URL", "https://h/x")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        assert_eq!(got, want);
+        // A line compose refuses is refused (it used to be skipped without a word).
+        assert!(parse_env_file("A=1\nnot a pair\n").is_err());
     }
 }

@@ -17,6 +17,8 @@
 //! file's networks and volumes get compose's names (`<project>_<key>`, or their `name:`), the
 //! project being `name:` or the compose file's folder name.
 
+pub mod dotenv;
+
 use std::collections::BTreeMap;
 
 use serde_yaml_ng::{Mapping, Value};
@@ -53,9 +55,27 @@ pub struct Converted {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// Where a compose file sits, beyond its path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context<'a> {
+    /// The enabled profiles.
+    pub profiles: &'a [String],
+    /// The part of `path` that stands for the root (`agentctl validate /srv/state` shows
+    /// `/srv/state/compose.yaml`); repository paths are relative to what follows it.
+    pub root: &'a str,
+    /// The root folder's own name: the project name of a compose file at the root.
+    pub root_name: Option<&'a str>,
+}
+
 /// Convert the compose file `path` (its `text`), with the `.env` beside it (`dotenv`) and the
-/// enabled `profiles`.
+/// enabled `profiles`; `path` is relative to the root.
 pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]) -> Converted {
+    convert_in(path, text, dotenv, &Context { profiles, root: "", root_name: None })
+}
+
+/// `convert` for a file shown as `path` under `ctx.root`.
+pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_>) -> Converted {
+    let profiles = ctx.profiles;
     let mut out = Converted::default();
     if let Err((line, column, message)) = crate::load::prescan(text) {
         out.errors.push(Diagnostic { file: path.into(), line, column, message });
@@ -84,8 +104,23 @@ pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]
         });
         return out;
     }
-    let dir = parent(path);
-    let vars = dotenv.map(parse_dotenv).unwrap_or_default();
+    // The compose file's folder, relative to the root (what repository paths join to).
+    let rel = path.strip_prefix(ctx.root).map(|r| r.trim_start_matches('/')).unwrap_or(path);
+    let dir = parent(rel);
+    let vars = match dotenv.map(self::dotenv::parse).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(e) => {
+            let shown = parent(path);
+            let env_path = if shown.is_empty() { ".env".to_string() } else { format!("{shown}/.env") };
+            out.errors.push(Diagnostic {
+                file: env_path,
+                line: e.line,
+                column: 1,
+                message: format!("{}: fix the .env beside {path} (compose's .env format)", e.message),
+            });
+            return out;
+        }
+    };
     let mut cx =
         Cx { file: path, map: &map, dir: dir.clone(), vars: vars.clone(), errors: Vec::new(), warnings: Vec::new() };
     interpolate_tree(&mut cx, &mut value, &YamlPath::root(), &vars);
@@ -94,9 +129,16 @@ pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]
         out.errors = cx.errors;
         return out;
     };
+    // `name:`, else the folder's name, as compose makes it — whether the folder was reached
+    // as `.`, by a relative or an absolute path, or is the repository's root.
     let project = match top.get("name").and_then(Value::as_str) {
         Some(n) => n.to_string(),
-        None => dir.rsplit('/').find(|s| !s.is_empty() && *s != ".").unwrap_or("default").to_string(),
+        None => dir
+            .rsplit('/')
+            .find(|s| !s.is_empty() && *s != "." && *s != "..")
+            .or(ctx.root_name)
+            .unwrap_or("default")
+            .to_string(),
     };
     let project =
         project.to_ascii_lowercase().replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'), "");
@@ -251,9 +293,14 @@ impl Cx<'_> {
         let mut health: Option<Value> = None;
         let container = sv.names.get(sv.name).cloned().unwrap_or_else(|| sv.name.to_string());
         let mut network_mode_set = false;
+        let mut network_peer: Option<String> = None;
         for (k, v) in svc {
             let key = k.as_str().unwrap_or("");
             let kat = at.key(key);
+            if let Some(why) = wrong_shape(key, v) {
+                self.err(&kat, &why);
+                continue;
+            }
             match key {
                 // One to one.
                 "image" | "user" | "working_dir" | "hostname" | "init" | "privileged" | "read_only" | "cap_add"
@@ -481,7 +528,18 @@ impl Cx<'_> {
                     network_mode_set = true;
                     let mode = scalar_string(v);
                     let mode = match mode.strip_prefix("service:") {
-                        Some(s) => format!("container:{}", sv.names.get(s).cloned().unwrap_or_else(|| s.to_string())),
+                        // Compose runs the service in x's network namespace and starts x first:
+                        // the engine's `container:<x's container>`, and an implied depends_on.
+                        Some(s) => match sv.names.get(s) {
+                            Some(c) => {
+                                network_peer = Some(c.clone());
+                                format!("container:{c}")
+                            }
+                            None => {
+                                self.err(&kat, &format!("network_mode service:{s} names no service of this file; name one of its services (network_mode: service:<name>), or use container:<name> for a container outside it"));
+                                continue;
+                            }
+                        },
                         None => mode,
                     };
                     spec.insert("network_mode".into(), mode.into());
@@ -529,8 +587,11 @@ impl Cx<'_> {
                     alias(&mut docmap, key, "depends_on");
                 }
                 "restart" => {
-                    spec.insert("restart".into(), scalar_text(v));
-                    alias(&mut docmap, key, "restart");
+                    // When both are set, compose takes deploy.restart_policy.
+                    if svc.get("deploy").and_then(|d| d.get("restart_policy")).is_none() {
+                        spec.insert("restart".into(), scalar_text(v));
+                        alias(&mut docmap, key, "restart");
+                    }
                 }
                 "labels" => {
                     spec.insert("labels".into(), map_of_strings(v));
@@ -727,6 +788,19 @@ impl Cx<'_> {
             }
             spec.insert("networks".into(), Value::Sequence(nets));
         }
+        if let Some(peer) = network_peer {
+            // The implied dependency of `network_mode: service:x` (unless written already).
+            let mut deps = spec.get("depends_on").and_then(Value::as_sequence).cloned().unwrap_or_default();
+            let named = |d: &Value| d.as_str().or_else(|| d.get("name").and_then(Value::as_str)) == Some(peer.as_str());
+            if !deps.iter().any(named) {
+                deps.push(Value::String(peer));
+                spec.insert("depends_on".into(), Value::Sequence(deps));
+            }
+        }
+        if !spec.contains_key("restart") {
+            // Compose's default: a container that exits stays exited.
+            spec.insert("restart".into(), "no".into());
+        }
         if let Some(h) = health {
             spec.insert("health".into(), h);
         }
@@ -781,6 +855,16 @@ impl Cx<'_> {
                 };
                 let ro = mode.split(',').any(|m| m == "ro");
                 let extra: Vec<&str> = mode.split(',').filter(|m| !m.is_empty() && *m != "ro" && *m != "rw").collect();
+                for m in &extra {
+                    let known = matches!(*m, "z" | "Z" | "nocopy" | "cached" | "delegated" | "consistent")
+                        || m.ends_with("shared")
+                        || m.ends_with("slave")
+                        || m.ends_with("private");
+                    if !known {
+                        self.err(at, &format!("volume mode {m:?} is not one docker knows; write ro, rw, z, Z, nocopy or a propagation (rprivate, …)"));
+                        return;
+                    }
+                }
                 (kind.to_string(), src.to_string(), tgt.to_string(), ro, extra.join(","))
             }
             Value::Mapping(m) => {
@@ -793,18 +877,38 @@ impl Cx<'_> {
                         );
                     }
                 }
+                let mut opts: Vec<String> = Vec::new();
                 if let Some(b) = m.get("bind").and_then(Value::as_mapping) {
-                    for (bk, _) in b {
+                    for (bk, bv) in b {
                         let bkey = bk.as_str().unwrap_or("");
-                        if bkey != "create_host_path" {
-                            self.key_err(&at.key("bind").key(bkey), &format!("bind option `{bkey}` is not supported"));
+                        match bkey {
+                            "create_host_path" => {}
+                            "selinux" => match scalar_string(bv).as_str() {
+                                l @ ("z" | "Z") => opts.push(l.to_string()),
+                                other => self.err(&at.key("bind").key("selinux"), &format!("bind.selinux {other:?}: write z (shared) or Z (private)")),
+                            },
+                            "propagation" => opts.push(scalar_string(bv)),
+                            _ => self.key_err(&at.key("bind").key(bkey), &format!("bind option `{bkey}` is not supported; write selinux, propagation or create_host_path")),
+                        }
+                    }
+                }
+                if let Some(vo) = m.get("volume").and_then(Value::as_mapping) {
+                    for (vk, vv) in vo {
+                        let vkey = vk.as_str().unwrap_or("");
+                        match vkey {
+                            "nocopy" => {
+                                if vv.as_bool() == Some(true) {
+                                    opts.push("nocopy".into());
+                                }
+                            }
+                            _ => self.key_err(&at.key("volume").key(vkey), &format!("volume option `{vkey}` is not supported (the engine's API 1.41 has no subpath); write nocopy, or mount the volume whole")),
                         }
                     }
                 }
                 let kind = m.get("type").map(scalar_string).unwrap_or_else(|| "volume".into());
                 let extra = match (kind.as_str(), m.get("tmpfs").and_then(|t| t.get("size"))) {
                     ("tmpfs", Some(size)) => format!("size={}", scalar_string(size)),
-                    _ => String::new(),
+                    _ => opts.join(","),
                 };
                 (
                     kind,
@@ -860,12 +964,29 @@ impl Cx<'_> {
                 vols.push(Value::String(format!("{source}:{target}{opts}")));
             }
             "bind" => {
+                // A repository path, exported by the agent: the SELinux label goes with it;
+                // `nocopy` and a propagation mean nothing for a folder only this mount uses;
+                // macOS's consistency hints (cached, …) mean nothing on Linux, as for docker.
+                let mut selinux = None;
+                for m in extra.split(',').filter(|m| !m.is_empty()) {
+                    match m {
+                        "z" | "Z" => selinux = Some(m.to_string()),
+                        "cached" | "delegated" | "consistent" => {}
+                        other => {
+                            self.err(at, &format!("mode {other:?} on a relative bind is not supported: the agent exports {source:?} from the repository for this container alone; remove it"));
+                            return;
+                        }
+                    }
+                }
                 if let Some(r) = self.repo_path(at, &source) {
                     let mut m = Mapping::new();
                     m.insert("source".into(), r.into());
                     m.insert("target".into(), target.into());
                     if read_only {
                         m.insert("read_only".into(), true.into());
+                    }
+                    if let Some(label) = selinux {
+                        m.insert("selinux".into(), label.into());
                     }
                     files.push(Value::Mapping(m));
                 }
@@ -913,7 +1034,7 @@ impl Cx<'_> {
                         ("none", _) => "no".to_string(),
                         ("on-failure", Some(n)) => format!("on-failure:{n}"),
                         ("on-failure", None) => "on-failure".to_string(),
-                        ("any", _) => "unless-stopped".to_string(),
+                        ("any", _) => "always".to_string(),
                         (other, _) => {
                             self.err(&dat.key("condition"), &format!("unknown restart condition {other:?}; expected none, on-failure or any"));
                             continue;
@@ -1017,11 +1138,28 @@ fn top_level(cx: &mut Cx<'_>, top: &Mapping, what: &str, project: &str, allowed:
             let ckey = ck.as_str().unwrap_or("");
             match ckey {
                 "name" => name = scalar_string(cv),
-                "external" => {
-                    if cv.as_bool() == Some(true) && v.get("name").is_none() {
-                        name = key.clone();
+                "external" => match cv {
+                    Value::Bool(true) if v.get("name").is_none() => name = key.clone(),
+                    Value::Bool(_) => {}
+                    // The legacy form (compose file format 3.3 and before): `external: { name:
+                    // x }` names the existing object, as `name:` with `external: true` does.
+                    Value::Mapping(m) => {
+                        for (ek, ev) in m {
+                            match ek.as_str().unwrap_or("") {
+                                "name" if v.get("name").is_none() => name = scalar_string(ev),
+                                "name" => {}
+                                other => cx.key_err(
+                                    &at.key("external").key(other),
+                                    &format!("`external.{other}` is not supported; write external: true and name: <the existing {}'s name>", &what[..what.len() - 1]),
+                                ),
+                            }
+                        }
+                        if m.get("name").is_none() && v.get("name").is_none() {
+                            name = key.clone();
+                        }
                     }
-                }
+                    _ => cx.err(&at.key("external"), "external is true or false (or the legacy { name: … })"),
+                },
                 "driver" => {
                     let d = scalar_string(cv);
                     let ok = if what == "networks" { d == "bridge" } else { d == "local" };
@@ -1074,46 +1212,6 @@ fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, String> {
                 cx.key_err(&at.key(ckey), &format!("`{ckey}` of a secret is not supported; write file: ./path"));
             }
         }
-    }
-    out
-}
-
-/// Variables of a `.env` file (compose's format): `KEY=value`, `export KEY=value`, `#`
-/// comments, single quotes literal, double quotes with `\n`, `\"`, `\\` escapes, and an
-/// unquoted value ending at ` #`.
-pub fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else { continue };
-        let k = k.trim().to_string();
-        let v = v.trim();
-        let value = if let Some(inner) = v.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
-            inner.to_string()
-        } else if let Some(inner) = v.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-            let mut s = String::new();
-            let mut chars = inner.chars();
-            while let Some(c) = chars.next() {
-                if c == '\\' {
-                    match chars.next() {
-                        Some('n') => s.push('\n'),
-                        Some('t') => s.push('\t'),
-                        Some(o) => s.push(o),
-                        None => s.push('\\'),
-                    }
-                } else {
-                    s.push(c);
-                }
-            }
-            s
-        } else {
-            v.split(" #").next().unwrap_or("").trim().to_string()
-        };
-        out.insert(k, value);
     }
     out
 }
@@ -1351,6 +1449,44 @@ pub fn shell_words(s: &str) -> Option<Vec<String>> {
 }
 
 /// A published port in Driftless's form, from compose's short or long syntax.
+/// Keys whose value compose requires to be a list (or a list or a mapping): a single value
+/// there is refused, as `docker compose` refuses it, never dropped.
+fn wrong_shape(key: &str, v: &Value) -> Option<String> {
+    const LIST: &[&str] = &[
+        "ports",
+        "volumes",
+        "expose",
+        "cap_add",
+        "cap_drop",
+        "devices",
+        "group_add",
+        "security_opt",
+        "profiles",
+        "secrets",
+        "dns_opt",
+        "volumes_from",
+        "links",
+        "external_links",
+    ];
+    const LIST_OR_MAP: &[&str] = &["networks", "depends_on", "environment", "labels", "extra_hosts", "sysctls"];
+    let list = LIST.contains(&key);
+    if !list && !LIST_OR_MAP.contains(&key) {
+        return None;
+    }
+    match v {
+        Value::Sequence(_) | Value::Null => None,
+        Value::Mapping(_) if !list => None,
+        Value::Mapping(_) => Some(format!("`{key}` must be a list, not a mapping (as docker compose requires)")),
+        single => {
+            let text = scalar_string(single);
+            Some(format!(
+                "`{key}` must be a list{} (docker compose refuses a single value): write {key}: [{text:?}]",
+                if list { "" } else { " or a mapping" }
+            ))
+        }
+    }
+}
+
 fn port(v: &Value) -> Result<String, String> {
     match v {
         Value::Number(n) => Ok(n.to_string()),
@@ -1506,6 +1642,126 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    /// The spec of service `name` in `c`, as YAML text (for readable assertions).
+    fn spec(c: &Converted, name: &str) -> Value {
+        c.docs
+            .iter()
+            .find(|g| g.doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str) == Some(name))
+            .and_then(|g| g.doc.get("spec").cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    fn errors(c: &Converted) -> String {
+        c.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Issue 26, "silently different": each case is what `docker compose` does.
+    #[test]
+    fn what_compose_runs_not_something_else() {
+        // `.env` values built from earlier ones are interpolated; a quoted value followed by
+        // a comment loses its quotes.
+        let dotenv = "DOMAIN=example.org\nURL=https://${DOMAIN}/x\nSECRET_KEY=\"s3cret\"  # change me\n";
+        let c = convert(
+            "app/compose.yaml",
+            "services:\n  web:\n    image: web\n    environment:\n      URL: ${URL}\n      KEY: ${SECRET_KEY}\n",
+            Some(dotenv),
+            &[],
+        );
+        assert_eq!(errors(&c), "");
+        let env = spec(&c, "web").get("env").cloned().unwrap_or(Value::Null);
+        assert_eq!(env.get("URL").and_then(Value::as_str), Some("https://example.org/x"));
+        assert_eq!(env.get("KEY").and_then(Value::as_str), Some("s3cret"));
+
+        // The legacy `external: { name: … }` names the existing volume and network.
+        let text = "services:\n  db:\n    image: db\n    volumes: [\"data:/var/lib/db\"]\n    networks: [back]\nvolumes:\n  data:\n    external:\n      name: legacy_vol\nnetworks:\n  back:\n    external: { name: legacy_net }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        let db = spec(&c, "db");
+        assert_eq!(db["volumes"][0].as_str(), Some("legacy_vol:/var/lib/db"), "{db:?}");
+        assert_eq!(db["networks"][0].as_str(), Some("legacy_net"), "{db:?}");
+
+        // No `restart:` means compose's `no`; deploy's `any` is `always`; deploy wins.
+        let text = "services:\n  a: { image: x }\n  b:\n    image: x\n    deploy: { restart_policy: { condition: any } }\n  c:\n    image: x\n    deploy: { restart_policy: { condition: on-failure } }\n    restart: always\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "a")["restart"].as_str(), Some("no"));
+        assert_eq!(spec(&c, "b")["restart"].as_str(), Some("always"));
+        assert_eq!(spec(&c, "c")["restart"].as_str(), Some("on-failure"));
+
+        // `:z` on a relative bind and `volume.nocopy` are carried, not dropped.
+        let text = "services:\n  web:\n    image: x\n    volumes:\n      - ./conf:/etc/app:z\n      - type: volume\n        source: cache\n        target: /cache\n        volume: { nocopy: true }\nvolumes: { cache: {} }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        let web = spec(&c, "web");
+        assert_eq!(web["files"][0]["selinux"].as_str(), Some("z"), "{web:?}");
+        assert_eq!(web["volumes"][0].as_str(), Some("app_cache:/cache:nocopy"), "{web:?}");
+        let c = convert(
+            "app/compose.yaml",
+            "services:\n  web:\n    image: x\n    volumes: [\"./conf:/etc/app:nocopy\"]\n",
+            None,
+            &[],
+        );
+        assert!(errors(&c).contains("mode \"nocopy\" on a relative bind is not supported"), "{}", errors(&c));
+
+        // `network_mode: service:x` runs in x's namespace and starts after x; an unknown x is
+        // refused.
+        let text = "services:\n  vpn: { image: x, container_name: the-vpn }\n  app: { image: y, network_mode: \"service:vpn\" }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        let app = spec(&c, "app");
+        assert_eq!(app["network_mode"].as_str(), Some("container:the-vpn"));
+        assert_eq!(app["depends_on"][0].as_str(), Some("the-vpn"), "{app:?}");
+        let c =
+            convert("app/compose.yaml", "services:\n  app: { image: y, network_mode: \"service:nope\" }\n", None, &[]);
+        assert!(errors(&c).contains("network_mode service:nope names no service of this file"), "{}", errors(&c));
+    }
+
+    /// Compose refuses a single value where it requires a list; so does Driftless, saying
+    /// what to write (they used to be dropped without a word).
+    #[test]
+    fn a_single_value_where_compose_wants_a_list_is_refused() {
+        for (key, value, want) in [
+            ("ports", "8080", "write ports: [\"8080\"]"),
+            ("volumes", "./site:/x", "write volumes: [\"./site:/x\"]"),
+            ("networks", "front", "`networks` must be a list or a mapping"),
+            ("depends_on", "db", "write depends_on: [\"db\"]"),
+            ("cap_add", "NET_ADMIN", "`cap_add` must be a list"),
+        ] {
+            let text = format!("services:\n  web:\n    image: x\n    {key}: {value}\n");
+            let c = convert("app/compose.yaml", &text, None, &[]);
+            let e = errors(&c);
+            assert!(e.contains(want) && e.contains("app/compose.yaml:4:"), "{key}: {e}");
+        }
+    }
+
+    /// The project is `name:` or the folder's name, however the folder was reached.
+    #[test]
+    fn the_project_is_the_folders_name_however_it_was_reached() {
+        let text = "services:\n  web: { image: x, volumes: [\"data:/d\", \"./conf:/c\"] }\nvolumes: { data: {} }\n";
+        let volume = |c: &Converted| spec(c, "web")["volumes"][0].as_str().map(str::to_string);
+        let files = |c: &Converted| spec(c, "web")["files"][0]["source"].as_str().map(str::to_string);
+        for (path, root) in
+            [("compose.yaml", ""), ("/srv/shop/compose.yaml", "/srv/shop"), ("../shop/compose.yaml", "../shop")]
+        {
+            let c = convert_in(path, text, None, &Context { profiles: &[], root, root_name: Some("shop") });
+            assert_eq!(errors(&c), "", "{path}");
+            assert_eq!(volume(&c).as_deref(), Some("shop_data:/d"), "{path}");
+            assert_eq!(files(&c).as_deref(), Some("conf"), "{path}: repository paths are relative to the root");
+        }
+        // In a subfolder, the subfolder's name; `name:` wins.
+        let c = convert_in(
+            "/srv/state/web/compose.yaml",
+            text,
+            None,
+            &Context { profiles: &[], root: "/srv/state", root_name: Some("state") },
+        );
+        assert_eq!(volume(&c).as_deref(), Some("web_data:/d"));
+        assert_eq!(files(&c).as_deref(), Some("web/conf"));
+        let named = format!("name: Shop-2\n{text}");
+        let c = convert_in("compose.yaml", &named, None, &Context { profiles: &[], root: "", root_name: Some("x") });
+        assert_eq!(volume(&c).as_deref(), Some("shop-2_data:/d"));
+    }
+
     #[test]
     fn interpolation_follows_the_specification() {
         let v = vars(&[("TAG", "1.4"), ("EMPTY", ""), ("FOO", "foo")]);
@@ -1547,13 +1803,7 @@ mod tests {
     }
 
     #[test]
-    fn dotenv_and_shell_words() {
-        let e = parse_dotenv("# c\nA=1\nexport B=two words\nC='lit $x'\nD=\"a\\nb\"\nE=x # note\n");
-        assert_eq!(e["A"], "1");
-        assert_eq!(e["B"], "two words");
-        assert_eq!(e["C"], "lit $x");
-        assert_eq!(e["D"], "a\nb");
-        assert_eq!(e["E"], "x");
+    fn shell_words_split_as_a_shell_would() {
         assert_eq!(shell_words("sh -c 'echo hi; exit 0'").unwrap(), ["sh", "-c", "echo hi; exit 0"]);
         assert_eq!(shell_words(r#"a "b c" d\ e"#).unwrap(), ["a", "b c", "d e"]);
         assert!(shell_words("a 'b").is_none());
