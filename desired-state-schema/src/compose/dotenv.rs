@@ -211,11 +211,11 @@ impl Parser {
             }
         }
         let mut unset = Vec::new();
-        super::interpolate(value, &vars, &mut unset).map_err(|e| match e {
-            super::InterpolationError::Required { var, message } => {
+        super::interpolate::interpolate(value, &vars, &mut unset).map_err(|e| match e {
+            super::interpolate::InterpolationError::Required { var, message } => {
                 self.err(format!("required variable {var} is missing a value: {message}"))
             }
-            super::InterpolationError::Syntax(s) => self.err(format!("invalid interpolation: {s}")),
+            super::interpolate::InterpolationError::Syntax(s) => self.err(format!("invalid interpolation: {s}")),
         })
     }
 }
