@@ -513,3 +513,35 @@ fn a_build_from_a_private_registry_uses_docker_logins_credentials() {
     clear_managed();
     docker::docker(&["rmi", "-f", &image, &base]);
 }
+
+/// A compose file's external volume (the legacy `external: { name }` form) is the existing
+/// volume of that name, and is never created: while it is missing the revision waits as a
+/// fault with nothing touched; once it exists the stack runs on it.
+#[test]
+fn an_external_volume_is_used_never_created() {
+    let Some(_g) = setup() else { return };
+    let volume = "driftless-e2e-legacy";
+    docker::docker(&["volume", "rm", "-f", volume]);
+    let compose = format!(
+        "services:\n  db:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n    volumes: [\"data:/data\"]\nvolumes:\n  data:\n    external:\n      name: {volume}\n"
+    );
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/compose.yaml", &compose)], "db on a legacy external volume");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Degraded", Duration::from_secs(60));
+    let msg = s["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(&format!("the volume {volume} is external")), "{msg}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([]));
+    assert_ne!(docker::docker(&["volume", "inspect", volume]).0, 0, "never created by the agent");
+    assert!(docker::container_id("db").is_empty() || docker::docker(&["inspect", "db"]).0 != 0, "nothing started");
+
+    docker::docker(&["volume", "create", volume]);
+    agent.sync(0);
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let mounts = inspect("db", "{{range .Mounts}}{{.Name}} {{end}}");
+    assert!(mounts.split_whitespace().any(|m| m == volume), "{mounts}");
+    clear_managed();
+    docker::docker(&["volume", "rm", "-f", volume]);
+}

@@ -85,6 +85,17 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             }
         }
     }
+    for (i, v) in c.external.volumes.iter().enumerate() {
+        let mounted = c.volumes.iter().any(|m| Volume::parse(m).is_ok_and(|m| !m.is_bind() && m.source == *v));
+        if !mounted {
+            f(spec.key("external").key("volumes").index(i), format!("external volume {v:?} is not one of this container's volumes: mount it (volumes: [\"{v}:/path\"]) or remove it here"));
+        }
+    }
+    for (i, n) in c.external.networks.iter().enumerate() {
+        if !c.networks.iter().any(|a| a.name == *n) {
+            f(spec.key("external").key("networks").index(i), format!("external network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));
+        }
+    }
     if c.oneshot && !c.health.is_empty() {
         f(
             spec.key("health"),

@@ -119,6 +119,12 @@ pub struct ContainerSpec {
     /// `{ name, aliases }`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<NetworkAttachment>,
+    /// Volumes and networks (of `volumes` and `networks`) that must exist on the host
+    /// already, as compose's `external: true`: never created by the agent; one that is
+    /// missing holds the revision back, before anything runs is touched (a misspelt name
+    /// never becomes a new, empty volume).
+    #[serde(default, skip_serializing_if = "External::is_empty")]
+    pub external: External,
     /// `host`, `none`, `bridge` or `container:<name>` instead of `networks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
@@ -493,6 +499,22 @@ pub struct RepoMount {
     /// bind options; nothing on hosts without SELinux.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selinux: Option<SelinuxLabel>,
+}
+
+/// Names that must exist already (`ContainerSpec::external`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct External {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+}
+
+impl External {
+    pub fn is_empty(&self) -> bool {
+        self.volumes.is_empty() && self.networks.is_empty()
+    }
 }
 
 /// Docker's SELinux bind options.

@@ -158,8 +158,11 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
             other => cx.err(&at, &format!("unknown top-level key `{other}`; a compose file holds services, networks, volumes, secrets, name and x- extensions")),
         }
     }
-    let networks = top_level(&mut cx, top, "networks", &project, &["name", "external", "driver", "labels"]);
-    let volumes = top_level(&mut cx, top, "volumes", &project, &["name", "external", "driver", "labels"]);
+    let mut external: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let networks =
+        top_level(&mut cx, top, "networks", &project, &["name", "external", "driver", "labels"], &mut external);
+    let volumes =
+        top_level(&mut cx, top, "volumes", &project, &["name", "external", "driver", "labels"], &mut external);
     let secrets = top_secrets(&mut cx, top);
     let Some(services) = top.get("services").and_then(Value::as_mapping) else {
         cx.err(&YamlPath::root(), "no `services:` in this compose file");
@@ -204,6 +207,7 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
             volumes: &volumes,
             secrets: &secrets,
             project: &project,
+            external: &external,
         };
         if let Some(mut g) = cx.service(&sv, svc) {
             if completes.contains(service) {
@@ -229,6 +233,8 @@ struct Service<'a> {
     volumes: &'a BTreeMap<String, String>,
     secrets: &'a BTreeMap<String, String>,
     project: &'a str,
+    /// Engine names of the top-level volumes and networks marked `external`, by kind.
+    external: &'a BTreeMap<&'a str, std::collections::BTreeSet<String>>,
 }
 
 struct Cx<'a> {
@@ -800,6 +806,35 @@ impl Cx<'_> {
                 spec.insert("depends_on".into(), Value::Sequence(deps));
             }
         }
+        // The external volumes and networks this service uses: they must exist already.
+        let used_volumes: Vec<Value> = spec
+            .get("volumes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().and_then(|s| s.split(':').next()))
+            .filter(|n| sv.external.get("volumes").is_some_and(|e| e.contains(*n)))
+            .map(|n| Value::String(n.to_string()))
+            .collect();
+        let used_networks: Vec<Value> = spec
+            .get("networks")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().or_else(|| v.get("name").and_then(Value::as_str)))
+            .filter(|n| sv.external.get("networks").is_some_and(|e| e.contains(*n)))
+            .map(|n| Value::String(n.to_string()))
+            .collect();
+        if !used_volumes.is_empty() || !used_networks.is_empty() {
+            let mut ext = Mapping::new();
+            if !used_volumes.is_empty() {
+                ext.insert("volumes".into(), Value::Sequence(used_volumes));
+            }
+            if !used_networks.is_empty() {
+                ext.insert("networks".into(), Value::Sequence(used_networks));
+            }
+            spec.insert("external".into(), Value::Mapping(ext));
+        }
         if !spec.contains_key("restart") {
             // Compose's default: a container that exits stays exited.
             spec.insert("restart".into(), "no".into());
@@ -1128,7 +1163,14 @@ fn merge_keys(v: &mut Value) -> Result<(), String> {
 }
 
 /// Names of the top-level networks or volumes: key → the engine's name.
-fn top_level(cx: &mut Cx<'_>, top: &Mapping, what: &str, project: &str, allowed: &[&str]) -> BTreeMap<String, String> {
+fn top_level<'w>(
+    cx: &mut Cx<'_>,
+    top: &Mapping,
+    what: &'w str,
+    project: &str,
+    allowed: &[&str],
+    external: &mut BTreeMap<&'w str, std::collections::BTreeSet<String>>,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     if what == "networks" {
         out.insert("default".to_string(), format!("{project}_default"));
@@ -1186,6 +1228,14 @@ fn top_level(cx: &mut Cx<'_>, top: &Mapping, what: &str, project: &str, allowed:
                     ),
                 ),
             }
+        }
+        let is_external = match v.get("external") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Mapping(_)) => true,
+            _ => false,
+        };
+        if is_external {
+            external.entry(what).or_default().insert(name.clone());
         }
         out.insert(key, name);
     }
@@ -1546,6 +1596,8 @@ mod tests {
         let db = spec(&c, "db");
         assert_eq!(db["volumes"][0].as_str(), Some("legacy_vol:/var/lib/db"), "{db:?}");
         assert_eq!(db["networks"][0].as_str(), Some("legacy_net"), "{db:?}");
+        assert_eq!(db["external"]["volumes"][0].as_str(), Some("legacy_vol"), "never created: {db:?}");
+        assert_eq!(db["external"]["networks"][0].as_str(), Some("legacy_net"), "{db:?}");
 
         // No `restart:` means compose's `no`; deploy's `any` is `always`; deploy wins.
         let text = "services:\n  a: { image: x }\n  b:\n    image: x\n    deploy: { restart_policy: { condition: any } }\n  c:\n    image: x\n    deploy: { restart_policy: { condition: on-failure } }\n    restart: always\n";

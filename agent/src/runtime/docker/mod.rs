@@ -154,6 +154,17 @@ fn docker_err(resource: &str, e: BollardError) -> RuntimeError {
     }
 }
 
+/// An `external` volume or network that is not on the host: the host's state to fix (a
+/// fault), and never a reason to create an empty one.
+fn external_missing(resource: &str, what: &str, name: &str) -> RuntimeError {
+    RuntimeError::Host {
+        resource: resource.to_string(),
+        detail: format!(
+            "the {what} {name} is external (it must exist already) and is not on this host: create it (docker {what} create {name}), restore it, or fix its name in the desired state"
+        ),
+    }
+}
+
 /// Whether `e` says the container was being removed by someone else meanwhile.
 fn being_removed(e: &RuntimeError) -> bool {
     match e {
@@ -669,7 +680,31 @@ impl DockerRuntime {
         }
     }
 
-    /// Networks and named volumes the spec uses: created and labelled when missing.
+    /// The spec's `external` volumes and networks exist (before anything runs is touched).
+    async fn check_external(&self, name: &str, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        if spec.external.is_empty() {
+            return Ok(());
+        }
+        let api = self.api().await?;
+        for v in &spec.external.volumes {
+            match api.inspect_volume(v).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => return Err(external_missing(name, "volume", v)),
+                Err(e) => return Err(docker_err(name, e)),
+            }
+        }
+        for n in &spec.external.networks {
+            match api.inspect_network(n, None::<bollard::query_parameters::InspectNetworkOptions>).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => return Err(external_missing(name, "network", n)),
+                Err(e) => return Err(docker_err(name, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Networks and named volumes the spec uses: created and labelled when missing (never
+    /// an `external` one).
     async fn ensure_networks(&self, name: &str, spec: &ContainerSpec) -> Result<(), RuntimeError> {
         let api = self.api().await?;
         let _one_at_a_time = self.objects.lock().await;
@@ -678,6 +713,9 @@ impl DockerRuntime {
         for net in &spec.networks {
             match api.inspect_network(&net.name, None::<bollard::query_parameters::InspectNetworkOptions>).await {
                 Ok(_) => {}
+                Err(e) if is_not_found(&e) && spec.external.networks.contains(&net.name) => {
+                    return Err(external_missing(name, "network", &net.name));
+                }
                 Err(e) if is_not_found(&e) => {
                     let req = NetworkCreateRequest {
                         name: net.name.clone(),
@@ -696,6 +734,9 @@ impl DockerRuntime {
             }
             match api.inspect_volume(&vol.source).await {
                 Ok(_) => {}
+                Err(e) if is_not_found(&e) && spec.external.volumes.contains(&vol.source) => {
+                    return Err(external_missing(name, "volume", &vol.source));
+                }
                 Err(e) if is_not_found(&e) => {
                     let req = bollard::models::VolumeCreateRequest {
                         name: Some(vol.source.clone()),
@@ -1351,6 +1392,7 @@ impl super::Driver for DockerRuntime {
         if let Ok(mut failed) = self.fetch_failed.lock() {
             failed.remove(r.name());
         }
+        self.check_external(r.name(), spec).await?;
         match self.ensure_image(r.name(), spec, revision.as_str(), log).await {
             Ok((image, _)) => {
                 if let Ok(mut fetched) = self.fetched.lock() {
