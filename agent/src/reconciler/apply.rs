@@ -433,11 +433,15 @@ impl Reconciler {
             }
             let e = self.classify(e, &state).await;
             if e.is_fault() {
-                return self.finish(Exit::Fault {
-                    error: e,
-                    context: Some(format!("fetching images for {} (nothing was changed)", revision.short())),
-                    record: None,
-                });
+                let context = if gate_all {
+                    format!(
+                        "fetching images for {} (the interrupted apply is finished once the fault clears)",
+                        revision.short()
+                    )
+                } else {
+                    format!("fetching images for {} (nothing was changed)", revision.short())
+                };
+                return self.finish(Exit::Fault { error: e, context: Some(context), record: None });
             }
             let diagnostics = self.diagnose(&state, &plan, e.resource()).await;
             if gate_all {

@@ -94,10 +94,11 @@ pub struct DockerRuntime {
     credentials: image::Credentials,
     /// The images the agent pulled or built (only these are pruned).
     brought: image::Brought,
-    /// Images pulled or built by `fetch`, with the revision they were fetched for: a
-    /// `converge` of that revision does not pull them again (`pull: always` pulls once per
-    /// apply, before anything runs).
-    fetched: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>,
+    /// Per resource, the image `fetch` pulled or built and the revision it was for: the next
+    /// `converge` of that resource and revision takes it instead of pulling again (`pull:
+    /// always` pulls once per apply, before anything runs); later converges — a drift
+    /// repair — pull as before.
+    fetched: std::sync::Arc<std::sync::Mutex<HashMap<String, (String, String)>>>,
     /// Resources whose last `fetch` failed: (state for the diagnostic, the error). The old
     /// container still runs untouched, so its state and logs would say nothing of why.
     fetch_failed: std::sync::Arc<std::sync::Mutex<HashMap<String, (String, String)>>>,
@@ -660,8 +661,8 @@ impl DockerRuntime {
                 image::tag(api, &image, &spec.image).await.map_err(|e| docker_err(name, e))?;
             }
         } else {
-            let fetched_now =
-                present.is_some() && self.fetched.lock().is_ok_and(|f| f.get(&image).is_some_and(|r| r == revision));
+            let just_fetched = self.fetched.lock().ok().and_then(|mut f| f.remove(name));
+            let fetched_now = present.is_some() && just_fetched == Some((image.clone(), revision.to_string()));
             let pull = match (spec.pull, &present) {
                 (PullPolicy::Always, _) => !fetched_now,
                 (PullPolicy::IfNotPresent, None) => true,
@@ -1396,7 +1397,11 @@ impl super::Driver for DockerRuntime {
         match self.ensure_image(r.name(), spec, revision.as_str(), log).await {
             Ok((image, _)) => {
                 if let Ok(mut fetched) = self.fetched.lock() {
-                    fetched.insert(image, revision.to_string());
+                    fetched.insert(r.name().to_string(), (image, revision.to_string()));
+                }
+                // A build that succeeded is no diagnostic (its output went to the log).
+                if let Ok(mut all) = self.last_output.lock() {
+                    all.remove(r.name());
                 }
                 Ok(())
             }
