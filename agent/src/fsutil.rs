@@ -92,3 +92,15 @@ mod tail_tests {
         assert_eq!(super::tail_lines(&p, 50).unwrap(), ["one", "two"]);
     }
 }
+
+/// The home folder of the user this process runs as (its passwd entry; `$HOME` when that
+/// cannot be read): what `~` means in a compose file this process applies, as it means the
+/// home of whoever runs `docker compose`.
+pub fn home_dir() -> Option<String> {
+    let from_passwd = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir.display().to_string())
+        .filter(|d| !d.is_empty());
+    from_passwd.or_else(|| std::env::var("HOME").ok().filter(|h| h.starts_with('/')))
+}

@@ -48,7 +48,8 @@ pub fn validate(
     // The folder's own name, however it was reached (`.`, `../x`, an absolute path).
     let root_name =
         std::fs::canonicalize(dir).ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let loaded = parse_with(&files, &ParseOptions { compose_profiles: profiles.to_vec(), root, root_name });
+    let home = crate::fsutil::home_dir();
+    let loaded = parse_with(&files, &ParseOptions { compose_profiles: profiles.to_vec(), root, root_name, home });
     let declared: Vec<String> = loaded.environments().into_iter().collect();
     let checked: Vec<Option<String>> = match environment {
         Some(e) => vec![Some(e.to_string())],

@@ -32,7 +32,13 @@ pub fn check_all(resources: &[Resource]) -> Vec<Finding> {
 }
 
 fn check_resource(r: &Resource, f: &mut impl FnMut(YamlPath, String)) {
-    if let Err(why) = dns_label(r.name()) {
+    // A Container is named as the engine names containers (compose's `immich_redis` and
+    // `app.web` run as they are); the other kinds' names become folders and units of ours.
+    let named = match r.kind {
+        Kind::Container => container_name(r.name()),
+        _ => dns_label(r.name()),
+    };
+    if let Err(why) = named {
         f(YamlPath::of(&["metadata", "name"]), format!("name {:?} {why}", r.name()));
     }
     let spec = YamlPath::of(&["spec"]);
@@ -44,6 +50,27 @@ fn check_resource(r: &Resource, f: &mut impl FnMut(YamlPath, String)) {
     for (i, h) in r.spec.health().iter().enumerate() {
         check_health(h, r.kind, &spec.key("health").index(i), f);
     }
+}
+
+/// A container name as the Docker engine accepts it (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`), at most
+/// 128 characters.
+pub fn container_name(name: &str) -> Result<(), &'static str> {
+    let b = name.as_bytes();
+    if b.len() < 2 {
+        return Err(
+            "is shorter than two characters, which the Docker engine refuses: write a name such as web or db_1",
+        );
+    }
+    if b.len() > 128 {
+        return Err("is longer than 128 characters");
+    }
+    if !b[0].is_ascii_alphanumeric() {
+        return Err("must start with a letter or digit (the Docker engine's rule)");
+    }
+    if !b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')) {
+        return Err("may hold only letters, digits, '_', '.' and '-' (the Docker engine's rule for container names)");
+    }
+    Ok(())
 }
 
 /// A DNS label (RFC 1123): 1–63 of `a-z0-9-`, starting and ending alphanumeric.
@@ -190,7 +217,7 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             );
         }
     }
-    if let Some(h) = &c.healthcheck {
+    if let Some(h) = c.healthcheck.as_ref().filter(|h| !h.test.is_unset()) {
         let test = h.test.engine_form();
         let ok = match test.first().map(String::as_str) {
             Some("NONE") => test.len() == 1,
@@ -979,6 +1006,22 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Container names follow the engine (compose projects name services `immich_redis`,
+    /// `realtime-dev.supabase-realtime`); the engine refuses one character (seen: "Invalid
+    /// container name (a)") and a leading `_`, `.` or `-`.
+    #[test]
+    fn container_names_are_the_engines() {
+        for ok in ["web", "immich_redis", "plausible_db", "realtime-dev.supabase-realtime", "Web-1", "db2"] {
+            assert_eq!(container_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["a", "", "_x", ".x", "-x", "a/b", "web 1", "caf\u{e9}"] {
+            assert!(container_name(bad).is_err(), "{bad}");
+        }
+        assert!(container_name(&"x".repeat(129)).is_err());
+        // The other kinds keep DNS labels.
+        assert!(dns_label("immich_redis").is_err());
+    }
 
     #[test]
     fn image_references() {

@@ -327,6 +327,7 @@ fn parse_files(files: &[&SourceFile], envs: &BTreeMap<&str, &str>, opts: &ParseO
                 profiles: &opts.compose_profiles,
                 root: &opts.root,
                 root_name: opts.root_name.as_deref(),
+                home: opts.home.as_deref(),
             };
             let c = crate::compose::convert_in(&f.path, &f.text, envs.get(dir).copied(), &ctx);
             r.errors.extend(c.errors);
@@ -400,6 +401,9 @@ pub struct ParseOptions {
     /// The root folder's own name: a compose file right at the root takes it as its project
     /// name, as `docker compose` takes its folder's name (the repository's name for the agent).
     pub root_name: Option<String>,
+    /// The home folder of whoever applies the files (the agent's user): `~` in a compose
+    /// bind source. `None`: `~` is refused.
+    pub home: Option<String>,
 }
 
 /// Parse every file. Problems are kept and reported by `build`, together with later ones.

@@ -437,7 +437,9 @@ pub struct Logging {
 #[serde(deny_unknown_fields)]
 pub struct Healthcheck {
     /// `["CMD", "curl", "-f", "http://localhost/"]`, `["CMD-SHELL", "…"]`, a string (run by
-    /// the shell), or `["NONE"]` to turn the image's off.
+    /// the shell), or `["NONE"]` to turn the image's off. Absent: the image's own test, with
+    /// the timings given here (as compose and the engine mean it).
+    #[serde(default, skip_serializing_if = "HealthTest::is_unset")]
     pub test: HealthTest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
@@ -464,6 +466,11 @@ impl Default for HealthTest {
 }
 
 impl HealthTest {
+    /// No test given: the image's own.
+    pub fn is_unset(&self) -> bool {
+        matches!(self, HealthTest::List(l) if l.is_empty())
+    }
+
     /// The engine's form: `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
     pub fn engine_form(&self) -> Vec<String> {
         match self {

@@ -26,7 +26,8 @@ fn cases() -> Vec<Case> {
         ("wrong type", None, vec![("a.yaml", c("web", "  image: web:1\n  env: [A=1]\n"))]),
         ("unknown enum value", None, vec![("a.yaml", c("web", "  image: web:1\n  pull: sometimes\n"))]),
         ("bad restart policy", None, vec![("a.yaml", c("web", "  image: web:1\n  restart: on-failure:x\n"))]),
-        ("name not a DNS label", None, vec![("a.yaml", c("Web_1", "  image: web:1\n"))]),
+        ("container name the engine refuses", None, vec![("a.yaml", c("_web/1", "  image: web:1\n"))]),
+        ("container name of one character", None, vec![("a.yaml", c("w", "  image: web:1\n"))]),
         (
             "duplicate name across files",
             None,
@@ -62,7 +63,7 @@ fn cases() -> Vec<Case> {
             None,
             vec![(
                 "a.yaml",
-                c("a", "  image: a:1\n  depends_on: [b]\n") + "---\n" + &c("b", "  image: b:1\n  depends_on: [c]\n") + "---\n" + &c("c", "  image: c:1\n  depends_on: [a]\n"),
+                c("aa", "  image: a:1\n  depends_on: [bb]\n") + "---\n" + &c("bb", "  image: b:1\n  depends_on: [cc]\n") + "---\n" + &c("cc", "  image: c:1\n  depends_on: [aa]\n"),
             )],
         ),
         ("bad image reference", None, vec![("a.yaml", c("web", "  image: Registry.example.com/Web:1.0\n"))]),

@@ -337,7 +337,13 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
     let folder = std::fs::canonicalize(file)
         .ok()
         .and_then(|f| f.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()));
-    let ctx = desired_state_schema::compose::Context { profiles, root: &root, root_name: folder.as_deref() };
+    let home = driftless_agent::fsutil::home_dir();
+    let ctx = desired_state_schema::compose::Context {
+        profiles,
+        root: &root,
+        root_name: folder.as_deref(),
+        home: home.as_deref(),
+    };
     let c = desired_state_schema::compose::convert_in(&path, &text, dotenv.as_deref(), &ctx);
     for w in &c.warnings {
         eprintln!("warning: {w}");
@@ -355,6 +361,7 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
             compose_profiles: profiles.to_vec(),
             root: root.clone(),
             root_name: folder.clone(),
+            home: home.clone(),
         };
         if let Err(invalid) = desired_state_schema::parse_with(&files, &opts).build(None) {
             errors.extend(invalid.diagnostics.iter().map(ToString::to_string));

@@ -62,6 +62,7 @@ impl Reconciler {
             root: String::new(),
             // A compose file at the repository's root takes the repository's name as its project.
             root_name: crate::source::repo_name(&c.source.url),
+            home: crate::fsutil::home_dir(),
         };
         // Reading the objects and parsing them (up to 32 MiB of YAML) is blocking work: off
         // the runtime's one thread, so the control socket keeps answering meanwhile.

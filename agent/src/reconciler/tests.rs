@@ -313,10 +313,10 @@ async fn engine_down_when_a_good_revision_arrives_is_a_fault_then_applied() {
 #[tokio::test]
 async fn a_fault_mid_apply_leaves_the_journal_and_is_finished_when_it_clears() {
     let h = Host::new();
-    h.commit(&containers(&[("a", "app:1"), ("b", "app:1"), ("c", "app:1")]));
+    h.commit(&containers(&[("aa", "app:1"), ("bb", "app:1"), ("cc", "app:1")]));
     let mut a = h.agent();
     a.reconcile(Trigger::Start, false).await;
-    let c2 = h.commit(&containers(&[("a", "app:2"), ("b", "app:2"), ("c", "app:2")]));
+    let c2 = h.commit(&containers(&[("aa", "app:2"), ("bb", "app:2"), ("cc", "app:2")]));
     h.world().down_at_converge = Some(2);
     let r = a.reconcile(Trigger::Poll, false).await;
     assert!(r.fault, "{r:?}");
@@ -360,11 +360,11 @@ async fn a_fault_mid_revert_finishes_the_revert_when_it_clears() {
 async fn a_crash_at_each_step_is_finished_by_the_next_agent() {
     for step in 1..=3 {
         let h = Host::new();
-        h.commit(&containers(&[("a", "app:1"), ("b", "app:1"), ("c", "app:1")]));
+        h.commit(&containers(&[("aa", "app:1"), ("bb", "app:1"), ("cc", "app:1")]));
         let c2 = {
             let mut a = h.agent();
             a.reconcile(Trigger::Start, false).await;
-            let c2 = h.commit(&containers(&[("a", "app:2"), ("b", "app:2"), ("c", "app:2")]));
+            let c2 = h.commit(&containers(&[("aa", "app:2"), ("bb", "app:2"), ("cc", "app:2")]));
             h.world().down_at_converge = Some(step);
             assert!(a.reconcile(Trigger::Poll, false).await.fault, "step {step}");
             c2
@@ -506,14 +506,14 @@ async fn a_dependency_that_must_be_healthy_is_gated_before_its_dependent_is_appl
 #[tokio::test]
 async fn an_image_that_cannot_be_had_fails_the_revision_before_anything_is_touched() {
     let h = Host::new();
-    let c1 = h.commit(&containers(&[("a", "app:1"), ("b", "app:1")]));
+    let c1 = h.commit(&containers(&[("aa", "app:1"), ("bb", "app:1")]));
     let mut a = h.agent();
     a.reconcile(Trigger::Start, false).await;
     let before = h.world().running.clone();
     let converges = h.world().converges;
 
     // A registry that does not answer for one image: a fault, nothing touched, no journal.
-    let c2 = h.commit(&containers(&[("a", "app:2"), ("b", "slow-registry:2")]));
+    let c2 = h.commit(&containers(&[("aa", "app:2"), ("bb", "slow-registry:2")]));
     h.world().unreachable_registry = Some("slow-registry".into());
     let r = a.reconcile(Trigger::Poll, false).await;
     assert!(r.fault, "{r:?}");
@@ -526,7 +526,7 @@ async fn an_image_that_cannot_be_had_fails_the_revision_before_anything_is_touch
 
     // An image the registry does not have, next to one that it has: a verdict; every fetch
     // ran, nothing converged, the host exactly as it was; marked failed, not reverted.
-    let c3 = h.commit(&containers(&[("a", "app:3"), ("b", "missing:3")]));
+    let c3 = h.commit(&containers(&[("aa", "app:3"), ("bb", "missing:3")]));
     h.world().missing = Some("missing".into());
     h.world().fetched.clear();
     let r = a.reconcile(Trigger::Poll, false).await;
@@ -545,7 +545,7 @@ async fn an_image_that_cannot_be_had_fails_the_revision_before_anything_is_touch
     assert_eq!(h.world().converges, converges);
 
     // The next good commit applies.
-    let c4 = h.commit(&containers(&[("a", "app:4"), ("b", "app:4")]));
+    let c4 = h.commit(&containers(&[("aa", "app:4"), ("bb", "app:4")]));
     let r = a.reconcile(Trigger::Poll, false).await;
     assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
     assert_eq!(a.state.applied, Some(c4));

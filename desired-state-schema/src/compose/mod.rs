@@ -68,12 +68,15 @@ pub struct Context<'a> {
     pub root: &'a str,
     /// The root folder's own name: the project name of a compose file at the root.
     pub root_name: Option<&'a str>,
+    /// The home folder of whoever runs the file (the agent's user), for `~` in bind sources,
+    /// as compose expands it; `None`: `~` is refused.
+    pub home: Option<&'a str>,
 }
 
 /// Convert the compose file `path` (its `text`), with the `.env` beside it (`dotenv`) and the
 /// enabled `profiles`; `path` is relative to the root.
 pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]) -> Converted {
-    convert_in(path, text, dotenv, &Context { profiles, root: "", root_name: None })
+    convert_in(path, text, dotenv, &Context { profiles, root: "", root_name: None, home: None })
 }
 
 /// `convert` for a file shown as `path` under `ctx.root`.
@@ -124,8 +127,15 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
             return out;
         }
     };
-    let mut cx =
-        Cx { file: path, map: &map, dir: dir.clone(), vars: vars.clone(), errors: Vec::new(), warnings: Vec::new() };
+    let mut cx = Cx {
+        file: path,
+        map: &map,
+        dir: dir.clone(),
+        vars: vars.clone(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        home: ctx.home.map(str::to_string),
+    };
     interpolate_tree(&mut cx, &mut value, &YamlPath::root(), &vars);
     let Some(top) = value.as_mapping() else {
         cx.err(&YamlPath::root(), "a compose file is a mapping with `services:`");
@@ -246,6 +256,8 @@ struct Cx<'a> {
     vars: BTreeMap<String, String>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// `Context::home`.
+    home: Option<String>,
 }
 
 fn diag(file: &str, map: &DocMap, path: &YamlPath, msg: &str, key: bool) -> Diagnostic {
@@ -270,7 +282,7 @@ impl Cx<'_> {
     /// A path relative to the compose file's folder, as a repository path.
     fn repo_path(&mut self, at: &YamlPath, p: &str) -> Option<String> {
         if p.starts_with('~') {
-            self.err(at, &format!("{p:?}: `~` is the home of whoever runs compose; write a path relative to the compose file, or an absolute host path"));
+            self.err(at, &format!("{p:?}: `~` is the home of whoever runs the file, and this reader was given none; write a path relative to the compose file, or an absolute host path"));
             return None;
         }
         match join(&self.dir, p) {
@@ -326,6 +338,9 @@ impl Cx<'_> {
                     alias(&mut docmap, key, key);
                 }
                 "container_name" | "profiles" => {}
+                // Whether `docker compose up` prints the service's output: the agent runs
+                // detached and prints no container's output, whatever it says.
+                "attach" => {}
                 "platform" => {
                     let p = scalar_string(v);
                     if !p.is_empty() && p != host_platform() {
@@ -738,8 +753,11 @@ impl Cx<'_> {
                         h = Mapping::new();
                         h.insert("test".into(), Value::Sequence(vec!["NONE".into()]));
                     }
-                    spec.insert("healthcheck".into(), Value::Mapping(h));
-                    alias(&mut docmap, key, "healthcheck");
+                    // `disable: false` alone changes nothing: the image's own check stays.
+                    if !h.is_empty() {
+                        spec.insert("healthcheck".into(), Value::Mapping(h));
+                        alias(&mut docmap, key, "healthcheck");
+                    }
                 }
                 "secrets" => {
                     let mut list = Vec::new();
@@ -991,6 +1009,20 @@ impl Cx<'_> {
                 }
                 None => self.err(at, &format!("volume {source:?} is not declared under the top-level volumes:")),
             },
+            // `~` is the home of whoever runs the file: the agent's user (root's is /root),
+            // as compose expands it for whoever runs `docker compose`.
+            "bind" if (source == "~" || source.starts_with("~/")) && self.home.is_some() => {
+                let home = self.home.clone().unwrap_or_default();
+                let host = format!("{}{}", home.trim_end_matches('/'), &source[1..]);
+                let opts = if extra.is_empty() {
+                    ro.to_string()
+                } else if read_only {
+                    format!(":ro,{extra}")
+                } else {
+                    format!(":{extra}")
+                };
+                vols.push(Value::String(format!("{host}:{target}{opts}")));
+            }
             "bind" if source.starts_with('/') => {
                 let opts = if extra.is_empty() {
                     ro.to_string()
@@ -1096,22 +1128,35 @@ impl Cx<'_> {
 /// What to write instead of a service key Driftless does not support.
 fn unsupported_hint(key: &str) -> String {
     let why = match key {
-        "links" | "external_links" => "legacy links are not supported: services reach each other by name on a shared network",
-        "extends" => "extends is not supported: use YAML anchors and merge keys (<<: *base)",
-        "volumes_from" => "volumes_from is not supported: mount the same named volume in both services",
-        "configs" => "configs is not supported: mount the file with a relative bind (./file:/path:ro)",
-        "scale" => "scale is not supported: Driftless runs one container per service; declare more services",
+        "links" | "external_links" => "services reach each other by name on a shared network; remove it",
+        "extends" => "write the shared keys once with YAML anchors and merge keys (x-base: &base …, then <<: *base)",
+        "volumes_from" => "mount the same named volume in both services",
+        "configs" => "mount the file with a relative bind (./file:/path:ro)",
+        "scale" => "declare one service per container (Driftless runs one container per service)",
         "ipc" | "pid" | "uts" | "userns_mode" | "cgroup" | "cgroup_parent" | "isolation" | "runtime" => {
-            "this namespace or runtime setting is not supported by Driftless yet; remove it, or run the container by hand"
+            "Driftless does not set this namespace or runtime; remove it, or run the container by hand"
         }
         "platform" => "set it to this host's platform, or remove it",
-        "cpu_shares" | "cpu_quota" | "cpu_period" | "cpu_rt_runtime" | "cpu_rt_period" | "cpuset" | "cpu_count" | "cpu_percent"
-        | "mem_reservation" | "mem_swappiness" | "memswap_limit" | "oom_kill_disable" | "oom_score_adj" | "blkio_config"
-        | "device_cgroup_rules" | "storage_opt" => "this resource knob is not supported; use cpus, mem_limit and pids_limit",
-        "dns_opt" | "dns_search" | "domainname" | "mac_address" => "this DNS/addressing setting is not supported; use dns and extra_hosts",
-        "credential_spec" | "gpus" | "annotations" | "attach" | "develop" | "post_start" | "pre_stop" | "provider"
-        | "use_api_socket" | "label_file" | "models" | "pull_refresh_after" => "not supported by Driftless; remove it",
-        _ => "not a compose service key Driftless knows; see docs/compose.md for the keys it reads",
+        "cpu_shares"
+        | "cpu_quota"
+        | "cpu_period"
+        | "cpu_rt_runtime"
+        | "cpu_rt_period"
+        | "cpuset"
+        | "cpu_count"
+        | "cpu_percent"
+        | "mem_reservation"
+        | "mem_swappiness"
+        | "memswap_limit"
+        | "oom_kill_disable"
+        | "oom_score_adj"
+        | "blkio_config"
+        | "device_cgroup_rules"
+        | "storage_opt" => "use cpus, mem_limit and pids_limit instead",
+        "dns_opt" | "dns_search" | "domainname" | "mac_address" => "use dns and extra_hosts instead",
+        "credential_spec" | "gpus" | "annotations" | "develop" | "post_start" | "pre_stop" | "provider"
+        | "use_api_socket" | "label_file" | "models" | "pull_refresh_after" => "remove it",
+        _ => "it is not a compose service key Driftless knows; docs/compose.md lists the keys it reads",
     };
     format!("`{key}` is not supported: {why}")
 }
@@ -1269,6 +1314,77 @@ fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, String> {
     out
 }
 
+/// What compose-go casts an interpolated value to at `at` (its `interpolateTypeCastMapping`):
+/// `None` where a string stays a string.
+fn cast_at(at: &YamlPath, value: &str) -> Option<Result<Value, String>> {
+    use crate::source_map::Seg;
+    let segs: Vec<Option<&str>> =
+        at.0.iter()
+            .map(|s| match s {
+                Seg::Key(k) => Some(k.as_str()),
+                Seg::Index(_) => None,
+            })
+            .collect();
+    // (pattern, kind): `*` matches any key, `[]` any list index.
+    const BOOL: &[&[&str]] = &[
+        &["services", "*", "init"],
+        &["services", "*", "depends_on", "*", "required"],
+        &["services", "*", "depends_on", "*", "restart"],
+        &["services", "*", "healthcheck", "disable"],
+        &["services", "*", "oom_kill_disable"],
+        &["services", "*", "privileged"],
+        &["services", "*", "read_only"],
+        &["services", "*", "stdin_open"],
+        &["services", "*", "tty"],
+        &["services", "*", "volumes", "[]", "read_only"],
+        &["services", "*", "volumes", "[]", "volume", "nocopy"],
+        &["networks", "*", "external"],
+        &["networks", "*", "internal"],
+        &["networks", "*", "attachable"],
+        &["networks", "*", "enable_ipv4"],
+        &["networks", "*", "enable_ipv6"],
+        &["volumes", "*", "external"],
+        &["secrets", "*", "external"],
+        &["configs", "*", "external"],
+    ];
+    const INT: &[&[&str]] = &[
+        &["services", "*", "deploy", "replicas"],
+        &["services", "*", "deploy", "restart_policy", "max_attempts"],
+        &["services", "*", "healthcheck", "retries"],
+        &["services", "*", "pids_limit"],
+        &["services", "*", "ports", "[]", "target"],
+        &["services", "*", "scale"],
+        &["services", "*", "ulimits", "*"],
+        &["services", "*", "ulimits", "*", "hard"],
+        &["services", "*", "ulimits", "*", "soft"],
+        &["services", "*", "oom_score_adj"],
+    ];
+    let matches = |pattern: &[&str]| {
+        pattern.len() == segs.len()
+            && pattern.iter().zip(&segs).all(|(p, s)| match (*p, s) {
+                ("[]", None) => true,
+                ("[]", Some(_)) => false,
+                ("*", Some(_)) => true,
+                (p, Some(s)) => p == *s,
+                (_, None) => false,
+            })
+    };
+    if BOOL.iter().any(|p| matches(p)) {
+        return Some(match value.to_ascii_lowercase().as_str() {
+            "true" | "y" | "yes" | "on" => Ok(Value::Bool(true)),
+            "false" | "n" | "no" | "off" => Ok(Value::Bool(false)),
+            _ => Err(format!("{value:?} is not a boolean: write true or false (compose casts the interpolated value)")),
+        });
+    }
+    if INT.iter().any(|p| matches(p)) {
+        return Some(match value.parse::<i64>() {
+            Ok(n) => Ok(Value::Number(n.into())),
+            Err(_) => Err(format!("{value:?} is not a whole number (compose casts the interpolated value)")),
+        });
+    }
+    None
+}
+
 /// Interpolate every string value (never keys) of `v` in place.
 fn interpolate_tree(cx: &mut Cx<'_>, v: &mut Value, at: &YamlPath, vars: &BTreeMap<String, String>) {
     match v {
@@ -1278,7 +1394,19 @@ fn interpolate_tree(cx: &mut Cx<'_>, v: &mut Value, at: &YamlPath, vars: &BTreeM
             }
             let mut unset = Vec::new();
             match interpolate(s, vars, &mut unset) {
-                Ok(r) => *s = r,
+                Ok(r) => {
+                    // As compose-go: a value interpolated where the specification wants a
+                    // boolean or a number is cast (`read_only: ${RO}` with RO=false).
+                    match cast_at(at, &r) {
+                        Some(Ok(typed)) => *v = typed,
+                        Some(Err(why)) => cx.err(at, &why),
+                        None => *s = r,
+                    }
+                    for var in unset {
+                        cx.warn(at, &format!("variable {var} is not set (not in the .env beside the compose file): it becomes an empty string"));
+                    }
+                    return;
+                }
                 Err(InterpolationError::Required { var, message }) => {
                     let why = if message.is_empty() { String::new() } else { format!(": {message}") };
                     cx.err(at, &format!("variable {var} is required{why}; set it in the .env beside the compose file"));
@@ -1600,12 +1728,12 @@ mod tests {
         assert_eq!(db["external"]["networks"][0].as_str(), Some("legacy_net"), "{db:?}");
 
         // No `restart:` means compose's `no`; deploy's `any` is `always`; deploy wins.
-        let text = "services:\n  a: { image: x }\n  b:\n    image: x\n    deploy: { restart_policy: { condition: any } }\n  c:\n    image: x\n    deploy: { restart_policy: { condition: on-failure } }\n    restart: always\n";
+        let text = "services:\n  aa: { image: x }\n  bb:\n    image: x\n    deploy: { restart_policy: { condition: any } }\n  cc:\n    image: x\n    deploy: { restart_policy: { condition: on-failure } }\n    restart: always\n";
         let c = convert("app/compose.yaml", text, None, &[]);
         assert_eq!(errors(&c), "");
-        assert_eq!(spec(&c, "a")["restart"].as_str(), Some("no"));
-        assert_eq!(spec(&c, "b")["restart"].as_str(), Some("always"));
-        assert_eq!(spec(&c, "c")["restart"].as_str(), Some("on-failure"));
+        assert_eq!(spec(&c, "aa")["restart"].as_str(), Some("no"));
+        assert_eq!(spec(&c, "bb")["restart"].as_str(), Some("always"));
+        assert_eq!(spec(&c, "cc")["restart"].as_str(), Some("on-failure"));
 
         // `:z` on a relative bind and `volume.nocopy` are carried, not dropped.
         let text = "services:\n  web:\n    image: x\n    volumes:\n      - ./conf:/etc/app:z\n      - type: volume\n        source: cache\n        target: /cache\n        volume: { nocopy: true }\nvolumes: { cache: {} }\n";
@@ -1635,6 +1763,41 @@ mod tests {
         assert!(errors(&c).contains("network_mode service:nope names no service of this file"), "{}", errors(&c));
     }
 
+    /// Interpolated booleans and numbers are cast where the specification wants them, as
+    /// compose-go does (`interpolateTypeCastMapping`); a `healthcheck` with only
+    /// `disable: false` keeps the image's own check; `attach` is accepted.
+    #[test]
+    fn interpolated_booleans_and_numbers_are_cast() {
+        let text = "services:\n  web:\n    image: x\n    read_only: ${RO}\n    init: ${INIT:-yes}\n    pids_limit: ${PIDS}\n    healthcheck: { disable: false }\n    attach: false\n    ports:\n      - target: ${PORT}\n        published: \"8080\"\n";
+        let c = convert("app/compose.yaml", text, Some("RO=false\nPIDS=100\nPORT=80\n"), &[]);
+        assert_eq!(errors(&c), "");
+        let web = spec(&c, "web");
+        assert_eq!(web["read_only"], Value::Bool(false), "{web:?}");
+        assert_eq!(web["init"], Value::Bool(true));
+        assert_eq!(web["pids_limit"].as_i64(), Some(100));
+        assert!(web.get("healthcheck").is_none(), "the image's own check stays: {web:?}");
+        assert_eq!(web["ports"][0].as_str(), Some("8080:80"));
+        let c = convert(
+            "app/compose.yaml",
+            "services:\n  web: { image: x, privileged: \"${P}\" }\n",
+            Some("P=maybe\n"),
+            &[],
+        );
+        assert!(errors(&c).contains("\"maybe\" is not a boolean"), "{}", errors(&c));
+    }
+
+    /// `~` in a bind source is the home of whoever runs the file (the agent's user).
+    #[test]
+    fn a_tilde_is_the_home_of_whoever_runs_the_file() {
+        let text = "services:\n  mc:\n    image: x\n    volumes: [\"~/minecraft_data:/data\"]\n";
+        let ctx = Context { profiles: &[], root: "", root_name: None, home: Some("/root") };
+        let c = convert_in("app/compose.yaml", text, None, &ctx);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "mc")["volumes"][0].as_str(), Some("/root/minecraft_data:/data"));
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert!(errors(&c).contains("`~` is the home of whoever runs the file"), "{}", errors(&c));
+    }
+
     /// Compose refuses a single value where it requires a list; so does Driftless, saying
     /// what to write (they used to be dropped without a word).
     #[test]
@@ -1662,7 +1825,7 @@ mod tests {
         for (path, root) in
             [("compose.yaml", ""), ("/srv/shop/compose.yaml", "/srv/shop"), ("../shop/compose.yaml", "../shop")]
         {
-            let c = convert_in(path, text, None, &Context { profiles: &[], root, root_name: Some("shop") });
+            let c = convert_in(path, text, None, &Context { profiles: &[], root, root_name: Some("shop"), home: None });
             assert_eq!(errors(&c), "", "{path}");
             assert_eq!(volume(&c).as_deref(), Some("shop_data:/d"), "{path}");
             assert_eq!(files(&c).as_deref(), Some("conf"), "{path}: repository paths are relative to the root");
@@ -1672,12 +1835,17 @@ mod tests {
             "/srv/state/web/compose.yaml",
             text,
             None,
-            &Context { profiles: &[], root: "/srv/state", root_name: Some("state") },
+            &Context { profiles: &[], root: "/srv/state", root_name: Some("state"), home: None },
         );
         assert_eq!(volume(&c).as_deref(), Some("web_data:/d"));
         assert_eq!(files(&c).as_deref(), Some("web/conf"));
         let named = format!("name: Shop-2\n{text}");
-        let c = convert_in("compose.yaml", &named, None, &Context { profiles: &[], root: "", root_name: Some("x") });
+        let c = convert_in(
+            "compose.yaml",
+            &named,
+            None,
+            &Context { profiles: &[], root: "", root_name: Some("x"), home: None },
+        );
         assert_eq!(volume(&c).as_deref(), Some("shop-2_data:/d"));
     }
 

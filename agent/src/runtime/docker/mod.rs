@@ -1041,7 +1041,8 @@ impl DockerRuntime {
             d.map(|d| i64::try_from(d.as_std().as_nanos()).unwrap_or(i64::MAX))
         };
         let healthcheck = spec.healthcheck.as_ref().map(|h| bollard::models::HealthConfig {
-            test: Some(h.test.engine_form()),
+            // No test: the image's own, with these timings.
+            test: (!h.test.is_unset()).then(|| h.test.engine_form()),
             interval: nanos(h.interval),
             timeout: nanos(h.timeout),
             retries: h.retries.map(i64::from),
@@ -1526,7 +1527,13 @@ impl super::Driver for DockerRuntime {
         let Ok(c) = container_spec(r) else { return Vec::new() };
         let has_probe = c.health.iter().any(|h| h.container == Some(true));
         match &c.healthcheck {
-            Some(h) if !has_probe && h.test.engine_form().first().map(String::as_str) != Some("NONE") => {
+            // Not for timings alone (`test` unset): whether the image has a check of its own
+            // is the image's business; `x-driftless.health: [{ container: true }]` gates it.
+            Some(h)
+                if !has_probe
+                    && !h.test.is_unset()
+                    && h.test.engine_form().first().map(String::as_str) != Some("NONE") =>
+            {
                 vec![desired_state_schema::HealthCheck { container: Some(true), ..Default::default() }]
             }
             _ => Vec::new(),
