@@ -545,3 +545,22 @@ fn an_external_volume_is_used_never_created() {
     clear_managed();
     docker::docker(&["volume", "rm", "-f", volume]);
 }
+
+/// A compose network with `internal: true` is created internal by the engine.
+#[test]
+fn an_internal_compose_network_is_created_internal() {
+    let Some(_g) = setup() else { return };
+    let compose = format!(
+        "name: dle2e\nservices:\n  db:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n    networks: [back]\nnetworks:\n  back:\n    internal: true\n"
+    );
+    docker::docker(&["network", "rm", "dle2e_back"]);
+    let up = Upstream::new();
+    up.commit(&[("hosts/e2e/compose.yaml", &compose)], "an internal network");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let (code, internal) = docker::docker(&["network", "inspect", "-f", "{{.Internal}}", "dle2e_back"]);
+    assert_eq!((code, internal.trim()), (0, "true"));
+    clear_managed();
+    docker::docker(&["network", "rm", "dle2e_back"]);
+}

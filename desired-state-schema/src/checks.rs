@@ -118,6 +118,11 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(spec.key("external").key("volumes").index(i), format!("external volume {v:?} is not one of this container's volumes: mount it (volumes: [\"{v}:/path\"]) or remove it here"));
         }
     }
+    for (i, n) in c.internal_networks.iter().enumerate() {
+        if !c.networks.iter().any(|a| a.name == *n) {
+            f(spec.key("internal_networks").index(i), format!("internal network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));
+        }
+    }
     for (i, n) in c.external.networks.iter().enumerate() {
         if !c.networks.iter().any(|a| a.name == *n) {
             f(spec.key("external").key("networks").index(i), format!("external network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));

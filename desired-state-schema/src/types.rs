@@ -125,6 +125,10 @@ pub struct ContainerSpec {
     /// never becomes a new, empty volume).
     #[serde(default, skip_serializing_if = "External::is_empty")]
     pub external: External,
+    /// Networks (of `networks`) the agent creates `internal`: no route out of the host, as
+    /// compose's `internal: true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub internal_networks: Vec<String>,
     /// `host`, `none`, `bridge` or `container:<name>` instead of `networks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,

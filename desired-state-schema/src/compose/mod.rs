@@ -169,8 +169,14 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
         }
     }
     let mut external: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
-    let networks =
-        top_level(&mut cx, top, "networks", &project, &["name", "external", "driver", "labels"], &mut external);
+    let networks = top_level(
+        &mut cx,
+        top,
+        "networks",
+        &project,
+        &["name", "external", "driver", "labels", "internal"],
+        &mut external,
+    );
     let volumes =
         top_level(&mut cx, top, "volumes", &project, &["name", "external", "driver", "labels"], &mut external);
     let secrets = top_secrets(&mut cx, top);
@@ -843,6 +849,18 @@ impl Cx<'_> {
             .filter(|n| sv.external.get("networks").is_some_and(|e| e.contains(*n)))
             .map(|n| Value::String(n.to_string()))
             .collect();
+        let internal: Vec<Value> = spec
+            .get("networks")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().or_else(|| v.get("name").and_then(Value::as_str)))
+            .filter(|n| sv.external.get("internal").is_some_and(|e| e.contains(*n)))
+            .map(|n| Value::String(n.to_string()))
+            .collect();
+        if !internal.is_empty() {
+            spec.insert("internal_networks".into(), Value::Sequence(internal));
+        }
         if !used_volumes.is_empty() || !used_networks.is_empty() {
             let mut ext = Mapping::new();
             if !used_volumes.is_empty() {
@@ -1264,11 +1282,16 @@ fn top_level<'w>(
                     }
                 }
                 "labels" => {}
+                "internal" if what == "networks" => {
+                    if cv.as_bool().is_none() {
+                        cx.err(&at.key("internal"), "internal is true or false");
+                    }
+                }
                 other if allowed.contains(&other) => {}
                 other => cx.key_err(
                     &at.key(other),
                     &format!(
-                        "`{other}` of a top-level {} entry is not supported; write name, external, driver or labels",
+                        "`{other}` of a top-level {} entry is not supported; write name, external, driver, labels (or, for a network, internal)",
                         &what[..what.len() - 1]
                     ),
                 ),
@@ -1281,6 +1304,9 @@ fn top_level<'w>(
         };
         if is_external {
             external.entry(what).or_default().insert(name.clone());
+        }
+        if what == "networks" && v.get("internal").and_then(Value::as_bool) == Some(true) {
+            external.entry("internal").or_default().insert(name.clone());
         }
         out.insert(key, name);
     }
@@ -1784,6 +1810,15 @@ mod tests {
             &[],
         );
         assert!(errors(&c).contains("\"maybe\" is not a boolean"), "{}", errors(&c));
+    }
+
+    /// A top-level network with `internal: true` (mastodon) is created internal.
+    #[test]
+    fn an_internal_network_is_carried() {
+        let text = "services:\n  db: { image: x, networks: [internal_network] }\nnetworks:\n  internal_network:\n    internal: true\n";
+        let c = convert("mastodon/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "db")["internal_networks"][0].as_str(), Some("mastodon_internal_network"));
     }
 
     /// `~` in a bind source is the home of whoever runs the file (the agent's user).

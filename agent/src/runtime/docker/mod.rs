@@ -721,6 +721,7 @@ impl DockerRuntime {
                     let req = NetworkCreateRequest {
                         name: net.name.clone(),
                         labels: Some(labels.clone()),
+                        internal: spec.internal_networks.contains(&net.name).then_some(true),
                         ..Default::default()
                     };
                     api.create_network(req).await.map_err(|e| docker_err(name, e))?;
