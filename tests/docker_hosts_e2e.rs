@@ -564,3 +564,31 @@ fn an_internal_compose_network_is_created_internal() {
     clear_managed();
     docker::docker(&["network", "rm", "dle2e_back"]);
 }
+
+/// `depends_on: { db: { restart: true } }`: when db is replaced, web (unchanged) is
+/// restarted by the engine after db's wave — the same container, started again.
+#[test]
+fn a_dependent_with_restart_true_is_restarted_when_its_dependency_is_replaced() {
+    let Some(_g) = setup() else { return };
+    let compose = |db_cmd: &str| {
+        format!(
+            "services:\n  db:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"{db_cmd}\"]\n  web:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n    depends_on:\n      db: {{ condition: service_started, restart: true }}\n"
+        )
+    };
+    let up = Upstream::new();
+    up.commit(&[("hosts/e2e/compose.yaml", &compose("exec sleep 3600"))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let (web_id, started) = (docker::container_id("web"), inspect("web", "{{.State.StartedAt}}"));
+    let db_id = docker::container_id("db");
+
+    up.commit(&[("hosts/e2e/compose.yaml", &compose("exec sleep 3601"))], "db changes");
+    let r = agent.sync(0);
+    assert!(r.stdout.contains("restart Container/web"), "{}", r.stdout);
+    assert_ne!(docker::container_id("db"), db_id, "db replaced");
+    assert_eq!(docker::container_id("web"), web_id, "web is the same container");
+    assert_ne!(inspect("web", "{{.State.StartedAt}}"), started, "web started again");
+    assert_eq!(inspect("web", "{{.State.Running}}"), "true");
+    clear_managed();
+}

@@ -213,6 +213,9 @@ pub enum Action {
     Repair,
     /// Managed but no longer desired: remove it (data volumes are kept).
     Remove,
+    /// Up to date, but a dependency it names with `restart: true` is created or replaced:
+    /// restart it after that dependency (compose's `depends_on.restart`).
+    Restart,
     Unchanged,
 }
 
@@ -257,6 +260,7 @@ pub fn action_word(a: Action) -> &'static str {
         Action::Replace => "replace",
         Action::Repair => "repair",
         Action::Remove => "remove",
+        Action::Restart => "restart",
         Action::Unchanged => "unchanged",
     }
 }
@@ -296,6 +300,24 @@ pub fn plan(desired: &[(&Resource, String)], observed: &[Observed], managed: &[K
             Some(_) => (Action::Unchanged, "up to date".to_string()),
         };
         steps.push(Step { kind: r.kind, name: r.name().to_string(), action, to_hash: hash.clone(), reason });
+    }
+    // `depends_on: { restart: true }`: a dependent that would stay as it is is restarted when
+    // that dependency is created or replaced (compose restarts it after updating the
+    // dependency). A restart is not an update: it restarts nothing further.
+    let updated: HashSet<String> =
+        steps.iter().filter(|s| matches!(s.action, Action::Create | Action::Replace)).map(|s| s.name.clone()).collect();
+    if !updated.is_empty() {
+        let first_desired = steps.len() - desired.len();
+        for (i, (r, _)) in desired.iter().enumerate() {
+            let step = &mut steps[first_desired + i];
+            if step.action != Action::Unchanged {
+                continue;
+            }
+            if let Some(d) = r.spec.depends_on().iter().find(|d| d.restart && updated.contains(&d.name)) {
+                step.action = Action::Restart;
+                step.reason = format!("{} is updated (depends_on {}: restart: true)", d.name, d.name);
+            }
+        }
     }
     Plan { steps }
 }
@@ -490,6 +512,51 @@ mod tests {
             let got: Vec<(&str, Action)> = p.steps.iter().map(|s| (s.name.as_str(), s.action)).collect();
             assert_eq!(got, want, "{name}");
         }
+    }
+
+    /// `depends_on: { restart: true }`: the dependent is restarted after its dependency is
+    /// created or replaced, not after a repair, and a restart restarts nothing further.
+    #[test]
+    fn a_dependent_with_restart_true_is_restarted_after_its_dependency_is_updated() {
+        let yaml = doc("db", "db:1", "")
+            + &doc("web", "web:1", "{ name: db, restart: true }")
+            + &doc("proxy", "proxy:1", "{ name: web, restart: true }")
+            + &doc("worker", "worker:1", "db");
+        let res = state(&yaml);
+        let ds = desired_state_schema::DesiredState { environment: None, resources: res.clone() };
+        let ordered = ds.in_dependency_order();
+        let desired: Vec<(&Resource, String)> = ordered.iter().map(|r| (*r, spec_hash(r, &BTreeMap::new()))).collect();
+        let hash = |n: &str| desired.iter().find(|(r, _)| r.name() == n).map(|(_, h)| h.clone()).unwrap_or_default();
+        let up = |n: &str| obs(n, &hash(n), RunState::Running, 0);
+        let action = |p: &Plan, n: &str| p.steps.iter().find(|s| s.name == n).map(|s| s.action);
+        // db replaced: web restarted (restart: true), proxy not (a restart is no update),
+        // worker not (no restart: true).
+        let p = plan(
+            &desired,
+            &[obs("db", "old", RunState::Running, 0), up("web"), up("proxy"), up("worker")],
+            &[Kind::Container],
+        );
+        assert_eq!(action(&p, "db"), Some(Action::Replace));
+        assert_eq!(action(&p, "web"), Some(Action::Restart));
+        assert!(p.steps.iter().any(|s| s.name == "web" && s.reason.contains("db is updated")));
+        assert_eq!(action(&p, "proxy"), Some(Action::Unchanged));
+        assert_eq!(action(&p, "worker"), Some(Action::Unchanged));
+        // db only repaired (stopped by hand): nothing restarts.
+        let p = plan(
+            &desired,
+            &[obs("db", &hash("db"), RunState::NotRunning, 0), up("web"), up("proxy"), up("worker")],
+            &[Kind::Container],
+        );
+        assert_eq!(action(&p, "web"), Some(Action::Unchanged));
+        // The restart waits for its dependency's wave.
+        let p = plan(
+            &desired,
+            &[obs("db", "old", RunState::Running, 0), up("web"), up("proxy"), up("worker")],
+            &[Kind::Container],
+        );
+        let w = waves(&p, &res, &|_| true);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w[1][0].name, "web");
     }
 
     #[test]

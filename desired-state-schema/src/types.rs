@@ -307,6 +307,10 @@ struct DependencyMap {
     name: String,
     #[serde(default)]
     condition: Condition,
+    /// Restart this resource whenever the dependency is created or replaced (compose's
+    /// `depends_on: { x: { restart: true } }`).
+    #[serde(default)]
+    restart: bool,
 }
 
 /// How a dependency must stand before its dependents are applied.
@@ -329,18 +333,24 @@ pub struct Dependency {
     pub name: String,
     #[serde(default)]
     pub condition: Condition,
+    /// Restart the dependent whenever this dependency is created or replaced.
+    #[serde(default)]
+    pub restart: bool,
 }
 
 impl Serialize for Dependency {
     // `started` serializes as the plain name: spec hashes of `depends_on: [db]` stay as they were.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        if self.condition == Condition::Started {
+        if self.condition == Condition::Started && !self.restart {
             return s.serialize_str(&self.name);
         }
-        let mut st = s.serialize_struct("Dependency", 2)?;
+        let mut st = s.serialize_struct("Dependency", 3)?;
         st.serialize_field("name", &self.name)?;
         st.serialize_field("condition", &self.condition)?;
+        if self.restart {
+            st.serialize_field("restart", &true)?;
+        }
         st.end()
     }
 }
@@ -395,16 +405,18 @@ struct DependencyFull {
     name: String,
     #[serde(default)]
     condition: Condition,
+    #[serde(default)]
+    restart: bool,
 }
 
 impl<'de> Deserialize<'de> for Dependency {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let full: DependencyFull = name_or_map(
             d,
-            |name| DependencyFull { name, condition: Condition::Started },
-            "a resource name, or { name, condition: started | healthy | completed }",
+            |name| DependencyFull { name, condition: Condition::Started, restart: false },
+            "a resource name, or { name, condition: started | healthy | completed, restart: true }",
         )?;
-        Ok(Dependency { name: full.name, condition: full.condition })
+        Ok(Dependency { name: full.name, condition: full.condition, restart: full.restart })
     }
 }
 

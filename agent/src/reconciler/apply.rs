@@ -570,7 +570,7 @@ async fn run_step(
     let driver = drivers.get(step.kind)?;
     match step.action {
         Action::Remove => driver.remove(&step.name).await?,
-        Action::Create | Action::Replace | Action::Repair => {
+        Action::Create | Action::Replace | Action::Repair | Action::Restart => {
             let r = state.resources.iter().find(|r| r.kind == step.kind && r.name() == step.name).ok_or_else(|| {
                 CycleError::Refused(format!(
                     "{} {}/{}: not in the desired state",
@@ -584,7 +584,11 @@ async fn run_step(
                 tracing::info!(target: "driftless", "{line}");
                 let _ = progress.send(line);
             };
-            driver.converge(r, revision, &log).await?;
+            if step.action == Action::Restart {
+                driver.restart(r, revision, &log).await?;
+            } else {
+                driver.converge(r, revision, &log).await?;
+            }
         }
         Action::Unchanged => {}
     }

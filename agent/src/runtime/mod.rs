@@ -13,6 +13,8 @@
 //!   it after a crash or a fault at any point finishes the job. Reverting is converging every
 //!   resource to the last good revision's specs (reusing what was kept: an image, a release
 //!   folder, a Nix generation — never a rebuild when it can be avoided).
+//! - **restart**: restart R, which is up to date, after a dependency it names with
+//!   `restart: true` was updated.
 //! - **remove**: stop managing R on this host (data is kept: volumes, `shared/`, backups).
 //! - gate hooks: **gated** (does the live gate apply), **watch** (has R already failed?),
 //!   **self_check** (the `container` probe: the runtime's own health verdict), **commit**
@@ -179,6 +181,13 @@ pub trait Driver: Send + Sync {
 
     /// Make `r` run its spec from `revision`; idempotent.
     async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError>;
+
+    /// Restart `r`, up to date, because a dependency it names with `restart: true` was
+    /// updated (compose's `depends_on.restart`). By default: converge it (a runtime whose
+    /// converge of an up-to-date resource restarts nothing should say how to restart).
+    async fn restart(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
+        self.converge(r, revision, log).await
+    }
 
     /// Stop managing `name` (data is kept).
     async fn remove(&self, name: &str) -> Result<(), RuntimeError>;

@@ -581,6 +581,7 @@ impl Cx<'_> {
                     for (n, conf) in entries {
                         let target = sv.names.get(&n).cloned().unwrap_or(n.clone());
                         let mut condition = "started";
+                        let mut restart = false;
                         if let Some(Value::Mapping(c)) = conf {
                             for (ck, cv) in c {
                                 let cat = kat.key(n.as_str()).key(ck.as_str().unwrap_or(""));
@@ -598,18 +599,21 @@ impl Cx<'_> {
                                     }
                                     ("required", Value::Bool(true)) => {}
                                     ("required", _) => self.err(&cat, "required: false is not supported: every dependency must be in the desired state"),
-                                    ("restart", Value::Bool(false)) => {}
-                                    ("restart", _) => self.err(&cat, "restart: true is not supported: Driftless replaces a dependent only when its own spec changes"),
+                                    ("restart", Value::Bool(b)) => restart = *b,
+                                    ("restart", _) => self.err(&cat, "restart is true or false"),
                                     (other, _) => self.key_err(&cat, &format!("unknown key `{other}` of a dependency; expected condition, required or restart")),
                                 }
                             }
                         }
-                        if condition == "started" {
+                        if condition == "started" && !restart {
                             deps.push(Value::String(target));
                         } else {
                             let mut m = Mapping::new();
                             m.insert("name".into(), target.into());
                             m.insert("condition".into(), condition.into());
+                            if restart {
+                                m.insert("restart".into(), true.into());
+                            }
                             deps.push(Value::Mapping(m));
                         }
                     }

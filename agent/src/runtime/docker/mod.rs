@@ -1386,6 +1386,20 @@ impl super::Driver for DockerRuntime {
         DockerRuntime::diagnose(self, r.name()).await
     }
 
+    /// The engine's restart of the container (converged first if it is not as it should be).
+    async fn restart(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
+        super::Driver::converge(self, r, revision, log).await?;
+        self.changed();
+        let opts = bollard::query_parameters::RestartContainerOptions {
+            t: Some(stop_secs(container_spec(r)?)),
+            ..Default::default()
+        };
+        let result =
+            self.api().await?.restart_container(r.name(), Some(opts)).await.map_err(|e| docker_err(r.name(), e));
+        self.changed();
+        result
+    }
+
     /// Pull or build the image (what a later `converge` of the same revision then reuses).
     async fn fetch(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
         let spec = container_spec(r)?;
