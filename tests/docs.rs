@@ -96,3 +96,44 @@ fn the_runbook_names_every_error_message() {
     assert!(checked >= 30, "found only {checked} error messages; is the scan broken?");
     assert!(missing.is_empty(), "docs/operations.md has no troubleshooting row for:\n{}", missing.join("\n"));
 }
+
+/// The workspace's `rust-version` is the truth: no locked dependency built for this platform
+/// needs a newer Rust (`cargo metadata` carries each package's `rust_version`).
+#[test]
+fn rust_version_covers_every_locked_dependency() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap_or_default();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_string();
+    let version = |v: &str| -> (u64, u64, u64) {
+        let mut it = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0))
+    };
+    assert!(!declared.is_empty(), "Cargo.toml has a rust-version");
+    let host = std::process::Command::new("rustc").arg("-vV").output().expect("rustc runs");
+    let host = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .unwrap_or_default();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked", "--offline", "--filter-platform", &host])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let built: std::collections::HashSet<&str> =
+        m["resolve"]["nodes"].as_array().into_iter().flatten().filter_map(|n| n["id"].as_str()).collect();
+    let mut newer = Vec::new();
+    for p in m["packages"].as_array().into_iter().flatten() {
+        let (Some(id), Some(rv)) = (p["id"].as_str(), p["rust_version"].as_str()) else { continue };
+        if built.contains(id) && version(rv) > version(&declared) {
+            newer.push(format!("{} {} needs Rust {rv}", p["name"], p["version"]));
+        }
+    }
+    assert!(newer.is_empty(), "rust-version = {declared} in Cargo.toml is untrue: {newer:?}; raise it");
+}
