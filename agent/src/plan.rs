@@ -129,8 +129,17 @@ fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &m
         (Value::Array(x), Value::Array(y)) if x.iter().chain(y).all(|v| !v.is_object() && !v.is_array()) => {
             // Lists of words (ports, volumes, command): what was added and removed, or the
             // whole list when only its order changed.
-            let added: Vec<String> = y.iter().filter(|v| !x.contains(v)).map(|v| cut(&show(v))).collect();
-            let removed: Vec<String> = x.iter().filter(|v| !y.contains(v)).map(|v| cut(&show(v))).collect();
+            let mut added: Vec<String> = y.iter().filter(|v| !x.contains(v)).map(show).collect();
+            let mut removed: Vec<String> = x.iter().filter(|v| !y.contains(v)).map(show).collect();
+            // One value changed (a long command line): both sides show where they differ.
+            if added.len() == removed.len() {
+                for (r, a) in removed.iter_mut().zip(added.iter_mut()) {
+                    (*r, *a) = cut_pair(r, a);
+                }
+            } else {
+                added = added.iter().map(|v| cut(v)).collect();
+                removed = removed.iter().map(|v| cut(v)).collect();
+            }
             let mut parts = Vec::new();
             if !added.is_empty() {
                 parts.push(format!("added {}", added.join(", ")));
@@ -154,7 +163,8 @@ fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &m
             if hidden {
                 out.push(format!("{path}: changed (value not shown)"));
             } else {
-                out.push(format!("{path}: {} → {}", cut(&show(a)), cut(&show(b))));
+                let (from, to) = cut_pair(&show(a), &show(b));
+                out.push(format!("{path}: {from} → {to}"));
             }
         }
     }
@@ -168,6 +178,24 @@ fn show(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         v => v.to_string(),
     }
+}
+
+/// Two values for `a → b`: each cut to `MAX_VALUE_CHARS`, around where they first differ
+/// when that is past the cut (two long command lines that differ near their end do not both
+/// read `mkdir -p /www && echo …`).
+fn cut_pair(a: &str, b: &str) -> (String, String) {
+    let (ac, bc): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let same = ac.iter().zip(&bc).take_while(|(x, y)| x == y).count();
+    if (ac.len() <= MAX_VALUE_CHARS && bc.len() <= MAX_VALUE_CHARS) || same < MAX_VALUE_CHARS / 2 {
+        return (cut(a), cut(b));
+    }
+    let from = same - MAX_VALUE_CHARS / 4;
+    let window = |c: &[char]| {
+        let tail: String = c[from..].iter().take(MAX_VALUE_CHARS).collect();
+        let more = if c.len() > from + MAX_VALUE_CHARS { "…" } else { "" };
+        format!("…{tail}{more}")
+    };
+    (window(&ac), window(&bc))
 }
 
 fn cut(s: &str) -> String {
@@ -460,6 +488,13 @@ mod tests {
             let got = spec_changes(&container(old), &oi, &container(new), &ni);
             assert_eq!(got, want, "{old:?} → {new:?}");
         }
+        // Issue 27: two long command lines that differ near their end show where they differ.
+        let cmd = |v: &str| {
+            format!("  image: w\n  command: [sh, -c, \"mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www && echo version {v}\"]\n")
+        };
+        let got = spec_changes(&container(&cmd("1")), &none, &container(&cmd("2")), &none);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("version 2") && got[0].contains("version 1"), "{got:?}");
         let long = format!("  image: w\n  env: {{ A: {} }}\n", "x".repeat(200));
         let got = spec_changes(&container("  image: w\n  env: { A: y }\n"), &none, &container(&long), &none);
         assert!(got[0].ends_with('…') && got[0].chars().count() < 100, "{got:?}");
