@@ -1,6 +1,7 @@
-//! The layering rule of docs/architecture.md, checked: a module of the agent library uses
-//! only modules of lower layers (or itself). A `crate::x` path in a module of a lower or the
-//! same layer than `x` fails this test, naming the file and line.
+//! The layering rule of docs/architecture.md, checked: a module of the agent library, and of
+//! the desired-state-schema library, uses only modules of lower layers (or itself). A
+//! `crate::x` path in a module of a lower or the same layer than `x` fails this test, naming
+//! the file and line. So no two modules import each other, directly or in a loop.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,11 +34,24 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// The desired-state-schema crate's layers, lowest first.
+const SCHEMA_LAYERS: &[&[&str]] =
+    &[&["duration", "source_map", "diagnostic", "limits"], &["types"], &["checks", "schema"], &["compose"], &["load"]];
+
 #[test]
 fn no_module_imports_a_higher_one() {
+    check(LAYERS, &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+}
+
+#[test]
+fn no_module_of_the_format_library_imports_a_higher_one() {
+    check(SCHEMA_LAYERS, &Path::new(env!("CARGO_MANIFEST_DIR")).join("../desired-state-schema/src"));
+}
+
+fn check(layer_list: &[&[&str]], src: &Path) {
     let layers: BTreeMap<&str, usize> =
-        LAYERS.iter().enumerate().flat_map(|(i, ms)| ms.iter().map(move |m| (*m, i))).collect();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        layer_list.iter().enumerate().flat_map(|(i, ms)| ms.iter().map(move |m| (*m, i))).collect();
+    let src = src.to_path_buf();
     let mut files = Vec::new();
     walk(&src, &mut files);
     let mut wrong = Vec::new();

@@ -6,7 +6,9 @@
 
 pub mod checks;
 pub mod compose;
+pub mod diagnostic;
 pub mod duration;
+pub mod limits;
 pub mod load;
 pub mod schema;
 pub mod source_map;

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::load::Diagnostic;
+use crate::diagnostic::Diagnostic;
 use crate::source_map::{map_documents, DocMap, YamlPath};
 use crate::types::Origin;
 
@@ -83,7 +83,7 @@ pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]
 pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_>) -> Converted {
     let profiles = ctx.profiles;
     let mut out = Converted::default();
-    if let Err((line, column, message)) = crate::load::prescan(text) {
+    if let Err((line, column, message)) = crate::limits::prescan(text) {
         out.errors.push(Diagnostic { file: path.into(), line, column, message });
         return out;
     }
