@@ -140,6 +140,18 @@ pub struct AgentState {
     /// The source fault last notified (`source_failed`), until a fetch succeeds again
     /// (`source_recovered`): one notification per distinct fault, never one per retry.
     pub source_fault: Option<String>,
+    /// Each resource's health as last published (`driftless_resource_healthy`): published
+    /// again at start, so the gauges are there before the first observation (an alert on
+    /// `== 0` does not miss a host that restarted unhealthy).
+    pub resources: Vec<ResourceHealth>,
+}
+
+/// One resource's health as the metrics last said it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceHealth {
+    pub kind: String,
+    pub name: String,
+    pub healthy: bool,
 }
 
 /// A fault in force: what is wrong, and where the host stood before it.

@@ -94,6 +94,7 @@ impl Reconciler {
         let needed: Vec<Kind> = state.resources.iter().map(|r| r.kind).collect();
         let observation = self.drivers.observe(&needed).await?;
         self.observed = observation.resources;
+        self.looked = true;
         let ordered = state.in_dependency_order();
         // Host-side inputs (image ids, env file digests) are looked up concurrently, in order.
         let drivers = &self.drivers;
@@ -554,6 +555,7 @@ impl Reconciler {
         let kinds: Vec<Kind> = self.drivers.kinds().collect();
         if let Ok(o) = self.drivers.observe(&kinds).await {
             self.observed = o.resources;
+            self.looked = true;
         }
         self.publish();
     }

@@ -98,6 +98,9 @@ pub struct Reconciler {
     health: std::collections::BTreeMap<(Kind, String), bool>,
     /// The last observation of the host (for `status`).
     observed: Vec<Observed>,
+    /// Whether this run has observed the host yet: until then the resource gauges restored
+    /// from the state file stand.
+    looked: bool,
     /// The resources of the last loaded desired state (for `status`).
     desired_resources: Vec<(Kind, String)>,
     /// When the next poll is due (for `status`).
@@ -146,6 +149,8 @@ impl Reconciler {
         let notifier = Notifier::new(&cfg.config.notify);
         let metrics = Metrics::new();
         metrics.restore(&state.counters, state.last_success_ms);
+        // The resource gauges as last published: there before the first observation.
+        metrics.set_resources(state.resources.iter().map(|h| (h.kind.as_str(), h.name.as_str(), h.healthy)));
         let r = Reconciler {
             cfg,
             source,
@@ -156,6 +161,7 @@ impl Reconciler {
             _lock: lock,
             health: Default::default(),
             observed: Vec::new(),
+            looked: false,
             desired_resources: Vec::new(),
             next_sync: None,
             status_tx,

@@ -41,6 +41,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         counters,
         last_success_ms: _,
         source_fault,
+        resources,
     } = a;
     *version == b.version
         && *desired == b.desired
@@ -58,6 +59,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         && *drift == b.drift
         && *counters == b.counters
         && *source_fault == b.source_fault
+        && *resources == b.resources
 }
 
 /// A history entry to record on the way out.
@@ -210,6 +212,10 @@ impl Reconciler {
             self.state.last_success_ms = Some(self.metrics.success_now());
         }
         self.state.counters = self.metrics.counters();
+        let status = self.status();
+        if self.resources_known() {
+            self.state.resources = healths(&status);
+        }
         // A cycle that changed nothing but the clocks (a no-op poll) writes the file at most
         // once every five minutes: the write and its fsync were most of an idle cycle's cost.
         let unchanged = self
@@ -222,12 +228,20 @@ impl Reconciler {
                 Err(e) => tracing::error!("{e}"),
             }
         }
-        self.publish();
+        self.publish_status(status);
+    }
+
+    /// Whether this run has observed the host yet.
+    fn resources_known(&self) -> bool {
+        self.looked
     }
 
     /// Publish the status snapshot (and the phase to metrics and systemd).
     pub(super) fn publish(&self) {
-        let status = self.status();
+        self.publish_status(self.status());
+    }
+
+    fn publish_status(&self, status: StatusView) {
         let phase = if self.state.paused { Phase::Paused } else { self.state.phase };
         self.metrics.set_phase(phase);
         self.metrics.set_revisions(
@@ -235,12 +249,12 @@ impl Reconciler {
             self.state.applied.as_deref(),
             self.state.last_good.as_deref(),
         );
-        self.metrics.set_resources(
-            status
-                .resources
-                .iter()
-                .map(|r| (r.kind.as_str(), r.name.as_str(), r.state == "running" && r.health != "unhealthy")),
-        );
+        // Until the first cycle has read or observed anything, the gauges restored from the
+        // state file stand.
+        if self.resources_known() {
+            let healths = healths(&status);
+            self.metrics.set_resources(healths.iter().map(|h| (h.kind.as_str(), h.name.as_str(), h.healthy)));
+        }
         self.metrics.drift_unrepaired.set(i64::try_from(self.state.drift.len()).unwrap_or(i64::MAX));
         crate::sdnotify::status(&format!(
             "{} {}{}",
@@ -464,6 +478,19 @@ fn trigger_word(t: Trigger) -> &'static str {
         Trigger::Manual => "manual",
         Trigger::Drift => "drift",
     }
+}
+
+/// Each resource's health, as `driftless_resource_healthy` says it: running and not unhealthy.
+fn healths(status: &StatusView) -> Vec<crate::state::ResourceHealth> {
+    status
+        .resources
+        .iter()
+        .map(|r| crate::state::ResourceHealth {
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            healthy: r.state == "running" && r.health != "unhealthy",
+        })
+        .collect()
 }
 
 #[cfg(test)]

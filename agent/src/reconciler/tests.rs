@@ -551,3 +551,18 @@ async fn an_image_that_cannot_be_had_fails_the_revision_before_anything_is_touch
     assert_eq!(a.state.applied, Some(c4));
     assert_ne!(c2, c3);
 }
+
+/// After a restart the resource gauges come from the state file, before any observation.
+#[tokio::test]
+async fn resource_gauges_are_published_from_the_state_at_start() {
+    let h = Host::new();
+    h.commit(&containers(&[("web", "app:1")]));
+    {
+        let mut a = h.agent();
+        let r = a.reconcile(Trigger::Start, false).await;
+        assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    }
+    let again = h.agent();
+    let m = again.metrics().render();
+    assert!(m.contains("driftless_resource_healthy{kind=\"Container\",name=\"web\"} 1"), "{m}");
+}
