@@ -592,3 +592,24 @@ fn a_dependent_with_restart_true_is_restarted_when_its_dependency_is_replaced() 
     assert_eq!(inspect("web", "{{.State.Running}}"), "true");
     clear_managed();
 }
+
+/// A compose secret from `environment:` is that variable of the `.env` beside the file,
+/// mounted at /run/secrets/<name> with nothing else of the file.
+#[test]
+fn a_compose_secret_from_environment_reaches_the_container() {
+    let Some(_g) = setup() else { return };
+    let compose = format!(
+        "services:\n  app:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n    secrets: [db_password]\nsecrets:\n  db_password:\n    environment: DB_PASSWORD\n"
+    );
+    let up = Upstream::new();
+    up.commit(
+        &[("hosts/e2e/compose.yaml", &compose), ("hosts/e2e/.env", "OTHER=x\nDB_PASSWORD=\"s3cret\"  # rotate me\n")],
+        "v1",
+    );
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let (code, out) = docker::docker(&["exec", "app", "cat", "/run/secrets/db_password"]);
+    assert_eq!((code, out.as_str()), (0, "s3cret"));
+    clear_managed();
+}

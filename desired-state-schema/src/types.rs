@@ -559,6 +559,10 @@ pub struct SecretFile {
     pub name: String,
     /// A repository path (at the revision) or an absolute host path.
     pub source: String,
+    /// With `env`, `source` is a `.env` file and the secret is the value of this variable in
+    /// it (compose's `secrets: { x: { environment: VAR } }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
     /// Where in the container (absolute), or a file name under `/run/secrets/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,

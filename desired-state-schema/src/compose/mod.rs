@@ -247,7 +247,8 @@ struct Service<'a> {
     names: &'a BTreeMap<String, String>,
     networks: &'a BTreeMap<String, String>,
     volumes: &'a BTreeMap<String, String>,
-    secrets: &'a BTreeMap<String, String>,
+    /// Top-level secrets: key → (source path, the `.env` variable holding it, if any).
+    secrets: &'a BTreeMap<String, (String, Option<String>)>,
     project: &'a str,
     /// Engine names of the top-level volumes and networks marked `external`, by kind.
     external: &'a BTreeMap<&'a str, std::collections::BTreeSet<String>>,
@@ -795,7 +796,10 @@ impl Cx<'_> {
                         };
                         let mut m = Mapping::new();
                         m.insert("name".into(), name.clone().into());
-                        m.insert("source".into(), source.clone().into());
+                        m.insert("source".into(), source.0.clone().into());
+                        if let Some(var) = &source.1 {
+                            m.insert("env".into(), var.clone().into());
+                        }
                         if let Some(t) = target {
                             m.insert("target".into(), t.into());
                         }
@@ -1318,26 +1322,43 @@ fn top_level<'w>(
 }
 
 /// Top-level `secrets`: key → repository path of its file.
-fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, String> {
+fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, (String, Option<String>)> {
     let mut out = BTreeMap::new();
     for (k, v) in top.get("secrets").and_then(Value::as_mapping).into_iter().flatten() {
         let key = key_text(k);
         let at = YamlPath::root().key("secrets").key(key.as_str());
-        match v.get("file").and_then(Value::as_str) {
-            Some(f) if f.starts_with('/') => {
-                out.insert(key, f.to_string());
+        match (v.get("file").and_then(Value::as_str), v.get("environment").and_then(Value::as_str)) {
+            (Some(f), None) if f.starts_with('/') => {
+                out.insert(key, (f.to_string(), None));
             }
-            Some(f) => {
+            (Some(f), None) => {
                 if let Some(r) = cx.repo_path(&at.key("file"), f) {
-                    out.insert(key, r);
+                    out.insert(key, (r, None));
                 }
             }
-            None => cx.err(&at, "only file: secrets are supported (environment: would read the agent's own environment); write file: ./path"),
+            // Compose takes the variable's value from its environment; Driftless's is the
+            // `.env` beside the file (never the agent's own environment): the secret is that
+            // variable of that file, read at the revision.
+            (None, Some(var)) => {
+                if !cx.vars.contains_key(var) {
+                    cx.err(&at.key("environment"), &format!("secret {key}: environment {var} is not in the .env beside the compose file (the agent's own environment is never read): define it there, or write file: ./path"));
+                } else if let Some(r) = cx.repo_path(&at, ".env") {
+                    out.insert(key, (r, Some(var.to_string())));
+                }
+            }
+            (Some(_), Some(_)) => cx.err(&at, "a secret is file: or environment:, not both"),
+            (None, None) => cx.err(
+                &at,
+                "a secret needs file: ./path or environment: VAR (a variable of the .env beside the compose file)",
+            ),
         }
         for (ck, _) in v.as_mapping().into_iter().flatten() {
             let ckey = ck.as_str().unwrap_or("");
-            if !matches!(ckey, "file" | "name") {
-                cx.key_err(&at.key(ckey), &format!("`{ckey}` of a secret is not supported; write file: ./path"));
+            if !matches!(ckey, "file" | "environment" | "name") {
+                cx.key_err(
+                    &at.key(ckey),
+                    &format!("`{ckey}` of a secret is not supported; write file: ./path or environment: VAR"),
+                );
             }
         }
     }
@@ -1814,6 +1835,18 @@ mod tests {
             &[],
         );
         assert!(errors(&c).contains("\"maybe\" is not a boolean"), "{}", errors(&c));
+    }
+
+    /// A top-level secret from `environment:` is that variable of the `.env` beside the file.
+    #[test]
+    fn a_secret_from_environment_is_a_variable_of_the_dotenv() {
+        let text = "services:\n  web: { image: x, secrets: [db_password] }\nsecrets:\n  db_password:\n    environment: DB_PASSWORD\n";
+        let c = convert("app/compose.yaml", text, Some("DB_PASSWORD=s3cret\n"), &[]);
+        assert_eq!(errors(&c), "");
+        let s = &spec(&c, "web")["secrets"][0];
+        assert_eq!((s["source"].as_str(), s["env"].as_str()), (Some("app/.env"), Some("DB_PASSWORD")), "{s:?}");
+        let c = convert("app/compose.yaml", text, Some("OTHER=1\n"), &[]);
+        assert!(errors(&c).contains("environment DB_PASSWORD is not in the .env"), "{}", errors(&c));
     }
 
     /// A top-level network with `internal: true` (mastodon) is created internal.

@@ -537,13 +537,38 @@ impl DockerRuntime {
         }
         for sec in spec.secrets.iter().filter(|s| crate::secrets::is_encrypted(&s.source)) {
             let bytes = self.secret_content(name, sec, revision).await?;
-            self.plaintext(name, &sec.source, bytes)?;
+            if sec.env.is_none() {
+                self.plaintext(name, &sec.source, bytes)?;
+            }
         }
         Ok(())
     }
 
     /// A secret's content: a repository file at the revision, or a host file.
     async fn secret_content(
+        &self,
+        name: &str,
+        sec: &desired_state_schema::SecretFile,
+        revision: &str,
+    ) -> Result<Vec<u8>, RuntimeError> {
+        let whole = self.secret_file(name, sec, revision).await?;
+        let Some(var) = &sec.env else { return Ok(whole) };
+        // One variable of a `.env` file (compose's `environment:` secret), decrypted first
+        // when the file is an `.age` one.
+        let whole = self.plaintext(name, &sec.source, whole)?;
+        let text = String::from_utf8_lossy(&whole);
+        let vars = parse_env_file(&text).map_err(|e| RuntimeError::Docker {
+            resource: name.into(),
+            detail: format!("secret {}: {} {e}", sec.name, sec.source),
+        })?;
+        vars.get(var).map(|v| v.as_bytes().to_vec()).ok_or_else(|| RuntimeError::Docker {
+            resource: name.into(),
+            detail: format!("secret {}: {} defines no {var}: define it there", sec.name, sec.source),
+        })
+    }
+
+    /// A secret's source file: a repository file at the revision, or a host file.
+    async fn secret_file(
         &self,
         name: &str,
         sec: &desired_state_schema::SecretFile,
@@ -579,12 +604,19 @@ impl DockerRuntime {
     ) -> Result<Vec<String>, RuntimeError> {
         let mut binds = Vec::new();
         for sec in &spec.secrets {
-            let host = if sec.source.starts_with('/') && !crate::secrets::is_encrypted(&sec.source) {
+            let host = if sec.source.starts_with('/') && !crate::secrets::is_encrypted(&sec.source) && sec.env.is_none()
+            {
                 PathBuf::from(&sec.source)
             } else {
-                let raw = self.secret_content(name, sec, revision).await?;
                 let encrypted = crate::secrets::is_encrypted(&sec.source);
-                let bytes = self.plaintext(name, &sec.source, raw)?;
+                // An `env` secret is already its variable's value, decrypted (secret_content).
+                let bytes = match sec.env {
+                    Some(_) => zeroize::Zeroizing::new(self.secret_content(name, sec, revision).await?),
+                    None => {
+                        let raw = self.secret_content(name, sec, revision).await?;
+                        self.plaintext(name, &sec.source, raw)?
+                    }
+                };
                 // The plaintext of an .age secret lives in the runtime folder, never in state_dir.
                 let dir = if encrypted { self.runtime_secrets.join(name) } else { self.secrets_dir.join(name) };
                 let file = dir.join(&sec.name);
