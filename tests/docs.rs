@@ -137,3 +137,37 @@ fn rust_version_covers_every_locked_dependency() {
     }
     assert!(newer.is_empty(), "rust-version = {declared} in Cargo.toml is untrue: {newer:?}; raise it");
 }
+
+/// docs/architecture.md's listing of the `Driver` trait names every method the trait has, and
+/// no other.
+#[test]
+fn the_driver_interface_in_the_architecture_doc_is_the_trait() {
+    let fns = |text: &str| -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("fn ") {
+            rest = &rest[i + 3..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            if !name.is_empty() && rest[name.len()..].starts_with('(') {
+                out.insert(name);
+            }
+        }
+        out
+    };
+    let src = std::fs::read_to_string(root().join("agent/src/runtime/mod.rs")).unwrap_or_default();
+    let start = src.find("pub trait Driver").unwrap_or(0);
+    let end = src[start..].find("\n}\n").map_or(src.len(), |e| start + e);
+    // The trait's own methods: indented once (bodies' calls are indented deeper).
+    let trait_text: String = src[start..end]
+        .lines()
+        .filter(|l| l.starts_with("    fn ") || l.starts_with("    async fn "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let doc = std::fs::read_to_string(root().join("docs/architecture.md")).unwrap_or_default();
+    let at = doc.find("## The driver interface").unwrap_or(0);
+    let block_start = doc[at..].find("```rust").map_or(at, |b| at + b);
+    let block_end = doc[block_start + 7..].find("```").map_or(doc.len(), |e| block_start + 7 + e);
+    let (in_trait, in_doc) = (fns(&trait_text), fns(&doc[block_start..block_end]));
+    assert!(!in_trait.is_empty());
+    assert_eq!(in_doc, in_trait, "docs/architecture.md lists other Driver methods than agent/src/runtime/mod.rs has");
+}
