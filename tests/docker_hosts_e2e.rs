@@ -613,3 +613,30 @@ fn a_compose_secret_from_environment_reaches_the_container() {
     assert_eq!((code, out.as_str()), (0, "s3cret"));
     clear_managed();
 }
+
+/// The `tcp` health probe against a real container: a revision whose port answers passes
+/// its gate; one whose server never listens fails it and is rolled back.
+#[test]
+fn the_tcp_probe_gates_a_real_container() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let state = |listen: bool| {
+        let cmd = if listen { "mkdir -p /www && exec httpd -f -p 8080 -h /www" } else { "exec sleep 3600" };
+        format!(
+            "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: svc }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"{cmd}\"]\n  ports: [\"127.0.0.1:{port}:8080\"]\n  stop_timeout: 1s\n  health:\n    - tcp: {{ address: \"127.0.0.1:{port}\" }}\n      timeout: 5s\n"
+        )
+    };
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/svc.yaml", &state(true))], "listens");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let c2 = up.commit(&[("hosts/e2e/svc.yaml", &state(false))], "never listens");
+    agent.sync(1);
+    let s = agent.status();
+    assert_eq!(s["phase"], "RolledBack", "{s}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([c2]));
+    assert!(s["message"].as_str().unwrap_or_default().contains(&format!("127.0.0.1:{port}")), "{s}");
+    clear_managed();
+}

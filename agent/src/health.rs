@@ -152,6 +152,9 @@ fn describe(check: &HealthCheck) -> String {
     }
 }
 
+/// How long a `tcp` probe waits, once connected, to see whether the peer closes at once.
+const TCP_SETTLE: Duration = Duration::from_millis(250);
+
 async fn probe(
     drivers: &Drivers,
     client: &reqwest::Client,
@@ -176,10 +179,22 @@ async fn probe(
             Ok(())
         }
         Some(Probe::Tcp(t)) => {
-            tokio::net::TcpStream::connect(t.address.trim_start_matches('[').replace("]:", ":").as_str())
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            use tokio::io::AsyncReadExt;
+            let mut stream =
+                tokio::net::TcpStream::connect(t.address.trim_start_matches('[').replace("]:", ":").as_str())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            // A connection accepted and closed at once with nothing sent is no server: Docker's
+            // proxy for a published port accepts, then closes when the container does not
+            // listen. A server that waits for the client, or greets it, passes.
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(TCP_SETTLE, stream.read(&mut byte)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => Err(format!(
+                    "{} accepted the connection and closed it at once: nothing answers behind it (a published port's proxy does this when the container does not listen)",
+                    t.address
+                )),
+                Ok(Ok(_)) | Err(_) => Ok(()),
+            }
         }
         Some(Probe::Exec(argv)) => {
             let (prog, args) = argv.split_first().ok_or("empty command")?;
