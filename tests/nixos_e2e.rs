@@ -16,11 +16,7 @@ fn available() -> bool {
     if Command::new("nix").arg("--version").output().is_ok_and(|o| o.status.success()) {
         return true;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and Nix is not installed: run .ci/setup (apt-get install nix-bin)");
-    }
-    eprintln!("SKIPPED: nix is not installed");
-    false
+    common::missing("Nix is not installed", "run .ci/setup (apt-get install nix-bin)")
 }
 
 /// A flake whose system's switch-to-configuration writes `gen<N> <health> <action>` to the

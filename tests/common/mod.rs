@@ -46,3 +46,18 @@ pub mod docker;
 pub mod git;
 pub mod gpg;
 pub mod registry;
+
+/// A real part a test needs is missing (`what`, and `how` to get it). With CI=true that is a
+/// failure; elsewhere too, unless `DRIFTLESS_SKIP_MISSING=1` says to skip the tests that need
+/// it (they then say SKIPPED and pass without testing: the developer chose that, by name).
+/// Returns `false` (skip) only then.
+pub fn missing(what: &str, how: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and {what}: {how}");
+    }
+    if std::env::var("DRIFTLESS_SKIP_MISSING").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED ({what}; DRIFTLESS_SKIP_MISSING=1)");
+        return false;
+    }
+    panic!("{what}: {how}; or set DRIFTLESS_SKIP_MISSING=1 to skip the tests that need it (they then test nothing)");
+}
