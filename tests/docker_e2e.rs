@@ -244,6 +244,7 @@ fn crash_and_recover(failpoint: &str, break_v2: bool) {
 
     let c2 = push(&up, &web("2", port, if break_v2 { "exit 3;" } else { "" }), "v2");
     // The startup cycle applies v2 and dies at the failpoint.
+    common::needs_failpoints();
     agent.spawn(&[("DRIFTLESS_FAILPOINT", failpoint)]);
     let status = agent.wait_exit(Duration::from_secs(60));
     assert!(!status.success(), "agentd should have aborted at {failpoint}");

@@ -296,6 +296,7 @@ fn engine_stopped_at(pausepoint: &str, nth: usize, broken: bool) -> StoppedAt {
     let up = Upstream::new();
     let c1 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("1", port, ""))], "v1");
     let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    common::needs_failpoints();
     agent.start_with(&[("DRIFTLESS_PAUSEPOINT", pausepoint)]);
     wait_synced_at(&agent, &c1, Duration::from_secs(60));
     let pre = if broken { "exit 3;" } else { "" };

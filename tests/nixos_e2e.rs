@@ -58,6 +58,7 @@ fn once(config: &Path, failpoint: Option<&str>) -> common::Run {
     cmd.env("NIX_CONFIG", NIX_CONFIG);
     cmd.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
     if let Some(f) = failpoint {
+        common::needs_failpoints();
         cmd.env("DRIFTLESS_FAILPOINT", f);
     }
     common::run(&mut cmd)

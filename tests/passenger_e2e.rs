@@ -205,6 +205,7 @@ fn deploys_reverts_backs_up_and_survives_kill_9() {
 
     // kill -9 before the switch of v4: `current` stays on a complete release; the next run finishes.
     let c4 = commit("v4", false);
+    common::needs_failpoints();
     let r = once(&config, &registry, &[("DRIFTLESS_FAILPOINT", "before-switch")]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("failpoint before-switch"), "{}", r.stderr);

@@ -1,17 +1,21 @@
-//! Crash and pause points for the crash-safety and fault tests: `DRIFTLESS_FAILPOINT=<name>`
-//! makes the agent abort at that point, as abruptly as `kill -9` (no destructors, no flush);
-//! `DRIFTLESS_PAUSEPOINT=<name>` makes it wait 8 s there (saying so on stderr), so that a
-//! test can break the host — stop the engine — at that very step. Unset in production,
-//! where each check is one environment lookup on a path that already does I/O.
+//! Crash and pause points for the crash-safety and fault tests, compiled in only with the
+//! `failpoints` cargo feature (scripts/test enables it; the release build and the .deb have
+//! none): `DRIFTLESS_FAILPOINT=<name>` makes the agent abort at that point, as abruptly as
+//! `kill -9` (no destructors, no flush); `DRIFTLESS_PAUSEPOINT=<name>` makes it wait 8 s
+//! there (saying so on stderr), so that a test can break the host — stop the engine — at that
+//! very step. Without the feature, `hit` does nothing.
 
+#[cfg(feature = "failpoints")]
 use std::time::Duration;
 
 /// How long a pause point holds.
+#[cfg(feature = "failpoints")]
 const PAUSE: Duration = Duration::from_secs(8);
 
 /// Abort the process here when `DRIFTLESS_FAILPOINT` names this point; wait here when
 /// `DRIFTLESS_PAUSEPOINT` does (asleep on the runtime, not blocking it: the control socket
 /// keeps answering meanwhile).
+#[cfg(feature = "failpoints")]
 pub async fn hit(name: &str) {
     if std::env::var("DRIFTLESS_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name}: aborting");
@@ -23,3 +27,7 @@ pub async fn hit(name: &str) {
         eprintln!("pausepoint {name}: going on");
     }
 }
+
+/// Without the `failpoints` feature: nothing.
+#[cfg(not(feature = "failpoints"))]
+pub async fn hit(_name: &str) {}

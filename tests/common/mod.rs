@@ -61,3 +61,15 @@ pub fn missing(what: &str, how: &str) -> bool {
     }
     panic!("{what}: {how}; or set DRIFTLESS_SKIP_MISSING=1 to skip the tests that need it (they then test nothing)");
 }
+
+/// A test that crashes or pauses `agentd` at a failpoint needs it built with them.
+#[cfg(feature = "failpoints")]
+pub fn needs_failpoints() {}
+
+/// A test that crashes or pauses `agentd` at a failpoint needs it built with them.
+#[cfg(not(feature = "failpoints"))]
+pub fn needs_failpoints() {
+    panic!(
+        "this test stops agentd at a failpoint: run it as scripts/test does (cargo nextest run --workspace --features driftless-agent/failpoints)"
+    );
+}
