@@ -337,32 +337,19 @@ impl LoadedConfig {
     /// `compose_profiles`) takes effect on SIGHUP.
     pub fn start_only_changes(&self, new: &LoadedConfig) -> Vec<&'static str> {
         let (a, b) = (&self.config, &new.config);
-        let mut out = Vec::new();
-        if self.host != new.host {
-            out.push("host");
-        }
-        if a.state_dir != b.state_dir {
-            out.push("state_dir");
-        }
-        if a.control_socket != b.control_socket {
-            out.push("control_socket");
-        }
-        if a.webhook != b.webhook {
-            out.push("webhook");
-        }
-        if a.metrics != b.metrics {
-            out.push("metrics");
-        }
-        if a.registries != b.registries {
-            out.push("registries");
-        }
-        if a.prune_images != b.prune_images {
-            out.push("prune_images");
-        }
-        if a.secrets != b.secrets {
-            out.push("secrets");
-        }
-        out
+        [
+            ("host", self.host != new.host),
+            ("state_dir", a.state_dir != b.state_dir),
+            ("control_socket", a.control_socket != b.control_socket),
+            ("webhook", a.webhook != b.webhook),
+            ("metrics", a.metrics != b.metrics),
+            ("registries", a.registries != b.registries),
+            ("prune_images", a.prune_images != b.prune_images),
+            ("secrets", a.secrets != b.secrets),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
     }
 
     /// Read and validate `path`. Every problem is reported, not only the first.

@@ -213,7 +213,7 @@ impl Reconciler {
         }
         self.state.counters = self.metrics.counters();
         let status = self.status();
-        if self.resources_known() {
+        if self.looked {
             self.state.resources = healths(&status);
         }
         // A cycle that changed nothing but the clocks (a no-op poll) writes the file at most
@@ -231,11 +231,6 @@ impl Reconciler {
         self.publish_status(status);
     }
 
-    /// Whether this run has observed the host yet.
-    fn resources_known(&self) -> bool {
-        self.looked
-    }
-
     /// Publish the status snapshot (and the phase to metrics and systemd).
     pub(super) fn publish(&self) {
         self.publish_status(self.status());
@@ -251,7 +246,7 @@ impl Reconciler {
         );
         // Until the first cycle has read or observed anything, the gauges restored from the
         // state file stand.
-        if self.resources_known() {
+        if self.looked {
             let healths = healths(&status);
             self.metrics.set_resources(healths.iter().map(|h| (h.kind.as_str(), h.name.as_str(), h.healthy)));
         }

@@ -168,17 +168,16 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
             other => cx.err(&at, &format!("unknown top-level key `{other}`; a compose file holds services, networks, volumes, secrets, name and x- extensions")),
         }
     }
-    let mut external: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut marked: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
     let networks = top_level(
         &mut cx,
         top,
         "networks",
         &project,
         &["name", "external", "driver", "labels", "internal"],
-        &mut external,
+        &mut marked,
     );
-    let volumes =
-        top_level(&mut cx, top, "volumes", &project, &["name", "external", "driver", "labels"], &mut external);
+    let volumes = top_level(&mut cx, top, "volumes", &project, &["name", "external", "driver", "labels"], &mut marked);
     let secrets = top_secrets(&mut cx, top);
     let Some(services) = top.get("services").and_then(Value::as_mapping) else {
         cx.err(&YamlPath::root(), "no `services:` in this compose file");
@@ -223,7 +222,7 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
             volumes: &volumes,
             secrets: &secrets,
             project: &project,
-            external: &external,
+            marked: &marked,
         };
         if let Some(mut g) = cx.service(&sv, svc) {
             if completes.contains(service) {
@@ -250,8 +249,9 @@ struct Service<'a> {
     /// Top-level secrets: key → (source path, the `.env` variable holding it, if any).
     secrets: &'a BTreeMap<String, (String, Option<String>)>,
     project: &'a str,
-    /// Engine names of the top-level volumes and networks marked `external`, by kind.
-    external: &'a BTreeMap<&'a str, std::collections::BTreeSet<String>>,
+    /// Engine names of the top-level objects marked `external` (under `volumes`,
+    /// `networks`) or `internal` (under `internal`: networks).
+    marked: &'a BTreeMap<&'a str, std::collections::BTreeSet<String>>,
 }
 
 struct Cx<'a> {
@@ -838,34 +838,20 @@ impl Cx<'_> {
                 spec.insert("depends_on".into(), Value::Sequence(deps));
             }
         }
-        // The external volumes and networks this service uses: they must exist already.
-        let used_volumes: Vec<Value> = spec
-            .get("volumes")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().and_then(|s| s.split(':').next()))
-            .filter(|n| sv.external.get("volumes").is_some_and(|e| e.contains(*n)))
-            .map(|n| Value::String(n.to_string()))
-            .collect();
-        let used_networks: Vec<Value> = spec
-            .get("networks")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().or_else(|| v.get("name").and_then(Value::as_str)))
-            .filter(|n| sv.external.get("networks").is_some_and(|e| e.contains(*n)))
-            .map(|n| Value::String(n.to_string()))
-            .collect();
-        let internal: Vec<Value> = spec
-            .get("networks")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().or_else(|| v.get("name").and_then(Value::as_str)))
-            .filter(|n| sv.external.get("internal").is_some_and(|e| e.contains(*n)))
-            .map(|n| Value::String(n.to_string()))
-            .collect();
+        // The volumes and networks this service uses that are marked external (they must
+        // exist already) or internal (created without a route out).
+        let names = |key: &str, name: fn(&Value) -> Option<&str>| -> Vec<String> {
+            let list = spec.get(key).and_then(Value::as_sequence).into_iter().flatten();
+            list.filter_map(name).map(str::to_string).collect()
+        };
+        let volumes = names("volumes", |v| v.as_str().and_then(|s| s.split(':').next()));
+        let networks = names("networks", |v| v.as_str().or_else(|| v.get("name").and_then(Value::as_str)));
+        let among = |names: &[String], mark: &str| -> Vec<Value> {
+            let set = sv.marked.get(mark);
+            names.iter().filter(|n| set.is_some_and(|e| e.contains(*n))).map(|n| Value::String(n.clone())).collect()
+        };
+        let (used_volumes, used_networks, internal) =
+            (among(&volumes, "volumes"), among(&networks, "networks"), among(&networks, "internal"));
         if !internal.is_empty() {
             spec.insert("internal_networks".into(), Value::Sequence(internal));
         }
@@ -1240,7 +1226,7 @@ fn top_level<'w>(
     what: &'w str,
     project: &str,
     allowed: &[&str],
-    external: &mut BTreeMap<&'w str, std::collections::BTreeSet<String>>,
+    marked: &mut BTreeMap<&'w str, std::collections::BTreeSet<String>>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     if what == "networks" {
@@ -1311,10 +1297,10 @@ fn top_level<'w>(
             _ => false,
         };
         if is_external {
-            external.entry(what).or_default().insert(name.clone());
+            marked.entry(what).or_default().insert(name.clone());
         }
         if what == "networks" && v.get("internal").and_then(Value::as_bool) == Some(true) {
-            external.entry("internal").or_default().insert(name.clone());
+            marked.entry("internal").or_default().insert(name.clone());
         }
         out.insert(key, name);
     }
