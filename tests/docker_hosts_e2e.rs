@@ -333,20 +333,33 @@ fn docker_with(config: &std::path::Path, args: &[&str]) -> (i32, String) {
     )
 }
 
-#[test]
-fn a_private_registry_is_pulled_with_docker_logins_credentials() {
-    let Some(_g) = setup() else { return };
-    let reg = registry("deployer", "pa55word");
+/// A password-protected registry holding the test image as `<registry>/<path>`, pushed with
+/// `docker login`'s credentials (kept in the returned folder, a `DOCKER_CONFIG`) and removed
+/// locally, so that using it means pulling it. Also the registry's `host:port`.
+fn private_registry_with(
+    user: &str,
+    password: &str,
+    path: &str,
+) -> (common::registry::Registry, tempfile::TempDir, String) {
+    let reg = registry(user, password);
     let host = format!("127.0.0.1:{}", reg.port);
     let login = tempfile::tempdir().unwrap();
-    let (code, out) = docker_with(login.path(), &["login", &host, "-u", "deployer", "-p", "pa55word"]);
+    let (code, out) = docker_with(login.path(), &["login", &host, "-u", user, "-p", password]);
     assert_eq!(code, 0, "docker login: {out}");
-    // Pushed without a tag (so :latest), then removed locally: the agent must pull it.
-    let image = format!("{host}/team/app");
+    let image = format!("{host}/{path}");
     docker::docker(&["tag", IMAGE, &image]);
     let (code, out) = docker_with(login.path(), &["push", &image]);
     assert_eq!(code, 0, "docker push: {out}");
-    docker::docker(&["rmi", &format!("{image}:latest")]);
+    docker::docker(&["rmi", &image]);
+    (reg, login, host)
+}
+
+#[test]
+fn a_private_registry_is_pulled_with_docker_logins_credentials() {
+    let Some(_g) = setup() else { return };
+    // Pushed without a tag (so :latest), then removed locally: the agent must pull it.
+    let (_reg, login, host) = private_registry_with("deployer", "pa55word", "team/app");
+    let image = format!("{host}/team/app");
 
     let state = |img: &str| {
         format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: app }}\nspec:\n  image: {img}\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n")
@@ -471,16 +484,8 @@ fn an_image_the_registry_lacks_in_a_later_wave_changes_no_running_container() {
 #[test]
 fn a_build_from_a_private_registry_uses_docker_logins_credentials() {
     let Some(_g) = setup() else { return };
-    let reg = registry("builder", "s3cret");
-    let host = format!("127.0.0.1:{}", reg.port);
-    let login = tempfile::tempdir().unwrap();
-    let (code, out) = docker_with(login.path(), &["login", &host, "-u", "builder", "-p", "s3cret"]);
-    assert_eq!(code, 0, "docker login: {out}");
+    let (_reg, login, host) = private_registry_with("builder", "s3cret", "base/busybox:1");
     let base = format!("{host}/base/busybox:1");
-    docker::docker(&["tag", IMAGE, &base]);
-    let (code, out) = docker_with(login.path(), &["push", &base]);
-    assert_eq!(code, 0, "docker push: {out}");
-    docker::docker(&["rmi", &base]);
 
     let state = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: built }\nspec:\n  build: { context: app }\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n";
     let up = Upstream::new();

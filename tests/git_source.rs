@@ -294,18 +294,25 @@ fn signing_setup(up: &Upstream, key: &Path) {
     git(&up.work, &["config", "user.signingkey", key.to_str().unwrap()]);
 }
 
+/// SSH signing keys in `dir`: a trusted one (listed as ops@example.invalid in an
+/// allowed_signers file) and a stranger's; the agent config's `verify:` line and the trust.
+fn ssh_signers(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, String, driftless_agent::source::verify::Trust) {
+    let trusted = dir.join("trusted");
+    let trusted_pub = keygen(&trusted);
+    let stranger = dir.join("stranger");
+    keygen(&stranger);
+    let allowed = dir.join("allowed_signers");
+    std::fs::write(&allowed, format!("ops@example.invalid {trusted_pub}\n")).unwrap();
+    let verify = format!("  verify: {{ allowed_signers: {} }}\n", allowed.display());
+    let trust = driftless_agent::source::verify::Trust { allowed_signers: Some(allowed), openpgp: None };
+    (trusted, stranger, verify, trust)
+}
+
 #[test]
 fn signatures_are_checked_against_allowed_signers() {
     let up = Upstream::new();
     let keys = tempfile::tempdir().unwrap();
-    let trusted = keys.path().join("trusted");
-    let trusted_pub = keygen(&trusted);
-    let stranger = keys.path().join("stranger");
-    keygen(&stranger);
-    let allowed = keys.path().join("allowed_signers");
-    std::fs::write(&allowed, format!("ops@example.invalid {trusted_pub}\n")).unwrap();
-    let verify = format!("  verify: {{ allowed_signers: {} }}\n", allowed.display());
-    let allowed = driftless_agent::source::verify::Trust { allowed_signers: Some(allowed.clone()), openpgp: None };
+    let (trusted, stranger, verify, allowed) = ssh_signers(keys.path());
 
     // Branch mode: the commit's signature counts.
     let unsigned = up.commit(&[("hosts/web-1/web.yaml", WEB)], "unsigned");
@@ -359,14 +366,8 @@ fn signatures_are_checked_against_allowed_signers() {
 fn a_tag_message_with_invalid_utf8_is_checked_on_its_bytes_as_git_does() {
     let up = Upstream::new();
     let keys = tempfile::tempdir().unwrap();
-    let trusted = keys.path().join("trusted");
-    let trusted_pub = keygen(&trusted);
-    let stranger = keys.path().join("stranger");
-    keygen(&stranger);
+    let (trusted, stranger, verify, trust) = ssh_signers(keys.path());
     let allowed_path = keys.path().join("allowed_signers");
-    std::fs::write(&allowed_path, format!("ops@example.invalid {trusted_pub}\n")).unwrap();
-    let verify = format!("  verify: {{ allowed_signers: {} }}\n", allowed_path.display());
-    let trust = driftless_agent::source::verify::Trust { allowed_signers: Some(allowed_path.clone()), openpgp: None };
     up.commit(&[("hosts/web-1/web.yaml", WEB), ("hosts/e2e/web.yaml", WEB)], "v2");
     let msg = keys.path().join("message");
     std::fs::write(&msg, b"release 2.0\n\nnotes in latin-1: caf\xe9 \xff\xfe\n").unwrap();
