@@ -389,7 +389,7 @@ fn a_signed_webhook_triggers_a_sync_over_smart_http_with_a_token() {
         post(hook_port, &[("X-Hub-Signature-256", format!("sha256={good}"))], &vec![b'x'; 1024 * 1024 + 1]),
         413
     );
-    std::thread::sleep(Duration::from_millis(500));
+    agent.settle();
     assert_eq!(agent.status()["applied_revision"], c1.as_str(), "refused deliveries trigger nothing");
 
     assert_eq!(post(hook_port, &[("X-Hub-Signature-256", format!("sha256={good}"))], body), 202);
@@ -667,11 +667,14 @@ fn notifications_are_sent_once_per_outcome_and_metrics_are_served() {
     let r = agent.ctl(&["sync", "--wait", "--retry"]);
     assert_eq!(r.code, 1, "retried and rolled back again");
 
+    // One event per outcome: the retry's second rollback of c2 is not notified again. The
+    // positive sign that it had its chance to be: the next revision's events follow it.
+    let c3 = push(&up, &web("3", port, ""), "v3");
+    agent.sync(0);
     let start = std::time::Instant::now();
-    while got.lock().unwrap().len() < 4 && start.elapsed() < Duration::from_secs(10) {
+    while got.lock().unwrap().len() < 6 && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(500)); // anything extra would have arrived by now
     let events: Vec<(String, String)> = got
         .lock()
         .unwrap()
@@ -684,7 +687,9 @@ fn notifications_are_sent_once_per_outcome_and_metrics_are_served() {
             ("started".to_string(), c1.clone()),
             ("applied".to_string(), c1.clone()),
             ("started".to_string(), c2.clone()),
-            ("rolled_back".to_string(), c2.clone())
+            ("rolled_back".to_string(), c2.clone()),
+            ("started".to_string(), c3.clone()),
+            ("applied".to_string(), c3.clone())
         ],
         "one event per outcome"
     );
@@ -698,9 +703,9 @@ fn notifications_are_sent_once_per_outcome_and_metrics_are_served() {
         "driftless_reconcile_duration_seconds_bucket",
         "driftless_reconcile_duration_seconds_count",
         "driftless_last_success_timestamp_seconds",
-        "driftless_phase{phase=\"RolledBack\"} 1",
-        "driftless_phase{phase=\"Synced\"} 0",
-        "driftless_deployments_total 1",
+        "driftless_phase{phase=\"Synced\"} 1",
+        "driftless_phase{phase=\"RolledBack\"} 0",
+        "driftless_deployments_total 2",
         "driftless_rollbacks_total 2",
         "driftless_health_check_failures_total 2",
         "driftless_drift_repairs_total 0",
@@ -709,7 +714,7 @@ fn notifications_are_sent_once_per_outcome_and_metrics_are_served() {
     ] {
         assert!(m.contains(name), "metrics lack {name}:\n{m}");
     }
-    let info = format!("driftless_revision_info{{desired=\"{c2}\",applied=\"{c1}\",last_good=\"{c1}\"}} 1");
+    let info = format!("driftless_revision_info{{desired=\"{c3}\",applied=\"{c3}\",last_good=\"{c3}\"}} 1");
     assert!(m.contains(&info), "{m}");
     clear_managed();
 }
@@ -750,11 +755,22 @@ fn the_engines_events_repair_drift_in_seconds_not_at_the_next_poll() {
     assert_eq!(repairs.len(), 2, "two repairs, reported as drift: {h}");
     assert!(repairs.iter().all(|e| e["trigger"] == "drift"), "{h}");
     // The agent's own apply is not drift: a new revision replaces the container, and no
-    // drift repair follows it.
-    push(&up, &web("2", port, ""), "v2");
+    // drift repair follows it. The positive sign that the replace's engine events were seen:
+    // a real drift after them is repaired, and nothing stands between the two entries.
+    let c2 = push(&up, &web("2", port, ""), "v2");
     agent.sync(0);
-    std::thread::sleep(Duration::from_secs(2));
-    let h: serde_json::Value = serde_json::from_str(&agent.ctl(&["history", "--json"]).stdout).unwrap();
-    assert_eq!(h[0]["result"], "applied", "no drift reported after the agent's own replace: {h}");
+    let (code, out) = docker::docker(&["stop", "-t0", "web"]);
+    assert_eq!(code, 0, "{out}");
+    let t = std::time::Instant::now();
+    let h = loop {
+        let h: serde_json::Value = serde_json::from_str(&agent.ctl(&["history", "--json"]).stdout).unwrap();
+        if h[0]["result"] == "drift_repaired" {
+            break h;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the stop after v2 was not repaired: {h}\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(h[1]["result"], "applied", "no drift reported after the agent's own replace: {h}");
+    assert_eq!(h[1]["revision"], c2.as_str(), "{h}");
     clear_managed();
 }

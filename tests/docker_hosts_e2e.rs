@@ -645,3 +645,51 @@ fn the_tcp_probe_gates_a_real_container() {
     assert!(s["message"].as_str().unwrap_or_default().contains(&format!("127.0.0.1:{port}")), "{s}");
     clear_managed();
 }
+
+/// The `systemd` health probe against a real unit: a revision gated on an active transient
+/// unit passes; one gated on a unit that is not active is rolled back, naming its state.
+///
+/// Ignored by default because it needs systemd as PID 1 (`/run/systemd/system`), which the
+/// container this project's CI runs in does not have; `systemctl` cannot reach a manager
+/// that is not running, and a stand-in would test nothing. `scripts/test` runs it on a host
+/// where systemd is PID 1 (it adds `--run-ignored all` there); the probe's logic is unit
+/// tested in agent/src/health.rs.
+#[test]
+#[ignore = "needs systemd as PID 1; scripts/test runs it where /run/systemd/system exists"]
+fn the_systemd_probe_gates_on_a_real_unit() {
+    if !std::path::Path::new("/run/systemd/system").exists()
+        && !common::missing("systemd is not PID 1", "run this test on a host booted with systemd")
+    {
+        return;
+    }
+    let Some(_g) = setup() else { return };
+    let unit = format!("driftless-e2e-probe-{}.service", std::process::id());
+    let out = Command::new("systemd-run").args(["--unit", &unit, "sleep", "600"]).output().unwrap();
+    assert!(out.status.success(), "systemd-run: {}", String::from_utf8_lossy(&out.stderr));
+    struct Stop(String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("systemctl").args(["stop", &self.0]).status();
+        }
+    }
+    let _stop = Stop(unit.clone());
+    let state = |unit: &str, v: u32| {
+        format!(
+            "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: svc }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep {v}\"]\n  stop_timeout: 1s\n  health:\n    - systemd: [{unit}]\n      timeout: 5s\n"
+        )
+    };
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/svc.yaml", &state(&unit, 3600))], "gated on an active unit");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let c2 =
+        up.commit(&[("hosts/e2e/svc.yaml", &state("driftless-e2e-absent.service", 3601))], "gated on an absent unit");
+    agent.sync(1);
+    let s = agent.status();
+    assert_eq!(s["phase"], "RolledBack", "{s}");
+    assert_eq!(s["failed_revisions"], serde_json::json!([c2]));
+    assert!(s["message"].as_str().unwrap_or_default().contains("inactive"), "{s}");
+    clear_managed();
+}

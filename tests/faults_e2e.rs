@@ -202,8 +202,9 @@ fn ready_at_once_and_the_watchdog_fed_through_a_silent_build_and_one_agent_per_s
     };
     assert_eq!(agent.ctl(&["status", "--json"]).code, 0, "the socket answers once READY=1 is sent");
 
-    // A second agent on the same state_dir (cron's --once beside the daemon) is refused.
-    std::thread::sleep(Duration::from_secs(2));
+    // A second agent on the same state_dir (cron's --once beside the daemon, mid-build) is
+    // refused.
+    agent.wait_phase("Progressing", Duration::from_secs(10));
     let once = common::run(common::agentd().arg("--config").arg(&agent.config).arg("--once"));
     assert_eq!(once.code, 1, "{}{}", once.stdout, once.stderr);
     assert!(once.stderr.contains(&format!("pid {}", agent.pid())), "the holder is named: {}", once.stderr);
@@ -592,6 +593,8 @@ fn a_flapping_health_check_is_gated_once_and_causes_no_loop() {
     agent.start();
     wait_synced_at(&agent, &c1, Duration::from_secs(60));
     let id = docker::container_id("web");
+    // Four syncs spread over the health endpoint's 2-s flap, so some look while it fails
+    // (a deliberate spacing in time, not a wait for a condition).
     for _ in 0..4 {
         agent.sync(0);
         std::thread::sleep(Duration::from_millis(700));

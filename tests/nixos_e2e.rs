@@ -271,14 +271,20 @@ fn dry_activate_is_recorded_a_failing_one_changes_nothing_and_old_generations_ar
             .stderr(std::process::Stdio::null());
         let mut child = daemon.spawn().unwrap();
         let ctl = |args: &[&str]| common::run(common::agentctl().arg("--config").arg(&config).args(args));
+        // Wait for the start-up cycle to have observed the system (the socket answers before).
         let t = std::time::Instant::now();
-        while ctl(&["status", "--json"]).code != 0 {
-            assert!(t.elapsed() < std::time::Duration::from_secs(30), "agentd did not answer");
+        let (status, detail) = loop {
+            let r = ctl(&["status", "--json"]);
+            if r.code == 0 {
+                let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+                let detail = status["resources"][0]["detail"].as_str().unwrap_or_default().to_string();
+                if status["last_sync"].is_string() && !detail.is_empty() {
+                    break (status, detail);
+                }
+            }
+            assert!(t.elapsed() < std::time::Duration::from_secs(30), "no start-up cycle within 30 s: {}", r.stdout);
             std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500)); // the start-up cycle
-        let status: serde_json::Value = serde_json::from_str(&ctl(&["status", "--json"]).stdout).unwrap();
-        let detail = status["resources"][0]["detail"].as_str().unwrap_or_default().to_string();
+        };
         assert!(detail.contains("generation") && detail.contains("gen10"), "{status}");
         let diff = ctl(&["diff"]);
         assert_eq!(diff.code, 2, "{}{}", diff.stdout, diff.stderr);

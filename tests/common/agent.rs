@@ -105,6 +105,15 @@ impl Agent {
         r
     }
 
+    /// A round trip through the reconciler's queue (`agentctl history -n 1` is answered by
+    /// the reconciler task, in turn): when it returns, every event queued before it — a
+    /// webhook delivery, a timer, an engine event — has been handled. The positive sign a
+    /// "nothing happened" check waits for.
+    pub fn settle(&self) {
+        let r = self.ctl(&["history", "-n", "1", "--json"]);
+        assert_eq!(r.code, 0, "history: {}{}\nlog:\n{}", r.stdout, r.stderr, self.log_text());
+    }
+
     /// The final line of `sync --wait` (after the streamed progress).
     pub fn result_line(r: &Run) -> String {
         r.stdout.lines().last().unwrap_or("").to_string()
