@@ -193,3 +193,44 @@ fn pathological_yaml_and_an_oversized_config_are_refused_fast_in_bounded_memory(
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("over the limit of 1048576 bytes"), "{}", r.stderr);
 }
+
+/// Which YAML files are desired state (docs/desired-state.md): every one under the folder,
+/// except those a compose file there mounts or reads and that hold no driftless/v1 document.
+/// `validate` names each file it leaves out and what claims it; a stray file is still read.
+#[test]
+fn files_a_compose_file_mounts_are_not_desired_state_and_validate_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let compose = "services:\n  prometheus:\n    image: prom/prometheus:v2\n    volumes:\n      - ./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro\n  grafana:\n    image: grafana/grafana:10\n    volumes:\n      - type: bind\n        source: ./grafana/provisioning\n        target: /etc/grafana/provisioning\n  tools:\n    image: tools:1\n    profiles: [debug]\n    env_file: tools/env.yaml\n";
+    let files = [
+        ("stack/compose.yaml", compose),
+        ("stack/prometheus/prometheus.yml", "global: { scrape_interval: 15s }\nscrape_configs: []\n"),
+        ("stack/grafana/provisioning/datasources/ds.yaml", "apiVersion: 1\ndatasources: [{ name: prom, type: prometheus }]\n"),
+        ("stack/tools/env.yaml", "A: 1\n"),
+        (
+            "stack/grafana/provisioning/extra.yaml",
+            "# mounted, but ours\napiVersion: driftless/v1\nkind: Container\nmetadata: { name: extra }\nspec: { image: extra:1 }\n",
+        ),
+        ("apps/web.yaml", "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec: { image: web:1 }\n"),
+    ];
+    write_files(dir.path(), &files);
+    let r = run(agentctl().current_dir(dir.path()).args(["validate", "."]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for want in [
+        "not desired state: stack/grafana/provisioning/datasources/ds.yaml (mounted or read by stack/compose.yaml:9: services.grafana.volumes[0])",
+        "not desired state: stack/prometheus/prometheus.yml (mounted or read by stack/compose.yaml:5: services.prometheus.volumes[0])",
+        "not desired state: stack/tools/env.yaml (mounted or read by stack/compose.yaml:15: services.tools.env_file)",
+        "valid (4 documents in 3 files; 3 files mounted by compose, not desired state)",
+    ] {
+        assert!(r.stderr.contains(want), "{want:?} in:\n{}", r.stderr);
+    }
+    let json = run(agentctl().current_dir(dir.path()).args(["validate", ".", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["not_desired_state"].as_array().map(Vec::len), Some(3), "{v}");
+    assert_eq!(v["not_desired_state"][1]["file"], "stack/prometheus/prometheus.yml", "{v}");
+
+    // A YAML file no compose file claims is read as desired state, as before: refused.
+    write_files(dir.path(), &[("stack/notes.yaml", "todo: [backups]\n")]);
+    let r = run(agentctl().current_dir(dir.path()).args(["validate", "."]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("stack/notes.yaml:1:1"), "{}", r.stderr);
+}

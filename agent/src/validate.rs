@@ -29,6 +29,8 @@ pub struct Report {
     pub errors: Vec<Finding>,
     /// Not errors (compose: a variable unset and without a default became empty).
     pub warnings: Vec<Diagnostic>,
+    /// YAML files not read as desired state: a compose file mounts or reads them.
+    pub not_desired_state: Vec<desired_state_schema::Skipped>,
     /// The effective desired state, when asked for and valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<desired_state_schema::Resource>>,
@@ -91,6 +93,7 @@ pub fn validate(
         checked,
         errors,
         warnings: loaded.warnings().to_vec(),
+        not_desired_state: loaded.skipped().to_vec(),
         resources: rendered.map(|s| s.resources),
     })
 }
@@ -144,8 +147,20 @@ impl Report {
             .collect()
     }
 
+    /// One line per YAML file not read as desired state, and what claims it.
+    pub fn skipped_lines(&self) -> Vec<String> {
+        self.not_desired_state
+            .iter()
+            .map(|s| format!("not desired state: {} (mounted or read by {})", s.file, s.claimed_by))
+            .collect()
+    }
+
     /// The closing line for people.
     pub fn summary(&self) -> String {
+        let skipped = match self.not_desired_state.len() {
+            0 => String::new(),
+            n => format!("; {n} file{} mounted by compose, not desired state", plural(n)),
+        };
         let envs = if self.environments.is_empty() {
             String::new()
         } else {
@@ -157,7 +172,7 @@ impl Report {
             plural(self.documents),
             self.files,
             plural(self.files)
-        );
+        ) + &skipped;
         if self.valid {
             format!("{}: valid ({counted})", self.directory)
         } else {

@@ -196,6 +196,8 @@ struct FileResult {
     parsed: Vec<Parsed>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// Compose files: the repository paths they read or mount.
+    claims: Vec<crate::compose::Claim>,
 }
 
 /// Below this much text, one thread reads everything (threads cost more than they save).
@@ -216,6 +218,7 @@ fn parse_files(files: &[&SourceFile], envs: &BTreeMap<&str, &str>, opts: &ParseO
             let c = crate::compose::convert_in(&f.path, &f.text, envs.get(dir).copied(), &ctx);
             r.errors.extend(c.errors);
             r.warnings.extend(c.warnings);
+            r.claims = c.claims;
             for g in c.docs {
                 match typed::<Envelope>(g.doc) {
                     Ok(envelope) => r.parsed.push(Parsed { origin: g.origin, map: LazyMap::Ready(g.map), envelope }),
@@ -271,6 +274,20 @@ pub struct Loaded {
     /// Not errors, but worth saying (compose: unset variables made empty).
     warnings: Vec<Diagnostic>,
     files: usize,
+    /// YAML files not read as desired state: a compose file mounts or reads them.
+    skipped: Vec<Skipped>,
+}
+
+/// A `*.yaml` file under the folder that is not desired state: a compose file there mounts
+/// it into a container or reads it (a bind source or a folder holding it, an `env_file`, a
+/// secret file, a build context), and it holds no `apiVersion: driftless/v1` document. It
+/// belongs to the container (a Grafana datasource, a `prometheus.yml`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    /// The file, as shown.
+    pub file: String,
+    /// Where a compose file claims it: `compose.yaml:12: services.grafana.volumes[0]`.
+    pub claimed_by: String,
 }
 
 /// How files are read.
@@ -308,9 +325,6 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
         .filter(|f| is_env_file(&f.path))
         .map(|f| (f.path.rsplit_once('/').map_or("", |(d, _)| d), f.text.as_str()))
         .collect();
-    let mut count = 0;
-    let mut documents = 0;
-    let mut jobs: Vec<&SourceFile> = Vec::new();
     let total: usize = files.iter().map(|f| f.text.len()).sum();
     if total > MAX_REVISION_BYTES {
         errors.push(Diagnostic {
@@ -323,15 +337,67 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
                 mib(MAX_REVISION_BYTES)
             ),
         });
-        return Loaded { parsed, parse_errors: errors, warnings, files: files.len() };
+        return Loaded { parsed, parse_errors: errors, warnings, files: files.len(), skipped: Vec::new() };
     }
-    for f in &files {
-        if is_env_file(&f.path) {
+    let mut admit = Admit { count: 0, documents: 0, full: false, errors: &mut errors };
+    // Compose files first: what they mount or read is not desired state (`Skipped`).
+    let compose: Vec<&SourceFile> = files
+        .iter()
+        .copied()
+        .filter(|f| !is_env_file(&f.path) && crate::compose::is_compose_file(&f.path) && admit.check(f))
+        .collect();
+    let compose_results = parse_files(&compose, &envs, opts);
+    let claims: Vec<&crate::compose::Claim> = compose_results.iter().flat_map(|r| &r.claims).collect();
+    let mut skipped = Vec::new();
+    let mut others: Vec<&SourceFile> = Vec::new();
+    for f in files.iter().copied().filter(|f| !is_env_file(&f.path) && !crate::compose::is_compose_file(&f.path)) {
+        // A file that says it is desired state is read as such, whoever mounts it.
+        let claim = claims.iter().find(|c| claims_file(&shown(&opts.root, &c.path), &f.path));
+        if let Some(c) = claim.filter(|_| !holds_driftless_documents(&f.text)) {
+            skipped.push(Skipped { file: f.path.clone(), claimed_by: format!("{}:{}: {}", c.file, c.line, c.at) });
             continue;
         }
+        if admit.check(f) {
+            others.push(f);
+        }
+    }
+    let count = admit.count;
+    // Each file is parsed on its own: spread over the cores when there is enough to read,
+    // then merged in file order (so messages come out the same either way).
+    let other_results = parse_files(&others, &envs, opts);
+    let mut results: Vec<(&str, FileResult)> = compose
+        .iter()
+        .map(|f| f.path.as_str())
+        .zip(compose_results)
+        .chain(others.iter().map(|f| f.path.as_str()).zip(other_results))
+        .collect();
+    results.sort_by(|a, b| a.0.cmp(b.0));
+    for (_, r) in results {
+        parsed.extend(r.parsed);
+        errors.extend(r.errors);
+        warnings.extend(r.warnings);
+    }
+    Loaded { parsed, parse_errors: errors, warnings, files: count, skipped }
+}
+
+/// The size, document-count and prescan checks every desired-state file passes before it is
+/// parsed; what fails them is reported and not parsed.
+struct Admit<'a> {
+    count: usize,
+    documents: usize,
+    /// The revision's document budget is spent: nothing more is read.
+    full: bool,
+    errors: &'a mut Vec<Diagnostic>,
+}
+
+impl Admit<'_> {
+    fn check(&mut self, f: &SourceFile) -> bool {
+        if self.full {
+            return false;
+        }
+        self.count += 1;
         if f.text.len() > MAX_FILE_BYTES {
-            count += 1;
-            errors.push(Diagnostic {
+            self.errors.push(Diagnostic {
                 file: f.path.clone(),
                 line: 0,
                 column: 0,
@@ -341,40 +407,56 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
                     mib(MAX_FILE_BYTES)
                 ),
             });
-            continue;
+            return false;
         }
-        count += 1;
         match prescan(&f.text) {
             Ok(p) => {
-                documents += p.documents;
-                if documents > MAX_DOCUMENTS {
-                    errors.push(Diagnostic {
+                self.documents += p.documents;
+                if self.documents > MAX_DOCUMENTS {
+                    self.errors.push(Diagnostic {
                         file: f.path.clone(),
                         line: 0,
                         column: 0,
                         message: format!(
-                            "the desired state holds over {MAX_DOCUMENTS} YAML documents (this file brings it to {documents}); the limit is {MAX_DOCUMENTS} per revision: check that source.path holds desired state only"
+                            "the desired state holds over {MAX_DOCUMENTS} YAML documents (this file brings it to {}); the limit is {MAX_DOCUMENTS} per revision: check that source.path holds desired state only",
+                            self.documents
                         ),
                     });
-                    break;
+                    self.full = true;
+                    return false;
                 }
+                true
             }
             Err((line, column, message)) => {
-                errors.push(Diagnostic { file: f.path.clone(), line, column, message });
-                continue;
+                self.errors.push(Diagnostic { file: f.path.clone(), line, column, message });
+                false
             }
         }
-        jobs.push(f);
     }
-    // Each file is parsed on its own: spread over the cores when there is enough to read,
-    // then merged in file order (so messages come out the same either way).
-    let results = parse_files(&jobs, &envs, opts);
-    for r in results {
-        parsed.extend(r.parsed);
-        errors.extend(r.errors);
-        warnings.extend(r.warnings);
+}
+
+/// A repository path (relative to the root) as files are shown under `root`.
+fn shown(root: &str, path: &str) -> String {
+    match (root.trim_end_matches('/'), path) {
+        ("", p) => p.to_string(),
+        (r, "") => r.to_string(),
+        (r, p) => format!("{r}/{p}"),
     }
-    Loaded { parsed, parse_errors: errors, warnings, files: count }
+}
+
+/// Whether a claimed path (a file, or a folder and everything under it) covers `file`.
+fn claims_file(claimed: &str, file: &str) -> bool {
+    claimed.is_empty() || file == claimed || file.strip_prefix(claimed).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Whether a file says it is desired state: a line `apiVersion: driftless/v1` (a document
+/// of ours, however it is quoted or commented).
+fn holds_driftless_documents(text: &str) -> bool {
+    text.lines().any(|l| {
+        l.strip_prefix("apiVersion:")
+            .map(|v| v.split('#').next().unwrap_or("").trim().trim_matches(|c| c == '"' || c == '\'') == "driftless/v1")
+            .unwrap_or(false)
+    })
 }
 
 fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diagnostic>) {
@@ -423,6 +505,11 @@ impl Loaded {
     /// Warnings (not errors): compose variables that were unset and became empty.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
+    }
+
+    /// YAML files not read as desired state, because a compose file mounts or reads them.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
     }
 
     /// How many files were read.
@@ -740,6 +827,18 @@ fn display_path(dir: &Path, rel: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_folder_covers_what_is_below_it_only() {
+        assert!(claims_file("grafana/prov", "grafana/prov"));
+        assert!(claims_file("grafana/prov", "grafana/prov/ds/a.yaml"));
+        assert!(!claims_file("grafana/prov", "grafana/provisioning.yaml"));
+        assert!(claims_file("", "anything.yaml"), "the root claimed (`.:/src`, `build: .`) covers all");
+        assert_eq!(shown("/srv/state/", "a/b.yml"), "/srv/state/a/b.yml");
+        assert_eq!(shown("x", ""), "x");
+        assert!(holds_driftless_documents("kind: Container\napiVersion: \"driftless/v1\" # ours\n"));
+        assert!(!holds_driftless_documents("apiVersion: 1\ndatasources: []\n"));
+    }
 
     #[test]
     fn strip_marks_removes_positions() {

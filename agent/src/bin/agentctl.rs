@@ -440,6 +440,9 @@ fn cmd_validate(
                 }
             }
         }
+        for line in report.skipped_lines() {
+            eprintln!("{line}");
+        }
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }

@@ -56,6 +56,22 @@ pub struct Converted {
     pub errors: Vec<Diagnostic>,
     /// Not errors, but worth saying (`validate` prints them): unset variables made empty.
     pub warnings: Vec<Diagnostic>,
+    /// Repository paths the file reads or mounts into its containers (bind sources,
+    /// `env_file`, secret files, build contexts), also of services whose profiles are not
+    /// enabled: what lies there belongs to the containers, not to the desired state.
+    pub claims: Vec<Claim>,
+}
+
+/// A repository path a compose file reads or mounts, and where it says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// Relative to the root; `""` is the root itself.
+    pub path: String,
+    /// The compose file's path, as shown.
+    pub file: String,
+    /// Its line, and the key saying it (`services.grafana.volumes[0]`).
+    pub line: usize,
+    pub at: String,
 }
 
 /// Where a compose file sits, beyond its path.
@@ -135,6 +151,7 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
         errors: Vec::new(),
         warnings: Vec::new(),
         home: ctx.home.map(str::to_string),
+        claims: Vec::new(),
     };
     interpolate_tree(&mut cx, &mut value, &YamlPath::root(), &vars);
     let Some(top) = value.as_mapping() else {
@@ -183,6 +200,7 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
         cx.err(&YamlPath::root(), "no `services:` in this compose file");
         out.errors = cx.errors;
         out.warnings = cx.warnings;
+        out.claims = cx.claims;
         return out;
     };
     // Container names of every service (for depends_on and network_mode: service:x).
@@ -211,9 +229,7 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
             continue;
         };
         let declared: Vec<String> = seq_of_strings(svc.get("profiles"));
-        if !declared.is_empty() && !declared.iter().any(|p| profiles.contains(p)) {
-            continue; // a service with profiles runs only when one of them is enabled
-        }
+        let enabled = declared.is_empty() || declared.iter().any(|p| profiles.contains(p));
         let sv = Service {
             name: service,
             at: at.clone(),
@@ -224,6 +240,16 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
             project: &project,
             marked: &marked,
         };
+        if !enabled {
+            // A service with profiles runs only when one of them is enabled. What it mounts
+            // is still its own (which files are desired state must not depend on profiles):
+            // read it for its claims alone.
+            let (errors, warnings) = (cx.errors.len(), cx.warnings.len());
+            let _ = cx.service(&sv, svc);
+            cx.errors.truncate(errors);
+            cx.warnings.truncate(warnings);
+            continue;
+        }
         if let Some(mut g) = cx.service(&sv, svc) {
             if completes.contains(service) {
                 if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
@@ -236,6 +262,7 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
     }
     out.errors = cx.errors;
     out.warnings = cx.warnings;
+    out.claims = cx.claims;
     out
 }
 
@@ -265,6 +292,8 @@ struct Cx<'a> {
     warnings: Vec<Diagnostic>,
     /// `Context::home`.
     home: Option<String>,
+    /// Every repository path `repo_path` resolved (`Converted::claims`).
+    claims: Vec<Claim>,
 }
 
 fn diag(file: &str, map: &DocMap, path: &YamlPath, msg: &str, key: bool) -> Diagnostic {
@@ -293,7 +322,11 @@ impl Cx<'_> {
             return None;
         }
         match join(&self.dir, p) {
-            Some(r) => Some(r),
+            Some(r) => {
+                let line = self.map.value_pos(at).line;
+                self.claims.push(Claim { path: r.clone(), file: self.file.to_string(), line, at: at.to_string() });
+                Some(r)
+            }
             None => {
                 self.err(
                     at,
