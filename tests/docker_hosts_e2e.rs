@@ -693,3 +693,47 @@ fn the_systemd_probe_gates_on_a_real_unit() {
     assert!(s["message"].as_str().unwrap_or_default().contains("inactive"), "{s}");
     clear_managed();
 }
+
+/// `deploy.replicas` on the real engine: three containers `web-1` … `web-3`, a client that
+/// reaches them by the service's name (the engine's DNS answers with each replica), and a
+/// scale-down that removes `web-3` only.
+#[test]
+fn compose_replicas_run_n_containers_reachable_by_the_service_name() {
+    let Some(_g) = setup() else { return };
+    let compose = |n: u32| {
+        format!(
+            "name: reps\nservices:\n  web:\n    image: {IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    deploy: {{ replicas: {n} }}\n    command: [\"sh\", \"-c\", \"mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www\"]\n  client:\n    image: {IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    depends_on: [web]\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n"
+        )
+    };
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/compose.yaml", &compose(3))], "three replicas");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    for i in 1..=3 {
+        assert!(docker::instances(&format!("web-{i}")).iter().any(|(_, running)| *running), "web-{i} runs");
+    }
+    // The service's name resolves to the replicas (each is aliased `web` on the project's
+    // network); a few requests reach more than one of them.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let (code, out) = docker::docker(&["exec", "client", "wget", "-q", "-O-", "http://web:8080/"]);
+        assert_eq!(code, 0, "{out}");
+        seen.insert(out.trim().to_string());
+        if seen.len() > 1 {
+            break;
+        }
+    }
+    let ips = docker::docker(&["exec", "client", "nslookup", "web"]).1;
+    eprintln!("web resolves to:\n{ips}\nanswered by {seen:?}");
+    assert!(ips.matches("Address").count() >= 4, "three replicas behind the name `web`: {ips}");
+
+    let web1 = docker::container_id("web-1");
+    up.commit(&[("hosts/e2e/compose.yaml", &compose(2))], "two replicas");
+    agent.sync(0);
+    assert!(docker::instances("web-3").is_empty(), "web-3 removed");
+    assert_eq!(docker::container_id("web-1"), web1, "web-1 untouched by the scale-down");
+    assert!(docker::instances("web-2").iter().any(|(_, running)| *running));
+    clear_managed();
+}

@@ -203,11 +203,23 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
         out.claims = cx.claims;
         return out;
     };
-    // Container names of every service (for depends_on and network_mode: service:x).
+    // How many containers each service runs (`deploy.replicas`, `scale`; 1 by default).
+    let replicas: BTreeMap<String, u64> = services
+        .iter()
+        .filter_map(|(k, v)| {
+            let s = k.as_str()?;
+            Some((s.to_string(), replica_count(&mut cx, &YamlPath::root().key("services").key(s), v)))
+        })
+        .collect();
+    // Container names of every service (for depends_on and network_mode: service:x): a
+    // replicated service's first container, `<service>-1`.
     let names: BTreeMap<String, String> = services
         .iter()
         .filter_map(|(k, v)| {
             let s = k.as_str()?;
+            if replicas.get(s).is_some_and(|n| *n != 1) {
+                return Some((s.to_string(), format!("{s}-1")));
+            }
             let name = v.get("container_name").and_then(Value::as_str).unwrap_or(s);
             Some((s.to_string(), name.to_string()))
         })
@@ -230,10 +242,12 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
         };
         let declared: Vec<String> = seq_of_strings(svc.get("profiles"));
         let enabled = declared.is_empty() || declared.iter().any(|p| profiles.contains(p));
+        let count = replicas.get(service).copied().unwrap_or(1);
         let sv = Service {
             name: service,
             at: at.clone(),
             names: &names,
+            replicas: &replicas,
             networks: &networks,
             volumes: &volumes,
             secrets: &secrets,
@@ -257,7 +271,19 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
                     spec.remove("restart");
                 }
             }
-            out.docs.push(g);
+            if count == 1 {
+                out.docs.push(g);
+                continue;
+            }
+            // `deploy.replicas: N`: N containers `<service>-1` … `<service>-N`, each reachable
+            // by the service's name on its networks, as compose runs them on one host.
+            for i in 1..=count {
+                let mut r = Generated { doc: g.doc.clone(), map: g.map.clone(), origin: g.origin.clone() };
+                if let Some(meta) = r.doc.get_mut("metadata").and_then(Value::as_mapping_mut) {
+                    meta.insert("name".into(), format!("{service}-{i}").into());
+                }
+                out.docs.push(r);
+            }
         }
     }
     out.errors = cx.errors;
@@ -271,6 +297,9 @@ struct Service<'a> {
     name: &'a str,
     at: YamlPath,
     names: &'a BTreeMap<String, String>,
+    /// Containers per service (`deploy.replicas`): a dependency on a replicated service is
+    /// a dependency on each of its containers.
+    replicas: &'a BTreeMap<String, u64>,
     networks: &'a BTreeMap<String, String>,
     volumes: &'a BTreeMap<String, String>,
     /// Top-level secrets: key → (source path, the `.env` variable holding it, if any).
@@ -595,6 +624,11 @@ impl Cx<'_> {
                         // Compose runs the service in x's network namespace and starts x first:
                         // the engine's `container:<x's container>`, and an implied depends_on.
                         Some(s) => match sv.names.get(s) {
+                            Some(_) if sv.replicas.get(s) == Some(&0) => {
+                                self.err(&kat, &format!("network_mode service:{s}: {s} runs no container (deploy.replicas: 0) whose network this one could share: give {s} a replica, or use another network_mode"));
+                                continue;
+                            }
+                            // A replicated x: its first container, as compose takes it.
                             Some(c) => {
                                 network_peer = Some(c.clone());
                                 format!("container:{c}")
@@ -613,7 +647,14 @@ impl Cx<'_> {
                     let mut deps = Vec::new();
                     let entries = names_or_map(v);
                     for (n, conf) in entries {
-                        let target = sv.names.get(&n).cloned().unwrap_or(n.clone());
+                        let targets: Vec<String> = match sv.replicas.get(&n).copied() {
+                            Some(0) => {
+                                self.err(&kat.key(n.as_str()), &format!("service {n:?} runs no container (deploy.replicas: 0), so nothing can be waited for: remove this dependency, or give {n:?} a replica"));
+                                continue;
+                            }
+                            Some(c) if c > 1 => (1..=c).map(|i| format!("{n}-{i}")).collect(),
+                            _ => vec![sv.names.get(&n).cloned().unwrap_or(n.clone())],
+                        };
                         let mut condition = "started";
                         let mut restart = false;
                         if let Some(Value::Mapping(c)) = conf {
@@ -639,16 +680,18 @@ impl Cx<'_> {
                                 }
                             }
                         }
-                        if condition == "started" && !restart {
-                            deps.push(Value::String(target));
-                        } else {
-                            let mut m = Mapping::new();
-                            m.insert("name".into(), target.into());
-                            m.insert("condition".into(), condition.into());
-                            if restart {
-                                m.insert("restart".into(), true.into());
+                        for target in targets {
+                            if condition == "started" && !restart {
+                                deps.push(Value::String(target));
+                            } else {
+                                let mut m = Mapping::new();
+                                m.insert("name".into(), target.into());
+                                m.insert("condition".into(), condition.into());
+                                if restart {
+                                    m.insert("restart".into(), true.into());
+                                }
+                                deps.push(Value::Mapping(m));
                             }
-                            deps.push(Value::Mapping(m));
                         }
                     }
                     spec.insert("depends_on".into(), Value::Sequence(deps));
@@ -842,6 +885,7 @@ impl Cx<'_> {
                     alias(&mut docmap, key, "secrets");
                 }
                 "deploy" => self.deploy(&kat, v, &mut spec, &mut docmap, at),
+                "scale" => {} // read by `replica_count`
                 other => {
                     let hint = unsupported_hint(other);
                     self.key_err(&kat, &hint);
@@ -1164,10 +1208,96 @@ impl Cx<'_> {
                     spec.insert("restart".into(), policy.into());
                     docmap.alias_tree(self.map, &dat, &YamlPath::root().key("spec").key("restart"));
                 }
-                other => self.key_err(&dat, &format!("deploy.{other} is not supported on a single host; Driftless reads deploy.resources.limits and deploy.restart_policy")),
+                "replicas" => {} // read by `replica_count`
+                "mode" => match dv.as_str() {
+                    Some("replicated") => {}
+                    Some("global") => {
+                        if v.get("replicas").is_some() {
+                            self.err(&dat, "deploy.mode: global runs one container per node, and deploy.replicas does not go with it: remove one of them");
+                        }
+                    }
+                    _ => self.err(&dat, "deploy.mode is replicated (the default) or global (one container on this host)"),
+                },
+                other => self.key_err(&dat, &format!("deploy.{other} is not supported on a single host; Driftless reads deploy.replicas, deploy.mode, deploy.resources.limits and deploy.restart_policy")),
             }
         }
     }
+}
+
+/// How many containers a service runs: `deploy.replicas`, else `scale`, else 1 (compose's
+/// rule; both set must agree). More than one is refused where the containers could not all
+/// run on one host: a `container_name` (names are unique) or a fixed host port.
+fn replica_count(cx: &mut Cx<'_>, at: &YamlPath, svc: &Value) -> u64 {
+    let read = |cx: &mut Cx<'_>, path: &YamlPath, v: Option<&Value>| -> Option<u64> {
+        let v = v?;
+        match v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(n) => Some(n),
+            None => {
+                cx.err(
+                    path,
+                    &format!("{} is not a count: write a whole number of containers, e.g. 3", scalar_string(v)),
+                );
+                None
+            }
+        }
+    };
+    let replicas_at = at.key("deploy").key("replicas");
+    let replicas = read(cx, &replicas_at, svc.get("deploy").and_then(|d| d.get("replicas")));
+    let scale = read(cx, &at.key("scale"), svc.get("scale"));
+    let n = match (replicas, scale) {
+        (Some(r), Some(s)) if r != s => {
+            cx.err(&at.key("scale"), &format!("scale: {s} and deploy.replicas: {r} disagree: keep one of them"));
+            r
+        }
+        (Some(r), _) => r,
+        (None, Some(s)) => s,
+        (None, None) => 1,
+    };
+    let count_at = if replicas.is_some() { replicas_at } else { at.key("scale") };
+    if n > 1 && svc.get("container_name").is_some() {
+        cx.err(&at.key("container_name"), &format!("container_name names one container, and this service runs {n} (deploy.replicas): remove container_name; the containers are named after the service, -1 to -{n}"));
+    }
+    if n > MAX_REPLICAS {
+        cx.err(&count_at, &format!("{n} containers of one service on one host: the limit is {MAX_REPLICAS}"));
+        return 1;
+    }
+    if n > 1 {
+        for (i, p) in svc.get("ports").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+            if let Some(host) = fixed_host_port(p) {
+                cx.err(
+                    &at.key("ports").index(i),
+                    &format!("host port {host} can be published by one container only, and this service runs {n} (deploy.replicas): publish the container port alone (e.g. \"80\", an ephemeral host port each), or put a reverse proxy in front of the replicas"),
+                );
+            }
+        }
+    }
+    n
+}
+
+/// Replicas of one service on one host, at most.
+const MAX_REPLICAS: u64 = 100;
+
+/// The fixed host port a `ports` entry publishes, if any (`"8080:80"`, `"127.0.0.1:8080:80"`,
+/// `published: 8080`); `None` for a container port alone or an empty host port.
+fn fixed_host_port(p: &Value) -> Option<String> {
+    if let Some(m) = p.as_mapping() {
+        let published = m.get("published").map(scalar_string).unwrap_or_default();
+        return (!published.is_empty()).then_some(published);
+    }
+    let text = scalar_string(p);
+    let text = text.split('/').next().unwrap_or("");
+    // An IPv6 host address in brackets comes first: drop it.
+    let rest = match text.strip_prefix('[') {
+        Some(r) => r.split_once("]:").map_or("", |(_, after)| after),
+        None => text,
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let host = match parts.len() {
+        2 => parts[0],
+        3 => parts[1],
+        _ => "",
+    };
+    (!host.is_empty()).then(|| host.to_string())
 }
 
 /// What to write instead of a service key Driftless does not support.
@@ -1177,7 +1307,6 @@ fn unsupported_hint(key: &str) -> String {
         "extends" => "write the shared keys once with YAML anchors and merge keys (x-base: &base …, then <<: *base)",
         "volumes_from" => "mount the same named volume in both services",
         "configs" => "mount the file with a relative bind (./file:/path:ro)",
-        "scale" => "declare one service per container (Driftless runs one container per service)",
         "ipc" | "pid" | "uts" | "userns_mode" | "cgroup" | "cgroup_parent" | "isolation" | "runtime" => {
             "Driftless does not set this namespace or runtime; remove it, or run the container by hand"
         }
@@ -1831,6 +1960,55 @@ mod tests {
         let c =
             convert("app/compose.yaml", "services:\n  app: { image: y, network_mode: \"service:nope\" }\n", None, &[]);
         assert!(errors(&c).contains("network_mode service:nope names no service of this file"), "{}", errors(&c));
+    }
+
+    /// `deploy.replicas: N` (or `scale`) runs `<service>-1` … `<service>-N`, each reachable
+    /// by the service's name; what depends on it waits for each; what cannot run N times on
+    /// one host is refused, saying what to write.
+    #[test]
+    fn replicas_run_n_containers_named_after_the_service() {
+        let text = "services:\n  worker:\n    image: w\n    deploy: { mode: replicated, replicas: 3 }\n    ports: [\"9000\", \"127.0.0.1::9001\"]\n  api:\n    image: a\n    depends_on: { worker: { condition: service_started, restart: true } }\n  side:\n    image: s\n    network_mode: \"service:worker\"\n  one:\n    image: o\n    scale: ${N}\n";
+        let c = convert("app/compose.yaml", text, Some("N=1\n"), &[]);
+        assert_eq!(errors(&c), "");
+        let names: Vec<&str> = c.docs.iter().filter_map(|g| g.doc["metadata"]["name"].as_str()).collect();
+        assert_eq!(names, ["worker-1", "worker-2", "worker-3", "api", "side", "one"]);
+        let w2 = spec(&c, "worker-2");
+        assert_eq!(w2["networks"][0]["name"].as_str(), Some("app_default"), "{w2:?}");
+        assert_eq!(w2["networks"][0]["aliases"][0].as_str(), Some("worker"), "reachable by the service's name");
+        let api = spec(&c, "api");
+        let deps: Vec<&str> =
+            api["depends_on"].as_sequence().unwrap().iter().filter_map(|d| d["name"].as_str()).collect();
+        assert_eq!(deps, ["worker-1", "worker-2", "worker-3"], "{api:?}");
+        assert_eq!(api["depends_on"][2]["restart"], Value::Bool(true));
+        assert_eq!(spec(&c, "side")["network_mode"].as_str(), Some("container:worker-1"));
+
+        // What N containers cannot share on one host.
+        let text = "services:\n  web:\n    image: w\n    container_name: the-web\n    deploy: { replicas: 2 }\n    ports: [\"8080:80\", \"[::1]:8443:443\", { target: 81, published: 8081 }]\n    scale: 3\n";
+        let e = errors(&convert("app/compose.yaml", text, None, &[]));
+        for want in [
+            "services.web.container_name: container_name names one container, and this service runs 2 (deploy.replicas): remove container_name",
+            "services.web.ports[0]: host port 8080 can be published by one container only, and this service runs 2 (deploy.replicas): publish the container port alone",
+            "services.web.ports[1]: host port 8443",
+            "services.web.ports[2]: host port 8081",
+            "services.web.scale: scale: 3 and deploy.replicas: 2 disagree: keep one of them",
+        ] {
+            assert!(e.contains(want), "{want:?} in:\n{e}");
+        }
+        // Zero replicas: no container, and nothing may wait for one.
+        let text = "services:\n  off: { image: o, deploy: { replicas: 0 } }\n  on: { image: p, depends_on: [off] }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert!(errors(&c).contains("service \"off\" runs no container (deploy.replicas: 0)"), "{}", errors(&c));
+        assert!(c.docs.iter().all(|g| g.doc["metadata"]["name"].as_str() != Some("off")));
+        let e = errors(&convert(
+            "app/compose.yaml",
+            "services:\n  w: { image: w, deploy: { replicas: many } }\n",
+            None,
+            &[],
+        ));
+        assert!(
+            e.contains("services.w.deploy.replicas: many is not a count: write a whole number of containers"),
+            "{e}"
+        );
     }
 
     /// Interpolated booleans and numbers are cast where the specification wants them, as
