@@ -3,6 +3,8 @@
 //! step of its own; this test fails when they are stale.
 //! Regenerate with `UPDATE_SNAPSHOTS=1 cargo nextest run -p driftless-agent --test dist`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
@@ -79,15 +81,9 @@ fn promtool() -> Option<&'static str> {
     if std::process::Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success()) {
         return Some("promtool");
     }
-    let how = "run .ci/setup (it installs Debian's prometheus)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and promtool is missing: {how}");
-    }
-    if std::env::var("DRIFTLESS_SKIP_MISSING").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED (promtool is missing; DRIFTLESS_SKIP_MISSING=1)");
-        return None;
-    }
-    panic!("promtool is missing: {how}; or set DRIFTLESS_SKIP_MISSING=1 to skip the tests that need it");
+    // Fails the test, unless DRIFTLESS_SKIP_MISSING=1 chose a skip (which it says).
+    common::missing("promtool is missing", "run .ci/setup (it installs Debian's prometheus)");
+    None
 }
 
 /// The shipped alert rules are valid and pass their unit tests.
