@@ -1284,20 +1284,9 @@ fn fixed_host_port(p: &Value) -> Option<String> {
         let published = m.get("published").map(scalar_string).unwrap_or_default();
         return (!published.is_empty()).then_some(published);
     }
-    let text = scalar_string(p);
-    let text = text.split('/').next().unwrap_or("");
-    // An IPv6 host address in brackets comes first: drop it.
-    let rest = match text.strip_prefix('[') {
-        Some(r) => r.split_once("]:").map_or("", |(_, after)| after),
-        None => text,
-    };
-    let parts: Vec<&str> = rest.split(':').collect();
-    let host = match parts.len() {
-        2 => parts[0],
-        3 => parts[1],
-        _ => "",
-    };
-    (!host.is_empty()).then(|| host.to_string())
+    // An entry that does not parse publishes nothing here; the port checks refuse it.
+    let (lo, hi) = crate::checks::PortMapping::parse(&scalar_string(p)).ok()?.host?;
+    Some(if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
 }
 
 /// What to write instead of a service key Driftless does not support.
