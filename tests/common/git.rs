@@ -72,8 +72,26 @@ impl Upstream {
     }
 }
 
+/// A TCP port free on this machine for a test to listen on.
+///
+/// The port is drawn at random from 20000–32767, below Linux's ephemeral range
+/// (32768–60999): a port the kernel handed out for `bind(0)` is soon handed out again as the
+/// local end of some other test's outgoing connection, and a test that binds it a moment
+/// later fails with "address already in use" (seen in CI). Outside that range only another
+/// test's own choice can collide, and each choice is checked free on 127.0.0.1 and 0.0.0.0
+/// (where the engine publishes).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..1000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        let port = 20000 + (h.finish() % 12768) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32767 after 1000 tries")
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
