@@ -234,3 +234,70 @@ fn files_a_compose_file_mounts_are_not_desired_state_and_validate_says_so() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("stack/notes.yaml:1:1"), "{}", r.stderr);
 }
+
+/// `compose.override.yaml` beside `compose.yaml` is merged into it by compose's rules, as
+/// `docker compose up` does: what validate and convert show is the merged project, and an
+/// error in the override names the override's own line.
+#[test]
+fn a_compose_override_is_merged_as_docker_compose_merges_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let compose = "services:\n  web:\n    image: nginx:1.27\n    ports:\n      - \"127.0.0.1:8080:80\"\n    environment:\n      MODE: base\n      KEEP: yes\n    command: [nginx, -g, daemon off;]\n  db:\n    image: postgres:16\n";
+    let over = "services:\n  web:\n    image: nginx:1.28\n    ports:\n      - \"127.0.0.1:8443:443\"\n    environment:\n      MODE: override\n    command: [nginx-debug, -g, daemon off;]\n  worker:\n    image: worker:1\n  db:\n    environment: !reset {}\n";
+    write_files(dir.path(), &[("shop/compose.yaml", compose), ("shop/compose.override.yaml", over)]);
+    let r = run(agentctl().current_dir(dir.path()).args(["validate", "shop", "--render"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for want in [
+        "image: nginx:1.28",
+        "127.0.0.1:8080:80",
+        "127.0.0.1:8443:443",
+        "MODE: override",
+        "KEEP: yes",
+        "- nginx-debug",
+        "name: worker",
+    ] {
+        assert!(r.stdout.contains(want), "{want:?} in:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("- nginx\n"), "command is replaced, not appended:\n{}", r.stdout);
+
+    // convert merges it too, and says so.
+    let c = run(agentctl().arg("convert").arg(dir.path().join("shop/compose.yaml")));
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert!(c.stderr.contains("merging") && c.stderr.contains("compose.override.yaml"), "{}", c.stderr);
+    assert!(c.stdout.contains("nginx:1.28") && c.stdout.contains("name: worker"), "{}", c.stdout);
+    let o = run(agentctl().arg("convert").arg(dir.path().join("shop/compose.override.yaml")));
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("is an override: convert the compose file beside it"), "{}", o.stderr);
+
+    // An error in the override is the override's, at its line; one compose cannot merge is
+    // named with what to write.
+    let bad = "services:\n  web:\n    ports:\n      https: 443\n    read_only: sometimes\n";
+    write_files(dir.path(), &[("shop/compose.override.yaml", bad)]);
+    let r = run(agentctl().current_dir(dir.path()).args(["validate", "shop"]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("shop/compose.override.yaml:4:7: services.web.ports: the base file has a list here and the override a mapping"), "{}", r.stderr);
+    assert!(r.stderr.contains("write a list, or `!override` to replace it"), "{}", r.stderr);
+    assert!(r.stderr.contains("shop/compose.override.yaml:5:"), "{}", r.stderr);
+
+    // Compose reads one compose file and one override per folder; the others are named, and
+    // an override with no compose file is refused.
+    write_files(
+        dir.path(),
+        &[("shop/compose.override.yaml", over), ("shop/docker-compose.yml", "services: { other: { image: x:1 } }\n")],
+    );
+    let r = run(agentctl().current_dir(dir.path()).args(["validate", "shop"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("shop/docker-compose.yml: not read: compose reads only the first compose file it finds"),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_file(dir.path().join("shop/compose.yaml")).unwrap();
+    std::fs::remove_file(dir.path().join("shop/docker-compose.yml")).unwrap();
+    let r = run(agentctl().current_dir(dir.path()).args(["validate", "shop"]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("shop/compose.override.yaml: an override with no compose file beside it"),
+        "{}",
+        r.stderr
+    );
+}

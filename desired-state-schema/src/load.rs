@@ -204,7 +204,13 @@ struct FileResult {
 const PARALLEL_BYTES: usize = 64 * 1024;
 
 /// Parse `files` (in order), on up to 4 threads when they are large enough together.
-fn parse_files(files: &[&SourceFile], envs: &BTreeMap<&str, &str>, opts: &ParseOptions) -> Vec<FileResult> {
+/// A compose file is read with the override beside it (`overrides`, by folder).
+fn parse_files(
+    files: &[&SourceFile],
+    envs: &BTreeMap<&str, &str>,
+    overrides: &BTreeMap<&str, &SourceFile>,
+    opts: &ParseOptions,
+) -> Vec<FileResult> {
     let one = |f: &SourceFile| -> FileResult {
         let mut r = FileResult::default();
         if crate::compose::is_compose_file(&f.path) {
@@ -215,7 +221,11 @@ fn parse_files(files: &[&SourceFile], envs: &BTreeMap<&str, &str>, opts: &ParseO
                 root_name: opts.root_name.as_deref(),
                 home: opts.home.as_deref(),
             };
-            let c = crate::compose::convert_in(&f.path, &f.text, envs.get(dir).copied(), &ctx);
+            let mut project = vec![(f.path.as_str(), f.text.as_str())];
+            if let Some(o) = overrides.get(dir) {
+                project.push((o.path.as_str(), o.text.as_str()));
+            }
+            let c = crate::compose::convert_files(&project, envs.get(dir).copied(), &ctx);
             r.errors.extend(c.errors);
             r.warnings.extend(c.warnings);
             r.claims = c.claims;
@@ -340,13 +350,32 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
         return Loaded { parsed, parse_errors: errors, warnings, files: files.len(), skipped: Vec::new() };
     }
     let mut admit = Admit { count: 0, documents: 0, full: false, errors: &mut errors };
-    // Compose files first: what they mount or read is not desired state (`Skipped`).
-    let compose: Vec<&SourceFile> = files
-        .iter()
-        .copied()
-        .filter(|f| !is_env_file(&f.path) && crate::compose::is_compose_file(&f.path) && admit.check(f))
-        .collect();
-    let compose_results = parse_files(&compose, &envs, opts);
+    // Compose files first: what they mount or read is not desired state (`Skipped`). In each
+    // folder, what compose reads: the main file, with the override merged into it.
+    let mut by_dir: BTreeMap<&str, Vec<&SourceFile>> = BTreeMap::new();
+    for f in files.iter().copied().filter(|f| !is_env_file(&f.path) && crate::compose::is_compose_file(&f.path)) {
+        by_dir.entry(f.path.rsplit_once('/').map_or("", |(d, _)| d)).or_default().push(f);
+    }
+    let mut compose: Vec<&SourceFile> = Vec::new();
+    let mut overrides: BTreeMap<&str, &SourceFile> = BTreeMap::new();
+    for (dir, group) in &by_dir {
+        let paths: Vec<&str> = group.iter().map(|f| f.path.as_str()).collect();
+        let project = crate::compose::project(&paths);
+        let file = |p: &str| group.iter().copied().find(|f| f.path == p);
+        for (p, why) in &project.unread {
+            warnings.push(Diagnostic { file: (*p).to_string(), line: 0, column: 0, message: why.clone() });
+        }
+        if let Some((p, why)) = &project.orphan {
+            admit.errors.push(Diagnostic { file: (*p).to_string(), line: 0, column: 0, message: why.clone() });
+        }
+        if let Some(o) = project.override_file.and_then(file).filter(|o| admit.check(o)) {
+            overrides.insert(dir, o);
+        }
+        if let Some(m) = project.main.and_then(file).filter(|m| admit.check(m)) {
+            compose.push(m);
+        }
+    }
+    let compose_results = parse_files(&compose, &envs, &overrides, opts);
     let claims: Vec<&crate::compose::Claim> = compose_results.iter().flat_map(|r| &r.claims).collect();
     let mut skipped = Vec::new();
     let mut others: Vec<&SourceFile> = Vec::new();
@@ -364,7 +393,7 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
     let count = admit.count;
     // Each file is parsed on its own: spread over the cores when there is enough to read,
     // then merged in file order (so messages come out the same either way).
-    let other_results = parse_files(&others, &envs, opts);
+    let other_results = parse_files(&others, &envs, &BTreeMap::new(), opts);
     let mut results: Vec<(&str, FileResult)> = compose
         .iter()
         .map(|f| f.path.as_str())
@@ -534,7 +563,7 @@ impl Loaded {
                 if !o.is_null() && !o.is_mapping() {
                     let path = YamlPath::of(&["environments", environment.unwrap_or_default(), "spec"]);
                     diags.push(diag(
-                        &p.origin.file,
+                        p.map.get().file_at(&path).unwrap_or(&p.origin.file),
                         p.map.get().value_pos(&path),
                         &path,
                         "an overlay's spec must be a mapping of the keys to change",
@@ -655,7 +684,7 @@ pub fn parse_single<T: DeserializeOwned>(file: &str, text: &str) -> Result<(T, D
 /// A diagnostic at `path` of a mapped document (at the key, for unknown-key messages).
 pub fn diagnostic_at(file: &str, map: &DocMap, path: &YamlPath, msg: &str) -> Diagnostic {
     let pos = if msg.starts_with("unknown key") { map.key_pos(path) } else { map.value_pos(path) };
-    diag(file, pos, path, msg)
+    diag(map.file_at(path).unwrap_or(file), pos, path, msg)
 }
 
 fn diag(file: &str, pos: Pos, path: &YamlPath, msg: &str) -> Diagnostic {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser};
 
@@ -72,10 +73,13 @@ pub struct Pos {
     pub column: usize,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct NodePos {
     value: Pos,
     key: Option<Pos>,
+    /// The file the node was read from, when the map mixes files (a compose file merged
+    /// with its override); `None`: the file the caller names.
+    file: Option<Arc<str>>,
 }
 
 /// Positions of the nodes of one YAML document.
@@ -84,6 +88,8 @@ pub struct DocMap {
     /// Where the document's content starts.
     pub start: Pos,
     nodes: HashMap<YamlPath, NodePos>,
+    /// The file `start` is in, when set (`set_file`).
+    start_file: Option<Arc<str>>,
 }
 
 impl DocMap {
@@ -99,26 +105,77 @@ impl DocMap {
 
     /// An empty map whose document starts at `start` (for generated documents).
     pub fn starting_at(start: Pos) -> DocMap {
-        DocMap { start, nodes: HashMap::new() }
+        DocMap { start, nodes: HashMap::new(), start_file: None }
+    }
+
+    /// Record that every node (so far) was read from `file`: positions stay right when the
+    /// map is merged with another file's (`alias_tree` keeps the tag).
+    pub fn set_file(&mut self, file: &str) {
+        let f: Arc<str> = Arc::from(file);
+        for n in self.nodes.values_mut() {
+            n.file = Some(f.clone());
+        }
+        self.start_file = Some(f);
+    }
+
+    /// The file the node at `path` (or its nearest mapped ancestor) was read from, when the
+    /// map was tagged (`set_file`); `None`: the caller's file.
+    pub fn file_at(&self, path: &YamlPath) -> Option<&str> {
+        match self.find_node(path) {
+            Some(n) => n.file.as_deref(),
+            None => self.start_file.as_deref(),
+        }
+    }
+
+    /// Forget the node at `path` and everything below it (a merge replaced it).
+    pub fn remove_tree(&mut self, path: &YamlPath) {
+        self.nodes.retain(|p, _| !p.0.starts_with(&path.0));
+    }
+
+    /// The node at `path` and everything below it, as a map of its own.
+    pub fn subtree(&self, path: &YamlPath) -> DocMap {
+        let nodes = self.nodes.iter().filter(|(p, _)| p.0.starts_with(&path.0)).map(|(p, n)| (p.clone(), n.clone()));
+        DocMap { start: self.start, nodes: nodes.collect(), start_file: self.start_file.clone() }
     }
 
     /// For a document generated from `from`: the node at `target` is where `source` is.
     pub fn alias_node(&mut self, from: &DocMap, source: &YamlPath, target: &YamlPath) {
-        let here = NodePos { value: from.value_pos(source), key: Some(from.key_pos(source)) };
+        let here = from.node_for(source);
         self.nodes.insert(target.clone(), here);
     }
 
     /// For a document generated from `from` (a compose file): the node at `target` (and
     /// everything below it) is where `source` (and what is below it) is in `from`.
     pub fn alias_tree(&mut self, from: &DocMap, source: &YamlPath, target: &YamlPath) {
-        let here = NodePos { value: from.value_pos(source), key: Some(from.key_pos(source)) };
+        let here = from.node_for(source);
         self.nodes.insert(target.clone(), here);
         for (path, node) in &from.nodes {
             if path.0.len() > source.0.len() && path.0.starts_with(&source.0) {
                 let mut t = target.clone();
                 t.0.extend(path.0[source.0.len()..].iter().cloned());
-                self.nodes.insert(t, *node);
+                self.nodes.insert(t, node.clone());
             }
+        }
+    }
+
+    /// A node standing where `source` is in this map (its own, or its nearest ancestor's).
+    fn node_for(&self, source: &YamlPath) -> NodePos {
+        let file = match self.find_node(source) {
+            Some(n) => n.file.clone(),
+            None => self.start_file.clone(),
+        };
+        NodePos { value: self.value_pos(source), key: Some(self.key_pos(source)), file }
+    }
+
+    /// The node at `path` or its nearest mapped ancestor.
+    fn find_node(&self, path: &YamlPath) -> Option<&NodePos> {
+        let mut p = path.0.as_slice();
+        loop {
+            if let Some(n) = self.nodes.get(&YamlPath(p.to_vec())) {
+                return Some(n);
+            }
+            let (_, rest) = p.split_last()?;
+            p = rest;
         }
     }
 
@@ -194,9 +251,11 @@ fn fill_by_indentation(doc: &mut DocMap, text: &str, skip: usize) {
             *n += 1;
             path = path.index(idx);
             stack.push((indent, Seg::Index(idx)));
-            doc.nodes
-                .entry(path.clone())
-                .or_insert(NodePos { value: Pos { line: i + 1, column: indent + 1 }, key: None });
+            doc.nodes.entry(path.clone()).or_insert(NodePos {
+                value: Pos { line: i + 1, column: indent + 1 },
+                key: None,
+                file: None,
+            });
         }
         let key_indent = if item { indent + 2 } else { indent };
         let Some((key, rest)) = split_key(body) else { continue };
@@ -207,9 +266,11 @@ fn fill_by_indentation(doc: &mut DocMap, text: &str, skip: usize) {
         } else {
             Pos { line: i + 1, column: value_col }
         };
-        doc.nodes
-            .entry(kpath.clone())
-            .or_insert(NodePos { value, key: Some(Pos { line: i + 1, column: key_indent + 1 }) });
+        doc.nodes.entry(kpath.clone()).or_insert(NodePos {
+            value,
+            key: Some(Pos { line: i + 1, column: key_indent + 1 }),
+            file: None,
+        });
         let r = rest.trim();
         if r.starts_with('|') || r.starts_with('>') {
             block_scalar = Some(key_indent);
@@ -272,7 +333,7 @@ pub fn map_documents(text: &str) -> Vec<DocMap> {
         let pos = Pos { line: span.start.line(), column: span.start.col() + 1 };
         match event {
             Event::DocumentStart(_) => {
-                cur = Some(DocMap { start: pos, nodes: HashMap::new() });
+                cur = Some(DocMap::starting_at(pos));
                 stack.clear();
             }
             Event::DocumentEnd => {
@@ -354,7 +415,7 @@ fn node(doc: &mut DocMap, stack: &mut Vec<Frame>, pos: Pos, scalar: Option<&str>
         }
         return;
     };
-    doc.nodes.insert(path.clone(), NodePos { value: pos, key: kpos });
+    doc.nodes.insert(path.clone(), NodePos { value: pos, key: kpos, file: None });
     match opens_map {
         Some(true) => stack.push(Frame::Map { path, key: None }),
         Some(false) => stack.push(Frame::Seq { path, next: 0 }),

@@ -330,6 +330,18 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
         );
         return ExitCode::from(EXIT_ERROR);
     }
+    if desired_state_schema::compose::is_override_file(&path) {
+        eprintln!(
+            "agentctl convert: {path} is an override: convert the compose file beside it ({}), which it is merged into",
+            desired_state_schema::compose::FILE_NAMES.join(", ")
+        );
+        return ExitCode::from(EXIT_ERROR);
+    }
+    // The override beside it is merged in, as `docker compose config` does.
+    let override_file = desired_state_schema::compose::OVERRIDE_NAMES.iter().find_map(|n| {
+        let p = file.with_file_name(n);
+        std::fs::read_to_string(&p).ok().map(|t| (p.display().to_string(), t))
+    });
     let dotenv = std::fs::read_to_string(file.with_file_name(".env")).ok();
     // The project is the file's folder, however the file was named (`compose.yaml`,
     // `../app/compose.yaml`, an absolute path).
@@ -344,7 +356,12 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
         root_name: folder.as_deref(),
         home: home.as_deref(),
     };
-    let c = desired_state_schema::compose::convert_in(&path, &text, dotenv.as_deref(), &ctx);
+    let mut project = vec![(path.as_str(), text.as_str())];
+    if let Some((p, t)) = &override_file {
+        eprintln!("agentctl convert: merging {p} into {path}, as docker compose does");
+        project.push((p.as_str(), t.as_str()));
+    }
+    let c = desired_state_schema::compose::convert_files(&project, dotenv.as_deref(), &ctx);
     for w in &c.warnings {
         eprintln!("warning: {w}");
     }
@@ -353,6 +370,9 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
     let mut errors: Vec<String> = c.errors.iter().map(ToString::to_string).collect();
     if errors.is_empty() {
         let mut files = vec![desired_state_schema::SourceFile { path: path.clone(), text: text.clone() }];
+        if let Some((p, t)) = &override_file {
+            files.push(desired_state_schema::SourceFile { path: p.clone(), text: t.clone() });
+        }
         if let Some(env) = &dotenv {
             let env_path = if root.is_empty() { ".env".to_string() } else { format!("{root}/.env") };
             files.push(desired_state_schema::SourceFile { path: env_path, text: env.clone() });

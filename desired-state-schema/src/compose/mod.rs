@@ -19,6 +19,7 @@
 
 pub mod dotenv;
 pub mod interpolate;
+pub mod merge;
 
 pub use interpolate::{interpolate, InterpolationError};
 
@@ -30,13 +31,77 @@ use crate::diagnostic::Diagnostic;
 use crate::source_map::{map_documents, DocMap, YamlPath};
 use crate::types::Origin;
 
-/// The file names read as compose files.
-pub const FILE_NAMES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+/// The file names read as compose files, in compose's order of preference: of several in
+/// one folder, compose reads the first (compose-go's `DefaultFileNames`).
+pub const FILE_NAMES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
 
-/// Whether `path` names a compose file.
+/// The override file names, in compose's order of preference (`DefaultOverrideFileNames`):
+/// the first beside the main file is merged into it, as `docker compose up` does.
+pub const OVERRIDE_NAMES: [&str; 4] =
+    ["compose.override.yml", "compose.override.yaml", "docker-compose.override.yml", "docker-compose.override.yaml"];
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Whether `path` names a compose file or a compose override file.
 pub fn is_compose_file(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    FILE_NAMES.contains(&name)
+    FILE_NAMES.contains(&file_name(path)) || is_override_file(path)
+}
+
+/// Whether `path` names a compose override file (`compose.override.yaml`, …).
+pub fn is_override_file(path: &str) -> bool {
+    OVERRIDE_NAMES.contains(&file_name(path))
+}
+
+/// What compose reads of the compose files in one folder (`paths`, any order): the main file
+/// and the override merged into it, by compose's preference; every other one with why it
+/// is not read.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Project<'a> {
+    pub main: Option<&'a str>,
+    pub override_file: Option<&'a str>,
+    /// Files compose does not read (a second main file, a second override), and why.
+    pub unread: Vec<(&'a str, String)>,
+    /// An override with no main file: compose reads nothing here; refused, and why.
+    pub orphan: Option<(&'a str, String)>,
+}
+
+/// Pick, as compose does, what it reads of the compose files in one folder.
+pub fn project<'a>(paths: &[&'a str]) -> Project<'a> {
+    let first = |names: &[&str]| names.iter().find_map(|n| paths.iter().copied().find(|p| file_name(p) == *n));
+    let main = first(&FILE_NAMES);
+    let override_file = first(&OVERRIDE_NAMES);
+    let mut unread = Vec::new();
+    for p in paths.iter().copied() {
+        if Some(p) == main || Some(p) == override_file {
+            continue;
+        }
+        let why = if is_override_file(p) {
+            format!(
+                "not read: compose merges only the first override it finds ({}), here {}; merge the two, or remove this one",
+                OVERRIDE_NAMES.join(", "),
+                override_file.map_or("", file_name)
+            )
+        } else {
+            format!(
+                "not read: compose reads only the first compose file it finds ({}), here {}; move this one to a folder of its own, or remove it",
+                FILE_NAMES.join(", "),
+                main.map_or("", file_name)
+            )
+        };
+        unread.push((p, why));
+    }
+    let orphan = override_file.filter(|_| main.is_none()).map(|o| {
+        (
+            o,
+            format!(
+                "an override with no compose file beside it: compose reads {} only merged into a compose.yaml; add that file, or rename this one compose.yaml",
+                file_name(o)
+            ),
+        )
+    });
+    Project { main, override_file: override_file.filter(|_| main.is_some()), unread, orphan }
 }
 
 /// A `driftless/v1` document made from one service.
@@ -97,35 +162,17 @@ pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]
 
 /// `convert` for a file shown as `path` under `ctx.root`.
 pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_>) -> Converted {
+    convert_files(&[(path, text)], dotenv, ctx)
+}
+
+/// `convert_in` for a compose file and its overrides (`files[0]` the main file, then each
+/// override in order: `compose.override.yaml`), merged by compose's rules
+/// (`merge::merge`) after each is interpolated on its own, as compose loads them. The
+/// files sit in one folder and share its `.env`.
+pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context<'_>) -> Converted {
     let profiles = ctx.profiles;
     let mut out = Converted::default();
-    if let Err((line, column, message)) = crate::limits::prescan(text) {
-        out.errors.push(Diagnostic { file: path.into(), line, column, message });
-        return out;
-    }
-    let map = map_documents(text).into_iter().next().unwrap_or_default();
-    let mut value: Value = match serde_yaml_ng::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            out.errors.push(Diagnostic {
-                file: path.into(),
-                line,
-                column,
-                message: format!("YAML syntax: {}", strip_marks(&e.to_string())),
-            });
-            return out;
-        }
-    };
-    if let Err(why) = merge_keys(&mut value) {
-        out.errors.push(Diagnostic {
-            file: path.into(),
-            line: 1,
-            column: 1,
-            message: format!("YAML merge key: {why}"),
-        });
-        return out;
-    }
+    let Some(&(path, _)) = files.first() else { return out };
     // The compose file's folder, relative to the root (what repository paths join to).
     let rel = path.strip_prefix(ctx.root).map(|r| r.trim_start_matches('/')).unwrap_or(path);
     let dir = parent(rel);
@@ -143,17 +190,37 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
             return out;
         }
     };
+    let mut merged: Option<merge::Doc> = None;
+    for (i, &(file, text)) in files.iter().enumerate() {
+        let Some(doc) = read_one(file, text, &dir, &vars, ctx, &mut out) else {
+            if i == 0 {
+                return out; // nothing to merge the overrides into
+            }
+            continue;
+        };
+        match merged.as_mut() {
+            None => merged = Some(doc),
+            Some(base) => {
+                let omap = doc.map.clone();
+                for c in merge::merge(base, doc) {
+                    out.errors.push(diag(file, &omap, &c.at, &c.message, false));
+                }
+            }
+        }
+    }
+    let Some(merge::Doc { mut value, mut map }) = merged else { return out };
+    merge::resolve_tags(&mut value);
+    merge::enforce_unicity(&mut value, &mut map);
     let mut cx = Cx {
         file: path,
         map: &map,
         dir: dir.clone(),
         vars: vars.clone(),
-        errors: Vec::new(),
-        warnings: Vec::new(),
+        errors: std::mem::take(&mut out.errors),
+        warnings: std::mem::take(&mut out.warnings),
         home: ctx.home.map(str::to_string),
         claims: Vec::new(),
     };
-    interpolate_tree(&mut cx, &mut value, &YamlPath::root(), &vars);
     let Some(top) = value.as_mapping() else {
         cx.err(&YamlPath::root(), "a compose file is a mapping with `services:`");
         out.errors = cx.errors;
@@ -292,6 +359,69 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
     out
 }
 
+/// Read one compose file of a project: its YAML, merge keys, interpolation (with the
+/// folder's `.env`), positions tagged with its name. `None` (errors in `out`): it cannot
+/// be read.
+fn read_one(
+    file: &str,
+    text: &str,
+    dir: &str,
+    vars: &BTreeMap<String, String>,
+    ctx: &Context<'_>,
+    out: &mut Converted,
+) -> Option<merge::Doc> {
+    if let Err((line, column, message)) = crate::limits::prescan(text) {
+        out.errors.push(Diagnostic { file: file.into(), line, column, message });
+        return None;
+    }
+    let mut map = map_documents(text).into_iter().next().unwrap_or_default();
+    map.set_file(file);
+    let mut value: Value = match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            out.errors.push(Diagnostic {
+                file: file.into(),
+                line,
+                column,
+                message: format!("YAML syntax: {}", strip_marks(&e.to_string())),
+            });
+            return None;
+        }
+    };
+    if let Err(why) = merge_keys(&mut value) {
+        out.errors.push(Diagnostic {
+            file: file.into(),
+            line: 1,
+            column: 1,
+            message: format!("YAML merge key: {why}"),
+        });
+        return None;
+    }
+    let mut cx = Cx {
+        file,
+        map: &map,
+        dir: dir.to_string(),
+        vars: vars.clone(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        home: ctx.home.map(str::to_string),
+        claims: Vec::new(),
+    };
+    interpolate_tree(&mut cx, &mut value, &YamlPath::root(), vars);
+    let (errors, warnings) = (cx.errors, cx.warnings);
+    out.errors.extend(errors);
+    out.warnings.extend(warnings);
+    if value.is_null() {
+        value = Value::Mapping(Mapping::new()); // an empty override changes nothing
+    }
+    if !value.is_mapping() {
+        out.errors.push(diag(file, &map, &YamlPath::root(), "a compose file is a mapping with `services:`", false));
+        return None;
+    }
+    Some(merge::Doc { value, map })
+}
+
 /// One service being converted, with what the file declares around it.
 struct Service<'a> {
     name: &'a str,
@@ -328,6 +458,8 @@ struct Cx<'a> {
 fn diag(file: &str, map: &DocMap, path: &YamlPath, msg: &str, key: bool) -> Diagnostic {
     let pos = if key { map.key_pos(path) } else { map.value_pos(path) };
     let message = if path.is_empty() { msg.to_string() } else { format!("{path}: {msg}") };
+    // A merged override's nodes name their own file.
+    let file = map.file_at(path).unwrap_or(file);
     Diagnostic { file: file.to_string(), line: pos.line, column: pos.column, message }
 }
 
@@ -353,7 +485,8 @@ impl Cx<'_> {
         match join(&self.dir, p) {
             Some(r) => {
                 let line = self.map.value_pos(at).line;
-                self.claims.push(Claim { path: r.clone(), file: self.file.to_string(), line, at: at.to_string() });
+                let file = self.map.file_at(at).unwrap_or(self.file).to_string();
+                self.claims.push(Claim { path: r.clone(), file, line, at: at.to_string() });
                 Some(r)
             }
             None => {
@@ -964,7 +1097,8 @@ impl Cx<'_> {
         if cmap.contains(&container_name_at) {
             docmap.alias_node(cmap, &container_name_at, &YamlPath::root().key("metadata").key("name"));
         }
-        let origin = Origin { file: self.file.to_string(), line: self.map.key_pos(at).line };
+        let file = self.map.file_at(at).unwrap_or(self.file).to_string();
+        let origin = Origin { file, line: self.map.key_pos(at).line };
         Some(Generated { doc: Value::Mapping(doc), map: docmap, origin })
     }
 
