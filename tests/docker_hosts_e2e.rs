@@ -7,6 +7,8 @@
 //! `docker login`'s credentials, refused without them as a fault, and with `registries:`;
 //! a build `FROM` an image in that registry; and a later wave naming an image the registry
 //! does not have, found before any running container is touched (PRODUCT.md behaviour 8).
+//! Compose on the real engine: internal networks, `restart: true` dependents, secrets from
+//! the `.env`, replicas, and a `compose.override.yaml` merged into what runs.
 
 mod common;
 use common::agent::Agent;
@@ -736,4 +738,63 @@ fn compose_replicas_run_n_containers_reachable_by_the_service_name() {
     assert_eq!(docker::container_id("web-1"), web1, "web-1 untouched by the scale-down");
     assert!(docker::instances("web-2").iter().any(|(_, running)| *running));
     clear_managed();
+}
+
+/// `compose.override.yaml` beside `compose.yaml` is merged as `docker compose up` merges it:
+/// the running container has the override's image tag, its environment merged key by key,
+/// its command replaced and both files' ports. A change to the override alone replaces the
+/// container it touches and no other; `!reset` takes a port away.
+#[test]
+fn a_compose_override_is_merged_into_what_runs() {
+    let Some(_g) = setup() else { return };
+    let (p1, p2) = (free_port(), free_port());
+    let compose = format!(
+        "services:\n  web:\n    image: {IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    ports: [\"127.0.0.1:{p1}:8080\"]\n    environment:\n      MODE: base\n      KEEP: kept\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  db:\n    image: {IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n"
+    );
+    let over = |mode: &str, ports: &str| {
+        format!(
+            "services:\n  web:\n    ports: {ports}\n    environment:\n      MODE: {mode}\n    command: [\"sh\", \"-c\", \"echo $$MODE > /tmp/index.html && exec httpd -f -p 8080 -h /tmp\"]\n"
+        )
+    };
+    let up = Upstream::new();
+    let c1 = up.commit(
+        &[
+            ("hosts/e2e/compose.yaml", &compose),
+            ("hosts/e2e/compose.override.yaml", &over("override", &format!("[\"127.0.0.1:{p2}:8080\"]"))),
+        ],
+        "a compose file and its override",
+    );
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str(), "{s}");
+    let env = inspect("web", "{{json .Config.Env}}");
+    assert!(env.contains("MODE=override") && env.contains("KEEP=kept"), "{env}");
+    for p in [p1, p2] {
+        let body = body_at(p);
+        assert_eq!(body.trim(), "override", "port {p}");
+    }
+    let db = docker::container_id("db");
+
+    // The override alone changes: web is replaced, db is not; `!reset` drops the ports.
+    up.commit(&[("hosts/e2e/compose.override.yaml", &over("again", "!reset []"))], "override changes");
+    agent.sync(0);
+    assert!(inspect("web", "{{json .Config.Env}}").contains("MODE=again"));
+    let bindings = inspect("web", "{{json .HostConfig.PortBindings}}");
+    assert!(!bindings.contains("HostPort"), "ports reset: {bindings}");
+    assert_eq!(docker::container_id("db"), db, "db untouched");
+    clear_managed();
+}
+
+/// The body `GET /` on 127.0.0.1:`port` answers, waiting (20 s at most) for an answer.
+fn body_at(port: u16) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = docker::http_get(port);
+        if out.starts_with("HTTP/") {
+            return out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing answers on 127.0.0.1:{port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
