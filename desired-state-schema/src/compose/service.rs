@@ -1,0 +1,1073 @@
+//! One compose service → one `Container` document: every key of the specification's service
+//! schema converted, or refused with its position and what to write (`Cx::service`), with
+//! volumes (`volume`), `deploy` and replicas (`replica_count`), and the shape checks compose
+//! itself makes (`wrong_shape`).
+
+use super::*;
+
+/// One service being converted, with what the file declares around it.
+pub(super) struct Service<'a> {
+    pub(super) name: &'a str,
+    pub(super) at: YamlPath,
+    pub(super) names: &'a BTreeMap<String, String>,
+    /// Containers per service (`deploy.replicas`): a dependency on a replicated service is
+    /// a dependency on each of its containers.
+    pub(super) replicas: &'a BTreeMap<String, u64>,
+    pub(super) networks: &'a BTreeMap<String, String>,
+    pub(super) volumes: &'a BTreeMap<String, String>,
+    /// Top-level secrets: key → (source path, the `.env` variable holding it, if any).
+    pub(super) secrets: &'a BTreeMap<String, (String, Option<String>)>,
+    pub(super) project: &'a str,
+    /// Engine names of the top-level objects marked `external` (under `volumes`,
+    /// `networks`) or `internal` (under `internal`: networks).
+    pub(super) marked: &'a BTreeMap<&'a str, std::collections::BTreeSet<String>>,
+}
+
+impl Cx<'_> {
+    /// Convert one service to a Container document.
+    pub(super) fn service(&mut self, sv: &Service<'_>, svc: &Mapping) -> Option<Generated> {
+        let at = &sv.at;
+        let mut spec = Mapping::new();
+        let cmap: &DocMap = self.map;
+        let mut docmap = DocMap::starting_at(cmap.value_pos(at));
+        let spec_at = YamlPath::root().key("spec");
+        docmap.alias_node(cmap, at, &YamlPath::root());
+        docmap.alias_node(cmap, at, &spec_at);
+        // Record that spec.<key> came from services.<svc>.<from>.
+        let alias = |docmap: &mut DocMap, from: &str, to: &str| {
+            docmap.alias_tree(cmap, &at.key(from), &spec_at.key(to));
+        };
+        let mut environments: Option<Value> = None;
+        let mut health: Option<Value> = None;
+        let container = sv.names.get(sv.name).cloned().unwrap_or_else(|| sv.name.to_string());
+        let mut network_mode_set = false;
+        let mut network_peer: Option<String> = None;
+        for (k, v) in svc {
+            let key = k.as_str().unwrap_or("");
+            let kat = at.key(key);
+            if let Some(why) = wrong_shape(key, v) {
+                self.err(&kat, &why);
+                continue;
+            }
+            match key {
+                // One to one.
+                "image" | "user" | "working_dir" | "hostname" | "init" | "privileged" | "read_only" | "cap_add"
+                | "cap_drop" | "security_opt" | "shm_size" | "stop_signal" | "pids_limit" | "cpus" | "group_add"
+                | "logging" | "ulimits" => {
+                    let v = match key {
+                        "group_add" | "cap_add" | "cap_drop" | "security_opt" => strings_of(v),
+                        "cpus" | "shm_size" => scalar_text(v),
+                        "pids_limit" => numberish(v),
+                        "ulimits" => numbers_within(v),
+                        _ => v.clone(),
+                    };
+                    spec.insert(key.into(), v);
+                    alias(&mut docmap, key, key);
+                }
+                "container_name" | "profiles" => {}
+                // Whether `docker compose up` prints the service's output: the agent runs
+                // detached and prints no container's output, whatever it says.
+                "attach" => {}
+                "platform" => {
+                    let p = scalar_string(v);
+                    if !p.is_empty() && p != host_platform() {
+                        self.err(&kat, &format!("platform {p:?} is not this host's ({}): Driftless runs images on the engine's own platform; remove it", host_platform()));
+                    }
+                }
+                "tty" | "stdin_open" => {
+                    spec.insert(key.into(), v.clone());
+                    alias(&mut docmap, key, key);
+                }
+                k if k.starts_with("x-") && k != "x-driftless" => {}
+                "x-driftless" => {
+                    let Some(m) = v.as_mapping() else {
+                        self.err(&kat, "x-driftless is a mapping: { health: [...], environments: {...} }");
+                        continue;
+                    };
+                    for (xk, xv) in m {
+                        match xk.as_str().unwrap_or("") {
+                            "health" => {
+                                health = Some(xv.clone());
+                                alias(&mut docmap, "x-driftless", "health");
+                                docmap.alias_tree(self.map, &kat.key("health"), &spec_at.key("health"));
+                            }
+                            "environments" => {
+                                environments = Some(xv.clone());
+                                docmap.alias_tree(
+                                    self.map,
+                                    &kat.key("environments"),
+                                    &YamlPath::root().key("environments"),
+                                );
+                            }
+                            other => self.key_err(
+                                &kat.key(other),
+                                &format!("unknown key `{other}` in x-driftless; expected health or environments"),
+                            ),
+                        }
+                    }
+                }
+                "command" | "entrypoint" => match v {
+                    Value::String(s) => match shell_words(s) {
+                        Some(words) => {
+                            spec.insert(key.into(), Value::Sequence(words.into_iter().map(Value::String).collect()));
+                            alias(&mut docmap, key, key);
+                        }
+                        None => self.err(&kat, &format!("{key} has an unclosed quote")),
+                    },
+                    Value::Sequence(_) => {
+                        spec.insert(key.into(), strings_of(v));
+                        alias(&mut docmap, key, key);
+                    }
+                    Value::Null => {}
+                    _ => self.err(&kat, &format!("{key} is a string or a list")),
+                },
+                "environment" => {
+                    let mut env = Mapping::new();
+                    match v {
+                        Value::Mapping(m) => {
+                            for (ek, ev) in m {
+                                let name = key_text(ek);
+                                let value =
+                                    if ev.is_null() { self.vars.get(&name).cloned() } else { Some(scalar_string(ev)) };
+                                match value {
+                                    Some(val) => {
+                                        env.insert(name.into(), val.into());
+                                    }
+                                    None => self.warn(&kat.key(name.as_str()), &format!("{name} has no value and is not in the .env beside the compose file: it is left unset (the agent's own environment is never passed)")),
+                                }
+                            }
+                        }
+                        Value::Sequence(s) => {
+                            for (i, item) in s.iter().enumerate() {
+                                let text = scalar_string(item);
+                                match text.split_once('=') {
+                                    Some((n, val)) => {
+                                        env.insert(n.into(), val.into());
+                                    }
+                                    None => match self.vars.get(&text).cloned() {
+                                        Some(val) => {
+                                            env.insert(text.into(), val.into());
+                                        }
+                                        None => self.warn(&kat.index(i), &format!("{text} has no value and is not in the .env beside the compose file: it is left unset (the agent's own environment is never passed)")),
+                                    },
+                                }
+                            }
+                        }
+                        Value::Null => {}
+                        _ => self.err(&kat, "environment is a mapping or a list of KEY=value"),
+                    }
+                    if !env.is_empty() {
+                        spec.insert("env".into(), Value::Mapping(env));
+                        alias(&mut docmap, key, "env");
+                    }
+                }
+                "env_file" => {
+                    let mut files = Vec::new();
+                    let items: Vec<(YamlPath, &Value)> = match v {
+                        Value::Sequence(s) => s.iter().enumerate().map(|(i, x)| (kat.index(i), x)).collect(),
+                        other => vec![(kat.clone(), other)],
+                    };
+                    for (iat, item) in items {
+                        let p = match item {
+                            Value::String(p) => Some(p.clone()),
+                            Value::Mapping(m) => {
+                                if m.get("required").and_then(Value::as_bool) == Some(false) {
+                                    self.err(&iat.key("required"), "required: false is not supported: the file is read from the repository at the revision; commit it, or remove the entry");
+                                }
+                                if m.get("format").is_some() {
+                                    self.err(
+                                        &iat.key("format"),
+                                        "env_file format is not supported: write KEY=value lines",
+                                    );
+                                }
+                                m.get("path").and_then(Value::as_str).map(str::to_string)
+                            }
+                            _ => None,
+                        };
+                        match p {
+                            Some(p) if p.starts_with('/') => files.push(Value::String(p)),
+                            Some(p) => {
+                                if let Some(r) = self.repo_path(&iat, &p) {
+                                    files.push(Value::String(r));
+                                }
+                            }
+                            None => self.err(&iat, "env_file is a path, a list of paths, or { path }"),
+                        }
+                    }
+                    spec.insert("env_files".into(), Value::Sequence(files));
+                    alias(&mut docmap, key, "env_files");
+                }
+                "ports" => {
+                    let mut ports = Vec::new();
+                    for (i, p) in v.as_sequence().into_iter().flatten().enumerate() {
+                        match port(p) {
+                            Ok(s) => ports.push(Value::String(s)),
+                            Err(why) => self.err(&kat.index(i), &why),
+                        }
+                    }
+                    spec.insert("ports".into(), Value::Sequence(ports));
+                    alias(&mut docmap, key, "ports");
+                }
+                "expose" => {
+                    spec.insert("expose".into(), strings_of(v));
+                    alias(&mut docmap, key, "expose");
+                }
+                "volumes" => {
+                    let (mut vols, mut files, mut tmpfs) = (Vec::new(), Vec::new(), Vec::new());
+                    for (i, item) in v.as_sequence().into_iter().flatten().enumerate() {
+                        self.volume(sv, &kat.index(i), item, &mut vols, &mut files, &mut tmpfs);
+                    }
+                    if !vols.is_empty() {
+                        spec.insert("volumes".into(), Value::Sequence(vols));
+                        alias(&mut docmap, key, "volumes");
+                    }
+                    if !files.is_empty() {
+                        spec.insert("files".into(), Value::Sequence(files));
+                        alias(&mut docmap, key, "files");
+                    }
+                    if !tmpfs.is_empty() {
+                        let mut all = spec.get("tmpfs").and_then(Value::as_sequence).cloned().unwrap_or_default();
+                        all.extend(tmpfs);
+                        spec.insert("tmpfs".into(), Value::Sequence(all));
+                    }
+                }
+                "tmpfs" => {
+                    let mut all = spec.get("tmpfs").and_then(Value::as_sequence).cloned().unwrap_or_default();
+                    match strings_of(v) {
+                        Value::Sequence(s) => all.extend(s),
+                        other => all.push(other),
+                    }
+                    spec.insert("tmpfs".into(), Value::Sequence(all));
+                    alias(&mut docmap, key, "tmpfs");
+                }
+                "networks" => {
+                    let mut nets = Vec::new();
+                    let entries = names_or_map(v);
+                    for (n, conf) in entries {
+                        let real = match sv.networks.get(&n) {
+                            Some(r) => r.clone(),
+                            None => {
+                                self.err(&kat, &format!("network {n:?} is not declared under the top-level networks:"));
+                                continue;
+                            }
+                        };
+                        let mut aliases: Vec<Value> = Vec::new();
+                        if let Some(Value::Mapping(c)) = conf {
+                            for (ck, cv) in c {
+                                match ck.as_str().unwrap_or("") {
+                                    "aliases" => aliases = strings_of(cv).as_sequence().cloned().unwrap_or_default(),
+                                    other => self.key_err(&kat.key(n.as_str()).key(other), &format!("`{other}` of a service's network is not supported; only aliases is (addresses are the engine's to assign)")),
+                                }
+                            }
+                        }
+                        if container != sv.name && !aliases.iter().any(|a| a.as_str() == Some(sv.name)) {
+                            aliases.push(Value::String(sv.name.to_string())); // reachable by its service name, as in compose
+                        }
+                        if aliases.is_empty() {
+                            nets.push(Value::String(real));
+                        } else {
+                            let mut m = Mapping::new();
+                            m.insert("name".into(), real.into());
+                            m.insert("aliases".into(), Value::Sequence(aliases));
+                            nets.push(Value::Mapping(m));
+                        }
+                    }
+                    spec.insert("networks".into(), Value::Sequence(nets));
+                    alias(&mut docmap, key, "networks");
+                }
+                "network_mode" => {
+                    network_mode_set = true;
+                    let mode = scalar_string(v);
+                    let mode = match mode.strip_prefix("service:") {
+                        // Compose runs the service in x's network namespace and starts x first:
+                        // the engine's `container:<x's container>`, and an implied depends_on.
+                        Some(s) => match sv.names.get(s) {
+                            Some(_) if sv.replicas.get(s) == Some(&0) => {
+                                self.err(&kat, &format!("network_mode service:{s}: {s} runs no container (deploy.replicas: 0) whose network this one could share: give {s} a replica, or use another network_mode"));
+                                continue;
+                            }
+                            // A replicated x: its first container, as compose takes it.
+                            Some(c) => {
+                                network_peer = Some(c.clone());
+                                format!("container:{c}")
+                            }
+                            None => {
+                                self.err(&kat, &format!("network_mode service:{s} names no service of this file; name one of its services (network_mode: service:<name>), or use container:<name> for a container outside it"));
+                                continue;
+                            }
+                        },
+                        None => mode,
+                    };
+                    spec.insert("network_mode".into(), mode.into());
+                    alias(&mut docmap, key, "network_mode");
+                }
+                "depends_on" => {
+                    let mut deps = Vec::new();
+                    let entries = names_or_map(v);
+                    for (n, conf) in entries {
+                        let targets: Vec<String> = match sv.replicas.get(&n).copied() {
+                            Some(0) => {
+                                self.err(&kat.key(n.as_str()), &format!("service {n:?} runs no container (deploy.replicas: 0), so nothing can be waited for: remove this dependency, or give {n:?} a replica"));
+                                continue;
+                            }
+                            Some(c) if c > 1 => (1..=c).map(|i| format!("{n}-{i}")).collect(),
+                            _ => vec![sv.names.get(&n).cloned().unwrap_or(n.clone())],
+                        };
+                        let mut condition = "started";
+                        let mut restart = false;
+                        if let Some(Value::Mapping(c)) = conf {
+                            for (ck, cv) in c {
+                                let cat = kat.key(n.as_str()).key(ck.as_str().unwrap_or(""));
+                                match (ck.as_str().unwrap_or(""), cv) {
+                                    ("condition", Value::String(s)) => {
+                                        condition = match s.as_str() {
+                                            "service_started" => "started",
+                                            "service_healthy" => "healthy",
+                                            "service_completed_successfully" => "completed",
+                                            other => {
+                                                self.err(&cat, &format!("unknown condition {other:?}; expected service_started, service_healthy or service_completed_successfully"));
+                                                "started"
+                                            }
+                                        }
+                                    }
+                                    ("required", Value::Bool(true)) => {}
+                                    ("required", _) => self.err(&cat, "required: false is not supported: every dependency must be in the desired state"),
+                                    ("restart", Value::Bool(b)) => restart = *b,
+                                    ("restart", _) => self.err(&cat, "restart is true or false"),
+                                    (other, _) => self.key_err(&cat, &format!("unknown key `{other}` of a dependency; expected condition, required or restart")),
+                                }
+                            }
+                        }
+                        for target in targets {
+                            if condition == "started" && !restart {
+                                deps.push(Value::String(target));
+                            } else {
+                                let mut m = Mapping::new();
+                                m.insert("name".into(), target.into());
+                                m.insert("condition".into(), condition.into());
+                                if restart {
+                                    m.insert("restart".into(), true.into());
+                                }
+                                deps.push(Value::Mapping(m));
+                            }
+                        }
+                    }
+                    spec.insert("depends_on".into(), Value::Sequence(deps));
+                    alias(&mut docmap, key, "depends_on");
+                }
+                "restart" => {
+                    // When both are set, compose takes deploy.restart_policy.
+                    if svc.get("deploy").and_then(|d| d.get("restart_policy")).is_none() {
+                        spec.insert("restart".into(), scalar_text(v));
+                        alias(&mut docmap, key, "restart");
+                    }
+                }
+                "labels" => {
+                    spec.insert("labels".into(), map_of_strings(v));
+                    alias(&mut docmap, key, "labels");
+                }
+                "sysctls" => {
+                    spec.insert("sysctls".into(), map_of_strings(v));
+                    alias(&mut docmap, key, "sysctls");
+                }
+                "extra_hosts" => {
+                    let hosts: Vec<Value> = match v {
+                        Value::Mapping(m) => m
+                            .iter()
+                            .map(|(h, ip)| Value::String(format!("{}:{}", key_text(h), scalar_string(ip))))
+                            .collect(),
+                        other => strings_of(other).as_sequence().cloned().unwrap_or_default(),
+                    };
+                    spec.insert("extra_hosts".into(), Value::Sequence(hosts));
+                    alias(&mut docmap, key, "extra_hosts");
+                }
+                "dns" => {
+                    let list = match v {
+                        Value::String(s) => Value::Sequence(vec![Value::String(s.clone())]),
+                        other => strings_of(other),
+                    };
+                    spec.insert("dns".into(), list);
+                    alias(&mut docmap, key, "dns");
+                }
+                "devices" => {
+                    let mut devs = Vec::new();
+                    for (i, d) in v.as_sequence().into_iter().flatten().enumerate() {
+                        match d {
+                            Value::String(s) => devs.push(Value::String(s.clone())),
+                            Value::Mapping(m) => {
+                                let src = m.get("source").and_then(Value::as_str).unwrap_or("");
+                                let tgt = m.get("target").and_then(Value::as_str).unwrap_or(src);
+                                let perms = m.get("permissions").and_then(Value::as_str).unwrap_or("rwm");
+                                devs.push(Value::String(format!("{src}:{tgt}:{perms}")));
+                            }
+                            _ => self.err(&kat.index(i), "a device is /dev/host[:/dev/container[:rwm]]"),
+                        }
+                    }
+                    spec.insert("devices".into(), Value::Sequence(devs));
+                    alias(&mut docmap, key, "devices");
+                }
+                "mem_limit" => {
+                    spec.insert("memory".into(), scalar_text(v));
+                    alias(&mut docmap, key, "memory");
+                }
+                "stop_grace_period" => {
+                    spec.insert("stop_timeout".into(), scalar_text(v));
+                    alias(&mut docmap, key, "stop_timeout");
+                }
+                "pull_policy" => {
+                    let p = match scalar_string(v).as_str() {
+                        "always" => Some("always"),
+                        "missing" | "if_not_present" => Some("if-not-present"),
+                        "never" => Some("never"),
+                        "build" => None,
+                        other => {
+                            self.err(
+                                &kat,
+                                &format!("unknown pull_policy {other:?}; expected always, missing, never or build"),
+                            );
+                            None
+                        }
+                    };
+                    if let Some(p) = p {
+                        spec.insert("pull".into(), p.into());
+                        alias(&mut docmap, key, "pull");
+                    }
+                }
+                "build" => {
+                    let mut b = Mapping::new();
+                    match v {
+                        Value::String(ctx) => {
+                            if let Some(r) = self.repo_path(&kat, ctx) {
+                                b.insert("context".into(), r.into());
+                            }
+                        }
+                        Value::Mapping(m) => {
+                            for (bk, bv) in m {
+                                let bkey = bk.as_str().unwrap_or("");
+                                let bat = kat.key(bkey);
+                                match bkey {
+                                    "context" => {
+                                        if let Some(r) = self.repo_path(&bat, &scalar_string(bv)) {
+                                            b.insert("context".into(), r.into());
+                                        }
+                                    }
+                                    "dockerfile" | "target" => {
+                                        b.insert(bkey.into(), scalar_text(bv));
+                                    }
+                                    "args" => {
+                                        b.insert("args".into(), map_of_strings(bv));
+                                    }
+                                    other => self.key_err(&bat, &format!("build key `{other}` is not supported; Driftless builds with context, dockerfile, target and args (dockerfile_inline: commit the Dockerfile)")),
+                                }
+                            }
+                            if !b.contains_key("context") {
+                                if let Some(r) = self.repo_path(&kat, ".") {
+                                    b.insert("context".into(), r.into());
+                                }
+                            }
+                        }
+                        _ => self.err(&kat, "build is a folder, or { context, dockerfile, target, args }"),
+                    }
+                    spec.insert("build".into(), Value::Mapping(b));
+                    alias(&mut docmap, key, "build");
+                }
+                "healthcheck" => {
+                    let mut h = Mapping::new();
+                    let mut disabled = false;
+                    for (hk, hv) in v.as_mapping().into_iter().flatten() {
+                        let hkey = hk.as_str().unwrap_or("");
+                        match hkey {
+                            "test" => {
+                                h.insert("test".into(), match hv {
+                                    Value::String(s) => Value::String(s.clone()),
+                                    other => strings_of(other),
+                                });
+                            }
+                            "interval" | "timeout" | "start_period" => {
+                                h.insert(hkey.into(), scalar_text(hv));
+                            }
+                            "retries" => {
+                                h.insert(hkey.into(), numberish(hv));
+                            }
+                            "disable" => disabled = hv.as_bool() == Some(true),
+                            "start_interval" => self.key_err(&kat.key(hkey), "start_interval is not supported (Docker 25+): remove it; interval applies from the start"),
+                            other => self.key_err(&kat.key(other), &format!("unknown healthcheck key `{other}`; expected test, interval, timeout, retries, start_period or disable")),
+                        }
+                    }
+                    if disabled {
+                        h = Mapping::new();
+                        h.insert("test".into(), Value::Sequence(vec!["NONE".into()]));
+                    }
+                    // `disable: false` alone changes nothing: the image's own check stays.
+                    if !h.is_empty() {
+                        spec.insert("healthcheck".into(), Value::Mapping(h));
+                        alias(&mut docmap, key, "healthcheck");
+                    }
+                }
+                "secrets" => {
+                    let mut list = Vec::new();
+                    for (i, item) in v.as_sequence().into_iter().flatten().enumerate() {
+                        let iat = kat.index(i);
+                        let (name, target) = match item {
+                            Value::String(n) => (n.clone(), None),
+                            Value::Mapping(m) => {
+                                for (mk, _) in m {
+                                    let mkey = mk.as_str().unwrap_or("");
+                                    if !matches!(mkey, "source" | "target") {
+                                        self.key_err(&iat.key(mkey), &format!("secret `{mkey}` is not supported: the file is mounted read-only as the agent wrote it (readable by the container's user)"));
+                                    }
+                                }
+                                (
+                                    m.get("source").map(scalar_string).unwrap_or_default(),
+                                    m.get("target").map(scalar_string),
+                                )
+                            }
+                            _ => continue,
+                        };
+                        let Some(source) = sv.secrets.get(&name) else {
+                            self.err(&iat, &format!("secret {name:?} is not declared under the top-level secrets:"));
+                            continue;
+                        };
+                        let mut m = Mapping::new();
+                        m.insert("name".into(), name.clone().into());
+                        m.insert("source".into(), source.0.clone().into());
+                        if let Some(var) = &source.1 {
+                            m.insert("env".into(), var.clone().into());
+                        }
+                        if let Some(t) = target {
+                            m.insert("target".into(), t.into());
+                        }
+                        list.push(Value::Mapping(m));
+                    }
+                    spec.insert("secrets".into(), Value::Sequence(list));
+                    alias(&mut docmap, key, "secrets");
+                }
+                "deploy" => self.deploy(&kat, v, &mut spec, &mut docmap, at),
+                "scale" => {} // read by `replica_count`
+                other => {
+                    let hint = unsupported_hint(other);
+                    self.key_err(&kat, &hint);
+                }
+            }
+        }
+        if !network_mode_set && !spec.contains_key("networks") {
+            // Compose's default network: every service of the file on one, by project.
+            let mut nets = Vec::new();
+            let default = sv.networks.get("default").cloned().unwrap_or_else(|| format!("{}_default", sv.project));
+            if container != sv.name {
+                let mut m = Mapping::new();
+                m.insert("name".into(), default.into());
+                m.insert("aliases".into(), Value::Sequence(vec![Value::String(sv.name.to_string())]));
+                nets.push(Value::Mapping(m));
+            } else {
+                nets.push(Value::String(default));
+            }
+            spec.insert("networks".into(), Value::Sequence(nets));
+        }
+        if let Some(peer) = network_peer {
+            // The implied dependency of `network_mode: service:x` (unless written already).
+            let mut deps = spec.get("depends_on").and_then(Value::as_sequence).cloned().unwrap_or_default();
+            let named = |d: &Value| d.as_str().or_else(|| d.get("name").and_then(Value::as_str)) == Some(peer.as_str());
+            if !deps.iter().any(named) {
+                deps.push(Value::String(peer));
+                spec.insert("depends_on".into(), Value::Sequence(deps));
+            }
+        }
+        // The volumes and networks this service uses that are marked external (they must
+        // exist already) or internal (created without a route out).
+        let names = |key: &str, name: fn(&Value) -> Option<&str>| -> Vec<String> {
+            let list = spec.get(key).and_then(Value::as_sequence).into_iter().flatten();
+            list.filter_map(name).map(str::to_string).collect()
+        };
+        let volumes = names("volumes", |v| v.as_str().and_then(|s| s.split(':').next()));
+        let networks = names("networks", |v| v.as_str().or_else(|| v.get("name").and_then(Value::as_str)));
+        let among = |names: &[String], mark: &str| -> Vec<Value> {
+            let set = sv.marked.get(mark);
+            names.iter().filter(|n| set.is_some_and(|e| e.contains(*n))).map(|n| Value::String(n.clone())).collect()
+        };
+        let (used_volumes, used_networks, internal) =
+            (among(&volumes, "volumes"), among(&networks, "networks"), among(&networks, "internal"));
+        if !internal.is_empty() {
+            spec.insert("internal_networks".into(), Value::Sequence(internal));
+        }
+        if !used_volumes.is_empty() || !used_networks.is_empty() {
+            let mut ext = Mapping::new();
+            if !used_volumes.is_empty() {
+                ext.insert("volumes".into(), Value::Sequence(used_volumes));
+            }
+            if !used_networks.is_empty() {
+                ext.insert("networks".into(), Value::Sequence(used_networks));
+            }
+            spec.insert("external".into(), Value::Mapping(ext));
+        }
+        if !spec.contains_key("restart") {
+            // Compose's default: a container that exits stays exited.
+            spec.insert("restart".into(), "no".into());
+        }
+        if let Some(h) = health {
+            spec.insert("health".into(), h);
+        }
+        let mut doc = Mapping::new();
+        doc.insert("apiVersion".into(), "driftless/v1".into());
+        doc.insert("kind".into(), "Container".into());
+        let mut meta = Mapping::new();
+        meta.insert("name".into(), container.into());
+        doc.insert("metadata".into(), Value::Mapping(meta));
+        doc.insert("spec".into(), Value::Mapping(spec));
+        if let Some(e) = environments {
+            doc.insert("environments".into(), e);
+        }
+        docmap.alias_node(cmap, at, &YamlPath::root().key("metadata").key("name"));
+        let container_name_at = at.key("container_name");
+        if cmap.contains(&container_name_at) {
+            docmap.alias_node(cmap, &container_name_at, &YamlPath::root().key("metadata").key("name"));
+        }
+        let file = self.map.file_at(at).unwrap_or(self.file).to_string();
+        let origin = Origin { file, line: self.map.key_pos(at).line };
+        Some(Generated { doc: Value::Mapping(doc), map: docmap, origin })
+    }
+
+    /// One `volumes` entry of a service: a named volume, an absolute bind, a relative bind
+    /// (a repository path: `files`), or a tmpfs.
+    fn volume(
+        &mut self,
+        sv: &Service<'_>,
+        at: &YamlPath,
+        item: &Value,
+        vols: &mut Vec<Value>,
+        files: &mut Vec<Value>,
+        tmpfs: &mut Vec<Value>,
+    ) {
+        let (kind, source, target, read_only, extra) = match item {
+            Value::String(s) => {
+                let parts: Vec<&str> = s.split(':').collect();
+                let (src, tgt, mode) = match parts.as_slice() {
+                    [t] => ("", *t, ""),
+                    [s2, t] => (*s2, *t, ""),
+                    [s2, t, m] => (*s2, *t, *m),
+                    _ => {
+                        self.err(at, &format!("volume {s:?} has too many ':'"));
+                        return;
+                    }
+                };
+                let kind = if src.is_empty() {
+                    "anonymous"
+                } else if src.starts_with('.') || src.starts_with('/') || src.starts_with('~') {
+                    "bind"
+                } else {
+                    "volume"
+                };
+                let ro = mode.split(',').any(|m| m == "ro");
+                let extra: Vec<&str> = mode.split(',').filter(|m| !m.is_empty() && *m != "ro" && *m != "rw").collect();
+                for m in &extra {
+                    let known = matches!(*m, "z" | "Z" | "nocopy" | "cached" | "delegated" | "consistent")
+                        || m.ends_with("shared")
+                        || m.ends_with("slave")
+                        || m.ends_with("private");
+                    if !known {
+                        self.err(at, &format!("volume mode {m:?} is not one docker knows; write ro, rw, z, Z, nocopy or a propagation (rprivate, …)"));
+                        return;
+                    }
+                }
+                (kind.to_string(), src.to_string(), tgt.to_string(), ro, extra.join(","))
+            }
+            Value::Mapping(m) => {
+                for (mk, _) in m {
+                    let mkey = mk.as_str().unwrap_or("");
+                    if !matches!(mkey, "type" | "source" | "target" | "read_only" | "tmpfs" | "volume" | "bind") {
+                        self.key_err(
+                            &at.key(mkey),
+                            &format!("volume key `{mkey}` is not supported; write type, source, target, read_only"),
+                        );
+                    }
+                }
+                let mut opts: Vec<String> = Vec::new();
+                if let Some(b) = m.get("bind").and_then(Value::as_mapping) {
+                    for (bk, bv) in b {
+                        let bkey = bk.as_str().unwrap_or("");
+                        match bkey {
+                            "create_host_path" => {}
+                            "selinux" => match scalar_string(bv).as_str() {
+                                l @ ("z" | "Z") => opts.push(l.to_string()),
+                                other => self.err(&at.key("bind").key("selinux"), &format!("bind.selinux {other:?}: write z (shared) or Z (private)")),
+                            },
+                            "propagation" => opts.push(scalar_string(bv)),
+                            _ => self.key_err(&at.key("bind").key(bkey), &format!("bind option `{bkey}` is not supported; write selinux, propagation or create_host_path")),
+                        }
+                    }
+                }
+                if let Some(vo) = m.get("volume").and_then(Value::as_mapping) {
+                    for (vk, vv) in vo {
+                        let vkey = vk.as_str().unwrap_or("");
+                        match vkey {
+                            "nocopy" => {
+                                if vv.as_bool() == Some(true) {
+                                    opts.push("nocopy".into());
+                                }
+                            }
+                            _ => self.key_err(&at.key("volume").key(vkey), &format!("volume option `{vkey}` is not supported (the engine's API 1.41 has no subpath); write nocopy, or mount the volume whole")),
+                        }
+                    }
+                }
+                let kind = m.get("type").map(scalar_string).unwrap_or_else(|| "volume".into());
+                let extra = match (kind.as_str(), m.get("tmpfs").and_then(|t| t.get("size"))) {
+                    ("tmpfs", Some(size)) => format!("size={}", scalar_string(size)),
+                    _ => opts.join(","),
+                };
+                (
+                    kind,
+                    m.get("source").map(scalar_string).unwrap_or_default(),
+                    m.get("target").map(scalar_string).unwrap_or_default(),
+                    m.get("read_only").and_then(Value::as_bool).unwrap_or(false),
+                    extra,
+                )
+            }
+            _ => {
+                self.err(at, "a volume is SOURCE:TARGET[:MODE] or { type, source, target }");
+                return;
+            }
+        };
+        if target.is_empty() {
+            self.err(at, "a volume needs a target path in the container");
+            return;
+        }
+        let ro = if read_only { ":ro" } else { "" };
+        match kind.as_str() {
+            "anonymous" => {
+                // Compose keeps an anonymous volume across recreations; a named one per service
+                // and path does the same here (and, like every volume, is never removed).
+                let path: String = target
+                    .trim_matches('/')
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+                    .collect();
+                let opts = if read_only { ":ro" } else { "" };
+                vols.push(Value::String(format!("{}_{}_{path}:{target}{opts}", sv.project, sv.name)));
+            }
+            "volume" => match sv.volumes.get(&source) {
+                Some(real) => {
+                    let opts = if extra.is_empty() {
+                        ro.to_string()
+                    } else if read_only {
+                        format!(":ro,{extra}")
+                    } else {
+                        format!(":{extra}")
+                    };
+                    vols.push(Value::String(format!("{real}:{target}{opts}")));
+                }
+                None => self.err(at, &format!("volume {source:?} is not declared under the top-level volumes:")),
+            },
+            // `~` is the home of whoever runs the file: the agent's user (root's is /root),
+            // as compose expands it for whoever runs `docker compose`.
+            "bind" if (source == "~" || source.starts_with("~/")) && self.home.is_some() => {
+                let home = self.home.clone().unwrap_or_default();
+                let host = format!("{}{}", home.trim_end_matches('/'), &source[1..]);
+                let opts = if extra.is_empty() {
+                    ro.to_string()
+                } else if read_only {
+                    format!(":ro,{extra}")
+                } else {
+                    format!(":{extra}")
+                };
+                vols.push(Value::String(format!("{host}:{target}{opts}")));
+            }
+            "bind" if source.starts_with('/') => {
+                let opts = if extra.is_empty() {
+                    ro.to_string()
+                } else if read_only {
+                    format!(":ro,{extra}")
+                } else {
+                    format!(":{extra}")
+                };
+                vols.push(Value::String(format!("{source}:{target}{opts}")));
+            }
+            "bind" => {
+                // A repository path, exported by the agent: the SELinux label goes with it;
+                // `nocopy` and a propagation mean nothing for a folder only this mount uses;
+                // macOS's consistency hints (cached, …) mean nothing on Linux, as for docker.
+                let mut selinux = None;
+                for m in extra.split(',').filter(|m| !m.is_empty()) {
+                    match m {
+                        "z" | "Z" => selinux = Some(m.to_string()),
+                        "cached" | "delegated" | "consistent" => {}
+                        other => {
+                            self.err(at, &format!("mode {other:?} on a relative bind is not supported: the agent exports {source:?} from the repository for this container alone; remove it"));
+                            return;
+                        }
+                    }
+                }
+                if let Some(r) = self.repo_path(at, &source) {
+                    let mut m = Mapping::new();
+                    m.insert("source".into(), r.into());
+                    m.insert("target".into(), target.into());
+                    if read_only {
+                        m.insert("read_only".into(), true.into());
+                    }
+                    if let Some(label) = selinux {
+                        m.insert("selinux".into(), label.into());
+                    }
+                    files.push(Value::Mapping(m));
+                }
+            }
+            "tmpfs" => tmpfs.push(Value::String(if extra.is_empty() { target } else { format!("{target}:{extra}") })),
+            other => self.err(at, &format!("volume type {other:?} is not supported; expected volume, bind or tmpfs")),
+        }
+    }
+
+    /// `deploy:` as far as a single host means anything: resource limits and restart policy.
+    fn deploy(&mut self, at: &YamlPath, v: &Value, spec: &mut Mapping, docmap: &mut DocMap, svc_at: &YamlPath) {
+        let _ = svc_at;
+        for (dk, dv) in v.as_mapping().into_iter().flatten() {
+            let dkey = dk.as_str().unwrap_or("");
+            let dat = at.key(dkey);
+            match dkey {
+                "resources" => {
+                    for (rk, rv) in dv.as_mapping().into_iter().flatten() {
+                        let rkey = rk.as_str().unwrap_or("");
+                        let rat = dat.key(rkey);
+                        if rkey != "limits" {
+                            self.key_err(&rat, &format!("deploy.resources.{rkey} is not supported; only limits (cpus, memory, pids) is"));
+                            continue;
+                        }
+                        for (lk, lv) in rv.as_mapping().into_iter().flatten() {
+                            let lkey = lk.as_str().unwrap_or("");
+                            let to = match lkey {
+                                "cpus" => "cpus",
+                                "memory" => "memory",
+                                "pids" => "pids_limit",
+                                other => {
+                                    self.key_err(&rat.key(other), &format!("deploy.resources.limits.{other} is not supported; only cpus, memory and pids are"));
+                                    continue;
+                                }
+                            };
+                            spec.insert(to.into(), if to == "pids_limit" { numberish(lv) } else { scalar_text(lv) });
+                            docmap.alias_tree(self.map, &rat.key(lkey), &YamlPath::root().key("spec").key(to));
+                        }
+                    }
+                }
+                "restart_policy" => {
+                    let cond = dv.get("condition").map(scalar_string).unwrap_or_else(|| "any".into());
+                    let max = dv.get("max_attempts").and_then(Value::as_u64);
+                    let policy = match (cond.as_str(), max) {
+                        ("none", _) => "no".to_string(),
+                        ("on-failure", Some(n)) => format!("on-failure:{n}"),
+                        ("on-failure", None) => "on-failure".to_string(),
+                        ("any", _) => "always".to_string(),
+                        (other, _) => {
+                            self.err(&dat.key("condition"), &format!("unknown restart condition {other:?}; expected none, on-failure or any"));
+                            continue;
+                        }
+                    };
+                    for (pk, _) in dv.as_mapping().into_iter().flatten() {
+                        let pkey = pk.as_str().unwrap_or("");
+                        if !matches!(pkey, "condition" | "max_attempts") {
+                            self.key_err(&dat.key(pkey), &format!("deploy.restart_policy.{pkey} is not supported; only condition and max_attempts are"));
+                        }
+                    }
+                    spec.insert("restart".into(), policy.into());
+                    docmap.alias_tree(self.map, &dat, &YamlPath::root().key("spec").key("restart"));
+                }
+                "replicas" => {} // read by `replica_count`
+                "mode" => match dv.as_str() {
+                    Some("replicated") => {}
+                    Some("global") => {
+                        if v.get("replicas").is_some() {
+                            self.err(&dat, "deploy.mode: global runs one container per node, and deploy.replicas does not go with it: remove one of them");
+                        }
+                    }
+                    _ => self.err(&dat, "deploy.mode is replicated (the default) or global (one container on this host)"),
+                },
+                other => self.key_err(&dat, &format!("deploy.{other} is not supported on a single host; Driftless reads deploy.replicas, deploy.mode, deploy.resources.limits and deploy.restart_policy")),
+            }
+        }
+    }
+}
+
+/// How many containers a service runs: `deploy.replicas`, else `scale`, else 1 (compose's
+/// rule; both set must agree). More than one is refused where the containers could not all
+/// run on one host: a `container_name` (names are unique) or a fixed host port.
+pub(super) fn replica_count(cx: &mut Cx<'_>, at: &YamlPath, svc: &Value) -> u64 {
+    let read = |cx: &mut Cx<'_>, path: &YamlPath, v: Option<&Value>| -> Option<u64> {
+        let v = v?;
+        match v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(n) => Some(n),
+            None => {
+                cx.err(
+                    path,
+                    &format!("{} is not a count: write a whole number of containers, e.g. 3", scalar_string(v)),
+                );
+                None
+            }
+        }
+    };
+    let replicas_at = at.key("deploy").key("replicas");
+    let replicas = read(cx, &replicas_at, svc.get("deploy").and_then(|d| d.get("replicas")));
+    let scale = read(cx, &at.key("scale"), svc.get("scale"));
+    let n = match (replicas, scale) {
+        (Some(r), Some(s)) if r != s => {
+            cx.err(&at.key("scale"), &format!("scale: {s} and deploy.replicas: {r} disagree: keep one of them"));
+            r
+        }
+        (Some(r), _) => r,
+        (None, Some(s)) => s,
+        (None, None) => 1,
+    };
+    let count_at = if replicas.is_some() { replicas_at } else { at.key("scale") };
+    if n > 1 && svc.get("container_name").is_some() {
+        cx.err(&at.key("container_name"), &format!("container_name names one container, and this service runs {n} (deploy.replicas): remove container_name; the containers are named after the service, -1 to -{n}"));
+    }
+    if n > MAX_REPLICAS {
+        cx.err(&count_at, &format!("{n} containers of one service on one host: the limit is {MAX_REPLICAS}"));
+        return 1;
+    }
+    if n > 1 {
+        for (i, p) in svc.get("ports").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+            if let Some(host) = fixed_host_port(p) {
+                cx.err(
+                    &at.key("ports").index(i),
+                    &format!("host port {host} can be published by one container only, and this service runs {n} (deploy.replicas): publish the container port alone (e.g. \"80\", an ephemeral host port each), or put a reverse proxy in front of the replicas"),
+                );
+            }
+        }
+    }
+    n
+}
+
+/// Replicas of one service on one host, at most.
+pub(super) const MAX_REPLICAS: u64 = 100;
+
+/// The fixed host port a `ports` entry publishes, if any (`"8080:80"`, `"127.0.0.1:8080:80"`,
+/// `published: 8080`); `None` for a container port alone or an empty host port.
+pub(super) fn fixed_host_port(p: &Value) -> Option<String> {
+    if let Some(m) = p.as_mapping() {
+        let published = m.get("published").map(scalar_string).unwrap_or_default();
+        return (!published.is_empty()).then_some(published);
+    }
+    // An entry that does not parse publishes nothing here; the port checks refuse it.
+    let (lo, hi) = crate::checks::PortMapping::parse(&scalar_string(p)).ok()?.host?;
+    Some(if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+}
+
+/// What to write instead of a service key Driftless does not support.
+pub(super) fn unsupported_hint(key: &str) -> String {
+    let why = match key {
+        "links" | "external_links" => "services reach each other by name on a shared network; remove it",
+        "extends" => "write the shared keys once with YAML anchors and merge keys (x-base: &base …, then <<: *base)",
+        "volumes_from" => "mount the same named volume in both services",
+        "configs" => "mount the file with a relative bind (./file:/path:ro)",
+        "ipc" | "pid" | "uts" | "userns_mode" | "cgroup" | "cgroup_parent" | "isolation" | "runtime" => {
+            "Driftless does not set this namespace or runtime; remove it, or run the container by hand"
+        }
+        "platform" => "set it to this host's platform, or remove it",
+        "cpu_shares"
+        | "cpu_quota"
+        | "cpu_period"
+        | "cpu_rt_runtime"
+        | "cpu_rt_period"
+        | "cpuset"
+        | "cpu_count"
+        | "cpu_percent"
+        | "mem_reservation"
+        | "mem_swappiness"
+        | "memswap_limit"
+        | "oom_kill_disable"
+        | "oom_score_adj"
+        | "blkio_config"
+        | "device_cgroup_rules"
+        | "storage_opt" => "use cpus, mem_limit and pids_limit instead",
+        "dns_opt" | "dns_search" | "domainname" | "mac_address" => "use dns and extra_hosts instead",
+        "credential_spec" | "gpus" | "annotations" | "develop" | "post_start" | "pre_stop" | "provider"
+        | "use_api_socket" | "label_file" | "models" | "pull_refresh_after" => "remove it",
+        _ => "it is not a compose service key Driftless knows; docs/compose.md lists the keys it reads",
+    };
+    format!("`{key}` is not supported: {why}")
+}
+
+/// `linux/amd64`, `linux/arm64`, …: what the engine here runs natively.
+pub(super) fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Keys whose value compose requires to be a list (or a list or a mapping): a single value
+/// there is refused, as `docker compose` refuses it, never dropped.
+pub(super) fn wrong_shape(key: &str, v: &Value) -> Option<String> {
+    const LIST: &[&str] = &[
+        "ports",
+        "volumes",
+        "expose",
+        "cap_add",
+        "cap_drop",
+        "devices",
+        "group_add",
+        "security_opt",
+        "profiles",
+        "secrets",
+        "dns_opt",
+        "volumes_from",
+        "links",
+        "external_links",
+    ];
+    const LIST_OR_MAP: &[&str] = &["networks", "depends_on", "environment", "labels", "extra_hosts", "sysctls"];
+    let list = LIST.contains(&key);
+    if !list && !LIST_OR_MAP.contains(&key) {
+        return None;
+    }
+    match v {
+        Value::Sequence(_) | Value::Null => None,
+        Value::Mapping(_) if !list => None,
+        Value::Mapping(_) => Some(format!("`{key}` must be a list, not a mapping (as docker compose requires)")),
+        single => {
+            let text = scalar_string(single);
+            Some(format!(
+                "`{key}` must be a list{} (docker compose refuses a single value): write {key}: [{text:?}]",
+                if list { "" } else { " or a mapping" }
+            ))
+        }
+    }
+}
+
+/// A published port in Driftless's form, from compose's short or long syntax.
+pub(super) fn port(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Number(n) => Ok(n.to_string()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Mapping(m) => {
+            for (k, _) in m {
+                let key = k.as_str().unwrap_or("");
+                if !matches!(key, "target" | "published" | "host_ip" | "protocol" | "mode" | "name" | "app_protocol") {
+                    return Err(format!(
+                        "port key `{key}` is not supported; write target, published, host_ip, protocol"
+                    ));
+                }
+            }
+            if m.get("mode").and_then(Value::as_str).is_some_and(|x| x != "host" && x != "ingress") {
+                return Err("port mode must be host or ingress".into());
+            }
+            let target = m.get("target").map(scalar_string).ok_or("a port needs a target")?;
+            let mut s = String::new();
+            if let Some(ip) = m.get("host_ip").map(scalar_string) {
+                s.push_str(&ip);
+                s.push(':');
+            }
+            if let Some(p) = m.get("published").map(scalar_string) {
+                s.push_str(&p);
+                s.push(':');
+            } else if !s.is_empty() {
+                s.push(':');
+            }
+            s.push_str(&target);
+            if let Some(proto) = m.get("protocol").map(scalar_string) {
+                s.push('/');
+                s.push_str(&proto);
+            }
+            Ok(s)
+        }
+        _ => Err("a port is \"HOST:CONTAINER\" or { target, published }".into()),
+    }
+}

@@ -1,0 +1,136 @@
+//! The top-level objects of a compose file: `networks` and `volumes` (their engine names,
+//! `external` and `internal`), and `secrets`.
+
+use super::*;
+
+/// Names of the top-level networks or volumes: key → the engine's name.
+pub(super) fn top_level<'w>(
+    cx: &mut Cx<'_>,
+    top: &Mapping,
+    what: &'w str,
+    project: &str,
+    allowed: &[&str],
+    marked: &mut BTreeMap<&'w str, std::collections::BTreeSet<String>>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if what == "networks" {
+        out.insert("default".to_string(), format!("{project}_default"));
+    }
+    for (k, v) in top.get(what).and_then(Value::as_mapping).into_iter().flatten() {
+        let key = key_text(k);
+        let at = YamlPath::root().key(what).key(key.as_str());
+        let mut name = format!("{project}_{key}");
+        for (ck, cv) in v.as_mapping().into_iter().flatten() {
+            let ckey = ck.as_str().unwrap_or("");
+            match ckey {
+                "name" => name = scalar_string(cv),
+                "external" => match cv {
+                    Value::Bool(true) if v.get("name").is_none() => name = key.clone(),
+                    Value::Bool(_) => {}
+                    // The legacy form (compose file format 3.3 and before): `external: { name:
+                    // x }` names the existing object, as `name:` with `external: true` does.
+                    Value::Mapping(m) => {
+                        for (ek, ev) in m {
+                            match ek.as_str().unwrap_or("") {
+                                "name" if v.get("name").is_none() => name = scalar_string(ev),
+                                "name" => {}
+                                other => cx.key_err(
+                                    &at.key("external").key(other),
+                                    &format!("`external.{other}` is not supported; write external: true and name: <the existing {}'s name>", &what[..what.len() - 1]),
+                                ),
+                            }
+                        }
+                        if m.get("name").is_none() && v.get("name").is_none() {
+                            name = key.clone();
+                        }
+                    }
+                    _ => cx.err(&at.key("external"), "external is true or false (or the legacy { name: … })"),
+                },
+                "driver" => {
+                    let d = scalar_string(cv);
+                    let ok = if what == "networks" { d == "bridge" } else { d == "local" };
+                    if !ok {
+                        cx.err(
+                            &at.key("driver"),
+                            &format!(
+                                "driver {d:?} is not supported; Driftless creates {} with the engine's default driver",
+                                what
+                            ),
+                        );
+                    }
+                }
+                "labels" => {}
+                "internal" if what == "networks" => {
+                    if cv.as_bool().is_none() {
+                        cx.err(&at.key("internal"), "internal is true or false");
+                    }
+                }
+                other if allowed.contains(&other) => {}
+                other => cx.key_err(
+                    &at.key(other),
+                    &format!(
+                        "`{other}` of a top-level {} entry is not supported; write name, external, driver, labels (or, for a network, internal)",
+                        &what[..what.len() - 1]
+                    ),
+                ),
+            }
+        }
+        let is_external = match v.get("external") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Mapping(_)) => true,
+            _ => false,
+        };
+        if is_external {
+            marked.entry(what).or_default().insert(name.clone());
+        }
+        if what == "networks" && v.get("internal").and_then(Value::as_bool) == Some(true) {
+            marked.entry("internal").or_default().insert(name.clone());
+        }
+        out.insert(key, name);
+    }
+    out
+}
+
+/// Top-level `secrets`: key → repository path of its file.
+pub(super) fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, (String, Option<String>)> {
+    let mut out = BTreeMap::new();
+    for (k, v) in top.get("secrets").and_then(Value::as_mapping).into_iter().flatten() {
+        let key = key_text(k);
+        let at = YamlPath::root().key("secrets").key(key.as_str());
+        match (v.get("file").and_then(Value::as_str), v.get("environment").and_then(Value::as_str)) {
+            (Some(f), None) if f.starts_with('/') => {
+                out.insert(key, (f.to_string(), None));
+            }
+            (Some(f), None) => {
+                if let Some(r) = cx.repo_path(&at.key("file"), f) {
+                    out.insert(key, (r, None));
+                }
+            }
+            // Compose takes the variable's value from its environment; Driftless's is the
+            // `.env` beside the file (never the agent's own environment): the secret is that
+            // variable of that file, read at the revision.
+            (None, Some(var)) => {
+                if !cx.vars.contains_key(var) {
+                    cx.err(&at.key("environment"), &format!("secret {key}: environment {var} is not in the .env beside the compose file (the agent's own environment is never read): define it there, or write file: ./path"));
+                } else if let Some(r) = cx.repo_path(&at, ".env") {
+                    out.insert(key, (r, Some(var.to_string())));
+                }
+            }
+            (Some(_), Some(_)) => cx.err(&at, "a secret is file: or environment:, not both"),
+            (None, None) => cx.err(
+                &at,
+                "a secret needs file: ./path or environment: VAR (a variable of the .env beside the compose file)",
+            ),
+        }
+        for (ck, _) in v.as_mapping().into_iter().flatten() {
+            let ckey = ck.as_str().unwrap_or("");
+            if !matches!(ckey, "file" | "environment" | "name") {
+                cx.key_err(
+                    &at.key(ckey),
+                    &format!("`{ckey}` of a secret is not supported; write file: ./path or environment: VAR"),
+                );
+            }
+        }
+    }
+    out
+}
