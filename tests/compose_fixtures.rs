@@ -9,10 +9,10 @@ use common::{agentctl, root, run};
 /// Refusals that docs/compose.md's table lists as unsupported (substring of the message).
 const UNSUPPORTED: &[&str] = &[
     "`~` is the home of whoever runs the file",
-    "`ipv4_address` of a service's network is not supported",
-    "`ipam` of a top-level network entry is not supported",
+    "ipv4_address: not supported by Driftless: the engine assigns addresses",
+    "ipam: not supported by Driftless (the engine assigns addresses and options)",
     "is not this host's",
-    "`runtime` is not supported",
+    "runtime: not supported by Driftless: the agent does not set namespaces or runtimes",
 ];
 
 #[test]

@@ -19,14 +19,17 @@ pub struct Finding {
 }
 
 /// Run every check over the resources of one effective desired state.
-pub fn check_all(resources: &[Resource]) -> Vec<Finding> {
+///
+/// `untyped`: names of documents that exist but could not be typed (their own errors are
+/// reported): a dependency on one is not also called undeclared.
+pub fn check_all(resources: &[Resource], untyped: &std::collections::BTreeSet<String>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, r) in resources.iter().enumerate() {
         let mut f = |path: YamlPath, message: String| out.push(Finding { resource: i, path, message });
         check_resource(r, &mut f);
     }
     check_names(resources, &mut out);
-    check_dependencies(resources, &mut out);
+    check_dependencies(resources, untyped, &mut out);
     check_host_ports(resources, &mut out);
     out
 }
@@ -553,7 +556,7 @@ fn check_names(resources: &[Resource], out: &mut Vec<Finding>) {
     }
 }
 
-fn check_dependencies(resources: &[Resource], out: &mut Vec<Finding>) {
+fn check_dependencies(resources: &[Resource], untyped: &std::collections::BTreeSet<String>, out: &mut Vec<Finding>) {
     let index: HashMap<&str, usize> = resources.iter().enumerate().map(|(i, r)| (r.name(), i)).collect();
     let names: Vec<&str> = resources.iter().map(|r| r.name()).collect();
     for (i, r) in resources.iter().enumerate() {
@@ -587,7 +590,7 @@ fn check_dependencies(resources: &[Resource], out: &mut Vec<Finding>) {
                     path,
                     message: format!("{d:?} depends on itself: remove it from depends_on"),
                 });
-            } else if !index.contains_key(d.as_str()) {
+            } else if !index.contains_key(d.as_str()) && !untyped.contains(d) {
                 let hint = did_you_mean(d, names.iter().copied())
                     .map(|s| format!(" (did you mean {s:?}?)"))
                     .unwrap_or_default();

@@ -556,6 +556,7 @@ impl Loaded {
         let mut diags = self.parse_errors.clone();
         let mut resources = Vec::new();
         let mut owners = Vec::new(); // index into self.parsed, per resource
+        let mut untyped = std::collections::BTreeSet::new(); // documents whose spec failed typing
         for (pi, p) in self.parsed.iter().enumerate() {
             let overlay = environment.and_then(|e| p.envelope.environments.get(e)).map(|o| &o.spec);
             let mut spec = p.envelope.spec.clone();
@@ -568,6 +569,7 @@ impl Loaded {
                         &path,
                         "an overlay's spec must be a mapping of the keys to change",
                     ));
+                    untyped.insert(p.envelope.metadata.name.clone());
                     continue;
                 }
                 deep_merge(&mut spec, o);
@@ -589,13 +591,14 @@ impl Loaded {
                     });
                 }
                 Err((rel, msg)) => {
+                    untyped.insert(p.envelope.metadata.name.clone());
                     let mut path = YamlPath::of(&["spec"]);
                     path.0.extend(rel.0);
                     diags.push(self.locate(pi, environment, &path, &msg));
                 }
             }
         }
-        for f in check_all(&resources) {
+        for f in check_all(&resources, &untyped) {
             diags.push(self.locate(owners[f.resource], environment, &f.path, &f.message));
         }
         if diags.is_empty() && self.parsed.is_empty() {
@@ -684,7 +687,7 @@ pub fn parse_single<T: DeserializeOwned>(file: &str, text: &str) -> Result<(T, D
 /// A diagnostic at `path` of a mapped document (at the key, for unknown-key messages).
 pub fn diagnostic_at(file: &str, map: &DocMap, path: &YamlPath, msg: &str) -> Diagnostic {
     let pos = if msg.starts_with("unknown key") { map.key_pos(path) } else { map.value_pos(path) };
-    diag(map.file_at(path).unwrap_or(file), pos, path, msg)
+    diag(map.file_at(path).unwrap_or(file), pos, &map.shown(path), msg)
 }
 
 fn diag(file: &str, pos: Pos, path: &YamlPath, msg: &str) -> Diagnostic {

@@ -90,6 +90,10 @@ pub struct DocMap {
     nodes: HashMap<YamlPath, NodePos>,
     /// The file `start` is in, when set (`set_file`).
     start_file: Option<Arc<str>>,
+    /// For a generated document: how its paths are shown to the operator (`spec.logging`
+    /// of a converted compose service is `services.db.logging` in the file they wrote);
+    /// (prefix in this document, the path it stands for).
+    renames: Vec<(YamlPath, YamlPath)>,
 }
 
 impl DocMap {
@@ -105,7 +109,7 @@ impl DocMap {
 
     /// An empty map whose document starts at `start` (for generated documents).
     pub fn starting_at(start: Pos) -> DocMap {
-        DocMap { start, nodes: HashMap::new(), start_file: None }
+        DocMap { start, nodes: HashMap::new(), start_file: None, renames: Vec::new() }
     }
 
     /// Record that every node (so far) was read from `file`: positions stay right when the
@@ -127,6 +131,25 @@ impl DocMap {
         }
     }
 
+    /// Show `target` (and what is below it) of this generated document as `source`, the
+    /// path the operator wrote (`show_as(spec.logging, services.db.logging)`).
+    pub fn show_as(&mut self, target: &YamlPath, source: &YamlPath) {
+        self.renames.push((target.clone(), source.clone()));
+    }
+
+    /// `path` as the operator wrote it: the longest `show_as` prefix replaced; else as is.
+    pub fn shown(&self, path: &YamlPath) -> YamlPath {
+        let best = self.renames.iter().filter(|(t, _)| path.0.starts_with(&t.0)).max_by_key(|(t, _)| t.0.len());
+        match best {
+            Some((t, s)) => {
+                let mut out = s.clone();
+                out.0.extend(path.0[t.0.len()..].iter().cloned());
+                out
+            }
+            None => path.clone(),
+        }
+    }
+
     /// Forget the node at `path` and everything below it (a merge replaced it).
     pub fn remove_tree(&mut self, path: &YamlPath) {
         self.nodes.retain(|p, _| !p.0.starts_with(&path.0));
@@ -135,7 +158,7 @@ impl DocMap {
     /// The node at `path` and everything below it, as a map of its own.
     pub fn subtree(&self, path: &YamlPath) -> DocMap {
         let nodes = self.nodes.iter().filter(|(p, _)| p.0.starts_with(&path.0)).map(|(p, n)| (p.clone(), n.clone()));
-        DocMap { start: self.start, nodes: nodes.collect(), start_file: self.start_file.clone() }
+        DocMap { start: self.start, nodes: nodes.collect(), start_file: self.start_file.clone(), renames: Vec::new() }
     }
 
     /// For a document generated from `from`: the node at `target` is where `source` is.

@@ -259,11 +259,11 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         match key {
             "services" | "networks" | "volumes" | "secrets" | "name" => {}
             "version" => {} // obsolete in the specification; accepted and not used
-            "configs" => cx.err(&at, "`configs` is not supported: mount the file with a relative bind (./file:/path:ro) or a secret"),
-            "include" => cx.err(&at, "`include` is not supported: put the included services in this file, or in their own folder under source.path"),
-            "models" => cx.err(&at, "`models` is not supported by Driftless"),
+            "configs" => cx.err(&at, "not supported by Driftless: mount the file with a relative bind (./file:/path:ro) or a secret"),
+            "include" => cx.err(&at, "not supported by Driftless: put the included services in this file, its compose.override.yaml, or a folder of their own under source.path"),
+            "models" => cx.err(&at, "not supported by Driftless (AI models are a Docker Desktop feature): remove it"),
             k if k.starts_with("x-") => {}
-            other => cx.err(&at, &format!("unknown top-level key `{other}`; a compose file holds services, networks, volumes, secrets, name and x- extensions")),
+            _ => cx.key_err(&at, "unknown top-level key: a compose file holds services, networks, volumes, secrets, name and x- extensions (x-anything for your own)"),
         }
     }
     let mut marked: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
@@ -277,6 +277,8 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
     );
     let volumes = top_level(&mut cx, top, "volumes", &project, &["name", "external", "driver", "labels"], &mut marked);
     let secrets = top_secrets(&mut cx, top);
+    let declared_secrets: std::collections::BTreeSet<String> =
+        top.get("secrets").and_then(Value::as_mapping).into_iter().flatten().map(|(k, _)| key_text(k)).collect();
     let Some(services) = top.get("services").and_then(Value::as_mapping) else {
         cx.err(&YamlPath::root(), "no `services:` in this compose file");
         out.errors = cx.errors;
@@ -332,6 +334,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             networks: &networks,
             volumes: &volumes,
             secrets: &secrets,
+            declared_secrets: &declared_secrets,
             project: &project,
             marked: &marked,
         };

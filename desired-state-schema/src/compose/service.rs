@@ -15,6 +15,8 @@ pub(super) struct Service<'a> {
     pub(super) replicas: &'a BTreeMap<String, u64>,
     pub(super) networks: &'a BTreeMap<String, String>,
     pub(super) volumes: &'a BTreeMap<String, String>,
+    /// Every key under the top-level `secrets` (also those refused there).
+    pub(super) declared_secrets: &'a std::collections::BTreeSet<String>,
     /// Top-level secrets: key → (source path, the `.env` variable holding it, if any).
     pub(super) secrets: &'a BTreeMap<String, (String, Option<String>)>,
     pub(super) project: &'a str,
@@ -33,9 +35,14 @@ impl Cx<'_> {
         let spec_at = YamlPath::root().key("spec");
         docmap.alias_node(cmap, at, &YamlPath::root());
         docmap.alias_node(cmap, at, &spec_at);
+        // Errors in the document name the service's path, not the generated one.
+        docmap.show_as(&YamlPath::root(), at);
+        docmap.show_as(&spec_at, at);
+        docmap.show_as(&YamlPath::root().key("metadata"), at);
         // Record that spec.<key> came from services.<svc>.<from>.
         let alias = |docmap: &mut DocMap, from: &str, to: &str| {
             docmap.alias_tree(cmap, &at.key(from), &spec_at.key(to));
+            docmap.show_as(&spec_at.key(to), &at.key(from));
         };
         let mut environments: Option<Value> = None;
         let mut health: Option<Value> = None;
@@ -68,6 +75,9 @@ impl Cx<'_> {
                 // Whether `docker compose up` prints the service's output: the agent runs
                 // detached and prints no container's output, whatever it says.
                 "attach" => {}
+                // `docker compose watch` (and `up --watch`) read it; `up` does nothing with
+                // it, and neither does the agent.
+                "develop" => {}
                 "platform" => {
                     let p = scalar_string(v);
                     if !p.is_empty() && p != host_platform() {
@@ -90,6 +100,7 @@ impl Cx<'_> {
                                 health = Some(xv.clone());
                                 alias(&mut docmap, "x-driftless", "health");
                                 docmap.alias_tree(self.map, &kat.key("health"), &spec_at.key("health"));
+                                docmap.show_as(&spec_at.key("health"), &kat.key("health"));
                             }
                             "environments" => {
                                 environments = Some(xv.clone());
@@ -98,6 +109,7 @@ impl Cx<'_> {
                                     &kat.key("environments"),
                                     &YamlPath::root().key("environments"),
                                 );
+                                docmap.show_as(&YamlPath::root().key("environments"), &kat.key("environments"));
                             }
                             other => self.key_err(
                                 &kat.key(other),
@@ -247,7 +259,7 @@ impl Cx<'_> {
                         let real = match sv.networks.get(&n) {
                             Some(r) => r.clone(),
                             None => {
-                                self.err(&kat, &format!("network {n:?} is not declared under the top-level networks:"));
+                                self.err(&kat, &format!("network {n:?} is not declared: add it under the top-level networks: ({n}: {{}}), or remove it here"));
                                 continue;
                             }
                         };
@@ -256,7 +268,7 @@ impl Cx<'_> {
                             for (ck, cv) in c {
                                 match ck.as_str().unwrap_or("") {
                                     "aliases" => aliases = strings_of(cv).as_sequence().cloned().unwrap_or_default(),
-                                    other => self.key_err(&kat.key(n.as_str()).key(other), &format!("`{other}` of a service's network is not supported; only aliases is (addresses are the engine's to assign)")),
+                                    other => self.key_err(&kat.key(n.as_str()).key(other), "not supported by Driftless: the engine assigns addresses; write aliases, or remove it"),
                                 }
                             }
                         }
@@ -331,7 +343,7 @@ impl Cx<'_> {
                                         }
                                     }
                                     ("required", Value::Bool(true)) => {}
-                                    ("required", _) => self.err(&cat, "required: false is not supported: every dependency must be in the desired state"),
+                                    ("required", _) => self.err(&cat, "not supported by Driftless: every dependency runs; remove required: false, or the dependency"),
                                     ("restart", Value::Bool(b)) => restart = *b,
                                     ("restart", _) => self.err(&cat, "restart is true or false"),
                                     (other, _) => self.key_err(&cat, &format!("unknown key `{other}` of a dependency; expected condition, required or restart")),
@@ -457,7 +469,7 @@ impl Cx<'_> {
                                     "args" => {
                                         b.insert("args".into(), map_of_strings(bv));
                                     }
-                                    other => self.key_err(&bat, &format!("build key `{other}` is not supported; Driftless builds with context, dockerfile, target and args (dockerfile_inline: commit the Dockerfile)")),
+                                    _ => self.key_err(&bat, "not supported by Driftless: it builds with context, dockerfile, target and args (for dockerfile_inline, commit the Dockerfile); remove it"),
                                 }
                             }
                             if !b.contains_key("context") {
@@ -490,8 +502,8 @@ impl Cx<'_> {
                                 h.insert(hkey.into(), numberish(hv));
                             }
                             "disable" => disabled = hv.as_bool() == Some(true),
-                            "start_interval" => self.key_err(&kat.key(hkey), "start_interval is not supported (Docker 25+): remove it; interval applies from the start"),
-                            other => self.key_err(&kat.key(other), &format!("unknown healthcheck key `{other}`; expected test, interval, timeout, retries, start_period or disable")),
+                            "start_interval" => self.key_err(&kat.key(hkey), "not supported by the engine here (API 1.41; start_interval needs Docker 25+): remove it; interval applies from the start"),
+                            other => self.key_err(&kat.key(other), "unknown healthcheck key: write test, interval, timeout, retries, start_period or disable"),
                         }
                     }
                     if disabled {
@@ -514,7 +526,7 @@ impl Cx<'_> {
                                 for (mk, _) in m {
                                     let mkey = mk.as_str().unwrap_or("");
                                     if !matches!(mkey, "source" | "target") {
-                                        self.key_err(&iat.key(mkey), &format!("secret `{mkey}` is not supported: the file is mounted read-only as the agent wrote it (readable by the container's user)"));
+                                        self.key_err(&iat.key(mkey), "not supported by Driftless: the file is mounted read-only, readable by the container's user; remove it");
                                     }
                                 }
                                 (
@@ -525,7 +537,10 @@ impl Cx<'_> {
                             _ => continue,
                         };
                         let Some(source) = sv.secrets.get(&name) else {
-                            self.err(&iat, &format!("secret {name:?} is not declared under the top-level secrets:"));
+                            if sv.declared_secrets.contains(&name) {
+                                continue; // declared, and refused there
+                            }
+                            self.err(&iat, &format!("secret {name:?} is not declared: add it under the top-level secrets: ({name}: {{ file: ./path }}), or remove it here"));
                             continue;
                         };
                         let mut m = Mapping::new();
@@ -755,7 +770,7 @@ impl Cx<'_> {
                     };
                     vols.push(Value::String(format!("{real}:{target}{opts}")));
                 }
-                None => self.err(at, &format!("volume {source:?} is not declared under the top-level volumes:")),
+                None => self.err(at, &format!("volume {source:?} is not declared: add it under the top-level volumes: ({source}: {{}}), or write a path (./{source}) for a bind")),
             },
             // `~` is the home of whoever runs the file: the agent's user (root's is /root),
             // as compose expands it for whoever runs `docker compose`.
@@ -826,7 +841,7 @@ impl Cx<'_> {
                         let rkey = rk.as_str().unwrap_or("");
                         let rat = dat.key(rkey);
                         if rkey != "limits" {
-                            self.key_err(&rat, &format!("deploy.resources.{rkey} is not supported; only limits (cpus, memory, pids) is"));
+                            self.key_err(&rat, "not supported by Driftless: write deploy.resources.limits (cpus, memory, pids)");
                             continue;
                         }
                         for (lk, lv) in rv.as_mapping().into_iter().flatten() {
@@ -836,12 +851,13 @@ impl Cx<'_> {
                                 "memory" => "memory",
                                 "pids" => "pids_limit",
                                 other => {
-                                    self.key_err(&rat.key(other), &format!("deploy.resources.limits.{other} is not supported; only cpus, memory and pids are"));
+                                    self.key_err(&rat.key(other), "not supported by Driftless: limit cpus, memory or pids");
                                     continue;
                                 }
                             };
                             spec.insert(to.into(), if to == "pids_limit" { numberish(lv) } else { scalar_text(lv) });
                             docmap.alias_tree(self.map, &rat.key(lkey), &YamlPath::root().key("spec").key(to));
+                            docmap.show_as(&YamlPath::root().key("spec").key(to), &rat.key(lkey));
                         }
                     }
                 }
@@ -861,11 +877,12 @@ impl Cx<'_> {
                     for (pk, _) in dv.as_mapping().into_iter().flatten() {
                         let pkey = pk.as_str().unwrap_or("");
                         if !matches!(pkey, "condition" | "max_attempts") {
-                            self.key_err(&dat.key(pkey), &format!("deploy.restart_policy.{pkey} is not supported; only condition and max_attempts are"));
+                            self.key_err(&dat.key(pkey), "not supported by Driftless: write condition and max_attempts");
                         }
                     }
                     spec.insert("restart".into(), policy.into());
                     docmap.alias_tree(self.map, &dat, &YamlPath::root().key("spec").key("restart"));
+                    docmap.show_as(&YamlPath::root().key("spec").key("restart"), &dat);
                 }
                 "replicas" => {} // read by `replica_count`
                 "mode" => match dv.as_str() {
@@ -877,7 +894,7 @@ impl Cx<'_> {
                     }
                     _ => self.err(&dat, "deploy.mode is replicated (the default) or global (one container on this host)"),
                 },
-                other => self.key_err(&dat, &format!("deploy.{other} is not supported on a single host; Driftless reads deploy.replicas, deploy.mode, deploy.resources.limits and deploy.restart_policy")),
+                _ => self.key_err(&dat, "not supported on a single host: Driftless reads deploy.replicas, deploy.mode, deploy.resources.limits and deploy.restart_policy; remove it"),
             }
         }
     }
@@ -956,9 +973,8 @@ pub(super) fn unsupported_hint(key: &str) -> String {
         "volumes_from" => "mount the same named volume in both services",
         "configs" => "mount the file with a relative bind (./file:/path:ro)",
         "ipc" | "pid" | "uts" | "userns_mode" | "cgroup" | "cgroup_parent" | "isolation" | "runtime" => {
-            "Driftless does not set this namespace or runtime; remove it, or run the container by hand"
+            "the agent does not set namespaces or runtimes; remove it, or run this container by hand"
         }
-        "platform" => "set it to this host's platform, or remove it",
         "cpu_shares"
         | "cpu_quota"
         | "cpu_period"
@@ -967,21 +983,126 @@ pub(super) fn unsupported_hint(key: &str) -> String {
         | "cpuset"
         | "cpu_count"
         | "cpu_percent"
-        | "mem_reservation"
-        | "mem_swappiness"
-        | "memswap_limit"
-        | "oom_kill_disable"
-        | "oom_score_adj"
         | "blkio_config"
-        | "device_cgroup_rules"
-        | "storage_opt" => "use cpus, mem_limit and pids_limit instead",
-        "dns_opt" | "dns_search" | "domainname" | "mac_address" => "use dns and extra_hosts instead",
-        "credential_spec" | "gpus" | "annotations" | "develop" | "post_start" | "pre_stop" | "provider"
-        | "use_api_socket" | "label_file" | "models" | "pull_refresh_after" => "remove it",
-        _ => "it is not a compose service key Driftless knows; docs/compose.md lists the keys it reads",
+        | "device_cgroup_rules" => "limit CPU with cpus instead, or remove it",
+        "mem_reservation" | "mem_swappiness" | "memswap_limit" | "oom_kill_disable" | "oom_score_adj" => {
+            "limit memory with mem_limit instead, or remove it"
+        }
+        "storage_opt" => "the container's disk is the engine's storage driver's to size; remove it",
+        "dns_opt" | "dns_search" | "domainname" => "name hosts with dns and extra_hosts instead, or remove it",
+        "mac_address" => "the engine assigns addresses; remove it",
+        "gpus" => "pass a device with devices: (/dev/…) instead, or remove it",
+        "label_file" => "write the labels under labels:",
+        "post_start" | "pre_stop" => "run the step in the image's entrypoint, or as a oneshot service others depend on",
+        "credential_spec" => "it is for Windows containers; remove it",
+        "annotations" | "provider" | "use_api_socket" | "models" | "pull_refresh_after" => "remove it",
+        _ => {
+            let hint = crate::checks::did_you_mean(key, SERVICE_KEYS.iter().copied())
+                .map(|k| format!("did you mean `{k}`? "))
+                .unwrap_or_default();
+            return format!(
+                "unknown service key: {hint}docs/compose.md lists every key of the specification and what Driftless does with it"
+            );
+        }
     };
-    format!("`{key}` is not supported: {why}")
+    format!("not supported by Driftless: {why}")
 }
+
+/// Every key of the compose specification's service schema (for "did you mean").
+const SERVICE_KEYS: &[&str] = &[
+    "annotations",
+    "attach",
+    "blkio_config",
+    "build",
+    "cap_add",
+    "cap_drop",
+    "cgroup",
+    "cgroup_parent",
+    "command",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_shares",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_runtime",
+    "cpu_rt_period",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "label_file",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "provider",
+    "pull_policy",
+    "pull_refresh_after",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volumes",
+    "volumes_from",
+    "working_dir",
+];
 
 /// `linux/amd64`, `linux/arm64`, …: what the engine here runs natively.
 pub(super) fn host_platform() -> String {

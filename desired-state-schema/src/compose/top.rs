@@ -36,7 +36,7 @@ pub(super) fn top_level<'w>(
                                 "name" => {}
                                 other => cx.key_err(
                                     &at.key("external").key(other),
-                                    &format!("`external.{other}` is not supported; write external: true and name: <the existing {}'s name>", &what[..what.len() - 1]),
+                                    &format!("not supported by Driftless: write external: true and name: <the existing {}'s name>", &what[..what.len() - 1]),
                                 ),
                             }
                         }
@@ -53,8 +53,9 @@ pub(super) fn top_level<'w>(
                         cx.err(
                             &at.key("driver"),
                             &format!(
-                                "driver {d:?} is not supported; Driftless creates {} with the engine's default driver",
-                                what
+                                "driver {d:?} is not supported by Driftless: it creates {} with the engine's default driver ({}); remove it",
+                                what,
+                                if what == "networks" { "bridge" } else { "local" }
                             ),
                         );
                     }
@@ -69,8 +70,10 @@ pub(super) fn top_level<'w>(
                 other => cx.key_err(
                     &at.key(other),
                     &format!(
-                        "`{other}` of a top-level {} entry is not supported; write name, external, driver, labels (or, for a network, internal)",
-                        &what[..what.len() - 1]
+                        "not supported by Driftless{}: a top-level {} entry holds name, external, driver, labels{}; remove it",
+                        if other == "ipam" || other == "attachable" || other == "driver_opts" { " (the engine assigns addresses and options)" } else { "" },
+                        &what[..what.len() - 1],
+                        if what == "networks" { ", internal" } else { "" }
                     ),
                 ),
             }
@@ -116,7 +119,7 @@ pub(super) fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, (S
                     out.insert(key, (r, Some(var.to_string())));
                 }
             }
-            (Some(_), Some(_)) => cx.err(&at, "a secret is file: or environment:, not both"),
+            (Some(_), Some(_)) => cx.err(&at, "a secret is file: or environment:, not both: remove one"),
             (None, None) => cx.err(
                 &at,
                 "a secret needs file: ./path or environment: VAR (a variable of the .env beside the compose file)",
@@ -125,10 +128,7 @@ pub(super) fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, (S
         for (ck, _) in v.as_mapping().into_iter().flatten() {
             let ckey = ck.as_str().unwrap_or("");
             if !matches!(ckey, "file" | "environment" | "name") {
-                cx.key_err(
-                    &at.key(ckey),
-                    &format!("`{ckey}` of a secret is not supported; write file: ./path or environment: VAR"),
-                );
+                cx.key_err(&at.key(ckey), "not supported by Driftless: a secret is file: ./path or environment: VAR");
             }
         }
     }
