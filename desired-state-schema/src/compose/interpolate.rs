@@ -139,3 +139,148 @@ fn expand(inner: &str, vars: &BTreeMap<String, String>, unset: &mut Vec<String>)
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// compose-go's `template/template_test.go`, with its `defaults` mapping (FOO=first,
+    /// BAR empty, JSON={"json":2}): the inputs and the values it expects, as they are there.
+    #[test]
+    fn compose_gos_template_cases() {
+        let vars: BTreeMap<String, String> = [("FOO", "first"), ("BAR", ""), ("JSON", r#"{"json":2}"#)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ok: &[(&str, &str)] = &[
+            // TestEscaped, TestSubstituteNoMatch, TestUnescaped
+            ("$${foo}", "${foo}"),
+            ("foo", "foo"),
+            ("a $ string", "a $ string"),
+            ("^REGEX$", "^REGEX$"),
+            ("$}", "$}"),
+            ("$", "$"),
+            // TestNonBraced, TestNoValueNoDefault, TestValueNoDefault, TestNoValueWithDefault
+            ("$FOO-bar", "first-bar"),
+            ("This ${missing} var", "This  var"),
+            ("This ${BAR} var", "This  var"),
+            ("This $FOO var", "This first var"),
+            ("This ${FOO} var", "This first var"),
+            ("ok ${missing:-def}", "ok def"),
+            ("ok ${missing-def}", "ok def"),
+            // TestLazyDefault…, soft and hard defaults, presence
+            ("${A:+${A},}B", "B"),
+            ("${A:-${B}}", ""),
+            ("ok ${BAR:-def}", "ok def"),
+            ("ok ${FOO:-def}", "ok first"),
+            ("ok ${BAR-def}", "ok "),
+            ("ok ${UNSET_VAR:+presence_value}", "ok "),
+            ("ok ${UNSET_VAR+presence_value}", "ok "),
+            ("ok ${FOO:+presence_value}", "ok presence_value"),
+            ("ok ${FOO+presence_value}", "ok presence_value"),
+            ("ok ${BAR+presence_value}", "ok presence_value"),
+            ("ok ${BAR:+presence_value}", "ok "),
+            ("ok ${BAR:-/non:-alphanumeric}", "ok /non:-alphanumeric"),
+            // TestInterpolationExternalInterference
+            ("-ok ${BAR:-defaultValue}", "-ok defaultValue"),
+            ("+ok ${UNSET:-${BAR-defaultValue}}", "+ok "),
+            ("-ok ${FOO:-defaultValue}", "-ok first"),
+            (":-ok ${UNSET-defaultValue}", ":-ok defaultValue"),
+            (":-ok ${BAR-defaultValue}", ":-ok "),
+            (":?ok ${BAR-defaultValue}", ":?ok "),
+            (":?ok ${BAR:-defaultValue}", ":?ok defaultValue"),
+            (":+ok ${BAR:-defaultValue}", ":+ok defaultValue"),
+            ("+ok ${BAR-defaultValue}", "+ok "),
+            ("?ok ${BAR:-defaultValue}", "?ok defaultValue"),
+            // TestDefaultsWithNestedExpansion
+            ("ok ${UNSET_VAR-$FOO}", "ok first"),
+            ("ok ${UNSET_VAR-${FOO}}", "ok first"),
+            ("ok ${UNSET_VAR-${FOO} ${FOO}}", "ok first first"),
+            ("ok ${BAR:-$FOO}", "ok first"),
+            ("ok ${BAR:-${FOO}}", "ok first"),
+            ("ok ${BAR:-${FOO} ${FOO}}", "ok first first"),
+            ("ok ${BAR+$FOO}", "ok first"),
+            ("ok ${BAR+$FOO ${FOO:+second}}", "ok first second"),
+            // TestDefaultsForMandatoryVariables, TestSubstituteWithReplacementFunc's last
+            ("ok ${FOO:?err}", "ok first"),
+            ("ok ${FOO?err}", "ok first"),
+            ("ok ${BAR?err}", "ok "),
+            ("ok ${SUBDOMAIN:-redis}.${FOO:?}", "ok redis.first"),
+            // TestPrecedence
+            ("${UNSET_VAR-myerror?msg}", "myerror?msg"),
+            ("${FOO?bar-baz}", "first"),
+            ("${BAR:-default_value_for_empty_var}", "default_value_for_empty_var"),
+            ("${UNSET_VAR-default_value_for_unset_var}", "default_value_for_unset_var"),
+            // TestSubstitutionFunctionChoice (the first operator wins), VARNAME unset
+            ("${VARNAME:-value}", "value"),
+            ("${VARNAME-va:-lu:?e}", "va:-lu:?e"),
+            ("${VARNAME-va+lu?e}", "va+lu?e"),
+            ("${VARNAME-va?lu+e}", "va?lu+e"),
+            ("${VARNAME:+va:?lu:-e}", ""),
+            ("${VARNAME+va:+lue}", ""),
+            ("${FOO:+va:?lu:-e}", "va:?lu:-e"),
+            ("${FOO+va:+lue}", "va:+lue"),
+            ("${FOO+va?lu-e}", "va?lu-e"),
+            ("${FOO+va-lu?e}", "va-lu?e"),
+            // TestNoValueWithCurlyBracesDefault, TestValueWithCurlyBracesDefault
+            (r#"ok ${missing:-{"json":1}}"#, r#"ok {"json":1}"#),
+            (r#"ok ${missing-{"json":1}}"#, r#"ok {"json":1}"#),
+            (r#"ok ${JSON:-{"json":1}}"#, r#"ok {"json":2}"#),
+            (r#"ok ${JSON-{"json":1}}"#, r#"ok {"json":2}"#),
+        ];
+        let mut failed = Vec::new();
+        for (input, want) in ok {
+            match interpolate(input, &vars, &mut Vec::new()) {
+                Ok(got) if got == *want => {}
+                other => failed.push(format!("{input:?}: got {other:?}, want {want:?}")),
+            }
+        }
+        // TestMandatoryVariableErrors (+ nested expansion), TestPrecedence,
+        // TestSubstitutionFunctionChoice: the variable and the message compose-go reports.
+        let required: &[(&str, &str, &str)] = &[
+            ("not ok ${UNSET_VAR:?Mandatory Variable Unset}", "UNSET_VAR", "Mandatory Variable Unset"),
+            ("not ok ${BAR:?Mandatory Variable Empty}", "BAR", "Mandatory Variable Empty"),
+            ("not ok ${UNSET_VAR:?}", "UNSET_VAR", ""),
+            ("not ok ${UNSET_VAR?Mandatory Variable Unset}", "UNSET_VAR", "Mandatory Variable Unset"),
+            ("not ok ${UNSET_VAR?}", "UNSET_VAR", ""),
+            ("not ok ${UNSET_VAR:?Mandatory Variable ${FOO}}", "UNSET_VAR", "Mandatory Variable first"),
+            ("not ok ${UNSET_VAR?Mandatory Variable ${FOO}}", "UNSET_VAR", "Mandatory Variable first"),
+            ("${UNSET_VAR?bar-baz}", "UNSET_VAR", "bar-baz"),
+            ("${VARNAME:?val?ue}", "VARNAME", "val?ue"),
+            ("${VARNAME?val:?ue}", "VARNAME", "val:?ue"),
+            ("${VARNAME?va-lu+e:?e}", "VARNAME", "va-lu+e:?e"),
+            ("${VARNAME?va+lu-e:?e}", "VARNAME", "va+lu-e:?e"),
+        ];
+        for (input, var, message) in required {
+            let want = InterpolationError::Required { var: (*var).into(), message: (*message).into() };
+            match interpolate(input, &vars, &mut Vec::new()) {
+                Err(e) if e == want => {}
+                other => failed.push(format!("{input:?}: got {other:?}, want {want:?}")),
+            }
+        }
+        // TestInvalid: "Invalid template" there, a syntax error here.
+        for input in ["${", "${}", "${ }", "${ foo}", "${foo }", "${foo!}"] {
+            if !matches!(interpolate(input, &vars, &mut Vec::new()), Err(InterpolationError::Syntax(_))) {
+                failed.push(format!("{input:?}: not refused as invalid"));
+            }
+        }
+        assert!(failed.is_empty(), "{} compose-go template cases differ:\n{}", failed.len(), failed.join("\n"));
+    }
+
+    /// TestLazyDefaultDoesNotWarn / TestLazyDefaultWarnsWhenUsed: an unset variable is
+    /// reported only where its value is used.
+    #[test]
+    fn only_a_used_unset_variable_is_reported() {
+        let vars = BTreeMap::new();
+        let mut unset = Vec::new();
+        assert_eq!(interpolate("${A:+${A},}B", &vars, &mut unset).as_deref(), Ok("B"));
+        assert!(unset.is_empty(), "{unset:?}");
+        assert_eq!(interpolate("${A:-${B}}", &vars, &mut unset).as_deref(), Ok(""));
+        assert_eq!(unset, ["B"]);
+        // TestLazyRequiredMessageDoesNotWarn: A set, the message is never read.
+        let vars: BTreeMap<String, String> = [("A".to_string(), "value".to_string())].into();
+        let mut unset = Vec::new();
+        assert_eq!(interpolate("${A?${B}}", &vars, &mut unset).as_deref(), Ok("value"));
+        assert!(unset.is_empty(), "{unset:?}");
+    }
+}
