@@ -619,7 +619,7 @@ mod tests {
     #[test]
     fn compose_gos_merge_and_unicity_cases() {
         let cases: Vec<Mapping> = serde_yaml_ng::from_str(include_str!("testdata/compose-go-merge.yaml")).unwrap();
-        assert!(cases.len() >= 70, "{}", cases.len());
+        assert!(cases.len() >= 77, "{}", cases.len());
         let mut failed = Vec::new();
         for case in &cases {
             let field = |k: &str| case.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
