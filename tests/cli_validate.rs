@@ -328,4 +328,16 @@ fn compose_refusals_name_the_compose_path_and_what_to_write_once() {
     {
         assert!(!r.stderr.contains(never), "{never:?} in:\n{}", r.stderr);
     }
+
+    // `ipc: service:db` joins db's IPC namespace, which the engine allows only when db's is
+    // shareable: said before anything runs, with what to write.
+    let ipc = "services:\n  db: { image: pg }\n  app: { image: app, ipc: \"service:db\" }\n";
+    write_files(dir.path(), &[("ipc/compose.yaml", ipc)]);
+    let r = run(agentctl().current_dir(dir.path()).args(["validate", "ipc"]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("services.app.ipc: ipc container:db: the engine lets a container join db's IPC namespace only when db has ipc: shareable; write that on db"),
+        "{}",
+        r.stderr
+    );
 }

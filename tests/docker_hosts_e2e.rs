@@ -59,6 +59,7 @@ spec:
   logging: {{ driver: json-file, options: {{ max-size: 1m }} }}
   healthcheck: {{ test: ["CMD", "true"], interval: 1s, timeout: 2s, retries: 3, start_period: 1s }}
   stop_signal: SIGQUIT
+  ipc: shareable
   security_opt: ["no-new-privileges:true"]
   group_add: ["10"]
   expose: ["9000"]
@@ -69,9 +70,9 @@ spec:
 "#
     );
     // A second container for the keys the first cannot carry at once: privileged, a device,
-    // and another container's network namespace.
+    // and another container's network and IPC namespaces.
     let sidecar = format!(
-        "---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: sidecar }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  devices: [\"/dev/null:/dev/xnull:rw\"]\n  network_mode: \"container:full\"\n  depends_on: [full]\n  stop_timeout: 1s\n"
+        "---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: sidecar }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  devices: [\"/dev/null:/dev/xnull:rw\"]\n  network_mode: \"container:full\"\n  ipc: \"container:full\"\n  depends_on: [full]\n  stop_timeout: 1s\n"
     );
     let spec = format!("{spec}{sidecar}");
     up.commit(&[("hosts/e2e/full.yaml", &spec), ("secrets/api_key.txt", "s3cret\n")], "full spec");
@@ -108,6 +109,7 @@ spec:
         ("{{json .HostConfig.GroupAdd}}", "[\"10\"]"),
         ("{{json .Config.ExposedPorts}}", "{\"9000/tcp\":{}}"),
         ("{{.HostConfig.NetworkMode}}", "driftless-e2e-front"),
+        ("{{.HostConfig.IpcMode}}", "shareable"),
         ("{{json (index .NetworkSettings.Networks \"driftless-e2e-front\").Aliases}}", "full-alias"),
     ];
     let mut wrong = Vec::new();
@@ -123,6 +125,7 @@ spec:
             "\"PathOnHost\":\"/dev/null\",\"PathInContainer\":\"/dev/xnull\",\"CgroupPermissions\":\"rw\"",
         ),
         ("{{.HostConfig.NetworkMode}}", "container:"),
+        ("{{.HostConfig.IpcMode}}", "container:"),
     ] {
         let got = inspect("sidecar", format);
         if !got.contains(want) {

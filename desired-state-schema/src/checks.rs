@@ -31,6 +31,7 @@ pub fn check_all(resources: &[Resource], untyped: &std::collections::BTreeSet<St
     check_names(resources, &mut out);
     check_dependencies(resources, untyped, &mut out);
     check_host_ports(resources, &mut out);
+    check_ipc_peers(resources, &mut out);
     out
 }
 
@@ -269,6 +270,16 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(
                 spec.key("ports"),
                 "with network_mode: host the container uses the host's ports directly: remove ports".into(),
+            );
+        }
+    }
+    if let Some(ipc) = &c.ipc {
+        let ok = matches!(ipc.as_str(), "private" | "shareable" | "host" | "none")
+            || ipc.strip_prefix("container:").is_some_and(|n| !n.is_empty());
+        if !ok {
+            f(
+                spec.key("ipc"),
+                format!("ipc {ipc:?} is not valid: write private, shareable, host, none or container:<name>"),
             );
         }
     }
@@ -657,6 +668,32 @@ fn check_dependencies(resources: &[Resource], untyped: &std::collections::BTreeS
 /// Host ports one revision may publish, in all (each is a listening proxy on the host). Also
 /// bounds the work of the clash check below, which walks every published port.
 pub const MAX_HOST_PORTS: usize = 65_536;
+
+/// `ipc: container:<x>` joins x's IPC namespace, which the engine allows only when x's is
+/// `shareable` (or the host's): say so before anything runs, not as a failed start.
+fn check_ipc_peers(resources: &[Resource], out: &mut Vec<Finding>) {
+    let ipc_of = |name: &str| {
+        resources.iter().find(|r| r.name() == name).and_then(|r| match &r.spec {
+            Spec::Container(c) => Some(c.ipc.clone()),
+            _ => None,
+        })
+    };
+    for (i, r) in resources.iter().enumerate() {
+        let Spec::Container(c) = &r.spec else { continue };
+        let Some(peer) = c.ipc.as_deref().and_then(|m| m.strip_prefix("container:")) else { continue };
+        if let Some(theirs) = ipc_of(peer) {
+            if !matches!(theirs.as_deref(), Some("shareable") | Some("host")) {
+                out.push(Finding {
+                    resource: i,
+                    path: YamlPath::of(&["spec", "ipc"]),
+                    message: format!(
+                        "ipc container:{peer}: the engine lets a container join {peer}'s IPC namespace only when {peer} has ipc: shareable; write that on {peer}"
+                    ),
+                });
+            }
+        }
+    }
+}
 
 fn check_host_ports(resources: &[Resource], out: &mut Vec<Finding>) {
     // (proto, port) -> every (ip, resource, ports index) publishing it: a clash is found by

@@ -132,6 +132,11 @@ pub struct ContainerSpec {
     /// `host`, `none`, `bridge` or `container:<name>` instead of `networks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// The IPC namespace (compose's `ipc`): `private`, `shareable`, `host`, `none` or
+    /// `container:<name>`; unset, the engine's default (`private`, or `shareable` where the
+    /// daemon is configured so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
     /// Docker restart policy.
     #[serde(default)]
     pub restart: RestartPolicy,

@@ -612,6 +612,24 @@ mod tests {
         assert!(errors(&c).contains("network_mode service:nope names no service of this file"), "{}", errors(&c));
     }
 
+    /// `ipc: service:x` joins x's IPC namespace (its container) and starts after it, as
+    /// compose; `ipc: host` passes through.
+    #[test]
+    fn ipc_is_carried_and_service_names_a_container() {
+        let text = "services:\n  db: { image: pg, ipc: shareable }\n  app: { image: app, ipc: \"service:db\" }\n  tool: { image: t, ipc: host }\n  bad: { image: b, ipc: \"service:nope\" }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert!(
+            errors(&c).contains("services.bad.ipc: ipc service:nope names no service of this file"),
+            "{}",
+            errors(&c)
+        );
+        assert_eq!(c.errors.len(), 1, "{}", errors(&c));
+        let app = spec(&c, "app");
+        assert_eq!(app["ipc"].as_str(), Some("container:db"), "{app:?}");
+        assert_eq!(app["depends_on"][0].as_str(), Some("db"), "{app:?}");
+        assert_eq!(spec(&c, "tool")["ipc"].as_str(), Some("host"));
+    }
+
     /// `deploy.replicas: N` (or `scale`) runs `<service>-1` … `<service>-N`, each reachable
     /// by the service's name; what depends on it waits for each; what cannot run N times on
     /// one host is refused, saying what to write.

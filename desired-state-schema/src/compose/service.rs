@@ -48,7 +48,8 @@ impl Cx<'_> {
         let mut health: Option<Value> = None;
         let container = sv.names.get(sv.name).cloned().unwrap_or_else(|| sv.name.to_string());
         let mut network_mode_set = false;
-        let mut network_peer: Option<String> = None;
+        // Containers whose namespaces this one joins (`service:x`): implied dependencies.
+        let mut peers: Vec<String> = Vec::new();
         for (k, v) in svc {
             let key = k.as_str().unwrap_or("");
             let kat = at.key(key);
@@ -287,31 +288,32 @@ impl Cx<'_> {
                     spec.insert("networks".into(), Value::Sequence(nets));
                     alias(&mut docmap, key, "networks");
                 }
-                "network_mode" => {
-                    network_mode_set = true;
+                "network_mode" | "ipc" => {
+                    network_mode_set |= key == "network_mode";
                     let mode = scalar_string(v);
+                    let what = if key == "ipc" { "IPC namespace" } else { "network" };
                     let mode = match mode.strip_prefix("service:") {
-                        // Compose runs the service in x's network namespace and starts x first:
-                        // the engine's `container:<x's container>`, and an implied depends_on.
+                        // Compose runs the service in x's namespace and starts x first: the
+                        // engine's `container:<x's container>`, and an implied depends_on.
                         Some(s) => match sv.names.get(s) {
                             Some(_) if sv.replicas.get(s) == Some(&0) => {
-                                self.err(&kat, &format!("network_mode service:{s}: {s} runs no container (deploy.replicas: 0) whose network this one could share: give {s} a replica, or use another network_mode"));
+                                self.err(&kat, &format!("{key} service:{s}: {s} runs no container (deploy.replicas: 0) whose {what} this one could share: give {s} a replica, or use another {key}"));
                                 continue;
                             }
                             // A replicated x: its first container, as compose takes it.
                             Some(c) => {
-                                network_peer = Some(c.clone());
+                                peers.push(c.clone());
                                 format!("container:{c}")
                             }
                             None => {
-                                self.err(&kat, &format!("network_mode service:{s} names no service of this file; name one of its services (network_mode: service:<name>), or use container:<name> for a container outside it"));
+                                self.err(&kat, &format!("{key} service:{s} names no service of this file; name one of its services ({key}: service:<name>), or use container:<name> for a container outside it"));
                                 continue;
                             }
                         },
                         None => mode,
                     };
-                    spec.insert("network_mode".into(), mode.into());
-                    alias(&mut docmap, key, "network_mode");
+                    spec.insert(key.into(), mode.into());
+                    alias(&mut docmap, key, key);
                 }
                 "depends_on" => {
                     let mut deps = Vec::new();
@@ -579,8 +581,9 @@ impl Cx<'_> {
             }
             spec.insert("networks".into(), Value::Sequence(nets));
         }
-        if let Some(peer) = network_peer {
-            // The implied dependency of `network_mode: service:x` (unless written already).
+        for peer in peers {
+            // The implied dependency of `network_mode: service:x` and `ipc: service:x`
+            // (unless written already).
             let mut deps = spec.get("depends_on").and_then(Value::as_sequence).cloned().unwrap_or_default();
             let named = |d: &Value| d.as_str().or_else(|| d.get("name").and_then(Value::as_str)) == Some(peer.as_str());
             if !deps.iter().any(named) {
@@ -972,7 +975,7 @@ pub(super) fn unsupported_hint(key: &str) -> String {
         "extends" => "write the shared keys once with YAML anchors and merge keys (x-base: &base …, then <<: *base)",
         "volumes_from" => "mount the same named volume in both services",
         "configs" => "mount the file with a relative bind (./file:/path:ro)",
-        "ipc" | "pid" | "uts" | "userns_mode" | "cgroup" | "cgroup_parent" | "isolation" | "runtime" => {
+        "pid" | "uts" | "userns_mode" | "cgroup" | "cgroup_parent" | "isolation" | "runtime" => {
             "the agent does not set namespaces or runtimes; remove it, or run this container by hand"
         }
         "cpu_shares"

@@ -1113,6 +1113,7 @@ impl DockerRuntime {
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
                 restart_policy: Some(restart),
                 network_mode,
+                ipc_mode: spec.ipc.clone(),
                 extra_hosts: (!spec.extra_hosts.is_empty()).then(|| {
                     spec.extra_hosts
                         .iter()
