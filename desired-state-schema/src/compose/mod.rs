@@ -287,11 +287,19 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         return out;
     };
     // How many containers each service runs (`deploy.replicas`, `scale`; 1 by default).
+    // A service whose profiles are off runs nothing: what it could not run is not refused.
     let replicas: BTreeMap<String, u64> = services
         .iter()
         .filter_map(|(k, v)| {
             let s = k.as_str()?;
-            Some((s.to_string(), replica_count(&mut cx, &YamlPath::root().key("services").key(s), v)))
+            let declared = seq_of_strings(v.get("profiles"));
+            let enabled = declared.is_empty() || declared.iter().any(|p| profiles.contains(p));
+            let errors = cx.errors.len();
+            let n = replica_count(&mut cx, &YamlPath::root().key("services").key(s), v);
+            if !enabled {
+                cx.errors.truncate(errors);
+            }
+            Some((s.to_string(), n))
         })
         .collect();
     // Container names of every service (for depends_on and network_mode: service:x): a
@@ -677,6 +685,12 @@ mod tests {
             e.contains("services.w.deploy.replicas: many is not a count: write a whole number of containers"),
             "{e}"
         );
+        // A service whose profile is off runs nothing, so what it could not run is not
+        // refused; with the profile on, it is.
+        let text = "services:\n  w: { image: w, container_name: fixed, deploy: { replicas: 3 }, profiles: [debug] }\n";
+        assert_eq!(errors(&convert("app/compose.yaml", text, None, &[])), "");
+        let e = errors(&convert("app/compose.yaml", text, None, &["debug".to_string()]));
+        assert!(e.contains("container_name"), "{e}");
     }
 
     /// Interpolated booleans and numbers are cast where the specification wants them, as
