@@ -606,6 +606,12 @@ mod tests {
             &[],
         );
         assert!(errors(&c).contains("mode \"nocopy\" on a relative bind is not supported"), "{}", errors(&c));
+        // A port's `name` and `app_protocol` are accepted and reach nothing, as with docker
+        // compose (the engine's API has no field for them); the port itself is published.
+        let text = "services:\n  web:\n    image: x\n    ports:\n      - { target: 80, published: \"8080\", name: web, app_protocol: http }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "web")["ports"][0].as_str(), Some("8080:80"), "{:?}", spec(&c, "web"));
 
         // `network_mode: service:x` runs in x's namespace and starts after x; an unknown x is
         // refused.
