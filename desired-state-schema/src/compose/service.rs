@@ -39,6 +39,7 @@ impl Cx<'_> {
         docmap.show_as(&YamlPath::root(), at);
         docmap.show_as(&spec_at, at);
         docmap.show_as(&YamlPath::root().key("metadata"), at);
+        docmap.show_as(&YamlPath::root().key("metadata").key("name"), at);
         // Record that spec.<key> came from services.<svc>.<from>.
         let alias = |docmap: &mut DocMap, from: &str, to: &str| {
             docmap.alias_tree(cmap, &at.key(from), &spec_at.key(to));
