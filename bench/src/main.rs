@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod docker;
+mod downtime;
 mod fleet;
 mod host;
 mod latency;
@@ -68,8 +69,9 @@ fn main() -> Result<()> {
             "fleet" => fleet::bench_fleet(&bin_dir)?,
             "build" => docker::bench_build(&bin_dir)?,
             "compose" => docker::bench_compose(&bin_dir)?,
+            "downtime" => downtime::bench_downtime(&bin_dir)?,
             other => {
-                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build, compose")
+                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build, compose, downtime")
             }
         }
     }
