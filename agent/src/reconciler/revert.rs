@@ -27,6 +27,10 @@ pub(super) enum Drift {
     Fault(CycleError),
 }
 
+/// How a drift repair that failed its gate begins its message (the phase it sets is
+/// Degraded, and a later repair that succeeds clears it).
+const REPAIR_FAILED: &str = "drift repair did not bring the host back to health";
+
 impl Drift {
     pub fn into_exit(self) -> Exit {
         match self {
@@ -297,13 +301,30 @@ impl Reconciler {
             Ok(()) => {
                 let _ = self.store.clear_journal();
                 self.state.drift.clear();
+                // A repair that failed before left the host Degraded; this one brought it
+                // back, so the status says where it stands again (Synced when it runs the
+                // revision it should).
+                let desired = self.state.desired.clone();
+                let held = self.state.paused
+                    || self.state.pinned.is_some()
+                    || desired
+                        .as_ref()
+                        .is_some_and(|d| self.state.failed.contains(d) || self.state.invalid.contains(d));
+                if self.state.phase == Phase::Degraded
+                    && self.state.message.as_deref().is_some_and(|m| m.starts_with(REPAIR_FAILED))
+                    && !held
+                    && desired == self.state.applied
+                {
+                    self.state.phase = Phase::Synced;
+                    self.state.message = None;
+                }
                 format!("repaired {} drifted resource(s)", changes.len())
             }
             Err(CycleError::Stopping) => return Drift::Fault(CycleError::Stopping),
             Err(e) if e.is_fault() => return Drift::Fault(e),
             Err(e) => {
                 let _ = self.store.clear_journal();
-                let msg = format!("drift repair did not bring the host back to health: {e}");
+                let msg = format!("{REPAIR_FAILED}: {e}");
                 self.state.phase = Phase::Degraded;
                 self.state.message = Some(msg.clone());
                 msg

@@ -439,6 +439,34 @@ async fn drift_is_repaired_and_reported_drift_stays_visible() {
     assert_eq!(a.state.message, None);
 }
 
+/// A drift repair that fails its gate leaves the host Degraded; the next one that succeeds
+/// says Synced again (the status used to keep the stale Degraded, and `sync --wait` exited
+/// non-zero on a host that was fine: seen in CI).
+#[tokio::test]
+async fn a_successful_repair_after_a_failed_one_says_synced_again() {
+    let h = Host::new();
+    h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    assert_eq!(a.state.phase, Phase::Synced);
+    h.world().running.remove("web");
+    h.world().refuse = Some("app:1".into());
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::DriftRepaired), "{r:?}");
+    assert_eq!(a.state.phase, Phase::Degraded);
+    assert!(
+        a.state.message.as_deref().is_some_and(|m| m.starts_with("drift repair did not bring")),
+        "{:?}",
+        a.state.message
+    );
+    h.world().refuse = None;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::DriftRepaired), "{r:?}");
+    assert_eq!(a.state.phase, Phase::Synced);
+    assert_eq!(a.state.message, None);
+    assert!(h.world().running.contains_key("web"));
+}
+
 #[tokio::test]
 async fn pinned_and_paused_hosts_stay_put() {
     let h = Host::new();
