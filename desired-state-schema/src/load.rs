@@ -575,9 +575,9 @@ impl Loaded {
                 deep_merge(&mut spec, o);
             }
             let typed_spec = match p.envelope.kind {
-                Kind::Container => typed::<ContainerSpec>(spec).map(Spec::Container),
-                Kind::PassengerApp => typed::<PassengerAppSpec>(spec).map(Spec::PassengerApp),
-                Kind::NixosSystem => typed::<NixosSystemSpec>(spec).map(Spec::NixosSystem),
+                Kind::Container => typed_each::<ContainerSpec>(spec).map(Spec::Container),
+                Kind::PassengerApp => typed_each::<PassengerAppSpec>(spec).map(Spec::PassengerApp),
+                Kind::NixosSystem => typed_each::<NixosSystemSpec>(spec).map(Spec::NixosSystem),
             };
             match typed_spec {
                 Ok(s) => {
@@ -590,11 +590,13 @@ impl Loaded {
                         origin: p.origin.clone(),
                     });
                 }
-                Err((rel, msg)) => {
+                Err(errors) => {
                     untyped.insert(p.envelope.metadata.name.clone());
-                    let mut path = YamlPath::of(&["spec"]);
-                    path.0.extend(rel.0);
-                    diags.push(self.locate(pi, environment, &path, &msg));
+                    for (rel, msg) in errors {
+                        let mut path = YamlPath::of(&["spec"]);
+                        path.0.extend(rel.0);
+                        diags.push(self.locate(pi, environment, &path, &msg));
+                    }
                 }
             }
         }
@@ -732,6 +734,48 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, (YamlPath, String)> {
     })
 }
 
+/// `typed`, listing every error of a document rather than the first: the offending key is
+/// set aside and the rest typed again, so one `validate` shows all there is to fix. A
+/// missing key, or an error at a list item (removing it would shift the items after it),
+/// ends the list, as does the 50th error: setting those aside would only cascade.
+fn typed_each<T: DeserializeOwned>(mut value: Value) -> Result<T, Vec<(YamlPath, String)>> {
+    let mut errors = Vec::new();
+    loop {
+        match typed::<T>(value.clone()) {
+            Ok(t) if errors.is_empty() => return Ok(t),
+            Ok(_) => return Err(errors),
+            Err((path, msg)) => {
+                let stop = msg.starts_with("missing key") || errors.len() >= 49 || !remove_key(&mut value, &path);
+                errors.push((path, msg));
+                if stop {
+                    return Err(errors);
+                }
+            }
+        }
+    }
+}
+
+/// Remove the mapping entry at `path` (its last step a key); whether there was one.
+fn remove_key(v: &mut Value, path: &YamlPath) -> bool {
+    let Some((Seg::Key(last), parents)) = path.0.split_last() else { return false };
+    let mut cur = v;
+    for seg in parents {
+        let next = match (seg, cur) {
+            (Seg::Key(k), Value::Mapping(m)) => m.get_mut(k.as_str()),
+            (Seg::Index(i), Value::Sequence(s)) => s.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return false,
+        }
+    }
+    match cur {
+        Value::Mapping(m) => m.remove(last.as_str()).is_some(),
+        _ => false,
+    }
+}
+
 /// Remove serde_yaml_ng's ` at line N column M` (we print positions ourselves).
 fn strip_marks(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -859,6 +903,31 @@ fn display_path(dir: &Path, rel: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every error of a document is listed, not only the first serde meets; a missing key
+    /// ends the list (what is set aside would only cascade).
+    #[test]
+    fn every_error_of_a_document_is_listed() {
+        let text = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec:\n  image: web:1\n  imgae: x\n  stop_timeout: soon\n  portz: []\n";
+        let files = [SourceFile { path: "web.yaml".into(), text: text.into() }];
+        let Err(invalid) = parse(&files).build(None) else { panic!("valid") };
+        let lines: Vec<String> = invalid.diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("web.yaml:6:3: spec.imgae: unknown key `imgae` (did you mean `image`?)"),
+            "{lines:#?}"
+        );
+        assert!(lines[1].starts_with("web.yaml:7:17: spec.stop_timeout: \"soon\" is not a duration"), "{lines:#?}");
+        assert!(
+            lines[2].starts_with("web.yaml:8:3: spec.portz: unknown key `portz` (did you mean `ports`?)"),
+            "{lines:#?}"
+        );
+        let text =
+            "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec:\n  imgae: x\n  portz: []\n";
+        let files = [SourceFile { path: "web.yaml".into(), text: text.into() }];
+        let Err(invalid) = parse(&files).build(None) else { panic!("valid") };
+        assert!(invalid.diagnostics.len() <= 3, "{:#?}", invalid.diagnostics);
+    }
 
     #[test]
     fn a_claimed_folder_covers_what_is_below_it_only() {
