@@ -801,3 +801,90 @@ fn body_at(port: u16) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Two agents on one engine, hosts `e2e` and `other` (PRODUCT.md "Names and places"): each
+/// labels what it makes with its host and touches nothing else — not when it replaces,
+/// removes or prunes networks; a name the other's container holds is a fault naming that
+/// host. A managed container of an older agent (no `driftless.host`) is left alone, since it
+/// may be anyone's, until a desired state names it.
+#[test]
+fn agents_with_different_hosts_share_one_engine_and_touch_only_their_own() {
+    let Some(_g) = setup() else { return };
+    let svc = |name: &str, v: &str| {
+        format!(
+            "---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: {name} }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  env: {{ V: \"{v}\" }}\n  networks: [{name}-net]\n  stop_timeout: 1s\n"
+        )
+    };
+    for n in ["alpha-net", "beta-net", "gamma-net"] {
+        docker::docker(&["network", "rm", n]);
+    }
+    docker::docker(&["rm", "-f", "legacy"]);
+    let (code, out) = docker::docker(&[
+        "run",
+        "-d",
+        "--name",
+        "legacy",
+        "--label",
+        "driftless.managed=true",
+        "--label",
+        "driftless.resource=legacy",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let legacy = docker::container_id("legacy");
+
+    let up_a = Upstream::new();
+    up_a.commit(&[("hosts/e2e/a.yaml", &svc("alpha", "1"))], "alpha 1");
+    let up_b = Upstream::new();
+    up_b.commit(&[("hosts/e2e/b.yaml", &svc("beta", "1"))], "beta 1");
+    let mut a = Agent::configure(&up_a.file_url(), "{ branch: main }", "");
+    let mut b = Agent::configure(&up_b.file_url(), "{ branch: main }", "");
+    let text = std::fs::read_to_string(&b.config).unwrap().replacen("host: e2e\n", "host: other\n", 1);
+    std::fs::write(&b.config, text).unwrap();
+    a.start();
+    a.wait_phase("Synced", Duration::from_secs(60));
+    b.start();
+    b.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(docker::label("alpha", "driftless.host"), "e2e");
+    assert_eq!(docker::label("beta", "driftless.host"), "other");
+    let net_host = |n: &str| docker::docker(&["network", "inspect", "-f", "{{index .Labels \"driftless.host\"}}", n]);
+    assert_eq!(net_host("beta-net"), (0, "other".to_string()));
+    let beta = docker::container_id("beta");
+
+    // e2e replaces alpha, then swaps it for gamma (alpha removed, its network pruned): beta,
+    // its network and the older agent's container are untouched.
+    up_a.commit(&[("hosts/e2e/a.yaml", &svc("alpha", "2"))], "alpha 2");
+    a.sync(0);
+    up_a.commit(&[("hosts/e2e/a.yaml", &svc("gamma", "1"))], "gamma instead of alpha");
+    a.sync(0);
+    assert!(docker::instances("alpha").is_empty(), "alpha removed by its own agent");
+    assert_ne!(net_host("alpha-net").0, 0, "alpha-net pruned by its own agent");
+    assert_eq!(docker::container_id("beta"), beta, "the other agent's container is untouched");
+    assert_eq!(docker::instances("beta"), [("beta".to_string(), true)]);
+    assert_eq!(net_host("beta-net"), (0, "other".to_string()), "the other agent's network is kept");
+    assert_eq!(docker::container_id("legacy"), legacy, "an older agent's container is left alone");
+
+    // e2e wants a container named beta: a fault naming the host that has it; nothing moves.
+    up_a.commit(&[("hosts/e2e/a.yaml", &format!("{}{}", svc("gamma", "1"), svc("beta", "9")))], "beta wanted");
+    a.ctl(&["sync", "--wait"]);
+    let s = a.status();
+    assert_eq!(s["phase"], "Degraded", "{s}");
+    let msg = s["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("a container named beta exists and belongs to the agent of host other"), "{msg}");
+    assert_eq!(docker::container_id("beta"), beta);
+    assert_eq!(s["failed_revisions"], serde_json::json!([]), "a fault, not a verdict: {s}");
+
+    // Named by a desired state, the older agent's container is adopted (replaced as its own).
+    up_b.commit(&[("hosts/e2e/b.yaml", &format!("{}{}", svc("beta", "1"), svc("legacy", "1")))], "adopt legacy");
+    b.sync(0);
+    assert_ne!(docker::container_id("legacy"), legacy, "adopted: replaced by its spec");
+    assert_eq!(docker::label("legacy", "driftless.host"), "other");
+    drop(a);
+    drop(b);
+    clear_managed();
+    for n in ["alpha-net", "beta-net", "gamma-net", "legacy-net"] {
+        docker::docker(&["network", "rm", n]);
+    }
+}

@@ -227,6 +227,10 @@ pub struct Observed {
     pub state: RunState,
     /// Other instances labelled for the same resource (left by a crash mid-replace).
     pub stray_instances: usize,
+    /// Managed but not labelled with any agent's host (made by an agent from before the
+    /// `driftless.host` label): this agent adopts it only when its desired state names it,
+    /// and otherwise leaves it alone — it may be another agent's on a shared engine.
+    pub unclaimed: bool,
 }
 
 /// What to do to one resource.
@@ -304,6 +308,7 @@ pub fn plan(desired: &[(&Resource, String)], observed: &[Observed], managed: &[K
     let mut orphans: Vec<&Observed> = observed
         .iter()
         .filter(|o| managed.contains(&o.kind))
+        .filter(|o| !o.unclaimed)
         .filter(|o| !wanted.contains(&(o.kind, o.name.as_str())))
         .collect();
     orphans.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
@@ -408,6 +413,7 @@ mod tests {
             revision: "r1".into(),
             state,
             stray_instances: stray,
+            unclaimed: false,
         }
     }
 
@@ -603,9 +609,24 @@ mod tests {
             revision: "r".into(),
             state: RunState::Running,
             stray_instances: 0,
+            unclaimed: false,
         };
         assert!(plan(&[], std::slice::from_ref(&o), &[Kind::Container]).steps.is_empty());
         assert_eq!(plan(&[], &[o], &[Kind::PassengerApp]).steps[0].action, Action::Remove);
+    }
+
+    /// A managed container no agent's host claims (an older agent's) is never removed by
+    /// this one, which may share the engine with others; named by the desired state, it is
+    /// adopted like any other.
+    #[test]
+    fn unclaimed_resources_are_adopted_when_desired_and_never_removed() {
+        let mut o = obs("old", "h", RunState::Running, 0);
+        o.unclaimed = true;
+        assert!(plan(&[], std::slice::from_ref(&o), &[Kind::Container]).steps.is_empty());
+        let s = state(&doc("old", "old:2", ""));
+        let p = plan(&[(&s[0], "h2".into())], &[o], &[Kind::Container]);
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(p.steps[0].action, Action::Replace);
     }
 
     #[test]

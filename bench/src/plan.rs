@@ -39,6 +39,7 @@ fn plan_at(n: usize) -> Result<()> {
             revision: "a".repeat(40),
             state: RunState::Running,
             stray_instances: 0,
+            unclaimed: false,
         })
         .collect();
     for i in 0..50 {
@@ -49,6 +50,7 @@ fn plan_at(n: usize) -> Result<()> {
             revision: "a".repeat(40),
             state: RunState::Running,
             stray_instances: 0,
+            unclaimed: false,
         });
     }
     let managed = [desired_state_schema::Kind::Container];

@@ -65,6 +65,10 @@ pub enum RuntimeError {
         "a container named {name} exists and is not managed by Driftless: remove or rename it, or rename the resource"
     )]
     NameTaken { name: String },
+    #[error(
+        "a container named {name} exists and belongs to the agent of host {host} (label driftless.host={host}) on this engine: rename the resource, or remove it from that host's desired state"
+    )]
+    NameTakenByAgent { name: String, host: String },
     #[error("env file {path} of {resource}: {detail}")]
     EnvFile { resource: String, path: String, detail: String },
     #[error("{resource}: {detail}")]
@@ -89,6 +93,7 @@ impl Classify for RuntimeError {
             | RuntimeError::Pull { .. }
             | RuntimeError::RegistryAuth { .. }
             | RuntimeError::NameTaken { .. }
+            | RuntimeError::NameTakenByAgent { .. }
             | RuntimeError::EnvFile { .. }
             | RuntimeError::Engine { .. }
             | RuntimeError::Host { .. } => Class::Fault,
@@ -106,7 +111,7 @@ impl RuntimeError {
     /// The resource the error is about, when it names one.
     pub fn resource(&self) -> Option<&str> {
         match self {
-            RuntimeError::NameTaken { name } => Some(name),
+            RuntimeError::NameTaken { name } | RuntimeError::NameTakenByAgent { name, .. } => Some(name),
             RuntimeError::EnvFile { resource, .. }
             | RuntimeError::Docker { resource, .. }
             | RuntimeError::Build { resource, .. }
@@ -533,6 +538,7 @@ mod tests {
                 revision: String::new(),
                 state: RunState::Running,
                 stray_instances: 0,
+                unclaimed: false,
             }])
         }
         fn observation_token(&self) -> Option<u64> {

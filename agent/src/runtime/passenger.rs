@@ -182,7 +182,15 @@ impl PassengerRuntime {
                         }
                         _ => (String::new(), String::new(), RunState::NotRunning),
                     };
-                    Observed { kind: Kind::PassengerApp, name, spec_hash, revision, state, stray_instances: 0 }
+                    Observed {
+                        kind: Kind::PassengerApp,
+                        name,
+                        spec_hash,
+                        revision,
+                        state,
+                        stray_instances: 0,
+                        unclaimed: false,
+                    }
                 })
                 .collect()
         })

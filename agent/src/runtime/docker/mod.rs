@@ -46,6 +46,9 @@ use crate::source::GitSource;
 use crate::state::Diagnostic;
 
 pub const LABEL_MANAGED: &str = "driftless.managed";
+/// The `host` of the agent that owns a container, network or volume (PRODUCT.md "Names and
+/// places"): several agents with different hosts share one engine, each touching its own.
+pub const LABEL_HOST: &str = "driftless.host";
 pub const LABEL_RESOURCE: &str = "driftless.resource";
 pub const LABEL_REVISION: &str = "driftless.revision";
 pub const LABEL_SPEC_HASH: &str = "driftless.spec-hash";
@@ -75,6 +78,8 @@ struct Instance {
     oneshot: bool,
     /// Exited with status 0 (a oneshot that is done).
     exited_ok: bool,
+    /// No `driftless.host` label (made by an older agent): adopted only when desired.
+    unclaimed: bool,
 }
 
 #[derive(Clone)]
@@ -127,6 +132,8 @@ pub struct DockerRuntime {
     /// until the next image event (a no-op poll then inspects no image). Applying always asks
     /// the engine afresh.
     image_ids: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
+    /// This agent's `host`: what it labels and the only host's objects it touches.
+    host: String,
 }
 
 fn unreachable(e: BollardError) -> RuntimeError {
@@ -223,6 +230,7 @@ impl DockerRuntime {
             objects: Default::default(),
             negotiated: Default::default(),
             image_ids: Default::default(),
+            host: cfg.host.clone(),
         })
     }
 
@@ -262,6 +270,11 @@ impl DockerRuntime {
         for c in list {
             let labels = c.labels.unwrap_or_default();
             let Some(res) = labels.get(LABEL_RESOURCE) else { continue };
+            // Another agent's (a different host on a shared engine): never ours to touch.
+            let owner = labels.get(LABEL_HOST);
+            if owner.is_some_and(|h| *h != self.host) {
+                continue;
+            }
             let name = c
                 .names
                 .and_then(|n| n.into_iter().next())
@@ -278,6 +291,7 @@ impl DockerRuntime {
                 oneshot: labels.get(LABEL_ONESHOT).is_some_and(|v| v == "true"),
                 exited_ok: matches!(c.state, Some(bollard::models::ContainerSummaryStateEnum::EXITED))
                     && c.status.as_deref().is_some_and(|st| st.starts_with("Exited (0)")),
+                unclaimed: owner.is_none(),
             });
         }
         out.sort_by(|a, b| (&a.resource, &a.name).cmp(&(&b.resource, &b.name)));
@@ -316,6 +330,8 @@ impl DockerRuntime {
                     revision: p.map(|p| p.revision.clone()).unwrap_or_default(),
                     state,
                     stray_instances: inst.len().saturating_sub(1),
+                    // Unclaimed only while every instance is (one of ours among them claims it).
+                    unclaimed: inst.iter().all(|i| i.unclaimed),
                 }
             })
             .collect())
@@ -743,6 +759,7 @@ impl DockerRuntime {
         let _one_at_a_time = self.objects.lock().await;
         let mut labels = HashMap::new();
         labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
+        labels.insert(LABEL_HOST.to_string(), self.host.clone());
         for net in &spec.networks {
             match api.inspect_network(&net.name, None::<bollard::query_parameters::InspectNetworkOptions>).await {
                 Ok(_) => {}
@@ -813,12 +830,12 @@ impl DockerRuntime {
         if !instances.iter().any(|i| i.name == name) {
             match self.api().await?.inspect_container(name, None::<InspectContainerOptions>).await {
                 Ok(c) => {
-                    let managed = c
-                        .config
-                        .and_then(|cfg| cfg.labels)
-                        .is_some_and(|l| l.get(LABEL_MANAGED).map(String::as_str) == Some("true"));
-                    if !managed {
+                    let labels = c.config.and_then(|cfg| cfg.labels).unwrap_or_default();
+                    if labels.get(LABEL_MANAGED).map(String::as_str) != Some("true") {
                         return Err(RuntimeError::NameTaken { name: name.to_string() });
+                    }
+                    if let Some(owner) = labels.get(LABEL_HOST).filter(|h| **h != self.host) {
+                        return Err(RuntimeError::NameTakenByAgent { name: name.to_string(), host: owner.clone() });
                     }
                 }
                 Err(e) if is_not_found(&e) => {}
@@ -851,6 +868,7 @@ impl DockerRuntime {
                     stop_timeout: stop_secs(spec),
                     oneshot: false,
                     exited_ok: false,
+                    unclaimed: false,
                 }
             }
         };
@@ -1026,6 +1044,7 @@ impl DockerRuntime {
         };
         let mut labels: HashMap<String, String> = spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
+        labels.insert(LABEL_HOST.to_string(), self.host.clone());
         labels.insert(LABEL_RESOURCE.to_string(), name.to_string());
         labels.insert(LABEL_REVISION.to_string(), made.revision.to_string());
         labels.insert(LABEL_SPEC_HASH.to_string(), made.hash.to_string());
@@ -1311,7 +1330,10 @@ impl DockerRuntime {
     pub async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {
         let api = self.api().await?;
         let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![format!("{LABEL_MANAGED}=true")]);
+        // This agent's networks only (not another host's on a shared engine, nor an older
+        // agent's unlabelled ones, which may be anyone's).
+        filters
+            .insert("label".to_string(), vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_HOST}={}", self.host)]);
         let opts = bollard::query_parameters::ListNetworksOptions { filters: Some(filters) };
         let wanted: BTreeSet<String> = keep
             .iter()
