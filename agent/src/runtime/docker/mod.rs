@@ -1,5 +1,7 @@
 //! The Docker runtime (bollard; the API version is negotiated, so Debian's docker.io at API
-//! 1.41 works). Owns the containers labelled `driftless.managed=true` and nothing else.
+//! 1.41 works). Owns the containers labelled `driftless.managed=true` and
+//! `driftless.host=<its host>` and nothing else (an older agent's, with no host label, are
+//! reported unclaimed: adopted only when desired), so several agents share one engine.
 //!
 //! A resource `web` runs as the container named `web`, labelled with its resource name, the
 //! revision it came from, its spec hash and its image id. Converging is idempotent:
