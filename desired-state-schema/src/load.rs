@@ -717,6 +717,14 @@ pub fn deep_merge(base: &mut Value, overlay: &Value) {
 /// Deserialize `value` as `T`; on failure, the path of the offending node (for an unknown
 /// key: the key itself) and an operator-facing message.
 fn typed<T: DeserializeOwned>(value: Value) -> Result<T, (YamlPath, String)> {
+    typed_from(value)
+}
+
+/// `typed` from any deserializer of a YAML value (`&Value` types it without a copy).
+fn typed_from<'de, T: DeserializeOwned, D>(value: D) -> Result<T, (YamlPath, String)>
+where
+    D: serde::Deserializer<'de, Error = serde_yaml_ng::Error>,
+{
     serde_path_to_error::deserialize(value).map_err(|e| {
         let mut path = YamlPath(
             e.path()
@@ -741,7 +749,8 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, (YamlPath, String)> {
 fn typed_each<T: DeserializeOwned>(mut value: Value) -> Result<T, Vec<(YamlPath, String)>> {
     let mut errors = Vec::new();
     loop {
-        match typed::<T>(value.clone()) {
+        // Typed from a reference, without a copy; an error's key is set aside in place.
+        match typed_from::<T, _>(&value) {
             Ok(t) if errors.is_empty() => return Ok(t),
             Ok(_) => return Err(errors),
             Err((path, msg)) => {
