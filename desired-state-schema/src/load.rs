@@ -754,34 +754,15 @@ fn typed_each<T: DeserializeOwned>(mut value: Value) -> Result<T, Vec<(YamlPath,
             Ok(t) if errors.is_empty() => return Ok(t),
             Ok(_) => return Err(errors),
             Err((path, msg)) => {
-                let stop = msg.starts_with("missing key") || errors.len() >= 49 || !remove_key(&mut value, &path);
+                let stop = msg.starts_with("missing key")
+                    || errors.len() >= 49
+                    || !crate::source_map::remove_entry(&mut value, &path);
                 errors.push((path, msg));
                 if stop {
                     return Err(errors);
                 }
             }
         }
-    }
-}
-
-/// Remove the mapping entry at `path` (its last step a key); whether there was one.
-fn remove_key(v: &mut Value, path: &YamlPath) -> bool {
-    let Some((Seg::Key(last), parents)) = path.0.split_last() else { return false };
-    let mut cur = v;
-    for seg in parents {
-        let next = match (seg, cur) {
-            (Seg::Key(k), Value::Mapping(m)) => m.get_mut(k.as_str()),
-            (Seg::Index(i), Value::Sequence(s)) => s.get_mut(*i),
-            _ => None,
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return false,
-        }
-    }
-    match cur {
-        Value::Mapping(m) => m.remove(last.as_str()).is_some(),
-        _ => false,
     }
 }
 

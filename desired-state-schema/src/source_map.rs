@@ -66,6 +66,30 @@ impl fmt::Display for YamlPath {
     }
 }
 
+/// Remove the mapping entry at `path` from `v`: the path's last step is a key; the steps
+/// before it are mapping keys (looked up through YAML tags) and list indexes. Whether there
+/// was such an entry.
+pub fn remove_entry(v: &mut serde_yaml_ng::Value, path: &YamlPath) -> bool {
+    use serde_yaml_ng::Value;
+    let Some((Seg::Key(last), parents)) = path.0.split_last() else { return false };
+    let mut cur = v;
+    for seg in parents {
+        let next = match (seg, cur) {
+            (Seg::Key(k), c) => c.get_mut(k.as_str()),
+            (Seg::Index(i), Value::Sequence(s)) => s.get_mut(*i),
+            (Seg::Index(_), _) => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return false,
+        }
+    }
+    match cur {
+        Value::Mapping(m) => m.remove(last.as_str()).is_some(),
+        _ => false,
+    }
+}
+
 /// A 1-based line and column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {

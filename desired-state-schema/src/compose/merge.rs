@@ -38,7 +38,9 @@ pub fn merge(base: &mut Doc, over: Doc) -> Vec<Conflict> {
     let mut tagged = Vec::new();
     tagged_paths(&ov, &YamlPath::root(), &mut tagged);
     for p in &tagged {
-        remove_path(&mut base.value, &mut base.map, p);
+        if crate::source_map::remove_entry(&mut base.value, p) {
+            base.map.remove_tree(p);
+        }
     }
     resolve_tags(&mut ov);
     let mut conflicts = Vec::new();
@@ -61,24 +63,6 @@ fn tagged_paths(v: &Value, at: &YamlPath, out: &mut Vec<YamlPath>) {
         }
         Value::Tagged(t) => tagged_paths(&t.value, at, out),
         _ => {}
-    }
-}
-
-/// Remove the mapping entry at `path` (keys only) from `v`, and its positions.
-fn remove_path(v: &mut Value, map: &mut DocMap, path: &YamlPath) {
-    let mut cur = v;
-    let Some((last, parents)) = path.0.split_last() else { return };
-    for seg in parents {
-        let Seg::Key(k) = seg else { return };
-        match cur.get_mut(k.as_str()) {
-            Some(next) => cur = next,
-            None => return,
-        }
-    }
-    if let (Seg::Key(k), Value::Mapping(m)) = (last, cur) {
-        if m.remove(k.as_str()).is_some() {
-            map.remove_tree(path);
-        }
     }
 }
 
