@@ -14,7 +14,7 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::source_map::{DocMap, Seg, YamlPath};
+use crate::source_map::{DocMap, Pos, Seg, YamlPath};
 
 /// One compose file's tree after interpolation, with its positions.
 pub struct Doc {
@@ -26,6 +26,8 @@ pub struct Doc {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Conflict {
     pub at: YamlPath,
+    /// Where `at` is in the override.
+    pub pos: Pos,
     pub message: String,
 }
 
@@ -58,7 +60,7 @@ fn tagged_paths(v: &Value, at: &YamlPath, out: &mut Vec<YamlPath>) {
     match v {
         Value::Mapping(m) => {
             for (k, x) in m {
-                tagged_paths(x, &at.key(key_text(k)), out);
+                tagged_paths(x, &at.key(text(k)), out);
             }
         }
         Value::Tagged(t) => tagged_paths(&t.value, at, out),
@@ -256,6 +258,7 @@ fn merge_at(
         (Value::Mapping(_), Value::Mapping(_)) => merge_mappings(bv, bmap, bp, ov, omap, op, conflicts),
         (Value::Mapping(_), _) => conflicts.push(Conflict {
             at: op.clone(),
+            pos: omap.value_pos(op),
             message: format!("the base file has a mapping here and the override {}: compose cannot merge them; write a mapping, or `!override` to replace it", shape(ov)),
         }),
         (Value::Sequence(_), Value::Sequence(o)) => {
@@ -268,6 +271,7 @@ fn merge_at(
         }
         (Value::Sequence(_), _) => conflicts.push(Conflict {
             at: op.clone(),
+            pos: omap.value_pos(op),
             message: format!("the base file has a list here and the override {}: compose cannot merge them; write a list, or `!override` to replace it", shape(ov)),
         }),
         _ => replace(bv, bmap, bp, ov, omap, op),
@@ -322,7 +326,7 @@ fn merge_mappings(
 ) {
     let (Value::Mapping(b), Value::Mapping(o)) = (bv, ov) else { return };
     for (k, v) in o {
-        let name = key_text(k);
+        let name = text(k);
         let (bk, ok) = (bp.key(name.clone()), op.key(name));
         match b.get_mut(k) {
             Some(existing) => merge_at(existing, bmap, &bk, v, omap, &ok, conflicts),
@@ -349,7 +353,7 @@ fn to_sequence<'m>(v: &Value, map: &'m DocMap, at: &YamlPath) -> Vec<(Value, &'m
         Value::Mapping(m) => {
             let mut out: Vec<(Value, &DocMap, YamlPath)> = Vec::new();
             for (k, val) in m {
-                let key = key_text(k);
+                let key = text(k);
                 let kat = at.key(key.clone());
                 match val {
                     Value::Null => out.push((Value::String(key), map, kat)),
@@ -400,13 +404,6 @@ fn rebuild(bv: &mut Value, bmap: &mut DocMap, bp: &YamlPath, items: Vec<(Value, 
     *bv = Value::Sequence(seq);
 }
 
-fn key_text(k: &Value) -> String {
-    match k {
-        Value::String(s) => s.clone(),
-        other => text(other),
-    }
-}
-
 /// A scalar as compose-go's `%v` prints it.
 fn text(v: &Value) -> String {
     match v {
@@ -430,7 +427,7 @@ fn unicity_at(v: &mut Value, map: &mut DocMap, at: &YamlPath) {
     match v {
         Value::Mapping(m) => {
             for (k, x) in m.iter_mut() {
-                unicity_at(x, map, &at.key(key_text(k)));
+                unicity_at(x, map, &at.key(text(k)));
             }
         }
         Value::Sequence(s) => {

@@ -215,9 +215,14 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         match merged.as_mut() {
             None => merged = Some(doc),
             Some(base) => {
-                let omap = doc.map.clone();
                 for c in merge::merge(base, doc) {
-                    out.errors.push(diag(file, &omap, &c.at, &c.message, false));
+                    let (line, column) = (c.pos.line, c.pos.column);
+                    out.errors.push(Diagnostic {
+                        file: file.into(),
+                        line,
+                        column,
+                        message: format!("{}: {}", c.at, c.message),
+                    });
                 }
             }
         }
