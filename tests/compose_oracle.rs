@@ -64,6 +64,11 @@ fn map(v: Option<&Value>) -> BTreeMap<String, String> {
     }
 }
 
+/// The targets of `SOURCE:TARGET[:MODE]` volume entries.
+fn mount_targets(v: Option<&Value>) -> BTreeSet<String> {
+    strings(v).iter().map(|v| v.split(':').nth(1).unwrap_or_default().to_string()).collect()
+}
+
 /// `docker-compose config`'s view: service → meaning.
 fn compose_config(dir: &std::path::Path) -> Option<BTreeMap<String, Meaning>> {
     let out = match Command::new("docker-compose").arg("config").current_dir(dir).output() {
@@ -84,13 +89,7 @@ fn compose_config(dir: &std::path::Path) -> Option<BTreeMap<String, Meaning>> {
             .flatten()
             .map(|p| text(p).trim_end_matches("/tcp").to_string())
             .collect();
-        let mounts = s
-            .get("volumes")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-            .map(|v| text(v).split(':').nth(1).unwrap_or_default().to_string())
-            .collect();
+        let mounts = mount_targets(s.get("volumes"));
         let depends_on = match s.get("depends_on") {
             Some(Value::Mapping(m)) => m.keys().map(text).collect(),
             other => strings(other).into_iter().collect(),
@@ -122,13 +121,7 @@ fn converted(dir: &std::path::Path) -> BTreeMap<String, Meaning> {
     for doc in serde_yaml_ng::Deserializer::from_str(&r.stdout) {
         let doc = Value::deserialize(doc).unwrap();
         let spec = &doc["spec"];
-        let mut mounts: BTreeSet<String> = spec
-            .get("volumes")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-            .map(|v| text(v).split(':').nth(1).unwrap_or_default().to_string())
-            .collect();
+        let mut mounts = mount_targets(spec.get("volumes"));
         for f in spec.get("files").and_then(Value::as_sequence).into_iter().flatten() {
             mounts.insert(text(&f["target"]));
         }
