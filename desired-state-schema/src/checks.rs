@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::source_map::YamlPath;
-use crate::types::{Condition, ContainerSpec, HealthCheck, Kind, NixosSystemSpec, PassengerAppSpec, Resource, Spec};
+use crate::types::{
+    Condition, ContainerSpec, HealthCheck, Kind, NixosSystemSpec, PassengerAppSpec, Resource, Spec, UpdateOrder,
+};
 
 /// One semantic finding: what is wrong at which path of the document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +34,7 @@ pub fn check_all(resources: &[Resource], untyped: &std::collections::BTreeSet<St
     check_dependencies(resources, untyped, &mut out);
     check_host_ports(resources, &mut out);
     check_ipc_peers(resources, &mut out);
+    check_proxies(resources, &mut out);
     out
 }
 
@@ -132,6 +135,7 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(spec.key("external").key("networks").index(i), format!("external network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));
         }
     }
+    check_update(c, spec, f);
     if c.oneshot && !c.health.is_empty() {
         f(
             spec.key("health"),
@@ -740,6 +744,185 @@ fn check_host_ports(resources: &[Resource], out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// The longest `proxy.drain`: a drain holds the reconciler (and the old container) that long.
+pub const MAX_DRAIN: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `update` and `proxy` (PRODUCT.md "Zero-downtime replaces"): two containers of one resource
+/// run side by side only where they can.
+fn check_update(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    let start_first = c.update == UpdateOrder::StartFirst;
+    if start_first && c.oneshot {
+        f(
+            spec.key("update"),
+            "a oneshot container runs to completion and is never replaced while it serves: remove update".into(),
+        );
+    }
+    if start_first && c.network_mode.as_deref() == Some("host") {
+        f(
+            spec.key("update"),
+            "with network_mode: host the new container would bind the old one's ports: remove update: start-first, or give the container a network and a proxy".into(),
+        );
+    }
+    if start_first {
+        for (i, p) in c.ports.iter().enumerate() {
+            let Ok(m) = PortMapping::parse(p) else { continue };
+            let Some((lo, _)) = m.host else { continue };
+            let what = match &c.proxy {
+                Some(_) => "with proxy, Caddy takes the traffic: remove this port (proxy.listen is where Caddy listens)".to_string(),
+                None => format!(
+                    "update: start-first runs the new container beside the old one, and two containers cannot hold host port {lo}: take the traffic through the host's Caddy instead (replace this port with proxy: {{ listen: \"127.0.0.1:{lo}\", port: {} }}), or write update: stop-first",
+                    m.container.0
+                ),
+            };
+            f(spec.key("ports").index(i), what);
+        }
+    }
+    let Some(p) = &c.proxy else { return };
+    let at = spec.key("proxy");
+    if !start_first {
+        f(
+            at.clone(),
+            "proxy moves traffic between the old and the new container of a start-first replace: add update: start-first".into(),
+        );
+    }
+    if p.hosts.is_empty() && p.listen.is_none() {
+        f(
+            at.clone(),
+            "proxy needs hosts (names Caddy serves, e.g. hosts: [app.example.com]) or listen (an address, e.g. listen: \"127.0.0.1:8080\"), or both".into(),
+        );
+    }
+    for (i, h) in p.hosts.iter().enumerate() {
+        if let Err(why) = proxy_host(h) {
+            f(at.key("hosts").index(i), format!("host {h:?} {why}"));
+        }
+    }
+    if let Some(l) = &p.listen {
+        if let Err(why) = listen_address(l) {
+            f(at.key("listen"), format!("listen {l:?} {why}"));
+        }
+    }
+    if p.port == 0 {
+        f(at.key("port"), "port is the container's port that serves HTTP, from 1 to 65535".into());
+    }
+    if !p.path.starts_with('/') {
+        f(at.key("path"), format!("path {:?} must start with /, e.g. /up", p.path));
+    }
+    if p.drain.as_std() > MAX_DRAIN {
+        f(
+            at.key("drain"),
+            format!("drain {} is longer than 10m, and the old container would hold the agent that long: write at most 10m", p.drain),
+        );
+    }
+}
+
+/// A host name Caddy can serve: DNS labels, an optional leading `*.` wildcard.
+fn proxy_host(h: &str) -> Result<(), String> {
+    let name = h.strip_prefix("*.").unwrap_or(h);
+    if name.is_empty() || name.len() > 253 {
+        return Err("is not a host name: write a name such as app.example.com".into());
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err("is not a host name: letters a-z, digits and '-' between dots, e.g. app.example.com (no scheme, port or path)".into());
+        }
+    }
+    Ok(())
+}
+
+/// `IP:PORT`, `[IPv6]:PORT` or `:PORT` (every address).
+pub fn listen_address(l: &str) -> Result<(), String> {
+    let bad = || "is not a listen address: write IP:PORT or :PORT, e.g. 127.0.0.1:8080".to_string();
+    let (host, port) = l.rsplit_once(':').ok_or_else(bad)?;
+    if !host.is_empty() {
+        let ip = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        if ip.parse::<IpAddr>().is_err() || (host == ip && ip.contains(':')) {
+            return Err(bad());
+        }
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+/// Two containers cannot take one host name or one listen address, nor a listen address
+/// that another container publishes as a host port.
+fn check_proxies(resources: &[Resource], out: &mut Vec<Finding>) {
+    let mut hosts: HashMap<&str, usize> = HashMap::new();
+    let mut listens: HashMap<(String, u16), usize> = HashMap::new();
+    for (i, r) in resources.iter().enumerate() {
+        let Spec::Container(c) = &r.spec else { continue };
+        let Some(p) = &c.proxy else { continue };
+        let at = YamlPath::of(&["spec", "proxy"]);
+        for (j, h) in p.hosts.iter().enumerate() {
+            match hosts.get(h.as_str()) {
+                Some(&o) => out.push(Finding {
+                    resource: i,
+                    path: at.key("hosts").index(j),
+                    message: format!(
+                        "host {h:?} is already served by {:?} ({}): one host name goes to one container",
+                        resources[o].name(),
+                        resources[o].origin
+                    ),
+                }),
+                None => {
+                    hosts.insert(h, i);
+                }
+            }
+        }
+        let Some((ip, port)) = p.listen.as_deref().and_then(split_listen) else { continue };
+        let clash = listens.iter().find(|((oip, oport), _)| *oport == port && (oip == &ip || oip.is_empty() || ip.is_empty()));
+        if let Some((_, &o)) = clash {
+            out.push(Finding {
+                resource: i,
+                path: at.key("listen"),
+                message: format!(
+                    "listen address {:?} is already taken by {:?} ({}): give each container its own",
+                    p.listen.as_deref().unwrap_or(""),
+                    resources[o].name(),
+                    resources[o].origin
+                ),
+            });
+            continue;
+        }
+        for (k, other) in resources.iter().enumerate() {
+            let Spec::Container(oc) = &other.spec else { continue };
+            let published = oc.ports.iter().filter_map(|s| PortMapping::parse(s).ok()).any(|m| {
+                let oip = m.ip.clone().unwrap_or_default();
+                let oip = if oip == "0.0.0.0" { String::new() } else { oip };
+                m.host.is_some_and(|(lo, hi)| (lo..=hi).contains(&port)) && (oip == ip || oip.is_empty() || ip.is_empty())
+            });
+            if published && k != i {
+                out.push(Finding {
+                    resource: i,
+                    path: at.key("listen"),
+                    message: format!(
+                        "listen address {:?} is a host port that {:?} publishes ({}): Caddy and the engine cannot both hold it",
+                        p.listen.as_deref().unwrap_or(""),
+                        other.name(),
+                        other.origin
+                    ),
+                });
+            }
+        }
+        listens.insert((ip, port), i);
+    }
+}
+
+/// A valid listen address as (IP, or "" for every address; port).
+pub fn split_listen(l: &str) -> Option<(String, u16)> {
+    listen_address(l).ok()?;
+    let (host, port) = l.rsplit_once(':')?;
+    let ip = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let ip = if ip == "0.0.0.0" { "" } else { ip };
+    Some((ip.to_string(), port.parse().ok()?))
 }
 
 /// A parsed `ports` entry.

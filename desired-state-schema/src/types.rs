@@ -87,6 +87,16 @@ pub struct ContainerSpec {
     /// spec changes. For migrations.
     #[serde(default, skip_serializing_if = "is_false")]
     pub oneshot: bool,
+    /// How a replace runs (compose's `deploy.update_config.order`): `stop-first` (the
+    /// default: the old container stops, then the new one starts) or `start-first` (the new
+    /// one starts beside the old one, which stops only once the new one serves; with `proxy`
+    /// its traffic moves through the host's Caddy).
+    #[serde(default, skip_serializing_if = "UpdateOrder::is_stop_first")]
+    pub update: UpdateOrder,
+    /// Take traffic through the host's Caddy (agent config `proxy.caddy_admin`), so that a
+    /// start-first replace or revert moves it without refusing a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxySpec>,
     /// Replaces the image's CMD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -236,6 +246,54 @@ pub struct ContainerSpec {
     /// Checks that must pass before a revision counts as good.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<HealthCheck>,
+}
+
+/// The order of a Container's replace (`update`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop the old container, then start the new one (a replace refuses requests meanwhile).
+    #[default]
+    StopFirst,
+    /// Start the new container beside the old one; the old one stops only once the new one
+    /// answers and, with `proxy`, the route points at it.
+    StartFirst,
+}
+
+impl UpdateOrder {
+    fn is_stop_first(&self) -> bool {
+        *self == UpdateOrder::StopFirst
+    }
+}
+
+/// A Container's route through the host's Caddy (`proxy`): requests for `hosts`, or to
+/// `listen`, go to the container's `port`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySpec {
+    /// Host names Caddy serves for this container (with its automatic HTTPS, in the Caddy
+    /// server that listens on :443, else one the agent adds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// An address Caddy listens on for this container alone, plain HTTP: `IP:PORT` or `:PORT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The container's port that serves HTTP.
+    pub port: u16,
+    /// What a new container must answer with 2xx before traffic moves to it.
+    #[serde(default = "default_proxy_path")]
+    pub path: String,
+    /// How long the old container keeps running after traffic moved (at most 10m).
+    #[serde(default = "default_drain")]
+    pub drain: Duration,
+}
+
+fn default_proxy_path() -> String {
+    "/".into()
+}
+
+fn default_drain() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn is_false(b: &bool) -> bool {

@@ -137,6 +137,43 @@ fn cases() -> Vec<Case> {
         ("unknown key in an overlay", None, vec![("a.yaml", format!("{WEB}environments:\n  staging:\n    spce: {{}}\n"))]),
         ("no documents", None, vec![("empty.yaml", "# nothing here\n".into())]),
         (
+            "start-first with a host port and no proxy",
+            None,
+            vec![("a.yaml", c("web", "  image: web:1\n  update: start-first\n  ports: [\"127.0.0.1:8080:80\"]\n"))],
+        ),
+        (
+            "proxy without hosts or listen, and without start-first",
+            None,
+            vec![("a.yaml", c("web", "  image: web:1\n  proxy: { port: 80 }\n"))],
+        ),
+        (
+            "proxy with a bad host, listen, path and drain",
+            None,
+            vec![("a.yaml", c("web", "  image: web:1\n  update: start-first\n  proxy: { hosts: [\"https://App.example.com/\"], listen: \"localhost:8080\", port: 80, path: up, drain: 11m }\n"))],
+        ),
+        (
+            "two containers claim one host and one listen address",
+            None,
+            vec![(
+                "a.yaml",
+                c("web", "  image: web:1\n  update: start-first\n  proxy: { hosts: [app.example.com], listen: \"127.0.0.1:8080\", port: 80 }\n")
+                    + "---\n"
+                    + &c("web2", "  image: web:1\n  update: start-first\n  proxy: { hosts: [app.example.com], listen: \":8080\", port: 80 }\n")
+                    + "---\n"
+                    + &c("api", "  image: api:1\n  ports: [\"8081:80\"]\n")
+                    + "---\n"
+                    + &c("api2", "  image: api:1\n  update: start-first\n  proxy: { listen: \"127.0.0.1:8081\", port: 80 }\n"),
+            )],
+        ),
+        (
+            "compose update_config and x-driftless.proxy",
+            None,
+            vec![(
+                "compose.yaml",
+                "services:\n  web:\n    image: web:1\n    deploy:\n      update_config: { order: start-first, parallelism: 2 }\n    x-driftless:\n      proxy: { listen: \"127.0.0.1:8080\", port: 80, drain: 1h }\n".into(),
+            )],
+        ),
+        (
             "errors in several files are all reported",
             None,
             vec![("a.yaml", c("a", "  image: A\n")), ("b.yaml", "kind: [\n".into()), ("c.yaml", c("c", "  image: c:1\n  ports: [\"0\"]\n"))],

@@ -93,7 +93,7 @@ impl Cx<'_> {
                 k if k.starts_with("x-") && k != "x-driftless" => {}
                 "x-driftless" => {
                     let Some(m) = v.as_mapping() else {
-                        self.err(&kat, "x-driftless is a mapping: { health: [...], environments: {...} }");
+                        self.err(&kat, "x-driftless is a mapping: { health: [...], proxy: {...}, environments: {...} }");
                         continue;
                     };
                     for (xk, xv) in m {
@@ -103,6 +103,11 @@ impl Cx<'_> {
                                 alias(&mut docmap, "x-driftless", "health");
                                 docmap.alias_tree(self.map, &kat.key("health"), &spec_at.key("health"));
                                 docmap.show_as(&spec_at.key("health"), &kat.key("health"));
+                            }
+                            "proxy" => {
+                                spec.insert("proxy".into(), xv.clone());
+                                docmap.alias_tree(self.map, &kat.key("proxy"), &spec_at.key("proxy"));
+                                docmap.show_as(&spec_at.key("proxy"), &kat.key("proxy"));
                             }
                             "environments" => {
                                 environments = Some(xv.clone());
@@ -115,7 +120,7 @@ impl Cx<'_> {
                             }
                             other => self.key_err(
                                 &kat.key(other),
-                                &format!("unknown key `{other}` in x-driftless; expected health or environments"),
+                                &format!("unknown key `{other}` in x-driftless; expected health, proxy or environments"),
                             ),
                         }
                     }
@@ -888,6 +893,24 @@ impl Cx<'_> {
                     docmap.alias_tree(self.map, &dat, &YamlPath::root().key("spec").key("restart"));
                     docmap.show_as(&YamlPath::root().key("spec").key("restart"), &dat);
                 }
+                "update_config" => {
+                    for (uk, uv) in dv.as_mapping().into_iter().flatten() {
+                        let ukey = uk.as_str().unwrap_or("");
+                        let uat = dat.key(ukey);
+                        if ukey != "order" {
+                            self.key_err(&uat, "not supported by Driftless: one host replaces one container at a time, and a failed health check rolls the whole revision back; write only update_config.order");
+                            continue;
+                        }
+                        match scalar_string(uv).as_str() {
+                            o @ ("start-first" | "stop-first") => {
+                                spec.insert("update".into(), o.into());
+                                docmap.alias_tree(self.map, &uat, &YamlPath::root().key("spec").key("update"));
+                                docmap.show_as(&YamlPath::root().key("spec").key("update"), &uat);
+                            }
+                            other => self.err(&uat, &format!("unknown update order {other:?}; expected start-first or stop-first")),
+                        }
+                    }
+                }
                 "replicas" => {} // read by `replica_count`
                 "mode" => match dv.as_str() {
                     Some("replicated") => {}
@@ -898,7 +921,7 @@ impl Cx<'_> {
                     }
                     _ => self.err(&dat, "deploy.mode is replicated (the default) or global (one container on this host)"),
                 },
-                _ => self.key_err(&dat, "not supported on a single host: Driftless reads deploy.replicas, deploy.mode, deploy.resources.limits and deploy.restart_policy; remove it"),
+                _ => self.key_err(&dat, "not supported on a single host: Driftless reads deploy.replicas, deploy.mode, deploy.resources.limits, deploy.restart_policy and deploy.update_config.order; remove it"),
             }
         }
     }
