@@ -56,6 +56,52 @@ pub struct Config {
     /// How `.age` files of the repository are decrypted.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// The host's reverse proxy, for Containers with `proxy` (start-first replaces).
+    #[serde(default)]
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// `proxy:` of the agent config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Caddy's admin endpoint, as Caddy's own `admin.listen` writes it:
+    /// `unix//run/caddy/admin.sock` or `localhost:2019`.
+    pub caddy_admin: String,
+}
+
+/// Where Caddy's admin API answers (`proxy.caddy_admin`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminEndpoint {
+    /// A unix socket (`unix//path`): requests carry an empty `Host`, as Caddy requires there.
+    Unix(PathBuf),
+    /// `host:port` on the loopback (`localhost:2019`, `127.0.0.1:2019`, `[::1]:2019`).
+    Tcp(String),
+}
+
+impl AdminEndpoint {
+    /// Parse `caddy_admin`; the error says what to write.
+    pub fn parse(s: &str) -> Result<AdminEndpoint, String> {
+        let what = "write Caddy's admin.listen address: unix//run/caddy/admin.sock (a socket) or localhost:2019";
+        if let Some(path) = s.strip_prefix("unix/") {
+            return if path.starts_with('/') && path.len() > 1 {
+                Ok(AdminEndpoint::Unix(PathBuf::from(path)))
+            } else {
+                Err(format!("{s:?} names no absolute socket path: {what}"))
+            };
+        }
+        let Some((host, port)) = s.rsplit_once(':') else {
+            return Err(format!("{s:?} is not an admin endpoint: {what}"));
+        };
+        let ip = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let local = ip == "localhost" || ip.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+        if !local || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!(
+                "{s:?} is not an admin endpoint on this host (Caddy's admin API must not leave it): {what}"
+            ));
+        }
+        Ok(AdminEndpoint::Tcp(s.to_string()))
+    }
 }
 
 /// `secrets:` of the agent config.
@@ -346,6 +392,7 @@ impl LoadedConfig {
             ("registries", a.registries != b.registries),
             ("prune_images", a.prune_images != b.prune_images),
             ("secrets", a.secrets != b.secrets),
+            ("proxy", a.proxy != b.proxy),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))
@@ -503,6 +550,11 @@ impl Validator<'_> {
                     &format!("{:?} is not an http:// or https:// URL", n.url),
                 );
                 self.diags.push(d);
+            }
+        }
+        if let Some(p) = &c.proxy {
+            if let Err(why) = AdminEndpoint::parse(&p.caddy_admin) {
+                self.err(&["proxy", "caddy_admin"], why);
             }
         }
         if c.history_limit == 0 {
@@ -720,9 +772,25 @@ mod tests {
             ("host: web-1\n", "agent.yaml:1:1: missing key `source`: it is required here"),
             ("source:\n  url: /x\n  ref: { commit: abc }\n", "agent.yaml:3:18: source.ref.commit: commit \"abc\" must be a full commit id (40 hex digits)"),
             ("source:\n  url: /x\n  ref: { branch: main }\n  path: ../other\n", "agent.yaml:4:9: source.path: path \"../other\" escapes the repository root: remove the '..'"),
+            ("source:\n  url: /x\n  ref: { branch: main }\nproxy: { caddy_admin: \"http://10.0.0.5:2019\" }\n", "agent.yaml:4:23: proxy.caddy_admin: \"http://10.0.0.5:2019\" is not an admin endpoint on this host (Caddy's admin API must not leave it): write Caddy's admin.listen address: unix//run/caddy/admin.sock (a socket) or localhost:2019"),
+            ("source:\n  url: /x\n  ref: { branch: main }\nproxy: { caddy_admin: \"unix/run/caddy.sock\" }\n", "agent.yaml:4:23: proxy.caddy_admin: \"unix/run/caddy.sock\" names no absolute socket path: write Caddy's admin.listen address: unix//run/caddy/admin.sock (a socket) or localhost:2019"),
         ];
         for (text, want) in table {
             assert_eq!(load(text).err().as_deref(), Some(want), "for config:\n{text}");
+        }
+    }
+
+    #[test]
+    fn caddy_admin_endpoints() {
+        assert_eq!(
+            AdminEndpoint::parse("unix//run/caddy/admin.sock"),
+            Ok(AdminEndpoint::Unix("/run/caddy/admin.sock".into()))
+        );
+        for ok in ["localhost:2019", "127.0.0.1:2019", "[::1]:2019"] {
+            assert_eq!(AdminEndpoint::parse(ok), Ok(AdminEndpoint::Tcp(ok.into())), "{ok}");
+        }
+        for bad in ["", "unix/", "/run/caddy/admin.sock", "localhost", "0.0.0.0:2019", "example.com:2019", "localhost:0"] {
+            assert!(AdminEndpoint::parse(bad).is_err(), "{bad}");
         }
     }
 
