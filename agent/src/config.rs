@@ -789,7 +789,9 @@ mod tests {
         for ok in ["localhost:2019", "127.0.0.1:2019", "[::1]:2019"] {
             assert_eq!(AdminEndpoint::parse(ok), Ok(AdminEndpoint::Tcp(ok.into())), "{ok}");
         }
-        for bad in ["", "unix/", "/run/caddy/admin.sock", "localhost", "0.0.0.0:2019", "example.com:2019", "localhost:0"] {
+        for bad in
+            ["", "unix/", "/run/caddy/admin.sock", "localhost", "0.0.0.0:2019", "example.com:2019", "localhost:0"]
+        {
             assert!(AdminEndpoint::parse(bad).is_err(), "{bad}");
         }
     }

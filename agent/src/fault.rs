@@ -105,6 +105,21 @@ pub fn engine_message_is_fault(text: &str) -> bool {
     HOST.iter().any(|h| t.contains(h))
 }
 
+/// An error and its causes on one line (reqwest hides the useful part in the source chain).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

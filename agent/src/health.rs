@@ -164,14 +164,14 @@ async fn probe(
 ) -> Result<(), String> {
     match check.probes().first() {
         Some(Probe::Http(h)) => {
-            let resp = client.get(&h.url).timeout(timeout).send().await.map_err(|e| flatten(&e))?;
+            let resp = client.get(&h.url).timeout(timeout).send().await.map_err(|e| crate::fault::error_chain(&e))?;
             let code = resp.status().as_u16();
             let want = h.status.unwrap_or(desired_state_schema::StatusRange::DEFAULT);
             if !want.contains(code) {
                 return Err(format!("status {code}, want {}-{}", want.low, want.high));
             }
             if let Some(needle) = &h.body_contains {
-                let body = resp.text().await.map_err(|e| flatten(&e))?;
+                let body = resp.text().await.map_err(|e| crate::fault::error_chain(&e))?;
                 if !body.contains(needle.as_str()) {
                     return Err(format!("the body does not contain {needle:?}"));
                 }
@@ -231,19 +231,4 @@ async fn probe(
         }
         None => Err("no probe".into()),
     }
-}
-
-/// An error and its causes on one line (reqwest hides the useful part in the source chain).
-fn flatten(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = c.source();
-    }
-    s
 }

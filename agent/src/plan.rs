@@ -227,6 +227,9 @@ pub struct Observed {
     pub state: RunState,
     /// Other instances labelled for the same resource (left by a crash mid-replace).
     pub stray_instances: usize,
+    /// Running as it should, but something the driver keeps beside it is not (a proxied
+    /// container's route in Caddy is missing or points elsewhere): why, and it is repaired.
+    pub out_of_place: Option<String>,
     /// Managed but not labelled with any agent's host (made by an agent from before the
     /// `driftless.host` label): this agent adopts it only when its desired state names it,
     /// and otherwise leaves it alone — it may be another agent's on a shared engine.
@@ -330,6 +333,7 @@ pub fn plan(desired: &[(&Resource, String)], observed: &[Observed], managed: &[K
             Some(o) if o.stray_instances > 0 => {
                 (Action::Repair, format!("{} stray instance(s) left from an interrupted apply", o.stray_instances))
             }
+            Some(Observed { out_of_place: Some(why), .. }) => (Action::Repair, why.clone()),
             Some(_) => (Action::Unchanged, "up to date".to_string()),
         };
         steps.push(Step { kind: r.kind, name: r.name().to_string(), action, to_hash: hash.clone(), reason });
@@ -413,6 +417,7 @@ mod tests {
             revision: "r1".into(),
             state,
             stray_instances: stray,
+            out_of_place: None,
             unclaimed: false,
         }
     }
@@ -609,6 +614,7 @@ mod tests {
             revision: "r".into(),
             state: RunState::Running,
             stray_instances: 0,
+            out_of_place: None,
             unclaimed: false,
         };
         assert!(plan(&[], std::slice::from_ref(&o), &[Kind::Container]).steps.is_empty());

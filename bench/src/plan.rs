@@ -39,6 +39,7 @@ fn plan_at(n: usize) -> Result<()> {
             revision: "a".repeat(40),
             state: RunState::Running,
             stray_instances: 0,
+            out_of_place: None,
             unclaimed: false,
         })
         .collect();
@@ -50,6 +51,7 @@ fn plan_at(n: usize) -> Result<()> {
             revision: "a".repeat(40),
             state: RunState::Running,
             stray_instances: 0,
+            out_of_place: None,
             unclaimed: false,
         });
     }

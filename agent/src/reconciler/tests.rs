@@ -80,6 +80,7 @@ impl Driver for Fake {
                 revision: rev.clone(),
                 state: RunState::Running,
                 stray_instances: 0,
+                out_of_place: None,
                 unclaimed: false,
             })
             .collect())

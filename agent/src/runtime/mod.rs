@@ -538,6 +538,7 @@ mod tests {
                 revision: String::new(),
                 state: RunState::Running,
                 stray_instances: 0,
+                out_of_place: None,
                 unclaimed: false,
             }])
         }

@@ -149,6 +149,7 @@ impl NixosRuntime {
                     revision,
                     state: if ours { RunState::Running } else { RunState::NotRunning },
                     stray_instances: 0,
+                    out_of_place: None,
                     unclaimed: false,
                 }
             })

@@ -189,6 +189,7 @@ impl PassengerRuntime {
                         revision,
                         state,
                         stray_instances: 0,
+                        out_of_place: None,
                         unclaimed: false,
                     }
                 })

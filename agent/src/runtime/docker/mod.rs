@@ -21,7 +21,9 @@
 //! host conditions (a port taken, the disk full) are faults; a 4xx on what the spec asked
 //! for is a verdict.
 
+pub mod caddy;
 pub mod image;
+mod start_first;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -59,6 +61,8 @@ pub const LABEL_IMAGE_ID: &str = "driftless.image-id";
 pub const LABEL_STOP_TIMEOUT: &str = "driftless.stop-timeout";
 /// A container that runs to completion (`oneshot: true`): exited 0 is its done state.
 pub const LABEL_ONESHOT: &str = "driftless.oneshot";
+/// A proxied container's `proxy` (JSON): its route in Caddy is checked and put back from it.
+pub const LABEL_PROXY: &str = "driftless.proxy";
 
 /// Engine events of a managed container that may be drift: each triggers a check at once.
 const DRIFT_EVENTS: &[&str] = &["die", "stop", "kill", "destroy", "rename", "health_status", "oom", "pause", "restart"];
@@ -82,6 +86,10 @@ struct Instance {
     exited_ok: bool,
     /// No `driftless.host` label (made by an older agent): adopted only when desired.
     unclaimed: bool,
+    /// Its `proxy` (from its label): the route in Caddy that should point at it.
+    proxy: Option<desired_state_schema::ProxySpec>,
+    /// The loopback port the engine published `proxy.port` on (while it runs).
+    proxy_port: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -136,6 +144,14 @@ pub struct DockerRuntime {
     image_ids: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
     /// This agent's `host`: what it labels and the only host's objects it touches.
     host: String,
+    /// The host's Caddy (`proxy.caddy_admin`), for proxied containers.
+    caddy: Option<caddy::Caddy>,
+    /// How long a start-first container may take to answer its `proxy.path` (the agent
+    /// config's `health.timeout`), and how often it is asked.
+    probe: (std::time::Duration, std::time::Duration),
+    /// Resources whose routes the last `observe` checked: while there are any, every poll
+    /// looks (a Caddy restart forgets routes and sends no event).
+    proxied: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn unreachable(e: BollardError) -> RuntimeError {
@@ -233,6 +249,14 @@ impl DockerRuntime {
             negotiated: Default::default(),
             image_ids: Default::default(),
             host: cfg.host.clone(),
+            caddy: cfg
+                .config
+                .proxy
+                .as_ref()
+                .and_then(|p| crate::config::AdminEndpoint::parse(&p.caddy_admin).ok())
+                .map(caddy::Caddy::new),
+            probe: (cfg.config.health.timeout.as_std(), cfg.config.health.interval.as_std()),
+            proxied: Default::default(),
         })
     }
 
@@ -282,7 +306,14 @@ impl DockerRuntime {
                 .and_then(|n| n.into_iter().next())
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_default();
+            let proxy: Option<desired_state_schema::ProxySpec> =
+                labels.get(LABEL_PROXY).and_then(|p| serde_json::from_str(p).ok());
+            let proxy_port = proxy.as_ref().and_then(|p| {
+                c.ports.iter().flatten().find(|b| b.private_port == p.port && b.public_port.is_some())?.public_port
+            });
             out.push(Instance {
+                proxy,
+                proxy_port,
                 resource: res.clone(),
                 id: c.id.unwrap_or_default(),
                 name,
@@ -314,6 +345,7 @@ impl DockerRuntime {
         for i in self.instances(None).await? {
             by_resource.entry(i.resource.clone()).or_default().push(i);
         }
+        let routes = self.check_routes(&by_resource).await?;
         Ok(by_resource
             .into_iter()
             .map(|(res, inst)| {
@@ -334,6 +366,7 @@ impl DockerRuntime {
                     stray_instances: inst.len().saturating_sub(1),
                     // Unclaimed only while every instance is (one of ours among them claims it).
                     unclaimed: inst.iter().all(|i| i.unclaimed),
+                    out_of_place: routes.get(&res).cloned(),
                 }
             })
             .collect())
@@ -848,6 +881,11 @@ impl DockerRuntime {
         if spec.oneshot {
             return self.run_oneshot(r, spec, &made, &instances, log).await;
         }
+        if spec.update == desired_state_schema::UpdateOrder::StartFirst {
+            return self.converge_start_first(r, spec, &made, &instances, log).await;
+        }
+        // Traffic no longer comes through Caddy: its route goes before the container it named.
+        self.drop_route(name, &instances).await?;
         let keep = instances.iter().filter(|i| i.hash == hash).max_by_key(|i| (i.name == name, i.running)).cloned();
         let keep = match keep {
             Some(k) => k,
@@ -871,6 +909,8 @@ impl DockerRuntime {
                     oneshot: false,
                     exited_ok: false,
                     unclaimed: false,
+                    proxy: None,
+                    proxy_port: None,
                 }
             }
         };
@@ -1055,6 +1095,20 @@ impl DockerRuntime {
         if spec.oneshot {
             labels.insert(LABEL_ONESHOT.to_string(), "true".to_string());
         }
+        if let Some(p) = &spec.proxy {
+            // Published on the loopback at a port the engine picks: each instance its own, so
+            // the old and the new container answer side by side, and Caddy dials it.
+            labels.insert(LABEL_PROXY.to_string(), serde_json::to_string(p).unwrap_or_default());
+            let key = format!("{}/tcp", p.port);
+            if !exposed.contains(&key) {
+                exposed.push(key.clone());
+            }
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) });
+        }
         let mut binds = spec.volumes.clone();
         binds.extend(made.binds.iter().cloned());
         let tmpfs: HashMap<String, String> = spec
@@ -1189,7 +1243,9 @@ impl DockerRuntime {
 
     /// Stop and remove every instance of a resource; its volumes stay.
     pub async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
-        for i in self.instances(Some(name)).await? {
+        let instances = self.instances(Some(name)).await?;
+        self.drop_route(name, &instances).await?;
+        for i in instances {
             // The spec is gone; the container's own StopTimeout (set at create) applies.
             self.stop_and_remove(name, &i.id, i.stop_timeout).await?;
         }
@@ -1410,7 +1466,25 @@ impl super::Driver for DockerRuntime {
     }
 
     async fn reachable(&self) -> Result<(), RuntimeError> {
-        self.api().await?.ping().await.map(|_| ()).map_err(unreachable)
+        self.api().await?.ping().await.map(|_| ()).map_err(unreachable)?;
+        if self.proxied.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Some(c) = &self.caddy {
+                c.reachable().await.map_err(|e| proxy_err("caddy", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A start-first container's old instance stops only now, after `drain`.
+    async fn commit(&self, r: &Resource) -> Result<(), RuntimeError> {
+        let spec = container_spec(r)?;
+        if spec.update != desired_state_schema::UpdateOrder::StartFirst || spec.oneshot {
+            return Ok(());
+        }
+        self.changed();
+        let result = self.retire_old(r.name(), spec).await;
+        self.changed();
+        result
     }
 
     async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
@@ -1505,6 +1579,10 @@ impl super::Driver for DockerRuntime {
         mut shutdown: crate::listen::Shutdown,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let me = self.clone();
+        if let Some(caddy) = self.caddy.clone() {
+            // Caddy sends no events: a restart that forgot the routes is seen here.
+            tokio::spawn(start_first::watch_caddy(caddy, self.proxied.clone(), on_change.clone(), shutdown.clone()));
+        }
         Some(tokio::spawn(async move {
             let mut backoff = std::time::Duration::from_secs(1);
             loop {
@@ -1621,6 +1699,9 @@ impl super::Driver for DockerRuntime {
 
     fn observation_token(&self) -> Option<u64> {
         use std::sync::atomic::Ordering;
+        if self.proxied.load(Ordering::SeqCst) {
+            return None; // routes in Caddy change without an engine event
+        }
         self.events_live.load(Ordering::SeqCst).then(|| self.changes.load(Ordering::SeqCst))
     }
 
@@ -1635,6 +1716,11 @@ impl super::Driver for DockerRuntime {
     async fn self_check(&self, name: &str) -> Result<(), String> {
         self.healthcheck_status(name).await
     }
+}
+
+/// Caddy's failure, for `resource`: the host's state, a fault.
+fn proxy_err(resource: &str, e: caddy::CaddyError) -> RuntimeError {
+    RuntimeError::Host { resource: resource.to_string(), detail: e.to_string() }
 }
 
 fn container_spec(r: &Resource) -> Result<&ContainerSpec, RuntimeError> {

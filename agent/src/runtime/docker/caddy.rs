@@ -1,0 +1,310 @@
+//! The host's Caddy, driven through its admin API (PRODUCT.md "Zero-downtime replaces"):
+//! the routes of Containers with `proxy`, and nothing else of Caddy's config.
+//!
+//! Each proxied container `web` has one route, `@id` `driftless-web`, whose one handler is a
+//! `reverse_proxy` to the serving container's address (`127.0.0.1:<the port the engine
+//! published its proxy.port on>`). With `listen`, the route is the only one of a server of
+//! its own, `driftless-web`, listening there in plain HTTP; with `hosts` alone it is put
+//! first in the routes of the server that listens on `:443` (Caddy's automatic HTTPS serves
+//! the names), else of a server `driftless-https` the agent adds on `:443`.
+//!
+//! A switch is one config change (Caddy applies each change whole and gracefully). The
+//! admin API is spoken in HTTP/1.1 over a unix socket (with the empty `Host` Caddy requires
+//! there) or the loopback. Caddy not answering, or refusing a change, is the host's state: a
+//! fault, never a verdict on the revision.
+
+use std::time::Duration;
+
+use desired_state_schema::ProxySpec;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::{json, Value};
+
+use crate::config::AdminEndpoint;
+
+/// How long one admin request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The server the agent adds for `hosts`-only routes when Caddy has none on :443.
+const HTTPS_SERVER: &str = "driftless-https";
+
+/// Why Caddy's admin API did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum CaddyError {
+    #[error("Caddy's admin API at {at} does not answer ({detail}): is Caddy running (systemctl status caddy) with admin.listen set to it?")]
+    Unreachable { at: String, detail: String },
+    #[error("Caddy's admin API at {at} refused {method} {path}: {status} {body}")]
+    Refused { at: String, method: String, path: String, status: u16, body: String },
+}
+
+/// A client of one Caddy admin endpoint.
+#[derive(Clone, Debug)]
+pub struct Caddy {
+    /// Where the admin API answers.
+    endpoint: AdminEndpoint,
+}
+
+/// The route id of resource `name`.
+pub fn route_id(name: &str) -> String {
+    format!("driftless-{name}")
+}
+
+/// The route that sends `proxy`'s traffic to `dial`.
+pub fn route(name: &str, proxy: &ProxySpec, dial: &str) -> Value {
+    let mut r = json!({
+        "@id": route_id(name),
+        "handle": [{ "handler": "reverse_proxy", "upstreams": [{ "dial": dial }] }],
+        "terminal": true,
+    });
+    if !proxy.hosts.is_empty() {
+        r["match"] = json!([{ "host": proxy.hosts }]);
+    }
+    r
+}
+
+impl Caddy {
+    pub fn new(endpoint: AdminEndpoint) -> Caddy {
+        Caddy { endpoint }
+    }
+
+    fn at(&self) -> String {
+        match &self.endpoint {
+            AdminEndpoint::Unix(p) => format!("unix/{}", p.display()),
+            AdminEndpoint::Tcp(a) => a.clone(),
+        }
+    }
+
+    /// One request; the status and the body.
+    async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Vec<u8>), CaddyError> {
+        let unreachable = |detail: String| CaddyError::Unreachable { at: self.at(), detail };
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let host = match &self.endpoint {
+            AdminEndpoint::Unix(_) => String::new(),
+            AdminEndpoint::Tcp(a) => a.clone(),
+        };
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, host)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| unreachable(format!("building {method} {path}: {e}")))?;
+        let exchange = async {
+            match &self.endpoint {
+                AdminEndpoint::Unix(p) => {
+                    let s = tokio::net::UnixStream::connect(p).await.map_err(|e| unreachable(e.to_string()))?;
+                    send(hyper_util::rt::TokioIo::new(s), req).await.map_err(unreachable)
+                }
+                AdminEndpoint::Tcp(a) => {
+                    let s = tokio::net::TcpStream::connect(a).await.map_err(|e| unreachable(e.to_string()))?;
+                    send(hyper_util::rt::TokioIo::new(s), req).await.map_err(unreachable)
+                }
+            }
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(unreachable(format!("no answer to {method} {path} in {}s", REQUEST_TIMEOUT.as_secs()))),
+        }
+    }
+
+    /// A request that must succeed (2xx); its body as JSON (`null` when empty).
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CaddyError> {
+        let (status, bytes) = self.request(method, path, body).await?;
+        if !(200..300).contains(&status) {
+            return Err(CaddyError::Refused {
+                at: self.at(),
+                method: method.into(),
+                path: path.into(),
+                status,
+                body: String::from_utf8_lossy(&bytes).trim().chars().take(500).collect(),
+            });
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| CaddyError::Refused {
+            at: self.at(),
+            method: method.into(),
+            path: path.into(),
+            status,
+            body: format!("an answer that is not JSON: {e}"),
+        })
+    }
+
+    /// Does Caddy answer?
+    pub async fn reachable(&self) -> Result<(), CaddyError> {
+        self.call("GET", "/config/admin", None).await.map(|_| ())
+    }
+
+    /// What Caddy's HTTP servers are now, as text (or why they could not be read): what the
+    /// watcher compares between looks.
+    pub async fn fingerprint(&self) -> String {
+        match self.call("GET", "/config/apps/http/servers", None).await {
+            Ok(v) => v.to_string(),
+            Err(CaddyError::Refused { body, .. }) => format!("refused: {body}"),
+            Err(CaddyError::Unreachable { .. }) => "unreachable".into(),
+        }
+    }
+
+    /// The route of resource `name` as Caddy has it; `None` when it has none.
+    pub async fn get_route(&self, name: &str) -> Result<Option<Value>, CaddyError> {
+        let path = format!("/id/{}", route_id(name));
+        let (status, bytes) = self.request("GET", &path, None).await?;
+        if status == 404 {
+            return Ok(None);
+        }
+        if !(200..300).contains(&status) {
+            return Err(CaddyError::Refused {
+                at: self.at(),
+                method: "GET".into(),
+                path,
+                status,
+                body: String::from_utf8_lossy(&bytes).trim().chars().take(500).collect(),
+            });
+        }
+        Ok(serde_json::from_slice(&bytes).ok().filter(|v: &Value| !v.is_null()))
+    }
+
+    /// Is the route of `name` the one that sends `proxy`'s traffic to `dial`?
+    pub async fn routes_to(&self, name: &str, proxy: &ProxySpec, dial: &str) -> Result<bool, CaddyError> {
+        Ok(self.get_route(name).await? == Some(route(name, proxy, dial)))
+    }
+
+    /// The servers of Caddy's HTTP app (an empty map when it has none).
+    async fn servers(&self) -> Result<serde_json::Map<String, Value>, CaddyError> {
+        let apps = self.call("GET", "/config/apps", None).await?;
+        Ok(apps.pointer("/http/servers").and_then(Value::as_object).cloned().unwrap_or_default())
+    }
+
+    /// Put `server` in Caddy's config as `key`, creating the HTTP app where there is none:
+    /// one config change.
+    async fn put_server(&self, key: &str, server: Value) -> Result<(), CaddyError> {
+        let apps = self.call("GET", "/config/apps", None).await?;
+        let (path, body) = if apps.pointer("/http/servers").is_some_and(Value::is_object) {
+            (format!("/config/apps/http/servers/{key}"), server)
+        } else if apps.pointer("/http").is_some_and(Value::is_object) {
+            ("/config/apps/http/servers".to_string(), json!({ key: server }))
+        } else if apps.is_object() {
+            ("/config/apps/http".to_string(), json!({ "servers": { key: server } }))
+        } else {
+            ("/config/apps".to_string(), json!({ "http": { "servers": { key: server } } }))
+        };
+        self.call("POST", &path, Some(&body)).await.map(|_| ())
+    }
+
+    /// Send `name`'s traffic to `dial`, in one config change when the route is there already.
+    pub async fn switch(&self, name: &str, proxy: &ProxySpec, dial: &str) -> Result<(), CaddyError> {
+        let want = route(name, proxy, dial);
+        let have = self.get_route(name).await?;
+        if have.as_ref() == Some(&want) {
+            return Ok(());
+        }
+        let own = route_id(name);
+        let servers = self.servers().await?;
+        if let Some(listen) = &proxy.listen {
+            // The route lives in its own server; one that was elsewhere (hosts only) goes.
+            if have.is_some() && !servers.contains_key(&own) {
+                self.call("DELETE", &format!("/id/{own}"), None).await?;
+            }
+            let server = json!({
+                "listen": [listen],
+                "automatic_https": { "disable": true },
+                "routes": [want],
+            });
+            return self.put_server(&own, server).await;
+        }
+        // Hosts only: the route joins the HTTPS server.
+        if servers.contains_key(&own) {
+            self.call("DELETE", &format!("/config/apps/http/servers/{own}"), None).await?;
+        }
+        if have.is_some() {
+            return self.call("PATCH", &format!("/id/{own}"), Some(&want)).await.map(|_| ());
+        }
+        let https = servers
+            .iter()
+            .find(|(k, s)| {
+                !k.starts_with("driftless-")
+                    && s.get("listen")
+                        .and_then(Value::as_array)
+                        .is_some_and(|l| l.iter().any(|a| a.as_str().is_some_and(|a| a.ends_with(":443"))))
+            })
+            .map(|(k, _)| k.clone());
+        match https.or_else(|| servers.contains_key(HTTPS_SERVER).then(|| HTTPS_SERVER.to_string())) {
+            Some(key) => {
+                let routes = servers.get(&key).and_then(|s| s.get("routes")).and_then(Value::as_array);
+                if routes.is_some_and(|r| !r.is_empty()) {
+                    self.call("PUT", &format!("/config/apps/http/servers/{key}/routes/0"), Some(&want))
+                        .await
+                        .map(|_| ())
+                } else {
+                    self.call("POST", &format!("/config/apps/http/servers/{key}/routes"), Some(&json!([want])))
+                        .await
+                        .map(|_| ())
+                }
+            }
+            None => self.put_server(HTTPS_SERVER, json!({ "listen": [":443"], "routes": [want] })).await,
+        }
+    }
+
+    /// Take `name`'s route (and its own server) out of Caddy's config; nothing else.
+    pub async fn remove(&self, name: &str) -> Result<(), CaddyError> {
+        let own = route_id(name);
+        if self.servers().await?.contains_key(&own) {
+            self.call("DELETE", &format!("/config/apps/http/servers/{own}"), None).await?;
+        }
+        if self.get_route(name).await?.is_some() {
+            self.call("DELETE", &format!("/id/{own}"), None).await?;
+        }
+        Ok(())
+    }
+}
+
+/// One HTTP/1.1 exchange over `io`.
+async fn send<I>(io: I, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Vec<u8>), String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(conn);
+    let result = async {
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, body.to_vec()))
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+/// The address a proxied container answers on: the loopback port the engine published its
+/// `proxy.port` on.
+pub fn dial(host_port: u16) -> String {
+    format!("127.0.0.1:{host_port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy(hosts: &[&str], listen: Option<&str>) -> ProxySpec {
+        ProxySpec {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            listen: listen.map(str::to_string),
+            port: 80,
+            path: "/".into(),
+            drain: desired_state_schema::Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn routes_carry_their_id_and_match_hosts_only_when_given() {
+        let r = route("web", &proxy(&[], Some("127.0.0.1:8080")), "127.0.0.1:49153");
+        assert_eq!(
+            r,
+            json!({"@id": "driftless-web", "terminal": true,
+                   "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:49153"}]}]})
+        );
+        let r = route("web", &proxy(&["app.example.com"], None), "127.0.0.1:1");
+        assert_eq!(r["match"], json!([{"host": ["app.example.com"]}]));
+    }
+}

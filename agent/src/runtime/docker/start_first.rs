@@ -1,0 +1,270 @@
+//! Start-first replaces (`update: start-first`) and the routes of proxied containers
+//! (PRODUCT.md "Zero-downtime replaces"). The sequence of one converge:
+//!
+//! 1. keep the instance that already has the desired spec, else create one beside the old
+//!    (named `web-<hash>`; the old one keeps the name `web` and keeps serving);
+//! 2. start it; with `proxy`, probe it on its own loopback port at `proxy.path` until it
+//!    answers 2xx — a new container that never does is removed, and the old one never
+//!    stopped serving;
+//! 3. switch the route in Caddy to it (one config change);
+//! 4. it takes the name `web`; the old one, renamed `web-old-<id>`, runs on.
+//!
+//! The reconciler then gates the resource; `retire_old` (the driver's commit) stops every
+//! other instance after `drain`. A revert converges the last good spec the same way, which
+//! finds the old instance still running and switches back to it. A crash between any two
+//! steps leaves instances and a route that the next converge sorts out (the journal makes
+//! it run): the instance with the desired spec serves, behind the route, under the name.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{InspectContainerOptions, RenameContainerOptions, StartContainerOptions};
+use desired_state_schema::{ContainerSpec, Resource};
+
+use super::{caddy, docker_err, proxy_err, stop_secs, DockerRuntime, Instance, Made};
+use crate::runtime::{Log, RuntimeError};
+
+/// The first characters of an id or hash, for instance names.
+fn short(s: &str) -> &str {
+    s.get(..12).unwrap_or(s)
+}
+
+impl DockerRuntime {
+    /// Converge a start-first container (see the module doc).
+    pub(super) async fn converge_start_first(
+        &self,
+        r: &Resource,
+        spec: &ContainerSpec,
+        made: &Made<'_>,
+        instances: &[Instance],
+        log: Log<'_>,
+    ) -> Result<(), RuntimeError> {
+        let name = r.name();
+        let caddy = match (&spec.proxy, &self.caddy) {
+            (Some(_), None) => {
+                return Err(RuntimeError::Host {
+                    resource: name.to_string(),
+                    detail: "it takes traffic through the host's Caddy (proxy), and this agent's config has no proxy.caddy_admin: add proxy: { caddy_admin: \"unix//run/caddy/admin.sock\" } and restart agentd (docs/operations.md, \"Zero-downtime replaces\")".into(),
+                })
+            }
+            (Some(p), Some(c)) => Some((p, c)),
+            _ => None,
+        };
+        let keep = instances.iter().filter(|i| i.hash == made.hash).max_by_key(|i| (i.running, i.name == name));
+        let (id, as_name, fresh, running) = match keep {
+            Some(k) => (k.id.clone(), k.name.clone(), false, k.running),
+            None => {
+                let as_name = if instances.iter().any(|i| i.name == name) {
+                    format!("{name}-{}", short(made.hash))
+                } else {
+                    name.to_string()
+                };
+                crate::failpoint::hit("before-create").await;
+                let id = self.create(r, spec, made, &as_name).await?;
+                (id, as_name, true, false)
+            }
+        };
+        let api = self.api().await?;
+        if !running {
+            api.start_container(&id, None::<StartContainerOptions>).await.map_err(|e| docker_err(name, e))?;
+            if fresh && as_name != name {
+                log(format!("{name}: started the new container {as_name} beside the old one"));
+            }
+        }
+        match caddy {
+            Some((proxy, caddy)) => {
+                let answered = match self.published_port(name, &id, proxy.port).await {
+                    Ok(port) => {
+                        let dial = caddy::dial(port);
+                        self.probe_until(&as_name, &dial, &proxy.path).await.map(|()| dial)
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let dial = match answered {
+                    Ok(d) => d,
+                    Err(why) => {
+                        if fresh {
+                            self.stop_and_remove(name, &id, stop_secs(spec)).await?;
+                        }
+                        let kept = if instances.iter().any(|i| i.running) {
+                            "; it was removed before any traffic reached it, and the old container kept serving"
+                        } else if fresh {
+                            "; it was removed"
+                        } else {
+                            ""
+                        };
+                        return Err(RuntimeError::Docker {
+                            resource: name.to_string(),
+                            detail: format!(
+                                "the new container never answered GET {} with 2xx: {why}{kept}",
+                                proxy.path
+                            ),
+                        });
+                    }
+                };
+                crate::failpoint::hit("before-switch").await;
+                caddy.switch(name, proxy, &dial).await.map_err(|e| proxy_err(name, e))?;
+                log(format!("{name}: traffic switched to {as_name} ({dial})"));
+                crate::failpoint::hit("after-switch").await;
+            }
+            None => self.drop_route(name, instances).await?,
+        }
+        // The serving instance takes the resource's name; the one that held it runs on under
+        // another until the commit retires it.
+        if as_name != name {
+            if let Some(holder) = instances.iter().find(|i| i.name == name && i.id != id) {
+                let opts = RenameContainerOptions { name: format!("{name}-old-{}", short(&holder.id)) };
+                api.rename_container(&holder.id, opts).await.map_err(|e| docker_err(name, e))?;
+            }
+            crate::failpoint::hit("before-rename").await;
+            let opts = RenameContainerOptions { name: name.to_string() };
+            api.rename_container(&id, opts).await.map_err(|e| docker_err(name, e))?;
+        }
+        Ok(())
+    }
+
+    /// After the gate (the driver's commit): every instance but the serving one stops, after
+    /// `proxy.drain` when it took traffic until the switch.
+    pub(super) async fn retire_old(&self, name: &str, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        let instances = self.instances(Some(name)).await?;
+        let Some(serving) = instances.iter().find(|i| i.name == name) else { return Ok(()) };
+        let old: Vec<&Instance> = instances.iter().filter(|i| i.id != serving.id).collect();
+        if old.is_empty() {
+            return Ok(());
+        }
+        if let Some(p) = spec.proxy.as_ref().filter(|_| old.iter().any(|i| i.running)) {
+            tracing::info!("{name}: draining the old container for {}", p.drain);
+            let until = Instant::now() + p.drain.as_std();
+            while Instant::now() < until {
+                crate::sdnotify::progress();
+                tokio::time::sleep((until - Instant::now()).min(Duration::from_secs(1))).await;
+            }
+        }
+        crate::failpoint::hit("before-retire").await;
+        for o in old {
+            self.stop_and_remove(name, &o.id, o.stop_timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// Take `name`'s route out of Caddy when one of its instances was proxied (its traffic no
+    /// longer comes through Caddy, or it is removed).
+    pub(super) async fn drop_route(&self, name: &str, instances: &[Instance]) -> Result<(), RuntimeError> {
+        if !instances.iter().any(|i| i.proxy.is_some()) {
+            return Ok(());
+        }
+        match &self.caddy {
+            Some(c) => c.remove(name).await.map_err(|e| proxy_err(name, e)),
+            None => Ok(()), // never routed by this agent's config
+        }
+    }
+
+    /// Per resource whose serving instance is proxied: why its route is not as it should be
+    /// (missing, or pointing elsewhere). Caddy not answering is a fault.
+    pub(super) async fn check_routes(
+        &self,
+        by_resource: &BTreeMap<String, Vec<Instance>>,
+    ) -> Result<BTreeMap<String, String>, RuntimeError> {
+        let mut out = BTreeMap::new();
+        let mut any = false;
+        for (res, inst) in by_resource {
+            let Some(serving) = inst.iter().find(|i| i.name == *res && i.running) else { continue };
+            let (Some(proxy), Some(port), Some(caddy)) = (&serving.proxy, serving.proxy_port, &self.caddy) else {
+                continue;
+            };
+            any = true;
+            if !caddy.routes_to(res, proxy, &caddy::dial(port)).await.map_err(|e| proxy_err(res, e))? {
+                out.insert(
+                    res.clone(),
+                    format!(
+                        "its route in Caddy ({}) is missing or does not point at it (did Caddy restart?)",
+                        caddy::route_id(res)
+                    ),
+                );
+            }
+        }
+        self.proxied.store(any, Ordering::SeqCst);
+        Ok(out)
+    }
+
+    /// The loopback port the engine published container port `port` of `id` on.
+    async fn published_port(&self, name: &str, id: &str, port: u16) -> Result<u16, RuntimeError> {
+        let c = self
+            .api()
+            .await?
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| docker_err(name, e))?;
+        let key = format!("{port}/tcp");
+        c.network_settings
+            .and_then(|n| n.ports)
+            .and_then(|mut p| p.remove(&key))
+            .flatten()
+            .into_iter()
+            .flatten()
+            .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+            .ok_or_else(|| RuntimeError::Docker {
+                resource: name.to_string(),
+                detail: format!(
+                    "the engine published no loopback port for proxy.port {port}: is the container running?"
+                ),
+            })
+    }
+
+    /// Ask `http://<dial><path>` until it answers 2xx (within the agent config's
+    /// `health.timeout`); fails early when the container `as_name` exits.
+    async fn probe_until(&self, as_name: &str, dial: &str, path: &str) -> Result<(), String> {
+        let (timeout, interval) = self.probe;
+        let client =
+            reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().map_err(|e| e.to_string())?;
+        let url = format!("http://{dial}{path}");
+        let deadline = Instant::now() + timeout;
+        loop {
+            crate::sdnotify::progress();
+            let last = match client.get(&url).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => format!("{url} answered {}", r.status().as_u16()),
+                Err(e) => format!("{url}: {}", crate::fault::error_chain(&e)),
+            };
+            if let crate::runtime::Liveness::Failed(why) = self.watch(as_name).await {
+                return Err(why);
+            }
+            if Instant::now() + interval > deadline {
+                return Err(format!("{last} (for {}s)", timeout.as_secs()));
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
+
+/// How often the routes in Caddy are looked at while there are proxied containers.
+const CADDY_LOOK: Duration = Duration::from_secs(2);
+
+/// While proxied containers run: look at Caddy's HTTP config every `CADDY_LOOK` and call
+/// `on_change` when it changed (a restart that forgot the routes, a hand edit, Caddy gone),
+/// so that the drift check repairs a lost route at once instead of at the next poll.
+pub(super) async fn watch_caddy(
+    caddy: caddy::Caddy,
+    proxied: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    on_change: std::sync::Arc<dyn Fn(String) + Send + Sync>,
+    mut shutdown: crate::listen::Shutdown,
+) {
+    let mut last: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CADDY_LOOK) => {}
+            _ = shutdown.recv() => return,
+        }
+        if !proxied.load(Ordering::SeqCst) {
+            last = None;
+            continue;
+        }
+        let now = caddy.fingerprint().await;
+        if last.as_ref().is_some_and(|l| *l != now) {
+            tracing::debug!("caddy: its config changed; checking the routes");
+            on_change(String::new());
+        }
+        last = Some(now);
+    }
+}
