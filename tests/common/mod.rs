@@ -42,6 +42,7 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
 }
 
 pub mod agent;
+pub mod caddy;
 pub mod docker;
 pub mod git;
 pub mod gpg;

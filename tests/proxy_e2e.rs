@@ -1,0 +1,234 @@
+//! Zero-downtime replaces behind the host's Caddy, end to end (PRODUCT.md "Zero-downtime
+//! replaces"): a real `agentd`, the real engine and Debian's real Caddy driven through its
+//! admin socket. A load of 250 requests/s through Caddy runs while the agent replaces a
+//! start-first container ten times, rolls back five broken revisions (two kinds: one that
+//! never answers, one that answers and then fails its health check) and is killed with
+//! kill -9 at every step of the switch; not one request may fail. Then Caddy is stopped
+//! (a fault, not a verdict) and restarted without the agent's routes (drift, repaired by
+//! itself).
+
+mod common;
+use common::agent::Agent;
+use common::caddy::Caddy;
+use common::docker::{clear_managed, docker, instances, setup, IMAGE};
+use common::git::{free_port, Upstream};
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a revision of `web` behaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Good,
+    /// Exits at once: never answers its probe, so it never takes traffic.
+    NeverAnswers,
+    /// Answers (so traffic moves to it), but not with what its health check wants.
+    FailsHealth,
+}
+
+/// A start-first container `web` behind Caddy on 127.0.0.1:`listen`, serving "version {v}".
+fn web(v: usize, listen: u16, kind: Kind) -> String {
+    let (page, pre) = match kind {
+        Kind::Good => (format!("version {v}"), ""),
+        Kind::NeverAnswers => (format!("version {v}"), "exit 3;"),
+        Kind::FailsHealth => (format!("broken {v}"), ""),
+    };
+    format!(
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"mkdir -p /www && echo '{page}' > /www/index.html && {pre} exec httpd -f -p 8080 -h /www\"]\n  init: true\n  stop_timeout: 2s\n  update: start-first\n  proxy: {{ listen: \"127.0.0.1:{listen}\", port: 8080, path: /, drain: 1s }}\n  health:\n    - http: {{ url: \"http://127.0.0.1:{listen}/\", body_contains: \"version {v}\" }}\n      timeout: 4s\n"
+    )
+}
+
+/// `GET /` through Caddy: the body when the answer is 2xx.
+fn get(addr: SocketAddr) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| format!("connect: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&out).to_string();
+    if text.starts_with("HTTP/1.0 2") || text.starts_with("HTTP/1.1 2") {
+        Ok(text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    } else {
+        Err(text.lines().next().unwrap_or("no answer").to_string())
+    }
+}
+
+/// A steady load of `rps` requests per second, each on a new connection, from 8 threads.
+struct Load {
+    stop: Arc<AtomicBool>,
+    failures: Arc<Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<usize>>,
+    started: Instant,
+}
+
+impl Load {
+    fn start(port: u16, rps: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let every = Duration::from_micros(1_000_000 * 8 / rps);
+        let started = Instant::now();
+        let threads = (0..8u32)
+            .map(|t| {
+                let (stop, failures) = (stop.clone(), failures.clone());
+                std::thread::spawn(move || {
+                    let first = started + every / 8 * t;
+                    let mut sent = 0;
+                    for k in 0u32.. {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if let Some(wait) = (first + every * k).checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        sent += 1;
+                        if let Err(why) = get(addr) {
+                            failures.lock().unwrap().push(format!("{:.2}s: {why}", started.elapsed().as_secs_f64()));
+                        }
+                    }
+                    sent
+                })
+            })
+            .collect();
+        Load { stop, failures, threads, started }
+    }
+
+    /// Stop: requests sent, the failures, seconds.
+    fn finish(self) -> (usize, Vec<String>, f64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64();
+        let sent = self.threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let failures = self.failures.lock().unwrap().clone();
+        (sent, failures, secs)
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool, log: impl Fn() -> String) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "{what} within {timeout:?}; log:\n{}", log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The one container serving `web`, and Caddy's route pointing at it.
+fn one_serving(caddy: &Caddy, agent: &Agent, step: &str) {
+    wait_for(
+        &format!("{step}: exactly one container for web"),
+        Duration::from_secs(30),
+        || instances("web") == [("web".to_string(), true)],
+        || format!("{:?}\n{}", instances("web"), agent.log_text()),
+    );
+    let (_, port) = docker(&["port", "web", "8080/tcp"]);
+    let port = port.lines().next().unwrap_or("").to_string();
+    assert_eq!(caddy.upstream("web").as_deref(), Some(port.as_str()), "{step}: the route points at web");
+}
+
+#[test]
+fn start_first_behind_caddy_loses_no_request_through_replaces_rollbacks_and_kill_9() {
+    let Some(_g) = setup() else { return };
+    let Some(mut caddy) = Caddy::start() else { return };
+    let listen = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], listen));
+    let up = Upstream::new();
+    let push = |v: usize, kind: Kind| up.commit(&[("hosts/e2e/web.yaml", &web(v, listen, kind))], &format!("v{v}"));
+    let c1 = push(1, Kind::Good);
+    let extra = format!("proxy: {{ caddy_admin: \"{}\" }}\n", caddy.endpoint());
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", &extra);
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    assert_eq!(get(addr).as_deref(), Ok("version 1\n"));
+    one_serving(&caddy, &agent, "first deploy");
+
+    let load = Load::start(listen, 250);
+    let mut v = 1;
+    // Ten replaces, and after every other one a broken revision, rolled back.
+    for round in 0..10 {
+        v += 1;
+        let c = push(v, Kind::Good);
+        agent.sync(0);
+        assert_eq!(agent.status()["applied_revision"], c.as_str(), "v{v}");
+        assert_eq!(get(addr), Ok(format!("version {v}\n")));
+        one_serving(&caddy, &agent, &format!("v{v}"));
+        if round % 2 == 1 {
+            let kind = if round % 4 == 1 { Kind::NeverAnswers } else { Kind::FailsHealth };
+            let good = c;
+            push(v + 1, kind);
+            let r = agent.sync(1);
+            assert!(r.stdout.contains("rolled back to"), "{}", r.stdout);
+            if kind == Kind::NeverAnswers {
+                assert!(r.stdout.contains("never answered"), "{}", r.stdout);
+            }
+            let s = agent.status();
+            assert_eq!(s["phase"], "RolledBack", "{s}");
+            assert_eq!(s["applied_revision"], good.as_str());
+            assert_eq!(get(addr), Ok(format!("version {v}\n")), "the old container serves again");
+            one_serving(&caddy, &agent, &format!("rolled back from v{}", v + 1));
+            v += 1;
+        }
+    }
+
+    // kill -9 at every step of the switch: the host ends on the new revision, one container
+    // behind the route, and the load never notices.
+    common::needs_failpoints();
+    for failpoint in ["before-switch", "after-switch", "before-rename", "before-retire"] {
+        agent.kill9();
+        v += 1;
+        let c = push(v, Kind::Good);
+        agent.spawn(&[("DRIFTLESS_FAILPOINT", failpoint)]);
+        let status = agent.wait_exit(Duration::from_secs(60));
+        assert!(!status.success(), "agentd should have aborted at {failpoint}");
+        assert!(agent.state_dir().join("journal.json").exists(), "{failpoint}: the journal survives");
+        agent.start();
+        wait_for(
+            &format!("{failpoint}: v{v} applied"),
+            Duration::from_secs(60),
+            || {
+                let s = agent.status();
+                s["phase"] == "Synced" && s["applied_revision"] == c.as_str()
+            },
+            || agent.log_text(),
+        );
+        assert_eq!(get(addr), Ok(format!("version {v}\n")), "{failpoint}");
+        one_serving(&caddy, &agent, failpoint);
+    }
+
+    let (sent, failures, secs) = load.finish();
+    let rate = sent as f64 / secs;
+    eprintln!(
+        "{sent} requests in {secs:.1} s ({rate:.0}/s) through 10 replaces, 5 rollbacks and 4 kill -9: {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed: {:?}\nagent log:\n{}",
+        failures.len(),
+        &failures[..failures.len().min(20)],
+        agent.log_text()
+    );
+    assert!(rate >= 200.0, "the load ran at {rate:.0} requests/s, under the 200 asked for");
+
+    // Caddy gone: a fault (Degraded), nothing marked failed.
+    caddy.stop();
+    let s = agent.wait_phase("Degraded", Duration::from_secs(30));
+    assert!(s["message"].as_str().unwrap_or("").contains("Caddy"), "{s}");
+    assert_eq!(s["failed_revisions"].as_array().map(Vec::len), Some(5), "no new failed revision: {s}");
+    // Back without the agent's routes (Debian's unit starts it from its Caddyfile): drift,
+    // repaired by itself, with no sync asked.
+    caddy.restart();
+    wait_for(
+        "the route is back",
+        Duration::from_secs(60),
+        || get(addr) == Ok(format!("version {v}\n")),
+        || agent.log_text(),
+    );
+    agent.wait_phase("Synced", Duration::from_secs(30));
+    one_serving(&caddy, &agent, "after Caddy's restart");
+    let h = agent.ctl(&["history", "-n", "1", "--json"]);
+    assert!(h.stdout.contains("drift_repaired"), "{}", h.stdout);
+    clear_managed();
+}
