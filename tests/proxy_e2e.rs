@@ -232,3 +232,68 @@ fn start_first_behind_caddy_loses_no_request_through_replaces_rollbacks_and_kill
     assert!(h.stdout.contains("drift_repaired"), "{}", h.stdout);
     clear_managed();
 }
+
+/// `GET /` on 127.0.0.1:`port` with `Host: host`: the body, whatever the status.
+fn get_host(port: u16, host: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_string()).unwrap_or_default()
+}
+
+/// A compose project: `web` behind Caddy by host name, `worker` start-first without proxy.
+fn compose(v: usize, with_web: bool) -> String {
+    let web = format!(
+        "  web:\n    image: {IMAGE}\n    pull_policy: never\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo 'compose {v}' > /www/index.html && exec httpd -f -p 8080 -h /www\"]\n    init: true\n    stop_grace_period: 2s\n    deploy:\n      update_config: {{ order: start-first }}\n    x-driftless:\n      proxy: {{ hosts: [app.example.test], port: 8080, drain: 1s }}\n"
+    );
+    format!(
+        "services:\n{}  worker:\n    image: {IMAGE}\n    pull_policy: never\n    command: [\"sh\", \"-c\", \"echo {v}; exec sleep 3600\"]\n    init: true\n    stop_grace_period: 2s\n    deploy:\n      update_config: {{ order: start-first }}\n",
+        if with_web { web } else { String::new() }
+    )
+}
+
+#[test]
+fn host_routes_join_caddys_https_server_from_a_compose_file_and_leave_the_rest_alone() {
+    let Some(_g) = setup() else { return };
+    // Caddy's own site, as a Caddyfile's site block would make it (plain HTTP here: no
+    // certificates can be had without a network).
+    let port = free_port();
+    let apps = format!(
+        "{{\"http\":{{\"servers\":{{\"srv0\":{{\"listen\":[\"127.0.0.1:{port}\", \"127.0.0.1:443\"],\"automatic_https\":{{\"disable\":true}},\"routes\":[{{\"handle\":[{{\"handler\":\"static_response\",\"body\":\"caddyfile site\"}}]}}]}}}}}}}}"
+    );
+    let Some(caddy) = Caddy::start_with(&apps) else { return };
+    let up = Upstream::new();
+    up.commit(&[("hosts/e2e/compose.yaml", &compose(1, true))], "v1");
+    let extra = format!("proxy: {{ caddy_admin: \"{}\" }}\n", caddy.endpoint());
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", &extra);
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(get_host(port, "app.example.test"), "compose 1");
+    assert_eq!(get_host(port, "other.example.test"), "caddyfile site", "the rest of Caddy is left alone");
+    let routes: serde_json::Value =
+        serde_json::from_str(&caddy.get("/config/apps/http/servers/srv0/routes").unwrap()).unwrap();
+    assert_eq!(routes.as_array().map(Vec::len), Some(2), "{routes}");
+    assert_eq!(routes[0]["@id"], "driftless-web", "first, before the catch-all: {routes}");
+    let worker = common::docker::container_id("worker");
+
+    let c2 = up.commit(&[("hosts/e2e/compose.yaml", &compose(2, true))], "v2");
+    agent.sync(0);
+    assert_eq!(agent.status()["applied_revision"], c2.as_str());
+    assert_eq!(get_host(port, "app.example.test"), "compose 2");
+    one_serving(&caddy, &agent, "v2");
+    assert_eq!(instances("worker"), [("worker".to_string(), true)], "the worker was replaced, one copy left");
+    assert_ne!(common::docker::container_id("worker"), worker);
+    let routes: serde_json::Value =
+        serde_json::from_str(&caddy.get("/config/apps/http/servers/srv0/routes").unwrap()).unwrap();
+    assert_eq!(routes.as_array().map(Vec::len), Some(2), "the route was changed, not added again: {routes}");
+
+    // web leaves the desired state: its route goes, Caddy's site stays.
+    up.commit(&[("hosts/e2e/compose.yaml", &compose(3, false))], "v3 without web");
+    agent.sync(0);
+    assert!(instances("web").is_empty());
+    assert_eq!(caddy.upstream("web"), None);
+    assert_eq!(get_host(port, "app.example.test"), "caddyfile site");
+    clear_managed();
+}

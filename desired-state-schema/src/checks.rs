@@ -812,7 +812,10 @@ fn check_update(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath,
     if p.drain.as_std() > MAX_DRAIN {
         f(
             at.key("drain"),
-            format!("drain {} is longer than 10m, and the old container would hold the agent that long: write at most 10m", p.drain),
+            format!(
+                "drain {} is longer than 10m, and the old container would hold the agent that long: write at most 10m",
+                p.drain
+            ),
         );
     }
 }
@@ -878,7 +881,8 @@ fn check_proxies(resources: &[Resource], out: &mut Vec<Finding>) {
             }
         }
         let Some((ip, port)) = p.listen.as_deref().and_then(split_listen) else { continue };
-        let clash = listens.iter().find(|((oip, oport), _)| *oport == port && (oip == &ip || oip.is_empty() || ip.is_empty()));
+        let clash =
+            listens.iter().find(|((oip, oport), _)| *oport == port && (oip == &ip || oip.is_empty() || ip.is_empty()));
         if let Some((_, &o)) = clash {
             out.push(Finding {
                 resource: i,
@@ -897,7 +901,8 @@ fn check_proxies(resources: &[Resource], out: &mut Vec<Finding>) {
             let published = oc.ports.iter().filter_map(|s| PortMapping::parse(s).ok()).any(|m| {
                 let oip = m.ip.clone().unwrap_or_default();
                 let oip = if oip == "0.0.0.0" { String::new() } else { oip };
-                m.host.is_some_and(|(lo, hi)| (lo..=hi).contains(&port)) && (oip == ip || oip.is_empty() || ip.is_empty())
+                m.host.is_some_and(|(lo, hi)| (lo..=hi).contains(&port))
+                    && (oip == ip || oip.is_empty() || ip.is_empty())
             });
             if published && k != i {
                 out.push(Finding {

@@ -11,19 +11,27 @@ pub struct Caddy {
     pub dir: tempfile::TempDir,
     /// The admin socket.
     pub admin: PathBuf,
+    /// Caddy's own config besides the admin socket (what its "Caddyfile" says).
+    apps: String,
     child: Option<Child>,
 }
 
 impl Caddy {
     /// Start Caddy with no config but its admin socket; `None` when the test is skipped.
     pub fn start() -> Option<Caddy> {
+        Caddy::start_with("")
+    }
+
+    /// Start Caddy with `apps` (JSON of Caddy's `apps`, or "" for none) beside its admin
+    /// socket, as a Caddyfile would have configured it; `None` when the test is skipped.
+    pub fn start_with(apps: &str) -> Option<Caddy> {
         if Command::new("caddy").arg("version").output().map(|o| !o.status.success()).unwrap_or(true) {
             super::missing("caddy is not installed", "run .ci/setup (it installs Debian's caddy)");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let admin = dir.path().join("admin.sock");
-        let mut c = Caddy { dir, admin, child: None };
+        let mut c = Caddy { dir, admin, apps: apps.to_string(), child: None };
         c.spawn();
         Some(c)
     }
@@ -36,7 +44,8 @@ impl Caddy {
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.admin);
         let config = self.dir.path().join("caddy.json");
-        std::fs::write(&config, format!("{{\"admin\":{{\"listen\":\"{}\"}}}}", self.endpoint())).unwrap();
+        let apps = if self.apps.is_empty() { String::new() } else { format!(",\"apps\":{}", self.apps) };
+        std::fs::write(&config, format!("{{\"admin\":{{\"listen\":\"{}\"}}{apps}}}", self.endpoint())).unwrap();
         let log = std::fs::File::create(self.dir.path().join("caddy.log")).unwrap();
         let child = Command::new("caddy")
             .args(["run", "--config"])

@@ -93,7 +93,10 @@ impl Cx<'_> {
                 k if k.starts_with("x-") && k != "x-driftless" => {}
                 "x-driftless" => {
                     let Some(m) = v.as_mapping() else {
-                        self.err(&kat, "x-driftless is a mapping: { health: [...], proxy: {...}, environments: {...} }");
+                        self.err(
+                            &kat,
+                            "x-driftless is a mapping: { health: [...], proxy: {...}, environments: {...} }",
+                        );
                         continue;
                     };
                     for (xk, xv) in m {
@@ -120,7 +123,9 @@ impl Cx<'_> {
                             }
                             other => self.key_err(
                                 &kat.key(other),
-                                &format!("unknown key `{other}` in x-driftless; expected health, proxy or environments"),
+                                &format!(
+                                    "unknown key `{other}` in x-driftless; expected health, proxy or environments"
+                                ),
                             ),
                         }
                     }
