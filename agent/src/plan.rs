@@ -552,6 +552,28 @@ mod tests {
                 ],
                 vec![("cache", Action::Remove), ("db", Action::Repair), ("web", Action::Unchanged)],
             ),
+            (
+                "web runs as it should, but its route in the proxy is gone",
+                vec![
+                    obs("db", &hdb, RunState::Running, 0),
+                    Observed {
+                        out_of_place: Some("its route is missing".into()),
+                        ..obs("web", &hweb, RunState::Running, 0)
+                    },
+                ],
+                vec![("db", Action::Unchanged), ("web", Action::Repair)],
+            ),
+            (
+                "a changed spec is a replace, whatever else is out of place",
+                vec![
+                    obs("db", &hdb, RunState::Running, 0),
+                    Observed {
+                        out_of_place: Some("its route is missing".into()),
+                        ..obs("web", "old", RunState::Running, 0)
+                    },
+                ],
+                vec![("db", Action::Unchanged), ("web", Action::Replace)],
+            ),
         ];
         for (name, observed, want) in table {
             let p = plan(&desired, &observed, &[Kind::Container]);
