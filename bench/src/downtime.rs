@@ -1,12 +1,12 @@
-//! Requests lost while a web app is replaced under load — the baseline issue 28 starts from.
+//! Requests lost while a web app is replaced under load.
 //! A load of `BENCH_RPS` (default 200) requests per second on 127.0.0.1, each on a new
 //! connection (as separate clients would), runs through `BENCH_REPLACES` (default 10)
-//! replaces of one web server, done three ways: the agent (a Container publishing the port,
-//! `update: stop-first`, today's only order), `docker-compose up -d` on the same container,
+//! replaces of one web server, done four ways: the agent (a Container publishing the port,
+//! `update: stop-first`), `docker-compose up -d` on the same container,
 //! and Passenger (`passenger-config restart-app` after a release switch, what the agent does
-//! for a PassengerApp). Printed per way: requests sent, failed (refused, reset, timed out
-//! after 2 s, or not 2xx), and p50/p99 latency of all of them. Start-first behind Caddy is
-//! issue 28's, not built yet; its row says so.
+//! for a PassengerApp), plus the agent's start-first replace behind Debian's Caddy. Printed
+//! per way: requests sent, failed (refused, reset, timed out after 2 s, or not 2xx), and
+//! p50/p99 latency of all of them.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -125,13 +125,62 @@ fn row(way: &str, r: (usize, usize, Duration, Duration), secs: f64) {
     );
 }
 
-/// The agent replacing a port-bound Container, stop-first.
-fn agent_stop_first(bin: &Path) -> Result<()> {
+/// Debian's Caddy with only its admin socket (in `dir`), killed on drop.
+struct Caddy(std::process::Child);
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_caddy(dir: &Path) -> Result<(Caddy, String)> {
+    let admin = format!("unix/{}", dir.join("admin.sock").display());
+    let config = dir.join("caddy.json");
+    std::fs::write(&config, format!("{{\"admin\":{{\"listen\":\"{admin}\"}}}}"))?;
+    let child = Command::new("caddy")
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("HOME", dir)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("caddy (apt install caddy)")?;
+    let caddy = Caddy(child);
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(dir.join("admin.sock")).is_err() {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("caddy's admin socket does not answer");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((caddy, admin))
+}
+
+/// The agent replacing a web Container: stop-first with the port published, or start-first
+/// behind Caddy listening on that port.
+fn agent_replaces(bin: &Path, dir: &Path, start_first: bool) -> Result<()> {
     let port = host::free_port()?;
     let bench = host::Bench::with(0)?;
+    let (caddy, extra) = if start_first {
+        let cdir = dir.join("caddy");
+        std::fs::create_dir_all(&cdir)?;
+        let (c, admin) = start_caddy(&cdir)?;
+        (Some(c), format!("proxy: {{ caddy_admin: \"{admin}\" }}\n"))
+    } else {
+        (None, String::new())
+    };
+    let traffic = if start_first {
+        format!("  update: start-first\n  proxy: {{ listen: \"127.0.0.1:{port}\", port: 8080, drain: 1s }}\n")
+    } else {
+        format!("  ports: [\"127.0.0.1:{port}:8080\"]\n")
+    };
     let web = |v: usize| {
         format!(
-            "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: dl-web }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: {SERVE}\n  env: {{ VERSION: \"{v}\" }}\n  init: true\n  ports: [\"127.0.0.1:{port}:8080\"]\n  stop_timeout: 2s\n"
+            "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: dl-web }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: {SERVE}\n  env: {{ VERSION: \"{v}\" }}\n  init: true\n{traffic}  stop_timeout: 2s\n"
         )
     };
     let push = |v: usize| -> Result<String> {
@@ -145,7 +194,7 @@ fn agent_stop_first(bin: &Path) -> Result<()> {
         git(&bench.work, &["rev-parse", "HEAD"])
     };
     let first = push(0)?;
-    let files = bench.agent_config("downtime", "1h", "")?;
+    let files = bench.agent_config("downtime", "1h", &extra)?;
     let d = Daemon::start(bin, files)?;
     d.sync()?;
     d.wait_applied(&first, Duration::from_secs(60))?;
@@ -160,8 +209,10 @@ fn agent_stop_first(bin: &Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(500));
     }
     let secs = t0.elapsed().as_secs_f64();
-    row("agent, stop-first (today)", load.finish(), secs);
+    let way = if start_first { "agent, start-first through Caddy" } else { "agent, stop-first (port published)" };
+    row(way, load.finish(), secs);
     drop(d);
+    drop(caddy);
     host::clear()
 }
 
@@ -288,8 +339,8 @@ pub fn bench_downtime(bin: &Path) -> Result<()> {
     println!("\n### Requests lost during replaces ({} requests/s on 127.0.0.1, each on a new connection)\n", rps());
     println!("| way | replaces | requests | failed | p50 | p99 | time |");
     println!("|---|---|---|---|---|---|---|");
-    println!("| agent, start-first through Caddy | — | — | — | — | — | not built yet (issue 28) |");
-    agent_stop_first(bin)?;
+    agent_replaces(bin, dir.path(), true)?;
+    agent_replaces(bin, dir.path(), false)?;
     if host::with_compose() {
         compose_up(dir.path())?;
     }
