@@ -336,7 +336,12 @@ pub fn bench_downtime(bin: &Path) -> Result<()> {
     host::clear()?;
     docker(&["image", "inspect", IMAGE])?;
     let dir = tempfile::tempdir()?;
-    println!("\n### Requests lost during replaces ({} requests/s on 127.0.0.1, each on a new connection)\n", rps());
+    let migrate = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").unwrap_or_default();
+    println!(
+        "\n### Requests lost during replaces ({} requests/s on 127.0.0.1, each on a new connection; net.ipv4.tcp_migrate_req = {})\n",
+        rps(),
+        migrate.trim()
+    );
     println!("| way | replaces | requests | failed | p50 | p99 | time |");
     println!("|---|---|---|---|---|---|---|");
     agent_replaces(bin, dir.path(), true)?;

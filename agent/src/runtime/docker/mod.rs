@@ -223,6 +223,11 @@ impl DockerRuntime {
         secrets: std::sync::Arc<crate::secrets::Secrets>,
     ) -> Result<DockerRuntime, RuntimeError> {
         let client = Docker::connect_with_local_defaults().map_err(unreachable)?;
+        if cfg.config.proxy.is_some() && !start_first::listeners_hand_over() {
+            tracing::warn!(
+                "net.ipv4.tcp_migrate_req is 0: each switch of a route in Caddy may reset a few connections under load; set it to 1 (sysctl -w net.ipv4.tcp_migrate_req=1, and in /etc/sysctl.d/; docs/operations.md, \"Zero-downtime replaces\")"
+            );
+        }
         let state_dir = &cfg.config.state_dir;
         let run_dir = cfg
             .config

@@ -25,6 +25,15 @@ use desired_state_schema::{ContainerSpec, Resource};
 use super::{caddy, docker_err, proxy_err, stop_secs, DockerRuntime, Instance, Made};
 use crate::runtime::{Log, RuntimeError};
 
+/// Whether the kernel hands the connections queued on a closing listener to another one of
+/// its `SO_REUSEPORT` group (`net.ipv4.tcp_migrate_req`, Linux 5.14+). Caddy applies every
+/// config change by opening new listeners beside the old ones and closing the old: without
+/// it, each switch resets the few connections that wait in an old listener's queue
+/// (measured: 113 of 134,324 requests over 60 changes at about 2,200 requests/s; none with it).
+pub(super) fn listeners_hand_over() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").map_or(true, |v| v.trim() != "0")
+}
+
 /// The first characters of an id or hash, for instance names.
 fn short(s: &str) -> &str {
     s.get(..12).unwrap_or(s)
@@ -77,7 +86,7 @@ impl DockerRuntime {
                 let answered = match self.published_port(name, &id, proxy.port).await {
                     Ok(port) => {
                         let dial = caddy::dial(port);
-                        self.probe_until(&as_name, &dial, &proxy.path).await.map(|()| dial)
+                        self.probe_until(&as_name, fresh, &dial, &proxy.path).await.map(|()| dial)
                     }
                     Err(e) => Err(e.to_string()),
                 };
@@ -85,6 +94,15 @@ impl DockerRuntime {
                     Ok(d) => d,
                     Err(why) => {
                         if fresh {
+                            // Its logs say why; the diagnostic of the revision keeps them.
+                            let logs = self.tail_logs(&id).await;
+                            if let Ok(mut all) = self.last_output.lock() {
+                                all.insert(name.to_string(), logs);
+                            }
+                            if let Ok(mut failed) = self.fetch_failed.lock() {
+                                let state = "never answered; removed (the old container kept serving)".to_string();
+                                failed.insert(name.to_string(), (state, why.clone()));
+                            }
                             self.stop_and_remove(name, &id, stop_secs(spec)).await?;
                         }
                         let kept = if instances.iter().any(|i| i.running) {
@@ -188,6 +206,37 @@ impl DockerRuntime {
         Ok(out)
     }
 
+    /// The last 50 lines of container `id`'s output.
+    async fn tail_logs(&self, id: &str) -> Vec<String> {
+        let Ok(api) = self.api().await else { return Vec::new() };
+        let opts = bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: "50".into(),
+            ..Default::default()
+        };
+        let mut stream = api.logs(id, Some(opts));
+        let mut logs = Vec::new();
+        while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut stream).await {
+            logs.extend(chunk.to_string().lines().map(|l| l.trim_end().to_string()));
+        }
+        logs
+    }
+
+    /// Why the container `name` is not running now (`None` while it runs, or when the
+    /// engine does not say).
+    async fn down(&self, name: &str) -> Option<String> {
+        let c = self.api().await.ok()?.inspect_container(name, None::<InspectContainerOptions>).await.ok()?;
+        let state = c.state?;
+        if state.restarting == Some(true) {
+            Some(format!("container {name} keeps exiting (last exit code {})", state.exit_code.unwrap_or(0)))
+        } else if state.running != Some(true) {
+            Some(format!("container {name} exited with code {}", state.exit_code.unwrap_or(0)))
+        } else {
+            None
+        }
+    }
+
     /// The loopback port the engine published container port `port` of `id` on.
     async fn published_port(&self, name: &str, id: &str, port: u16) -> Result<u16, RuntimeError> {
         let c = self
@@ -213,8 +262,10 @@ impl DockerRuntime {
     }
 
     /// Ask `http://<dial><path>` until it answers 2xx (within the agent config's
-    /// `health.timeout`); fails early when the container `as_name` exits.
-    async fn probe_until(&self, as_name: &str, dial: &str, path: &str) -> Result<(), String> {
+    /// `health.timeout`); fails early when the container `as_name` exits (a `fresh` one: also
+    /// when it restarted at all, as the gate judges; an older one may have restarted long
+    /// ago, so it fails early only while it is down).
+    async fn probe_until(&self, as_name: &str, fresh: bool, dial: &str, path: &str) -> Result<(), String> {
         let (timeout, interval) = self.probe;
         let client =
             reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().map_err(|e| e.to_string())?;
@@ -227,7 +278,11 @@ impl DockerRuntime {
                 Ok(r) => format!("{url} answered {}", r.status().as_u16()),
                 Err(e) => format!("{url}: {}", crate::fault::error_chain(&e)),
             };
-            if let crate::runtime::Liveness::Failed(why) = self.watch(as_name).await {
+            if fresh {
+                if let crate::runtime::Liveness::Failed(why) = self.watch(as_name).await {
+                    return Err(why);
+                }
+            } else if let Some(why) = self.down(as_name).await {
                 return Err(why);
             }
             if Instant::now() + interval > deadline {
