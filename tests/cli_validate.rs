@@ -79,6 +79,34 @@ fn render_prints_the_effective_state_of_one_environment() {
     assert_eq!(v["checked"], serde_json::json!(["staging"]));
 }
 
+/// One folder for twenty hosts: a per-host overlay merged after the environment's.
+const ROLE: &str = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec:\n  image: web:1\n  env: { LOG_LEVEL: INFO, SHARD: \"0\" }\nenvironments:\n  production:\n    spec: { image: web:2, env: { LOG_LEVEL: WARN } }\nhosts:\n  web-3:\n    spec: { env: { SHARD: \"3\" } }\n  web-4:\n    spec: { ports: [\"127.0.0.1:8080:99999\"] }\n";
+
+#[test]
+fn host_overlays_merge_after_the_environment_and_each_declared_host_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), &[("roles/web.yaml", ROLE)]);
+    let r = run(agentctl().args(["validate", "--host", "web-3", "-e", "production", "--render"]).arg(dir.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["spec"]["image"], "web:2", "the environment's overlay");
+    assert_eq!(doc["spec"]["env"]["LOG_LEVEL"], "WARN");
+    assert_eq!(doc["spec"]["env"]["SHARD"], "3", "the host's, merged after it");
+    assert!(doc.get("hosts").is_none(), "overlays are applied, not shown");
+    // Without --host, every declared host's overlay is checked: web-4's error is found, at
+    // its line, and named with the host.
+    let r = run(agentctl().args(["validate", "--json"]).arg(dir.path()));
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["hosts"], serde_json::json!(["web-3", "web-4"]));
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["errors"][0]["host"], "web-4");
+    assert_eq!(v["errors"][0]["line"], 14);
+    assert!(v["errors"][0]["message"].as_str().unwrap().starts_with("hosts.web-4.spec.ports[0]: "), "{v}");
+    let r = run(agentctl().args(["validate"]).arg(dir.path()));
+    assert!(r.stderr.contains("(host web-4)") || r.stdout.contains("(host web-4)"), "{}{}", r.stdout, r.stderr);
+}
+
 #[test]
 fn missing_folder_is_an_error_not_a_crash() {
     let r = run(agentctl().args(["validate", "/nonexistent/state"]));

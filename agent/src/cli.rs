@@ -115,6 +115,10 @@ pub enum AgentctlCommand {
         /// Check only this environment's effective state.
         #[arg(long, short = 'e', value_name = "NAME")]
         environment: Option<String>,
+        /// Check only this host's effective state (its `hosts:` overlays merged after the
+        /// environment's); without it, every declared host's overlays are checked too.
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
         /// Print the effective desired state (overlays applied, defaults filled in).
         #[arg(long)]
         render: bool,

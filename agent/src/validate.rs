@@ -7,12 +7,14 @@ use std::path::Path;
 use desired_state_schema::{parse_with, read_dir_files, DesiredState, Diagnostic, ParseOptions, ReadError};
 use serde::Serialize;
 
-/// A diagnostic and the environment it shows up in (`None`: the base documents).
+/// A diagnostic and the environment (and host) it shows up in (`None`: the base documents,
+/// no host overlay).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     #[serde(flatten)]
     pub diagnostic: Diagnostic,
     pub environment: Option<String>,
+    pub host: Option<String>,
 }
 
 /// What `validate` found.
@@ -26,6 +28,10 @@ pub struct Report {
     pub environments: Vec<String>,
     /// Which environments were checked (`null` stands for the base documents).
     pub checked: Vec<Option<String>>,
+    /// Hosts that some document declares an overlay for (`hosts:`).
+    pub hosts: Vec<String>,
+    /// Which hosts' overlays were checked (`null`: none), in each checked environment.
+    pub checked_hosts: Vec<Option<String>>,
     pub errors: Vec<Finding>,
     /// Not errors (compose: a variable unset and without a default became empty).
     pub warnings: Vec<Diagnostic>,
@@ -37,10 +43,12 @@ pub struct Report {
 }
 
 /// Validate `dir`. `environment`: check only that one (else the base and every declared one).
-/// `render`: keep the effective state of `environment` (or of the base) in the report.
+/// `host`: with that host's overlays only (else without any, and with each declared one).
+/// `render`: keep the effective state of `environment` and `host` (or of the base) in the report.
 pub fn validate(
     dir: &Path,
     environment: Option<&str>,
+    host: Option<&str>,
     render: bool,
     profiles: &[String],
     identities: Option<&crate::secrets::Secrets>,
@@ -57,15 +65,20 @@ pub fn validate(
         Some(e) => vec![Some(e.to_string())],
         None => std::iter::once(None).chain(declared.iter().cloned().map(Some)).collect(),
     };
+    let declared_hosts: Vec<String> = loaded.hosts().into_iter().collect();
+    let checked_hosts: Vec<Option<String>> = match host {
+        Some(h) => vec![Some(h.to_string())],
+        None => std::iter::once(None).chain(declared_hosts.iter().cloned().map(Some)).collect(),
+    };
     let mut errors: Vec<Finding> = Vec::new();
     let mut rendered: Option<DesiredState> = None;
-    for env in &checked {
-        match loaded.build(env.as_deref()) {
+    for (env, host) in checked.iter().flat_map(|e| checked_hosts.iter().map(move |h| (e, h))) {
+        match loaded.build_for(env.as_deref(), host.as_deref()) {
             Ok(state) => {
                 if let Some(ids) = identities {
                     for d in check_secrets(dir, &state, ids) {
                         if !errors.iter().any(|f| f.diagnostic == d) {
-                            errors.push(Finding { diagnostic: d, environment: env.clone() });
+                            errors.push(Finding { diagnostic: d, environment: env.clone(), host: host.clone() });
                         }
                     }
                 }
@@ -77,7 +90,7 @@ pub fn validate(
                 for d in invalid.diagnostics {
                     // A problem of the base documents shows up in every environment: say it once.
                     if !errors.iter().any(|f| f.diagnostic == d) {
-                        errors.push(Finding { diagnostic: d, environment: env.clone() });
+                        errors.push(Finding { diagnostic: d, environment: env.clone(), host: host.clone() });
                     }
                 }
             }
@@ -91,6 +104,8 @@ pub fn validate(
         documents: loaded.document_count(),
         environments: declared,
         checked,
+        hosts: declared_hosts,
+        checked_hosts,
         errors,
         warnings: loaded.warnings().to_vec(),
         not_desired_state: loaded.skipped().to_vec(),
@@ -140,9 +155,19 @@ impl Report {
     pub fn error_lines(&self) -> Vec<String> {
         self.errors
             .iter()
-            .map(|f| match &f.environment {
-                Some(e) if self.checked.len() > 1 => format!("{} (environment {e})", f.diagnostic),
-                _ => f.diagnostic.to_string(),
+            .map(|f| {
+                let mut at = Vec::new();
+                if let Some(e) = f.environment.as_ref().filter(|_| self.checked.len() > 1) {
+                    at.push(format!("environment {e}"));
+                }
+                if let Some(h) = f.host.as_ref().filter(|_| self.checked_hosts.len() > 1) {
+                    at.push(format!("host {h}"));
+                }
+                if at.is_empty() {
+                    f.diagnostic.to_string()
+                } else {
+                    format!("{} ({})", f.diagnostic, at.join(", "))
+                }
             })
             .collect()
     }
@@ -166,8 +191,9 @@ impl Report {
         } else {
             format!("; environments: {}", self.environments.join(", "))
         };
+        let hosts = if self.hosts.is_empty() { String::new() } else { format!("; hosts: {}", self.hosts.join(", ")) };
         let counted = format!(
-            "{} document{} in {} file{}{envs}",
+            "{} document{} in {} file{}{envs}{hosts}",
             self.documents,
             plural(self.documents),
             self.files,

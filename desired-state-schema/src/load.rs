@@ -122,6 +122,9 @@ struct Envelope {
     spec: Value,
     #[serde(default)]
     environments: BTreeMap<String, Overlay>,
+    /// Per-host overlays (`hosts.<host>.spec`), merged after the environment's.
+    #[serde(default)]
+    hosts: BTreeMap<String, Overlay>,
 }
 
 #[derive(Deserialize)]
@@ -551,28 +554,48 @@ impl Loaded {
         self.parsed.len()
     }
 
+    /// Every host some document declares an overlay for, sorted.
+    pub fn hosts(&self) -> BTreeSet<String> {
+        self.parsed.iter().flat_map(|p| p.envelope.hosts.keys().cloned()).collect()
+    }
+
     /// The effective desired state for `environment` (`None`: base documents only).
     pub fn build(&self, environment: Option<&str>) -> Result<DesiredState, Invalid> {
+        self.build_for(environment, None)
+    }
+
+    /// The effective desired state of `host` in `environment`: `environments.<env>.spec`
+    /// deep-merged over `spec`, then `hosts.<host>.spec` over that.
+    pub fn build_for(&self, environment: Option<&str>, host: Option<&str>) -> Result<DesiredState, Invalid> {
         let mut diags = self.parse_errors.clone();
         let mut resources = Vec::new();
         let mut owners = Vec::new(); // index into self.parsed, per resource
         let mut untyped = std::collections::BTreeSet::new(); // documents whose spec failed typing
         for (pi, p) in self.parsed.iter().enumerate() {
-            let overlay = environment.and_then(|e| p.envelope.environments.get(e)).map(|o| &o.spec);
             let mut spec = p.envelope.spec.clone();
-            if let Some(o) = overlay {
+            let overlays = [
+                ("environments", environment, environment.and_then(|e| p.envelope.environments.get(e))),
+                ("hosts", host, host.and_then(|h| p.envelope.hosts.get(h))),
+            ];
+            let mut bad = false;
+            for (key, name, overlay) in overlays {
+                let Some(o) = overlay.map(|o| &o.spec) else { continue };
                 if !o.is_null() && !o.is_mapping() {
-                    let path = YamlPath::of(&["environments", environment.unwrap_or_default(), "spec"]);
+                    let path = YamlPath::of(&[key, name.unwrap_or_default(), "spec"]);
                     diags.push(diag(
                         p.map.get().file_at(&path).unwrap_or(&p.origin.file),
                         p.map.get().value_pos(&path),
                         &path,
                         "an overlay's spec must be a mapping of the keys to change",
                     ));
-                    untyped.insert(p.envelope.metadata.name.clone());
+                    bad = true;
                     continue;
                 }
                 deep_merge(&mut spec, o);
+            }
+            if bad {
+                untyped.insert(p.envelope.metadata.name.clone());
+                continue;
             }
             let typed_spec = match p.envelope.kind {
                 Kind::Container => typed_each::<ContainerSpec>(spec).map(Spec::Container),
@@ -595,13 +618,13 @@ impl Loaded {
                     for (rel, msg) in errors {
                         let mut path = YamlPath::of(&["spec"]);
                         path.0.extend(rel.0);
-                        diags.push(self.locate(pi, environment, &path, &msg));
+                        diags.push(self.locate(pi, environment, host, &path, &msg));
                     }
                 }
             }
         }
         for f in check_all(&resources, &untyped) {
-            diags.push(self.locate(owners[f.resource], environment, &f.path, &f.message));
+            diags.push(self.locate(owners[f.resource], environment, host, &f.path, &f.message));
         }
         if diags.is_empty() && self.parsed.is_empty() {
             diags.push(Diagnostic {
@@ -623,20 +646,23 @@ impl Loaded {
         }
     }
 
-    /// Position of `path` of document `pi`: in the overlay when the overlay set that value.
-    fn locate(&self, pi: usize, env: Option<&str>, path: &YamlPath, msg: &str) -> Diagnostic {
+    /// Position of `path` of document `pi`: in an overlay when the overlay set that value
+    /// (the host's, merged last, first).
+    fn locate(&self, pi: usize, env: Option<&str>, host: Option<&str>, path: &YamlPath, msg: &str) -> Diagnostic {
         let p = &self.parsed[pi];
         let mut shown = path.clone();
-        if let (Some(env), Some(Seg::Key(first))) = (env, path.0.first()) {
-            if first == "spec" {
-                let in_overlay = YamlPath(
-                    [Seg::Key("environments".into()), Seg::Key(env.into()), Seg::Key("spec".into())]
-                        .into_iter()
-                        .chain(path.0[1..].iter().cloned())
-                        .collect(),
-                );
-                if overlay_sets(p, env, &path.0[1..]) {
-                    shown = in_overlay;
+        if let Some(Seg::Key(first)) = path.0.first() {
+            let candidates = [("hosts", host, &p.envelope.hosts), ("environments", env, &p.envelope.environments)];
+            for (key, name, overlays) in candidates {
+                let Some(name) = name else { continue };
+                if first == "spec" && overlay_sets(overlays.get(name), &path.0[1..]) {
+                    shown = YamlPath(
+                        [Seg::Key(key.into()), Seg::Key(name.into()), Seg::Key("spec".into())]
+                            .into_iter()
+                            .chain(path.0[1..].iter().cloned())
+                            .collect(),
+                    );
+                    break;
                 }
             }
         }
@@ -644,9 +670,10 @@ impl Loaded {
     }
 }
 
-/// Whether `environments.<env>.spec` sets the value at `rest` (a path below `spec`).
-fn overlay_sets(p: &Parsed, env: &str, rest: &[Seg]) -> bool {
-    let Some(mut v) = p.envelope.environments.get(env).map(|o| &o.spec) else { return false };
+/// Whether `overlay` (an `environments.<env>` or `hosts.<host>`) sets the value at `rest` (a
+/// path below `spec`).
+fn overlay_sets(overlay: Option<&Overlay>, rest: &[Seg]) -> bool {
+    let Some(mut v) = overlay.map(|o| &o.spec) else { return false };
     for seg in rest {
         let next = match (seg, v) {
             (Seg::Key(k), Value::Mapping(m)) => m.get(k.as_str()),

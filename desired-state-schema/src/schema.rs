@@ -53,6 +53,15 @@ pub fn json_schema() -> Value {
                             "additionalProperties": false,
                             "properties": { "spec": { "$ref": format!("#/$defs/{patch_name}") } }
                         }
+                    },
+                    "hosts": {
+                        "description": "Per-host overlays, keyed by the agent's `host`; merged after the environment's.",
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "properties": { "spec": { "$ref": format!("#/$defs/{patch_name}") } }
+                        }
                     }
                 }
             }),

@@ -447,7 +447,7 @@ _agentctl() {
             return 0
             ;;
         agentctl__subcmd__validate)
-            opts="-e -h --environment --render --profile --identities --json --socket --config --help"
+            opts="-e -h --environment --host --render --profile --identities --json --socket --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -458,6 +458,10 @@ _agentctl() {
                     return 0
                     ;;
                 -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

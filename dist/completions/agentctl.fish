@@ -67,6 +67,7 @@ complete -c agentctl -n "__fish_agentctl_using_subcommand resume" -l socket -d '
 complete -c agentctl -n "__fish_agentctl_using_subcommand resume" -l config -d 'Read `control_socket` from this agent config' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand resume" -s h -l help -d 'Print help'
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -s e -l environment -d 'Check only this environment\'s effective state' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l host -d 'Check only this host\'s effective state (its `hosts:` overlays merged after the environment\'s); without it, every declared host\'s overlays are checked too' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l profile -d 'Enable a compose profile (repeatable), as the agent config\'s compose_profiles' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l identities -d 'Check that every .age file the state names decrypts with this identity (repeatable: age identity files or SSH private keys, as secrets.identities)' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l socket -d 'The agent\'s control socket' -r -F

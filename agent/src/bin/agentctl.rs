@@ -22,8 +22,8 @@ const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Cmd::Validate { dir, environment, render, profiles, identities, json } = cli.command {
-        return cmd_validate(dir, environment, render, &profiles, &identities, json);
+    if let Cmd::Validate { dir, environment, host, render, profiles, identities, json } = cli.command {
+        return cmd_validate(dir, environment, host, render, &profiles, &identities, json);
     }
     if let Cmd::Convert { file, profiles } = cli.command {
         return cmd_convert(&file, &profiles);
@@ -412,6 +412,7 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
 fn cmd_validate(
     dir: PathBuf,
     environment: Option<String>,
+    host: Option<String>,
     render: bool,
     profiles: &[String],
     identities: &[PathBuf],
@@ -428,7 +429,7 @@ fn cmd_validate(
             }
         }
     };
-    let report = match validate(&dir, environment.as_deref(), render, profiles, ids.as_ref()) {
+    let report = match validate(&dir, environment.as_deref(), host.as_deref(), render, profiles, ids.as_ref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentctl validate: {e}");

@@ -57,6 +57,7 @@ impl Reconciler {
         let path = c.source.path.clone();
         let oid = revision.oid().ok_or_else(|| CycleError::Refused(format!("{revision} is not a commit id")))?;
         let env = c.environment.clone();
+        let host = self.cfg.host.clone();
         let opts = desired_state_schema::ParseOptions {
             compose_profiles: c.compose_profiles.clone(),
             root: String::new(),
@@ -68,7 +69,7 @@ impl Reconciler {
         // the runtime's one thread, so the control socket keeps answering meanwhile.
         let built = tokio::task::spawn_blocking(move || {
             src.read_state(oid, &path)
-                .map(|files| desired_state_schema::parse_with(&files, &opts).build(env.as_deref()))
+                .map(|files| desired_state_schema::parse_with(&files, &opts).build_for(env.as_deref(), Some(&host)))
         })
         .await??;
         Ok(built?)

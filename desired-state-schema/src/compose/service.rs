@@ -46,6 +46,7 @@ impl Cx<'_> {
             docmap.show_as(&spec_at.key(to), &at.key(from));
         };
         let mut environments: Option<Value> = None;
+        let mut hosts: Option<Value> = None;
         let mut health: Option<Value> = None;
         let container = sv.names.get(sv.name).cloned().unwrap_or_else(|| sv.name.to_string());
         let mut network_mode_set = false;
@@ -95,7 +96,7 @@ impl Cx<'_> {
                     let Some(m) = v.as_mapping() else {
                         self.err(
                             &kat,
-                            "x-driftless is a mapping: { health: [...], proxy: {...}, environments: {...} }",
+                            "x-driftless is a mapping: { health: [...], proxy: {...}, environments: {...}, hosts: {...} }",
                         );
                         continue;
                     };
@@ -121,10 +122,15 @@ impl Cx<'_> {
                                 );
                                 docmap.show_as(&YamlPath::root().key("environments"), &kat.key("environments"));
                             }
+                            "hosts" => {
+                                hosts = Some(xv.clone());
+                                docmap.alias_tree(self.map, &kat.key("hosts"), &YamlPath::root().key("hosts"));
+                                docmap.show_as(&YamlPath::root().key("hosts"), &kat.key("hosts"));
+                            }
                             other => self.key_err(
                                 &kat.key(other),
                                 &format!(
-                                    "unknown key `{other}` in x-driftless; expected health, proxy or environments"
+                                    "unknown key `{other}` in x-driftless; expected health, proxy, environments or hosts"
                                 ),
                             ),
                         }
@@ -643,6 +649,9 @@ impl Cx<'_> {
         meta.insert("name".into(), container.into());
         doc.insert("metadata".into(), Value::Mapping(meta));
         doc.insert("spec".into(), Value::Mapping(spec));
+        if let Some(h) = hosts {
+            doc.insert("hosts".into(), h);
+        }
         if let Some(e) = environments {
             doc.insert("environments".into(), e);
         }
