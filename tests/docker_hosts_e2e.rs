@@ -888,3 +888,20 @@ fn agents_with_different_hosts_share_one_engine_and_touch_only_their_own() {
         docker::docker(&["network", "rm", n]);
     }
 }
+
+#[test]
+fn an_agent_applies_its_own_host_overlay_after_the_environment_s() {
+    let Some(_g) = setup() else { return };
+    let doc = format!(
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: shard }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  env: {{ SHARD: \"0\", LEVEL: info }}\n  stop_timeout: 1s\nenvironments:\n  production:\n    spec: {{ env: {{ LEVEL: warn, SHARD: \"9\" }} }}\nhosts:\n  e2e:\n    spec: {{ env: {{ SHARD: \"3\" }} }}\n  other:\n    spec: {{ env: {{ SHARD: \"4\" }} }}\n"
+    );
+    let up = Upstream::new();
+    up.commit(&[("hosts/e2e/shard.yaml", &doc)], "one folder for every shard");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "environment: production\n");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let (_, env) = docker::docker(&["inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", "shard"]);
+    assert!(env.lines().any(|l| l == "SHARD=3"), "the host's overlay, merged last: {env}");
+    assert!(env.lines().any(|l| l == "LEVEL=warn"), "the environment's overlay: {env}");
+    clear_managed();
+}
