@@ -12,8 +12,8 @@ const LAYERS: &[&[&str]] = &[
     &["state", "config", "plan", "secrets"],
     &["source", "metrics", "notify"],
     &["runtime"],
-    &["health", "event", "validate", "webhook"],
-    &["reconciler", "control"],
+    &["health", "event", "validate", "webhook", "fleet"],
+    &["reconciler", "control", "reporter"],
     &["cli"],
 ];
 

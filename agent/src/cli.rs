@@ -133,6 +133,25 @@ pub enum AgentctlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Every host's last report from Git (report.url): phase, revisions, health, age; no
+    /// agent needed. Exit 1 when a host is failed, rolled back, stale or unverified.
+    Fleet {
+        /// The report repository (default: report.url of the agent config).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// An allowed_signers file whose principals are host names (default: rollout.signers).
+        #[arg(long, value_name = "FILE")]
+        signers: Option<PathBuf>,
+        /// Only hosts of this environment.
+        #[arg(long, short = 'e', value_name = "NAME")]
+        environment: Option<String>,
+        /// Where this revision (a commit id or a prefix of one) stands on each host.
+        #[arg(long, value_name = "REV")]
+        revision: Option<String>,
+        /// Print a JSON list of rows instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the driftless/v1 documents a compose file means (with the .env beside it).
     Convert {
         /// A compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml.

@@ -59,6 +59,42 @@ pub struct Config {
     /// The host's reverse proxy, for Containers with `proxy` (start-first replaces).
     #[serde(default)]
     pub proxy: Option<ProxyConfig>,
+    /// Push a signed report of this host's state to a Git repository (PRODUCT.md "Fleets").
+    #[serde(default)]
+    pub report: Option<ReportConfig>,
+    /// How this host reads other hosts' reports.
+    #[serde(default)]
+    pub rollout: Option<RolloutConfig>,
+}
+
+/// `report:` of the agent config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// The repository the report is pushed to (`refs/driftless/hosts/<host>`): the
+    /// desired-state repository or one of its own. Same forms as `source.url`.
+    pub url: String,
+    /// Credentials for the push (as `source.auth`).
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// The SSH private key each report commit is signed with (e.g. the host key).
+    pub sign: PathBuf,
+    /// How often the report is pushed besides after every outcome.
+    #[serde(default = "default_report_interval")]
+    pub interval: Duration,
+}
+
+fn default_report_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// `rollout:` of the agent config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// An `allowed_signers` file whose principals are host names: a report counts only when
+    /// it verifies against it, signed by the host its ref names (also `agentctl fleet`'s).
+    pub signers: PathBuf,
 }
 
 /// `proxy:` of the agent config.
@@ -68,6 +104,22 @@ pub struct ProxyConfig {
     /// Caddy's admin endpoint, as Caddy's own `admin.listen` writes it:
     /// `unix//run/caddy/admin.sock` or `localhost:2019`.
     pub caddy_admin: String,
+}
+
+/// A repository URL `report.url` may name (the forms `source.url` takes).
+pub fn report_url(u: &str) -> Result<(), String> {
+    let hosted = ["ssh://", "https://", "http://", "git://"].iter().find_map(|p| u.strip_prefix(p));
+    let ok = match hosted {
+        Some(rest) => has_host(rest),
+        None => u.starts_with("file:///") || u.starts_with('/') || is_scp_like(u),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{u:?} is not a repository URL: write ssh://…, git@host:path, https://…, file:///… or an absolute path"
+        ))
+    }
 }
 
 /// Where Caddy's admin API answers (`proxy.caddy_admin`).
@@ -393,6 +445,7 @@ impl LoadedConfig {
             ("prune_images", a.prune_images != b.prune_images),
             ("secrets", a.secrets != b.secrets),
             ("proxy", a.proxy != b.proxy),
+            ("report", a.report != b.report),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))
@@ -551,6 +604,27 @@ impl Validator<'_> {
                 );
                 self.diags.push(d);
             }
+        }
+        if let Some(r) = &c.report {
+            if let Err(why) = report_url(&r.url) {
+                self.err(&["report", "url"], why);
+            }
+            self.readable_file(&["report", "sign"], &r.sign);
+            if let Some(a) = &r.auth {
+                for (key, p) in
+                    [("ssh_key", &a.ssh_key), ("known_hosts", &a.known_hosts), ("token_file", &a.token_file)]
+                {
+                    if let Some(p) = p {
+                        self.readable_file(&["report", "auth", key], p);
+                    }
+                }
+            }
+            if r.interval.as_std() < std::time::Duration::from_secs(1) {
+                self.err(&["report", "interval"], "interval must be at least 1s (default 5m)");
+            }
+        }
+        if let Some(r) = &c.rollout {
+            self.readable_file(&["rollout", "signers"], &r.signers);
         }
         if let Some(p) = &c.proxy {
             if let Err(why) = AdminEndpoint::parse(&p.caddy_admin) {

@@ -21,6 +21,9 @@ pub enum Event {
     Changed { kind: desired_state_schema::Kind, name: String },
     /// A request from `agentctl`.
     Control(Command),
+    /// The reporter pushed this host's report (`error: None`) or failed to (a fault: it
+    /// never holds a deploy; retried with backoff).
+    Reported { error: Option<String> },
     /// SIGTERM / SIGINT: stop between steps.
     Shutdown,
 }

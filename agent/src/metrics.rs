@@ -9,6 +9,7 @@
 //! | `driftless_phase{phase}` | gauge | 1 for the current phase, 0 for the others |
 //! | `driftless_resource_healthy{kind,name}` | gauge | 1 running and not failing its checks, 0 otherwise |
 //! | `driftless_last_success_timestamp_seconds` | gauge | end of the last cycle that left the host Synced (0: never) |
+//! | `driftless_report_last_success_timestamp_seconds` | gauge | when the last host report was pushed (`report:`; 0: never) |
 //! | `driftless_start_time_seconds` | gauge | when this agent process started |
 //! | `driftless_source_up` | gauge | 0 while the last fetch of the source failed (a fault), else 1 |
 //! | `driftless_reconcile_duration_seconds` | histogram | one reconcile cycle |
@@ -67,6 +68,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     pub apply_duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
+    /// When the last host report was pushed (`report:`), 0 until one was.
+    pub report_last_success: Gauge<f64, AtomicU64>,
     start_time: Gauge<f64, AtomicU64>,
     pub source_up: Gauge,
     phase: Family<PhaseLabels, Gauge>,
@@ -95,7 +98,7 @@ const PHASES: [Phase; 7] = [
     Phase::Invalid,
 ];
 
-fn unix_now() -> f64 {
+pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64()
 }
 
@@ -107,6 +110,7 @@ impl Metrics {
             reconcile_duration: durations(),
             apply_duration: durations(),
             last_success: Gauge::default(),
+            report_last_success: Gauge::default(),
             start_time: Gauge::default(),
             source_up: Gauge::default(),
             phase: Family::default(),
@@ -143,6 +147,11 @@ impl Metrics {
             "driftless_last_success_timestamp_seconds",
             "Unix time of the end of the last cycle that left the host Synced (0: never)",
             m.last_success.clone(),
+        );
+        r.register(
+            "driftless_report_last_success_timestamp_seconds",
+            "Unix time the last host report was pushed to report.url (0: never)",
+            m.report_last_success.clone(),
         );
         r.register("driftless_start_time_seconds", "Unix time the agent process started", m.start_time.clone());
         r.register(

@@ -67,6 +67,20 @@ pub struct StatusView {
     pub next_sync: Option<String>,
     pub message: Option<String>,
     pub resources: Vec<ResourceView>,
+    /// This host's report (`report:` in the agent config): when it was last pushed, and why
+    /// the last push failed. Absent without `report:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportView>,
+}
+
+/// The reporter's state in `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportView {
+    pub url: String,
+    /// RFC 3339; `null` until a push succeeded.
+    pub last_success: Option<String>,
+    /// Why the last push failed (`null` when it did not).
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

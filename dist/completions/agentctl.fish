@@ -36,6 +36,7 @@ complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "rollback" -d 'App
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "pause" -d 'Stop automatic reconciliation (maintenance)'
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "resume" -d 'Restart automatic reconciliation (also lifts a rollback pin)'
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "validate" -d 'Check a desired-state folder offline, as CI would before merging; no agent needed'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "fleet" -d 'Every host\'s last report from Git (report.url): phase, revisions, health, age; no agent needed. Exit 1 when a host is failed, rolled back, stale or unverified'
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "convert" -d 'Print the driftless/v1 documents a compose file means (with the .env beside it)'
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agentctl -n "__fish_agentctl_using_subcommand status" -l socket -d 'The agent\'s control socket' -r -F
@@ -75,17 +76,26 @@ complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l config -d
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l render -d 'Print the effective desired state (overlays applied, defaults filled in)'
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l json -d 'Print one JSON object instead of text'
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -l url -d 'The report repository (default: report.url of the agent config)' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -l signers -d 'An allowed_signers file whose principals are host names (default: rollout.signers)' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -s e -l environment -d 'Only hosts of this environment' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -l revision -d 'Where this revision (a commit id or a prefix of one) stands on each host' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -l json -d 'Print a JSON list of rows instead of a table'
+complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -s h -l help -d 'Print help'
 complete -c agentctl -n "__fish_agentctl_using_subcommand convert" -l profile -d 'Enable a compose profile (repeatable)' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand convert" -l socket -d 'The agent\'s control socket' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand convert" -l config -d 'Read `control_socket` from this agent config' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand convert" -s h -l help -d 'Print help'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "status" -d 'What runs, from which revision, whether it is healthy, and what the agent does next'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "diff" -d 'The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "sync" -d 'Reconcile now'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "history" -d 'Past deployments, newest first'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "rollback" -d 'Apply the last good (or the named) revision and hold the host there until `resume`'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "pause" -d 'Stop automatic reconciliation (maintenance)'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "resume" -d 'Restart automatic reconciliation (also lifts a rollback pin)'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "validate" -d 'Check a desired-state folder offline, as CI would before merging; no agent needed'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "convert" -d 'Print the driftless/v1 documents a compose file means (with the .env beside it)'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate convert help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "status" -d 'What runs, from which revision, whether it is healthy, and what the agent does next'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "diff" -d 'The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "sync" -d 'Reconcile now'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "history" -d 'Past deployments, newest first'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "rollback" -d 'Apply the last good (or the named) revision and hold the host there until `resume`'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "pause" -d 'Stop automatic reconciliation (maintenance)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "resume" -d 'Restart automatic reconciliation (also lifts a rollback pin)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "validate" -d 'Check a desired-state folder offline, as CI would before merging; no agent needed'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "fleet" -d 'Every host\'s last report from Git (report.url): phase, revisions, health, age; no agent needed. Exit 1 when a host is failed, rolled back, stale or unverified'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "convert" -d 'Print the driftless/v1 documents a compose file means (with the .env beside it)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -28,6 +28,16 @@ fn main() -> ExitCode {
     if let Cmd::Convert { file, profiles } = cli.command {
         return cmd_convert(&file, &profiles);
     }
+    if let Cmd::Fleet { url, signers, environment, revision, json } = &cli.command {
+        return cmd_fleet(
+            cli.config.as_deref(),
+            url.clone(),
+            signers.clone(),
+            environment.as_deref(),
+            revision.as_deref(),
+            *json,
+        );
+    }
     let socket = match socket_path(&cli) {
         Ok(s) => s,
         Err(e) => {
@@ -112,7 +122,7 @@ fn main() -> ExitCode {
                 Ok(0)
             })
         }
-        Cmd::Validate { .. } | Cmd::Convert { .. } => ExitCode::from(EXIT_ERROR), // handled above
+        Cmd::Validate { .. } | Cmd::Convert { .. } | Cmd::Fleet { .. } => ExitCode::from(EXIT_ERROR), // handled above
     }
 }
 
@@ -314,6 +324,105 @@ fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
 }
 
 /// `agentctl convert FILE`: the driftless/v1 documents a compose file means.
+/// `agentctl fleet`: every host's last report (see `driftless_agent::fleet`).
+fn cmd_fleet(
+    config: Option<&std::path::Path>,
+    url: Option<String>,
+    signers: Option<PathBuf>,
+    environment: Option<&str>,
+    revision: Option<&str>,
+    json: bool,
+) -> ExitCode {
+    // The agent config gives the defaults: the one named, else the default one if it is there.
+    let default = std::path::Path::new(driftless_agent::config::DEFAULT_CONFIG);
+    let path = config.or_else(|| default.exists().then_some(default));
+    let loaded = match path.map(driftless_agent::config::LoadedConfig::load) {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) if url.is_none() => {
+            eprintln!("agentctl fleet: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+        _ => None,
+    };
+    let (cfg_url, auth, cfg_signers) = driftless_agent::fleet::defaults(loaded.as_ref().map(|l| &l.config));
+    let Some(url) = url.or(cfg_url) else {
+        eprintln!("agentctl fleet: no report repository: give --url, or set report.url in the agent config (--config)");
+        return ExitCode::from(EXIT_ERROR);
+    };
+    let signers = signers.or(cfg_signers);
+    if signers.is_none() {
+        eprintln!("agentctl fleet: no signers file (--signers, or rollout.signers in the agent config): every report is shown unverified");
+    }
+    let scratch = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("agentctl fleet: cannot make a scratch folder: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let reports = match driftless_agent::fleet::read(&url, auth, scratch.path(), signers.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("agentctl fleet: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let mut rows = driftless_agent::fleet::rows(&reports, revision, std::time::SystemTime::now());
+    if let Some(e) = environment {
+        rows.retain(|r| r.environment.as_deref() == Some(e));
+    }
+    let bad = rows.iter().any(|r| r.is_bad());
+    if json {
+        print_json(&serde_json::to_value(&rows).unwrap_or_default());
+    } else if rows.is_empty() {
+        println!("no host has reported to {url}");
+    } else {
+        let mut table = vec![vec![
+            "HOST".to_string(),
+            "ENV".into(),
+            "PHASE".into(),
+            "APPLIED".into(),
+            "LAST GOOD".into(),
+            "HEALTHY".into(),
+            "REPORTED".into(),
+        ]];
+        if revision.is_some() {
+            table[0].push("REVISION".into());
+        }
+        table[0].push("NOTE".into());
+        for r in &rows {
+            let mut note = Vec::new();
+            if r.stale {
+                note.push("stale".to_string());
+            }
+            if let Some(p) = &r.problem {
+                note.push(format!("unverified: {p}"));
+            }
+            let mut line = vec![
+                r.host.clone(),
+                r.environment.clone().unwrap_or_else(|| "-".into()),
+                r.phase.clone(),
+                rev(&r.applied_revision),
+                rev(&r.last_good_revision),
+                format!("{}/{}", r.healthy, r.resources),
+                r.reported_at.clone(),
+            ];
+            if let Some(w) = &r.revision {
+                line.push(w.clone());
+            }
+            line.push(note.join("; "));
+            table.push(line);
+        }
+        let widths: Vec<usize> =
+            (0..table[0].len()).map(|i| table.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+        for l in &table {
+            let cells: Vec<String> = l.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            println!("{}", cells.join("  ").trim_end());
+        }
+    }
+    ExitCode::from(if bad { EXIT_ERROR } else { 0 })
+}
+
 fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,

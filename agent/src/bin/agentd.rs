@@ -145,6 +145,13 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     let (tx, rx) = mpsc::channel::<Event>(64);
     // The engine's events: drift is seen in about a second, not at the next poll.
     let _feeds = reconciler.subscribe(tx.clone(), &shutdown);
+    // `report:`: this host's signed report, pushed beside the reconciler (never in its way).
+    tokio::spawn(driftless_agent::reporter::run(
+        reconciler.config().clone(),
+        status_rx.clone(),
+        tx.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(control::serve(listener, tx.clone(), status_rx, reconciler.progress(), shutdown.clone()));
     spawn_signals(tx.clone(), reconciler.stop_flag(), cli.config.clone(), trigger);
     // Kept alive for the life of the daemon.

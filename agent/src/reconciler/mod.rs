@@ -106,6 +106,8 @@ pub struct Reconciler {
     /// When the next poll is due (for `status`).
     next_sync: Option<SystemTime>,
     status_tx: watch::Sender<StatusView>,
+    /// The reporter's last word (`report:`), shown in `status`.
+    report: Option<crate::wire::ReportView>,
     /// Progress lines for `sync --wait` and the log.
     progress: broadcast::Sender<String>,
     /// `agentd --dry-run`: select and validate revisions, apply nothing.
@@ -165,6 +167,7 @@ impl Reconciler {
             desired_resources: Vec::new(),
             next_sync: None,
             status_tx,
+            report: None,
             progress,
             dry_run: false,
             stop: Arc::new(AtomicBool::new(false)),
@@ -282,6 +285,19 @@ impl Reconciler {
                 self.changed().await;
             }
             Event::Control(cmd) => self.command(cmd).await,
+            Event::Reported { error } => {
+                let url = self.cfg.config.report.as_ref().map(|r| r.url.clone()).unwrap_or_default();
+                let last = self.report.take().and_then(|r| r.last_success);
+                if error.is_none() {
+                    self.metrics.report_last_success.set(crate::metrics::unix_now());
+                }
+                if let Some(e) = &error {
+                    tracing::warn!("report to {url} not pushed (retried with backoff; deploys go on): {e}");
+                }
+                let last_success = if error.is_none() { Some(crate::state::now_rfc3339()) } else { last };
+                self.report = Some(crate::wire::ReportView { url, last_success, error });
+                self.publish();
+            }
             Event::Shutdown => return false,
         }
         true

@@ -318,6 +318,7 @@ impl Reconciler {
             next_sync: self.next_sync.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             message: self.state.message.clone(),
             resources,
+            report: self.report.clone(),
         }
     }
 

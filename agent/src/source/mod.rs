@@ -10,6 +10,7 @@
 //! `spawn_blocking`. Failures leave the mirror and what was fetched before intact.
 
 pub mod known_hosts;
+pub mod report;
 pub mod verify;
 pub mod watch;
 
