@@ -11,6 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["revision", "fault", "fsutil", "failpoint", "sdnotify", "semver_range", "wire", "listen", "lock", "memory"],
     &["state", "config", "plan", "secrets"],
     &["source", "metrics", "notify"],
+    &["rollout"],
     &["runtime"],
     &["health", "event", "validate", "webhook", "fleet"],
     &["reconciler", "control", "reporter"],

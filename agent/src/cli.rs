@@ -82,6 +82,9 @@ pub enum AgentctlCommand {
         /// Try a revision again that failed before.
         #[arg(long)]
         retry: bool,
+        /// Apply now, past the rollout gates (rollout.after); the history says so.
+        #[arg(long)]
+        ignore_rollout: bool,
     },
     /// Past deployments, newest first.
     History {

@@ -95,6 +95,32 @@ pub struct RolloutConfig {
     /// An `allowed_signers` file whose principals are host names: a report counts only when
     /// it verifies against it, signed by the host its ref names (also `agentctl fleet`'s).
     pub signers: PathBuf,
+    /// Apply a new revision only once other hosts ran it healthy (read from the reports at
+    /// `report.url`).
+    #[serde(default)]
+    pub after: Vec<AfterRule>,
+}
+
+/// One entry of `rollout.after`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfterRule {
+    /// Hosts whose reports say this environment.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Or these hosts by name.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// How long each of them must have run the revision healthy.
+    #[serde(default)]
+    pub healthy_for: Duration,
+    /// How many of them.
+    #[serde(default = "default_min")]
+    pub min: usize,
+}
+
+fn default_min() -> usize {
+    1
 }
 
 /// `proxy:` of the agent config.
@@ -625,6 +651,25 @@ impl Validator<'_> {
         }
         if let Some(r) = &c.rollout {
             self.readable_file(&["rollout", "signers"], &r.signers);
+            for (i, a) in r.after.iter().enumerate() {
+                let at = YamlPath::of(&["rollout", "after"]).index(i);
+                let msg = match (&a.environment, a.hosts.is_empty()) {
+                    (Some(_), false) => Some("give environment or hosts, not both"),
+                    (None, true) => Some("name what to wait for: { environment: staging } or { hosts: [web-1] }"),
+                    _ if a.min == 0 => Some("min is at least 1 (how many matching hosts must have run the revision)"),
+                    _ => None,
+                };
+                if let Some(m) = msg {
+                    let d = diagnostic_at(self.file, self.map, &at, m);
+                    self.diags.push(d);
+                }
+            }
+            if !r.after.is_empty() && c.report.is_none() {
+                self.err(
+                    &["rollout", "after"],
+                    "rollout.after reads other hosts' reports from report.url: add report: { url, sign } (the repository the fleet reports to)",
+                );
+            }
         }
         if let Some(p) = &c.proxy {
             if let Err(why) = AdminEndpoint::parse(&p.caddy_admin) {

@@ -32,6 +32,8 @@ pub enum Event {
 pub enum Command {
     Sync {
         retry: bool,
+        /// `agentctl sync --ignore-rollout`: past the rollout gates, this once.
+        ignore_rollout: bool,
         reply: oneshot::Sender<SyncView>,
     },
     Diff {

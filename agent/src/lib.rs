@@ -32,6 +32,7 @@ pub mod plan;
 pub mod reconciler;
 pub mod reporter;
 pub mod revision;
+pub mod rollout;
 pub mod runtime;
 pub mod sdnotify;
 pub mod secrets;

@@ -10,6 +10,7 @@
 //! | `driftless_resource_healthy{kind,name}` | gauge | 1 running and not failing its checks, 0 otherwise |
 //! | `driftless_last_success_timestamp_seconds` | gauge | end of the last cycle that left the host Synced (0: never) |
 //! | `driftless_report_last_success_timestamp_seconds` | gauge | when the last host report was pushed (`report:`; 0: never) |
+//! | `driftless_rollout_waiting` | gauge | 1 while a new revision waits for its rollout gates |
 //! | `driftless_start_time_seconds` | gauge | when this agent process started |
 //! | `driftless_source_up` | gauge | 0 while the last fetch of the source failed (a fault), else 1 |
 //! | `driftless_reconcile_duration_seconds` | histogram | one reconcile cycle |
@@ -70,6 +71,8 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     /// When the last host report was pushed (`report:`), 0 until one was.
     pub report_last_success: Gauge<f64, AtomicU64>,
+    /// 1 while a new revision waits for its rollout gates (`Waiting` or `Held`).
+    pub rollout_waiting: Gauge,
     start_time: Gauge<f64, AtomicU64>,
     pub source_up: Gauge,
     phase: Family<PhaseLabels, Gauge>,
@@ -88,7 +91,7 @@ pub struct Metrics {
     pub drift_unrepaired: Gauge,
 }
 
-const PHASES: [Phase; 7] = [
+const PHASES: [Phase; 9] = [
     Phase::Synced,
     Phase::Progressing,
     Phase::Degraded,
@@ -96,6 +99,8 @@ const PHASES: [Phase; 7] = [
     Phase::Paused,
     Phase::Failed,
     Phase::Invalid,
+    Phase::Waiting,
+    Phase::Held,
 ];
 
 pub fn unix_now() -> f64 {
@@ -111,6 +116,7 @@ impl Metrics {
             apply_duration: durations(),
             last_success: Gauge::default(),
             report_last_success: Gauge::default(),
+            rollout_waiting: Gauge::default(),
             start_time: Gauge::default(),
             source_up: Gauge::default(),
             phase: Family::default(),
@@ -152,6 +158,11 @@ impl Metrics {
             "driftless_report_last_success_timestamp_seconds",
             "Unix time the last host report was pushed to report.url (0: never)",
             m.report_last_success.clone(),
+        );
+        r.register(
+            "driftless_rollout_waiting",
+            "1 while a new revision waits for its rollout gates (phase Waiting or Held), else 0",
+            m.rollout_waiting.clone(),
         );
         r.register("driftless_start_time_seconds", "Unix time the agent process started", m.start_time.clone());
         r.register(

@@ -24,6 +24,11 @@ pub enum Phase {
     Paused,
     Failed,
     Invalid,
+    /// A new revision waits for its rollout gates or a deploy window (`rollout:`); the host
+    /// keeps what it runs.
+    Waiting,
+    /// A host this one waits on rolled the revision back or failed it: never applied here.
+    Held,
 }
 
 impl std::fmt::Display for Phase {

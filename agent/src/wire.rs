@@ -18,6 +18,9 @@ pub enum Request {
         wait: bool,
         #[serde(default)]
         retry: bool,
+        /// Apply past the rollout gates (recorded as such in the history).
+        #[serde(default)]
+        ignore_rollout: bool,
     },
     History {
         #[serde(default)]

@@ -391,8 +391,11 @@ impl Daemon {
 
     /// `agentctl sync --wait`, in process.
     pub fn sync(&self) -> Result<()> {
-        match driftless_agent::control::request(&self.files.socket, &Request::Sync { wait: true, retry: false }, |_| {})
-        {
+        match driftless_agent::control::request(
+            &self.files.socket,
+            &Request::Sync { wait: true, retry: false, ignore_rollout: false },
+            |_| {},
+        ) {
             Ok(Reply::Ok { .. }) => Ok(()),
             Ok(Reply::Error { message }) => bail!("sync: {message}"),
             Err(e) => bail!("sync: {e}"),

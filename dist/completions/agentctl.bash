@@ -487,7 +487,7 @@ _agentctl() {
             return 0
             ;;
         agentctl__subcmd__sync)
-            opts="-h --wait --retry --socket --config --help"
+            opts="-h --wait --retry --ignore-rollout --socket --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

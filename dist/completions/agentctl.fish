@@ -51,6 +51,7 @@ complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l socket -d 'Th
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l config -d 'Read `control_socket` from this agent config' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l wait -d 'Stream progress and wait; exit 1 if the revision was rolled back or failed'
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l retry -d 'Try a revision again that failed before'
+complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l ignore-rollout -d 'Apply now, past the rollout gates (rollout.after); the history says so'
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -s h -l help -d 'Print help'
 complete -c agentctl -n "__fish_agentctl_using_subcommand history" -s n -d 'How many entries' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l show -d 'Print the newest entry of this revision (a commit id or its prefix) in full: changes, message, and per failing resource its state, exit code and last log lines' -r

@@ -70,15 +70,17 @@ fn main() -> ExitCode {
             }
             Ok(if d.changes.is_empty() { 0 } else { EXIT_CHANGES })
         }),
-        Cmd::Sync { wait, retry } => call(&socket, &Request::Sync { wait, retry }, true, |data| {
-            if !wait {
-                println!("sync requested");
-                return Ok(0);
-            }
-            let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
-            print_sync(&v);
-            Ok(sync_exit(&v))
-        }),
+        Cmd::Sync { wait, retry, ignore_rollout } => {
+            call(&socket, &Request::Sync { wait, retry, ignore_rollout }, true, |data| {
+                if !wait {
+                    println!("sync requested");
+                    return Ok(0);
+                }
+                let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+                print_sync(&v);
+                Ok(sync_exit(&v))
+            })
+        }
         Cmd::History { limit, show: Some(rev), json } => {
             call(&socket, &Request::History { limit: None }, false, |data| {
                 let h: Vec<HistoryEntry> = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;

@@ -155,10 +155,10 @@ async fn handle(
                 Err(_) => send(&mut w, &gone()).await,
             }
         }
-        Request::Sync { wait, retry } => {
+        Request::Sync { wait, retry, ignore_rollout } => {
             let mut sub = progress.subscribe();
             let (tx, rx) = oneshot::channel();
-            if events.send(Event::Control(Command::Sync { retry, reply: tx })).await.is_err() {
+            if events.send(Event::Control(Command::Sync { retry, ignore_rollout, reply: tx })).await.is_err() {
                 return send(&mut w, &gone()).await;
             }
             if !wait {

@@ -70,7 +70,60 @@ impl Reconciler {
         if retry {
             self.state.failed.retain(|f| f != &id);
         }
+        if self.ignore_rollout {
+            self.ref_notes.push("applied past the rollout gates (agentctl sync --ignore-rollout)".into());
+        } else if let Some((phase, why)) = self.rollout_gate(&desired).await {
+            // Not yet (or never): what runs is held, drift repaired as ever; the phase says why.
+            self.metrics.rollout_waiting.set(1);
+            let record = self.check_drift().await.into_record();
+            if self.state.phase != phase || self.state.message.as_deref() != Some(why.as_str()) {
+                self.say(why.clone());
+            }
+            self.state.phase = phase;
+            self.state.message = Some(why);
+            return match record {
+                Some(r) => self.finish(Exit::Judged(r)),
+                None => self.finish(Exit::Stay(None)),
+            };
+        }
+        self.metrics.rollout_waiting.set(0);
         self.apply_revision(&desired, false).await
+    }
+
+    /// `rollout.after`: `None` when `revision` may be applied now, else the phase (`Waiting`,
+    /// `Held`) and why. One fetch of the reports; a report repository that cannot be read
+    /// holds the revision back too (the host keeps what it runs) and says so.
+    async fn rollout_gate(&mut self, revision: &Revision) -> Option<(Phase, String)> {
+        let c = &self.cfg.config;
+        let rollout = c.rollout.as_ref().filter(|r| !r.after.is_empty())?;
+        let report = c.report.as_ref()?;
+        let src =
+            crate::source::GitSource::for_reports(&report.url, report.auth.clone(), c.state_dir.join("rollout.git"));
+        let signers = rollout.signers.clone();
+        let read = tokio::task::spawn_blocking(move || -> Result<Vec<crate::source::report::Report>, SourceError> {
+            let mut out = Vec::new();
+            for (host, oid) in src.fetch_reports()? {
+                out.push(src.read_report(&host, oid, Some(&signers))?);
+            }
+            Ok(out)
+        })
+        .await;
+        let reports = match read {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Some((Phase::Waiting, format!("waiting: cannot read the fleet's reports: {e}"))),
+            Err(e) => return Some((Phase::Waiting, format!("waiting: cannot read the fleet's reports: {e}"))),
+        };
+        match crate::rollout::judge(
+            &rollout.after,
+            &self.cfg.host,
+            revision.as_str(),
+            &reports,
+            std::time::SystemTime::now(),
+        ) {
+            crate::rollout::Decision::Open => None,
+            crate::rollout::Decision::Waiting(why) => Some((Phase::Waiting, why)),
+            crate::rollout::Decision::Held(why) => Some((Phase::Held, why)),
+        }
     }
 
     /// The source failed: a fault (remote down, auth, host key) leaves the host as it is and

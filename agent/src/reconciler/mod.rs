@@ -108,6 +108,8 @@ pub struct Reconciler {
     status_tx: watch::Sender<StatusView>,
     /// The reporter's last word (`report:`), shown in `status`.
     report: Option<crate::wire::ReportView>,
+    /// Set for one `agentctl sync --ignore-rollout`: the rollout gates are passed this once.
+    ignore_rollout: bool,
     /// Progress lines for `sync --wait` and the log.
     progress: broadcast::Sender<String>,
     /// `agentd --dry-run`: select and validate revisions, apply nothing.
@@ -168,6 +170,7 @@ impl Reconciler {
             next_sync: None,
             status_tx,
             report: None,
+            ignore_rollout: false,
             progress,
             dry_run: false,
             stop: Arc::new(AtomicBool::new(false)),
@@ -339,8 +342,10 @@ impl Reconciler {
 
     async fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Sync { retry, reply } => {
+            Command::Sync { retry, ignore_rollout, reply } => {
+                self.ignore_rollout = ignore_rollout;
                 let r = self.reconcile(Trigger::Manual, retry).await;
+                self.ignore_rollout = false;
                 let _ = reply.send(self.sync_view(r));
             }
             Command::Diff { reply } => {

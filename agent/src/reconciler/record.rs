@@ -195,7 +195,15 @@ impl Reconciler {
             return;
         }
         let up_to_date = desired.is_some() && self.state.applied == desired;
-        if up_to_date && matches!(self.state.phase, Phase::Progressing | Phase::Failed | Phase::Synced) {
+        if up_to_date {
+            self.metrics.rollout_waiting.set(0);
+        }
+        if up_to_date
+            && matches!(
+                self.state.phase,
+                Phase::Progressing | Phase::Failed | Phase::Synced | Phase::Waiting | Phase::Held
+            )
+        {
             self.state.phase = Phase::Synced;
             self.state.message = if self.state.drift.is_empty() {
                 None

@@ -1,0 +1,222 @@
+//! Rollout gates (PRODUCT.md "Fleets", `rollout.after`): whether this host may apply a new
+//! desired revision, judged from other hosts' reports — pure (reports and the time in, a
+//! decision out), so that the reconciler's one fetch of the reports is its only I/O.
+//!
+//! For every entry of `rollout.after`, at least `min` matching hosts must report that same
+//! commit applied and healthy for `healthy_for` (continuously, or until a newer revision
+//! replaced it). A matching host that rolled the revision back or failed it holds it here
+//! for good (`Held`); otherwise the host waits (`Waiting`). Only reports signed by the host
+//! their ref names count; this host's own report never does.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::AfterRule;
+use crate::source::report::Report;
+
+/// What the gates say of a revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Every entry is met: apply.
+    Open,
+    /// Not yet: why (which entry, what it waits for).
+    Waiting(String),
+    /// A host it waits on rolled the revision back or failed it: which host and why.
+    Held(String),
+}
+
+fn seconds(rfc3339: &str) -> Option<u64> {
+    humantime::parse_rfc3339(rfc3339).ok()?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+fn short(rev: &str) -> &str {
+    rev.get(..12).unwrap_or(rev)
+}
+
+/// What `rule` asks for, for people.
+pub fn describe(rule: &AfterRule) -> String {
+    let who = match (&rule.environment, rule.hosts.is_empty()) {
+        (Some(e), _) => format!("environment {e}"),
+        (None, false) => format!("host(s) {}", rule.hosts.join(", ")),
+        (None, true) => "no host".to_string(),
+    };
+    format!("{} of {who} healthy for {}", rule.min, rule.healthy_for)
+}
+
+/// Judge `revision` for host `me` against `rules` with `reports` (read at `now`).
+pub fn judge(rules: &[AfterRule], me: &str, revision: &str, reports: &[Report], now: SystemTime) -> Decision {
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut waiting = Vec::new();
+    for rule in rules {
+        let matching: Vec<&Report> = reports
+            .iter()
+            .filter(|r| r.host != me)
+            .filter(|r| match &rule.environment {
+                Some(e) => r
+                    .content
+                    .as_ref()
+                    .ok()
+                    .and_then(|(s, _)| s.get("environment").and_then(|v| v.as_str()))
+                    .is_some_and(|env| env == e),
+                None => rule.hosts.contains(&r.host),
+            })
+            .collect();
+        let unverified: Vec<&str> =
+            matching.iter().filter(|r| r.verified.is_err() || r.content.is_err()).map(|r| r.host.as_str()).collect();
+        let counted: Vec<&Report> =
+            matching.iter().copied().filter(|r| r.verified.is_ok() && r.content.is_ok()).collect();
+        let mut healthy = Vec::new();
+        let mut progress = Vec::new();
+        for r in &counted {
+            let Ok((status, outcomes)) = &r.content else { continue };
+            let outcomes = outcomes.as_array().cloned().unwrap_or_default();
+            let this = |o: &serde_json::Value| o.get("revision").and_then(|v| v.as_str()) == Some(revision);
+            if let Some(bad) = outcomes
+                .iter()
+                .find(|o| this(o) && matches!(o.get("result").and_then(|v| v.as_str()), Some("rolled_back" | "failed")))
+            {
+                let result = bad.get("result").and_then(|v| v.as_str()).unwrap_or("failed").replace('_', " ");
+                let why = status.get("message").and_then(|v| v.as_str()).unwrap_or("its health gate failed");
+                return Decision::Held(format!(
+                    "held: {} {result} {} ({why}); this host does not apply it (a newer revision starts over)",
+                    r.host,
+                    short(revision)
+                ));
+            }
+            // The latest time it was applied, and until when it ran healthy since.
+            let applied =
+                outcomes.iter().find(|o| this(o) && o.get("result").and_then(|v| v.as_str()) == Some("applied"));
+            let Some(applied) = applied else {
+                progress.push(format!("{}: not applied", r.host));
+                continue;
+            };
+            let since = applied.get("at").and_then(|v| v.as_str()).and_then(seconds).unwrap_or(now);
+            let until = match applied.get("until").and_then(|v| v.as_str()) {
+                Some(u) => seconds(u).unwrap_or(since),
+                None => {
+                    // Still the host's revision: healthy up to its report, while it is Synced.
+                    let phase = status.get("phase").and_then(|v| v.as_str()).unwrap_or("");
+                    let runs = status.get("applied_revision").and_then(|v| v.as_str()) == Some(revision);
+                    if runs && matches!(phase, "Synced" | "Waiting" | "Held") {
+                        u64::try_from(r.time).unwrap_or(0)
+                    } else {
+                        since
+                    }
+                }
+            };
+            let ran = Duration::from_secs(until.saturating_sub(since));
+            if ran >= rule.healthy_for.as_std() {
+                healthy.push(r.host.as_str());
+            } else {
+                progress.push(format!("{}: healthy for {}s", r.host, ran.as_secs()));
+            }
+        }
+        if healthy.len() >= rule.min {
+            continue;
+        }
+        let mut why = format!(
+            "waiting for {}: {} of {} host(s) ran {} healthy for {} so far",
+            match &rule.environment {
+                Some(e) => format!("environment {e}"),
+                None => format!("host(s) {}", rule.hosts.join(", ")),
+            },
+            healthy.len(),
+            rule.min,
+            short(revision),
+            rule.healthy_for
+        );
+        if counted.is_empty() {
+            why.push_str(" (no such host has reported; check rollout.after and the hosts' report:)");
+        } else if !progress.is_empty() {
+            why.push_str(&format!(" ({})", progress.join(", ")));
+        }
+        if !unverified.is_empty() {
+            why.push_str(&format!("; not counted, not signed by the host their ref names: {}", unverified.join(", ")));
+        }
+        waiting.push(why);
+    }
+    if waiting.is_empty() {
+        Decision::Open
+    } else {
+        Decision::Waiting(waiting.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(env: Option<&str>, hosts: &[&str], healthy_for: u64, min: usize) -> AfterRule {
+        AfterRule {
+            environment: env.map(str::to_string),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            healthy_for: desired_state_schema::Duration::from_secs(healthy_for),
+            min,
+        }
+    }
+
+    fn report(host: &str, env: &str, time: i64, status: serde_json::Value, outcomes: serde_json::Value) -> Report {
+        let mut status = status;
+        status["environment"] = json!(env);
+        Report { host: host.into(), commit: "c".into(), time, verified: Ok(()), content: Ok((status, outcomes)) }
+    }
+
+    const T0: i64 = 1_800_000_000;
+
+    fn at(t: i64) -> String {
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t as u64)).to_string()
+    }
+
+    #[test]
+    fn the_table() {
+        let now = UNIX_EPOCH + Duration::from_secs(T0 as u64 + 1000);
+        let synced = |rev: &str| json!({"phase": "Synced", "applied_revision": rev});
+        let applied_at =
+            |rev: &str, t: i64| json!([{"revision": rev, "result": "applied", "at": at(t), "until": null}]);
+        let staging = [rule(Some("staging"), &[], 900, 1)];
+        // Staging ran R for 20 minutes, reported a minute ago: open.
+        let good = report("s1", "staging", T0 + 940, synced("R"), applied_at("R", T0 - 260));
+        assert_eq!(judge(&staging, "p1", "R", std::slice::from_ref(&good), now), Decision::Open);
+        // Only 5 minutes so far: waiting, saying so.
+        let young = report("s1", "staging", T0 + 940, synced("R"), applied_at("R", T0 + 640));
+        let Decision::Waiting(why) = judge(&staging, "p1", "R", &[young], now) else { panic!() };
+        assert!(why.contains("0 of 1 host(s) ran R healthy for 15m") && why.contains("s1: healthy for 300s"), "{why}");
+        // Staging never ran it: waiting.
+        let other = report("s1", "staging", T0 + 940, synced("Q"), applied_at("Q", T0 - 2000));
+        assert!(
+            matches!(judge(&staging, "p1", "R", &[other], now), Decision::Waiting(w) if w.contains("s1: not applied"))
+        );
+        // Nobody reported: waiting, said so.
+        assert!(
+            matches!(judge(&staging, "p1", "R", &[], now), Decision::Waiting(w) if w.contains("no such host has reported"))
+        );
+        // Replaced by a newer revision after 20 minutes healthy: still counts.
+        let replaced = json!([
+            {"revision": "S", "result": "applied", "at": at(T0 + 900), "until": null},
+            {"revision": "R", "result": "applied", "at": at(T0 - 300), "until": at(T0 + 900)}
+        ]);
+        let r = report("s1", "staging", T0 + 940, synced("S"), replaced);
+        assert_eq!(judge(&staging, "p1", "R", &[r], now), Decision::Open);
+        // The canary rolled it back: held, naming it.
+        let canary = [rule(None, &["c1"], 600, 1)];
+        let rolled = report(
+            "c1",
+            "production",
+            T0 + 940,
+            json!({"phase": "RolledBack", "applied_revision": "Q", "message": "health check failed"}),
+            json!([{"revision": "R", "result": "rolled_back", "at": at(T0 + 900), "until": null}]),
+        );
+        let Decision::Held(why) = judge(&canary, "p1", "R", &[rolled], now) else { panic!() };
+        assert!(why.contains("c1 rolled back R") && why.contains("health check failed"), "{why}");
+        // A forged report (not signed by c1) does not count.
+        let forged = Report { verified: Err("not signed by c1".into()), ..good.clone() };
+        let forged = Report { host: "c1".into(), ..forged };
+        assert!(matches!(judge(&canary, "p1", "R", &[forged], now), Decision::Waiting(w) if w.contains("not counted")));
+        // Its own report never counts; min counts hosts.
+        let two = [rule(Some("staging"), &[], 900, 2)];
+        assert!(matches!(
+            judge(&two, "s2", "R", &[good.clone(), Report { host: "s2".into(), ..good }], now),
+            Decision::Waiting(_)
+        ));
+    }
+}
