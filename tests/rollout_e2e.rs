@@ -166,3 +166,38 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
     assert!(history(&f.c1)[0]["message"].as_str().unwrap().contains("--ignore-rollout"), "{}", history(&f.c1));
     clear_managed();
 }
+
+#[test]
+fn outside_its_deploy_window_a_host_waits_and_a_bad_window_is_refused_on_sighup() {
+    let Some(_g) = setup() else { return };
+    let up = Upstream::new();
+    let (path, text) = folder("w1", 1, false);
+    let c1 = up.commit(&[(path.as_str(), text.as_str())], "v1");
+    // A window that opens in two hours (UTC): now is outside it.
+    let h = (jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).hour() + 2) % 24;
+    let window = format!("rollout: {{ windows: [{{ hours: \"{h:02}:00-{:02}:00\", tz: UTC }}] }}\n", (h + 1) % 24);
+    let mut a = Agent::configure(&up.file_url(), "{ branch: main }", &window);
+    let text = std::fs::read_to_string(&a.config).unwrap().replacen("path: hosts/e2e\n", "path: hosts/w1\n", 1);
+    std::fs::write(&a.config, &text).unwrap();
+    a.start();
+    let s = a.wait_phase("Waiting", Duration::from_secs(30));
+    assert!(s["message"].as_str().unwrap().starts_with("waiting for a deploy window"), "{s}");
+    assert!(docker::instances("fl-w1").is_empty(), "nothing applied outside the window");
+    // A config with an unknown zone: refused on SIGHUP, the old one stays in force.
+    std::fs::write(&a.config, text.replace("tz: UTC", "tz: Mars/Olympus_Mons")).unwrap();
+    let _ = Command::new("kill").args(["-HUP", &a.pid().to_string()]).status();
+    let start = Instant::now();
+    while !a.log_text().contains("unknown time zone \"Mars/Olympus_Mons\"") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", a.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(a.status()["phase"], "Waiting");
+    // sync --ignore-rollout applies now, and the history says so.
+    let r = a.ctl(&["sync", "--wait", "--ignore-rollout"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let s = a.status();
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let h: serde_json::Value = serde_json::from_str(&a.ctl(&["history", "--json"]).stdout).unwrap();
+    assert!(h[0]["message"].as_str().unwrap().contains("--ignore-rollout"), "{h}");
+    clear_managed();
+}

@@ -94,11 +94,69 @@ fn default_report_interval() -> Duration {
 pub struct RolloutConfig {
     /// An `allowed_signers` file whose principals are host names: a report counts only when
     /// it verifies against it, signed by the host its ref names (also `agentctl fleet`'s).
-    pub signers: PathBuf,
+    #[serde(default)]
+    pub signers: Option<PathBuf>,
     /// Apply a new revision only once other hosts ran it healthy (read from the reports at
     /// `report.url`).
     #[serde(default)]
     pub after: Vec<AfterRule>,
+    /// Apply new revisions only inside one of these windows (none: any time).
+    #[serde(default)]
+    pub windows: Vec<WindowConfig>,
+}
+
+/// One deploy window of `rollout.windows`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// The days it opens on (none: every day), in `tz`.
+    #[serde(default)]
+    pub days: Vec<Day>,
+    /// `HH:MM-HH:MM` in `tz` (`22:00-02:00` runs past midnight; default all day).
+    #[serde(default = "all_day")]
+    pub hours: String,
+    /// An IANA time zone (`Europe/Berlin`), read from the system's tzdata.
+    #[serde(default = "utc")]
+    pub tz: String,
+}
+
+fn all_day() -> String {
+    "00:00-24:00".into()
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// A day of the week, as `rollout.windows` writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// `HH:MM-HH:MM` as minutes of the day (start, end); the error says what to write.
+pub fn parse_hours(h: &str) -> Result<(u32, u32), String> {
+    let bad = || {
+        format!("hours {h:?} is not a range of the day: write HH:MM-HH:MM, e.g. \"09:00-16:00\" (24:00 is the end of the day)")
+    };
+    let (a, b) = h.split_once('-').ok_or_else(bad)?;
+    let minutes = |t: &str| -> Option<u32> {
+        let (hh, mm) = t.trim().split_once(':')?;
+        let (hh, mm): (u32, u32) = (hh.parse().ok()?, mm.parse().ok()?);
+        (hh < 24 && mm < 60 || hh == 24 && mm == 0).then_some(hh * 60 + mm)
+    };
+    let (start, end) = (minutes(a).ok_or_else(bad)?, minutes(b).ok_or_else(bad)?);
+    if start == end {
+        return Err(format!("hours {h:?} is empty: the end must differ from the start"));
+    }
+    Ok((start, end))
 }
 
 /// One entry of `rollout.after`.
@@ -650,7 +708,29 @@ impl Validator<'_> {
             }
         }
         if let Some(r) = &c.rollout {
-            self.readable_file(&["rollout", "signers"], &r.signers);
+            match &r.signers {
+                Some(p) => self.readable_file(&["rollout", "signers"], p),
+                None if !r.after.is_empty() => self.err(
+                    &["rollout"],
+                    "rollout.after counts only reports signed by their hosts: add signers: /etc/driftless/fleet_signers (an allowed_signers file of host names)",
+                ),
+                None => {}
+            }
+            for (i, w) in r.windows.iter().enumerate() {
+                let at = YamlPath::of(&["rollout", "windows"]).index(i);
+                if let Err(why) = parse_hours(&w.hours) {
+                    let d = diagnostic_at(self.file, self.map, &at.key("hours"), &why);
+                    self.diags.push(d);
+                }
+                if jiff::tz::TimeZone::get(&w.tz).is_err() {
+                    let why = format!(
+                        "unknown time zone {:?}: write an IANA name such as Europe/Berlin or UTC (from /usr/share/zoneinfo; install tzdata)",
+                        w.tz
+                    );
+                    let d = diagnostic_at(self.file, self.map, &at.key("tz"), &why);
+                    self.diags.push(d);
+                }
+            }
             for (i, a) in r.after.iter().enumerate() {
                 let at = YamlPath::of(&["rollout", "after"]).index(i);
                 let msg = match (&a.environment, a.hosts.is_empty()) {
@@ -891,6 +971,9 @@ mod tests {
             ("host: web-1\n", "agent.yaml:1:1: missing key `source`: it is required here"),
             ("source:\n  url: /x\n  ref: { commit: abc }\n", "agent.yaml:3:18: source.ref.commit: commit \"abc\" must be a full commit id (40 hex digits)"),
             ("source:\n  url: /x\n  ref: { branch: main }\n  path: ../other\n", "agent.yaml:4:9: source.path: path \"../other\" escapes the repository root: remove the '..'"),
+            ("source:\n  url: /x\n  ref: { branch: main }\nrollout:\n  windows: [{ days: [mon], hours: \"25:00-26:00\", tz: Europe/Berlin }]\n", "agent.yaml:5:35: rollout.windows[0].hours: hours \"25:00-26:00\" is not a range of the day: write HH:MM-HH:MM, e.g. \"09:00-16:00\" (24:00 is the end of the day)"),
+            ("source:\n  url: /x\n  ref: { branch: main }\nrollout:\n  windows: [{ hours: \"09:00-16:00\", tz: Europe/Berlinn }]\n", "agent.yaml:5:41: rollout.windows[0].tz: unknown time zone \"Europe/Berlinn\": write an IANA name such as Europe/Berlin or UTC (from /usr/share/zoneinfo; install tzdata)"),
+            ("source:\n  url: /x\n  ref: { branch: main }\nrollout:\n  windows: [{ days: [monday] }]\n", "agent.yaml:5:22: rollout.windows[0].days[0]: unknown value `monday`; expected one of: mon, tue, wed, thu, fri, sat, sun"),
             ("source:\n  url: /x\n  ref: { branch: main }\nproxy: { caddy_admin: \"http://10.0.0.5:2019\" }\n", "agent.yaml:4:23: proxy.caddy_admin: \"http://10.0.0.5:2019\" is not an admin endpoint on this host (Caddy's admin API must not leave it): write Caddy's admin.listen address: unix//run/caddy/admin.sock (a socket) or localhost:2019"),
             ("source:\n  url: /x\n  ref: { branch: main }\nproxy: { caddy_admin: \"unix/run/caddy.sock\" }\n", "agent.yaml:4:23: proxy.caddy_admin: \"unix/run/caddy.sock\" names no absolute socket path: write Caddy's admin.listen address: unix//run/caddy/admin.sock (a socket) or localhost:2019"),
         ];

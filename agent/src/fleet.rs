@@ -152,7 +152,7 @@ pub fn defaults(config: Option<&crate::config::Config>) -> (Option<String>, Opti
     (
         report.map(|r| r.url.clone()),
         report.and_then(|r| r.auth.clone()),
-        config.and_then(|c| c.rollout.as_ref()).map(|r| r.signers.clone()),
+        config.and_then(|c| c.rollout.as_ref()).and_then(|r| r.signers.clone()),
     )
 }
 

@@ -10,8 +10,60 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::AfterRule;
+use crate::config::{parse_hours, AfterRule, Day, WindowConfig};
 use crate::source::report::Report;
+
+/// Whether `now` is inside one of `windows` (none: always); else which windows there are and
+/// the time now in the first one's zone. Overnight ranges (`22:00-02:00`) belong to the day
+/// they start on.
+pub fn window_open(windows: &[WindowConfig], now: jiff::Timestamp) -> Result<(), String> {
+    if windows.is_empty() {
+        return Ok(());
+    }
+    let mut shown = Vec::new();
+    let mut local_now = String::new();
+    for w in windows {
+        let (Ok((start, end)), Ok(tz)) = (parse_hours(&w.hours), jiff::tz::TimeZone::get(&w.tz)) else {
+            continue; // refused when the config was read
+        };
+        let zoned = now.to_zoned(tz);
+        let minute = u32::try_from(zoned.hour()).unwrap_or(0) * 60 + u32::try_from(zoned.minute()).unwrap_or(0);
+        let today = day_of(zoned.weekday());
+        let yesterday = day_of(zoned.weekday().previous());
+        let on = |d: Day| w.days.is_empty() || w.days.contains(&d);
+        let inside = if start < end {
+            on(today) && start <= minute && minute < end
+        } else {
+            (on(today) && minute >= start) || (on(yesterday) && minute < end)
+        };
+        if inside {
+            return Ok(());
+        }
+        if local_now.is_empty() {
+            local_now = format!("{:?} {:02}:{:02} {}", today, zoned.hour(), zoned.minute(), w.tz).to_lowercase();
+        }
+        let days = if w.days.is_empty() {
+            "every day".to_string()
+        } else {
+            w.days.iter().map(|d| format!("{d:?}").to_lowercase()).collect::<Vec<_>>().join(", ")
+        };
+        shown.push(format!("{days} {} {}", w.hours, w.tz));
+    }
+    Err(format!("waiting for a deploy window ({}); now it is {local_now}", shown.join("; ")))
+}
+
+fn day_of(w: jiff::civil::Weekday) -> Day {
+    use jiff::civil::Weekday as W;
+    match w {
+        W::Monday => Day::Mon,
+        W::Tuesday => Day::Tue,
+        W::Wednesday => Day::Wed,
+        W::Thursday => Day::Thu,
+        W::Friday => Day::Fri,
+        W::Saturday => Day::Sat,
+        W::Sunday => Day::Sun,
+    }
+}
 
 /// What the gates say of a revision.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,6 +217,38 @@ mod tests {
 
     fn at(t: i64) -> String {
         humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t as u64)).to_string()
+    }
+
+    fn window(days: &[Day], hours: &str, tz: &str) -> WindowConfig {
+        WindowConfig { days: days.to_vec(), hours: hours.into(), tz: tz.into() }
+    }
+
+    fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn deploy_windows_in_their_own_time_zone() {
+        let office = [window(&[Day::Mon, Day::Tue, Day::Wed, Day::Thu], "09:00-16:00", "Europe/Berlin")];
+        // Wednesday 2026-12-02 10:00 in Berlin is 09:00 UTC (CET, +1).
+        assert_eq!(window_open(&office, ts("2026-12-02T09:00:00Z")), Ok(()));
+        assert!(window_open(&office, ts("2026-12-02T07:59:00Z")).is_err(), "08:59 in Berlin");
+        assert!(window_open(&office, ts("2026-12-02T15:00:00Z")).is_err(), "16:00 in Berlin: closed");
+        // Friday: closed all day.
+        let why = window_open(&office, ts("2026-12-04T10:00:00Z")).unwrap_err();
+        assert!(why.contains("mon, tue, wed, thu 09:00-16:00 Europe/Berlin") && why.contains("fri 11:00"), "{why}");
+        // Summer time: 09:00 in Berlin is 07:00 UTC (CEST, +2) on Wednesday 2026-07-01.
+        assert_eq!(window_open(&office, ts("2026-07-01T07:00:00Z")), Ok(()));
+        assert!(window_open(&office, ts("2026-07-01T06:59:00Z")).is_err());
+        // Overnight: Friday 22:00 to Saturday 02:00 belongs to Friday.
+        let night = [window(&[Day::Fri], "22:00-02:00", "UTC")];
+        assert_eq!(window_open(&night, ts("2026-12-04T23:30:00Z")), Ok(()));
+        assert_eq!(window_open(&night, ts("2026-12-05T01:59:00Z")), Ok(()), "Saturday 01:59, Friday's window");
+        assert!(window_open(&night, ts("2026-12-05T23:30:00Z")).is_err(), "Saturday night is not Friday's");
+        // No windows: always; several: any of them.
+        assert_eq!(window_open(&[], ts("2026-12-05T23:30:00Z")), Ok(()));
+        let both = [night[0].clone(), window(&[], "00:00-24:00", "Asia/Tokyo")];
+        assert_eq!(window_open(&both, ts("2026-12-05T12:00:00Z")), Ok(()));
     }
 
     #[test]

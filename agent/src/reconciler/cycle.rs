@@ -90,16 +90,22 @@ impl Reconciler {
         self.apply_revision(&desired, false).await
     }
 
-    /// `rollout.after`: `None` when `revision` may be applied now, else the phase (`Waiting`,
-    /// `Held`) and why. One fetch of the reports; a report repository that cannot be read
-    /// holds the revision back too (the host keeps what it runs) and says so.
+    /// `rollout.windows` and `rollout.after`: `None` when `revision` may be applied now, else
+    /// the phase (`Waiting`, `Held`) and why. One fetch of the reports; a report repository
+    /// that cannot be read holds the revision back too (the host keeps what it runs) and says so.
     async fn rollout_gate(&mut self, revision: &Revision) -> Option<(Phase, String)> {
         let c = &self.cfg.config;
-        let rollout = c.rollout.as_ref().filter(|r| !r.after.is_empty())?;
+        let rollout = c.rollout.as_ref()?;
+        if let Err(why) = crate::rollout::window_open(&rollout.windows, jiff::Timestamp::now()) {
+            return Some((Phase::Waiting, why));
+        }
+        if rollout.after.is_empty() {
+            return None;
+        }
         let report = c.report.as_ref()?;
         let src =
             crate::source::GitSource::for_reports(&report.url, report.auth.clone(), c.state_dir.join("rollout.git"));
-        let signers = rollout.signers.clone();
+        let signers = rollout.signers.clone()?;
         let read = tokio::task::spawn_blocking(move || -> Result<Vec<crate::source::report::Report>, SourceError> {
             let mut out = Vec::new();
             for (host, oid) in src.fetch_reports()? {
