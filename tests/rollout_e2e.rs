@@ -1,15 +1,18 @@
-//! A staged fleet through Git, end to end (PRODUCT.md "Fleets", rollout gates): three real
-//! agents on the real engine report to one repository — a staging host on `main`, and on the
-//! `production` tag a canary gated on staging and a host gated on the canary. A good tag
-//! reaches the canary only after staging ran it healthy, and the last host only after the
-//! canary did; a tag whose commit fails on the canary is rolled back there only, and the
-//! gated host holds it (`Held`, naming the canary) and never applies it; a tag on a commit
-//! staging never ran waits.
+//! A staged fleet through Git, end to end (PRODUCT.md "Fleets", rollout gates): six real
+//! agents on the real engine report over SSH (Debian's openssh-server on 127.0.0.1) to one
+//! repository — two staging hosts on `main`, and on the `production` tag a canary gated on
+//! staging and three hosts gated on the canary. A good tag reaches the canary only after
+//! staging ran it healthy, and the rest only after the canary did; a tag whose commit fails
+//! on the canary is rolled back there only, and the gated hosts hold it (`Held`, naming the
+//! canary) and never apply it; the report server stopped and started again changes nothing
+//! decided; a tag on a commit staging never ran waits. `agentctl fleet --json` agrees with
+//! each agent's own `status --json`.
 
 mod common;
 use common::agent::Agent;
 use common::docker::{self, clear_managed, setup, IMAGE};
-use common::git::Upstream;
+use common::git::{git, sshd, user, Upstream};
+use common::{agentctl, run};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,23 +41,20 @@ fn folder(host: &str, v: usize, broken: bool) -> (String, String) {
     )
 }
 
+const STAGING: [&str; 2] = ["s1", "s2"];
+const REST: [&str; 3] = ["p1", "p2", "p3"];
+
 fn revision(up: &Upstream, v: usize, broken_canary: bool) -> String {
-    let files: Vec<(String, String)> =
-        vec![folder("s1", v, false), folder("c1", v, broken_canary), folder("p1", v, false)];
+    let mut files: Vec<(String, String)> = STAGING.iter().chain(&REST).map(|h| folder(h, v, false)).collect();
+    files.push(folder("c1", v, broken_canary));
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
     up.commit(&refs, &format!("v{v}"))
-}
-
-struct Fleet {
-    _dir: tempfile::TempDir,
-    s1: Agent,
-    c1: Agent,
-    p1: Agent,
 }
 
 /// Where the fleet reports, and what a host's report is signed with and checked against.
 struct Reporting<'a> {
     url: &'a str,
+    auth: &'a str,
     sign: &'a Path,
     signers: &'a Path,
 }
@@ -66,8 +66,9 @@ fn agent(up: &Upstream, host: &str, env: &str, reference: &str, r: &Reporting<'_
         format!("rollout: {{ signers: {}, after: [{after}] }}\n", r.signers.display())
     };
     let extra = format!(
-        "environment: {env}\nreport: {{ url: \"{}\", sign: {}, interval: 1s }}\n{rollout}",
+        "environment: {env}\nreport: {{ url: \"{}\", auth: {}, sign: {}, interval: 2s }}\n{rollout}",
         r.url,
+        r.auth,
         r.sign.display()
     );
     let a = Agent::configure(&up.file_url(), reference, &extra);
@@ -78,25 +79,6 @@ fn agent(up: &Upstream, host: &str, env: &str, reference: &str, r: &Reporting<'_
         .replacen("interval: 1h\n", "interval: 1s\n", 1);
     std::fs::write(&a.config, text).unwrap();
     a
-}
-
-fn fleet(up: &Upstream) -> Fleet {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let bare = d.join("fleet.git");
-    assert!(Command::new("git").args(["init", "-q", "--bare"]).arg(&bare).status().unwrap().success());
-    let reports = format!("file://{}", bare.display());
-    let (ks, ps) = key(d, "s1");
-    let (kc, pc) = key(d, "c1");
-    let (kp, pp) = key(d, "p1");
-    let signers = d.join("fleet_signers");
-    std::fs::write(&signers, format!("s1 {ps}\nc1 {pc}\np1 {pp}\n")).unwrap();
-    let rep = |sign| Reporting { url: &reports, sign, signers: &signers };
-    let s1 = agent(up, "s1", "staging", "{ branch: main }", &rep(&ks), "");
-    let c1 =
-        agent(up, "c1", "production", "{ tag: production }", &rep(&kc), "{ environment: staging, healthy_for: 2s }");
-    let p1 = agent(up, "p1", "production", "{ tag: production }", &rep(&kp), "{ hosts: [c1], healthy_for: 2s }");
-    Fleet { _dir: dir, s1, c1, p1 }
 }
 
 fn wait(what: &str, timeout: Duration, agents: &[&Agent], mut ok: impl FnMut() -> bool) {
@@ -114,56 +96,130 @@ fn applied(a: &Agent) -> String {
     a.status()["applied_revision"].as_str().unwrap_or("").to_string()
 }
 
+fn history(a: &Agent) -> serde_json::Value {
+    serde_json::from_str(&a.ctl(&["history", "--json"]).stdout).unwrap()
+}
+
 #[test]
 fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_rolled_back() {
     let Some(_g) = setup() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The report repository, served by sshd (pushes run git-receive-pack as the user).
+    let bare = d.join("fleet.git");
+    git(d, &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let server = sshd();
+    let url = format!("ssh://{}@127.0.0.1:{}{}", user(), server.server.port, bare.display());
+    let auth = format!("{{ ssh_key: {}, known_hosts: {} }}", server.client_key.display(), server.known_hosts.display());
+    let hosts: Vec<&str> = STAGING.iter().chain(&["c1"]).chain(&REST).copied().collect();
+    let keys: Vec<(PathBuf, String)> = hosts.iter().map(|h| key(d, h)).collect();
+    let signers = d.join("fleet_signers");
+    let lines: Vec<String> = hosts.iter().zip(&keys).map(|(h, (_, p))| format!("{h} {p}")).collect();
+    std::fs::write(&signers, lines.join("\n") + "\n").unwrap();
+    let rep = |i: usize| Reporting { url: &url, auth: &auth, sign: &keys[i].0, signers: &signers };
+
     let up = Upstream::new();
     let v1 = revision(&up, 1, false);
     up.tag("production");
-    let mut f = fleet(&up);
-    // The canary and the last host start first: nothing has reported yet, so they wait.
-    f.c1.start();
-    f.p1.start();
-    let s = f.c1.wait_phase("Waiting", Duration::from_secs(30));
+    let mut staging: Vec<Agent> =
+        STAGING.iter().enumerate().map(|(i, h)| agent(&up, h, "staging", "{ branch: main }", &rep(i), "")).collect();
+    let mut c1 =
+        agent(&up, "c1", "production", "{ tag: production }", &rep(2), "{ environment: staging, healthy_for: 3s }");
+    let mut rest: Vec<Agent> = REST
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            agent(&up, h, "production", "{ tag: production }", &rep(3 + i), "{ hosts: [c1], healthy_for: 3s }")
+        })
+        .collect();
+    // Production starts first: nothing has reported yet, so it waits.
+    c1.start();
+    for a in &mut rest {
+        a.start();
+    }
+    let s = c1.wait_phase("Waiting", Duration::from_secs(30));
     assert!(s["message"].as_str().unwrap().contains("environment staging"), "{s}");
     assert!(docker::instances("fl-c1").is_empty(), "nothing applied while waiting");
-    // Staging runs v1; then the canary; then the last host — in that order.
-    f.s1.start();
-    let all = [&f.s1, &f.c1, &f.p1];
-    wait("the canary applies v1", Duration::from_secs(60), &all, || applied(&f.c1) == v1);
-    assert_eq!(applied(&f.s1), v1);
-    wait("the last host applies v1", Duration::from_secs(60), &all, || applied(&f.p1) == v1);
-    let history =
-        |a: &Agent| -> serde_json::Value { serde_json::from_str(&a.ctl(&["history", "--json"]).stdout).unwrap() };
-    let at = |a: &Agent| history(a)[0]["finished"].as_str().unwrap().to_string();
-    assert!(at(&f.s1) < at(&f.c1) && at(&f.c1) < at(&f.p1), "staging, then the canary, then the rest");
+    for a in &mut staging {
+        a.start();
+    }
+    let all: Vec<&Agent> = staging.iter().chain([&c1]).chain(rest.iter()).collect();
+    wait("the canary applies v1", Duration::from_secs(90), &all, || applied(&c1) == v1);
+    wait("the rest apply v1", Duration::from_secs(90), &all, || rest.iter().all(|a| applied(a) == v1));
+    let finished = |a: &Agent| history(a)[0]["finished"].as_str().unwrap().to_string();
+    let first_staging = staging.iter().map(finished).min().unwrap();
+    for a in &rest {
+        assert!(first_staging < finished(&c1) && finished(&c1) < finished(a), "staging, the canary, then the rest");
+    }
 
     // v2 breaks on the canary only: staging runs it healthy, the canary rolls it back, and
-    // the last host holds it, naming the canary, and never applies it.
+    // the rest hold it, naming the canary, and never apply it.
     let v2 = revision(&up, 2, true);
     up.tag("production");
-    wait("staging runs v2", Duration::from_secs(60), &all, || applied(&f.s1) == v2);
-    wait("the canary rolls v2 back", Duration::from_secs(90), &all, || f.c1.status()["phase"] == "RolledBack");
-    assert_eq!(applied(&f.c1), v1);
-    let s = f.p1.wait_phase("Held", Duration::from_secs(60));
-    assert!(s["message"].as_str().unwrap().contains("c1 rolled back"), "{s}");
-    assert_eq!(applied(&f.p1), v1, "never applied");
-    assert!(!history(&f.p1).as_array().unwrap().iter().any(|h| h["revision"] == v2.as_str()), "p1 never tried v2");
+    wait("staging runs v2", Duration::from_secs(60), &all, || staging.iter().all(|a| applied(a) == v2));
+    wait("the canary rolls v2 back", Duration::from_secs(90), &all, || c1.status()["phase"] == "RolledBack");
+    assert_eq!(applied(&c1), v1);
+    for a in &rest {
+        let s = a.wait_phase("Held", Duration::from_secs(60));
+        assert!(s["message"].as_str().unwrap().contains("c1 rolled back"), "{s}");
+        assert_eq!(applied(a), v1, "never applied");
+        assert!(!history(a).as_array().unwrap().iter().any(|h| h["revision"] == v2.as_str()), "never tried v2");
+    }
+
+    // `agentctl fleet` agrees with each agent's own status.
+    let last = std::cell::RefCell::new(String::new());
+    let agree = || {
+        // The canary's agent config gives the URL, the SSH key and the signers file.
+        let r = run(agentctl().arg("--config").arg(&c1.config).args(["fleet", "--json"]));
+        let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_default();
+        *last.borrow_mut() = format!("{}{}", r.stdout, r.stderr);
+        all.iter().all(|a| {
+            let s = a.status();
+            rows.as_array().into_iter().flatten().any(|row| {
+                row["host"] == s["host"]
+                    && row["phase"] == s["phase"]
+                    && row["applied_revision"] == s["applied_revision"]
+                    && row["verified"] == true
+            })
+        })
+    };
+    let start = Instant::now();
+    while !agree() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "agentctl fleet disagrees with status --json: {}",
+            last.borrow()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The report server stops and comes back: nothing decided changes (the rest stay Held,
+    // nobody applies or rolls back anything for it), and the reports flow again.
+    drop(server);
+    std::thread::sleep(Duration::from_secs(3)); // reports fail meanwhile (what is waited for is that nothing happens)
+    for a in &rest {
+        assert_eq!(a.status()["phase"], "Held");
+        assert_eq!(applied(a), v1);
+    }
+    assert_eq!(applied(&c1), v1);
+    assert!(staging.iter().any(|a| a.status()["report"]["error"].is_string()), "the failed pushes are in status");
 
     // A tag on a commit staging never ran (staging is down): the canary waits.
-    f.s1.kill9();
+    for a in &mut staging {
+        a.kill9();
+    }
     let v3 = revision(&up, 3, false);
     up.tag("production");
-    wait("the canary waits for v3", Duration::from_secs(30), &[&f.c1, &f.p1], || {
-        let s = f.c1.status();
+    wait("the canary waits for v3", Duration::from_secs(30), &[&c1], || {
+        let s = c1.status();
         s["desired_revision"] == v3.as_str() && s["phase"] == "Waiting"
     });
-    assert_eq!(applied(&f.c1), v1);
+    assert_eq!(applied(&c1), v1);
     // ... unless told: sync --ignore-rollout applies it, and the history says so.
-    let r = f.c1.ctl(&["sync", "--wait", "--ignore-rollout"]);
+    let r = c1.ctl(&["sync", "--wait", "--ignore-rollout"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert_eq!(applied(&f.c1), v3);
-    assert!(history(&f.c1)[0]["message"].as_str().unwrap().contains("--ignore-rollout"), "{}", history(&f.c1));
+    assert_eq!(applied(&c1), v3);
+    assert!(history(&c1)[0]["message"].as_str().unwrap().contains("--ignore-rollout"), "{}", history(&c1));
     clear_managed();
 }
 

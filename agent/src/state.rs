@@ -149,6 +149,10 @@ pub struct AgentState {
     /// again at start, so the gauges are there before the first observation (an alert on
     /// `== 0` does not miss a host that restarted unhealthy).
     pub resources: Vec<ResourceHealth>,
+    /// A revision the rollout gates held (a host this one waits on rolled it back or failed
+    /// it), and why: held for good, without asking the reports again (they may be gone, or
+    /// have moved on); a newer revision starts over.
+    pub held: Option<(String, String)>,
 }
 
 /// One resource's health as the metrics last said it.

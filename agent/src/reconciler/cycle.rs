@@ -102,6 +102,11 @@ impl Reconciler {
         if rollout.after.is_empty() {
             return None;
         }
+        if let Some((rev, why)) = &self.state.held {
+            if rev == revision.as_str() {
+                return Some((Phase::Held, why.clone()));
+            }
+        }
         let report = c.report.as_ref()?;
         let src =
             crate::source::GitSource::for_reports(&report.url, report.auth.clone(), c.state_dir.join("rollout.git"));
@@ -128,7 +133,10 @@ impl Reconciler {
         ) {
             crate::rollout::Decision::Open => None,
             crate::rollout::Decision::Waiting(why) => Some((Phase::Waiting, why)),
-            crate::rollout::Decision::Held(why) => Some((Phase::Held, why)),
+            crate::rollout::Decision::Held(why) => {
+                self.state.held = Some((revision.to_string(), why.clone()));
+                Some((Phase::Held, why))
+            }
         }
     }
 

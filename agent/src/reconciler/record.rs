@@ -42,6 +42,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         last_success_ms: _,
         source_fault,
         resources,
+        held,
     } = a;
     *version == b.version
         && *desired == b.desired
@@ -58,6 +59,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         && *fault == b.fault
         && *drift == b.drift
         && *counters == b.counters
+        && *held == b.held
         && *source_fault == b.source_fault
         && *resources == b.resources
 }
