@@ -15,6 +15,7 @@ mod host;
 mod latency;
 mod plan;
 mod poll;
+mod reports;
 
 /// Counts heap allocations, for the plan benchmark.
 pub(crate) mod alloc {
@@ -70,8 +71,9 @@ fn main() -> Result<()> {
             "build" => docker::bench_build(&bin_dir)?,
             "compose" => docker::bench_compose(&bin_dir)?,
             "downtime" => downtime::bench_downtime(&bin_dir)?,
+            "reports" => reports::bench_reports(&bin_dir)?,
             other => {
-                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build, compose, downtime")
+                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build, compose, downtime, reports")
             }
         }
     }

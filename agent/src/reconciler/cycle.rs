@@ -112,6 +112,7 @@ impl Reconciler {
             crate::source::GitSource::for_reports(&report.url, report.auth.clone(), c.state_dir.join("rollout.git"));
         let signers = rollout.signers.clone()?;
         let read = tokio::task::spawn_blocking(move || -> Result<Vec<crate::source::report::Report>, SourceError> {
+            let signers = crate::source::report::Signers::load(&signers);
             let mut out = Vec::new();
             for (host, oid) in src.fetch_reports()? {
                 out.push(src.read_report(&host, oid, Some(&signers))?);

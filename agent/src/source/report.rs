@@ -25,6 +25,132 @@ pub const HISTORY: usize = 50;
 /// The largest `status.json` or `outcomes.json` a reader accepts.
 pub const MAX_REPORT_FILE: usize = 1 << 20;
 
+/// An `allowed_signers` file (principals are host names), read once for a batch of reports.
+/// Signatures by an Ed25519 key listed for the principal without options are checked in
+/// process (SSHSIG, `PROTOCOL.sshsig`); anything else — other key types, lines with options,
+/// certificates, wildcards — goes to `ssh-keygen -Y verify`, which stays the authority: the
+/// fast path only ever accepts what ssh-keygen would.
+#[derive(Clone, Debug)]
+pub struct Signers {
+    path: PathBuf,
+    /// Principal → the Ed25519 public key blobs listed for it on lines without options.
+    ed25519: std::collections::HashMap<String, Vec<Vec<u8>>>,
+}
+
+impl Signers {
+    /// Read `path` (an unreadable file leaves every check to ssh-keygen, which says why).
+    pub fn load(path: &Path) -> Signers {
+        let mut ed25519: std::collections::HashMap<String, Vec<Vec<u8>>> = std::collections::HashMap::new();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            // principals keytype base64 [comment]: no options field.
+            let [principals, "ssh-ed25519", key, ..] = parts.as_slice() else { continue };
+            use base64::Engine;
+            let Ok(blob) = base64::engine::general_purpose::STANDARD.decode(key) else { continue };
+            for p in principals.split(',').filter(|p| !p.contains(['*', '?', '!'])) {
+                ed25519.entry(p.to_string()).or_default().push(blob.clone());
+            }
+        }
+        Signers { path: path.to_path_buf(), ed25519 }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether `sig` (armored SSHSIG) is `principal`'s signature of `payload` in the `git`
+    /// namespace.
+    pub fn verify(&self, sig: &str, payload: &[u8], principal: &str) -> Result<(), String> {
+        if self.fast_verify(sig, payload, principal) {
+            return Ok(());
+        }
+        ssh_verify_as(sig, payload, &self.path, principal)
+    }
+
+    fn fast_verify(&self, sig: &str, payload: &[u8], principal: &str) -> bool {
+        let Some(keys) = self.ed25519.get(principal) else { return false };
+        let Some(s) = Sshsig::parse(sig) else { return false };
+        if s.namespace != b"git" || !keys.contains(&s.public_key) {
+            return false;
+        }
+        s.verify_ed25519(payload)
+    }
+}
+
+/// A parsed SSH signature (`PROTOCOL.sshsig`).
+struct Sshsig {
+    public_key: Vec<u8>,
+    namespace: Vec<u8>,
+    reserved: Vec<u8>,
+    hash: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+/// Reads SSH wire strings (`uint32` length, bytes).
+struct Wire<'a>(&'a [u8]);
+
+impl<'a> Wire<'a> {
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let len = u32::from_be_bytes(self.0.get(..4)?.try_into().ok()?) as usize;
+        let out = self.0.get(4..4 + len)?;
+        self.0 = &self.0[4 + len..];
+        Some(out)
+    }
+}
+
+fn ssh_string(v: &[u8]) -> Vec<u8> {
+    let mut out = (v.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(v);
+    out
+}
+
+impl Sshsig {
+    fn parse(armored: &str) -> Option<Sshsig> {
+        let body: String = armored
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| *l != "-----BEGIN SSH SIGNATURE-----")
+            .skip(1)
+            .take_while(|l| *l != "-----END SSH SIGNATURE-----")
+            .collect();
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+        let rest = raw.strip_prefix(b"SSHSIG")?;
+        if rest.get(..4)? != [0, 0, 0, 1] {
+            return None;
+        }
+        let mut w = Wire(&rest[4..]);
+        Some(Sshsig {
+            public_key: w.string()?.to_vec(),
+            namespace: w.string()?.to_vec(),
+            reserved: w.string()?.to_vec(),
+            hash: w.string()?.to_vec(),
+            signature: w.string()?.to_vec(),
+        })
+    }
+
+    fn verify_ed25519(&self, payload: &[u8]) -> bool {
+        use sha2::Digest;
+        let mut key = Wire(&self.public_key);
+        let (Some(b"ssh-ed25519"), Some(key)) = (key.string(), key.string()) else { return false };
+        let mut sig = Wire(&self.signature);
+        let (Some(b"ssh-ed25519"), Some(sig)) = (sig.string(), sig.string()) else { return false };
+        let digest = match self.hash.as_slice() {
+            b"sha512" => sha2::Sha512::digest(payload).to_vec(),
+            b"sha256" => sha2::Sha256::digest(payload).to_vec(),
+            _ => return false,
+        };
+        let mut signed = b"SSHSIG".to_vec();
+        for part in [&self.namespace, &self.reserved, &self.hash, &digest] {
+            signed.extend(ssh_string(part));
+        }
+        let (Ok(key), Ok(sig)) = (<[u8; 32]>::try_from(key), <[u8; 64]>::try_from(sig)) else { return false };
+        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&key) else { return false };
+        key.verify_strict(&signed, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok()
+    }
+}
+
 /// One host's report as a reader found it.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -145,13 +271,13 @@ impl GitSource {
     }
 
     /// Judge the report `commit` of `host` (see the module doc).
-    pub fn read_report(&self, host: &str, commit: Oid, signers: Option<&Path>) -> Result<Report, SourceError> {
+    pub fn read_report(&self, host: &str, commit: Oid, signers: Option<&Signers>) -> Result<Report, SourceError> {
         let repo = self.repo()?;
         Ok(read_report(&repo, host, commit, signers))
     }
 }
 
-fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Path>) -> Report {
+fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Signers>) -> Report {
     let mut report = Report {
         host: host.to_string(),
         commit: commit.to_string(),
@@ -171,8 +297,8 @@ fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Path
     report.time = c.time().seconds();
     report.verified = match signers {
         None => Err("no signers file to check it against (rollout.signers or --signers)".into()),
-        Some(file) => match repo.extract_signature(&commit, None) {
-            Ok((sig, data)) => ssh_verify_as(&String::from_utf8_lossy(&sig), &data, file, host),
+        Some(signers) => match repo.extract_signature(&commit, None) {
+            Ok((sig, data)) => signers.verify(&String::from_utf8_lossy(&sig), &data, host),
             Err(_) => Err("the report is not signed".into()),
         },
     };
@@ -240,5 +366,62 @@ pub fn ssh_verify_as(sig: &str, payload: &[u8], allowed_signers: &Path, principa
         Ok(())
     } else {
         Err(format!("not signed by a key {} allows for {principal}", allowed_signers.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-process check agrees with ssh-keygen on signatures ssh-keygen made.
+    #[test]
+    fn sshsig_in_process_agrees_with_ssh_keygen() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |name: &str| {
+            let path = dir.path().join(name);
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&path)
+                .output()
+                .expect("ssh-keygen (openssh-client) runs");
+            assert!(out.status.success());
+            let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+            (path, public.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        };
+        let (k1, p1) = key("web-1");
+        let (k2, p2) = key("web-2");
+        let file = dir.path().join("signers");
+        std::fs::write(&file, format!("web-1 {p1}\nweb-2,web-9 {p2}\n# a comment\n")).unwrap();
+        let signers = Signers::load(&file);
+        let payload = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor web-1\n\nreport\n";
+        let sig = ssh_sign(payload, &k1).unwrap();
+        assert!(signers.fast_verify(&sig, payload, "web-1"), "in process");
+        assert_eq!(signers.verify(&sig, payload, "web-1"), Ok(()));
+        assert_eq!(ssh_verify_as(&sig, payload, &file, "web-1"), Ok(()), "ssh-keygen agrees");
+        // Another host's name, a changed payload: refused by both.
+        assert!(!signers.fast_verify(&sig, payload, "web-2"));
+        assert!(signers.verify(&sig, payload, "web-2").is_err());
+        let mut changed = payload.to_vec();
+        changed[5] ^= 1;
+        assert!(!signers.fast_verify(&sig, &changed, "web-1"));
+        assert!(signers.verify(&sig, &changed, "web-1").is_err());
+        // A key listed for two principals speaks for both.
+        let sig2 = ssh_sign(payload, &k2).unwrap();
+        assert!(signers.fast_verify(&sig2, payload, "web-9"));
+        // Another namespace is not a git signature.
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "file", "-f"])
+            .arg(&k1)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(payload)?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let other = String::from_utf8(out.stdout).unwrap();
+        assert!(!signers.fast_verify(&other, payload, "web-1"));
+        assert!(signers.verify(&other, payload, "web-1").is_err(), "ssh-keygen refuses it too");
     }
 }
