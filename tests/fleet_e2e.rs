@@ -129,10 +129,48 @@ fn signed_reports_reach_git_verify_with_git_and_agentctl_fleet_tells_forged_and_
     let (_, commit) =
         sh(&bare, &["git", "-c", "user.name=x", "-c", "user.email=x@x", "commit-tree", tree.trim(), "-m", "empty"]);
     assert!(sh(&bare, &["git", "update-ref", "refs/driftless/hosts/empty", commit.trim()]).0);
+    // A status.json that is not JSON, and one over 1 MiB (both signed by web-1's key, so
+    // that only the content is wrong).
+    let report_with = |host: &str, status: &[u8]| {
+        let file = d.join(format!("{host}-status.json"));
+        std::fs::write(&file, status).unwrap();
+        let (_, blob) = sh(&bare, &["git", "hash-object", "-w", file.to_str().unwrap()]);
+        let (_, outcomes) = sh(&bare, &["sh", "-c", "echo '[]' | git hash-object -w --stdin"]);
+        let listing =
+            format!("100644 blob {}\toutcomes.json\n100644 blob {}\tstatus.json\n", outcomes.trim(), blob.trim());
+        std::fs::write(d.join("listing"), listing).unwrap();
+        let (_, tree) = sh(&bare, &["sh", "-c", &format!("git mktree < {}", d.join("listing").display())]);
+        let (ok, commit) = sh(
+            &bare,
+            &[
+                "git",
+                "-c",
+                "user.name=x",
+                "-c",
+                "user.email=x@x",
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &format!("user.signingkey={}", k1.display()),
+                "commit-tree",
+                "-S",
+                tree.trim(),
+                "-m",
+                "report",
+            ],
+        );
+        assert!(ok, "{commit}");
+        assert!(sh(&bare, &["git", "update-ref", &format!("refs/driftless/hosts/{host}"), commit.trim()]).0);
+    };
+    report_with("notjson", b"{ this is not json");
+    report_with("huge", format!("{{\"pad\": \"{}\"}}", "x".repeat(2 << 20)).as_bytes());
     let (code, rows) = fleet(&reports, &signers, &[]);
     assert_eq!(code, 1);
     let find = |h: &str| rows.as_array().unwrap().iter().find(|r| r["host"] == h).unwrap().clone();
     assert!(find("junk")["problem"].as_str().unwrap().contains("not point at a commit"), "{rows}");
+    assert!(find("notjson")["problem"].as_str().unwrap().contains("status.json is not JSON"), "{rows}");
+    assert!(find("huge")["problem"].as_str().unwrap().contains("over the limit"), "{rows}");
+    assert!(find("empty")["problem"].as_str().unwrap().contains("not signed"), "an unsigned report: {rows}");
     assert_eq!(find("empty")["verified"], false, "{rows}");
     assert_eq!(find("web-1")["verified"], true, "the good ones still count");
 

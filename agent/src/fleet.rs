@@ -87,10 +87,14 @@ fn row(r: &Report, revision: Option<&str>, now: u64) -> Row {
         .and_then(|(s, _)| s.pointer("/report_interval_seconds").and_then(|v| v.as_u64()))
         .map_or(DEFAULT_INTERVAL, Duration::from_secs);
     let age = now.saturating_sub(u64::try_from(r.time).unwrap_or(0));
-    let problem = match (&r.verified, &r.content) {
-        (Err(why), _) | (Ok(()), Err(why)) => Some(why.clone()),
-        _ => None,
-    };
+    // Both, when both are wrong: a signature by the wrong key on garbage says so twice.
+    let problems: Vec<&str> =
+        [r.verified.as_ref().err(), r.content.as_ref().err()].into_iter().flatten().map(String::as_str).collect();
+    let problem = (!problems.is_empty()).then(|| {
+        let mut p: Vec<&str> = problems.clone();
+        p.dedup();
+        p.join("; ")
+    });
     Row {
         host: r.host.clone(),
         environment: text("environment"),
