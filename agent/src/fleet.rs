@@ -88,13 +88,10 @@ fn row(r: &Report, revision: Option<&str>, now: u64) -> Row {
         .map_or(DEFAULT_INTERVAL, Duration::from_secs);
     let age = now.saturating_sub(u64::try_from(r.time).unwrap_or(0));
     // Both, when both are wrong: a signature by the wrong key on garbage says so twice.
-    let problems: Vec<&str> =
+    let mut problems: Vec<&str> =
         [r.verified.as_ref().err(), r.content.as_ref().err()].into_iter().flatten().map(String::as_str).collect();
-    let problem = (!problems.is_empty()).then(|| {
-        let mut p: Vec<&str> = problems.clone();
-        p.dedup();
-        p.join("; ")
-    });
+    problems.dedup();
+    let problem = (!problems.is_empty()).then(|| problems.join("; "));
     Row {
         host: r.host.clone(),
         environment: text("environment"),
