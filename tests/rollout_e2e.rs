@@ -132,6 +132,14 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
             agent(&up, h, "production", "{ tag: production }", &rep(3 + i), "{ hosts: [c1], healthy_for: 3s }")
         })
         .collect();
+    // p1 tells a webhook what it waits for and what it holds.
+    let (hook, got) = common::notify::receiver();
+    let text = std::fs::read_to_string(&rest[0].config).unwrap();
+    std::fs::write(
+        &rest[0].config,
+        format!("{text}notify: [ {{ url: \"http://127.0.0.1:{hook}/\", events: [waiting, held] }} ]\n"),
+    )
+    .unwrap();
     // Production starts first: nothing has reported yet, so it waits.
     c1.start();
     for a in &mut rest {
@@ -165,6 +173,16 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
         assert_eq!(applied(a), v1, "never applied");
         assert!(!history(a).as_array().unwrap().iter().any(|h| h["revision"] == v2.as_str()), "never tried v2");
     }
+    let start = Instant::now();
+    let sent = |event: &str, rev: &str| {
+        got.lock().unwrap().iter().filter(|n| n["event"] == event && n["revision"] == rev).count()
+    };
+    while sent("held", &v2) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no held notification: {:?}", got.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sent("held", &v2), 1, "once per revision");
+    assert_eq!(sent("waiting", &v1), 1, "p1 waited for v1 once: {:?}", got.lock().unwrap());
 
     // `agentctl fleet` agrees with each agent's own status.
     let last = std::cell::RefCell::new(String::new());

@@ -411,6 +411,10 @@ pub enum NotifyEvent {
     SourceFailed,
     /// It can again.
     SourceRecovered,
+    /// A new revision waits for its rollout gates or a deploy window (once per revision).
+    Waiting,
+    /// A host this one waits on rolled the revision back or failed it: held here for good.
+    Held,
 }
 
 impl NotifyEvent {
@@ -424,6 +428,8 @@ impl NotifyEvent {
             NotifyEvent::DriftRepaired => "drift_repaired",
             NotifyEvent::SourceFailed => "source_failed",
             NotifyEvent::SourceRecovered => "source_recovered",
+            NotifyEvent::Waiting => "waiting",
+            NotifyEvent::Held => "held",
         }
     }
 }

@@ -114,6 +114,8 @@ pub fn chat_text(n: &Notification) -> String {
         NotifyEvent::DriftRepaired => (":wrench:", "repaired drift on"),
         NotifyEvent::SourceFailed => (":warning:", "cannot fetch its source at"),
         NotifyEvent::SourceRecovered => (":white_check_mark:", "fetches its source again at"),
+        NotifyEvent::Waiting => (":hourglass:", "waits to apply"),
+        NotifyEvent::Held => (":octagonal_sign:", "holds back"),
     };
     let env = n.environment.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
     let rev = n.revision.as_deref().map(|r| format!(" `{}`", crate::revision::short(r))).unwrap_or_default();

@@ -46,6 +46,7 @@ pub mod caddy;
 pub mod docker;
 pub mod git;
 pub mod gpg;
+pub mod notify;
 pub mod registry;
 
 /// A real part a test needs is missing (`what`, and `how` to get it). With CI=true that is a

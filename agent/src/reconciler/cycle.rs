@@ -79,6 +79,7 @@ impl Reconciler {
             if self.state.phase != phase || self.state.message.as_deref() != Some(why.as_str()) {
                 self.say(why.clone());
             }
+            self.notify_gated(&desired, phase, &why);
             self.state.phase = phase;
             self.state.message = Some(why);
             return match record {

@@ -392,6 +392,14 @@ impl Reconciler {
         self.notify(n);
     }
 
+    /// A new revision waits for its rollout gates (`Waiting`) or is held (`Held`): said once
+    /// per revision and phase.
+    pub(super) fn notify_gated(&mut self, revision: &Revision, phase: Phase, why: &str) {
+        let event = if phase == Phase::Held { NotifyEvent::Held } else { NotifyEvent::Waiting };
+        let n = self.notification(event, Some(revision), why.to_string());
+        self.notify(n);
+    }
+
     /// How the last fetch of the source went: `Some(fault)` or `None` (it worked). Notifies
     /// `source_failed` once per distinct fault and `source_recovered` when it clears.
     pub(super) fn source_health(&mut self, fault: Option<String>) {
