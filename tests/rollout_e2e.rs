@@ -213,7 +213,9 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
 
     // The report server stops and comes back: nothing decided changes (the rest stay Held,
     // nobody applies or rolls back anything for it), and the reports flow again.
-    drop(server);
+    let mut server = server;
+    let _ = server.server.child.kill();
+    let _ = server.server.child.wait();
     std::thread::sleep(Duration::from_secs(3)); // reports fail meanwhile (what is waited for is that nothing happens)
     for a in &rest {
         assert_eq!(a.status()["phase"], "Held");
@@ -221,6 +223,21 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
     }
     assert_eq!(applied(&c1), v1);
     assert!(staging.iter().any(|a| a.status()["report"]["error"].is_string()), "the failed pushes are in status");
+    // Back, on the same port with the same keys: the reports flow again, nothing changed.
+    let sshd_bin = ["/usr/sbin/sshd", "/sbin/sshd"].into_iter().find(|p| Path::new(p).exists()).unwrap();
+    server.server.child = Command::new(sshd_bin)
+        .args(["-D", "-e", "-f"])
+        .arg(server.dir.path().join("sshd_config"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait("the reports flow again", Duration::from_secs(30), &all, || {
+        staging.iter().all(|a| a.status()["report"]["error"].is_null())
+    });
+    for a in &rest {
+        assert_eq!(a.status()["phase"], "Held");
+        assert_eq!(applied(a), v1);
+    }
 
     // A tag on a commit staging never ran (staging is down): the canary waits.
     for a in &mut staging {
@@ -232,6 +249,55 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
         let s = c1.status();
         s["desired_revision"] == v3.as_str() && s["phase"] == "Waiting"
     });
+    assert_eq!(applied(&c1), v1);
+    // A forged report: s1's ref, saying v3 ran healthy for an hour, signed with p1's key.
+    // Not counted: the canary keeps waiting, and says why.
+    let status = format!(
+        "{{\"host\": \"s1\", \"environment\": \"staging\", \"phase\": \"Synced\", \"applied_revision\": \"{v3}\"}}"
+    );
+    let outcomes = format!(
+        "[{{\"revision\": \"{v3}\", \"result\": \"applied\", \"at\": \"2020-01-01T00:00:00Z\", \"until\": null}}]"
+    );
+    std::fs::write(d.join("status.json"), status).unwrap();
+    std::fs::write(d.join("outcomes.json"), outcomes).unwrap();
+    let blob = |f: &str| git(&bare, &["hash-object", "-w", d.join(f).to_str().unwrap()]);
+    let listing = format!(
+        "100644 blob {}\toutcomes.json\n100644 blob {}\tstatus.json\n",
+        blob("outcomes.json"),
+        blob("status.json")
+    );
+    std::fs::write(d.join("listing"), listing).unwrap();
+    let out = Command::new("git")
+        .arg("mktree")
+        .current_dir(&bare)
+        .stdin(std::fs::File::open(d.join("listing")).unwrap())
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let p1_key = format!("user.signingkey={}", keys[3].0.display());
+    let forged = git(
+        &bare,
+        &[
+            "-c",
+            "user.name=s1",
+            "-c",
+            "user.email=s1@x",
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &p1_key,
+            "commit-tree",
+            "-S",
+            &tree,
+            "-m",
+            "forged",
+        ],
+    );
+    git(&bare, &["update-ref", "refs/driftless/hosts/s1", &forged]);
+    wait("the canary says the forged report is not counted", Duration::from_secs(30), &[&c1], || {
+        c1.status()["message"].as_str().is_some_and(|m| m.contains("not counted") && m.contains("s1"))
+    });
+    assert_eq!(c1.status()["phase"], "Waiting");
     assert_eq!(applied(&c1), v1);
     // ... unless told: sync --ignore-rollout applies it, and the history says so.
     let r = c1.ctl(&["sync", "--wait", "--ignore-rollout"]);
