@@ -79,6 +79,8 @@ pub async fn run(
     let mut pushed_key: Option<String> = None;
     let mut backoff = Duration::from_secs(1);
     let mut due = tokio::time::Instant::now();
+    // After a failed push, not before its backoff, whatever changes meanwhile.
+    let mut not_before = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.recv() => return,
@@ -88,9 +90,8 @@ pub async fn run(
                 }
                 let k = key(&status.borrow());
                 if pushed_key.as_ref() != Some(&k) {
-                    due = due.min(tokio::time::Instant::now());
+                    due = due.min(tokio::time::Instant::now()).max(not_before);
                 }
-                // Coalesce a burst of publishes (a cycle publishes several times).
                 if due > tokio::time::Instant::now() {
                     continue;
                 }
@@ -135,9 +136,11 @@ pub async fn run(
         if error.is_none() {
             pushed_key = Some(key(&snapshot));
             backoff = Duration::from_secs(1);
+            not_before = tokio::time::Instant::now();
             due = tokio::time::Instant::now() + interval;
         } else {
             due = tokio::time::Instant::now() + backoff;
+            not_before = due;
             backoff = (backoff * 2).min(interval);
         }
         if tx.send(Event::Reported { error }).await.is_err() {
