@@ -57,12 +57,7 @@ pub fn read(
     signers: Option<&Path>,
 ) -> Result<Vec<Report>, SourceError> {
     let src = GitSource::for_reports(url, auth, scratch.join("reports.git"));
-    let signers = signers.map(crate::source::report::Signers::load);
-    let mut out = Vec::new();
-    for (host, oid) in src.fetch_reports()? {
-        out.push(src.read_report(&host, oid, signers.as_ref())?);
-    }
-    Ok(out)
+    src.read_reports(signers.map(crate::source::report::Signers::load).as_ref())
 }
 
 /// The rows of `reports` (sorted by host), `now` being the time they are judged at.

@@ -112,18 +112,13 @@ impl Reconciler {
         let src =
             crate::source::GitSource::for_reports(&report.url, report.auth.clone(), c.state_dir.join("rollout.git"));
         let signers = rollout.signers.clone()?;
-        let read = tokio::task::spawn_blocking(move || -> Result<Vec<crate::source::report::Report>, SourceError> {
-            let signers = crate::source::report::Signers::load(&signers);
-            let mut out = Vec::new();
-            for (host, oid) in src.fetch_reports()? {
-                out.push(src.read_report(&host, oid, Some(&signers))?);
-            }
-            Ok(out)
+        let read = tokio::task::spawn_blocking(move || {
+            src.read_reports(Some(&crate::source::report::Signers::load(&signers))).map_err(|e| e.to_string())
         })
-        .await;
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
         let reports = match read {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Some((Phase::Waiting, format!("waiting: cannot read the fleet's reports: {e}"))),
+            Ok(r) => r,
             Err(e) => return Some((Phase::Waiting, format!("waiting: cannot read the fleet's reports: {e}"))),
         };
         match crate::rollout::judge(

@@ -9,12 +9,12 @@
 //! signed by the host the ref names according to an `allowed_signers` file. A report that
 //! fails any of it is shown as such, never counted.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use git2::{Oid, PushOptions, Repository};
 
+use super::verify::{ssh_keygen_fed, ssh_keygen_verify};
 use super::{CallbackContext, GitSource, SourceError};
 use crate::config::{AuthConfig, RefSelector};
 
@@ -270,10 +270,11 @@ impl GitSource {
         Ok(wanted)
     }
 
-    /// Judge the report `commit` of `host` (see the module doc).
-    pub fn read_report(&self, host: &str, commit: Oid, signers: Option<&Signers>) -> Result<Report, SourceError> {
+    /// Fetch every report (one fetch) and judge each against `signers` (see the module doc).
+    pub fn read_reports(&self, signers: Option<&Signers>) -> Result<Vec<Report>, SourceError> {
+        let wanted = self.fetch_reports()?;
         let repo = self.repo()?;
-        Ok(read_report(&repo, host, commit, signers))
+        Ok(wanted.into_iter().map(|(host, commit)| read_report(&repo, &host, commit, signers)).collect())
     }
 }
 
@@ -320,18 +321,8 @@ fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Sign
 /// Sign `payload` with the SSH private key `key` in the `git` namespace (what git writes into
 /// a commit's `gpgsig` header with `gpg.format=ssh`).
 pub fn ssh_sign(payload: &[u8], key: &Path) -> Result<String, String> {
-    let mut child = Command::new("ssh-keygen")
-        .args(["-q", "-Y", "sign", "-n", "git", "-f"])
-        .arg(key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run ssh-keygen (install openssh-client): {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(payload).map_err(|e| format!("cannot feed ssh-keygen: {e}"))?;
-    }
-    let out = child.wait_with_output().map_err(|e| format!("ssh-keygen failed: {e}"))?;
+    let out =
+        ssh_keygen_fed(Command::new("ssh-keygen").args(["-q", "-Y", "sign", "-n", "git", "-f"]).arg(key), payload)?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
@@ -346,32 +337,17 @@ pub fn ssh_verify_as(sig: &str, payload: &[u8], allowed_signers: &Path, principa
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
     let sig_path = dir.path().join("signature");
     std::fs::write(&sig_path, sig).map_err(|e| format!("cannot write {}: {e}", sig_path.display()))?;
-    let mut child = Command::new("ssh-keygen")
-        .args(["-Y", "verify", "-n", "git", "-f"])
-        .arg(allowed_signers)
-        .arg("-I")
-        .arg(principal)
-        .arg("-s")
-        .arg(&sig_path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run ssh-keygen (install openssh-client): {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(payload).map_err(|e| format!("cannot feed ssh-keygen: {e}"))?;
-    }
-    let out = child.wait_with_output().map_err(|e| format!("ssh-keygen failed: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("not signed by a key {} allows for {principal}", allowed_signers.display()))
+    match ssh_keygen_verify(&sig_path, payload, allowed_signers, principal)? {
+        Ok(()) => Ok(()),
+        Err(_) => Err(format!("not signed by a key {} allows for {principal}", allowed_signers.display())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::process::Stdio;
 
     /// The in-process check agrees with ssh-keygen on signatures ssh-keygen made.
     #[test]

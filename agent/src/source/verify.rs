@@ -109,28 +109,39 @@ fn ssh_check(sig: &str, payload: &[u8], allowed_signers: &Path) -> Result<String
         return Err(format!("it is signed by a key not listed in {}", allowed_signers.display()));
     };
 
-    let mut child = Command::new("ssh-keygen")
-        .args(["-Y", "verify", "-n", "git", "-f"])
-        .arg(allowed_signers)
-        .arg("-I")
-        .arg(principal)
-        .arg("-s")
-        .arg(&sig_path)
+    match ssh_keygen_verify(&sig_path, payload, allowed_signers, principal)? {
+        Ok(()) => Ok(principal.to_string()),
+        Err(why) => Err(format!("bad signature from {principal}: {why}")),
+    }
+}
+
+/// `ssh-keygen -Y verify` in the `git` namespace of the signature in `sig_path` over
+/// `payload`, as `principal` per `allowed_signers`: `Err` when ssh-keygen cannot be run,
+/// `Ok(Err(its words))` when the signature does not verify.
+pub fn ssh_keygen_verify(
+    sig_path: &Path,
+    payload: &[u8],
+    allowed_signers: &Path,
+    principal: &str,
+) -> Result<Result<(), String>, String> {
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-Y", "verify", "-n", "git", "-f"]).arg(allowed_signers).arg("-I").arg(principal).arg("-s").arg(sig_path);
+    let out = ssh_keygen_fed(&mut cmd, payload)?;
+    Ok(if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_string()) })
+}
+
+/// Run the `ssh-keygen` command `cmd` with `input` on its standard input; its output.
+pub fn ssh_keygen_fed(cmd: &mut Command, input: &[u8]) -> Result<std::process::Output, String> {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run ssh-keygen (install openssh-client): {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(payload).map_err(|e| format!("cannot feed ssh-keygen: {e}"))?;
+        stdin.write_all(input).map_err(|e| format!("cannot feed ssh-keygen: {e}"))?;
     }
-    let out = child.wait_with_output().map_err(|e| format!("ssh-keygen failed: {e}"))?;
-    if out.status.success() {
-        Ok(principal.to_string())
-    } else {
-        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        Err(format!("bad signature from {principal}: {why}"))
-    }
+    child.wait_with_output().map_err(|e| format!("ssh-keygen failed: {e}"))
 }
 
 /// An OpenPGP keyring the agent builds from armored public keys in its own `state_dir`
