@@ -11,6 +11,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{parse_hours, AfterRule, Day, WindowConfig};
+use crate::revision::short;
 use crate::source::report::Report;
 
 /// Whether `now` is inside one of `windows` (none: always); else which windows there are and
@@ -78,10 +79,6 @@ pub enum Decision {
 
 fn seconds(rfc3339: &str) -> Option<u64> {
     humantime::parse_rfc3339(rfc3339).ok()?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
-}
-
-fn short(rev: &str) -> &str {
-    rev.get(..12).unwrap_or(rev)
 }
 
 /// What `rule` asks for, for people.

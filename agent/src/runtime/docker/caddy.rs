@@ -106,17 +106,22 @@ impl Caddy {
         }
     }
 
+    /// Caddy's answer `status` with `body` (its first 500 characters) to `method path`.
+    fn refused(&self, method: &str, path: &str, status: u16, body: &[u8]) -> CaddyError {
+        CaddyError::Refused {
+            at: self.at(),
+            method: method.into(),
+            path: path.into(),
+            status,
+            body: String::from_utf8_lossy(body).trim().chars().take(500).collect(),
+        }
+    }
+
     /// A request that must succeed (2xx); its body as JSON (`null` when empty).
     async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CaddyError> {
         let (status, bytes) = self.request(method, path, body).await?;
         if !(200..300).contains(&status) {
-            return Err(CaddyError::Refused {
-                at: self.at(),
-                method: method.into(),
-                path: path.into(),
-                status,
-                body: String::from_utf8_lossy(&bytes).trim().chars().take(500).collect(),
-            });
+            return Err(self.refused(method, path, status, &bytes));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
@@ -153,13 +158,7 @@ impl Caddy {
             return Ok(None);
         }
         if !(200..300).contains(&status) {
-            return Err(CaddyError::Refused {
-                at: self.at(),
-                method: "GET".into(),
-                path,
-                status,
-                body: String::from_utf8_lossy(&bytes).trim().chars().take(500).collect(),
-            });
+            return Err(self.refused("GET", &path, status, &bytes));
         }
         Ok(serde_json::from_slice(&bytes).ok().filter(|v: &Value| !v.is_null()))
     }

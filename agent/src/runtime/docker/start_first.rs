@@ -23,6 +23,7 @@ use bollard::query_parameters::{InspectContainerOptions, RenameContainerOptions,
 use desired_state_schema::{ContainerSpec, Resource};
 
 use super::{caddy, docker_err, proxy_err, stop_secs, DockerRuntime, Instance, Made};
+use crate::revision::short; // the first 12 characters, for ids and hashes in instance names
 use crate::runtime::{Log, RuntimeError};
 
 /// Whether the kernel hands the connections queued on a closing listener to another one of
@@ -32,11 +33,6 @@ use crate::runtime::{Log, RuntimeError};
 /// (measured: 113 of 134,324 requests over 60 changes at about 2,200 requests/s; none with it).
 pub(super) fn listeners_hand_over() -> bool {
     std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").map_or(true, |v| v.trim() != "0")
-}
-
-/// The first characters of an id or hash, for instance names.
-fn short(s: &str) -> &str {
-    s.get(..12).unwrap_or(s)
 }
 
 impl DockerRuntime {
