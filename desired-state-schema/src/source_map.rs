@@ -161,6 +161,13 @@ impl DocMap {
         self.renames.push((target.clone(), source.clone()));
     }
 
+    /// `target` of this generated document came from `source` of `from`: its positions are
+    /// `source`'s (`alias_tree`) and it is shown as `source` (`show_as`).
+    pub fn generated_from(&mut self, from: &DocMap, source: &YamlPath, target: &YamlPath) {
+        self.alias_tree(from, source, target);
+        self.show_as(target, source);
+    }
+
     /// `path` as the operator wrote it: the longest `show_as` prefix replaced; else as is.
     pub fn shown(&self, path: &YamlPath) -> YamlPath {
         let best = self.renames.iter().filter(|(t, _)| path.0.starts_with(&t.0)).max_by_key(|(t, _)| t.0.len());

@@ -42,8 +42,7 @@ impl Cx<'_> {
         docmap.show_as(&YamlPath::root().key("metadata").key("name"), at);
         // Record that spec.<key> came from services.<svc>.<from>.
         let alias = |docmap: &mut DocMap, from: &str, to: &str| {
-            docmap.alias_tree(cmap, &at.key(from), &spec_at.key(to));
-            docmap.show_as(&spec_at.key(to), &at.key(from));
+            docmap.generated_from(cmap, &at.key(from), &spec_at.key(to));
         };
         let mut environments: Option<Value> = None;
         let mut hosts: Option<Value> = None;
@@ -105,27 +104,19 @@ impl Cx<'_> {
                             "health" => {
                                 health = Some(xv.clone());
                                 alias(&mut docmap, "x-driftless", "health");
-                                docmap.alias_tree(self.map, &kat.key("health"), &spec_at.key("health"));
-                                docmap.show_as(&spec_at.key("health"), &kat.key("health"));
+                                docmap.generated_from(self.map, &kat.key("health"), &spec_at.key("health"));
                             }
                             "proxy" => {
                                 spec.insert("proxy".into(), xv.clone());
-                                docmap.alias_tree(self.map, &kat.key("proxy"), &spec_at.key("proxy"));
-                                docmap.show_as(&spec_at.key("proxy"), &kat.key("proxy"));
+                                docmap.generated_from(self.map, &kat.key("proxy"), &spec_at.key("proxy"));
                             }
                             "environments" => {
                                 environments = Some(xv.clone());
-                                docmap.alias_tree(
-                                    self.map,
-                                    &kat.key("environments"),
-                                    &YamlPath::root().key("environments"),
-                                );
-                                docmap.show_as(&YamlPath::root().key("environments"), &kat.key("environments"));
+                                docmap.generated_from(self.map, &kat.key("environments"), &YamlPath::root().key("environments"));
                             }
                             "hosts" => {
                                 hosts = Some(xv.clone());
-                                docmap.alias_tree(self.map, &kat.key("hosts"), &YamlPath::root().key("hosts"));
-                                docmap.show_as(&YamlPath::root().key("hosts"), &kat.key("hosts"));
+                                docmap.generated_from(self.map, &kat.key("hosts"), &YamlPath::root().key("hosts"));
                             }
                             other => self.key_err(
                                 &kat.key(other),
@@ -879,8 +870,7 @@ impl Cx<'_> {
                                 }
                             };
                             spec.insert(to.into(), if to == "pids_limit" { numberish(lv) } else { scalar_text(lv) });
-                            docmap.alias_tree(self.map, &rat.key(lkey), &YamlPath::root().key("spec").key(to));
-                            docmap.show_as(&YamlPath::root().key("spec").key(to), &rat.key(lkey));
+                            docmap.generated_from(self.map, &rat.key(lkey), &YamlPath::root().key("spec").key(to));
                         }
                     }
                 }
@@ -904,8 +894,7 @@ impl Cx<'_> {
                         }
                     }
                     spec.insert("restart".into(), policy.into());
-                    docmap.alias_tree(self.map, &dat, &YamlPath::root().key("spec").key("restart"));
-                    docmap.show_as(&YamlPath::root().key("spec").key("restart"), &dat);
+                    docmap.generated_from(self.map, &dat, &YamlPath::root().key("spec").key("restart"));
                 }
                 "update_config" => {
                     for (uk, uv) in dv.as_mapping().into_iter().flatten() {
@@ -918,8 +907,7 @@ impl Cx<'_> {
                         match scalar_string(uv).as_str() {
                             o @ ("start-first" | "stop-first") => {
                                 spec.insert("update".into(), o.into());
-                                docmap.alias_tree(self.map, &uat, &YamlPath::root().key("spec").key("update"));
-                                docmap.show_as(&YamlPath::root().key("spec").key("update"), &uat);
+                                docmap.generated_from(self.map, &uat, &YamlPath::root().key("spec").key("update"));
                             }
                             other => self.err(&uat, &format!("unknown update order {other:?}; expected start-first or stop-first")),
                         }
