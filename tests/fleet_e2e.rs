@@ -6,12 +6,12 @@
 
 mod common;
 use common::agent::Agent;
-use common::git::Upstream;
+use common::git::{keypair, Upstream};
 use common::{agentctl, run};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn sh(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(args[0]).args(&args[1..]).current_dir(dir).output().expect("runs");
@@ -20,15 +20,6 @@ fn sh(dir: &Path, args: &[&str]) -> (bool, String) {
 }
 
 /// An ed25519 key pair at `dir/name`; its public key line.
-fn key(dir: &Path, name: &str) -> (PathBuf, String) {
-    let path = dir.join(name);
-    let (ok, out) = sh(dir, &["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path.to_str().unwrap()]);
-    assert!(ok, "{out}");
-    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
-    let public: Vec<&str> = public.split_whitespace().take(2).collect();
-    (path, public.join(" "))
-}
-
 /// A dry-run agent `host` following `up`, reporting to `reports` signed with `sign`.
 fn agent(up: &Upstream, host: &str, reports: &str, sign: &Path) -> Agent {
     let extra = format!("report: {{ url: \"{reports}\", sign: {}, interval: 1h }}\n", sign.display());
@@ -39,12 +30,8 @@ fn agent(up: &Upstream, host: &str, reports: &str, sign: &Path) -> Agent {
     a
 }
 
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < Duration::from_secs(30), "{what} within 30s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(what: &str, ok: impl FnMut() -> bool) {
+    common::wait_for(what, Duration::from_secs(30), ok, String::new);
 }
 
 fn fleet(reports: &str, signers: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
@@ -60,8 +47,8 @@ fn signed_reports_reach_git_verify_with_git_and_agentctl_fleet_tells_forged_and_
     let bare = d.join("fleet.git");
     assert!(sh(d, &["git", "init", "-q", "--bare", bare.to_str().unwrap()]).0);
     let reports = format!("file://{}", bare.display());
-    let (k1, p1) = key(d, "web-1");
-    let (k2, p2) = key(d, "web-2");
+    let (k1, p1) = keypair(d, "web-1");
+    let (k2, p2) = keypair(d, "web-2");
     let signers = d.join("fleet_signers");
     std::fs::write(&signers, format!("web-1 {p1}\nweb-2 {p2}\n")).unwrap();
 

@@ -12,6 +12,7 @@ use common::agent::Agent;
 use common::caddy::Caddy;
 use common::docker::{clear_managed, docker, instances, setup, IMAGE};
 use common::git::{free_port, Upstream};
+use common::wait_for;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -103,14 +104,6 @@ impl Load {
         let sent = self.threads.into_iter().map(|t| t.join().unwrap()).sum();
         let failures = self.failures.lock().unwrap().clone();
         (sent, failures, secs)
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool, log: impl Fn() -> String) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "{what} within {timeout:?}; log:\n{}", log());
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -11,24 +11,12 @@
 mod common;
 use common::agent::Agent;
 use common::docker::{self, clear_managed, setup, IMAGE};
-use common::git::{git, sshd, user, Upstream};
+use common::git::{git, keypair, sshd, user, Upstream};
 use common::{agentctl, run};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn key(dir: &Path, name: &str) -> (PathBuf, String) {
-    let path = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&path)
-        .output()
-        .expect("ssh-keygen runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
-    (path, public.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-}
 
 /// Each host's folder: one container `fl-<host>`; `broken` makes it exit at once.
 fn folder(host: &str, v: usize, broken: bool) -> (String, String) {
@@ -81,15 +69,12 @@ fn agent(up: &Upstream, host: &str, env: &str, reference: &str, r: &Reporting<'_
     a
 }
 
-fn wait(what: &str, timeout: Duration, agents: &[&Agent], mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        if start.elapsed() > timeout {
-            let logs: Vec<String> = agents.iter().map(|a| format!("{}\n{}", a.status(), a.log_text())).collect();
-            panic!("{what} within {timeout:?}:\n{}", logs.join("\n----\n"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait(what: &str, timeout: Duration, agents: &[&Agent], ok: impl FnMut() -> bool) {
+    let context = || {
+        let logs: Vec<String> = agents.iter().map(|a| format!("{}\n{}", a.status(), a.log_text())).collect();
+        logs.join("\n----\n")
+    };
+    common::wait_for(what, timeout, ok, context);
 }
 
 fn applied(a: &Agent) -> String {
@@ -112,7 +97,7 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
     let url = format!("ssh://{}@127.0.0.1:{}{}", user(), server.server.port, bare.display());
     let auth = format!("{{ ssh_key: {}, known_hosts: {} }}", server.client_key.display(), server.known_hosts.display());
     let hosts: Vec<&str> = STAGING.iter().chain(&["c1"]).chain(&REST).copied().collect();
-    let keys: Vec<(PathBuf, String)> = hosts.iter().map(|h| key(d, h)).collect();
+    let keys: Vec<(PathBuf, String)> = hosts.iter().map(|h| keypair(d, h)).collect();
     let signers = d.join("fleet_signers");
     let lines: Vec<String> = hosts.iter().zip(&keys).map(|(h, (_, p))| format!("{h} {p}")).collect();
     std::fs::write(&signers, lines.join("\n") + "\n").unwrap();
@@ -214,8 +199,7 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
     // The report server stops and comes back: nothing decided changes (the rest stay Held,
     // nobody applies or rolls back anything for it), and the reports flow again.
     let mut server = server;
-    let _ = server.server.child.kill();
-    let _ = server.server.child.wait();
+    server.stop();
     std::thread::sleep(Duration::from_secs(3)); // reports fail meanwhile (what is waited for is that nothing happens)
     for a in &rest {
         assert_eq!(a.status()["phase"], "Held");
@@ -224,13 +208,7 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
     assert_eq!(applied(&c1), v1);
     assert!(staging.iter().any(|a| a.status()["report"]["error"].is_string()), "the failed pushes are in status");
     // Back, on the same port with the same keys: the reports flow again, nothing changed.
-    let sshd_bin = ["/usr/sbin/sshd", "/sbin/sshd"].into_iter().find(|p| Path::new(p).exists()).unwrap();
-    server.server.child = Command::new(sshd_bin)
-        .args(["-D", "-e", "-f"])
-        .arg(server.dir.path().join("sshd_config"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    server.start_again();
     wait("the reports flow again", Duration::from_secs(30), &all, || {
         staging.iter().all(|a| a.status()["report"]["error"].is_null())
     });

@@ -225,6 +225,14 @@ pub fn keygen(path: &Path) -> String {
     std::fs::read_to_string(path.with_extension("pub")).unwrap().trim().to_string()
 }
 
+/// An Ed25519 key pair at `dir/name` (no passphrase): its path, and its public key as an
+/// `allowed_signers` line wants it (`ssh-ed25519 AAAA…`).
+pub fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let public = keygen(&path);
+    (path, public.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+}
+
 pub fn sshd() -> Sshd {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -248,18 +256,36 @@ pub fn sshd() -> Sshd {
     )
     .unwrap();
     std::fs::create_dir_all("/run/sshd").unwrap();
-    let sshd = ["/usr/sbin/sshd", "/sbin/sshd"].into_iter().find(|p| Path::new(p).exists()).expect("sshd installed");
-    let mut child = Command::new(sshd)
-        .args(["-D", "-e", "-f"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sshd starts");
+    let mut child = spawn_sshd(&config);
     wait_for_port(port, &mut child, "sshd");
     let known_hosts = d.join("known_hosts");
     std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_pub}\n")).unwrap();
     Sshd { server: Server { child, port }, dir, client_key, known_hosts, host_pub }
+}
+
+fn spawn_sshd(config: &Path) -> Child {
+    let sshd = ["/usr/sbin/sshd", "/sbin/sshd"].into_iter().find(|p| Path::new(p).exists()).expect("sshd installed");
+    Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sshd starts")
+}
+
+impl Sshd {
+    /// Stop the server (a remote gone away).
+    pub fn stop(&mut self) {
+        let _ = self.server.child.kill();
+        let _ = self.server.child.wait();
+    }
+
+    /// Start it again on the same port with the same keys.
+    pub fn start_again(&mut self) {
+        self.server.child = spawn_sshd(&self.dir.path().join("sshd_config"));
+        wait_for_port(self.server.port, &mut self.server.child, "sshd");
+    }
 }
 
 /// The current user's name, for ssh URLs.

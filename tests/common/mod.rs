@@ -32,6 +32,16 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
+/// Poll `ok` every 100 ms until it holds; after `timeout`, fail naming `what`, with what
+/// `context` says (logs, status) at that moment.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut ok: impl FnMut() -> bool, context: impl Fn() -> String) {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "{what} within {timeout:?}:\n{}", context());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Write `files` (relative path, text) below `dir`.
 pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
     for (p, text) in files {
