@@ -1315,6 +1315,23 @@ impl DockerRuntime {
         }
     }
 
+    /// The last 50 lines of container `id`'s (or name's) output, as the engine keeps them.
+    async fn tail_logs(&self, id: &str) -> Vec<String> {
+        let Ok(api) = self.api().await else { return Vec::new() };
+        let opts = bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: "50".into(),
+            ..Default::default()
+        };
+        let mut stream = api.logs(id, Some(opts));
+        let mut logs = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            logs.extend(chunk.to_string().lines().map(|l| l.trim_end().to_string()));
+        }
+        logs
+    }
+
     /// Why `name` failed, for the history: state, exit code, OOM kill and the last 50 lines
     /// of its log (or of its build, when no container was made).
     pub async fn diagnose(&self, name: &str) -> Option<Diagnostic> {
@@ -1350,20 +1367,7 @@ impl DockerRuntime {
             }
         };
         let st = c.state.unwrap_or_default();
-        let opts = bollard::query_parameters::LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: "50".into(),
-            ..Default::default()
-        };
-        let mut logs = Vec::new();
-        let mut stream = api.logs(name, Some(opts));
-        while let Some(Ok(chunk)) = stream.next().await {
-            let text = chunk.to_string();
-            for line in text.lines() {
-                logs.push(line.trim_end().to_string());
-            }
-        }
+        let mut logs = self.tail_logs(name).await;
         let keep_from = logs.len().saturating_sub(50);
         let mut logs = logs.split_off(keep_from);
         if logs.is_empty() {

@@ -202,23 +202,6 @@ impl DockerRuntime {
         Ok(out)
     }
 
-    /// The last 50 lines of container `id`'s output.
-    async fn tail_logs(&self, id: &str) -> Vec<String> {
-        let Ok(api) = self.api().await else { return Vec::new() };
-        let opts = bollard::query_parameters::LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: "50".into(),
-            ..Default::default()
-        };
-        let mut stream = api.logs(id, Some(opts));
-        let mut logs = Vec::new();
-        while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut stream).await {
-            logs.extend(chunk.to_string().lines().map(|l| l.trim_end().to_string()));
-        }
-        logs
-    }
-
     /// Why the container `name` is not running now (`None` while it runs, or when the
     /// engine does not say).
     async fn down(&self, name: &str) -> Option<String> {
