@@ -153,6 +153,120 @@ pub struct AgentState {
     /// it), and why: held for good, without asking the reports again (they may be gone, or
     /// have moved on); a newer revision starts over.
     pub held: Option<(String, String)>,
+    /// Why the host is in `phase`: what the last way out of a cycle decided (`phase` and
+    /// `message` are derived from it, by `Reason::phase` and `Reason::message`, and kept for
+    /// readers of the file). Decisions match on it, never on the message's text. `None` in a
+    /// state file from before it existed.
+    pub reason: Option<Reason>,
+}
+
+/// Why the host is where it is: every way out of a cycle ends with one, and the phase and
+/// the message shown in `status` are derived from it (`record.rs::finish` is their only
+/// writer). The texts are the operator's; the variants are what code decides on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// The host runs the desired revision, which passed its gate.
+    Synced,
+    /// It does, with drift seen and left as it is (`drift: report`), one line per resource.
+    DriftReported { drift: Vec<String> },
+    /// An apply of `revision` is under way.
+    Progressing { revision: String },
+    /// `agentctl pause`.
+    Paused,
+    /// `agentctl rollback` pinned the host to `revision`, which it runs.
+    Pinned { revision: String },
+    /// `failed` failed its gate (`why`) and the host is back on `to`.
+    RolledBack { failed: String, to: String, why: String },
+    /// `revision` failed before anything was touched (an image that does not exist, a failed
+    /// build, something the host lacks for it); `runs` is what the host still runs.
+    FailedUntouched { revision: String, runs: Option<String>, why: String },
+    /// `revision` failed and there was no last good revision to go back to.
+    FailedNoLastGood { revision: String, why: String },
+    /// The last good revision itself failed (a revert of it did not pass).
+    LastGoodFailed { revision: String, why: String },
+    /// `failed` failed (`why`) and putting the host back on `to` failed too (`error`).
+    RevertFailed { failed: String, to: String, why: String, error: String },
+    /// The selected revision's signature was refused (`source.verify`).
+    SignatureRefused { error: String },
+    /// `revision`'s desired state is invalid (every error, with file:line:column).
+    Invalid { revision: String, errors: String },
+    /// A drift repair did not bring the host back to health (a verdict; the next successful
+    /// repair clears it).
+    RepairFailed { error: String },
+    /// A new revision waits for its rollout gates or a deploy window.
+    Waiting { why: String },
+    /// A host this one waits on rolled the revision back or failed it.
+    Held { why: String },
+    /// `agentd --dry-run` judged the desired revision (`valid` or not).
+    DryRun { valid: bool, message: String },
+    /// A fault of the host or network is in force (`state.fault` says since when).
+    Fault { message: String },
+}
+
+impl Reason {
+    /// The phase this reason puts the host in.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Reason::Synced | Reason::DriftReported { .. } => Phase::Synced,
+            Reason::DryRun { valid: true, .. } => Phase::Synced,
+            Reason::DryRun { valid: false, .. } => Phase::Invalid,
+            Reason::Progressing { .. } => Phase::Progressing,
+            Reason::Paused | Reason::Pinned { .. } => Phase::Paused,
+            Reason::RolledBack { .. } => Phase::RolledBack,
+            Reason::FailedUntouched { .. }
+            | Reason::FailedNoLastGood { .. }
+            | Reason::LastGoodFailed { .. }
+            | Reason::RevertFailed { .. }
+            | Reason::SignatureRefused { .. } => Phase::Failed,
+            Reason::Invalid { .. } => Phase::Invalid,
+            Reason::RepairFailed { .. } | Reason::Fault { .. } => Phase::Degraded,
+            Reason::Waiting { .. } => Phase::Waiting,
+            Reason::Held { .. } => Phase::Held,
+        }
+    }
+
+    /// What `status` says about it (`None`: nothing to say).
+    pub fn message(&self) -> Option<String> {
+        use crate::revision::short;
+        let retry = "it is not retried until a newer revision appears or agentctl sync --retry";
+        Some(match self {
+            Reason::Synced => return None,
+            Reason::DriftReported { drift } => format!("drift (not repaired, drift: report): {}", drift.join("; ")),
+            Reason::Progressing { revision } => format!("applying {}", short(revision)),
+            Reason::Paused => "paused by agentctl pause; agentctl resume restarts reconciliation".into(),
+            Reason::Pinned { revision } => {
+                format!("pinned to {} by agentctl rollback; agentctl resume follows the source again", short(revision))
+            }
+            Reason::RolledBack { failed, to, why } => {
+                format!("revision {} failed: {why}; rolled back to {}; {retry}", short(failed), short(to))
+            }
+            Reason::FailedUntouched { revision, runs, why } => {
+                let runs = match runs {
+                    Some(a) => format!("the host still runs {}", short(a)),
+                    None => "nothing of it runs".to_string(),
+                };
+                format!("revision {} failed before anything was changed: {why}; {runs}; {retry}", short(revision))
+            }
+            Reason::FailedNoLastGood { revision, why } => {
+                format!("revision {} failed and there is no last good revision to roll back to: {why}", short(revision))
+            }
+            Reason::LastGoodFailed { revision, why } => format!(
+                "the last good revision {} failed too: {why}; the host needs an operator (see docs/operations.md)",
+                short(revision)
+            ),
+            Reason::RevertFailed { failed, to, why, error } => {
+                format!("revision {} failed: {why}; rolling back to {} failed too: {error}", short(failed), short(to))
+            }
+            Reason::SignatureRefused { error } => error.clone(),
+            Reason::Invalid { revision, errors } => {
+                format!("revision {} is invalid and was not applied:\n{errors}", short(revision))
+            }
+            Reason::RepairFailed { error } => format!("drift repair did not bring the host back to health: {error}"),
+            Reason::Waiting { why } | Reason::Held { why } => why.clone(),
+            Reason::DryRun { message, .. } | Reason::Fault { message } => message.clone(),
+        })
+    }
 }
 
 /// One resource's health as the metrics last said it.
@@ -173,17 +287,41 @@ pub struct FaultNote {
     pub since: String,
     /// Cycles in a row that met a fault.
     pub cycles: u32,
-    /// The phase and message before the fault, restored when it clears.
-    pub phase_before: Phase,
-    pub message_before: Option<String>,
+    /// Why the host was where it was before the fault, restored when it clears.
+    pub reason_before: Option<Reason>,
+}
+
+/// What a journal is the record of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalOp {
+    /// Applying a new revision.
+    Apply,
+    /// Putting the host back on the last good revision.
+    Revert,
+    /// Putting back what drifted from the applied revision.
+    Repair,
+    /// Restoring data from a snapshot.
+    Restore,
+}
+
+impl std::fmt::Display for JournalOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JournalOp::Apply => "apply",
+            JournalOp::Revert => "revert",
+            JournalOp::Repair => "repair",
+            JournalOp::Restore => "restore",
+        })
+    }
 }
 
 /// The apply or revert in flight.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
     pub version: u32,
-    /// `apply` a new revision, or `revert` to the last good one.
-    pub operation: String,
+    /// `apply` a new revision, `revert` to the last good one, `repair` drift.
+    pub operation: JournalOp,
     pub revision: String,
     pub started: String,
     /// Steps done so far, newest last: `replace Container/web`.
@@ -195,6 +333,29 @@ pub struct Journal {
     pub failed: Option<String>,
     #[serde(default)]
     pub why: Option<String>,
+    /// For a revert that undoes an interrupted apply or repair because something else was
+    /// asked (a newer revision, `agentctl rollback`, `sync --retry`): the revision whose
+    /// apply it undoes. That revision is not failed (a fault kept it from finishing, never a
+    /// verdict).
+    #[serde(default)]
+    pub superseded: Option<String>,
+}
+
+impl Journal {
+    /// A fresh journal of `operation` towards `revision`, nothing done yet.
+    pub fn new(operation: JournalOp, revision: &str) -> Journal {
+        Journal {
+            version: STATE_VERSION,
+            operation,
+            revision: revision.to_string(),
+            started: now_rfc3339(),
+            done: Vec::new(),
+            next: None,
+            failed: None,
+            why: None,
+            superseded: None,
+        }
+    }
 }
 
 /// Why state could not be read or written.

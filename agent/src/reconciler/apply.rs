@@ -18,7 +18,7 @@ use crate::health;
 use crate::plan::{self, Action, Plan};
 use crate::revision::Revision;
 use crate::runtime::Drivers;
-use crate::state::{now_rfc3339, Journal, Outcome, Phase, STATE_VERSION};
+use crate::state::{now_rfc3339, Journal, JournalOp, Outcome, Reason};
 
 use super::record::{Exit, Record};
 use super::{CycleError, CycleResult, Reconciler};
@@ -395,21 +395,27 @@ impl Reconciler {
                     record: None,
                 })
             }
+            Err(e) if lacks_for(&e) => {
+                // What the host lacks for the revision's own content (a proxied container on
+                // an agent without Caddy, a listen address another process holds): a verdict
+                // found before anything is touched.
+                let _ = self.store.clear_journal();
+                let diagnostics = Vec::new();
+                return self.fail_untouched(revision, e.to_string(), started, Vec::new(), diagnostics).await;
+            }
             Err(e) => {
                 if !self.state.invalid.iter().any(|i| i == revision.as_str()) {
                     self.state.invalid.push(revision.to_string());
                 }
-                let msg = format!("revision {} is invalid and was not applied:\n{e}", revision.short());
+                let reason = Reason::Invalid { revision: revision.to_string(), errors: e.to_string() };
+                let msg = reason.message().unwrap_or_default();
                 self.say(msg.clone());
-                self.state.phase = Phase::Invalid;
-                self.state.message = Some(msg.clone());
                 let _ = self.store.clear_journal();
-                return self.finish(Exit::Judged(Record::new(revision, Outcome::Invalid, Vec::new(), msg, &started)));
+                let record = Record::new(revision, Outcome::Invalid, Vec::new(), msg, &started);
+                return self.finish(Exit::Judged(record, Some(reason)));
             }
         };
-        self.state.phase = Phase::Progressing;
-        self.state.message = Some(format!("applying {}", revision.short()));
-        self.save();
+        self.begin(revision);
         let plan = match self.plan_for(revision, &state).await {
             Ok(p) => p,
             Err(e) => {
@@ -432,7 +438,7 @@ impl Reconciler {
         // every running thing exactly as it was.
         if let Err(e) = self.fetch_all(revision, &state, &plan).await {
             if matches!(e, CycleError::Stopping) {
-                return CycleResult { outcome: None, message: Some(e.to_string()), fault: false };
+                return self.stopping();
             }
             let e = self.classify(e, &state).await;
             if e.is_fault() {
@@ -453,16 +459,7 @@ impl Reconciler {
             }
             return self.fail_untouched(revision, e.to_string(), started, changes, diagnostics).await;
         }
-        let mut journal = Journal {
-            version: STATE_VERSION,
-            operation: "apply".into(),
-            revision: revision.to_string(),
-            started: now_rfc3339(),
-            done: Vec::new(),
-            next: None,
-            failed: None,
-            why: None,
-        };
+        let mut journal = Journal::new(JournalOp::Apply, revision.as_str());
         if let Err(e) = self.store.write_journal(&journal) {
             return self.finish(Exit::Fault {
                 error: e.into(),
@@ -477,7 +474,7 @@ impl Reconciler {
         }
         if let Err(e) = result {
             if matches!(e, CycleError::Stopping) {
-                return CycleResult { outcome: None, message: Some(e.to_string()), fault: false };
+                return self.stopping();
             }
             let e = self.classify(e, &state).await;
             if e.is_fault() {
@@ -509,13 +506,10 @@ impl Reconciler {
         self.state.applied = Some(revision.to_string());
         self.state.last_good = Some(revision.to_string());
         self.state.drift.clear();
-        self.state.phase = if self.state.pinned.is_some() { Phase::Paused } else { Phase::Synced };
-        self.state.message = self.state.pinned.as_deref().map(|p| {
-            format!(
-                "pinned to {} by agentctl rollback; agentctl resume follows the source again",
-                crate::revision::short(p)
-            )
-        });
+        let reason = match self.state.pinned.clone() {
+            Some(p) => Reason::Pinned { revision: p },
+            None => Reason::Synced,
+        };
         let _ = self.store.clear_journal();
         let mut msg =
             if changes.is_empty() { "nothing to change".to_string() } else { format!("{} change(s)", changes.len()) };
@@ -525,7 +519,7 @@ impl Reconciler {
             }
         }
         self.say(format!("applied {}: {msg}", revision.short()));
-        self.finish(Exit::Judged(Record::new(revision, Outcome::Applied, changes, msg, &started)))
+        self.finish(Exit::Judged(Record::new(revision, Outcome::Applied, changes, msg, &started), Some(reason)))
     }
 
     /// Diagnostics of a failed apply: every changed resource that is not running well, and
@@ -560,6 +554,13 @@ impl Reconciler {
         }
         self.publish();
     }
+}
+
+/// Whether `e`, from reading a revision and the drivers' preflight, is something the host
+/// lacks for the revision's own content (a verdict that fails the revision untouched)
+/// rather than a problem of the desired state itself (invalid).
+fn lacks_for(e: &CycleError) -> bool {
+    matches!(e, CycleError::Runtime(crate::runtime::RuntimeError::HostLacks { .. }))
 }
 
 /// Carry out one step of a plan.

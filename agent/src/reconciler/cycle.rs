@@ -8,10 +8,11 @@ use crate::fault::Classify;
 use crate::plan;
 use crate::revision::Revision;
 use crate::source::{Pin, SourceError};
-use crate::state::{now_rfc3339, Phase};
+use crate::state::{now_rfc3339, Journal, JournalOp, Phase, Reason};
 use crate::wire::{ChangeView, DiffView};
 
 use super::record::Exit;
+use super::revert::Resumed;
 use super::{CycleError, CycleResult, Reconciler, Trigger};
 
 impl Reconciler {
@@ -20,7 +21,7 @@ impl Reconciler {
         use tracing::Instrument;
         let t = Instant::now();
         self.trigger = trigger;
-        self.cycle_start = (self.state.phase, self.state.message.clone());
+        self.cycle_start = self.state.reason.clone();
         let span = tracing::info_span!("reconcile", revision = tracing::field::Empty);
         let r = self.cycle(retry).instrument(span).await;
         self.metrics.reconcile_duration.observe(t.elapsed().as_secs_f64());
@@ -32,23 +33,150 @@ impl Reconciler {
         if self.state.paused {
             return self.finish(Exit::Idle(Some("paused".into())));
         }
-        // An apply or revert that a crash or a fault interrupted is finished first.
-        if !self.dry_run {
-            match self.store.journal() {
-                Ok(Some(journal)) => return self.resume_journal(journal).await,
-                Ok(None) => {}
-                Err(e) => return self.finish(Exit::Fault { error: e.into(), context: None, record: None }),
-            }
+        if self.dry_run {
+            return match self.select().await {
+                Ok(desired) => {
+                    self.selected(&desired);
+                    self.dry_run_cycle(&desired).await
+                }
+                Err(e) => self.source_failed(e).await,
+            };
         }
-        let desired = match self.select().await {
-            Ok(t) => t,
-            Err(e) => return self.source_failed(e).await,
+        let journal = match self.store.journal() {
+            Ok(j) => j,
+            Err(e) => return self.finish(Exit::Fault { error: e.into(), context: None, record: None }),
         };
+        // A journal (a crash, or a fault that kept an apply from finishing) never keeps the
+        // agent from fetching (PRODUCT.md behaviour 10): what is selected decides whether it
+        // is finished or pre-empted.
+        let selected = self.select().await;
+        if let Ok(d) = &selected {
+            self.selected(d);
+        }
+        self.proceed(journal, selected, retry).await
+    }
+
+    /// The desired revision is `desired`: say so in the log's span and the state.
+    fn selected(&mut self, desired: &Revision) {
         tracing::Span::current().record("revision", tracing::field::display(desired.short()));
         self.state.desired = Some(desired.to_string());
-        if self.dry_run {
-            return self.dry_run_cycle(&desired).await;
+    }
+
+    /// Go on from a selection (`selected`: the desired revision, or why there is none) with
+    /// the journal on disk, if any:
+    /// - no journal: decide on the desired revision (`decide`);
+    /// - an apply or repair that something else now supersedes — a newer desired revision, a
+    ///   rollback pin, `sync --retry` — is pre-empted: the host is put back on the last good
+    ///   revision (as a revert; the interrupted revision is not failed, a fault stopped it),
+    ///   then the desired one is decided on (`preempt`);
+    /// - otherwise the journal is finished (`resume_journal`), and a revert that finishes
+    ///   goes on with the desired revision when it is one to apply.
+    /// Without a selection (the remote down) a journal is finished as it is.
+    pub(super) async fn proceed(
+        &mut self,
+        journal: Option<Journal>,
+        selected: Result<Revision, CycleError>,
+        retry: bool,
+    ) -> CycleResult {
+        let (journal, desired) = match (journal, selected) {
+            (None, Ok(desired)) => return self.decide(desired, retry).await,
+            (None, Err(e)) => return self.source_failed(e).await,
+            (Some(j), Err(_)) => {
+                return match self.resume_journal(j).await {
+                    Resumed::Done(r) => r,
+                    Resumed::GoOn => self.finish(Exit::Idle(None)),
+                }
+            }
+            (Some(j), Ok(d)) => (j, d),
+        };
+        let supersedes = matches!(journal.operation, JournalOp::Apply | JournalOp::Repair)
+            && (retry || journal.revision != desired.as_str());
+        if supersedes {
+            return self.preempt(journal, desired, retry).await;
         }
+        match self.resume_journal(journal).await {
+            Resumed::GoOn => self.decide(desired, retry).await,
+            Resumed::Done(r) if r.fault || !self.to_apply(&desired) => r,
+            Resumed::Done(_) => self.decide(desired, false).await,
+        }
+    }
+
+    /// Whether `desired` is a revision the host should now apply: not the one it runs, not
+    /// failed, not invalid.
+    fn to_apply(&self, desired: &Revision) -> bool {
+        let id = desired.as_str();
+        self.state.applied.as_deref() != Some(id)
+            && !self.state.failed.iter().any(|f| f == id)
+            && !self.state.invalid.iter().any(|i| i == id)
+    }
+
+    /// An interrupted apply (or repair) of `journal` is superseded by `desired` (a newer
+    /// revision, a rollback pin, or `sync --retry`): put the host back on the last good
+    /// revision, as a revert, then decide on `desired`. A fault during that revert leaves
+    /// its journal (marked `superseded`), finished first by the next cycle, which then goes
+    /// on the same way.
+    async fn preempt(&mut self, journal: Journal, desired: Revision, retry: bool) -> CycleResult {
+        let what = if retry {
+            "agentctl sync --retry".to_string()
+        } else if self.state.pinned.as_deref() == Some(desired.as_str()) {
+            format!("agentctl rollback to {}", desired.short())
+        } else {
+            format!("the newer revision {}", desired.short())
+        };
+        let interrupted = Revision::new(journal.revision.clone());
+        let op = journal.operation;
+        let Some(good) = self.state.last_good.clone().map(Revision::new) else {
+            // Nothing to go back to: applying the desired revision converges everything.
+            let _ = self.store.clear_journal();
+            self.ref_notes.push(format!("the interrupted {op} of {} was superseded by {what}", interrupted.short()));
+            return self.decide(desired, retry).await;
+        };
+        self.say(format!(
+            "the interrupted {op} of {} is superseded by {what}: putting the host back on the last good revision {} first",
+            interrupted.short(),
+            good.short()
+        ));
+        let mut revert = Journal::new(JournalOp::Revert, good.as_str());
+        revert.superseded = Some(interrupted.to_string());
+        revert.why = Some(what.clone());
+        match self.revert_to(&good, revert).await {
+            Ok(()) => {
+                self.state.applied = Some(good.to_string());
+                self.ref_notes.push(format!(
+                    "the interrupted {op} of {} was put back to {} first ({what})",
+                    interrupted.short(),
+                    good.short()
+                ));
+                self.decide(desired, retry).await
+            }
+            Err(CycleError::Stopping) => self.stopping(),
+            Err(e) if e.is_fault() => {
+                self.publish_observation().await;
+                let context = format!(
+                    "the interrupted {op} of {} is put back to the last good revision {} before {what}; that is finished once the fault clears, then {} is applied",
+                    interrupted.short(),
+                    good.short(),
+                    desired.short()
+                );
+                self.finish(Exit::Fault { error: e, context: Some(context), record: None })
+            }
+            Err(e) => {
+                // The last good revision does not come back either: the desired one is the
+                // way forward, and it converges everything.
+                let _ = self.store.clear_journal();
+                self.ref_notes.push(format!(
+                    "putting the interrupted {op} of {} back to {} failed ({e}); going on with {what}",
+                    interrupted.short(),
+                    good.short()
+                ));
+                self.decide(desired, retry).await
+            }
+        }
+    }
+
+    /// Decide on the selected revision: a drift check when the host runs it, nothing when it
+    /// failed or is invalid (unless `retry`), else — past the rollout gates — apply it.
+    async fn decide(&mut self, desired: Revision, retry: bool) -> CycleResult {
         let id = desired.to_string();
         let failed = self.state.failed.contains(&id);
         let applied = self.state.applied.as_deref() == Some(id.as_str());
@@ -70,21 +198,25 @@ impl Reconciler {
         if retry {
             self.state.failed.retain(|f| f != &id);
         }
+        let pinned = self.state.pinned.as_deref() == Some(id.as_str());
         if self.ignore_rollout {
             self.ref_notes.push("applied past the rollout gates (agentctl sync --ignore-rollout)".into());
-        } else if let Some((phase, why)) = self.rollout_gate(&desired).await {
+        } else if let Some((phase, why)) = if pinned { None } else { self.rollout_gate(&desired).await } {
             // Not yet (or never): what runs is held, drift repaired as ever; the phase says why.
             self.metrics.rollout_waiting.set(1);
             let record = self.check_drift().await.into_record();
-            if self.state.phase != phase || self.state.message.as_deref() != Some(why.as_str()) {
+            let reason = if phase == Phase::Held {
+                Reason::Held { why: why.clone() }
+            } else {
+                Reason::Waiting { why: why.clone() }
+            };
+            if self.state.reason.as_ref() != Some(&reason) {
                 self.say(why.clone());
             }
             self.notify_gated(&desired, phase, &why);
-            self.state.phase = phase;
-            self.state.message = Some(why);
             return match record {
-                Some(r) => self.finish(Exit::Judged(r)),
-                None => self.finish(Exit::Stay(None)),
+                Some(r) => self.finish(Exit::Judged(r, Some(reason))),
+                None => self.finish(Exit::Stay(reason)),
             };
         }
         self.metrics.rollout_waiting.set(0);
@@ -146,18 +278,17 @@ impl Reconciler {
         if e.is_fault() {
             return self.finish(Exit::Fault { error: e, context: Some("source".into()), record });
         }
-        self.state.phase = Phase::Failed;
-        self.state.message = Some(e.to_string());
+        let reason = Reason::SignatureRefused { error: e.to_string() };
         match record {
-            Some(r) => self.finish(Exit::Judged(r)),
-            None => self.finish(Exit::Stay(Some(e.to_string()))),
+            Some(r) => self.finish(Exit::Judged(r, Some(reason))),
+            None => self.finish(Exit::Stay(reason)),
         }
     }
 
     async fn dry_run_cycle(&mut self, desired: &Revision) -> CycleResult {
-        let (phase, message) = match self.load_revision(desired).await {
+        let (valid, message) = match self.load_revision(desired).await {
             Ok(s) => (
-                Phase::Synced,
+                true,
                 format!(
                     "dry run: revision {} is valid ({} resource(s)); nothing is applied",
                     desired.short(),
@@ -167,7 +298,7 @@ impl Reconciler {
             Err(e) if e.is_fault() => {
                 return self.finish(Exit::Fault { error: e, context: Some("dry run".into()), record: None })
             }
-            Err(e) => (Phase::Invalid, format!("dry run: revision {} is invalid:\n{e}", desired.short())),
+            Err(e) => (false, format!("dry run: revision {} is invalid:\n{e}", desired.short())),
         };
         if self.state.message.as_deref() != Some(message.as_str()) {
             self.say(message.clone());
@@ -176,9 +307,7 @@ impl Reconciler {
         for note in std::mem::take(&mut self.ref_notes) {
             self.say(format!("source: {note}"));
         }
-        self.state.phase = phase;
-        self.state.message = Some(message.clone());
-        self.finish(Exit::Stay(Some(message)))
+        self.finish(Exit::Stay(Reason::DryRun { valid, message }))
     }
 
     /// Fetch, resolve (or take the pin), verify.
@@ -281,7 +410,7 @@ impl Reconciler {
     /// A revision that `source.verify` would refuse is refused here too.
     pub(super) async fn rollback(&mut self, revision: Option<String>) -> Result<CycleResult, CycleError> {
         self.trigger = Trigger::Manual;
-        self.cycle_start = (self.state.phase, self.state.message.clone());
+        self.cycle_start = self.state.reason.clone();
         let target = match revision {
             Some(r) => {
                 let src = self.source.clone();
@@ -314,15 +443,11 @@ impl Reconciler {
         self.state.failed.retain(|f| f != target.as_str());
         self.say(format!("rollback: pinning the host to {}", target.short()));
         self.save();
-        if self.state.applied.as_deref() == Some(target.as_str()) {
-            self.state.phase = Phase::Paused;
-            self.state.message = Some(format!(
-                "pinned to {} by agentctl rollback; agentctl resume follows the source again",
-                target.short()
-            ));
-            return Ok(self.finish(Exit::Stay(None)));
-        }
-        Ok(self.apply_revision(&target, false).await)
+        // An interrupted apply is pre-empted as for a newer revision (`proceed`); without
+        // one, the pin is decided on like any selection (never gated).
+        let journal = self.store.journal().map_err(CycleError::from)?;
+        self.state.desired = Some(target.to_string());
+        Ok(self.proceed(journal, Ok(target), false).await)
     }
 
     /// Pin the mirror's refs for a committed revision (kept from garbage collection).

@@ -42,7 +42,7 @@ use crate::notify::Notifier;
 use crate::plan::Observed;
 use crate::runtime::Drivers;
 use crate::source::GitSource;
-use crate::state::{AgentState, Outcome, Phase, StateError, Store, STATE_VERSION};
+use crate::state::{AgentState, Outcome, Reason, StateError, Store, STATE_VERSION};
 use crate::wire::{StatusView, SyncView};
 
 /// Why the agent cannot start.
@@ -120,8 +120,8 @@ pub struct Reconciler {
     ref_notes: Vec<String>,
     metrics: Arc<Metrics>,
     notifier: Notifier,
-    /// The phase and message when the current cycle began (what a fault covers).
-    cycle_start: (Phase, Option<String>),
+    /// Why the host was where it was when the current cycle began (what a fault covers).
+    cycle_start: Option<Reason>,
     /// What started the current cycle.
     trigger: Trigger,
     /// The last desired state read from Git, keyed by revision and what of the config shapes
@@ -160,7 +160,7 @@ impl Reconciler {
             source,
             drivers,
             store,
-            cycle_start: (state.phase, state.message.clone()),
+            cycle_start: state.reason.clone(),
             state,
             _lock: lock,
             health: Default::default(),
@@ -322,7 +322,7 @@ impl Reconciler {
             return quiet; // the next cycle decides (it finishes journals, retries faults)
         }
         self.trigger = Trigger::Drift;
-        self.cycle_start = (self.state.phase, self.state.message.clone());
+        self.cycle_start = self.state.reason.clone();
         let d = self.check_drift().await;
         self.finish(d.into_exit())
     }
@@ -356,8 +356,8 @@ impl Reconciler {
                 let _ = reply.send(r.map(|r| self.sync_view(r)).map_err(|e| e.to_string()));
             }
             Command::Pause { reply } => {
+                // The reason in force stays; the pause overlays it in `status`.
                 self.state.paused = true;
-                self.state.message = Some("paused by agentctl pause; agentctl resume restarts reconciliation".into());
                 self.say("paused".into());
                 self.save();
                 let _ = reply.send(self.status());
@@ -365,7 +365,6 @@ impl Reconciler {
             Command::Resume { reply } => {
                 self.state.paused = false;
                 self.state.pinned = None;
-                self.state.message = None;
                 self.say("resumed".into());
                 self.save();
                 self.reconcile(Trigger::Manual, false).await;

@@ -1,6 +1,11 @@
 //! The way out of a cycle: `finish` saves the state, records the history entry (and its
 //! notification), and publishes the status — on every path, a fault included. Also the
 //! status snapshot itself and the phase bookkeeping around faults.
+//!
+//! The phase and the message are written here only, from a typed `Reason` (`set_reason`):
+//! every exit carries one, or asks `settle_phase` to derive it from where the host stands.
+//! What is decided later (a fault clearing, a repair that worked) matches on the reason in
+//! force, never on the message's text.
 
 use std::time::Instant;
 
@@ -9,7 +14,7 @@ use crate::fault::Classify;
 use crate::notify::Notification;
 use crate::plan::RunState;
 use crate::revision::{short, Revision};
-use crate::state::{now_rfc3339, Diagnostic, FaultNote, HistoryEntry, Outcome, Phase};
+use crate::state::{now_rfc3339, Diagnostic, FaultNote, HistoryEntry, Outcome, Phase, Reason};
 use crate::wire::{ResourceView, SourceView, StatusView};
 
 use super::{CycleError, CycleResult, Reconciler, Trigger};
@@ -43,6 +48,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         source_fault,
         resources,
         held,
+        reason,
     } = a;
     *version == b.version
         && *desired == b.desired
@@ -60,6 +66,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         && *drift == b.drift
         && *counters == b.counters
         && *held == b.held
+        && *reason == b.reason
         && *source_fault == b.source_fault
         && *resources == b.resources
 }
@@ -97,14 +104,16 @@ impl Record {
 
 /// How a cycle ends.
 pub(super) enum Exit {
-    /// Nothing was judged; the phase is settled from where the host stands.
+    /// Nothing was judged; the reason is settled from where the host stands (`settle_phase`).
+    /// The text, when given, is the cycle's answer to `sync`.
     Idle(Option<String>),
-    /// Nothing was judged, and the path has set the phase itself (a refused signature, a dry
-    /// run, a pin): it stays as set.
-    Stay(Option<String>),
-    /// A revision was judged (applied, rolled back, failed, invalid) or drift repaired; the
-    /// path has set the phase.
-    Judged(Record),
+    /// Nothing was judged, and the cycle decided why the host is where it is (a refused
+    /// signature, a dry run, a pin, a rollout gate).
+    Stay(Reason),
+    /// A revision was judged (applied, rolled back, failed, invalid) or drift repaired, with
+    /// the reason it leaves the host in (`None`: the one in force stays, as after a drift
+    /// repair while a rollout gate waits).
+    Judged(Record, Option<Reason>),
     /// A fault of the host or network: nothing judged, `Degraded`, retried with backoff.
     /// `context` (e.g. "rolling back to …") goes before the fault in the message; `record`
     /// is what the cycle did before it (a drift repair while the source was down).
@@ -114,7 +123,7 @@ pub(super) enum Exit {
 impl Reconciler {
     /// Every way out of a cycle: fault bookkeeping, history, state saved, status published.
     pub(super) fn finish(&mut self, exit: Exit) -> CycleResult {
-        if matches!(exit, Exit::Judged(_) | Exit::Fault { .. }) {
+        if matches!(exit, Exit::Judged(..) | Exit::Fault { .. }) {
             crate::memory::release(); // an apply's or a revert's garbage, not a no-op's
         }
         match exit {
@@ -143,14 +152,12 @@ impl Reconciler {
                             message: message.clone(),
                             since: now_rfc3339(),
                             cycles: 1,
-                            phase_before: self.cycle_start.0,
-                            message_before: self.cycle_start.1.clone(),
+                            reason_before: self.cycle_start.clone(),
                         }
                     }
                 };
                 self.state.fault = Some(note);
-                self.state.phase = Phase::Degraded;
-                self.state.message = Some(message.clone());
+                self.set_reason(Reason::Fault { message: message.clone() });
                 self.save();
                 CycleResult { outcome: None, message: Some(message), fault: true }
             }
@@ -160,13 +167,17 @@ impl Reconciler {
                 self.save();
                 CycleResult { outcome: None, message: message.or_else(|| self.state.message.clone()), fault: false }
             }
-            Exit::Stay(message) => {
+            Exit::Stay(reason) => {
                 self.clear_fault();
+                self.set_reason(reason);
                 self.save();
-                CycleResult { outcome: None, message: message.or_else(|| self.state.message.clone()), fault: false }
+                CycleResult { outcome: None, message: self.state.message.clone(), fault: false }
             }
-            Exit::Judged(record) => {
+            Exit::Judged(record, reason) => {
                 self.clear_fault();
+                if let Some(r) = reason {
+                    self.set_reason(r);
+                }
                 let outcome = record.outcome;
                 let message = record.message.clone();
                 self.history(record);
@@ -176,20 +187,49 @@ impl Reconciler {
         }
     }
 
-    /// A cycle met no fault: forget the one in force, and put back the phase it covered
-    /// (unless the cycle has set another).
+    /// An apply of `revision` begins: said in the status at once (the cycle's exit says how
+    /// it ended).
+    pub(super) fn begin(&mut self, revision: &Revision) {
+        self.set_reason(Reason::Progressing { revision: revision.to_string() });
+        self.save();
+    }
+
+    /// The one writer of the phase and the message: both follow from `reason`.
+    pub(super) fn set_reason(&mut self, reason: Reason) {
+        self.state.phase = reason.phase();
+        self.state.message = reason.message();
+        self.state.reason = Some(reason);
+    }
+
+    /// A cycle met no fault: forget the one in force, and put back the reason it covered
+    /// (unless the cycle has decided another since).
     fn clear_fault(&mut self) {
         let Some(f) = self.state.fault.take() else { return };
         self.say(format!("fault cleared after {} cycle(s) (since {})", f.cycles, f.since));
-        if self.state.phase == Phase::Degraded && self.state.message.as_deref() == Some(f.message.as_str()) {
-            self.state.phase = f.phase_before;
-            self.state.message = f.message_before;
+        if matches!(self.state.reason, Some(Reason::Fault { .. }) | None) {
+            match f.reason_before {
+                Some(r) => self.set_reason(r),
+                None => {
+                    // Nothing decided before the fault (a first start): nothing to put back.
+                    self.state.phase = Phase::default();
+                    self.state.message = None;
+                    self.state.reason = None;
+                }
+            }
         }
     }
 
-    /// After a cycle with nothing to judge: the phase that describes where the host is.
+    /// After a cycle with nothing to judge: the reason that describes where the host is.
+    /// A failed, invalid or held revision, a repair that failed, a pause keep theirs; a host
+    /// that runs what it should is `Synced` (with the drift it reports, if any).
     fn settle_phase(&mut self) {
-        if self.state.paused || self.state.pinned.is_some() {
+        if self.state.paused {
+            return;
+        }
+        if let Some(pin) = self.state.pinned.clone() {
+            if self.state.applied.as_ref() == Some(&pin) {
+                self.set_reason(Reason::Pinned { revision: pin });
+            }
             return;
         }
         let desired = self.state.desired.clone();
@@ -200,18 +240,26 @@ impl Reconciler {
         if up_to_date {
             self.metrics.rollout_waiting.set(0);
         }
-        if up_to_date
-            && matches!(
-                self.state.phase,
-                Phase::Progressing | Phase::Failed | Phase::Synced | Phase::Waiting | Phase::Held
+        let settles = matches!(
+            self.state.reason,
+            None | Some(
+                Reason::Synced
+                    | Reason::DriftReported { .. }
+                    | Reason::Progressing { .. }
+                    | Reason::Pinned { .. }
+                    | Reason::SignatureRefused { .. }
+                    | Reason::FailedUntouched { .. }
+                    | Reason::Waiting { .. }
+                    | Reason::Held { .. }
             )
-        {
-            self.state.phase = Phase::Synced;
-            self.state.message = if self.state.drift.is_empty() {
-                None
+        );
+        if up_to_date && settles {
+            let reason = if self.state.drift.is_empty() {
+                Reason::Synced
             } else {
-                Some(format!("drift (not repaired, drift: report): {}", self.state.drift.join("; ")))
+                Reason::DriftReported { drift: self.state.drift.clone() }
             };
+            self.set_reason(reason);
         }
     }
 
@@ -326,7 +374,11 @@ impl Reconciler {
             pinned_revision: self.state.pinned.clone(),
             last_sync: self.state.last_sync.clone(),
             next_sync: self.next_sync.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-            message: self.state.message.clone(),
+            message: if self.state.paused {
+                Some("paused by agentctl pause; agentctl resume restarts reconciliation".into())
+            } else {
+                self.state.message.clone()
+            },
             resources,
             report: self.report.clone(),
         }

@@ -10,7 +10,7 @@ use crate::config::DriftMode;
 use crate::fault::Classify;
 use crate::plan::Plan;
 use crate::revision::Revision;
-use crate::state::{now_rfc3339, Journal, Outcome, Phase, STATE_VERSION};
+use crate::state::{now_rfc3339, Journal, JournalOp, Outcome, Reason};
 
 use super::record::{Exit, Record};
 use super::{CycleError, CycleResult, Reconciler};
@@ -21,21 +21,18 @@ pub(super) enum Drift {
     None,
     /// Drift seen and left (`drift: report`).
     Reported,
-    /// Drift repaired (or the repair failed its gate: then `Degraded`).
-    Repaired(Record),
+    /// Drift repaired, with the reason it leaves (`RepairFailed` when the repair failed its
+    /// gate; `Synced` when it cleared such a failure; `None`: the reason in force stays).
+    Repaired(Record, Option<Reason>),
     /// The host could not be observed or repaired for a fault.
     Fault(CycleError),
 }
-
-/// How a drift repair that failed its gate begins its message (the phase it sets is
-/// Degraded, and a later repair that succeeds clears it).
-const REPAIR_FAILED: &str = "drift repair did not bring the host back to health";
 
 impl Drift {
     pub fn into_exit(self) -> Exit {
         match self {
             Drift::None | Drift::Reported => Exit::Idle(None),
-            Drift::Repaired(r) => Exit::Judged(r),
+            Drift::Repaired(r, reason) => Exit::Judged(r, reason),
             Drift::Fault(error) => Exit::Fault { error, context: Some("drift check".into()), record: None },
         }
     }
@@ -43,15 +40,25 @@ impl Drift {
     /// Only what must reach the history (when the cycle ends for another reason).
     pub fn into_record(self) -> Option<Record> {
         match self {
-            Drift::Repaired(r) => Some(r),
+            Drift::Repaired(r, _) => Some(r),
             _ => None,
         }
     }
 }
 
+/// What finishing a journal left to do.
+pub(super) enum Resumed {
+    /// The cycle is over (finished, or a fault kept the journal).
+    Done(CycleResult),
+    /// A revert that pre-empted an interrupted apply finished: the host is on the last good
+    /// revision, and the cycle goes on with what is desired.
+    GoOn,
+}
+
 impl Reconciler {
-    /// Finish an apply or revert that a crash or a fault interrupted (a journal is on disk).
-    pub(super) async fn resume_journal(&mut self, journal: Journal) -> CycleResult {
+    /// Finish an apply, revert or repair that a crash or a fault interrupted (a journal is on
+    /// disk).
+    pub(super) async fn resume_journal(&mut self, journal: Journal) -> Resumed {
         self.say(format!(
             "found an unfinished {} of {} (last step done: {}); finishing it",
             journal.operation,
@@ -64,14 +71,55 @@ impl Reconciler {
         if let Some(f) = &failed {
             self.learn_commits(&[f]).await;
         }
-        if journal.operation == "revert" {
-            let failed = journal.failed.clone().map(Revision::new).unwrap_or_else(|| rev.clone());
-            let why = journal.why.clone().unwrap_or_else(|| "an interrupted revert".into());
-            let started = (journal.started.clone(), Instant::now());
-            return self.revert_after_failure(&failed, why, started, Vec::new(), Vec::new()).await;
+        match journal.operation {
+            JournalOp::Revert if journal.superseded.is_some() => {
+                let superseded = Revision::new(journal.superseded.clone().unwrap_or_default());
+                let what = journal.why.clone().unwrap_or_else(|| "something newer".into());
+                match self.revert_to(&rev, journal).await {
+                    Ok(()) => {
+                        self.state.applied = Some(rev.to_string());
+                        self.ref_notes.push(format!(
+                            "the interrupted apply of {} was put back to {} first ({what})",
+                            superseded.short(),
+                            rev.short()
+                        ));
+                        Resumed::GoOn
+                    }
+                    Err(CycleError::Stopping) => Resumed::Done(self.stopping()),
+                    Err(e) if e.is_fault() => {
+                        self.publish_observation().await;
+                        let context = format!(
+                            "the interrupted apply of {} is put back to the last good revision {} before {what}; that is finished once the fault clears",
+                            superseded.short(),
+                            rev.short()
+                        );
+                        Resumed::Done(self.finish(Exit::Fault { error: e, context: Some(context), record: None }))
+                    }
+                    Err(e) => {
+                        let _ = self.store.clear_journal();
+                        self.ref_notes.push(format!(
+                            "putting the interrupted apply of {} back to {} failed ({e}); going on with {what}",
+                            superseded.short(),
+                            rev.short()
+                        ));
+                        Resumed::GoOn
+                    }
+                }
+            }
+            JournalOp::Revert | JournalOp::Restore => {
+                let failed = failed.unwrap_or_else(|| rev.clone());
+                let why = journal.why.clone().unwrap_or_else(|| "an interrupted revert".into());
+                let started = (journal.started.clone(), Instant::now());
+                Resumed::Done(self.revert_after_failure(&failed, why, started, Vec::new(), Vec::new()).await)
+            }
+            // Gate everything: which resources the interruption left ungated is unknown.
+            JournalOp::Apply | JournalOp::Repair => Resumed::Done(self.apply_revision(&rev, true).await),
         }
-        // Gate everything: which resources the interruption left ungated is unknown.
-        self.apply_revision(&rev, true).await
+    }
+
+    /// A shutdown was asked for between steps: the journal finishes the job on start.
+    pub(super) fn stopping(&self) -> CycleResult {
+        CycleResult { outcome: None, message: Some(CycleError::Stopping.to_string()), fault: false }
     }
 
     /// Carry out `plan` under a fresh journal, then gate and commit what it changed (a
@@ -91,6 +139,26 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Put the host on `good` under `journal` (a revert: written before anything is
+    /// touched): read its state, plan, converge, gate. On success the journal is cleared;
+    /// an error is classified (a fault keeps the journal for the next cycle).
+    pub(super) async fn revert_to(&mut self, good: &Revision, journal: Journal) -> Result<(), CycleError> {
+        self.store.write_journal(&journal)?;
+        crate::failpoint::hit("revert").await;
+        let state = self.load_revision(good).await?;
+        let plan = match self.plan_for(good, &state).await {
+            Ok(p) => p,
+            Err(e) => return Err(self.classify(e, &state).await),
+        };
+        match self.converge_and_gate(journal, good, &state, &plan).await {
+            Ok(()) => {
+                let _ = self.store.clear_journal();
+                Ok(())
+            }
+            Err(e) => Err(self.classify(e, &state).await),
+        }
+    }
+
     /// Mark `revision` failed (once): in the state and as a pin in the mirror.
     async fn mark_revision_failed(&mut self, revision: &Revision, why: &str) {
         if self.state.failed.iter().any(|f| f == revision.as_str()) {
@@ -106,9 +174,9 @@ impl Reconciler {
     }
 
     /// `revision` failed (`why`, a verdict) before anything of it ran — an image the
-    /// registry does not have, a build that failed: it is marked failed and the host stays
-    /// exactly on what it ran (nothing to revert). Phase `Failed`, until a newer revision or
-    /// `agentctl sync --retry`.
+    /// registry does not have, a build that failed, something the host lacks for it: it is
+    /// marked failed and the host stays exactly on what it ran (nothing to revert). Phase
+    /// `Failed`, until a newer revision or `agentctl sync --retry`.
     pub(super) async fn fail_untouched(
         &mut self,
         revision: &Revision,
@@ -118,20 +186,12 @@ impl Reconciler {
         diagnostics: Vec<crate::state::Diagnostic>,
     ) -> CycleResult {
         self.mark_revision_failed(revision, &why).await;
-        let runs = match self.state.applied.as_deref() {
-            Some(a) => format!("the host still runs {}", crate::revision::short(a)),
-            None => "nothing of it runs".to_string(),
-        };
-        let msg = format!(
-            "revision {} failed before anything was changed: {why}; {runs}; it is not retried until a newer revision appears or agentctl sync --retry",
-            revision.short()
-        );
+        let reason = Reason::FailedUntouched { revision: revision.to_string(), runs: self.state.applied.clone(), why };
+        let msg = reason.message().unwrap_or_default();
         self.say(msg.clone());
-        self.state.phase = Phase::Failed;
-        self.state.message = Some(msg.clone());
         let mut record = Record::new(revision, Outcome::Failed, changes, msg, &started);
         record.diagnostics = diagnostics;
-        self.finish(Exit::Judged(record))
+        self.finish(Exit::Judged(record, Some(reason)))
     }
 
     /// `revision` failed (`why`, a verdict): mark it and put the host back on the last good
@@ -148,72 +208,39 @@ impl Reconciler {
         if !is_revert {
             self.mark_revision_failed(revision, &why).await;
         }
+        let failed_entry = |this: &mut Self, reason: Reason| {
+            let msg = reason.message().unwrap_or_default();
+            let mut record = Record::new(revision, Outcome::Failed, changes.clone(), msg, &started);
+            record.diagnostics = diagnostics.clone();
+            this.finish(Exit::Judged(record, Some(reason)))
+        };
         let Some(good) = self.state.last_good.clone().filter(|g| g != revision.as_str()).map(Revision::new) else {
             // Nothing to go back to (a first revision), or the last good one itself failed.
-            let msg = if is_revert {
-                format!(
-                    "the last good revision {} failed too: {why}; the host needs an operator (see docs/operations.md)",
-                    revision.short()
-                )
+            let reason = if is_revert {
+                Reason::LastGoodFailed { revision: revision.to_string(), why }
             } else {
-                format!(
-                    "revision {} failed and there is no last good revision to roll back to: {why}",
-                    revision.short()
-                )
+                Reason::FailedNoLastGood { revision: revision.to_string(), why }
             };
             self.state.applied = Some(revision.to_string());
-            self.state.phase = Phase::Failed;
-            self.state.message = Some(msg.clone());
             let _ = self.store.clear_journal();
-            let mut record = Record::new(revision, Outcome::Failed, changes, msg, &started);
-            record.diagnostics = diagnostics;
-            return self.finish(Exit::Judged(record));
+            return failed_entry(self, reason);
         };
         self.say(format!("rolling back to last good revision {}", good.short()));
-        let journal = Journal {
-            version: STATE_VERSION,
-            operation: "revert".into(),
-            revision: good.to_string(),
-            started: started.0.clone(),
-            done: Vec::new(),
-            next: None,
-            failed: Some(revision.to_string()),
-            why: Some(why.clone()),
-        };
-        self.state.message = Some(format!("revision {} failed: {why}", revision.short()));
-        let result: Result<(), CycleError> = async {
-            self.store.write_journal(&journal)?;
-            crate::failpoint::hit("revert").await;
-            let state = self.load_revision(&good).await?;
-            let plan = match self.plan_for(&good, &state).await {
-                Ok(p) => p,
-                Err(e) => return Err(self.classify(e, &state).await),
-            };
-            match self.converge_and_gate(journal, &good, &state, &plan).await {
-                Ok(()) => Ok(()),
-                Err(e) => Err(self.classify(e, &state).await),
-            }
-        }
-        .await;
-        match result {
+        let mut journal = Journal::new(JournalOp::Revert, good.as_str());
+        journal.started = started.0.clone();
+        journal.failed = Some(revision.to_string());
+        journal.why = Some(why.clone());
+        match self.revert_to(&good, journal).await {
             Ok(()) => {
-                let _ = self.store.clear_journal();
                 self.state.applied = Some(good.to_string());
-                self.state.phase = Phase::RolledBack;
-                let msg = format!(
-                    "revision {} failed: {why}; rolled back to {}; it is not retried until a newer revision appears or agentctl sync --retry",
-                    revision.short(),
-                    good.short()
-                );
-                self.state.message = Some(msg.clone());
+                let reason = Reason::RolledBack { failed: revision.to_string(), to: good.to_string(), why };
+                let msg = reason.message().unwrap_or_default();
                 self.say(format!("rolled back to {}", good.short()));
                 let mut record = Record::new(revision, Outcome::RolledBack, changes, msg, &started);
                 record.diagnostics = diagnostics;
-                self.finish(Exit::Judged(record))
+                self.finish(Exit::Judged(record, Some(reason)))
             }
-            Err(CycleError::Stopping) => {
-                CycleResult { outcome: None, message: Some(CycleError::Stopping.to_string()), fault: false }
-            }
+            Err(CycleError::Stopping) => self.stopping(),
             Err(e) if e.is_fault() => {
                 // The revert's journal stays: it is finished once the fault clears.
                 self.publish_observation().await;
@@ -226,16 +253,13 @@ impl Reconciler {
             }
             Err(e) => {
                 let _ = self.store.clear_journal();
-                let msg = format!(
-                    "revision {} failed: {why}; rolling back to {} failed too: {e}",
-                    revision.short(),
-                    good.short()
-                );
-                self.state.phase = Phase::Failed;
-                self.state.message = Some(msg.clone());
-                let mut record = Record::new(revision, Outcome::Failed, changes, msg, &started);
-                record.diagnostics = diagnostics;
-                self.finish(Exit::Judged(record))
+                let reason = Reason::RevertFailed {
+                    failed: revision.to_string(),
+                    to: good.to_string(),
+                    why,
+                    error: e.to_string(),
+                };
+                failed_entry(self, reason)
             }
         }
     }
@@ -279,25 +303,15 @@ impl Reconciler {
                 self.say(format!("drift (not repaired, drift: report): {}", changes.join("; ")));
             }
             self.state.drift = changes;
-            self.state.message = Some(format!("drift (not repaired, drift: report): {}", self.state.drift.join("; ")));
             return Drift::Reported;
         }
         self.say(format!("drift: {}", changes.join("; ")));
-        let journal = Journal {
-            version: STATE_VERSION,
-            operation: "repair".into(),
-            revision: applied.to_string(),
-            started: now_rfc3339(),
-            done: Vec::new(),
-            next: None,
-            failed: None,
-            why: None,
-        };
+        let journal = Journal::new(JournalOp::Repair, applied.as_str());
         let result = match self.converge_and_gate(journal, &applied, &state, &plan).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.classify(e, &state).await),
         };
-        let msg = match result {
+        let (msg, reason) = match result {
             Ok(()) => {
                 let _ = self.store.clear_journal();
                 self.state.drift.clear();
@@ -310,27 +324,20 @@ impl Reconciler {
                     || desired
                         .as_ref()
                         .is_some_and(|d| self.state.failed.contains(d) || self.state.invalid.contains(d));
-                if self.state.phase == Phase::Degraded
-                    && self.state.message.as_deref().is_some_and(|m| m.starts_with(REPAIR_FAILED))
+                let cleared = matches!(self.state.reason, Some(Reason::RepairFailed { .. }))
                     && !held
-                    && desired == self.state.applied
-                {
-                    self.state.phase = Phase::Synced;
-                    self.state.message = None;
-                }
-                format!("repaired {} drifted resource(s)", changes.len())
+                    && desired == self.state.applied;
+                (format!("repaired {} drifted resource(s)", changes.len()), cleared.then_some(Reason::Synced))
             }
             Err(CycleError::Stopping) => return Drift::Fault(CycleError::Stopping),
             Err(e) if e.is_fault() => return Drift::Fault(e),
             Err(e) => {
                 let _ = self.store.clear_journal();
-                let msg = format!("{REPAIR_FAILED}: {e}");
-                self.state.phase = Phase::Degraded;
-                self.state.message = Some(msg.clone());
-                msg
+                let reason = Reason::RepairFailed { error: e.to_string() };
+                (reason.message().unwrap_or_default(), Some(reason))
             }
         };
         self.say(msg.clone());
-        Drift::Repaired(Record::new(&applied, Outcome::DriftRepaired, changes, msg, &started))
+        Drift::Repaired(Record::new(&applied, Outcome::DriftRepaired, changes, msg, &started), reason)
     }
 }

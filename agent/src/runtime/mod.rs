@@ -83,6 +83,15 @@ pub enum RuntimeError {
     Host { resource: String, detail: String },
     #[error("{kind} resources need a runtime this agent does not have here: {detail}")]
     Unsupported { kind: Kind, detail: String },
+    /// The host lacks or refuses what the revision's own content asks of it (PRODUCT.md
+    /// behaviour 10): a verdict on the revision, found before anything is touched where it
+    /// can be (`Driver::preflight`), which fails the revision with the host as it was.
+    #[error("{resource}: {detail}")]
+    HostLacks { resource: String, detail: String },
+    /// The host's reverse proxy refused a change the revision asks for (Caddy's 4xx): a
+    /// verdict on the revision; Caddy's own words are in `detail`.
+    #[error("{resource}: {detail}")]
+    ProxyRefused { resource: String, detail: String },
 }
 
 impl Classify for RuntimeError {
@@ -102,7 +111,9 @@ impl Classify for RuntimeError {
             | RuntimeError::ImageUnknown { .. }
             | RuntimeError::Passenger { .. }
             | RuntimeError::Nixos { .. }
-            | RuntimeError::Unsupported { .. } => Class::Verdict,
+            | RuntimeError::Unsupported { .. }
+            | RuntimeError::HostLacks { .. }
+            | RuntimeError::ProxyRefused { .. } => Class::Verdict,
         }
     }
 }
@@ -118,6 +129,8 @@ impl RuntimeError {
             | RuntimeError::Engine { resource, .. }
             | RuntimeError::Passenger { resource, .. }
             | RuntimeError::Nixos { resource, .. }
+            | RuntimeError::HostLacks { resource, .. }
+            | RuntimeError::ProxyRefused { resource, .. }
             | RuntimeError::Host { resource, .. } => Some(resource),
             _ => None,
         }

@@ -10,8 +10,9 @@
 //!
 //! A switch is one config change (Caddy applies each change whole and gracefully). The
 //! admin API is spoken in HTTP/1.1 over a unix socket (with the empty `Host` Caddy requires
-//! there) or the loopback. Caddy not answering, or refusing a change, is the host's state: a
-//! fault, never a verdict on the revision.
+//! there) or the loopback. Caddy not answering, or answering 5xx, is the host's state (a
+//! fault); Caddy refusing a change with a 4xx is a verdict on the revision that asked for it
+//! (`docker::proxy_err` decides).
 
 use std::time::Duration;
 
@@ -148,6 +149,14 @@ impl Caddy {
             Err(CaddyError::Refused { body, .. }) => format!("refused: {body}"),
             Err(CaddyError::Unreachable { .. }) => "unreachable".into(),
         }
+    }
+
+    /// Whether one of Caddy's HTTP servers listens on `listen` (as written there).
+    pub async fn listens_on(&self, listen: &str) -> Result<bool, CaddyError> {
+        let servers = self.servers().await?;
+        Ok(servers.values().any(|s| {
+            s.get("listen").and_then(Value::as_array).is_some_and(|l| l.iter().any(|a| a.as_str() == Some(listen)))
+        }))
     }
 
     /// The route of resource `name` as Caddy has it; `None` when it has none.

@@ -162,21 +162,62 @@ fn is_not_found(e: &BollardError) -> bool {
     matches!(e, BollardError::DockerResponseServerError { status_code: 404, .. })
 }
 
-/// An engine error about `resource`: the engine unreachable (a transport error) and host
-/// conditions (a port taken, the disk full: `fault::engine_message_is_fault`, the engine's
-/// own message being all it gives for these) are faults; the engine
-/// refusing what the spec asks for is a verdict.
+/// An engine error about `resource`, judged by `judge_engine` (the HTTP status first); a
+/// transport error (the engine did not answer) is a fault.
 fn docker_err(resource: &str, e: BollardError) -> RuntimeError {
     match &e {
-        BollardError::DockerResponseServerError { message, .. } => {
-            if crate::fault::engine_message_is_fault(message) {
-                RuntimeError::Engine { resource: resource.to_string(), detail: message.clone() }
-            } else {
+        BollardError::DockerResponseServerError { status_code, message } => match judge_engine(*status_code, message) {
+            EngineJudgement::Refused => {
                 RuntimeError::Docker { resource: resource.to_string(), detail: message.clone() }
             }
-        }
+            EngineJudgement::Host => RuntimeError::Engine { resource: resource.to_string(), detail: message.clone() },
+        },
         _ if is_transport(&e) => unreachable(e),
-        other => RuntimeError::Docker { resource: resource.to_string(), detail: other.to_string() },
+        // An answer the client could not read (JSON of another shape): the engine's side.
+        other => RuntimeError::Engine { resource: resource.to_string(), detail: other.to_string() },
+    }
+}
+
+/// What an engine's error answer says, whoever is to blame (PRODUCT.md behaviour 8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineJudgement {
+    /// The engine refused what the spec asks (a verdict on the revision).
+    Refused,
+    /// The host or the engine is at fault (retried with backoff).
+    Host,
+}
+
+/// Judge an engine's error answer by its HTTP status: a 4xx is the engine refusing what was
+/// asked (a bad parameter 400, a conflict 409, a missing object 404, a refused pool 403) — a
+/// verdict; a 5xx other than 500 is the engine's trouble — a fault. A 500 is all the engine
+/// says for both (Debian's 20.10 answers a taken port, a missing device, an unknown user and
+/// an OCI runtime refusal all with 500), and only there its message is read: the host's
+/// conditions (`fault::engine_message_is_fault`) are faults, the refusals of the spec below
+/// are verdicts, and anything else is a fault (retrying loses nothing; a newer revision
+/// still gets through, behaviour 10). The table is tested with answers recorded from the
+/// real engine.
+pub fn judge_engine(status: u16, message: &str) -> EngineJudgement {
+    /// What a 500 says when the spec asks what cannot be (recorded from docker.io 20.10).
+    const REFUSALS: &[&str] = &[
+        "oci runtime create failed",          // runc refused the process: exec, a sysctl, a mount
+        "oci runtime exec failed",            // the same for an exec
+        "unable to find user",                // spec.user unknown to the image
+        "unable to find group",               // spec.group_add unknown to the image
+        "error gathering device information", // spec.devices names no device of the host
+    ];
+    match status {
+        400..=499 => EngineJudgement::Refused,
+        500 => {
+            let m = message.to_ascii_lowercase();
+            if crate::fault::engine_message_is_fault(&m) {
+                EngineJudgement::Host
+            } else if REFUSALS.iter().any(|r| m.contains(r)) {
+                EngineJudgement::Refused
+            } else {
+                EngineJudgement::Host
+            }
+        }
+        _ => EngineJudgement::Host,
     }
 }
 
@@ -587,6 +628,9 @@ impl DockerRuntime {
     /// Before anything is applied: every `.age` file the spec names decrypts with this host's
     /// identities (else the revision is invalid, naming the file and its recipients).
     pub async fn preflight(&self, name: &str, spec: &ContainerSpec, revision: &str) -> Result<(), RuntimeError> {
+        if let Some(proxy) = &spec.proxy {
+            self.preflight_proxy(name, proxy).await?;
+        }
         for path in spec.env_files.iter().filter(|p| crate::secrets::is_encrypted(p)) {
             let bytes = self.env_file(name, path, revision).await?;
             self.plaintext(name, path, bytes)?;
@@ -598,6 +642,47 @@ impl DockerRuntime {
             }
         }
         Ok(())
+    }
+
+    /// What a proxied container needs of the host, checked before anything is touched
+    /// (verdicts on the revision, PRODUCT.md behaviour 10): the agent drives a Caddy
+    /// (`proxy.caddy_admin`), and its `listen` address is Caddy's already or free — not held
+    /// by another process. Caddy not answering is left to the converge (a fault there).
+    async fn preflight_proxy(&self, name: &str, proxy: &desired_state_schema::ProxySpec) -> Result<(), RuntimeError> {
+        let Some(caddy) = &self.caddy else {
+            return Err(RuntimeError::HostLacks {
+                resource: name.to_string(),
+                detail: "it takes traffic through the host's Caddy (proxy:), and this agent's config has no proxy.caddy_admin: add proxy: { caddy_admin: \"unix//run/caddy/admin.sock\" } to the agent config and restart agentd, or remove proxy: from the desired state (docs/operations.md, \"Zero-downtime replaces\")".into(),
+            });
+        };
+        let Some(listen) = &proxy.listen else { return Ok(()) };
+        if caddy.listens_on(listen).await.unwrap_or(true) {
+            return Ok(());
+        }
+        let addr = match listen.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => listen.clone(),
+        };
+        let bound = tokio::task::spawn_blocking(move || std::net::TcpListener::bind(addr).map(drop))
+            .await
+            .map_err(|e| RuntimeError::Host { resource: name.to_string(), detail: e.to_string() })?;
+        match bound {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(RuntimeError::HostLacks {
+                resource: name.to_string(),
+                detail: format!(
+                    "proxy.listen {listen} is held by another process on this host (not by Caddy), so Caddy cannot listen there: find it (ss -ltnp 'sport = :{port}') and stop it, or choose another proxy.listen in the desired state",
+                    port = listen.rsplit(':').next().unwrap_or(listen)
+                ),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => Err(RuntimeError::HostLacks {
+                resource: name.to_string(),
+                detail: format!(
+                    "proxy.listen {listen} names an address this host does not have: choose one of the host's addresses (ip -brief address) in the desired state"
+                ),
+            }),
+            // Free (or only the agent may not bind it, e.g. a port below 1024: Caddy may).
+            _ => Ok(()),
+        }
     }
 
     /// A secret's content: a repository file at the revision, or a host file.
@@ -1728,8 +1813,19 @@ impl super::Driver for DockerRuntime {
 }
 
 /// Caddy's failure, for `resource`: the host's state, a fault.
+/// An error of Caddy's admin API about `resource`'s route: Caddy refusing the change with a
+/// 4xx is a verdict on the revision (its `proxy:` asks what Caddy will not do, e.g. listen
+/// on an address another process holds), quoting Caddy; no answer or a 5xx is a fault.
 fn proxy_err(resource: &str, e: caddy::CaddyError) -> RuntimeError {
-    RuntimeError::Host { resource: resource.to_string(), detail: e.to_string() }
+    match &e {
+        caddy::CaddyError::Refused { status: 400..=499, .. } => RuntimeError::ProxyRefused {
+            resource: resource.to_string(),
+            detail: format!(
+                "{e} — Caddy refuses the route this revision's proxy: asks for; fix proxy: in the desired state (or free what Caddy needs on the host), then push a new revision or run agentctl sync --retry"
+            ),
+        },
+        _ => RuntimeError::Host { resource: resource.to_string(), detail: e.to_string() },
+    }
 }
 
 fn container_spec(r: &Resource) -> Result<&ContainerSpec, RuntimeError> {
@@ -1795,5 +1891,40 @@ mod tests {
         assert_eq!(got, want);
         // A line compose refuses is refused (it used to be skipped without a word).
         assert!(parse_env_file("A=1\nnot a pair\n").is_err());
+    }
+
+    /// Answers recorded from Debian's docker.io 20.10.24 (API 1.41) on this project's CI
+    /// machine, with `curl --unix-socket` (docs/reliability.md, "Where text is still read").
+    #[test]
+    fn engine_answers_are_judged_by_status_first() {
+        use EngineJudgement::{Host, Refused};
+        let recorded: &[(u16, &str, EngineJudgement)] = &[
+            (400, "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"/nope\": stat /nope: no such file or directory: unknown", Refused),
+            (400, "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"/bin\": permission denied: unknown", Refused),
+            (400, "invalid mount config for type \"bind\": bind source path does not exist: /does/not/exist", Refused),
+            (400, "invalid reference format: repository name must be lowercase", Refused),
+            (400, "the working directory 'rel' is invalid, it needs to be an absolute path", Refused),
+            (400, "error looking up logging plugin nope: plugin \"nope\" not found", Refused),
+            (400, "invalid CapAdd: unknown capability: \"CAP_NOPE\"", Refused),
+            (400, "Minimum memory limit allowed is 6MB", Refused),
+            (400, "invalid mount path: 'rel' mount path must be absolute", Refused),
+            (403, "Pool overlaps with other one on this address space", Refused),
+            (404, "create recv: error looking up volume plugin nope: plugin \"nope\" not found", Refused),
+            (409, "Conflict. The container name \"/rec1\" is already in use by container \"3c85fc8eb414\". You have to remove (or rename) that container to be able to reuse that name.", Refused),
+            (500, "driver failed programming external connectivity on endpoint rec4 (9f2f6f63127d): Error starting userland proxy: listen tcp4 127.0.0.1:28123: bind: address already in use", Host),
+            (500, "error gathering device information while adding custom device \"/dev/nope\": no such file or directory", Refused),
+            (500, "unable to find user nobody-here: no matching entries in passwd file", Refused),
+            (500, "failed to create shim task: OCI runtime create failed: runc create failed: sysctl \"kernel.nope\" is not in a separate kernel namespace: unknown", Refused),
+            // A 500 worded in a way the table does not know is the engine's trouble: retried.
+            (500, "failed to create task: context deadline exceeded", Host),
+            (500, "containerd: connection refused", Host),
+            (500, "write /var/lib/docker/containers/x/config.v2.json: no space left on device", Host),
+            // Whatever a 4xx says, the engine refused the spec; whatever a 503 says, it is down.
+            (400, "no space left on device", Refused),
+            (503, "invalid reference format", Host),
+        ];
+        for (status, message, want) in recorded {
+            assert_eq!(judge_engine(*status, message), *want, "{status} {message}");
+        }
     }
 }

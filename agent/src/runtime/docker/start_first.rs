@@ -47,11 +47,11 @@ impl DockerRuntime {
     ) -> Result<(), RuntimeError> {
         let name = r.name();
         let caddy = match (&spec.proxy, &self.caddy) {
-            (Some(_), None) => {
-                return Err(RuntimeError::Host {
-                    resource: name.to_string(),
-                    detail: "it takes traffic through the host's Caddy (proxy), and this agent's config has no proxy.caddy_admin: add proxy: { caddy_admin: \"unix//run/caddy/admin.sock\" } and restart agentd (docs/operations.md, \"Zero-downtime replaces\")".into(),
-                })
+            // The preflight refuses this before anything is touched; a revert to a revision
+            // that asked it (applied under another config) meets it here, as the same verdict.
+            (Some(p), None) => {
+                self.preflight_proxy(name, p).await?;
+                None
             }
             (Some(p), Some(c)) => Some((p, c)),
             _ => None,
