@@ -34,6 +34,15 @@ struct World {
     unreachable_registry: Option<String>,
     /// Names fetched, in order.
     fetched: Vec<String>,
+    /// Converges of images containing this meet a fault of the host that lasts (the
+    /// host's Caddy not answering), after the journal is written.
+    faulty: Option<String>,
+    /// Images containing this ask what the host lacks (a proxy on an agent without Caddy):
+    /// a verdict of the preflight.
+    lacks: Option<String>,
+    /// Converges of images containing this are refused by the host's proxy (Caddy's 4xx): a
+    /// verdict.
+    proxy_refuses: Option<String>,
     /// Names converged, in order.
     log: Vec<String>,
 }
@@ -102,6 +111,18 @@ impl Driver for Fake {
         if w.refuse.as_ref().is_some_and(|x| img.contains(x.as_str())) {
             return Err(RuntimeError::Docker { resource: r.name().into(), detail: format!("refused {img}") });
         }
+        if w.faulty.as_ref().is_some_and(|x| img.contains(x.as_str())) {
+            return Err(RuntimeError::Host {
+                resource: r.name().into(),
+                detail: "Caddy's admin API at unix//run/caddy/admin.sock does not answer (connection refused)".into(),
+            });
+        }
+        if w.proxy_refuses.as_ref().is_some_and(|x| img.contains(x.as_str())) {
+            return Err(RuntimeError::ProxyRefused {
+                resource: r.name().into(),
+                detail: "Caddy's admin API refused POST /config/apps/http/servers/driftless-web: 400 {\"error\":\"loading config: listen tcp 127.0.0.1:8080: bind: address already in use\"}".into(),
+            });
+        }
         w.converges += 1;
         w.log.push(r.name().to_string());
         let hash = crate::plan::spec_hash(r, &BTreeMap::new());
@@ -117,6 +138,16 @@ impl Driver for Fake {
         }
         if w.unreachable_registry.as_ref().is_some_and(|x| img.contains(x.as_str())) {
             return Err(RuntimeError::Pull { image: img, detail: "connection refused".into() });
+        }
+        Ok(())
+    }
+    async fn preflight(&self, r: &Resource, _revision: &Revision) -> Result<(), RuntimeError> {
+        let w = self.0.lock().unwrap();
+        if w.lacks.as_ref().is_some_and(|x| image(r).contains(x.as_str())) {
+            return Err(RuntimeError::HostLacks {
+                resource: r.name().into(),
+                detail: "it takes traffic through the host's Caddy (proxy:), and this agent's config has no proxy.caddy_admin".into(),
+            });
         }
         Ok(())
     }
@@ -595,4 +626,203 @@ async fn resource_gauges_are_published_from_the_state_at_start() {
     let again = h.agent();
     let m = again.metrics().render();
     assert!(m.contains("driftless_resource_healthy{kind=\"Container\",name=\"web\"} 1"), "{m}");
+}
+
+/// No host is ever stuck (PRODUCT.md behaviour 10): a fault after the journal was written
+/// (the host's Caddy not answering) keeps the apply from finishing, and a newer revision
+/// still gets through at the next poll: the interrupted apply is put back to the last good
+/// revision (not failed: a fault stopped it), then the newer one is applied.
+#[tokio::test]
+async fn a_fault_after_the_journal_does_not_keep_a_newer_revision_out() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1"), ("db", "db:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let c2 = h.commit(&containers(&[("web", "caddy-down:2"), ("db", "db:2")]));
+    h.world().faulty = Some("caddy-down".into());
+    for _ in 0..2 {
+        let r = a.reconcile(Trigger::Poll, false).await;
+        assert!(r.fault, "{r:?}");
+        assert!(h.journal(), "the interrupted apply's journal stays");
+        assert_eq!(a.state.phase, Phase::Degraded);
+        assert!(a.state.failed.is_empty(), "a fault fails nothing");
+    }
+    assert_eq!(h.world().running["db"].2, "db:2", "the apply got half-way");
+    let c3 = h.commit(&containers(&[("web", "app:3"), ("db", "db:3")]));
+    h.world().log.clear();
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert_eq!(revisions(&a), (Some(c3.clone()), Some(c3.clone()), vec![]), "{c2} not failed");
+    assert_eq!(a.state.phase, Phase::Synced);
+    assert!(!h.journal());
+    assert!(a.state.fault.is_none());
+    // First back to c1 (db:1 again), then c3.
+    let log = h.world().log.clone();
+    assert_eq!(log.first().map(String::as_str), Some("db"), "{log:?}");
+    assert!(h.world().running.values().all(|(_, rev, _)| rev == &c3));
+    let entry = &a.state.history[0];
+    assert_eq!(entry.revision.as_deref(), Some(c3.as_str()));
+    assert!(
+        entry.message.contains(&format!("the interrupted apply of {} was put back to {} first", &c2[..12], &c1[..12])),
+        "{}",
+        entry.message
+    );
+}
+
+/// The same while the fault also keeps the revert from finishing (the engine down): the
+/// status says what the agent waits for and will do, the revert's journal is marked as
+/// superseded (so the interrupted revision is never failed), and once the engine answers
+/// one poll puts the host back and applies the newer revision.
+#[tokio::test]
+async fn a_pre_empting_revert_that_meets_a_fault_is_finished_then_the_newer_revision_applied() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let c2 = h.commit(&containers(&[("web", "caddy-down:2")]));
+    h.world().faulty = Some("caddy-down".into());
+    assert!(a.reconcile(Trigger::Poll, false).await.fault);
+    let c3 = h.commit(&containers(&[("web", "app:3")]));
+    h.world().down = true;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert!(r.fault, "{r:?}");
+    let msg = a.state.message.clone().unwrap_or_default();
+    assert!(
+        msg.contains(&format!(
+            "put back to the last good revision {} before the newer revision {}",
+            &c1[..12],
+            &c3[..12]
+        )),
+        "{msg}"
+    );
+    let j = a.store.journal().unwrap().unwrap();
+    assert_eq!(j.operation, crate::state::JournalOp::Revert);
+    assert_eq!(j.superseded.as_deref(), Some(c2.as_str()));
+    h.world().down = false;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert_eq!(revisions(&a), (Some(c3.clone()), Some(c3), vec![]));
+    assert!(!h.journal());
+    assert_eq!(a.state.phase, Phase::Synced);
+    // A crash (an agent dropped) with such a journal is finished the same way by the next one.
+}
+
+/// `agentctl rollback` while an apply is stuck on a fault: the host goes back to the last
+/// good revision and is pinned there; the journal is gone, and polls keep it there.
+#[tokio::test]
+async fn rollback_gets_through_a_stuck_apply() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    h.commit(&containers(&[("web", "caddy-down:2")]));
+    h.world().faulty = Some("caddy-down".into());
+    assert!(a.reconcile(Trigger::Poll, false).await.fault);
+    assert!(h.journal());
+    let r = a.rollback(None).await.unwrap();
+    assert!(!r.fault, "{r:?}");
+    assert!(!h.journal(), "the interrupted apply was put back");
+    assert_eq!(a.state.phase, Phase::Paused);
+    assert_eq!(a.state.pinned.as_deref(), Some(c1.as_str()));
+    assert_eq!(a.state.applied.as_deref(), Some(c1.as_str()));
+    assert_eq!(h.world().running["web"].2, "app:1");
+    assert!(a.state.failed.is_empty());
+    let converges = h.world().converges;
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert!(!r.fault, "{r:?}");
+    assert_eq!(h.world().converges, converges, "pinned: nothing more applied");
+    assert_eq!(a.state.phase, Phase::Paused);
+}
+
+/// `agentctl sync --retry` while an apply is stuck: the interrupted apply is put back to the
+/// last good revision, then the desired revision is tried afresh.
+#[tokio::test]
+async fn sync_retry_gets_through_a_stuck_apply() {
+    let h = Host::new();
+    h.commit(&containers(&[("web", "app:1"), ("db", "db:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let c2 = h.commit(&containers(&[("web", "caddy-down:2"), ("db", "db:2")]));
+    h.world().faulty = Some("caddy-down".into());
+    assert!(a.reconcile(Trigger::Poll, false).await.fault);
+    // Still at fault: put back (db:1 again), tried again, stuck again — never failed.
+    h.world().log.clear();
+    let r = a.reconcile(Trigger::Manual, true).await;
+    assert!(r.fault, "{r:?}");
+    assert_eq!(h.world().log.first().map(String::as_str), Some("db"), "put back first: {:?}", h.world().log);
+    assert!(a.state.failed.is_empty());
+    // The fault cleared: --retry applies.
+    h.world().faulty = None;
+    let r = a.reconcile(Trigger::Manual, true).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert_eq!(a.state.applied, Some(c2));
+    assert!(!h.journal());
+}
+
+/// A crash mid-apply, and a newer revision pushed before the agent comes back: the new agent
+/// puts the interrupted apply back and applies the newer revision, in its first cycle.
+#[tokio::test]
+async fn a_crash_mid_apply_with_a_newer_revision_waiting_ends_on_the_newer_one() {
+    let h = Host::new();
+    h.commit(&containers(&[("aa", "app:1"), ("bb", "app:1")]));
+    {
+        let mut a = h.agent();
+        a.reconcile(Trigger::Start, false).await;
+        h.commit(&containers(&[("aa", "app:2"), ("bb", "app:2")]));
+        h.world().down_at_converge = Some(2);
+        assert!(a.reconcile(Trigger::Poll, false).await.fault);
+    }
+    assert!(h.journal());
+    h.world().down = false;
+    let c3 = h.commit(&containers(&[("aa", "app:3"), ("bb", "app:3")]));
+    let mut b = h.agent();
+    let r = b.reconcile(Trigger::Start, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert_eq!(revisions(&b), (Some(c3.clone()), Some(c3), vec![]));
+    assert!(!h.journal());
+}
+
+/// What the host lacks for a revision (a proxied container on an agent without Caddy) is a
+/// verdict of the preflight: the revision fails with the host untouched, and the fixing
+/// commit is applied at the next poll.
+#[tokio::test]
+async fn what_the_host_lacks_fails_the_revision_untouched_and_the_fix_gets_through() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let converges = h.world().converges;
+    let c2 = h.commit(&containers(&[("web", "proxied:2")]));
+    h.world().lacks = Some("proxied".into());
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Failed), "{r:?}");
+    assert_eq!(a.state.phase, Phase::Failed);
+    assert!(matches!(a.state.reason, Some(crate::state::Reason::FailedUntouched { .. })), "{:?}", a.state.reason);
+    let msg = a.state.message.clone().unwrap_or_default();
+    assert!(msg.contains("before anything was changed") && msg.contains("proxy.caddy_admin"), "{msg}");
+    assert_eq!(h.world().converges, converges, "nothing touched");
+    assert!(!h.journal());
+    assert_eq!(revisions(&a), (Some(c1.clone()), Some(c1), vec![c2]));
+    let c3 = h.commit(&containers(&[("web", "app:3")]));
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Applied), "{r:?}");
+    assert_eq!(a.state.applied, Some(c3));
+}
+
+/// Caddy refusing a route with a 4xx is a verdict on the revision: rolled back, failed, the
+/// message quoting Caddy. Caddy not answering is a fault (above).
+#[tokio::test]
+async fn a_route_caddy_refuses_is_a_verdict() {
+    let h = Host::new();
+    let c1 = h.commit(&containers(&[("web", "app:1")]));
+    let mut a = h.agent();
+    a.reconcile(Trigger::Start, false).await;
+    let c2 = h.commit(&containers(&[("web", "taken-listen:2")]));
+    h.world().proxy_refuses = Some("taken-listen".into());
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::RolledBack), "{r:?}");
+    assert!(!r.fault);
+    assert_eq!(revisions(&a), (Some(c1.clone()), Some(c1), vec![c2]));
+    assert!(a.state.message.as_deref().unwrap_or_default().contains("address already in use"), "{:?}", a.state.message);
+    assert_eq!(h.world().running["web"].2, "app:1");
 }
