@@ -3,7 +3,8 @@
 //! admin socket. A load of 250 requests/s through Caddy runs while the agent replaces a
 //! start-first container ten times, rolls back five broken revisions (two kinds: one that
 //! never answers, one that answers and then fails its health check) and is killed with
-//! kill -9 at every step of the switch; not one request may fail. Then Caddy is stopped
+//! kill -9 at every step of the switch, and of the revert's switch back; not one request may
+//! fail. Then Caddy is stopped
 //! (a fault, not a verdict) and restarted without the agent's routes (drift, repaired by
 //! itself).
 
@@ -203,10 +204,39 @@ fn start_first_behind_caddy_loses_no_request_through_replaces_rollbacks_and_kill
         one_serving(&caddy, &agent, failpoint);
     }
 
+    // kill -9 during the revert's switch back (the second time each point is reached: the
+    // first is the broken revision's own switch): the next agent finishes the revert, and
+    // the old container serves behind the route, alone.
+    let serving = v;
+    for failpoint in ["before-switch#2", "after-switch#2", "before-rename#2"] {
+        let good = agent.status()["applied_revision"].clone();
+        agent.kill9();
+        push(v + 1, Kind::FailsHealth);
+        agent.spawn(&[("DRIFTLESS_FAILPOINT", failpoint)]);
+        let status = agent.wait_exit(Duration::from_secs(90));
+        assert!(!status.success(), "agentd should have aborted at {failpoint}");
+        let journal = std::fs::read_to_string(agent.state_dir().join("journal.json")).unwrap_or_default();
+        assert!(journal.contains("\"revert\""), "{failpoint}: the revert's journal survives: {journal}");
+        agent.start();
+        wait_for(
+            &format!("{failpoint}: the revert to v{serving} finished"),
+            Duration::from_secs(60),
+            || {
+                let s = agent.status();
+                s["phase"] == "RolledBack" && s["applied_revision"] == good
+            },
+            || agent.log_text(),
+        );
+        assert_eq!(get(addr), Ok(format!("version {serving}\n")), "{failpoint}: the old container serves again");
+        one_serving(&caddy, &agent, failpoint);
+        v += 1;
+    }
+
+    v = serving;
     let (sent, failures, secs) = load.finish();
     let rate = sent as f64 / secs;
     eprintln!(
-        "{sent} requests in {secs:.1} s ({rate:.0}/s) through 10 replaces, 5 rollbacks and 4 kill -9: {} failed",
+        "{sent} requests in {secs:.1} s ({rate:.0}/s) through 10 replaces, 8 rollbacks and 7 kill -9: {} failed",
         failures.len()
     );
     assert!(
@@ -222,7 +252,7 @@ fn start_first_behind_caddy_loses_no_request_through_replaces_rollbacks_and_kill
     caddy.stop();
     let s = agent.wait_phase("Degraded", Duration::from_secs(30));
     assert!(s["message"].as_str().unwrap_or("").contains("Caddy"), "{s}");
-    assert_eq!(s["failed_revisions"].as_array().map(Vec::len), Some(5), "no new failed revision: {s}");
+    assert_eq!(s["failed_revisions"].as_array().map(Vec::len), Some(8), "no new failed revision: {s}");
     // Back without the agent's routes (Debian's unit starts it from its Caddyfile): drift,
     // repaired by itself, with no sync asked.
     caddy.restart();
@@ -232,7 +262,8 @@ fn start_first_behind_caddy_loses_no_request_through_replaces_rollbacks_and_kill
         || get(addr) == Ok(format!("version {v}\n")),
         || agent.log_text(),
     );
-    agent.wait_phase("Synced", Duration::from_secs(30));
+    // The desired revision is the last one rolled back: the phase the fault covered returns.
+    agent.wait_phase("RolledBack", Duration::from_secs(30));
     one_serving(&caddy, &agent, "after Caddy's restart");
     let h = agent.ctl(&["history", "-n", "1", "--json"]);
     assert!(h.stdout.contains("drift_repaired"), "{}", h.stdout);
@@ -301,5 +332,118 @@ fn host_routes_join_caddys_https_server_from_a_compose_file_and_leave_the_rest_a
     assert!(instances("web").is_empty());
     assert_eq!(caddy.upstream("web"), None);
     assert_eq!(get_host(port, "app.example.test"), "caddyfile site");
+    clear_managed();
+}
+
+/// A plain container `web` (stop-first, no proxy) answering "plain {v}" on no host port.
+fn plain(v: usize) -> String {
+    format!(
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"echo plain {v}; exec sleep 3600\"]\n  init: true\n  stop_timeout: 2s\n"
+    )
+}
+
+/// No host is ever stuck (PRODUCT.md behaviour 10), on the real engine and Debian's Caddy:
+/// a revision the host cannot run fails before anything is touched — a proxied container on
+/// an agent without `proxy.caddy_admin`; a `proxy.listen` another process holds — and the
+/// fixing commit is applied by the next poll, in one apply. An address taken between the
+/// preflight and the switch (Caddy answers 500: a fault) is found by the preflight of the
+/// resumed apply and rolled back, the old container serving throughout.
+#[test]
+fn a_revision_the_host_cannot_run_never_keeps_the_fix_out() {
+    let Some(_g) = setup() else { return };
+    let Some(caddy) = Caddy::start() else { return };
+    let up = Upstream::new();
+
+    // An agent without proxy.caddy_admin, and a commit that asks for Caddy.
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &plain(1))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let id = common::docker::container_id("web");
+    let listen = free_port();
+    let c2 = up.commit(&[("hosts/e2e/web.yaml", &web(2, listen, Kind::Good))], "v2 behind Caddy");
+    let r = agent.sync(1);
+    let s = agent.status();
+    assert_eq!(s["phase"], "Failed", "{s}\n{}", r.stdout);
+    let msg = s["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("before anything was changed") && msg.contains("proxy.caddy_admin"), "{msg}");
+    assert_eq!(s["failed_revisions"][0], c2.as_str());
+    assert_eq!(common::docker::container_id("web"), id, "nothing was touched");
+    assert!(!agent.state_dir().join("journal.json").exists(), "no journal: nothing began");
+    // The fix: one poll, one apply.
+    let c3 = up.commit(&[("hosts/e2e/web.yaml", &plain(3))], "v3 fixed");
+    let before = agent.ctl(&["history", "--json"]);
+    let before: serde_json::Value = serde_json::from_str(&before.stdout).unwrap();
+    agent.sync(0);
+    let s = agent.status();
+    assert_eq!((s["phase"].as_str(), s["applied_revision"].as_str()), (Some("Synced"), Some(c3.as_str())), "{s}");
+    let after: serde_json::Value = serde_json::from_str(&agent.ctl(&["history", "--json"]).stdout).unwrap();
+    let new = after.as_array().unwrap().len() - before.as_array().unwrap().len();
+    assert_eq!(new, 1, "one apply: {after}");
+    assert_eq!(after[0]["result"], "applied");
+    agent.kill9();
+    clear_managed();
+
+    // An agent with Caddy: v1 behind it on one address, v2 on an address another process holds.
+    let (l1, l2) = (free_port(), free_port());
+    let up = Upstream::new();
+    up.commit(&[("hosts/e2e/web.yaml", &web(1, l1, Kind::Good))], "v1");
+    let extra = format!("proxy: {{ caddy_admin: \"{}\" }}\n", caddy.endpoint());
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", &extra);
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let addr = SocketAddr::from(([127, 0, 0, 1], l1));
+    assert_eq!(get(addr).as_deref(), Ok("version 1\n"));
+    let holder = std::net::TcpListener::bind(("127.0.0.1", l2)).unwrap();
+    let id = common::docker::container_id("web");
+    up.commit(&[("hosts/e2e/web.yaml", &web(2, l2, Kind::Good))], "v2 on a taken address");
+    agent.sync(1);
+    let s = agent.status();
+    assert_eq!(s["phase"], "Failed", "{s}");
+    let msg = s["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains(&format!("proxy.listen 127.0.0.1:{l2} is held by another process")), "{msg}");
+    assert_eq!(common::docker::container_id("web"), id, "nothing was touched");
+    assert_eq!(get(addr).as_deref(), Ok("version 1\n"), "v1 serves on");
+    drop(holder);
+    let c3 = up.commit(&[("hosts/e2e/web.yaml", &web(3, l1, Kind::Good))], "v3 fixed");
+    agent.sync(0);
+    assert_eq!(agent.status()["applied_revision"], c3.as_str());
+    assert_eq!(get(addr).as_deref(), Ok("version 3\n"));
+    one_serving(&caddy, &agent, "v3");
+
+    // The address free at the preflight and taken before the switch. Debian's Caddy 2.6.2
+    // answers that change with a 500 ("loading new config: … bind: address already in
+    // use"), not a 4xx: a fault by its status. The next cycle finishes the interrupted apply,
+    // whose preflight finds the address held (a verdict, by errno), and reverts: v3 never
+    // stopped serving.
+    common::needs_failpoints();
+    agent.kill9();
+    let l3 = free_port();
+    let c4 = up.commit(&[("hosts/e2e/web.yaml", &web(4, l3, Kind::Good))], "v4 on an address taken late");
+    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "before-switch#1")]);
+    wait_for(
+        "the apply of v4 reaches its switch",
+        Duration::from_secs(60),
+        || agent.log_text().contains("pausepoint before-switch: waiting"),
+        || agent.log_text(),
+    );
+    let holder = std::net::TcpListener::bind(("127.0.0.1", l3)).unwrap();
+    wait_for(
+        "v4 rolled back",
+        Duration::from_secs(60),
+        || agent.status()["phase"] == "RolledBack",
+        || agent.log_text(),
+    );
+    let s = agent.status();
+    assert_eq!(s["applied_revision"], c3.as_str(), "{s}");
+    assert_eq!(s["failed_revisions"].as_array().map(|f| f.iter().any(|r| r == c4.as_str())), Some(true), "{s}");
+    let msg = s["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains(&format!("proxy.listen 127.0.0.1:{l3} is held by another process")), "{msg}");
+    let log = agent.log_text();
+    assert!(log.contains("refused POST") && log.contains(": 500 "), "Caddy's answer was a 500: {log}");
+    assert_eq!(get(addr).as_deref(), Ok("version 3\n"));
+    one_serving(&caddy, &agent, "v4 rolled back");
+    drop(holder);
     clear_managed();
 }

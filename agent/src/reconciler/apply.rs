@@ -398,10 +398,12 @@ impl Reconciler {
             Err(e) if lacks_for(&e) => {
                 // What the host lacks for the revision's own content (a proxied container on
                 // an agent without Caddy, a listen address another process holds): a verdict
-                // found before anything is touched.
-                let _ = self.store.clear_journal();
-                let diagnostics = Vec::new();
-                return self.fail_untouched(revision, e.to_string(), started, Vec::new(), diagnostics).await;
+                // found before anything is touched — unless this finishes an interrupted
+                // apply, which may have touched the host: then it is reverted.
+                if gate_all {
+                    return self.revert_after_failure(revision, e.to_string(), started, Vec::new(), Vec::new()).await;
+                }
+                return self.fail_untouched(revision, e.to_string(), started, Vec::new(), Vec::new()).await;
             }
             Err(e) => {
                 if !self.state.invalid.iter().any(|i| i == revision.as_str()) {
