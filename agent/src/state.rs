@@ -172,8 +172,6 @@ pub enum Reason {
     DriftReported { drift: Vec<String> },
     /// An apply of `revision` is under way.
     Progressing { revision: String },
-    /// `agentctl pause`.
-    Paused,
     /// `agentctl rollback` pinned the host to `revision`, which it runs.
     Pinned { revision: String },
     /// `failed` failed its gate (`why`) and the host is back on `to`.
@@ -212,7 +210,7 @@ impl Reason {
             Reason::DryRun { valid: true, .. } => Phase::Synced,
             Reason::DryRun { valid: false, .. } => Phase::Invalid,
             Reason::Progressing { .. } => Phase::Progressing,
-            Reason::Paused | Reason::Pinned { .. } => Phase::Paused,
+            Reason::Pinned { .. } => Phase::Paused,
             Reason::RolledBack { .. } => Phase::RolledBack,
             Reason::FailedUntouched { .. }
             | Reason::FailedNoLastGood { .. }
@@ -234,7 +232,6 @@ impl Reason {
             Reason::Synced => return None,
             Reason::DriftReported { drift } => format!("drift (not repaired, drift: report): {}", drift.join("; ")),
             Reason::Progressing { revision } => format!("applying {}", short(revision)),
-            Reason::Paused => "paused by agentctl pause; agentctl resume restarts reconciliation".into(),
             Reason::Pinned { revision } => {
                 format!("pinned to {} by agentctl rollback; agentctl resume follows the source again", short(revision))
             }
@@ -465,6 +462,87 @@ impl AgentState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One of every reason (a new variant fails to compile here until it is added, and then
+    /// fails the doc test until docs/architecture.md has its row).
+    fn every_reason() -> Vec<Reason> {
+        let s = String::new;
+        let all = vec![
+            Reason::Synced,
+            Reason::DriftReported { drift: vec![] },
+            Reason::Progressing { revision: s() },
+            Reason::Pinned { revision: s() },
+            Reason::RolledBack { failed: s(), to: s(), why: s() },
+            Reason::FailedUntouched { revision: s(), runs: None, why: s() },
+            Reason::FailedNoLastGood { revision: s(), why: s() },
+            Reason::LastGoodFailed { revision: s(), why: s() },
+            Reason::RevertFailed { failed: s(), to: s(), why: s(), error: s() },
+            Reason::SignatureRefused { error: s() },
+            Reason::Invalid { revision: s(), errors: s() },
+            Reason::RepairFailed { error: s() },
+            Reason::Waiting { why: s() },
+            Reason::Held { why: s() },
+            Reason::DryRun { valid: true, message: s() },
+            Reason::DryRun { valid: false, message: s() },
+            Reason::Fault { message: s() },
+        ];
+        for r in &all {
+            match r {
+                Reason::Synced
+                | Reason::DriftReported { .. }
+                | Reason::Progressing { .. }
+                | Reason::Pinned { .. }
+                | Reason::RolledBack { .. }
+                | Reason::FailedUntouched { .. }
+                | Reason::FailedNoLastGood { .. }
+                | Reason::LastGoodFailed { .. }
+                | Reason::RevertFailed { .. }
+                | Reason::SignatureRefused { .. }
+                | Reason::Invalid { .. }
+                | Reason::RepairFailed { .. }
+                | Reason::Waiting { .. }
+                | Reason::Held { .. }
+                | Reason::DryRun { .. }
+                | Reason::Fault { .. } => {}
+            }
+        }
+        all
+    }
+
+    /// docs/architecture.md's table of phases is `Reason::phase`, row by row.
+    #[test]
+    fn the_phase_table_is_reason_phase() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/architecture.md")).unwrap();
+        let table = doc.split("<!-- phases:begin -->").nth(1).and_then(|t| t.split("<!-- phases:end -->").next());
+        let rows: Vec<(String, String)> = table
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].replace('`', ""), cells[2].replace('`', ""))
+            })
+            .collect();
+        let all = every_reason();
+        assert_eq!(rows.len(), all.len(), "one row per reason: {rows:?}");
+        for r in all {
+            let tag = serde_json::to_value(&r).unwrap()["reason"].as_str().unwrap().to_string();
+            let key = match r {
+                Reason::DryRun { valid, .. } => format!("{tag} ({})", if valid { "valid" } else { "invalid" }),
+                _ => tag,
+            };
+            let row = rows.iter().find(|(k, _)| *k == key).unwrap_or_else(|| panic!("no row for {key}: {rows:?}"));
+            assert_eq!(row.1, r.phase().to_string(), "{key}");
+        }
+    }
+
+    #[test]
+    fn journals_from_before_the_enum_still_read() {
+        let old = r#"{"version":1,"operation":"revert","revision":"r","started":"t","done":[],"next":null,"failed":"f","why":"w"}"#;
+        let j: Journal = serde_json::from_str(old).unwrap();
+        assert_eq!((j.operation, j.superseded), (JournalOp::Revert, None));
+        assert_eq!(serde_json::to_value(Journal::new(JournalOp::Apply, "r")).unwrap()["operation"], "apply");
+    }
 
     #[test]
     fn round_trip_and_bounded_history() {

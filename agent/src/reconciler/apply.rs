@@ -234,7 +234,7 @@ impl Reconciler {
         state: &DesiredState,
         plan: &Plan,
     ) -> Result<(), CycleError> {
-        let operation = journal.operation.clone();
+        let operation = journal.operation;
         let waves = {
             let drivers = &self.drivers;
             plan::waves(plan, &state.resources, &|k| drivers.parallel(k))

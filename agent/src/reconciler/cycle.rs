@@ -71,6 +71,7 @@ impl Reconciler {
     ///   then the desired one is decided on (`preempt`);
     /// - otherwise the journal is finished (`resume_journal`), and a revert that finishes
     ///   goes on with the desired revision when it is one to apply.
+    ///
     /// Without a selection (the remote down) a journal is finished as it is.
     pub(super) async fn proceed(
         &mut self,
