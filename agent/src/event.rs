@@ -1,5 +1,6 @@
 //! What the reconciler consumes: a closed set of events (timer, ref change, webhook, control
-//! command, shutdown) and the control commands with their reply channels. Kept below both the
+//! command, a change a runtime saw, a report pushed); shutdown is `listen::Shutdown`, which
+//! every task follows and the control commands with their reply channels. Kept below both the
 //! reconciler and the control socket, so that neither imports the other.
 
 use tokio::sync::oneshot;
@@ -24,8 +25,6 @@ pub enum Event {
     /// The reporter pushed this host's report (`error: None`) or failed to (a fault: it
     /// never holds a deploy; retried with backoff).
     Reported { error: Option<String> },
-    /// SIGTERM / SIGINT: stop between steps.
-    Shutdown,
 }
 
 /// Requests that change or need the reconciler's state.

@@ -17,6 +17,9 @@ pub const MAX_CONNECTIONS: usize = 64;
 #[derive(Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<bool>,
+    /// The sender of a shutdown that is never triggered (`never`), kept so that `recv`
+    /// waits instead of returning at once.
+    _never: Option<Arc<watch::Sender<bool>>>,
 }
 
 /// The sending half of `Shutdown`.
@@ -27,7 +30,13 @@ pub struct ShutdownTrigger {
 impl Shutdown {
     pub fn new() -> (ShutdownTrigger, Shutdown) {
         let (tx, rx) = watch::channel(false);
-        (ShutdownTrigger { tx }, Shutdown { rx })
+        (ShutdownTrigger { tx }, Shutdown { rx, _never: None })
+    }
+
+    /// A shutdown that is never triggered (for a reconciler run once, or in tests).
+    pub fn never() -> Shutdown {
+        let (tx, rx) = watch::channel(false);
+        Shutdown { rx, _never: Some(Arc::new(tx)) }
     }
 
     pub fn is_shutdown(&self) -> bool {

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use clap::Parser;
 use driftless_agent::cli::AgentdCli as Cli;
@@ -153,7 +152,8 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
         shutdown.clone(),
     ));
     tokio::spawn(control::serve(listener, tx.clone(), status_rx, reconciler.progress(), shutdown.clone()));
-    spawn_signals(tx.clone(), reconciler.stop_flag(), cli.config.clone(), trigger);
+    reconciler.set_shutdown(shutdown.clone());
+    spawn_signals(tx.clone(), cli.config.clone(), trigger);
     // Kept alive for the life of the daemon.
     let _watcher = start_watch(reconciler.config(), tx.clone());
     if let Err(e) = start_webhook(reconciler.config(), tx.clone(), shutdown.clone()).await {
@@ -234,12 +234,7 @@ fn start_watch(cfg: &LoadedConfig, tx: mpsc::Sender<Event>) -> Option<notify::Re
 
 /// Forward signals to the reconciler: SIGTERM/SIGINT stop between steps, SIGHUP reloads the
 /// config (a bad one is refused and the old one stays), SIGUSR1 syncs now.
-fn spawn_signals(
-    tx: mpsc::Sender<Event>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    config: PathBuf,
-    shutdown: ShutdownTrigger,
-) {
+fn spawn_signals(tx: mpsc::Sender<Event>, config: PathBuf, shutdown: ShutdownTrigger) {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let mut signals = match signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR1]) {
         Ok(s) => s,
@@ -252,10 +247,11 @@ fn spawn_signals(
         for sig in signals.forever() {
             let event = match sig {
                 SIGTERM | SIGINT => {
+                    // One signal for all: the listeners stop accepting, the reconciler stops
+                    // between steps and its loop ends.
                     tracing::info!("stopping after the current step");
-                    stop.store(true, Ordering::SeqCst);
-                    shutdown.trigger(); // the listeners stop accepting
-                    Event::Shutdown
+                    shutdown.trigger();
+                    continue;
                 }
                 SIGHUP => match LoadedConfig::load(&config) {
                     Ok(c) => Event::Control(Command::Reload(Box::new(c))),

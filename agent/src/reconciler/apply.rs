@@ -5,7 +5,6 @@
 //! disk and ends the cycle `Degraded`, to be finished once it clears.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +34,7 @@ impl Reconciler {
     pub(super) async fn load_revision(&self, revision: &Revision) -> Result<Arc<DesiredState>, CycleError> {
         let c = &self.cfg.config;
         let key = format!("{revision}\0{}\0{:?}\0{:?}", c.source.path, c.environment, c.compose_profiles);
-        if let Ok(cached) = self.loaded.lock() {
+        if let Ok(cached) = self.caches.loaded.lock() {
             if let Some((k, state)) = cached.as_ref() {
                 if *k == key {
                     return Ok(state.clone());
@@ -43,7 +42,7 @@ impl Reconciler {
             }
         }
         let state = Arc::new(self.read_revision(revision).await?);
-        if let Ok(mut cached) = self.loaded.lock() {
+        if let Ok(mut cached) = self.caches.loaded.lock() {
             *cached = Some((key, state.clone()));
         }
         Ok(state)
@@ -94,8 +93,8 @@ impl Reconciler {
     pub(super) async fn plan_for(&mut self, revision: &Revision, state: &DesiredState) -> Result<Plan, CycleError> {
         let needed: Vec<Kind> = state.resources.iter().map(|r| r.kind).collect();
         let observation = self.drivers.observe(&needed).await?;
-        self.observed = observation.resources;
-        self.looked = true;
+        self.view.observed = observation.resources;
+        self.view.looked = true;
         let ordered = state.in_dependency_order();
         // Host-side inputs (image ids, env file digests) are looked up concurrently, in order.
         let drivers = &self.drivers;
@@ -111,24 +110,24 @@ impl Reconciler {
             let inputs = inputs?;
             // A resource of the same revision with the same inputs has the same hash.
             let key = (r.kind, r.name().to_string());
-            let hash = match self.spec_hashes.get(&key) {
+            let hash = match self.caches.spec_hashes.get(&key) {
                 Some((rev, seen, hash)) if rev == revision.as_str() && *seen == inputs => hash.clone(),
                 _ => {
                     let hash = plan::spec_hash(r, &inputs);
-                    self.spec_hashes.insert(key, (revision.to_string(), inputs.clone(), hash.clone()));
+                    self.caches.spec_hashes.insert(key, (revision.to_string(), inputs.clone(), hash.clone()));
                     hash
                 }
             };
             desired.push((r, hash));
             new_inputs.push(inputs);
         }
-        if self.spec_hashes.len() > 2 * desired.len() + 64 {
+        if self.caches.spec_hashes.len() > 2 * desired.len() + 64 {
             let wanted: std::collections::HashSet<(Kind, &str)> =
                 desired.iter().map(|(r, _)| (r.kind, r.name())).collect();
-            self.spec_hashes.retain(|(kind, name), _| wanted.contains(&(*kind, name.as_str())));
+            self.caches.spec_hashes.retain(|(kind, name), _| wanted.contains(&(*kind, name.as_str())));
         }
-        self.desired_resources = state.resources.iter().map(|r| (r.kind, r.name().to_string())).collect();
-        let mut plan = plan::plan(&desired, &self.observed, &observation.kinds);
+        self.view.desired_resources = state.resources.iter().map(|r| (r.kind, r.name().to_string())).collect();
+        let mut plan = plan::plan(&desired, &self.view.observed, &observation.kinds);
         let inputs_of = |kind: Kind, name: &str| {
             desired.iter().position(|(r, _)| r.kind == kind && r.name() == name).map(|i| &new_inputs[i])
         };
@@ -136,7 +135,7 @@ impl Reconciler {
         let mut old_states: std::collections::HashMap<String, Option<DesiredState>> = Default::default();
         for step in plan.steps.iter_mut().filter(|s| s.action == Action::Replace) {
             let (Some(new), Some(inputs)) = (state.get(&step.name), inputs_of(step.kind, &step.name)) else { continue };
-            let Some(seen) = self.observed.iter().find(|o| o.kind == step.kind && o.name == step.name) else {
+            let Some(seen) = self.view.observed.iter().find(|o| o.kind == step.kind && o.name == step.name) else {
                 continue;
             };
             if !old_states.contains_key(&seen.revision) {
@@ -203,7 +202,7 @@ impl Reconciler {
             resources.len(),
             revision.short()
         ));
-        let progress = &self.progress;
+        let progress = &self.announcer.progress;
         let drivers = &self.drivers;
         let results: Vec<Result<(), CycleError>> = futures_util::stream::iter(resources.iter().map(|r| async move {
             let log = move |line: String| {
@@ -240,7 +239,7 @@ impl Reconciler {
             plan::waves(plan, &state.resources, &|k| drivers.parallel(k))
         };
         for wave in waves {
-            if self.stop.load(Ordering::SeqCst) {
+            if self.shutdown.is_shutdown() {
                 return Err(CycleError::Stopping);
             }
             let lines: Vec<String> =
@@ -253,7 +252,7 @@ impl Reconciler {
             // The steps of a wave run at once (bounded); a failure lets the others finish, so
             // no step is left half-done, and the first failure (a fault before a verdict) is
             // reported.
-            let progress = &self.progress;
+            let progress = &self.announcer.progress;
             let drivers = &self.drivers;
             let mut results: Vec<(usize, Result<(), CycleError>)> = futures_util::stream::iter(
                 wave.iter()
@@ -269,7 +268,7 @@ impl Reconciler {
                 match result {
                     Ok(()) => {
                         journal.done.push(lines[i].clone());
-                        self.health.remove(&(wave[i].kind, wave[i].name.clone()));
+                        self.view.health.remove(&(wave[i].kind, wave[i].name.clone()));
                     }
                     Err(e) => {
                         if failure.as_ref().is_none_or(|f| !f.is_fault() && e.is_fault()) {
@@ -336,7 +335,7 @@ impl Reconciler {
         }
         self.say(format!("health gate: {} resource(s)", resources.len()));
         crate::failpoint::hit("gate").await;
-        let progress = self.progress.clone();
+        let progress = self.announcer.progress.clone();
         let report = move |line: String| {
             tracing::info!(target: "driftless", "{line}");
             let _ = progress.send(line);
@@ -345,7 +344,7 @@ impl Reconciler {
         match result {
             Ok(()) => {
                 for r in resources {
-                    self.health.insert((r.kind, r.name().to_string()), true);
+                    self.view.health.insert((r.kind, r.name().to_string()), true);
                 }
                 Ok(())
             }
@@ -353,7 +352,7 @@ impl Reconciler {
                 self.metrics.health_failures.inc();
                 for r in resources {
                     let ok = r.name() != f.resource;
-                    self.health.insert((r.kind, r.name().to_string()), ok);
+                    self.view.health.insert((r.kind, r.name().to_string()), ok);
                 }
                 Err(CycleError::Gate(f))
             }
@@ -551,8 +550,8 @@ impl Reconciler {
     pub(super) async fn publish_observation(&mut self) {
         let kinds: Vec<Kind> = self.drivers.kinds().collect();
         if let Ok(o) = self.drivers.observe(&kinds).await {
-            self.observed = o.resources;
-            self.looked = true;
+            self.view.observed = o.resources;
+            self.view.looked = true;
         }
         self.publish();
     }

@@ -20,8 +20,8 @@ impl Reconciler {
     pub async fn reconcile(&mut self, trigger: Trigger, retry: bool) -> CycleResult {
         use tracing::Instrument;
         let t = Instant::now();
-        self.trigger = trigger;
-        self.cycle_start = self.state.reason.clone();
+        self.ctx.trigger = trigger;
+        self.ctx.start = self.state.reason.clone();
         let span = tracing::info_span!("reconcile", revision = tracing::field::Empty);
         let r = self.cycle(retry).instrument(span).await;
         self.metrics.reconcile_duration.observe(t.elapsed().as_secs_f64());
@@ -129,7 +129,9 @@ impl Reconciler {
         let Some(good) = self.state.last_good.clone().map(Revision::new) else {
             // Nothing to go back to: applying the desired revision converges everything.
             let _ = self.store.clear_journal();
-            self.ref_notes.push(format!("the interrupted {op} of {} was superseded by {what}", interrupted.short()));
+            self.ctx
+                .ref_notes
+                .push(format!("the interrupted {op} of {} was superseded by {what}", interrupted.short()));
             return self.decide(desired, retry).await;
         };
         self.say(format!(
@@ -143,7 +145,7 @@ impl Reconciler {
         match self.revert_to(&good, revert).await {
             Ok(()) => {
                 self.state.applied = Some(good.to_string());
-                self.ref_notes.push(format!(
+                self.ctx.ref_notes.push(format!(
                     "the interrupted {op} of {} was put back to {} first ({what})",
                     interrupted.short(),
                     good.short()
@@ -165,7 +167,7 @@ impl Reconciler {
                 // The last good revision does not come back either: the desired one is the
                 // way forward, and it converges everything.
                 let _ = self.store.clear_journal();
-                self.ref_notes.push(format!(
+                self.ctx.ref_notes.push(format!(
                     "putting the interrupted {op} of {} back to {} failed ({e}); going on with {what}",
                     interrupted.short(),
                     good.short()
@@ -200,8 +202,8 @@ impl Reconciler {
             self.state.failed.retain(|f| f != &id);
         }
         let pinned = self.state.pinned.as_deref() == Some(id.as_str());
-        if self.ignore_rollout {
-            self.ref_notes.push("applied past the rollout gates (agentctl sync --ignore-rollout)".into());
+        if self.ctx.ignore_rollout {
+            self.ctx.ref_notes.push("applied past the rollout gates (agentctl sync --ignore-rollout)".into());
         } else if let Some((phase, why)) = if pinned { None } else { self.rollout_gate(&desired).await } {
             // Not yet (or never): what runs is held, drift repaired as ever; the phase says why.
             self.metrics.rollout_waiting.set(1);
@@ -305,7 +307,7 @@ impl Reconciler {
             self.say(message.clone());
         }
         // No history is written in a dry run: say force-pushes and deleted refs now.
-        for note in std::mem::take(&mut self.ref_notes) {
+        for note in std::mem::take(&mut self.ctx.ref_notes) {
             self.say(format!("source: {note}"));
         }
         self.finish(Exit::Stay(Reason::DryRun { valid, message }))
@@ -341,13 +343,13 @@ impl Reconciler {
             let name = ch.name.trim_start_matches("refs/remotes/origin/").trim_start_matches("refs/");
             let short = |r: &Option<String>| r.as_deref().map(crate::revision::short).unwrap_or("none").to_string();
             match ch.kind {
-                crate::source::RefMove::Forced => self.ref_notes.push(format!(
+                crate::source::RefMove::Forced => self.ctx.ref_notes.push(format!(
                     "{name} was force-moved upstream ({} -> {})",
                     short(&ch.old),
                     short(&ch.new)
                 )),
                 crate::source::RefMove::Deleted => {
-                    self.ref_notes.push(format!("{name} was deleted upstream (it pointed to {})", short(&ch.old)))
+                    self.ctx.ref_notes.push(format!("{name} was deleted upstream (it pointed to {})", short(&ch.old)))
                 }
                 _ => {}
             }
@@ -410,8 +412,8 @@ impl Reconciler {
     /// Apply the last good (or a named) revision and hold the host there until `resume`.
     /// A revision that `source.verify` would refuse is refused here too.
     pub(super) async fn rollback(&mut self, revision: Option<String>) -> Result<CycleResult, CycleError> {
-        self.trigger = Trigger::Manual;
-        self.cycle_start = self.state.reason.clone();
+        self.ctx.trigger = Trigger::Manual;
+        self.ctx.start = self.state.reason.clone();
         let target = match revision {
             Some(r) => {
                 let src = self.source.clone();

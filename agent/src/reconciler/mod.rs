@@ -1,5 +1,6 @@
 //! The reconciler: the one task that owns the agent's state. It consumes a closed set of
-//! events (`crate::event`: timer, ref change, webhook, control command, shutdown) and runs
+//! events (`crate::event`: timer, ref change, webhook, control command, a runtime's change, a
+//! report pushed), follows one `listen::Shutdown`, and runs
 //! reconcile cycles:
 //!
 //! select (fetch, resolve, verify) → read and validate the desired state → observe → plan →
@@ -9,9 +10,13 @@
 //! the host or network (`crate::fault`). Only verdicts fail a revision and revert; a fault
 //! leaves the host as it is, the journal (if an apply was under way) on disk, the phase
 //! `Degraded`, and the next cycle comes after a backoff (1 s doubling, capped at
-//! `source.interval`). A cycle that finds a journal finishes it first, like after a crash.
+//! `source.interval`). A cycle selects first, then finishes a journal it finds (like after
+//! a crash) — or, when a newer revision, a rollback pin or `sync --retry` supersedes an
+//! interrupted apply, reverts it to the last good revision and goes on (PRODUCT.md
+//! behaviour 10): a fault that keeps an apply from finishing never keeps a fix out.
 //!
-//! Files: `cycle` (one cycle: select and decide; `diff`, `rollback`), `apply` (plan, the
+//! Files: `parts` (the parts it wires, each owning its data), `cycle` (one cycle: select,
+//! finish or pre-empt a journal, decide; `diff`, `rollback`), `apply` (plan, the
 //! journalled waves, the gate, commit), `revert` (revert, journal recovery, drift), `record`
 //! (the one way out of a cycle: state saved, history recorded, status published). Blocking
 //! work (git2, the file system) runs in `spawn_blocking`. Readers of the status never wait
@@ -20,16 +25,16 @@
 mod apply;
 mod cycle;
 mod error;
+mod parts;
 mod record;
 mod revert;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use desired_state_schema::{DesiredState, Kind};
+use desired_state_schema::Kind;
 use tokio::sync::{broadcast, mpsc, watch};
 
 pub use crate::event::{Command, Event};
@@ -37,12 +42,12 @@ pub use crate::revision::short;
 pub use error::CycleError;
 
 use crate::config::LoadedConfig;
+use crate::listen::Shutdown;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::plan::Observed;
 use crate::runtime::Drivers;
 use crate::source::GitSource;
-use crate::state::{AgentState, Outcome, Reason, StateError, Store, STATE_VERSION};
+use crate::state::{AgentState, Outcome, StateError, Store, STATE_VERSION};
 use crate::wire::{StatusView, SyncView};
 
 /// Why the agent cannot start.
@@ -66,21 +71,11 @@ pub struct CycleResult {
     pub fault: bool,
 }
 
-/// What started a cycle (recorded in the history).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    Start,
-    Poll,
-    Watch,
-    Webhook,
-    Manual,
-    /// Drift seen by a poll (recorded for drift repairs).
-    Drift,
-}
+pub use parts::Trigger;
 
-/// A resource's spec hash with the revision and host-side inputs it was computed from.
-type Hashed = (String, std::collections::BTreeMap<String, String>, String);
-
+/// The one task that owns the agent's state. It wires the parts below as comin's manager
+/// wires its stages: each part owns its data, and the reconciler decides (`cycle.rs`) and
+/// records (`record.rs`).
 pub struct Reconciler {
     /// The agent config in force (replaced on SIGHUP).
     cfg: LoadedConfig,
@@ -90,51 +85,28 @@ pub struct Reconciler {
     drivers: Drivers,
     /// `state.json` and `journal.json`.
     store: Store,
-    /// What survives a restart (revisions, phase, history, fault in force).
+    /// What survives a restart (revisions, the reason of the phase, history, fault in force).
     state: AgentState,
-    /// Held for the life of the reconciler: one agent per `state_dir`.
-    _lock: crate::lock::StateLock,
-    /// Per resource: health as last seen by a gate (`true` healthy).
-    health: std::collections::BTreeMap<(Kind, String), bool>,
-    /// The last observation of the host (for `status`).
-    observed: Vec<Observed>,
-    /// Whether this run has observed the host yet: until then the resource gauges restored
-    /// from the state file stand.
-    looked: bool,
-    /// The resources of the last loaded desired state (for `status`).
-    desired_resources: Vec<(Kind, String)>,
-    /// When the next poll is due (for `status`).
-    next_sync: Option<SystemTime>,
-    status_tx: watch::Sender<StatusView>,
-    /// The reporter's last word (`report:`), shown in `status`.
-    report: Option<crate::wire::ReportView>,
-    /// Set for one `agentctl sync --ignore-rollout`: the rollout gates are passed this once.
-    ignore_rollout: bool,
-    /// Progress lines for `sync --wait` and the log.
-    progress: broadcast::Sender<String>,
-    /// `agentd --dry-run`: select and validate revisions, apply nothing.
-    dry_run: bool,
-    /// Set on SIGTERM: applies stop between steps.
-    stop: Arc<AtomicBool>,
-    /// Force-pushes and deleted refs seen since the last history entry, for the next one.
-    ref_notes: Vec<String>,
-    metrics: Arc<Metrics>,
-    notifier: Notifier,
-    /// Why the host was where it was when the current cycle began (what a fault covers).
-    cycle_start: Option<Reason>,
-    /// What started the current cycle.
-    trigger: Trigger,
-    /// The last desired state read from Git, keyed by revision and what of the config shapes
-    /// it (path, environment, compose profiles): a no-op cycle does not read and parse again.
-    loaded: std::sync::Mutex<Option<(String, Arc<DesiredState>)>>,
-    /// Each resource's last spec hash, with the revision and the host-side inputs it was
-    /// computed from: a no-op cycle hashes nothing again.
-    spec_hashes: std::collections::HashMap<(Kind, String), Hashed>,
-    /// Subject, author and date of the revisions the history and notifications name, read
-    /// from the mirror once per revision.
-    commits: std::collections::HashMap<String, crate::state::CommitInfo>,
     /// When the state was last written, and as what (a no-op cycle skips the write).
     saved: Option<(std::time::Instant, AgentState)>,
+    /// Held for the life of the reconciler: one agent per `state_dir`.
+    _lock: crate::lock::StateLock,
+    /// The Prometheus registry (shared with the metrics listener).
+    metrics: Arc<Metrics>,
+    /// `agentd --dry-run`: select and validate revisions, apply nothing.
+    dry_run: bool,
+    /// SIGTERM/SIGINT: applies stop between steps, the event loop ends (the one signal the
+    /// listeners, the feeds and the reconciler all follow).
+    shutdown: Shutdown,
+    /// What `status` shows beyond the state, and the channel it is published on.
+    view: parts::View,
+    /// What a no-op cycle need not read, parse or hash again.
+    caches: parts::Caches,
+    /// Log lines, `sync --wait` progress and notifications.
+    announcer: parts::Announcer,
+    /// What the cycle under way carries (its trigger, the reason it began in, notes for its
+    /// history entry, a one-time pass of the rollout gates).
+    ctx: parts::CycleContext,
 }
 
 impl Reconciler {
@@ -160,40 +132,28 @@ impl Reconciler {
             source,
             drivers,
             store,
-            cycle_start: state.reason.clone(),
+            ctx: parts::CycleContext::new(state.reason.clone()),
             state,
-            _lock: lock,
-            health: Default::default(),
-            observed: Vec::new(),
-            looked: false,
-            desired_resources: Vec::new(),
-            next_sync: None,
-            status_tx,
-            report: None,
-            ignore_rollout: false,
-            progress,
-            dry_run: false,
-            stop: Arc::new(AtomicBool::new(false)),
-            ref_notes: Vec::new(),
-            metrics,
-            notifier,
-            commits: Default::default(),
             saved: None,
-            trigger: Trigger::Start,
-            loaded: std::sync::Mutex::new(None),
-            spec_hashes: Default::default(),
+            _lock: lock,
+            metrics,
+            dry_run: false,
+            shutdown: Shutdown::never(),
+            view: parts::View::new(status_tx),
+            caches: Default::default(),
+            announcer: parts::Announcer { progress, notifier },
         };
         r.publish();
         Ok((r, status_rx))
     }
 
     pub fn progress(&self) -> broadcast::Sender<String> {
-        self.progress.clone()
+        self.announcer.progress.clone()
     }
 
-    /// Set when a shutdown is asked for; applies stop between steps.
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
+    /// Follow `shutdown` (SIGTERM/SIGINT): applies stop between steps, and `run` ends.
+    pub fn set_shutdown(&mut self, shutdown: Shutdown) {
+        self.shutdown = shutdown;
     }
 
     pub fn config(&self) -> &LoadedConfig {
@@ -223,16 +183,16 @@ impl Reconciler {
                 if start_only.len() == 1 { "it" } else { "them" },
             );
             tracing::error!("{msg}");
-            let _ = self.progress.send(msg.clone());
+            let _ = self.announcer.progress.send(msg.clone());
             return Err(msg);
         }
         self.source = GitSource::new(&cfg);
-        self.notifier = Notifier::new(&cfg.config.notify);
+        self.announcer.notifier = Notifier::new(&cfg.config.notify);
         self.cfg = cfg;
-        if let Ok(mut l) = self.loaded.lock() {
+        if let Ok(mut l) = self.caches.loaded.lock() {
             *l = None; // the path, environment or profiles may have changed
         }
-        self.spec_hashes.clear();
+        self.caches.spec_hashes.clear();
         self.say("config reloaded".into());
         self.publish();
         Ok(())
@@ -240,17 +200,15 @@ impl Reconciler {
 
     /// A progress line: to the log, to `sync --wait`, and as progress for the watchdog.
     fn say(&self, line: String) {
-        crate::sdnotify::progress();
-        tracing::info!(target: "driftless", "{line}");
-        let _ = self.progress.send(line);
+        self.announcer.say(line);
     }
 
     /// When the next poll is due. Only that field of the published status changes: the
     /// rest of the snapshot is not built again.
     pub fn set_next_sync(&mut self, at: Option<SystemTime>) {
-        self.next_sync = at;
+        self.view.next_sync = at;
         let next = at.map(|t| humantime::format_rfc3339_seconds(t).to_string());
-        self.status_tx.send_if_modified(|s| {
+        self.view.status_tx.send_if_modified(|s| {
             let changed = s.next_sync != next;
             s.next_sync = next;
             changed
@@ -290,7 +248,7 @@ impl Reconciler {
             Event::Control(cmd) => self.command(cmd).await,
             Event::Reported { error } => {
                 let url = self.cfg.config.report.as_ref().map(|r| r.url.clone()).unwrap_or_default();
-                let last = self.report.take().and_then(|r| r.last_success);
+                let last = self.view.report.take().and_then(|r| r.last_success);
                 if error.is_none() {
                     self.metrics.report_last_success.set(crate::metrics::unix_now());
                 }
@@ -298,12 +256,11 @@ impl Reconciler {
                     tracing::warn!("report to {url} not pushed (retried with backoff; deploys go on): {e}");
                 }
                 let last_success = if error.is_none() { Some(crate::state::now_rfc3339()) } else { last };
-                self.report = Some(crate::wire::ReportView { url, last_success, error });
+                self.view.report = Some(crate::wire::ReportView { url, last_success, error });
                 self.publish();
             }
-            Event::Shutdown => return false,
         }
-        true
+        !self.shutdown.is_shutdown()
     }
 
     /// A runtime saw a managed resource change: look for drift at once (no fetch). Drift the
@@ -321,8 +278,8 @@ impl Reconciler {
         if held_back {
             return quiet; // the next cycle decides (it finishes journals, retries faults)
         }
-        self.trigger = Trigger::Drift;
-        self.cycle_start = self.state.reason.clone();
+        self.ctx.trigger = Trigger::Drift;
+        self.ctx.start = self.state.reason.clone();
         let d = self.check_drift().await;
         self.finish(d.into_exit())
     }
@@ -343,9 +300,9 @@ impl Reconciler {
     async fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Sync { retry, ignore_rollout, reply } => {
-                self.ignore_rollout = ignore_rollout;
+                self.ctx.ignore_rollout = ignore_rollout;
                 let r = self.reconcile(Trigger::Manual, retry).await;
-                self.ignore_rollout = false;
+                self.ctx.ignore_rollout = false;
                 let _ = reply.send(self.sync_view(r));
             }
             Command::Diff { reply } => {
@@ -402,6 +359,7 @@ impl Reconciler {
 /// (the control socket answers) and started the watchdog heartbeat; this loop reports
 /// progress on every turn, so only a stuck cycle starves the watchdog.
 pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
+    let mut shutdown = r.shutdown.clone();
     r.reconcile(Trigger::Start, false).await;
     crate::memory::release(); // what reading and applying at start freed
     loop {
@@ -416,8 +374,12 @@ pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
         let event = loop {
             crate::sdnotify::progress();
             let nap = step.min(due.saturating_duration_since(tokio::time::Instant::now()));
+            if shutdown.is_shutdown() {
+                break None;
+            }
             tokio::select! {
                 e = events.recv() => break e,
+                _ = shutdown.recv() => break None,
                 _ = tokio::time::sleep(nap) => {
                     if tokio::time::Instant::now() >= due {
                         break Some(Event::Tick);

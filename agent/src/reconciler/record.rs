@@ -152,7 +152,7 @@ impl Reconciler {
                             message: message.clone(),
                             since: now_rfc3339(),
                             cycles: 1,
-                            reason_before: self.cycle_start.clone(),
+                            reason_before: self.ctx.start.clone(),
                         }
                     }
                 };
@@ -271,7 +271,7 @@ impl Reconciler {
         }
         self.state.counters = self.metrics.counters();
         let status = self.status();
-        if self.looked {
+        if self.view.looked {
             self.state.resources = healths(&status);
         }
         // A cycle that changed nothing but the clocks (a no-op poll) writes the file at most
@@ -304,7 +304,7 @@ impl Reconciler {
         );
         // Until the first cycle has read or observed anything, the gauges restored from the
         // state file stand.
-        if self.looked {
+        if self.view.looked {
             let healths = healths(&status);
             self.metrics.set_resources(healths.iter().map(|h| (h.kind.as_str(), h.name.as_str(), h.healthy)));
         }
@@ -315,7 +315,7 @@ impl Reconciler {
             status.applied_revision.as_deref().map(short).unwrap_or("-"),
             status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
         ));
-        let _ = self.status_tx.send(status);
+        let _ = self.view.status_tx.send(status);
     }
 
     pub fn status(&self) -> StatusView {
@@ -323,16 +323,16 @@ impl Reconciler {
         let mut resources: Vec<ResourceView> = Vec::new();
         // Desired resources first, in order, then what runs and is not desired.
         let observed: std::collections::HashMap<(desired_state_schema::Kind, &str), &crate::plan::Observed> =
-            self.observed.iter().map(|o| ((o.kind, o.name.as_str()), o)).collect();
-        let mut names: Vec<(desired_state_schema::Kind, String)> = self.desired_resources.clone();
+            self.view.observed.iter().map(|o| ((o.kind, o.name.as_str()), o)).collect();
+        let mut names: Vec<(desired_state_schema::Kind, String)> = self.view.desired_resources.clone();
         let mut seen: std::collections::HashSet<(desired_state_schema::Kind, &str)> =
-            self.desired_resources.iter().map(|(k, n)| (*k, n.as_str())).collect();
-        for o in &self.observed {
+            self.view.desired_resources.iter().map(|(k, n)| (*k, n.as_str())).collect();
+        for o in &self.view.observed {
             if seen.insert((o.kind, o.name.as_str())) {
                 names.push((o.kind, o.name.clone()));
             }
         }
-        let loaded = self.loaded.lock().ok().and_then(|l| l.as_ref().map(|(_, st)| st.clone()));
+        let loaded = self.caches.loaded.lock().ok().and_then(|l| l.as_ref().map(|(_, st)| st.clone()));
         let specs: std::collections::HashMap<(desired_state_schema::Kind, &str), &desired_state_schema::Resource> =
             loaded.iter().flat_map(|st| st.resources.iter()).map(|r| ((r.kind, r.name()), r)).collect();
         for (kind, name) in names {
@@ -342,7 +342,7 @@ impl Reconciler {
                 Some(RunState::NotRunning) => "stopped",
                 None => "missing",
             };
-            let health = match self.health.get(&(kind, name.clone())) {
+            let health = match self.view.health.get(&(kind, name.clone())) {
                 Some(true) => "healthy",
                 Some(false) => "unhealthy",
                 None => "unknown",
@@ -373,23 +373,23 @@ impl Reconciler {
             paused: self.state.paused,
             pinned_revision: self.state.pinned.clone(),
             last_sync: self.state.last_sync.clone(),
-            next_sync: self.next_sync.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            next_sync: self.view.next_sync.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             message: if self.state.paused {
                 Some("paused by agentctl pause; agentctl resume restarts reconciliation".into())
             } else {
                 self.state.message.clone()
             },
             resources,
-            report: self.report.clone(),
+            report: self.view.report.clone(),
         }
     }
 
     fn history(&mut self, record: Record) {
         let Record { revision, outcome, changes, message, started, diagnostics } = record;
-        let message = if self.ref_notes.is_empty() {
+        let message = if self.ctx.ref_notes.is_empty() {
             message
         } else {
-            format!("{}; {message}", std::mem::take(&mut self.ref_notes).join("; "))
+            format!("{}; {message}", std::mem::take(&mut self.ctx.ref_notes).join("; "))
         };
         let elapsed = started.1.elapsed();
         match outcome {
@@ -409,7 +409,7 @@ impl Reconciler {
             Outcome::Invalid => NotifyEvent::Invalid,
             Outcome::DriftRepaired => NotifyEvent::DriftRepaired,
         };
-        let commit = self.commits.get(revision.as_str()).cloned();
+        let commit = self.caches.commits.get(revision.as_str()).cloned();
         let n = Notification {
             changes: changes.clone(),
             diagnostics: diagnostics.clone(),
@@ -425,7 +425,8 @@ impl Reconciler {
             message,
             duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             trigger: Some(
-                trigger_word(if outcome == Outcome::DriftRepaired { Trigger::Drift } else { self.trigger }).to_string(),
+                trigger_word(if outcome == Outcome::DriftRepaired { Trigger::Drift } else { self.ctx.trigger })
+                    .to_string(),
             ),
             diagnostics,
             commit,
@@ -469,8 +470,8 @@ impl Reconciler {
         };
         let n = self.notification(event, None, message);
         // Not deduplicated by revision: the state above says when to send.
-        if self.notifier.wants(n.event) {
-            self.notifier.send(n);
+        if self.announcer.notifier.wants(n.event) {
+            self.announcer.notifier.send(n);
         }
     }
 
@@ -481,7 +482,7 @@ impl Reconciler {
             host: self.cfg.host.clone(),
             environment: self.cfg.config.environment.clone(),
             revision: revision.map(|r| r.to_string()),
-            commit: revision.and_then(|r| self.commits.get(r.as_str()).cloned()),
+            commit: revision.and_then(|r| self.caches.commits.get(r.as_str()).cloned()),
             message,
             changes: Vec::new(),
             time: now_rfc3339(),
@@ -491,7 +492,7 @@ impl Reconciler {
 
     /// Send `n` unless its (event, revision) was sent before.
     fn notify(&mut self, n: Notification) {
-        if !self.notifier.wants(n.event) {
+        if !self.announcer.notifier.wants(n.event) {
             return;
         }
         let key = format!("{}:{}", n.event.as_str(), n.revision.as_deref().unwrap_or_default());
@@ -502,7 +503,7 @@ impl Reconciler {
         while self.state.notified.len() > 256 {
             self.state.notified.pop_front();
         }
-        self.notifier.send(n);
+        self.announcer.notifier.send(n);
     }
 
     /// Read subject, author and date of `revisions` (and of the applied, last good and
@@ -512,7 +513,7 @@ impl Reconciler {
         want.extend([&self.state.applied, &self.state.last_good].into_iter().flatten().cloned());
         want.sort();
         want.dedup();
-        want.retain(|r| !self.commits.contains_key(r));
+        want.retain(|r| !self.caches.commits.contains_key(r));
         if want.is_empty() {
             return;
         }
@@ -527,10 +528,10 @@ impl Reconciler {
         })
         .await;
         if let Ok(found) = found {
-            if self.commits.len() > 64 {
-                self.commits.clear();
+            if self.caches.commits.len() > 64 {
+                self.caches.commits.clear();
             }
-            self.commits.extend(found);
+            self.caches.commits.extend(found);
         }
     }
 }

@@ -78,7 +78,7 @@ impl Reconciler {
                 match self.revert_to(&rev, journal).await {
                     Ok(()) => {
                         self.state.applied = Some(rev.to_string());
-                        self.ref_notes.push(format!(
+                        self.ctx.ref_notes.push(format!(
                             "the interrupted apply of {} was put back to {} first ({what})",
                             superseded.short(),
                             rev.short()
@@ -97,7 +97,7 @@ impl Reconciler {
                     }
                     Err(e) => {
                         let _ = self.store.clear_journal();
-                        self.ref_notes.push(format!(
+                        self.ctx.ref_notes.push(format!(
                             "putting the interrupted apply of {} back to {} failed ({e}); going on with {what}",
                             superseded.short(),
                             rev.short()
