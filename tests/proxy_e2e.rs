@@ -406,6 +406,26 @@ fn a_revision_the_host_cannot_run_never_keeps_the_fix_out() {
     assert_eq!(common::docker::container_id("web"), id, "nothing was touched");
     assert_eq!(get(addr).as_deref(), Ok("version 1\n"), "v1 serves on");
     drop(holder);
+    // A hosts-only route while this Caddy has no server on :443 (the agent would add one)
+    // and another process holds 127.0.0.1:443: the same verdict, naming :443.
+    if let Ok(holder) = std::net::TcpListener::bind(("127.0.0.1", 443)) {
+        let hosts_only =
+            web(2, l1, Kind::Good).replace(&format!("listen: \"127.0.0.1:{l1}\", "), "hosts: [app.example.test], ");
+        up.commit(&[("hosts/e2e/web.yaml", &hosts_only)], "v2b by host name, :443 taken");
+        agent.sync(1);
+        let s = agent.status();
+        let msg = s["message"].as_str().unwrap_or_default().to_string();
+        assert_eq!(s["phase"], "Failed", "{s}");
+        assert!(
+            msg.contains(":443 (where Caddy would serve proxy.hosts") && msg.contains("held by another process"),
+            "{msg}"
+        );
+        assert_eq!(common::docker::container_id("web"), id, "nothing was touched");
+        drop(holder);
+        eprintln!("checked: a hosts-only route with :443 held by another process fails untouched");
+    } else {
+        eprintln!("127.0.0.1:443 is in use on this machine: the hosts-only case was not checked");
+    }
     let c3 = up.commit(&[("hosts/e2e/web.yaml", &web(3, l1, Kind::Good))], "v3 fixed");
     agent.sync(0);
     assert_eq!(agent.status()["applied_revision"], c3.as_str());

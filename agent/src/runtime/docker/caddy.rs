@@ -159,6 +159,12 @@ impl Caddy {
         }))
     }
 
+    /// Where a `hosts`-only route would go: the key of Caddy's server on :443 (its own, or
+    /// the agent's `driftless-https`); `None` when the agent would have to add one there.
+    pub async fn https_server(&self) -> Result<Option<String>, CaddyError> {
+        Ok(https_server(&self.servers().await?))
+    }
+
     /// The route of resource `name` as Caddy has it; `None` when it has none.
     pub async fn get_route(&self, name: &str) -> Result<Option<Value>, CaddyError> {
         let path = format!("/id/{}", route_id(name));
@@ -227,16 +233,7 @@ impl Caddy {
         if have.is_some() {
             return self.call("PATCH", &format!("/id/{own}"), Some(&want)).await.map(|_| ());
         }
-        let https = servers
-            .iter()
-            .find(|(k, s)| {
-                !k.starts_with("driftless-")
-                    && s.get("listen")
-                        .and_then(Value::as_array)
-                        .is_some_and(|l| l.iter().any(|a| a.as_str().is_some_and(|a| a.ends_with(":443"))))
-            })
-            .map(|(k, _)| k.clone());
-        match https.or_else(|| servers.contains_key(HTTPS_SERVER).then(|| HTTPS_SERVER.to_string())) {
+        match https_server(&servers) {
             Some(key) => {
                 let routes = servers.get(&key).and_then(|s| s.get("routes")).and_then(Value::as_array);
                 if routes.is_some_and(|r| !r.is_empty()) {
@@ -264,6 +261,21 @@ impl Caddy {
         }
         Ok(())
     }
+}
+
+/// The server of `servers` a `hosts`-only route joins: one of Caddy's own listening on :443,
+/// else the agent's `driftless-https`; `None` when there is neither.
+fn https_server(servers: &serde_json::Map<String, Value>) -> Option<String> {
+    let own = servers
+        .iter()
+        .find(|(k, s)| {
+            !k.starts_with("driftless-")
+                && s.get("listen")
+                    .and_then(Value::as_array)
+                    .is_some_and(|l| l.iter().any(|a| a.as_str().is_some_and(|a| a.ends_with(":443"))))
+        })
+        .map(|(k, _)| k.clone());
+    own.or_else(|| servers.contains_key(HTTPS_SERVER).then(|| HTTPS_SERVER.to_string()))
 }
 
 /// One HTTP/1.1 exchange over `io`.

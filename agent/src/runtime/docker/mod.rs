@@ -625,8 +625,10 @@ impl DockerRuntime {
             .map_err(|e| RuntimeError::Docker { resource: name.to_string(), detail: e.to_string() })
     }
 
-    /// Before anything is applied: every `.age` file the spec names decrypts with this host's
-    /// identities (else the revision is invalid, naming the file and its recipients).
+    /// Before anything is applied: what a proxied container needs of the host is there
+    /// (`preflight_proxy`: else the revision fails untouched), and every `.age` file the spec
+    /// names decrypts with this host's identities (else the revision is invalid, naming the
+    /// file and its recipients).
     pub async fn preflight(&self, name: &str, spec: &ContainerSpec, revision: &str) -> Result<(), RuntimeError> {
         if let Some(proxy) = &spec.proxy {
             self.preflight_proxy(name, proxy).await?;
@@ -646,8 +648,10 @@ impl DockerRuntime {
 
     /// What a proxied container needs of the host, checked before anything is touched
     /// (verdicts on the revision, PRODUCT.md behaviour 10): the agent drives a Caddy
-    /// (`proxy.caddy_admin`), and its `listen` address is Caddy's already or free — not held
-    /// by another process. Caddy not answering is left to the converge (a fault there).
+    /// (`proxy.caddy_admin`), and the address Caddy will listen on for it — `listen`, or
+    /// `:443` for a `hosts`-only route when Caddy has no server there yet — is Caddy's
+    /// already or free, not held by another process (asked of the kernel: `EADDRINUSE`).
+    /// Caddy not answering is left to the converge (a fault there).
     async fn preflight_proxy(&self, name: &str, proxy: &desired_state_schema::ProxySpec) -> Result<(), RuntimeError> {
         let Some(caddy) = &self.caddy else {
             return Err(RuntimeError::HostLacks {
@@ -655,10 +659,16 @@ impl DockerRuntime {
                 detail: "it takes traffic through the host's Caddy (proxy:), and this agent's config has no proxy.caddy_admin: add proxy: { caddy_admin: \"unix//run/caddy/admin.sock\" } to the agent config and restart agentd, or remove proxy: from the desired state (docs/operations.md, \"Zero-downtime replaces\")".into(),
             });
         };
-        let Some(listen) = &proxy.listen else { return Ok(()) };
-        if caddy.listens_on(listen).await.unwrap_or(true) {
-            return Ok(());
-        }
+        let (listen, what) = match &proxy.listen {
+            Some(l) if caddy.listens_on(l).await.unwrap_or(true) => return Ok(()),
+            Some(l) => (l.clone(), format!("proxy.listen {l}")),
+            // Hosts only: the route joins Caddy's server on :443, or one the agent adds there.
+            None if caddy.https_server().await.map_or(true, |s| s.is_some()) => return Ok(()),
+            None => {
+                (":443".to_string(), ":443 (where Caddy would serve proxy.hosts, having no server there yet)".into())
+            }
+        };
+        let listen = &listen;
         let addr = match listen.strip_prefix(':') {
             Some(port) => format!("0.0.0.0:{port}"),
             None => listen.clone(),
@@ -670,14 +680,14 @@ impl DockerRuntime {
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(RuntimeError::HostLacks {
                 resource: name.to_string(),
                 detail: format!(
-                    "proxy.listen {listen} is held by another process on this host (not by Caddy), so Caddy cannot listen there: find it (ss -ltnp 'sport = :{port}') and stop it, or choose another proxy.listen in the desired state",
+                    "{what} is held by another process on this host (not by Caddy), so Caddy cannot listen there: find it (ss -ltnp 'sport = :{port}') and stop it, or choose another proxy.listen in the desired state",
                     port = listen.rsplit(':').next().unwrap_or(listen)
                 ),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => Err(RuntimeError::HostLacks {
                 resource: name.to_string(),
                 detail: format!(
-                    "proxy.listen {listen} names an address this host does not have: choose one of the host's addresses (ip -brief address) in the desired state"
+                    "{what} names an address this host does not have: choose one of the host's addresses (ip -brief address) in the desired state"
                 ),
             }),
             // Free (or only the agent may not bind it, e.g. a port below 1024: Caddy may).
