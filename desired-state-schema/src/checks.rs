@@ -223,7 +223,7 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
         }
     }
     if let Some(l) = &c.logging {
-        if l.driver.is_empty() {
+        if l.driver.as_deref().is_some_and(str::is_empty) {
             f(
                 spec.key("logging").key("driver"),
                 "logging.driver is empty: write e.g. json-file, local or journald".into(),
@@ -955,7 +955,9 @@ impl PortMapping {
             let parts: Vec<&str> = rest.split(':').collect();
             match parts.len() {
                 1 | 2 => (None, rest),
-                3 => (Some(parts[0].to_string()), &rest[parts[0].len() + 1..]),
+                // An empty IP (`:443:443`, e.g. from `${BIND:-}:443:443`) is every interface,
+                // as go-connections' `nat.ParsePortSpec` (nat/nat.go) takes it.
+                3 => (Some(parts[0].to_string()).filter(|ip| !ip.is_empty()), &rest[parts[0].len() + 1..]),
                 _ => return Err("too many ':' (put an IPv6 address in brackets)".into()),
             }
         };
@@ -1288,6 +1290,9 @@ mod tests {
         assert_eq!(PortMapping::parse("80").unwrap().host, None);
         assert_eq!(PortMapping::parse("127.0.0.1::80").unwrap().host, None);
         assert_eq!(PortMapping::parse("8000-8001:9000-9001").unwrap().host, Some((8000, 8001)));
+        // go-connections nat/nat.go `ParsePortSpec`: an empty IP is every interface.
+        let p = PortMapping::parse(":443:443").unwrap();
+        assert_eq!((p.ip, p.host, p.container), (None, Some((443, 443)), (443, 443)));
         for bad in
             ["", "0", "65536", "80:80:80:80", "a:80", "8080:80/icmp", "1.2.3:80:80", "8000-8002:9000-9001", "90-80"]
         {

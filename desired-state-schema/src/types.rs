@@ -504,8 +504,10 @@ impl Ulimit {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Logging {
-    /// `json-file` (Docker's default), `local`, `journald`, `syslog`, `none`, …
-    pub driver: String,
+    /// `json-file` (Docker's default), `local`, `journald`, `syslog`, `none`, …; unset: the
+    /// engine's default driver (the compose specification makes `driver` optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(with = "BTreeMap<String, ScalarSchema>")]
     pub options: BTreeMap<String, EnvValue>,

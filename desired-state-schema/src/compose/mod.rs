@@ -184,13 +184,12 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
 /// (`merge::merge`) after each is interpolated on its own, as compose loads them. The
 /// files sit in one folder and share its `.env`.
 pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context<'_>) -> Converted {
-    let profiles = ctx.profiles;
     let mut out = Converted::default();
     let Some(&(path, _)) = files.first() else { return out };
     // The compose file's folder, relative to the root (what repository paths join to).
     let rel = path.strip_prefix(ctx.root).map(|r| r.trim_start_matches('/')).unwrap_or(path);
     let dir = parent(rel);
-    let vars = match dotenv.map(self::dotenv::parse).transpose() {
+    let mut vars = match dotenv.map(self::dotenv::parse).transpose() {
         Ok(v) => v.unwrap_or_default(),
         Err(e) => {
             let shown = parent(path);
@@ -204,6 +203,36 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             return out;
         }
     };
+    let env_file = || {
+        let shown = parent(path);
+        if shown.is_empty() {
+            ".env".to_string()
+        } else {
+            format!("{shown}/.env")
+        }
+    };
+    let project = match project_name(files, &dir, &vars, ctx) {
+        Ok(p) => p,
+        Err(ProjectNameError { from_env, message }) => {
+            let file = if from_env { env_file() } else { path.to_string() };
+            out.errors.push(Diagnostic { file, line: 1, column: 1, message });
+            return out;
+        }
+    };
+    // compose-go sets COMPOSE_PROJECT_NAME for interpolation when the environment lacks it
+    // (loader/loader.go, `projectName`).
+    vars.entry("COMPOSE_PROJECT_NAME".to_string()).or_insert_with(|| project.clone());
+    // The profiles: the agent config's `compose_profiles` (compose's `--profile`), else
+    // COMPOSE_PROFILES of the .env, comma-separated (compose's cli/options.go, `WithProfiles`
+    // from the environment).
+    let profiles: Vec<String> = if ctx.profiles.is_empty() {
+        vars.get("COMPOSE_PROFILES")
+            .map(|p| p.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
+    } else {
+        ctx.profiles.to_vec()
+    };
+    let profiles = profiles.as_slice();
     let mut merged: Option<merge::Doc> = None;
     for (i, &(file, text)) in files.iter().enumerate() {
         let Some(doc) = read_one(file, text, &dir, &vars, ctx, &mut out) else {
@@ -245,19 +274,6 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         out.errors = cx.errors;
         return out;
     };
-    // `name:`, else the folder's name, as compose makes it — whether the folder was reached
-    // as `.`, by a relative or an absolute path, or is the repository's root.
-    let project = match top.get("name").and_then(Value::as_str) {
-        Some(n) => n.to_string(),
-        None => dir
-            .rsplit('/')
-            .find(|s| !s.is_empty() && *s != "." && *s != "..")
-            .or(ctx.root_name)
-            .unwrap_or("default")
-            .to_string(),
-    };
-    let project =
-        project.to_ascii_lowercase().replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'), "");
     for (k, _) in top {
         let key = k.as_str().unwrap_or("");
         let at = YamlPath::root().key(key);
@@ -329,6 +345,16 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         .filter(|(_, c)| c.get("condition").and_then(Value::as_str) == Some("service_completed_successfully"))
         .map(|(n, _)| key_text(n))
         .collect();
+    // A service others wait for with service_healthy is healthy when its container says so:
+    // its healthcheck, else the image's own HEALTHCHECK (compose waits on the container's
+    // health status either way: compose's pkg/compose/convergence.go, `isServiceHealthy`).
+    let awaited_healthy: std::collections::BTreeSet<String> = services
+        .iter()
+        .filter_map(|(_, v)| v.get("depends_on").and_then(Value::as_mapping))
+        .flat_map(|m| m.iter())
+        .filter(|(_, c)| c.get("condition").and_then(Value::as_str) == Some("service_healthy"))
+        .map(|(n, _)| key_text(n))
+        .collect();
     for (k, svc) in services {
         let Some(service) = k.as_str() else { continue };
         let at = YamlPath::root().key("services").key(service);
@@ -368,6 +394,15 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
                     spec.remove("restart");
                 }
             }
+            if awaited_healthy.contains(service) {
+                if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
+                    if !spec.contains_key("health") && !spec.contains_key("healthcheck") {
+                        let mut probe = Mapping::new();
+                        probe.insert("container".into(), true.into());
+                        spec.insert("health".into(), Value::Sequence(vec![Value::Mapping(probe)]));
+                    }
+                }
+            }
             if count == 1 {
                 out.docs.push(g);
                 continue;
@@ -392,6 +427,74 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
 /// Read one compose file of a project: its YAML, merge keys, interpolation (with the
 /// folder's `.env`), positions tagged with its name. `None` (errors in `out`): it cannot
 /// be read.
+/// Why no project name could be had.
+struct ProjectNameError {
+    /// It is the .env's COMPOSE_PROJECT_NAME that is wrong (else the files' `name:`).
+    from_env: bool,
+    message: String,
+}
+
+/// compose-go's `loader.NormalizeProjectName` (loader/loader.go): lower case, only
+/// `[a-z0-9_-]` kept, leading `_` and `-` trimmed.
+pub fn normalize_project_name(s: &str) -> String {
+    let kept: String = s
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+        .collect();
+    kept.trim_start_matches(['_', '-']).to_string()
+}
+
+/// The project name as `docker compose` decides it: COMPOSE_PROJECT_NAME of the `.env`
+/// (given explicitly, so it must be a valid name already: compose-go's
+/// `InvalidProjectNameErr`), else the last `name:` of the files, interpolated and
+/// normalized, else the folder's name normalized (`.`, a relative or an absolute path, or
+/// the repository's root) — compose-go loader/loader.go, `projectName`.
+fn project_name(
+    files: &[(&str, &str)],
+    dir: &str,
+    vars: &BTreeMap<String, String>,
+    ctx: &Context<'_>,
+) -> Result<String, ProjectNameError> {
+    if let Some(explicit) = vars.get("COMPOSE_PROJECT_NAME").filter(|v| !v.is_empty()) {
+        if normalize_project_name(explicit) != *explicit {
+            return Err(ProjectNameError {
+                from_env: true,
+                message: format!(
+                    "COMPOSE_PROJECT_NAME {explicit:?} is not a valid project name: it must consist only of lowercase letters, digits, '-' and '_', and start with a letter or digit (as compose requires); write {:?}",
+                    normalize_project_name(explicit)
+                ),
+            });
+        }
+        return Ok(explicit.clone());
+    }
+    let mut from_files = String::new();
+    for (_, text) in files {
+        let named = serde_yaml_ng::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string));
+        if let Some(n) = named {
+            from_files = interpolate::interpolate(&n, vars, &mut Vec::new()).unwrap_or(n);
+        }
+    }
+    let from_files = normalize_project_name(&from_files);
+    if !from_files.is_empty() {
+        return Ok(from_files);
+    }
+    let folder =
+        dir.rsplit('/').find(|s| !s.is_empty() && *s != "." && *s != "..").or(ctx.root_name).unwrap_or("default");
+    let name = normalize_project_name(folder);
+    if name.is_empty() {
+        return Err(ProjectNameError {
+            from_env: false,
+            message: format!(
+                "the folder name {folder:?} leaves no project name (compose keeps only a-z, 0-9, '-' and '_'): set name: in the compose file, or COMPOSE_PROJECT_NAME in its .env"
+            ),
+        });
+    }
+    Ok(name)
+}
+
 fn read_one(
     file: &str,
     text: &str,
@@ -629,6 +732,65 @@ mod tests {
         let c =
             convert("app/compose.yaml", "services:\n  app: { image: y, network_mode: \"service:nope\" }\n", None, &[]);
         assert!(errors(&c).contains("network_mode service:nope names no service of this file"), "{}", errors(&c));
+    }
+
+    /// Four files compose runs and Driftless refused (issue 35), now read as compose reads
+    /// them.
+    #[test]
+    fn what_compose_runs_is_not_refused() {
+        // compose-go loader/loader.go `NormalizeProjectName`: leading '_' and '-' trimmed.
+        assert_eq!(normalize_project_name("_My.Stack-1"), "mystack-1");
+        assert_eq!(normalize_project_name("--x"), "x");
+        let c = convert("_stack/compose.yaml", "services:\n  web: { image: x }\n", None, &[]);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "web")["networks"][0].as_str(), Some("stack_default"));
+        // go-connections nat/nat.go `ParsePortSpec`: an empty host IP is every interface.
+        let text = "services:\n  web:\n    image: x\n    ports: [\"${HTTPS_BIND:-}:443:443\"]\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "web")["ports"][0].as_str(), Some(":443:443"));
+        // compose-spec schema: `logging.driver` is optional (the engine's default driver).
+        let text = "services:\n  web:\n    image: x\n    logging: { options: { max-size: 10m } }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        assert!(spec(&c, "web")["logging"].get("driver").is_none(), "{:?}", spec(&c, "web"));
+        // compose pkg/compose/convergence.go `isServiceHealthy`: service_healthy waits on the
+        // container's health status, which the image's own HEALTHCHECK sets.
+        let text = "services:\n  db: { image: postgres }\n  web:\n    image: x\n    depends_on: { db: { condition: service_healthy } }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "db")["health"][0]["container"].as_bool(), Some(true), "{:?}", spec(&c, "db"));
+        assert!(spec(&c, "web").get("health").is_none());
+    }
+
+    /// What compose reads from the `.env` beside the file for itself (compose's
+    /// cli/options.go and compose-go loader/loader.go `projectName`): COMPOSE_PROJECT_NAME
+    /// before `name:` and the folder, `${COMPOSE_PROJECT_NAME}` set for interpolation,
+    /// COMPOSE_PROFILES when the agent config names none.
+    #[test]
+    fn the_env_file_names_the_project_and_its_profiles() {
+        let text = "name: from-file\nservices:\n  web:\n    image: x\n    volumes: [\"data:/data\"]\n    environment: { P: \"${COMPOSE_PROJECT_NAME}\" }\n  debug: { image: d, profiles: [debug] }\nvolumes: { data: {} }\n";
+        let c = convert("app/compose.yaml", text, Some("COMPOSE_PROJECT_NAME=legacy\n"), &[]);
+        assert_eq!(errors(&c), "");
+        let web = spec(&c, "web");
+        assert_eq!(web["volumes"][0].as_str(), Some("legacy_data:/data"), "{web:?}");
+        assert_eq!(web["env"]["P"].as_str(), Some("legacy"));
+        assert_eq!(c.docs.len(), 1, "no profile enabled");
+        // Without it: `name:` (interpolated, normalized), and the variable is that name.
+        let c = convert("app/compose.yaml", &text.replace("from-file", "${N}"), Some("N=Named\n"), &[]);
+        assert_eq!(spec(&c, "web")["env"]["P"].as_str(), Some("named"));
+        // COMPOSE_PROFILES enables; the agent config's compose_profiles win over it.
+        let c = convert("app/compose.yaml", text, Some("COMPOSE_PROFILES=debug,other\n"), &[]);
+        assert_eq!(c.docs.len(), 2, "{}", errors(&c));
+        let c = convert("app/compose.yaml", text, Some("COMPOSE_PROFILES=debug\n"), &["other".to_string()]);
+        assert_eq!(c.docs.len(), 1);
+        // An explicit name must be valid already (compose-go `InvalidProjectNameErr`).
+        let c = convert("app/compose.yaml", text, Some("COMPOSE_PROJECT_NAME=Legacy App\n"), &[]);
+        assert!(
+            errors(&c).contains("app/.env:1:1: COMPOSE_PROJECT_NAME \"Legacy App\" is not a valid project name"),
+            "{}",
+            errors(&c)
+        );
     }
 
     /// `ipc: service:x` joins x's IPC namespace (its container) and starts after it, as

@@ -1311,7 +1311,7 @@ impl DockerRuntime {
                 nano_cpus: spec.cpus.as_ref().and_then(|c| desired_state_schema::checks::parse_cpus(&c.0)),
                 pids_limit: spec.pids_limit,
                 log_config: spec.logging.as_ref().map(|l| bollard::models::HostConfigLogConfig {
-                    typ: Some(l.driver.clone()),
+                    typ: l.driver.clone(),
                     config: (!l.options.is_empty())
                         .then(|| l.options.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()),
                 }),
