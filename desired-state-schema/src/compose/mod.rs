@@ -268,6 +268,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         warnings: std::mem::take(&mut out.warnings),
         home: ctx.home.map(str::to_string),
         claims: Vec::new(),
+        anonymous: BTreeMap::new(),
     };
     let Some(top) = value.as_mapping() else {
         cx.err(&YamlPath::root(), "a compose file is a mapping with `services:`");
@@ -540,6 +541,7 @@ fn read_one(
         warnings: Vec::new(),
         home: ctx.home.map(str::to_string),
         claims: Vec::new(),
+        anonymous: BTreeMap::new(),
     };
     interpolate_tree(&mut cx, &mut value, &YamlPath::root(), vars);
     let (errors, warnings) = (cx.errors, cx.warnings);
@@ -568,6 +570,9 @@ struct Cx<'a> {
     home: Option<String>,
     /// Every repository path `repo_path` resolved (`Converted::claims`).
     claims: Vec<Claim>,
+    /// The engine names anonymous volumes took so far, and whose they are (service, path):
+    /// one never takes a declared volume's name, nor another's.
+    anonymous: BTreeMap<String, (String, String)>,
 }
 
 fn diag(file: &str, map: &DocMap, path: &YamlPath, msg: &str, key: bool) -> Diagnostic {
@@ -761,6 +766,20 @@ mod tests {
         assert_eq!(errors(&c), "");
         assert_eq!(spec(&c, "db")["health"][0]["container"].as_bool(), Some(true), "{:?}", spec(&c, "db"));
         assert!(spec(&c, "web").get("health").is_none());
+    }
+
+    /// An anonymous volume never takes a declared volume's name, nor another anonymous
+    /// volume's: compose gives each its own (the engine names it; compose's
+    /// pkg/compose/create.go `buildContainerVolumes` passes no name for it).
+    #[test]
+    fn an_anonymous_volume_never_takes_another_volumes_name() {
+        let text = "services:\n  web:\n    image: x\n    volumes: [\"/data\", \"/x_data\", \"web_data:/kept\"]\n  web_x:\n    image: y\n    volumes: [\"/data\"]\nvolumes: { web_data: {} }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        let web = spec(&c, "web");
+        let vols: Vec<&str> = web["volumes"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+        assert_eq!(vols, ["app_web_data-anon:/data", "app_web_x_data:/x_data", "app_web_data:/kept"]);
+        assert_eq!(spec(&c, "web_x")["volumes"][0].as_str(), Some("app_web_x_data-anon:/data"));
     }
 
     /// What compose reads from the `.env` beside the file for itself (compose's

@@ -771,7 +771,19 @@ impl Cx<'_> {
                     .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
                     .collect();
                 let opts = if read_only { ":ro" } else { "" };
-                vols.push(Value::String(format!("{}_{}_{path}:{target}{opts}", sv.project, sv.name)));
+                // Never a declared volume's engine name (`web_data` declared beside `/data` of
+                // `web`) nor another anonymous volume's (`web` `/x_data`, `web_x` `/data`):
+                // compose gives each anonymous volume a name of its own, so the two never
+                // share data. The later one takes `-anon` until the name is its own.
+                let owner = (sv.name.to_string(), target.clone());
+                let mut name = format!("{}_{}_{path}", sv.project, sv.name);
+                while sv.volumes.values().any(|v| *v == name)
+                    || self.anonymous.get(&name).is_some_and(|o| *o != owner)
+                {
+                    name.push_str("-anon");
+                }
+                self.anonymous.insert(name.clone(), owner);
+                vols.push(Value::String(format!("{name}:{target}{opts}")));
             }
             "volume" => match sv.volumes.get(&source) {
                 Some(real) => {
