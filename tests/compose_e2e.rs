@@ -138,3 +138,65 @@ fn a_compose_stack_deploys_rolls_forward_on_an_env_change_and_rolls_back_with_it
     docker::docker(&["volume", "rm", "shop_dbdata"]);
     docker::docker(&["network", "rm", "shop_back", "shop_front"]);
 }
+
+/// What compose shares is shared, on the real engine (issue 35, differences 1 and 5): one
+/// relative data folder bound by two services is one folder of the host — what `writer`
+/// writes there, `reader` reads — and `${VAR}` in an `env_file` is resolved from the `.env`
+/// beside the compose file, as compose-go's `GetEnvFromFile` resolves it.
+#[test]
+fn one_data_folder_for_every_service_that_binds_it_and_env_files_see_the_dotenv() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return;
+    }
+    ensure_image();
+    clear_managed();
+    let port = free_port();
+    let up = Upstream::new();
+    let compose = format!(
+        r#"services:
+  writer:
+    image: {IMAGE}
+    pull_policy: never
+    stop_grace_period: 1s
+    volumes: ["./data:/data"]
+    command: ["sh", "-c", "echo written-by-writer > /data/note && exec sleep 3600"]
+  reader:
+    image: {IMAGE}
+    pull_policy: never
+    stop_grace_period: 1s
+    depends_on: [writer]
+    volumes: ["./data:/data"]
+    env_file: [app.env]
+    ports: ["127.0.0.1:${{PORT}}:8080"]
+    command: ["sh", "-c", "mkdir -p /www && until [ -f /data/note ]; do sleep 0.2; done; echo \"$$(cat /data/note) $$GREETING\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    x-driftless:
+      health:
+        - http: {{ url: "http://127.0.0.1:${{PORT}}/", body_contains: "written-by-writer" }}
+          timeout: 20s
+"#
+    );
+    let c1 = up.commit(
+        &[
+            ("hosts/e2e/compose.yaml", &compose),
+            ("hosts/e2e/.env", &format!("WHO=world\nPORT={port}\n")),
+            ("hosts/e2e/app.env", "GREETING=\"hello ${WHO}\"\n"),
+        ],
+        "v1",
+    );
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(90));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    assert!(http_get(port).ends_with("\r\n\r\nwritten-by-writer hello world\n"), "{}", http_get(port));
+    let shared = agent.state_dir().join("files/_shared/hosts/e2e/data/note");
+    assert_eq!(std::fs::read_to_string(&shared).unwrap_or_default(), "written-by-writer\n", "{}", shared.display());
+    // A change in the .env reaches the env file's value: the reader is replaced, the writer
+    // (no env_file) is not.
+    let writer = docker::container_id("writer");
+    up.commit(&[("hosts/e2e/.env", &format!("WHO=there\nPORT={port}\n"))], "who in .env");
+    agent.sync(0);
+    assert!(http_get(port).ends_with("\r\n\r\nwritten-by-writer hello there\n"), "{}", http_get(port));
+    assert_eq!(docker::container_id("writer"), writer, "the writer was not replaced");
+    clear_managed();
+}

@@ -320,6 +320,11 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(spec.key("env_files").index(i), format!("env file {p:?} {why}"));
         }
     }
+    if let Some(p) = &c.env_files_vars {
+        if let Err(why) = repo_path(p) {
+            f(spec.key("env_files_vars"), format!("env_files_vars {p:?} {why}"));
+        }
+    }
     let mut mounted: HashMap<String, usize> = HashMap::new();
     for (i, m) in c.files.iter().enumerate() {
         let at = spec.key("files").index(i);

@@ -111,6 +111,11 @@ pub struct ContainerSpec {
     /// stay out of Git), or a repository path read at the revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<String>,
+    /// A repository `.env` file whose variables `${VAR}` in `env_files` may name (after the
+    /// variables of the env files read before): compose resolves an `env_file`'s `${VAR}`
+    /// from the project's `.env`, and a compose file's services carry it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_files_vars: Option<String>,
     /// Published ports: `[IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<String>,

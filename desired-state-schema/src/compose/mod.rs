@@ -268,6 +268,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         warnings: std::mem::take(&mut out.warnings),
         home: ctx.home.map(str::to_string),
         claims: Vec::new(),
+        dotenv_path: dotenv.map(|_| if dir.is_empty() { ".env".to_string() } else { format!("{dir}/.env") }),
         anonymous: BTreeMap::new(),
     };
     let Some(top) = value.as_mapping() else {
@@ -541,6 +542,7 @@ fn read_one(
         warnings: Vec::new(),
         home: ctx.home.map(str::to_string),
         claims: Vec::new(),
+        dotenv_path: None,
         anonymous: BTreeMap::new(),
     };
     interpolate_tree(&mut cx, &mut value, &YamlPath::root(), vars);
@@ -570,6 +572,9 @@ struct Cx<'a> {
     home: Option<String>,
     /// Every repository path `repo_path` resolved (`Converted::claims`).
     claims: Vec<Claim>,
+    /// The `.env` beside the file, repository-relative, when there is one (what `${VAR}` in
+    /// an `env_file` is resolved from).
+    dotenv_path: Option<String>,
     /// The engine names anonymous volumes took so far, and whose they are (service, path):
     /// one never takes a declared volume's name, nor another's.
     anonymous: BTreeMap<String, (String, String)>,

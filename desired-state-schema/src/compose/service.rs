@@ -217,6 +217,12 @@ impl Cx<'_> {
                     }
                     spec.insert("env_files".into(), Value::Sequence(files));
                     alias(&mut docmap, key, "env_files");
+                    // compose-go resolves an env_file's `${VAR}` from the project's
+                    // environment, the `.env` (loader/loader.go → types `GetEnvFromFile`
+                    // with the project environment as its lookup).
+                    if let Some(p) = &self.dotenv_path {
+                        spec.insert("env_files_vars".into(), Value::String(p.clone()));
+                    }
                 }
                 "ports" => {
                     let mut ports = Vec::new();

@@ -221,6 +221,23 @@ pub fn judge_engine(status: u16, message: &str) -> EngineJudgement {
     }
 }
 
+/// Make the shared data folder `shared`. A data folder of an older agent, one per
+/// container (`own`), becomes it by rename when it is not there yet, so no data is left
+/// behind; the others' own folders stay where they are (never removed).
+fn data_folder(own: &std::path::Path, shared: &std::path::Path) -> std::io::Result<()> {
+    if shared.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = shared.parent() {
+        std::fs::create_dir_all(parent)?;
+        if own.is_dir() {
+            std::fs::rename(own, shared)?;
+            return crate::fsutil::fsync_dir(parent);
+        }
+    }
+    std::fs::create_dir_all(shared)
+}
+
 /// An `external` volume or network that is not on the host: the host's state to fix (a
 /// fault), and never a reason to create an empty one.
 fn external_missing(resource: &str, what: &str, name: &str) -> RuntimeError {
@@ -487,6 +504,10 @@ impl DockerRuntime {
             let bytes = self.env_file(name, path, revision).await?;
             out.insert(format!("env_file:{path}"), format!("{:x}", Sha256::digest(&bytes)));
         }
+        if let Some(p) = spec.env_files_vars.as_ref().filter(|_| !spec.env_files.is_empty()) {
+            let bytes = self.env_file(name, p, revision).await?;
+            out.insert(format!("env_files_vars:{p}"), format!("{:x}", Sha256::digest(&bytes)));
+        }
         for m in &spec.files {
             let id = match self.entry(name, revision, &m.source).await? {
                 Some((_, id)) => id,
@@ -540,29 +561,37 @@ impl DockerRuntime {
 
     /// Bind mounts for `files`: each source exported at the revision to a stable path,
     /// `state_dir/files/<resource>/<source>` (replaced whole, by rename, when its content
-    /// changed); a source the revision does not hold is a data folder there, created once
-    /// and never overwritten or removed.
+    /// changed); a source the revision does not hold is a data folder, created once and never
+    /// overwritten or removed, and one folder for every container that binds it —
+    /// `state_dir/files/_shared/<source>` — as compose binds `./data` of several services to
+    /// one folder of the host.
     async fn file_binds(&self, name: &str, spec: &ContainerSpec, revision: &str) -> Result<Vec<String>, RuntimeError> {
         let mut binds = Vec::new();
-        let root = self.secrets_dir.with_file_name("files").join(name);
+        let files = self.secrets_dir.with_file_name("files");
+        let root = files.join(name);
         for m in &spec.files {
-            let host = root.join(m.source.trim_start_matches("./").trim_end_matches('/'));
+            let rel = m.source.trim_start_matches("./").trim_end_matches('/');
+            let mut host = root.join(rel);
             let stamp = host.with_file_name(format!(
                 ".{}.id",
                 host.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
             ));
             match self.entry(name, revision, &m.source).await? {
                 None => {
-                    let h = host.clone();
-                    tokio::task::spawn_blocking(move || std::fs::create_dir_all(&h))
+                    // `_shared` can be no resource's folder: a container name starts with a
+                    // letter or digit.
+                    let shared = files.join("_shared").join(rel);
+                    let (own, at) = (host.clone(), shared.clone());
+                    tokio::task::spawn_blocking(move || data_folder(&own, &at))
                         .await
                         .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
                         .map_err(|e| {
-                            RuntimeError::io(name, &host, &e, |resource, detail| RuntimeError::Docker {
+                            RuntimeError::io(name, &shared, &e, |resource, detail| RuntimeError::Docker {
                                 resource,
                                 detail,
                             })
                         })?;
+                    host = shared;
                 }
                 Some((is_dir, id)) => {
                     let current = tokio::fs::read_to_string(&stamp).await.unwrap_or_default();
@@ -1122,11 +1151,24 @@ impl DockerRuntime {
     ) -> Result<ContainerCreateBody, RuntimeError> {
         let name = r.name();
         let mut env: BTreeMap<String, String> = BTreeMap::new();
+        // `${VAR}` in an env file: the files read before it, then `env_files_vars` (compose:
+        // the project's `.env`), as compose-go's `GetEnvFromFile` looks them up.
+        let vars = match &spec.env_files_vars {
+            Some(p) if !spec.env_files.is_empty() => {
+                let bytes = self.env_file(name, p, made.revision).await?;
+                desired_state_schema::compose::dotenv::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+                    RuntimeError::Docker { resource: name.into(), detail: format!("{p}: {e} (compose's .env format)") }
+                })?
+            }
+            _ => BTreeMap::new(),
+        };
         for path in &spec.env_files {
             let bytes = self.env_file(name, path, made.revision).await?;
             let bytes = self.plaintext(name, path, bytes)?;
             let text = String::from_utf8_lossy(&bytes);
-            for (k, v) in parse_env_file(&text).map_err(|e| {
+            let lookup = |k: &str| env.get(k).or_else(|| vars.get(k)).cloned();
+            let parsed = desired_state_schema::compose::dotenv::parse_with(&text, &lookup);
+            for (k, v) in parsed.map_err(|e| {
                 let detail = format!("{e} (the .env format compose reads: KEY=value, quotes, # comments)");
                 if path.starts_with('/') {
                     // A host-side file: the host's to fix, as when it is missing.
@@ -1901,6 +1943,27 @@ mod tests {
         assert_eq!(got, want);
         // A line compose refuses is refused (it used to be skipped without a word).
         assert!(parse_env_file("A=1\nnot a pair\n").is_err());
+    }
+
+    /// A data folder of an older agent (one per container) becomes the shared one by rename,
+    /// once; another container's own copy is left where it is; nothing is removed.
+    #[test]
+    fn data_folders_move_to_the_shared_one_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, shared) =
+            (dir.path().join("a/stack/data"), dir.path().join("b/stack/data"), dir.path().join("_shared/stack/data"));
+        for (d, f) in [(&a, "from-a"), (&b, "from-b")] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("f"), f).unwrap();
+        }
+        data_folder(&a, &shared).unwrap();
+        data_folder(&b, &shared).unwrap();
+        assert_eq!(std::fs::read_to_string(shared.join("f")).unwrap(), "from-a");
+        assert!(!a.exists(), "moved, not copied");
+        assert_eq!(std::fs::read_to_string(b.join("f")).unwrap(), "from-b", "left where it was");
+        let fresh = dir.path().join("_shared/other");
+        data_folder(&dir.path().join("c/other"), &fresh).unwrap();
+        assert!(fresh.is_dir());
     }
 
     /// Answers recorded from Debian's docker.io 20.10.24 (API 1.41) on this project's CI
