@@ -905,3 +905,55 @@ fn an_agent_applies_its_own_host_overlay_after_the_environment_s() {
     assert!(env.lines().any(|l| l == "LEVEL=warn"), "the environment's overlay: {env}");
     clear_managed();
 }
+
+/// A compose service with both `image` and `build` (issue 35, difference 6), on the real
+/// engine and a local registry standing in for the public one: as compose-spec's build.md
+/// says, the image is pulled and built only when the registry does not have it; with
+/// `pull_policy: build` it is always built.
+#[test]
+fn image_and_build_pull_first_and_build_only_what_the_registry_lacks() {
+    let Some(_g) = setup() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let reg = open_registry_on(free_port(), data.path());
+    let host = format!("127.0.0.1:{}", reg.port);
+    let pushed = format!("{host}/team/pushed:1");
+    let absent = format!("{host}/team/absent:1");
+    docker::docker(&["tag", IMAGE, &pushed]);
+    let (code, out) = docker::docker(&["push", &pushed]);
+    assert_eq!(code, 0, "docker push: {out}");
+    docker::docker(&["rmi", &pushed]); // so that using it means pulling it
+    let service = |name: &str, image: &str, extra: &str| {
+        format!(
+            "  {name}:\n    image: {image}\n    build: ./ctx\n{extra}    stop_grace_period: 1s\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n"
+        )
+    };
+    let compose = format!(
+        "services:\n{}{}{}",
+        service("pulled", &pushed, ""),
+        service("built", &absent, ""),
+        service("always", &format!("{host}/team/always:1"), "    pull_policy: build\n"),
+    );
+    let up = Upstream::new();
+    let c1 = up.commit(
+        &[
+            ("hosts/e2e/compose.yaml", &compose),
+            ("hosts/e2e/ctx/Dockerfile", &format!("FROM {IMAGE}\nRUN echo built-here > /marker\n")),
+        ],
+        "v1",
+    );
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(120));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let marker = |c: &str| docker::docker(&["exec", c, "cat", "/marker"]);
+    assert_ne!(marker("pulled").0, 0, "the registry has it: pulled, not built");
+    assert_eq!(marker("built").1, "built-here", "the registry lacks it: built");
+    assert_eq!(marker("always").1, "built-here", "pull_policy: build: built");
+    let log = agent.log_text();
+    assert!(log.contains(&format!("build built: {absent} cannot be pulled")), "{log}");
+    assert!(!log.contains("build pulled:"), "{log}");
+    clear_managed();
+    for i in [&pushed, &absent, &format!("{host}/team/always:1")] {
+        docker::docker(&["rmi", i]);
+    }
+}

@@ -118,6 +118,12 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
                 f(at.key("dockerfile"), format!("dockerfile {df:?} {why} (it is relative to the context)"));
             }
         }
+        if b.when == crate::types::BuildWhen::Missing && c.image.is_empty() {
+            f(
+                at.key("when"),
+                "when: missing builds only when image cannot be pulled, and there is no image: write image: name[:tag], or remove when".into(),
+            );
+        }
     }
     for (i, v) in c.external.volumes.iter().enumerate() {
         let mounted = c.volumes.iter().any(|m| Volume::parse(m).is_ok_and(|m| !m.is_bind() && m.source == *v));

@@ -321,6 +321,29 @@ pub struct BuildSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(with = "BTreeMap<String, ScalarSchema>")]
     pub args: BTreeMap<String, EnvValue>,
+    /// When the image is built (with `image` set): `always` (the default), or `missing`.
+    #[serde(default, skip_serializing_if = "BuildWhen::is_always")]
+    pub when: BuildWhen,
+}
+
+/// When a Container's `build` runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildWhen {
+    /// Every revision uses the image built from the context (rebuilt only when the context's
+    /// tree changes), tagged `image` when one is given.
+    #[default]
+    Always,
+    /// `image` is pulled as `pull` says, and built from the context only when its registry
+    /// answers that it does not have it (compose's default for a service with both `image`
+    /// and `build`). Needs `image`.
+    Missing,
+}
+
+impl BuildWhen {
+    pub fn is_always(&self) -> bool {
+        *self == BuildWhen::Always
+    }
 }
 
 /// One network a container joins (a name, or `{ name, aliases }`).

@@ -396,6 +396,15 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
                     spec.remove("restart");
                 }
             }
+            // compose-spec build.md: with both `image` and `build` and no `pull_policy: build`,
+            // compose pulls the image and builds only when it is not found.
+            let builds_always = svc.get("pull_policy").and_then(Value::as_str) == Some("build");
+            if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
+                let has_image = spec.get("image").and_then(Value::as_str).is_some_and(|i| !i.is_empty());
+                if let (Some(Value::Mapping(b)), true, false) = (spec.get_mut("build"), has_image, builds_always) {
+                    b.insert("when".into(), "missing".into());
+                }
+            }
             if awaited_healthy.contains(service) {
                 if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
                     if !spec.contains_key("health") && !spec.contains_key("healthcheck") {
@@ -785,6 +794,18 @@ mod tests {
         let vols: Vec<&str> = web["volumes"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
         assert_eq!(vols, ["app_web_data-anon:/data", "app_web_x_data:/x_data", "app_web_data:/kept"]);
         assert_eq!(spec(&c, "web_x")["volumes"][0].as_str(), Some("app_web_x_data-anon:/data"));
+    }
+
+    /// compose-spec build.md: with both `image` and `build`, compose pulls the image and
+    /// builds only when it is not found, unless `pull_policy: build`; `build` alone builds.
+    #[test]
+    fn image_and_build_pull_first_unless_pull_policy_build() {
+        let text = "services:\n  a: { image: r/a:1, build: ./ctx }\n  b: { image: r/b:1, build: ./ctx, pull_policy: build }\n  c: { build: ./ctx }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "a")["build"]["when"].as_str(), Some("missing"));
+        assert!(spec(&c, "b")["build"].get("when").is_none());
+        assert!(spec(&c, "c")["build"].get("when").is_none());
     }
 
     /// What compose reads from the `.env` beside the file for itself (compose's

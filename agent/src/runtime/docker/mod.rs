@@ -221,6 +221,12 @@ pub fn judge_engine(status: u16, message: &str) -> EngineJudgement {
     }
 }
 
+/// Whether the image of `spec` is built before anything else (`build` without `when:
+/// missing`, or without an image to pull), rather than pulled first.
+fn builds_first(spec: &ContainerSpec) -> bool {
+    spec.build.as_ref().is_some_and(|b| b.when == desired_state_schema::BuildWhen::Always || spec.image.is_empty())
+}
+
 /// Make the shared data folder `shared`. A data folder of an older agent, one per
 /// container (`own`), becomes it by rename when it is not there yet, so no data is left
 /// behind; the others' own folders stay where they are (never removed).
@@ -444,11 +450,12 @@ impl DockerRuntime {
         revision: &str,
     ) -> Result<(String, Option<String>), RuntimeError> {
         match &spec.build {
-            Some(b) => {
+            Some(b) if builds_first(spec) => {
                 let tree = self.tree(name, revision, &b.context).await?;
                 Ok((format!("driftless-build/{name}:{tree}"), Some(tree)))
             }
-            None => Ok((image::normalize(&spec.image), None)),
+            // No build, or one only when the image cannot be pulled: the image is what runs.
+            _ => Ok((image::normalize(&spec.image), None)),
         }
     }
 
@@ -519,7 +526,7 @@ impl DockerRuntime {
             let digest = format!("{:x}", Sha256::digest(self.secret_content(name, sec, revision).await?));
             out.insert(format!("secret:{}", sec.name), digest);
         }
-        if let Some(b) = &spec.build {
+        if let Some(b) = spec.build.as_ref().filter(|_| builds_first(spec)) {
             out.insert("build_tree".to_string(), self.tree(name, revision, &b.context).await?);
         }
         out.insert("image_id".to_string(), image_id.to_string());
@@ -838,28 +845,8 @@ impl DockerRuntime {
         if let (Some(b), Some(tree)) = (&spec.build, tree) {
             if present.is_none() {
                 // Rebuilt only when the context's tree changed: the tag names the tree.
-                let oid = git2::Oid::from_str(revision)
-                    .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
-                let src = self.source.clone();
-                let context = b.context.clone();
-                let export = tokio::task::spawn_blocking(move || src.export(oid, &context))
-                    .await
-                    .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
-                    .map_err(|e| source_err(name, e))?;
-                let keep = self.last_output.clone();
-                let n = name.to_string();
-                let tee = move |line: String| {
-                    if let Ok(mut all) = keep.lock() {
-                        let v = all.entry(n.clone()).or_default();
-                        v.push(line.clone());
-                        if v.len() > 50 {
-                            v.remove(0);
-                        }
-                    }
-                    log(line);
-                };
                 log(format!("build {name}: context {} (tree {})", b.context, &tree[..12.min(tree.len())]));
-                image::build(api, &self.credentials, name, b, &export.path, &image, &tee).await?;
+                self.build(name, b, revision, &image, log).await?;
             } else {
                 log(format!(
                     "build {name}: context {} unchanged (tree {}): reusing {image}",
@@ -878,19 +865,80 @@ impl DockerRuntime {
             let pull = match (spec.pull, &present) {
                 (PullPolicy::Always, _) => !fetched_now,
                 (PullPolicy::IfNotPresent, None) => true,
-                (PullPolicy::Never, None) => return Err(RuntimeError::ImageMissing { image: image.clone() }),
+                (PullPolicy::Never, None) if spec.build.is_none() => {
+                    return Err(RuntimeError::ImageMissing { image: image.clone() })
+                }
+                (PullPolicy::Never, None) => false,
                 _ => false,
             };
             if let (false, Some(id)) = (pull, &present) {
                 return Ok((image, id.clone()));
             }
-            image::pull(api, &self.credentials, &image).await?;
-            self.brought.add(&image);
+            let pulled = match pull {
+                true => image::pull(api, &self.credentials, &image).await,
+                false => Err(RuntimeError::ImageMissing { image: image.clone() }),
+            };
+            match (pulled, &spec.build) {
+                (Ok(()), _) => self.brought.add(&image),
+                // `build.when: missing` (compose's image + build): the registry has no such
+                // image (a 404, a verdict on pulling, never a fault), or `pull: never` and
+                // the host has none: it is built from the context and tagged.
+                (Err(e @ (RuntimeError::ImageUnknown { .. } | RuntimeError::ImageMissing { .. })), Some(b)) => {
+                    let why = match e {
+                        RuntimeError::ImageMissing { .. } => "pull is never and the host has none".to_string(),
+                        other => other.to_string(),
+                    };
+                    log(format!("build {name}: {image} cannot be pulled ({why}); building it from {}", b.context));
+                    let tree = self.tree(name, revision, &b.context).await?;
+                    let built = format!("driftless-build/{name}:{tree}");
+                    let exists = api.inspect_image(&built).await.is_ok();
+                    if !exists {
+                        self.build(name, b, revision, &built, log).await?;
+                    }
+                    self.brought.add(&built);
+                    image::tag(api, &built, &spec.image).await.map_err(|e| docker_err(name, e))?;
+                }
+                (Err(e), _) => return Err(e),
+            }
         }
         match api.inspect_image(&image).await {
             Ok(i) => Ok((image, i.id.unwrap_or_default())),
             Err(e) => Err(docker_err(name, e)),
         }
+    }
+
+    /// Build `b` (the context exported at `revision`) as `tag`; its output streams to `log`
+    /// and its last 50 lines are kept for the diagnostics.
+    async fn build(
+        &self,
+        name: &str,
+        b: &desired_state_schema::BuildSpec,
+        revision: &str,
+        tag: &str,
+        log: Log<'_>,
+    ) -> Result<(), RuntimeError> {
+        let api = self.api().await?;
+        let oid = git2::Oid::from_str(revision)
+            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
+        let src = self.source.clone();
+        let context = b.context.clone();
+        let export = tokio::task::spawn_blocking(move || src.export(oid, &context))
+            .await
+            .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
+            .map_err(|e| source_err(name, e))?;
+        let keep = self.last_output.clone();
+        let n = name.to_string();
+        let tee = move |line: String| {
+            if let Ok(mut all) = keep.lock() {
+                let v = all.entry(n.clone()).or_default();
+                v.push(line.clone());
+                if v.len() > 50 {
+                    v.remove(0);
+                }
+            }
+            log(line);
+        };
+        image::build(api, &self.credentials, name, b, &export.path, tag, &tee).await
     }
 
     /// The spec's `external` volumes and networks exist (before anything runs is touched).
