@@ -45,6 +45,9 @@ spec:
   hostname: full-host
   extra_hosts: ["db.internal:10.1.2.3"]
   dns: ["10.0.0.53"]
+  dns_search: [corp.example]
+  dns_opt: ["ndots:2"]
+  domainname: corp.example
   cap_add: [NET_ADMIN]
   cap_drop: [MKNOD]
   read_only: true
@@ -88,6 +91,9 @@ spec:
         ("{{.Config.Hostname}}", "full-host"),
         ("{{json .HostConfig.ExtraHosts}}", "[\"db.internal:10.1.2.3\"]"),
         ("{{json .HostConfig.Dns}}", "[\"10.0.0.53\"]"),
+        ("{{json .HostConfig.DnsSearch}}", "[\"corp.example\"]"),
+        ("{{json .HostConfig.DnsOptions}}", "[\"ndots:2\"]"),
+        ("{{.Config.Domainname}}", "corp.example"),
         ("{{json .HostConfig.CapAdd}}", "[\"NET_ADMIN\"]"),
         ("{{json .HostConfig.CapDrop}}", "[\"MKNOD\"]"),
         ("{{.HostConfig.ReadonlyRootfs}}", "true"),

@@ -118,6 +118,11 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
                 f(at.key("dockerfile"), format!("dockerfile {df:?} {why} (it is relative to the context)"));
             }
         }
+        for (i, r) in b.cache_from.iter().enumerate() {
+            if let Err(why) = image_reference(r) {
+                f(at.key("cache_from").index(i), format!("cache_from {r:?} is not a valid image reference: {why}"));
+            }
+        }
         if b.when == crate::types::BuildWhen::Missing && c.image.is_empty() {
             f(
                 at.key("when"),

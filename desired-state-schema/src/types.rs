@@ -183,6 +183,15 @@ pub struct ContainerSpec {
     /// DNS servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
+    /// DNS search domains (`example.com`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// resolv.conf options (`ndots:2`, `use-vc`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_opt: Vec<String>,
+    /// The container's NIS domain name (`domainname`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
     /// Capabilities added, e.g. `NET_ADMIN`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
@@ -321,6 +330,10 @@ pub struct BuildSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(with = "BTreeMap<String, ScalarSchema>")]
     pub args: BTreeMap<String, EnvValue>,
+    /// Images whose layers the build may reuse (compose's `cache_from`), pulled before the
+    /// build when the host lacks them (a cache that cannot be pulled is skipped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
     /// When the image is built (with `image` set): `always` (the default), or `missing`.
     #[serde(default, skip_serializing_if = "BuildWhen::is_always")]
     pub when: BuildWhen,

@@ -796,6 +796,27 @@ mod tests {
         assert_eq!(spec(&c, "web_x")["volumes"][0].as_str(), Some("app_web_x_data-anon:/data"));
     }
 
+    /// Keys real projects use that Driftless refused: `dns_search`, `dns_opt`, `domainname`
+    /// (compose-spec 05-services.md), `build.cache_from` (build.md; buildx's
+    /// `type=registry,ref=` form read as the image it names, other cache types refused).
+    #[test]
+    fn dns_search_dns_opt_domainname_and_cache_from_are_carried() {
+        let text = "services:\n  a:\n    image: x\n    dns_search: example.com\n    dns_opt: [ndots:2, use-vc]\n    domainname: corp.example\n  b:\n    image: r/b:1\n    build: { context: ., cache_from: [r/b:cache, \"type=registry,ref=r/b:buildcache,mode=max\"] }\n  c:\n    image: r/c:1\n    build: { context: ., cache_from: [\"type=gha\"] }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert!(
+            errors(&c).contains("services.c.build.cache_from[0]: cache_from \"type=gha\" is not supported"),
+            "{}",
+            errors(&c)
+        );
+        assert_eq!(c.errors.len(), 1, "{}", errors(&c));
+        let a = spec(&c, "a");
+        assert_eq!(a["dns_search"][0].as_str(), Some("example.com"));
+        assert_eq!(a["dns_opt"][1].as_str(), Some("use-vc"));
+        assert_eq!(a["domainname"].as_str(), Some("corp.example"));
+        let b = spec(&c, "b");
+        assert_eq!(b["build"]["cache_from"][1].as_str(), Some("r/b:buildcache"), "{b:?}");
+    }
+
     /// compose-spec build.md: with both `image` and `build`, compose pulls the image and
     /// builds only when it is not found, unless `pull_policy: build`; `build` alone builds.
     #[test]

@@ -409,13 +409,17 @@ impl Cx<'_> {
                     spec.insert("extra_hosts".into(), Value::Sequence(hosts));
                     alias(&mut docmap, key, "extra_hosts");
                 }
-                "dns" => {
+                "dns" | "dns_search" | "dns_opt" => {
                     let list = match v {
                         Value::String(s) => Value::Sequence(vec![Value::String(s.clone())]),
                         other => strings_of(other),
                     };
-                    spec.insert("dns".into(), list);
-                    alias(&mut docmap, key, "dns");
+                    spec.insert(key.into(), list);
+                    alias(&mut docmap, key, key);
+                }
+                "domainname" => {
+                    spec.insert("domainname".into(), scalar_text(v));
+                    alias(&mut docmap, key, "domainname");
                 }
                 "devices" => {
                     let mut devs = Vec::new();
@@ -485,7 +489,28 @@ impl Cx<'_> {
                                     "args" => {
                                         b.insert("args".into(), map_of_strings(bv));
                                     }
-                                    _ => self.key_err(&bat, "not supported by Driftless: it builds with context, dockerfile, target and args (for dockerfile_inline, commit the Dockerfile); remove it"),
+                                    "cache_from" => {
+                                        // An image reference, or buildx's `type=registry,ref=…`
+                                        // (the engine's builder reads images only).
+                                        let mut refs = Vec::new();
+                                        for (i, item) in bv.as_sequence().into_iter().flatten().enumerate() {
+                                            let t = scalar_string(item);
+                                            let image = match t.strip_prefix("type=registry,ref=") {
+                                                Some(r) => Some(r.split(',').next().unwrap_or(r).to_string()),
+                                                None if t.starts_with("type=") => None,
+                                                None => Some(t.clone()),
+                                            };
+                                            match image {
+                                                Some(r) => refs.push(Value::String(r)),
+                                                None => self.err(&bat.index(i), &format!("cache_from {t:?} is not supported: the engine's builder takes an image (write an image reference, or type=registry,ref=<image>)")),
+                                            }
+                                        }
+                                        if bv.as_sequence().is_none() {
+                                            self.err(&bat, "cache_from is a list of images");
+                                        }
+                                        b.insert("cache_from".into(), Value::Sequence(refs));
+                                    }
+                                    _ => self.key_err(&bat, "not supported by Driftless: it builds with context, dockerfile, target, args and cache_from (for dockerfile_inline, commit the Dockerfile); remove it"),
                                 }
                             }
                             if !b.contains_key("context") {
@@ -1036,7 +1061,6 @@ pub(super) fn unsupported_hint(key: &str) -> String {
             "limit memory with mem_limit instead, or remove it"
         }
         "storage_opt" => "the container's disk is the engine's storage driver's to size; remove it",
-        "dns_opt" | "dns_search" | "domainname" => "name hosts with dns and extra_hosts instead, or remove it",
         "mac_address" => "the engine assigns addresses; remove it",
         "gpus" => "pass a device with devices: (/dev/…) instead, or remove it",
         "label_file" => "write the labels under labels:",

@@ -317,6 +317,7 @@ pub async fn build(
             .then(|| spec.args.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect::<HashMap<_, _>>()),
         rm: true,
         forcerm: true,
+        cachefrom: (!spec.cache_from.is_empty()).then(|| spec.cache_from.clone()),
         ..Default::default()
     };
     let mut tail: Vec<String> = Vec::new();

@@ -926,6 +926,17 @@ impl DockerRuntime {
             .await
             .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
             .map_err(|e| source_err(name, e))?;
+        // `cache_from`: the engine's builder reuses the layers of images it has; one it lacks
+        // is pulled first, and one that cannot be pulled is only a cache missed.
+        for cache in &b.cache_from {
+            let cache = image::normalize(cache);
+            if api.inspect_image(&cache).await.is_err() {
+                match image::pull(api, &self.credentials, &cache).await {
+                    Ok(()) => self.brought.add(&cache),
+                    Err(e) => log(format!("build {name}: cache {cache} not used: {e}")),
+                }
+            }
+        }
         let keep = self.last_output.clone();
         let n = name.to_string();
         let tee = move |line: String| {
@@ -1369,6 +1380,7 @@ impl DockerRuntime {
             user: spec.user.clone(),
             working_dir: spec.working_dir.clone(),
             hostname: spec.hostname.clone(),
+            domainname: spec.domainname.clone(),
             tty: spec.tty.then_some(true),
             open_stdin: spec.stdin_open.then_some(true),
             healthcheck,
@@ -1386,6 +1398,8 @@ impl DockerRuntime {
                         .collect()
                 }),
                 dns: nonempty(&spec.dns),
+                dns_search: nonempty(&spec.dns_search),
+                dns_options: nonempty(&spec.dns_opt),
                 cap_add: nonempty(&spec.cap_add),
                 cap_drop: nonempty(&spec.cap_drop),
                 privileged: spec.privileged.then_some(true),
