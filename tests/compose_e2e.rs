@@ -142,7 +142,8 @@ fn a_compose_stack_deploys_rolls_forward_on_an_env_change_and_rolls_back_with_it
 /// What compose shares is shared, on the real engine (issue 35, differences 1 and 5): one
 /// relative data folder bound by two services is one folder of the host — what `writer`
 /// writes there, `reader` reads — and `${VAR}` in an `env_file` is resolved from the `.env`
-/// beside the compose file, as compose-go's `GetEnvFromFile` resolves it.
+/// beside the compose file, as compose-go's `GetEnvFromFile` resolves it; an `env_file`
+/// with `required: false` that is not there (in the repository or on the host) is skipped.
 #[test]
 fn one_data_folder_for_every_service_that_binds_it_and_env_files_see_the_dotenv() {
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -167,7 +168,7 @@ fn one_data_folder_for_every_service_that_binds_it_and_env_files_see_the_dotenv(
     stop_grace_period: 1s
     depends_on: [writer]
     volumes: ["./data:/data"]
-    env_file: [app.env]
+    env_file: [app.env, {{ path: ./local.env, required: false }}, {{ path: /nonexistent/driftless.env, required: false }}]
     ports: ["127.0.0.1:${{PORT}}:8080"]
     command: ["sh", "-c", "mkdir -p /www && until [ -f /data/note ]; do sleep 0.2; done; echo \"$$(cat /data/note) $$GREETING\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
     x-driftless:

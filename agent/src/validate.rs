@@ -127,7 +127,7 @@ fn check_secrets(dir: &Path, state: &DesiredState, ids: &crate::secrets::Secrets
                 .env_files
                 .iter()
                 .enumerate()
-                .map(|(i, p)| (format!("spec.env_files[{i}]"), p))
+                .map(|(i, p)| (format!("spec.env_files[{i}]"), &p.path))
                 .chain(c.secrets.iter().enumerate().map(|(i, s)| (format!("spec.secrets[{i}].source"), &s.source)))
                 .collect(),
             Spec::PassengerApp(p) => {

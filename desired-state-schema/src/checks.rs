@@ -325,7 +325,7 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             );
         }
     }
-    for (i, p) in c.env_files.iter().enumerate() {
+    for (i, p) in c.env_files.iter().map(|e| &e.path).enumerate() {
         let ok = if p.starts_with('/') { host_path(p) } else { repo_path(p) };
         if let Err(why) = ok {
             f(spec.key("env_files").index(i), format!("env file {p:?} {why}"));

@@ -110,7 +110,7 @@ pub struct ContainerSpec {
     /// Files of `KEY=value` lines, read at apply time: an absolute host path (secrets that
     /// stay out of Git), or a repository path read at the revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env_files: Vec<String>,
+    pub env_files: Vec<EnvFile>,
     /// A repository `.env` file whose variables `${VAR}` in `env_files` may name (after the
     /// variables of the env files read before): compose resolves an `env_file`'s `${VAR}`
     /// from the project's `.env`, and a compose file's services carry it here.
@@ -380,6 +380,60 @@ impl Serialize for NetworkAttachment {
         st.serialize_field("name", &self.name)?;
         st.serialize_field("aliases", &self.aliases)?;
         st.end()
+    }
+}
+
+/// One `env_files` entry: a path, or `{ path, required: false }` (compose's `env_file`
+/// long form): a file that is not there is then skipped instead of holding the revision.
+#[derive(Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "NameOr<EnvFileMap>")]
+pub struct EnvFile {
+    pub path: String,
+    pub required: bool,
+}
+
+impl EnvFile {
+    /// A required env file at `path`.
+    pub fn required(path: &str) -> EnvFile {
+        EnvFile { path: path.to_string(), required: true }
+    }
+}
+
+impl Serialize for EnvFile {
+    // A required file serializes as its path, so spec hashes of `env_files: [a]` stay.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if self.required {
+            return s.serialize_str(&self.path);
+        }
+        let mut st = s.serialize_struct("EnvFile", 2)?;
+        st.serialize_field("path", &self.path)?;
+        st.serialize_field("required", &self.required)?;
+        st.end()
+    }
+}
+
+/// Schema of the full form of an `env_files` entry.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct EnvFileMap {
+    /// An absolute host path, or a repository path read at the revision.
+    path: String,
+    /// `false`: a file that is not there is skipped (default `true`).
+    #[serde(default = "yes")]
+    required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl<'de> Deserialize<'de> for EnvFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let full: EnvFileMap =
+            name_or_map(d, |path| EnvFileMap { path, required: true }, "a path, or { path, required }")?;
+        Ok(EnvFile { path: full.path, required: full.required })
     }
 }
 

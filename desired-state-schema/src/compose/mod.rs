@@ -817,6 +817,20 @@ mod tests {
         assert_eq!(b["build"]["cache_from"][1].as_str(), Some("r/b:buildcache"), "{b:?}");
     }
 
+    /// compose-spec 05-services.md, `env_file` long form: `required: false` is carried (a
+    /// file that is not there is skipped at apply time); a required one stays a plain path.
+    #[test]
+    fn env_file_required_false_is_carried() {
+        let text = "services:\n  a:\n    image: x\n    env_file: [base.env, { path: ./local.env, required: false }, { path: /etc/x.env, required: true }]\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        let a = spec(&c, "a");
+        assert_eq!(a["env_files"][0].as_str(), Some("app/base.env"));
+        assert_eq!(a["env_files"][1]["path"].as_str(), Some("app/local.env"));
+        assert_eq!(a["env_files"][1]["required"].as_bool(), Some(false));
+        assert_eq!(a["env_files"][2].as_str(), Some("/etc/x.env"));
+    }
+
     /// compose-spec build.md: with both `image` and `build`, compose pulls the image and
     /// builds only when it is not found, unless `pull_policy: build`; `build` alone builds.
     #[test]

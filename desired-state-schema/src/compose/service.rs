@@ -189,11 +189,16 @@ impl Cx<'_> {
                         other => vec![(kat.clone(), other)],
                     };
                     for (iat, item) in items {
+                        let mut required = true;
                         let p = match item {
                             Value::String(p) => Some(p.clone()),
                             Value::Mapping(m) => {
-                                if m.get("required").and_then(Value::as_bool) == Some(false) {
-                                    self.err(&iat.key("required"), "required: false is not supported: the file is read from the repository at the revision; commit it, or remove the entry");
+                                // compose-spec 05-services.md: `required: false` skips a file
+                                // that is not there.
+                                match m.get("required") {
+                                    None | Some(Value::Bool(true)) => {}
+                                    Some(Value::Bool(false)) => required = false,
+                                    Some(_) => self.err(&iat.key("required"), "required is true or false"),
                                 }
                                 if m.get("format").is_some() {
                                     self.err(
@@ -205,14 +210,23 @@ impl Cx<'_> {
                             }
                             _ => None,
                         };
+                        let entry = |path: String| {
+                            if required {
+                                return Value::String(path);
+                            }
+                            let mut m = Mapping::new();
+                            m.insert("path".into(), path.into());
+                            m.insert("required".into(), false.into());
+                            Value::Mapping(m)
+                        };
                         match p {
-                            Some(p) if p.starts_with('/') => files.push(Value::String(p)),
+                            Some(p) if p.starts_with('/') => files.push(entry(p)),
                             Some(p) => {
                                 if let Some(r) = self.repo_path(&iat, &p) {
-                                    files.push(Value::String(r));
+                                    files.push(entry(r));
                                 }
                             }
-                            None => self.err(&iat, "env_file is a path, a list of paths, or { path }"),
+                            None => self.err(&iat, "env_file is a path, a list of paths, or { path, required }"),
                         }
                     }
                     spec.insert("env_files".into(), Value::Sequence(files));

@@ -507,9 +507,12 @@ impl DockerRuntime {
         image_id: &str,
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
         let mut out = BTreeMap::new();
-        for path in &spec.env_files {
-            let bytes = self.env_file(name, path, revision).await?;
-            out.insert(format!("env_file:{path}"), format!("{:x}", Sha256::digest(&bytes)));
+        for f in &spec.env_files {
+            let digest = match self.env_file_entry(name, f, revision).await? {
+                Some(bytes) => format!("{:x}", Sha256::digest(&bytes)),
+                None => "absent".to_string(),
+            };
+            out.insert(format!("env_file:{}", f.path), digest);
         }
         if let Some(p) = spec.env_files_vars.as_ref().filter(|_| !spec.env_files.is_empty()) {
             let bytes = self.env_file(name, p, revision).await?;
@@ -531,6 +534,27 @@ impl DockerRuntime {
         }
         out.insert("image_id".to_string(), image_id.to_string());
         Ok(out)
+    }
+
+    /// An `env_files` entry's content; `None` for one with `required: false` that is not
+    /// there (a host file missing, or a repository path the revision does not hold).
+    async fn env_file_entry(
+        &self,
+        name: &str,
+        f: &desired_state_schema::EnvFile,
+        revision: &str,
+    ) -> Result<Option<Vec<u8>>, RuntimeError> {
+        if !f.required {
+            let there = if f.path.starts_with('/') {
+                tokio::fs::try_exists(&f.path).await.unwrap_or(true)
+            } else {
+                self.entry(name, revision, &f.path).await?.is_some()
+            };
+            if !there {
+                return Ok(None);
+            }
+        }
+        self.env_file(name, &f.path, revision).await.map(Some)
     }
 
     /// An env file's content: a host file (absolute), else a repository file at the revision.
@@ -669,9 +693,10 @@ impl DockerRuntime {
         if let Some(proxy) = &spec.proxy {
             self.preflight_proxy(name, proxy).await?;
         }
-        for path in spec.env_files.iter().filter(|p| crate::secrets::is_encrypted(p)) {
-            let bytes = self.env_file(name, path, revision).await?;
-            self.plaintext(name, path, bytes)?;
+        for f in spec.env_files.iter().filter(|f| crate::secrets::is_encrypted(&f.path)) {
+            if let Some(bytes) = self.env_file_entry(name, f, revision).await? {
+                self.plaintext(name, &f.path, bytes)?;
+            }
         }
         for sec in spec.secrets.iter().filter(|s| crate::secrets::is_encrypted(&s.source)) {
             let bytes = self.secret_content(name, sec, revision).await?;
@@ -1221,8 +1246,9 @@ impl DockerRuntime {
             }
             _ => BTreeMap::new(),
         };
-        for path in &spec.env_files {
-            let bytes = self.env_file(name, path, made.revision).await?;
+        for f in &spec.env_files {
+            let path = &f.path;
+            let Some(bytes) = self.env_file_entry(name, f, made.revision).await? else { continue };
             let bytes = self.plaintext(name, path, bytes)?;
             let text = String::from_utf8_lossy(&bytes);
             let lookup = |k: &str| env.get(k).or_else(|| vars.get(k)).cloned();
