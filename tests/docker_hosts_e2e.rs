@@ -60,7 +60,7 @@ spec:
   cpus: 0.5
   pids_limit: 100
   logging: {{ driver: json-file, options: {{ max-size: 1m }} }}
-  healthcheck: {{ test: ["CMD", "true"], interval: 1s, timeout: 2s, retries: 3, start_period: 1s }}
+  healthcheck: {{ test: ["CMD", "true"], interval: 1s, timeout: 2s, retries: 3, start_period: 1s, start_interval: 1s }}
   stop_signal: SIGQUIT
   ipc: shareable
   security_opt: ["no-new-privileges:true"]
@@ -83,6 +83,16 @@ spec:
     agent.start();
     let s = agent.wait_phase("Synced", Duration::from_secs(60));
     assert_eq!(s["resources"][0]["health"], "healthy", "gated by its healthcheck: {s}");
+    // healthcheck.start_interval: passed to an engine of API 1.44 and later, and named as
+    // ignored in `status` by an older one (Debian's docker.io 20.10 speaks 1.41).
+    let api = docker::docker(&["version", "--format", "{{.Server.APIVersion}}"]).1;
+    let minor: u32 = api.trim().strip_prefix("1.").and_then(|m| m.parse().ok()).unwrap_or(0);
+    if minor < 44 {
+        let detail = s["resources"][0]["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("healthcheck.start_interval ignored: this engine speaks API"), "{s}");
+    } else {
+        assert_eq!(inspect("full", "{{.Config.Healthcheck.StartInterval}}"), "1s");
+    }
     let checks: &[(&str, &str)] = &[
         ("{{index .Config.Labels \"traefik.enable\"}}", "true"),
         ("{{index .Config.Labels \"team\"}}", "ops"),

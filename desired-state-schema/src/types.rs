@@ -625,6 +625,10 @@ pub struct Healthcheck {
     pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_period: Option<Duration>,
+    /// How often the check runs during `start_period` (Docker API 1.44, Docker 25+; an
+    /// older engine ignores it, and `status` says so, as compose does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<Duration>,
 }
 
 /// A healthcheck's `test`: a list (`CMD …`, `CMD-SHELL …`, `NONE`) or a shell string.

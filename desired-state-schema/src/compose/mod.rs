@@ -831,6 +831,21 @@ mod tests {
         assert_eq!(a["env_files"][2].as_str(), Some("/etc/x.env"));
     }
 
+    /// `healthcheck.start_interval` is carried (passed where the engine takes it), with a
+    /// warning that an engine before API 1.44 ignores it.
+    #[test]
+    fn start_interval_is_carried_with_a_warning() {
+        let text = "services:\n  a:\n    image: x\n    healthcheck: { test: [CMD, \"true\"], start_period: 30s, start_interval: 2s }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "a")["healthcheck"]["start_interval"].as_str(), Some("2s"));
+        let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();
+        assert!(
+            w.iter().any(|w| w.contains("app/compose.yaml:4:") && w.contains("start_interval needs Docker API 1.44")),
+            "{w:?}"
+        );
+    }
+
     /// compose-spec build.md: with both `image` and `build`, compose pulls the image and
     /// builds only when it is not found, unless `pull_policy: build`; `build` alone builds.
     #[test]

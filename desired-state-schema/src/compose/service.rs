@@ -553,12 +553,17 @@ impl Cx<'_> {
                             "interval" | "timeout" | "start_period" => {
                                 h.insert(hkey.into(), scalar_text(hv));
                             }
+                            "start_interval" => {
+                                // Passed where the engine takes it (API 1.44); an older one
+                                // ignores it, as compose lets it be ignored there.
+                                h.insert(hkey.into(), scalar_text(hv));
+                                self.warn(&kat.key(hkey), "start_interval needs Docker API 1.44 (Docker 25+): an older engine ignores it (interval applies from the start), and agentctl status says so");
+                            }
                             "retries" => {
                                 h.insert(hkey.into(), numberish(hv));
                             }
                             "disable" => disabled = hv.as_bool() == Some(true),
-                            "start_interval" => self.key_err(&kat.key(hkey), "not supported by the engine here (API 1.41; start_interval needs Docker 25+): remove it; interval applies from the start"),
-                            other => self.key_err(&kat.key(other), "unknown healthcheck key: write test, interval, timeout, retries, start_period or disable"),
+                            other => self.key_err(&kat.key(other), "unknown healthcheck key: write test, interval, timeout, retries, start_period, start_interval or disable"),
                         }
                     }
                     if disabled {

@@ -340,6 +340,13 @@ impl DockerRuntime {
             .await
     }
 
+    /// Whether the engine takes `healthcheck.start_interval` (API 1.44, Docker 25+).
+    fn takes_start_interval(&self) -> bool {
+        self.negotiated
+            .get()
+            .is_some_and(|d| d.client_version() >= bollard::ClientVersion { major_version: 1, minor_version: 44 })
+    }
+
     /// The engine's version and API version, for logs and `status`.
     pub async fn version(&self) -> String {
         let api = match self.api().await {
@@ -1382,7 +1389,7 @@ impl DockerRuntime {
             timeout: nanos(h.timeout),
             retries: h.retries.map(i64::from),
             start_period: nanos(h.start_period),
-            start_interval: None,
+            start_interval: if self.takes_start_interval() { nanos(h.start_interval) } else { None },
         });
         let network_mode = spec.network_mode.clone().or_else(|| spec.networks.first().map(|n| n.name.clone()));
         let networking_config = spec.networks.first().filter(|n| !n.aliases.is_empty()).map(|n| {
@@ -1945,6 +1952,22 @@ impl super::Driver for DockerRuntime {
 
     async fn watch(&self, name: &str) -> Liveness {
         DockerRuntime::watch(self, name).await
+    }
+
+    /// What the engine of this host cannot honour of the spec, said in `status` and the
+    /// history (as compose names it once): `healthcheck.start_interval` before API 1.44.
+    fn describe(&self, r: &Resource) -> Option<String> {
+        let c = container_spec(r).ok()?;
+        let asked = c.healthcheck.as_ref().is_some_and(|h| h.start_interval.is_some());
+        let version = self.negotiated.get()?.client_version();
+        (asked && !self.takes_start_interval()).then(|| {
+            format!(
+                "{}: healthcheck.start_interval ignored: this engine speaks API {}.{} (it needs 1.44, Docker 25+)",
+                r.name(),
+                version.major_version,
+                version.minor_version
+            )
+        })
     }
 
     async fn self_check(&self, name: &str) -> Result<(), String> {
