@@ -35,7 +35,150 @@ pub fn check_all(resources: &[Resource], untyped: &std::collections::BTreeSet<St
     check_host_ports(resources, &mut out);
     check_ipc_peers(resources, &mut out);
     check_proxies(resources, &mut out);
+    check_static_addresses(resources, &mut out);
     out
+}
+
+/// A network's address range: `172.28.0.0/16`, `fd00:db8::/64`.
+pub fn cidr(s: &str) -> Result<(IpAddr, u8), String> {
+    let (ip, len) =
+        s.split_once('/').ok_or_else(|| format!("{s:?} is not a subnet: write ADDRESS/LENGTH, e.g. 172.28.0.0/16"))?;
+    let ip: IpAddr = ip.parse().map_err(|_| format!("{ip:?} is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match len.parse::<u8>() {
+        Ok(n) if n <= max => Ok((ip, n)),
+        _ => Err(format!(
+            "{len:?} is not a prefix length of an {} subnet (0-{max})",
+            if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+        )),
+    }
+}
+
+/// Whether `addr` lies in `net`.
+pub fn in_subnet(net: (IpAddr, u8), addr: IpAddr) -> bool {
+    let bits = |ip: IpAddr| -> (u128, u32) {
+        match ip {
+            IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+            IpAddr::V6(v) => (u128::from(v), 128),
+        }
+    };
+    let ((n, width), (a, aw)) = (bits(net.0), bits(addr));
+    if width != aw {
+        return false;
+    }
+    let shift = width - u32::from(net.1);
+    shift >= width || (n >> shift) == (a >> shift)
+}
+
+/// `network_options` (subnets, gateways, IPv6), `volume_options`, and the static addresses
+/// of `networks`: each address parses, lies in a subnet of its network, and IPv6 only where
+/// the network has it (the engine refuses a static address on a network without a
+/// configured subnet).
+fn check_addresses(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    for (name, o) in &c.network_options {
+        let at = spec.key("network_options").key(name.clone());
+        if !c.networks.iter().any(|a| a.name == *name) {
+            f(at.clone(), format!("network {name:?} is not one of this container's networks: attach it (networks: [{name}]) or remove it here"));
+        }
+        for (i, sn) in o.subnets.iter().enumerate() {
+            let sat = at.key("subnets").index(i);
+            let net = match cidr(&sn.subnet) {
+                Ok(n) => n,
+                Err(why) => {
+                    f(sat.key("subnet"), why);
+                    continue;
+                }
+            };
+            if net.0.is_ipv6() && !o.enable_ipv6 {
+                f(
+                    sat.key("subnet"),
+                    format!("{} is an IPv6 subnet and the network has no IPv6: write enable_ipv6: true", sn.subnet),
+                );
+            }
+            if let Some(g) = &sn.gateway {
+                match g.parse::<IpAddr>() {
+                    Ok(ip) if in_subnet(net, ip) => {}
+                    Ok(_) => f(sat.key("gateway"), format!("gateway {g} is not in subnet {}", sn.subnet)),
+                    Err(_) => f(sat.key("gateway"), format!("gateway {g:?} is not an IP address")),
+                }
+            }
+            if let Some(r) = &sn.ip_range {
+                match cidr(r) {
+                    Ok(range) if in_subnet(net, range.0) && range.1 >= net.1 => {}
+                    Ok(_) => f(sat.key("ip_range"), format!("ip_range {r} is not within subnet {}", sn.subnet)),
+                    Err(why) => f(sat.key("ip_range"), why),
+                }
+            }
+        }
+    }
+    for (i, a) in c.networks.iter().enumerate() {
+        let subnets: Vec<(IpAddr, u8)> = c
+            .network_options
+            .get(&a.name)
+            .map(|o| o.subnets.iter().filter_map(|s| cidr(&s.subnet).ok()).collect())
+            .unwrap_or_default();
+        for (key, addr, v6) in [("ipv4_address", &a.ipv4_address, false), ("ipv6_address", &a.ipv6_address, true)] {
+            let Some(addr) = addr else { continue };
+            let at = spec.key("networks").index(i).key(key);
+            let ip = match addr.parse::<IpAddr>() {
+                Ok(ip) if ip.is_ipv6() == v6 => ip,
+                _ => {
+                    f(at, format!("{addr:?} is not an {} address", if v6 { "IPv6" } else { "IPv4" }));
+                    continue;
+                }
+            };
+            if subnets.iter().all(|s| s.0.is_ipv6() != v6) {
+                f(at, format!("a static address on network {:?} needs its subnet: declare one (compose: ipam: {{ config: [{{ subnet: … }}] }}), which the engine requires for addresses it does not pick", a.name));
+            } else if !subnets.iter().any(|s| in_subnet(*s, ip)) {
+                f(at, format!("{addr} is not in a subnet of network {:?}", a.name));
+            }
+        }
+    }
+    for (name, o) in &c.volume_options {
+        let at = spec.key("volume_options").key(name.clone());
+        let mounted = c.volumes.iter().any(|m| Volume::parse(m).is_ok_and(|m| !m.is_bind() && m.source == *name));
+        if !mounted {
+            f(
+                at.clone(),
+                format!("volume {name:?} is not one of this container's named volumes: mount it or remove it here"),
+            );
+        }
+        for k in o.driver_opts.keys().filter(|k| !matches!(k.as_str(), "type" | "device" | "o")) {
+            f(
+                at.key("driver_opts").key(k.clone()),
+                format!("driver option {k:?} is not one of the local driver's (type, device, o)"),
+            );
+        }
+    }
+}
+
+/// Two containers cannot hold one static address of one network.
+fn check_static_addresses(resources: &[Resource], out: &mut Vec<Finding>) {
+    let mut taken: HashMap<(String, String), usize> = HashMap::new();
+    for (i, r) in resources.iter().enumerate() {
+        let Spec::Container(c) = &r.spec else { continue };
+        for (j, a) in c.networks.iter().enumerate() {
+            for (key, addr) in [("ipv4_address", &a.ipv4_address), ("ipv6_address", &a.ipv6_address)] {
+                let Some(addr) = addr else { continue };
+                let canonical = addr.parse::<IpAddr>().map(|ip| ip.to_string()).unwrap_or_else(|_| addr.clone());
+                match taken.get(&(a.name.clone(), canonical.clone())) {
+                    Some(&k) if k != i => out.push(Finding {
+                        resource: i,
+                        path: YamlPath::of(&["spec", "networks"]).index(j).key(key),
+                        message: format!(
+                            "{addr} on network {:?} is already {:?}'s ({}): give each container its own",
+                            a.name,
+                            resources[k].name(),
+                            resources[k].origin
+                        ),
+                    }),
+                    _ => {
+                        taken.insert((a.name.clone(), canonical), i);
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn check_resource(r: &Resource, f: &mut impl FnMut(YamlPath, String)) {
@@ -141,6 +284,7 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(spec.key("internal_networks").index(i), format!("internal network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));
         }
     }
+    check_addresses(c, spec, f);
     for (i, n) in c.external.networks.iter().enumerate() {
         if !c.networks.iter().any(|a| a.name == *n) {
             f(spec.key("external").key("networks").index(i), format!("external network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));
@@ -775,6 +919,16 @@ fn check_update(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath,
             "a oneshot container runs to completion and is never replaced while it serves: remove update".into(),
         );
     }
+    if start_first {
+        for (i, a) in c.networks.iter().enumerate() {
+            if a.ipv4_address.is_some() || a.ipv6_address.is_some() {
+                f(
+                    spec.key("networks").index(i),
+                    "a static address cannot be held by two containers at once, and start-first runs the new one beside the old: remove the address, or update: start-first".into(),
+                );
+            }
+        }
+    }
     if start_first && c.network_mode.as_deref() == Some("host") {
         f(
             spec.key("update"),
@@ -1292,6 +1446,39 @@ mod tests {
         for bad in ["", "Web:1", "web:", "web::1", "web@sha256:12", "-web", "web/", "a..b", "web:1 2", "host:x/web"] {
             assert!(image_reference(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    /// Subnets and static addresses as the engine takes them: an address in its network's
+    /// subnet, IPv6 only with enable_ipv6, no address twice on one network.
+    #[test]
+    fn subnets_and_static_addresses() {
+        let net = cidr("172.28.0.0/16").unwrap();
+        assert!(in_subnet(net, "172.28.5.9".parse().unwrap()));
+        assert!(!in_subnet(net, "172.29.0.1".parse().unwrap()));
+        assert!(!in_subnet(net, "fd00::1".parse().unwrap()));
+        assert!(in_subnet(cidr("0.0.0.0/0").unwrap(), "8.8.8.8".parse().unwrap()));
+        assert!(in_subnet(cidr("fd00:db8::/64").unwrap(), "fd00:db8::42".parse().unwrap()));
+        for bad in ["172.28.0.0", "172.28.0.0/33", "x/8", "fd00::/129"] {
+            assert!(cidr(bad).is_err(), "{bad}");
+        }
+        let doc = |extra: &str| {
+            format!(
+                "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: aa }}\nspec:\n  image: x\n  networks: [{{ name: n, aliases: [], ipv4_address: {extra} }}]\n  network_options: {{ n: {{ subnets: [{{ subnet: 172.28.0.0/16, gateway: 172.28.0.1 }}] }} }}\n---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: bb }}\nspec:\n  image: x\n  networks: [{{ name: n, aliases: [], ipv4_address: 172.28.0.10 }}]\n  network_options: {{ n: {{ subnets: [{{ subnet: 172.28.0.0/16 }}] }} }}\n"
+            )
+        };
+        let errors = |text: &str| -> String {
+            match crate::load::parse(&[crate::load::SourceFile { path: "a.yaml".into(), text: text.into() }])
+                .build(None)
+            {
+                Ok(_) => String::new(),
+                Err(e) => e.to_string(),
+            }
+        };
+        assert_eq!(errors(&doc("172.28.0.20")), "");
+        let e = errors(&doc("172.29.0.20"));
+        assert!(e.contains("172.29.0.20 is not in a subnet of network \"n\""), "{e}");
+        let e = errors(&doc("172.28.0.10"));
+        assert!(e.contains("172.28.0.10 on network \"n\" is already \"aa\"'s"), "{e}");
     }
 
     #[test]

@@ -144,6 +144,15 @@ pub struct ContainerSpec {
     /// compose's `internal: true`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub internal_networks: Vec<String>,
+    /// How the agent creates networks of `networks` (compose's top-level `enable_ipv6` and
+    /// `ipam`), by network name; a network that exists already is used as it is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub network_options: BTreeMap<String, NetworkOptions>,
+    /// How the agent creates named volumes of `volumes` (compose's top-level `driver_opts`
+    /// of the `local` driver: `type`, `device`, `o`), by volume name; a volume that exists
+    /// already is used as it is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_options: BTreeMap<String, VolumeOptions>,
     /// `host`, `none`, `bridge` or `container:<name>` instead of `networks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
@@ -359,7 +368,44 @@ impl BuildWhen {
     }
 }
 
-/// One network a container joins (a name, or `{ name, aliases }`).
+/// How a network is created (`network_options`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkOptions {
+    /// IPv6 on the network (compose's `enable_ipv6`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub enable_ipv6: bool,
+    /// Its address ranges (compose's `ipam.config`); static container addresses
+    /// (`ipv4_address`, `ipv6_address`) must lie in one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<Subnet>,
+}
+
+/// One address range of a network.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Subnet {
+    /// `172.28.0.0/16`, `fd00:db8::/64`.
+    pub subnet: String,
+    /// The gateway's address, in the subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// The part of the subnet the engine hands out addresses from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+}
+
+/// How a named volume is created (`volume_options`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeOptions {
+    /// The `local` driver's options: `type` (`tmpfs`, `nfs`, `none` for a bind), `device`,
+    /// `o` (mount options).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+}
+
+/// One network a container joins (a name, or `{ name, aliases, ipv4_address, ipv6_address }`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[schemars(with = "NameOr<NetworkAttachmentMap>")]
 pub struct NetworkAttachment {
@@ -367,18 +413,29 @@ pub struct NetworkAttachment {
     /// Other names the container answers to on this network.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// A static IPv4 address on the network (in one of its `subnets`).
+    pub ipv4_address: Option<String>,
+    /// A static IPv6 address on the network (`enable_ipv6`, in one of its `subnets`).
+    pub ipv6_address: Option<String>,
 }
 
 impl Serialize for NetworkAttachment {
-    // A plain name serializes as a string, so spec hashes of `networks: [a]` stay as they were.
+    // A plain name serializes as a string, and unset keys are left out, so spec hashes of
+    // `networks: [a]` and `{ name, aliases }` stay as they were.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        if self.aliases.is_empty() {
+        use serde::ser::SerializeMap;
+        if self.aliases.is_empty() && self.ipv4_address.is_none() && self.ipv6_address.is_none() {
             return s.serialize_str(&self.name);
         }
-        let mut st = s.serialize_struct("NetworkAttachment", 2)?;
-        st.serialize_field("name", &self.name)?;
-        st.serialize_field("aliases", &self.aliases)?;
+        let mut st = s.serialize_map(None)?;
+        st.serialize_entry("name", &self.name)?;
+        st.serialize_entry("aliases", &self.aliases)?;
+        if let Some(a) = &self.ipv4_address {
+            st.serialize_entry("ipv4_address", a)?;
+        }
+        if let Some(a) = &self.ipv6_address {
+            st.serialize_entry("ipv6_address", a)?;
+        }
         st.end()
     }
 }
@@ -455,6 +512,12 @@ struct NetworkAttachmentMap {
     /// Other names the container answers to on this network.
     #[serde(default)]
     aliases: Vec<String>,
+    /// A static IPv4 address on the network (in one of its `network_options` subnets).
+    #[serde(default)]
+    ipv4_address: Option<String>,
+    /// A static IPv6 address on the network (`enable_ipv6`, in one of its subnets).
+    #[serde(default)]
+    ipv6_address: Option<String>,
 }
 
 /// Schema of the full form of a `depends_on` entry.
@@ -546,13 +609,25 @@ struct NetworkFull {
     name: String,
     #[serde(default)]
     aliases: Vec<String>,
+    #[serde(default)]
+    ipv4_address: Option<String>,
+    #[serde(default)]
+    ipv6_address: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for NetworkAttachment {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let full: NetworkFull =
-            name_or_map(d, |name| NetworkFull { name, aliases: Vec::new() }, "a network name, or { name, aliases }")?;
-        Ok(NetworkAttachment { name: full.name, aliases: full.aliases })
+        let full: NetworkFull = name_or_map(
+            d,
+            |name| NetworkFull { name, aliases: Vec::new(), ipv4_address: None, ipv6_address: None },
+            "a network name, or { name, aliases, ipv4_address, ipv6_address }",
+        )?;
+        Ok(NetworkAttachment {
+            name: full.name,
+            aliases: full.aliases,
+            ipv4_address: full.ipv4_address,
+            ipv6_address: full.ipv6_address,
+        })
     }
 }
 

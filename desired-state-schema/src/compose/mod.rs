@@ -290,15 +290,25 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         }
     }
     let mut marked: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let (mut network_options, mut volume_options) = (BTreeMap::new(), BTreeMap::new());
     let networks = top_level(
         &mut cx,
         top,
         "networks",
         &project,
-        &["name", "external", "driver", "labels", "internal"],
+        &["name", "external", "driver", "labels", "internal", "enable_ipv6", "ipam"],
         &mut marked,
+        &mut network_options,
     );
-    let volumes = top_level(&mut cx, top, "volumes", &project, &["name", "external", "driver", "labels"], &mut marked);
+    let volumes = top_level(
+        &mut cx,
+        top,
+        "volumes",
+        &project,
+        &["name", "external", "driver", "labels", "driver_opts"],
+        &mut marked,
+        &mut volume_options,
+    );
     let secrets = top_secrets(&mut cx, top);
     let declared_secrets: std::collections::BTreeSet<String> =
         top.get("secrets").and_then(Value::as_mapping).into_iter().flatten().map(|(k, _)| key_text(k)).collect();
@@ -378,6 +388,8 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             declared_secrets: &declared_secrets,
             project: &project,
             marked: &marked,
+            network_options: &network_options,
+            volume_options: &volume_options,
         };
         if !enabled {
             // A service with profiles runs only when one of them is enabled. What it mounts
@@ -843,6 +855,36 @@ mod tests {
         assert!(
             w.iter().any(|w| w.contains("app/compose.yaml:4:") && w.contains("start_interval needs Docker API 1.44")),
             "{w:?}"
+        );
+    }
+
+    /// compose-spec 06-networks.md and 07-volumes.md: `enable_ipv6`, `ipam.config`, a
+    /// service's `ipv4_address`, and the local driver's `driver_opts` reach the containers
+    /// that use them; an address outside the subnet is refused with its position.
+    #[test]
+    fn ipam_static_addresses_and_driver_opts() {
+        let text = "services:\n  dns:\n    image: x\n    networks: { lan: { ipv4_address: 172.28.0.53 } }\n    volumes: [\"cache:/cache\"]\n  web:\n    image: y\n    networks: [lan]\nnetworks:\n  lan:\n    enable_ipv6: true\n    ipam: { driver: default, config: [{ subnet: 172.28.0.0/16, gateway: 172.28.0.1 }, { subnet: \"fd00:28::/64\" }] }\nvolumes:\n  cache: { driver_opts: { type: tmpfs, device: tmpfs, o: \"size=16m\" } }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert_eq!(errors(&c), "");
+        let dns = spec(&c, "dns");
+        assert_eq!(dns["networks"][0]["ipv4_address"].as_str(), Some("172.28.0.53"), "{dns:?}");
+        let o = &dns["network_options"]["app_lan"];
+        assert_eq!(o["enable_ipv6"].as_bool(), Some(true));
+        assert_eq!(o["subnets"][0]["gateway"].as_str(), Some("172.28.0.1"));
+        assert_eq!(dns["volume_options"]["app_cache"]["driver_opts"]["o"].as_str(), Some("size=16m"));
+        assert!(
+            spec(&c, "web")["network_options"]["app_lan"].is_mapping(),
+            "every container that may create it knows how"
+        );
+        let loaded = crate::load::parse(&[crate::load::SourceFile {
+            path: "app/compose.yaml".into(),
+            text: text.replace("172.28.0.53", "10.9.9.9"),
+        }])
+        .build(None);
+        let e = loaded.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            e.contains("app/compose.yaml:4:") && e.contains("10.9.9.9 is not in a subnet of network \"app_lan\""),
+            "{e}"
         );
     }
 

@@ -23,6 +23,10 @@ pub(super) struct Service<'a> {
     /// Engine names of the top-level objects marked `external` (under `volumes`,
     /// `networks`) or `internal` (under `internal`: networks).
     pub(super) marked: &'a BTreeMap<&'a str, std::collections::BTreeSet<String>>,
+    /// How the agent creates top-level networks (`enable_ipv6`, `ipam`) and volumes
+    /// (`driver_opts`), by engine name.
+    pub(super) network_options: &'a BTreeMap<String, Value>,
+    pub(super) volume_options: &'a BTreeMap<String, Value>,
 }
 
 impl Cx<'_> {
@@ -293,23 +297,28 @@ impl Cx<'_> {
                             }
                         };
                         let mut aliases: Vec<Value> = Vec::new();
+                        let mut addresses: Vec<(&str, Value)> = Vec::new();
                         if let Some(Value::Mapping(c)) = conf {
                             for (ck, cv) in c {
                                 match ck.as_str().unwrap_or("") {
                                     "aliases" => aliases = strings_of(cv).as_sequence().cloned().unwrap_or_default(),
-                                    other => self.key_err(&kat.key(n.as_str()).key(other), "not supported by Driftless: the engine assigns addresses; write aliases, or remove it"),
+                                    k @ ("ipv4_address" | "ipv6_address") => addresses.push((k, Value::String(scalar_string(cv)))),
+                                    other => self.key_err(&kat.key(n.as_str()).key(other), "not supported by Driftless: a service's network holds aliases, ipv4_address and ipv6_address; remove it"),
                                 }
                             }
                         }
                         if container != sv.name && !aliases.iter().any(|a| a.as_str() == Some(sv.name)) {
                             aliases.push(Value::String(sv.name.to_string())); // reachable by its service name, as in compose
                         }
-                        if aliases.is_empty() {
+                        if aliases.is_empty() && addresses.is_empty() {
                             nets.push(Value::String(real));
                         } else {
                             let mut m = Mapping::new();
                             m.insert("name".into(), real.into());
                             m.insert("aliases".into(), Value::Sequence(aliases));
+                            for (k, a) in addresses {
+                                m.insert(k.into(), a);
+                            }
                             nets.push(Value::Mapping(m));
                         }
                     }
@@ -663,6 +672,15 @@ impl Cx<'_> {
         };
         let (used_volumes, used_networks, internal) =
             (among(&volumes, "volumes"), among(&networks, "networks"), among(&networks, "internal"));
+        for (key, names, options) in
+            [("network_options", &networks, sv.network_options), ("volume_options", &volumes, sv.volume_options)]
+        {
+            let used: Mapping =
+                names.iter().filter_map(|n| options.get(n).map(|o| (Value::String(n.clone()), o.clone()))).collect();
+            if !used.is_empty() {
+                spec.insert(key.into(), Value::Mapping(used));
+            }
+        }
         if !internal.is_empty() {
             spec.insert("internal_networks".into(), Value::Sequence(internal));
         }

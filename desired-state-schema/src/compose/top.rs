@@ -11,6 +11,7 @@ pub(super) fn top_level<'w>(
     project: &str,
     allowed: &[&str],
     marked: &mut BTreeMap<&'w str, std::collections::BTreeSet<String>>,
+    options: &mut BTreeMap<String, Value>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     if what == "networks" {
@@ -20,6 +21,7 @@ pub(super) fn top_level<'w>(
         let key = key_text(k);
         let at = YamlPath::root().key(what).key(key.as_str());
         let mut name = format!("{project}_{key}");
+        let mut opts = Mapping::new();
         for (ck, cv) in v.as_mapping().into_iter().flatten() {
             let ckey = ck.as_str().unwrap_or("");
             match ckey {
@@ -61,6 +63,62 @@ pub(super) fn top_level<'w>(
                     }
                 }
                 "labels" => {}
+                // compose-spec 06-networks.md: `enable_ipv6` and `ipam` (the default driver's
+                // `config` of subnet, ip_range, gateway) — `network_options` of the containers.
+                "enable_ipv6" if what == "networks" => match cv {
+                    Value::Bool(b) => {
+                        opts.insert("enable_ipv6".into(), (*b).into());
+                    }
+                    _ => cx.err(&at.key("enable_ipv6"), "enable_ipv6 is true or false"),
+                },
+                "ipam" if what == "networks" => {
+                    let mut subnets = Vec::new();
+                    for (ik, iv) in cv.as_mapping().into_iter().flatten() {
+                        let ikey = ik.as_str().unwrap_or("");
+                        let iat = at.key("ipam").key(ikey);
+                        match ikey {
+                            "driver" if scalar_string(iv) == "default" => {}
+                            "driver" => cx.err(&iat, "only the engine's default IPAM driver is supported: remove driver, or write default"),
+                            "config" => {
+                                for (i, c) in iv.as_sequence().into_iter().flatten().enumerate() {
+                                    let mut sn = Mapping::new();
+                                    for (ck, cv) in c.as_mapping().into_iter().flatten() {
+                                        let ckey = ck.as_str().unwrap_or("");
+                                        match ckey {
+                                            "subnet" | "gateway" | "ip_range" => {
+                                                sn.insert(ckey.into(), Value::String(scalar_string(cv)));
+                                            }
+                                            other => cx.key_err(&iat.index(i).key(other), "not supported by Driftless: an ipam config holds subnet, ip_range and gateway; remove it"),
+                                        }
+                                    }
+                                    if sn.contains_key("subnet") {
+                                        subnets.push(Value::Mapping(sn));
+                                    } else {
+                                        cx.err(&iat.index(i), "an ipam config needs a subnet, e.g. subnet: 172.28.0.0/16");
+                                    }
+                                }
+                            }
+                            other => cx.key_err(&iat, &format!("not supported by Driftless: ipam holds driver (default) and config; remove {other}")),
+                        }
+                    }
+                    if !subnets.is_empty() {
+                        opts.insert("subnets".into(), Value::Sequence(subnets));
+                    }
+                }
+                // compose-spec 07-volumes.md: the local driver's options (tmpfs, a bind, nfs).
+                "driver_opts" if what == "volumes" => {
+                    let mut o = Mapping::new();
+                    for (dk, dv) in cv.as_mapping().into_iter().flatten() {
+                        let dkey = key_text(dk);
+                        match dkey.as_str() {
+                            "type" | "device" | "o" => {
+                                o.insert(dkey.into(), Value::String(scalar_string(dv)));
+                            }
+                            other => cx.key_err(&at.key("driver_opts").key(other), "not supported by Driftless: the local driver takes type, device and o; remove it"),
+                        }
+                    }
+                    opts.insert("driver_opts".into(), Value::Mapping(o));
+                }
                 "internal" if what == "networks" => {
                     if cv.as_bool().is_none() {
                         cx.err(&at.key("internal"), "internal is true or false");
@@ -71,7 +129,7 @@ pub(super) fn top_level<'w>(
                     &at.key(other),
                     &format!(
                         "not supported by Driftless{}: a top-level {} entry holds name, external, driver, labels{}; remove it",
-                        if other == "ipam" || other == "attachable" || other == "driver_opts" { " (the engine assigns addresses and options)" } else { "" },
+                        if other == "attachable" || other == "driver_opts" { " (bridge networks take no driver options here)" } else { "" },
                         &what[..what.len() - 1],
                         if what == "networks" { ", internal" } else { "" }
                     ),
@@ -88,6 +146,9 @@ pub(super) fn top_level<'w>(
         }
         if what == "networks" && v.get("internal").and_then(Value::as_bool) == Some(true) {
             marked.entry("internal").or_default().insert(name.clone());
+        }
+        if !opts.is_empty() && !is_external {
+            options.insert(name.clone(), Value::Mapping(opts));
         }
         out.insert(key, name);
     }

@@ -221,6 +221,24 @@ pub fn judge_engine(status: u16, message: &str) -> EngineJudgement {
     }
 }
 
+/// A container's settings on network `n` (aliases, static addresses); `None` when it has
+/// none beyond being attached.
+fn endpoint(n: &desired_state_schema::NetworkAttachment) -> Option<bollard::models::EndpointSettings> {
+    if n.aliases.is_empty() && n.ipv4_address.is_none() && n.ipv6_address.is_none() {
+        return None;
+    }
+    let ipam = (n.ipv4_address.is_some() || n.ipv6_address.is_some()).then(|| bollard::models::EndpointIpamConfig {
+        ipv4_address: n.ipv4_address.clone(),
+        ipv6_address: n.ipv6_address.clone(),
+        ..Default::default()
+    });
+    Some(bollard::models::EndpointSettings {
+        aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
+        ipam_config: ipam,
+        ..Default::default()
+    })
+}
+
 /// Whether the image of `spec` is built before anything else (`build` without `when:
 /// missing`, or without an image to pull), rather than pulled first.
 fn builds_first(spec: &ContainerSpec) -> bool {
@@ -1022,10 +1040,27 @@ impl DockerRuntime {
                     return Err(external_missing(name, "network", &net.name));
                 }
                 Err(e) if is_not_found(&e) => {
+                    let options = spec.network_options.get(&net.name);
+                    let ipam = options.filter(|o| !o.subnets.is_empty()).map(|o| bollard::models::Ipam {
+                        config: Some(
+                            o.subnets
+                                .iter()
+                                .map(|s| bollard::models::IpamConfig {
+                                    subnet: Some(s.subnet.clone()),
+                                    gateway: s.gateway.clone(),
+                                    ip_range: s.ip_range.clone(),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                        ),
+                        ..Default::default()
+                    });
                     let req = NetworkCreateRequest {
                         name: net.name.clone(),
                         labels: Some(labels.clone()),
                         internal: spec.internal_networks.contains(&net.name).then_some(true),
+                        enable_ipv6: options.is_some_and(|o| o.enable_ipv6).then_some(true),
+                        ipam,
                         ..Default::default()
                     };
                     api.create_network(req).await.map_err(|e| docker_err(name, e))?;
@@ -1044,9 +1079,11 @@ impl DockerRuntime {
                     return Err(external_missing(name, "volume", &vol.source));
                 }
                 Err(e) if is_not_found(&e) => {
+                    let opts = spec.volume_options.get(&vol.source).filter(|o| !o.driver_opts.is_empty());
                     let req = bollard::models::VolumeCreateRequest {
                         name: Some(vol.source.clone()),
                         labels: Some(labels.clone()),
+                        driver_opts: opts.map(|o| o.driver_opts.clone().into_iter().collect()),
                         ..Default::default()
                     };
                     api.create_volume(req).await.map_err(|e| docker_err(name, e))?;
@@ -1168,10 +1205,7 @@ impl DockerRuntime {
         for extra in spec.networks.iter().skip(1) {
             let req = bollard::models::NetworkConnectRequest {
                 container: created.id.clone(),
-                endpoint_config: (!extra.aliases.is_empty()).then(|| bollard::models::EndpointSettings {
-                    aliases: Some(extra.aliases.clone()),
-                    ..Default::default()
-                }),
+                endpoint_config: endpoint(extra),
             };
             api.connect_network(&extra.name, req).await.map_err(|e| docker_err(name, e))?;
         }
@@ -1392,13 +1426,10 @@ impl DockerRuntime {
             start_interval: if self.takes_start_interval() { nanos(h.start_interval) } else { None },
         });
         let network_mode = spec.network_mode.clone().or_else(|| spec.networks.first().map(|n| n.name.clone()));
-        let networking_config = spec.networks.first().filter(|n| !n.aliases.is_empty()).map(|n| {
+        let networking_config = spec.networks.first().and_then(|n| {
             let mut endpoints = HashMap::new();
-            endpoints.insert(
-                n.name.clone(),
-                bollard::models::EndpointSettings { aliases: Some(n.aliases.clone()), ..Default::default() },
-            );
-            bollard::models::NetworkingConfig { endpoints_config: Some(endpoints) }
+            endpoints.insert(n.name.clone(), endpoint(n)?);
+            Some(bollard::models::NetworkingConfig { endpoints_config: Some(endpoints) })
         });
         let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
         Ok(ContainerCreateBody {
