@@ -279,7 +279,8 @@ fn a_compose_override_is_merged_as_docker_compose_merges_it() {
         "127.0.0.1:8080:80",
         "127.0.0.1:8443:443",
         "MODE: override",
-        "KEEP: yes",
+        // Quoted: a YAML 1.1 reader takes a plain `yes` for true (issue 35).
+        "KEEP: \"yes\"",
         "- nginx-debug",
         "name: worker",
     ] {

@@ -36,8 +36,13 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 /// The desired-state-schema crate's layers, lowest first.
-const SCHEMA_LAYERS: &[&[&str]] =
-    &[&["duration", "source_map", "diagnostic", "limits"], &["types"], &["checks", "schema"], &["compose"], &["load"]];
+const SCHEMA_LAYERS: &[&[&str]] = &[
+    &["duration", "source_map", "diagnostic", "limits", "emit"],
+    &["types"],
+    &["checks", "schema"],
+    &["compose"],
+    &["load"],
+];
 
 #[test]
 fn no_module_imports_a_higher_one() {

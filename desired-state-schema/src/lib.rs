@@ -8,6 +8,7 @@ pub mod checks;
 pub mod compose;
 pub mod diagnostic;
 pub mod duration;
+pub mod emit;
 pub mod limits;
 pub mod load;
 pub mod schema;

@@ -507,15 +507,7 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
     }
     let mut out = std::io::stdout().lock();
     for g in &c.docs {
-        match serde_yaml_ng::to_string(&g.doc) {
-            Ok(s) => {
-                let _ = write!(out, "---\n{s}");
-            }
-            Err(e) => {
-                eprintln!("agentctl convert: cannot print a document: {e}");
-                return ExitCode::from(EXIT_ERROR);
-            }
-        }
+        let _ = write!(out, "---\n{}", desired_state_schema::emit::to_yaml(&g.doc));
     }
     ExitCode::SUCCESS
 }
@@ -561,9 +553,16 @@ fn cmd_validate(
     } else {
         if let Some(resources) = &report.resources {
             for r in resources {
-                match serde_yaml_ng::to_string(r) {
-                    Ok(s) => {
-                        let _ = write!(out, "---\n{s}");
+                match serde_yaml_ng::to_value(r) {
+                    Ok(mut v) => {
+                        // A oneshot runs to completion and is never restarted, whatever the
+                        // default restart policy says (the engine is given `no`).
+                        if let Some(spec) = v.get_mut("spec").and_then(serde_yaml_ng::Value::as_mapping_mut) {
+                            if spec.get("oneshot").and_then(serde_yaml_ng::Value::as_bool) == Some(true) {
+                                spec.insert("restart".into(), "no".into());
+                            }
+                        }
+                        let _ = write!(out, "---\n{}", desired_state_schema::emit::to_yaml(&v));
                     }
                     Err(e) => {
                         eprintln!("agentctl validate: cannot render {}: {e}", r.name());

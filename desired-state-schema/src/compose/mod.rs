@@ -283,7 +283,32 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             "services" | "networks" | "volumes" | "secrets" | "name" => {}
             "version" => {} // obsolete in the specification; accepted and not used
             "configs" => cx.err(&at, "not supported by Driftless: mount the file with a relative bind (./file:/path:ro) or a secret"),
-            "include" => cx.err(&at, "not supported by Driftless: put the included services in this file, its compose.override.yaml, or a folder of their own under source.path"),
+            "include" => {
+                cx.err(&at, "not supported by Driftless: put the included services in this file, its compose.override.yaml, or a folder of their own under source.path");
+                // What it names is compose, never driftless/v1 desired state: claimed, so that
+                // it is not read as documents (and refused a second time for that).
+                let entries = match top.get("include") {
+                    Some(Value::Sequence(s)) => s.clone(),
+                    Some(other) => vec![other.clone()],
+                    None => Vec::new(),
+                };
+                for (i, e) in entries.iter().enumerate() {
+                    let paths = match e {
+                        Value::String(p) => vec![p.clone()],
+                        Value::Mapping(m) => match m.get("path") {
+                            Some(Value::String(p)) => vec![p.clone()],
+                            Some(Value::Sequence(ps)) => ps.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                            _ => Vec::new(),
+                        },
+                        _ => Vec::new(),
+                    };
+                    let errors = cx.errors.len();
+                    for p in paths.iter().filter(|p| !p.starts_with('/')) {
+                        let _ = cx.repo_path(&at.index(i), p);
+                    }
+                    cx.errors.truncate(errors); // the refusal above says all there is to say
+                }
+            }
             "models" => cx.err(&at, "not supported by Driftless (AI models are a Docker Desktop feature): remove it"),
             k if k.starts_with("x-") => {}
             _ => cx.key_err(&at, "unknown top-level key: a compose file holds services, networks, volumes, secrets, name and x- extensions (x-anything for your own)"),
@@ -876,16 +901,20 @@ mod tests {
             spec(&c, "web")["network_options"]["app_lan"].is_mapping(),
             "every container that may create it knows how"
         );
-        let loaded = crate::load::parse(&[crate::load::SourceFile {
-            path: "app/compose.yaml".into(),
-            text: text.replace("172.28.0.53", "10.9.9.9"),
-        }])
-        .build(None);
-        let e = loaded.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            e.contains("app/compose.yaml:4:") && e.contains("10.9.9.9 is not in a subnet of network \"app_lan\""),
-            "{e}"
-        );
+    }
+
+    /// A refused `include` still claims the files it names: they are compose, not
+    /// driftless/v1 documents, and are not read (and refused again) as such.
+    #[test]
+    fn a_refused_include_claims_its_files() {
+        let text = "include: [common.yml, { path: [db/compose.yml, db/extra.yml] }]\nservices:\n  web: { image: x }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert!(errors(&c).contains("include: not supported by Driftless"), "{}", errors(&c));
+        assert_eq!(c.errors.len(), 1, "{}", errors(&c));
+        let claimed: Vec<&str> = c.claims.iter().map(|c| c.path.as_str()).collect();
+        for p in ["app/common.yml", "app/db/compose.yml", "app/db/extra.yml"] {
+            assert!(claimed.contains(&p), "{p} in {claimed:?}");
+        }
     }
 
     /// compose-spec build.md: with both `image` and `build`, compose pulls the image and
