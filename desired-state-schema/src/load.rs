@@ -201,6 +201,8 @@ struct FileResult {
     warnings: Vec<Diagnostic>,
     /// Compose files: the repository paths they read or mount.
     claims: Vec<crate::compose::Claim>,
+    /// Compose files: services refused whole.
+    refused: Vec<String>,
 }
 
 /// Below this much text, one thread reads everything (threads cost more than they save).
@@ -232,6 +234,7 @@ fn parse_files(
             r.errors.extend(c.errors);
             r.warnings.extend(c.warnings);
             r.claims = c.claims;
+            r.refused = c.refused;
             for g in c.docs {
                 match typed::<Envelope>(g.doc) {
                     Ok(envelope) => r.parsed.push(Parsed { origin: g.origin, map: LazyMap::Ready(g.map), envelope }),
@@ -289,6 +292,8 @@ pub struct Loaded {
     files: usize,
     /// YAML files not read as desired state: a compose file mounts or reads them.
     skipped: Vec<Skipped>,
+    /// Names of compose services refused whole (their refusal is among `parse_errors`).
+    refused: std::collections::BTreeSet<String>,
 }
 
 /// A `*.yaml` file under the folder that is not desired state: a compose file there mounts
@@ -350,7 +355,14 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
                 mib(MAX_REVISION_BYTES)
             ),
         });
-        return Loaded { parsed, parse_errors: errors, warnings, files: files.len(), skipped: Vec::new() };
+        return Loaded {
+            parsed,
+            parse_errors: errors,
+            warnings,
+            files: files.len(),
+            skipped: Vec::new(),
+            refused: Default::default(),
+        };
     }
     let mut admit = Admit { count: 0, documents: 0, full: false, errors: &mut errors };
     // Compose files first: what they mount or read is not desired state (`Skipped`). In each
@@ -404,12 +416,14 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
         .chain(others.iter().map(|f| f.path.as_str()).zip(other_results))
         .collect();
     results.sort_by(|a, b| a.0.cmp(b.0));
+    let mut refused = std::collections::BTreeSet::new();
     for (_, r) in results {
         parsed.extend(r.parsed);
         errors.extend(r.errors);
         warnings.extend(r.warnings);
+        refused.extend(r.refused);
     }
-    Loaded { parsed, parse_errors: errors, warnings, files: count, skipped }
+    Loaded { parsed, parse_errors: errors, warnings, files: count, skipped, refused }
 }
 
 /// The size, document-count and prescan checks every desired-state file passes before it is
@@ -570,7 +584,9 @@ impl Loaded {
         let mut diags = self.parse_errors.clone();
         let mut resources = Vec::new();
         let mut owners = Vec::new(); // index into self.parsed, per resource
-        let mut untyped = std::collections::BTreeSet::new(); // documents whose spec failed typing
+                                     // Documents whose spec failed typing, and compose services refused whole: what names
+                                     // them is not refused a second time.
+        let mut untyped = self.refused.clone();
         for (pi, p) in self.parsed.iter().enumerate() {
             let mut spec = p.envelope.spec.clone();
             let overlays = [

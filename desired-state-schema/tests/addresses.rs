@@ -34,3 +34,13 @@ fn a_compose_address_outside_its_ipam_subnet_is_refused_at_its_line() {
         "{e}"
     );
 }
+
+/// A service refused whole (not even a mapping) is refused once: what depends on it is not
+/// refused again for naming it (issue 35, "a refusal cascades").
+#[test]
+fn a_service_refused_whole_is_refused_once() {
+    let e = errors("app/compose.yaml", "services:\n  db: postgres\n  web:\n    image: x\n    depends_on: [db]\n");
+    assert!(e.contains("services.db: a service is a mapping of its keys"), "{e}");
+    assert!(!e.contains("no document declares"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}

@@ -139,6 +139,9 @@ pub struct Converted {
     /// `env_file`, secret files, build contexts), also of services whose profiles are not
     /// enabled: what lies there belongs to the containers, not to the desired state.
     pub claims: Vec<Claim>,
+    /// Container names of services refused whole (no document made for them, the refusal
+    /// among `errors`): what depends on them is not refused a second time for naming them.
+    pub refused: Vec<String>,
 }
 
 /// A repository path a compose file reads or mounts, and where it says so.
@@ -397,6 +400,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         let at = YamlPath::root().key("services").key(service);
         let Some(svc) = svc.as_mapping() else {
             cx.err(&at, "a service is a mapping of its keys");
+            out.refused.push(names.get(service).cloned().unwrap_or_else(|| service.to_string()));
             continue;
         };
         let declared: Vec<String> = seq_of_strings(svc.get("profiles"));
@@ -426,7 +430,11 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             cx.warnings.truncate(warnings);
             continue;
         }
-        if let Some(mut g) = cx.service(&sv, svc) {
+        let made = cx.service(&sv, svc);
+        if made.is_none() {
+            out.refused.push(names.get(service).cloned().unwrap_or_else(|| service.to_string()));
+        }
+        if let Some(mut g) = made {
             if completes.contains(service) {
                 if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
                     spec.insert("oneshot".into(), true.into());
