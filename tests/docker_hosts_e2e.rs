@@ -974,15 +974,16 @@ fn image_and_build_pull_first_and_build_only_what_the_registry_lacks() {
     }
 }
 
-/// Static addresses on a managed network with its own subnet, and a named volume made with
-/// the local driver's options (issue 35), on the real engine: compose's `ipam.config`,
-/// `ipv4_address` and `driver_opts` as `docker inspect` reads them back.
+/// Static addresses on a managed dual-stack network with its own subnets, and a named volume
+/// made with the local driver's options (issue 35), on the real engine: compose's
+/// `enable_ipv6`, `ipam.config`, `ipv4_address`, `ipv6_address` and `driver_opts` as
+/// `docker inspect` reads them back.
 #[test]
 fn a_subnet_a_static_address_and_a_tmpfs_volume_from_compose() {
     let Some(_g) = setup() else { return };
     let up = Upstream::new();
     let compose = format!(
-        "services:\n  dns:\n    image: {IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n    networks: {{ lan: {{ ipv4_address: 10.253.77.53 }} }}\n    volumes: [\"cache:/cache\"]\nnetworks:\n  lan:\n    ipam: {{ config: [{{ subnet: 10.253.77.0/24, gateway: 10.253.77.1 }}] }}\nvolumes:\n  cache: {{ driver_opts: {{ type: tmpfs, device: tmpfs, o: \"size=16m\" }} }}\n"
+        "services:\n  dns:\n    image: {IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n    networks: {{ lan: {{ ipv4_address: 10.253.77.53, ipv6_address: \"fd00:77:53::53\" }} }}\n    volumes: [\"cache:/cache\"]\nnetworks:\n  lan:\n    enable_ipv6: true\n    ipam: {{ config: [{{ subnet: 10.253.77.0/24, gateway: 10.253.77.1 }}, {{ subnet: \"fd00:77:53::/64\" }}] }}\nvolumes:\n  cache: {{ driver_opts: {{ type: tmpfs, device: tmpfs, o: \"size=16m\" }} }}\n"
     );
     let c1 = up.commit(&[("hosts/e2e/compose.yaml", &compose)], "v1");
     let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
@@ -990,6 +991,8 @@ fn a_subnet_a_static_address_and_a_tmpfs_volume_from_compose() {
     let s = agent.wait_phase("Synced", Duration::from_secs(60));
     assert_eq!(s["applied_revision"], c1.as_str());
     assert_eq!(inspect("dns", "{{(index .NetworkSettings.Networks \"e2e_lan\").IPAddress}}"), "10.253.77.53");
+    assert_eq!(inspect("dns", "{{(index .NetworkSettings.Networks \"e2e_lan\").GlobalIPv6Address}}"), "fd00:77:53::53");
+    assert_eq!(docker::docker(&["network", "inspect", "-f", "{{.EnableIPv6}}", "e2e_lan"]).1, "true");
     let ipam = docker::docker(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "e2e_lan"]).1;
     assert!(ipam.contains("\"Subnet\":\"10.253.77.0/24\"") && ipam.contains("\"Gateway\":\"10.253.77.1\""), "{ipam}");
     let opts = docker::docker(&["volume", "inspect", "-f", "{{json .Options}}", "e2e_cache"]).1;
