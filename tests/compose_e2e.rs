@@ -201,3 +201,57 @@ fn one_data_folder_for_every_service_that_binds_it_and_env_files_see_the_dotenv(
     assert_eq!(docker::container_id("writer"), writer, "the writer was not replaced");
     clear_managed();
 }
+
+/// `include` on the real engine (issue 35): the included file's relative bind is its own
+/// folder's, its `.env` is its own, its network and service are the includer's to use, and
+/// the project is the includer's.
+#[test]
+fn an_included_compose_file_runs_with_its_own_folder_and_env() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return;
+    }
+    ensure_image();
+    clear_managed();
+    let port = free_port();
+    let up = Upstream::new();
+    let main = format!(
+        r#"name: inc
+include:
+  - db/compose.yaml
+services:
+  web:
+    image: {IMAGE}
+    pull_policy: never
+    stop_grace_period: 1s
+    depends_on: {{ db: {{ condition: service_started }} }}
+    networks: [back]
+    ports: ["127.0.0.1:${{PORT}}:8080"]
+    command: ["sh", "-c", "mkdir -p /www && until wget -q -O /www/index.html http://db:5432/rows; do sleep 0.2; done && exec httpd -f -p 8080 -h /www"]
+    x-driftless:
+      health:
+        - http: {{ url: "http://127.0.0.1:${{PORT}}/", body_contains: "row from db" }}
+          timeout: 20s
+"#
+    );
+    let db = "services:\n  db:\n    image: ${DB_IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    volumes: [\"./seed:/seed:ro\"]\n    networks: [back]\n    command: [\"sh\", \"-c\", \"exec httpd -f -p 5432 -h /seed\"]\nnetworks:\n  back: {}\n";
+    let c1 = up.commit(
+        &[
+            ("hosts/e2e/compose.yaml", &main),
+            ("hosts/e2e/.env", &format!("PORT={port}\n")),
+            ("hosts/e2e/db/compose.yaml", db),
+            ("hosts/e2e/db/.env", &format!("DB_IMAGE={IMAGE}\n")),
+            ("hosts/e2e/db/seed/rows", "row from db\n"),
+        ],
+        "v1",
+    );
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(90));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    assert!(http_get(port).ends_with("row from db\n"), "{}", http_get(port));
+    let nets = docker::docker(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "db"]).1;
+    assert!(nets.contains("inc_back"), "the includer's project: {nets}");
+    clear_managed();
+    docker::docker(&["network", "rm", "inc_back"]);
+}

@@ -214,17 +214,21 @@ fn parse_files(
     files: &[&SourceFile],
     envs: &BTreeMap<&str, &str>,
     overrides: &BTreeMap<&str, &SourceFile>,
+    all: &BTreeMap<&str, &str>,
     opts: &ParseOptions,
 ) -> Vec<FileResult> {
     let one = |f: &SourceFile| -> FileResult {
         let mut r = FileResult::default();
         if crate::compose::is_compose_file(&f.path) {
             let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+            let lookup = |p: &str| all.get(p).map(|t| t.to_string());
             let ctx = crate::compose::Context {
                 profiles: &opts.compose_profiles,
                 root: &opts.root,
                 root_name: opts.root_name.as_deref(),
                 home: opts.home.as_deref(),
+                files: Some(crate::compose::Files(&lookup)),
+                included: None,
             };
             let mut project = vec![(f.path.as_str(), f.text.as_str())];
             if let Some(o) = overrides.get(dir) {
@@ -367,8 +371,43 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
     let mut admit = Admit { count: 0, documents: 0, full: false, errors: &mut errors };
     // Compose files first: what they mount or read is not desired state (`Skipped`). In each
     // folder, what compose reads: the main file, with the override merged into it.
+    // Every file by its shown path, for `include`; an included compose file is read only
+    // through the file that includes it (never as a project of its own).
+    let all: BTreeMap<&str, &str> = files.iter().map(|f| (f.path.as_str(), f.text.as_str())).collect();
+    let includes: BTreeMap<&str, Vec<String>> = files
+        .iter()
+        .filter(|f| crate::compose::is_compose_file(&f.path) && f.text.contains("include"))
+        .map(|f| (f.path.as_str(), crate::compose::included_paths(&f.path, &f.text, &opts.root)))
+        .collect();
+    // Whether `from` includes `to`, directly or through others.
+    let reaches = |from: &str, to: &str| {
+        let (mut seen, mut stack) = (std::collections::BTreeSet::new(), vec![from.to_string()]);
+        while let Some(f) = stack.pop() {
+            for next in includes.get(f.as_str()).into_iter().flatten() {
+                if next == to {
+                    return true;
+                }
+                if seen.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+        false
+    };
+    // Included by a file it does not include back (a cycle stays a root, and the converter
+    // refuses the cycle by name).
+    let included: std::collections::BTreeSet<String> = includes
+        .iter()
+        .flat_map(|(by, paths)| paths.iter().map(move |p| (*by, p)))
+        .filter(|(by, p)| !reaches(p, by))
+        .map(|(_, p)| p.clone())
+        .collect();
     let mut by_dir: BTreeMap<&str, Vec<&SourceFile>> = BTreeMap::new();
-    for f in files.iter().copied().filter(|f| !is_env_file(&f.path) && crate::compose::is_compose_file(&f.path)) {
+    for f in files
+        .iter()
+        .copied()
+        .filter(|f| !is_env_file(&f.path) && crate::compose::is_compose_file(&f.path) && !included.contains(&f.path))
+    {
         by_dir.entry(f.path.rsplit_once('/').map_or("", |(d, _)| d)).or_default().push(f);
     }
     let mut compose: Vec<&SourceFile> = Vec::new();
@@ -390,7 +429,7 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
             compose.push(m);
         }
     }
-    let compose_results = parse_files(&compose, &envs, &overrides, opts);
+    let compose_results = parse_files(&compose, &envs, &overrides, &all, opts);
     let claims: Vec<&crate::compose::Claim> = compose_results.iter().flat_map(|r| &r.claims).collect();
     let mut skipped = Vec::new();
     let mut others: Vec<&SourceFile> = Vec::new();
@@ -408,7 +447,7 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
     let count = admit.count;
     // Each file is parsed on its own: spread over the cores when there is enough to read,
     // then merged in file order (so messages come out the same either way).
-    let other_results = parse_files(&others, &envs, &BTreeMap::new(), opts);
+    let other_results = parse_files(&others, &envs, &BTreeMap::new(), &all, opts);
     let mut results: Vec<(&str, FileResult)> = compose
         .iter()
         .map(|f| f.path.as_str())

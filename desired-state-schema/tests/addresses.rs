@@ -44,3 +44,32 @@ fn a_service_refused_whole_is_refused_once() {
     assert!(!e.contains("no document declares"), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+/// An included compose file is read only through the file that includes it (never as a
+/// project of its own), and its errors are at its own lines.
+#[test]
+fn an_included_file_is_read_through_its_includer_with_its_own_positions() {
+    let files = [
+        SourceFile {
+            path: "app/compose.yaml".into(),
+            text: "include: [db/compose.yaml]\nservices:\n  web: { image: web, depends_on: [db] }\n".into(),
+        },
+        SourceFile {
+            path: "app/db/compose.yaml".into(),
+            text: "services:\n  db:\n    image: postgres\n    imagee: x\n".into(),
+        },
+    ];
+    let e = match parse(&files).build(None) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("app/db/compose.yaml:4:5: services.db.imagee"), "{e}");
+    assert_eq!(e.lines().count(), 1, "read once, not also as a project of its own: {e}");
+    let files = [
+        files[0].clone(),
+        SourceFile { path: "app/db/compose.yaml".into(), text: "services:\n  db: { image: postgres }\n".into() },
+    ];
+    let state = parse(&files).build(None).unwrap();
+    let names: Vec<&str> = state.resources.iter().map(|r| r.name()).collect();
+    assert_eq!(names, ["db", "web"]);
+}

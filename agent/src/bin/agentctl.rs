@@ -461,11 +461,35 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
         .ok()
         .and_then(|f| f.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()));
     let home = driftless_agent::fsutil::home_dir();
+    // `include`: the files it names (and those they include), read from the disk; a path
+    // outside the file's folder is refused by the converter.
+    let mut included: Vec<(String, String)> = Vec::new();
+    let mut queue = desired_state_schema::compose::included_paths(&path, &text, &root);
+    while let Some(p) = queue.pop() {
+        if included.len() >= 64 || included.iter().any(|(q, _)| *q == p) {
+            continue;
+        }
+        if let Ok(t) = std::fs::read_to_string(&p) {
+            queue.extend(desired_state_schema::compose::included_paths(&p, &t, &root));
+            // The `.env` of its folder: its variables, when the include names no env_file.
+            let env = std::path::Path::new(&p).with_file_name(".env");
+            if let Ok(e) = std::fs::read_to_string(&env) {
+                let env = env.display().to_string();
+                if !included.iter().any(|(q, _)| *q == env) {
+                    included.push((env, e));
+                }
+            }
+            included.push((p, t));
+        }
+    }
+    let lookup = |p: &str| included.iter().find(|(q, _)| q == p).map(|(_, t)| t.clone());
     let ctx = desired_state_schema::compose::Context {
         profiles,
         root: &root,
         root_name: folder.as_deref(),
         home: home.as_deref(),
+        files: Some(desired_state_schema::compose::Files(&lookup)),
+        included: None,
     };
     let mut project = vec![(path.as_str(), text.as_str())];
     if let Some((p, t)) = &override_file {
@@ -487,6 +511,9 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
         if let Some(env) = &dotenv {
             let env_path = if root.is_empty() { ".env".to_string() } else { format!("{root}/.env") };
             files.push(desired_state_schema::SourceFile { path: env_path, text: env.clone() });
+        }
+        for (p, t) in &included {
+            files.push(desired_state_schema::SourceFile { path: p.clone(), text: t.clone() });
         }
         let opts = desired_state_schema::ParseOptions {
             compose_profiles: profiles.to_vec(),

@@ -142,6 +142,8 @@ pub struct Converted {
     /// Container names of services refused whole (no document made for them, the refusal
     /// among `errors`): what depends on them is not refused a second time for naming them.
     pub refused: Vec<String>,
+    /// What the file declares, for a file that includes it.
+    pub model: Model,
 }
 
 /// A repository path a compose file reads or mounts, and where it says so.
@@ -169,12 +171,128 @@ pub struct Context<'a> {
     /// The home folder of whoever runs the file (the agent's user), for `~` in bind sources,
     /// as compose expands it; `None`: `~` is refused.
     pub home: Option<&'a str>,
+    /// The other files of the folder being read (by shown path), for `include`; `None`:
+    /// `include` is refused for want of them.
+    pub files: Option<Files<'a>>,
+    /// For an included file (`include`): what the including file decided — the project
+    /// name, the folder its relative paths are resolved from (`project_directory`), the
+    /// variables it is interpolated with, and how deep the includes go.
+    pub included: Option<Included<'a>>,
+}
+
+/// The files `include` may name: shown path → text.
+#[derive(Clone, Copy)]
+pub struct Files<'a>(pub &'a dyn Fn(&str) -> Option<String>);
+
+impl std::fmt::Debug for Files<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Files")
+    }
+}
+
+/// What an including file passes to the file it includes.
+#[derive(Clone, Copy, Debug)]
+pub struct Included<'a> {
+    pub project: &'a str,
+    /// Repository-relative folder relative paths are resolved from.
+    pub dir: &'a str,
+    pub vars: &'a BTreeMap<String, String>,
+    pub depth: usize,
+    /// The shown paths of the files that include this one, outermost first (a cycle is
+    /// refused by name).
+    pub chain: &'a [String],
+}
+
+/// How deep includes may nest (compose has no limit; a cycle is refused before this).
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// What a compose file declares that a file including it may name: its services' container
+/// names, its networks' and volumes' engine names, their marks (`external`, `internal`) and
+/// creation options.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    pub services: BTreeMap<String, String>,
+    pub networks: BTreeMap<String, String>,
+    pub volumes: BTreeMap<String, String>,
+    /// "networks" / "volumes" (external) and "internal" → engine names.
+    pub marked: BTreeMap<String, std::collections::BTreeSet<String>>,
+    pub network_options: BTreeMap<String, Value>,
+    pub volume_options: BTreeMap<String, Value>,
+}
+
+/// The shown paths of the files `text` (the compose file shown as `path`, under `root`)
+/// includes, as written (not interpolated): the loader reads them only through it.
+pub fn included_paths(path: &str, text: &str, root: &str) -> Vec<String> {
+    let Ok(v) = serde_yaml_ng::from_str::<Value>(text) else { return Vec::new() };
+    let rel = path.strip_prefix(root).map(|r| r.trim_start_matches('/')).unwrap_or(path);
+    let dir = parent(rel);
+    include_entries(v.get("include"))
+        .into_iter()
+        .flat_map(|e| e.paths)
+        .filter_map(|p| join(&dir, &p))
+        .map(|r| shown_path(root, &r))
+        .collect()
+}
+
+/// A repository-relative path as shown under `root`.
+fn shown_path(root: &str, rel: &str) -> String {
+    if root.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{}/{rel}", root.trim_end_matches('/'))
+    }
+}
+
+/// One `include` entry: `path` (one or several files, merged as overrides), `env_file`,
+/// `project_directory` (compose-spec 14-include.md).
+struct IncludeEntry {
+    paths: Vec<String>,
+    env_files: Vec<String>,
+    project_directory: Option<String>,
+    /// Keys compose does not define for an entry.
+    unknown: Vec<String>,
+}
+
+fn include_entries(v: Option<&Value>) -> Vec<IncludeEntry> {
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Sequence(s)) => s.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let entries = match v {
+        Some(Value::Sequence(s)) => s.clone(),
+        Some(other) => vec![other.clone()],
+        None => Vec::new(),
+    };
+    entries
+        .iter()
+        .map(|e| match e {
+            Value::Mapping(m) => IncludeEntry {
+                paths: strings(m.get("path")),
+                env_files: strings(m.get("env_file")),
+                project_directory: m.get("project_directory").and_then(Value::as_str).map(str::to_string),
+                unknown: m
+                    .keys()
+                    .map(key_text)
+                    .filter(|k| !matches!(k.as_str(), "path" | "env_file" | "project_directory"))
+                    .collect(),
+            },
+            other => IncludeEntry {
+                paths: strings(Some(other)),
+                env_files: Vec::new(),
+                project_directory: None,
+                unknown: Vec::new(),
+            },
+        })
+        .collect()
 }
 
 /// Convert the compose file `path` (its `text`), with the `.env` beside it (`dotenv`) and the
 /// enabled `profiles`; `path` is relative to the root.
 pub fn convert(path: &str, text: &str, dotenv: Option<&str>, profiles: &[String]) -> Converted {
-    convert_in(path, text, dotenv, &Context { profiles, root: "", root_name: None, home: None })
+    convert_in(path, text, dotenv, &Context { profiles, ..Default::default() })
 }
 
 /// `convert` for a file shown as `path` under `ctx.root`.
@@ -191,8 +309,13 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
     let Some(&(path, _)) = files.first() else { return out };
     // The compose file's folder, relative to the root (what repository paths join to).
     let rel = path.strip_prefix(ctx.root).map(|r| r.trim_start_matches('/')).unwrap_or(path);
-    let dir = parent(rel);
-    let mut vars = match dotenv.map(self::dotenv::parse).transpose() {
+    // An included file's relative paths are resolved from its `project_directory`.
+    let dir = ctx.included.map_or_else(|| parent(rel), |i| i.dir.to_string());
+    let parsed_env = match ctx.included {
+        Some(i) => Ok(Some(i.vars.clone())),
+        None => dotenv.map(self::dotenv::parse).transpose(),
+    };
+    let mut vars = match parsed_env {
         Ok(v) => v.unwrap_or_default(),
         Err(e) => {
             let shown = parent(path);
@@ -214,7 +337,11 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             format!("{shown}/.env")
         }
     };
-    let project = match project_name(files, &dir, &vars, ctx) {
+    let project = match ctx
+        .included
+        .map(|i| Ok(i.project.to_string()))
+        .unwrap_or_else(|| project_name(files, &dir, &vars, ctx))
+    {
         Ok(p) => p,
         Err(ProjectNameError { from_env, message }) => {
             let file = if from_env { env_file() } else { path.to_string() };
@@ -279,6 +406,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         out.errors = cx.errors;
         return out;
     };
+    let mut included_models: Vec<Model> = Vec::new();
     for (k, _) in top {
         let key = k.as_str().unwrap_or("");
         let at = YamlPath::root().key(key);
@@ -287,29 +415,17 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             "version" => {} // obsolete in the specification; accepted and not used
             "configs" => cx.err(&at, "not supported by Driftless: mount the file with a relative bind (./file:/path:ro) or a secret"),
             "include" => {
-                cx.err(&at, "not supported by Driftless: put the included services in this file, its compose.override.yaml, or a folder of their own under source.path");
-                // What it names is compose, never driftless/v1 desired state: claimed, so that
-                // it is not read as documents (and refused a second time for that).
-                let entries = match top.get("include") {
-                    Some(Value::Sequence(s)) => s.clone(),
-                    Some(other) => vec![other.clone()],
-                    None => Vec::new(),
-                };
+                let entries = include_entries(top.get("include"));
                 for (i, e) in entries.iter().enumerate() {
-                    let paths = match e {
-                        Value::String(p) => vec![p.clone()],
-                        Value::Mapping(m) => match m.get("path") {
-                            Some(Value::String(p)) => vec![p.clone()],
-                            Some(Value::Sequence(ps)) => ps.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-                            _ => Vec::new(),
-                        },
-                        _ => Vec::new(),
-                    };
-                    let errors = cx.errors.len();
-                    for p in paths.iter().filter(|p| !p.starts_with('/')) {
-                        let _ = cx.repo_path(&at.index(i), p);
+                    let (model, converted) = include_one(&mut cx, ctx, &at.index(i), e, &project, &vars);
+                    included_models.push(model);
+                    if let Some(c) = converted {
+                        out.docs.extend(c.docs);
+                        cx.errors.extend(c.errors);
+                        cx.warnings.extend(c.warnings);
+                        cx.claims.extend(c.claims);
+                        out.refused.extend(c.refused);
                     }
-                    cx.errors.truncate(errors); // the refusal above says all there is to say
                 }
             }
             "models" => cx.err(&at, "not supported by Driftless (AI models are a Docker Desktop feature): remove it"),
@@ -337,11 +453,37 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         &mut marked,
         &mut volume_options,
     );
+    // What included files declare, the including file's services may name (its own win).
+    let (mut networks, mut volumes) = (networks, volumes);
+    for m in &included_models {
+        for (k, v) in &m.networks {
+            networks.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &m.volumes {
+            volumes.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (mark, names) in &m.marked {
+            let key = match mark.as_str() {
+                "networks" => "networks",
+                "volumes" => "volumes",
+                _ => "internal",
+            };
+            marked.entry(key).or_default().extend(names.iter().cloned());
+        }
+        for (k, v) in &m.network_options {
+            network_options.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &m.volume_options {
+            volume_options.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     let secrets = top_secrets(&mut cx, top);
     let declared_secrets: std::collections::BTreeSet<String> =
         top.get("secrets").and_then(Value::as_mapping).into_iter().flatten().map(|(k, _)| key_text(k)).collect();
     let Some(services) = top.get("services").and_then(Value::as_mapping) else {
-        cx.err(&YamlPath::root(), "no `services:` in this compose file");
+        if included_models.is_empty() {
+            cx.err(&YamlPath::root(), "no `services:` in this compose file");
+        }
         out.errors = cx.errors;
         out.warnings = cx.warnings;
         out.claims = cx.claims;
@@ -365,7 +507,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         .collect();
     // Container names of every service (for depends_on and network_mode: service:x): a
     // replicated service's first container, `<service>-1`.
-    let names: BTreeMap<String, String> = services
+    let mut names: BTreeMap<String, String> = services
         .iter()
         .filter_map(|(k, v)| {
             let s = k.as_str()?;
@@ -376,6 +518,20 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             Some((s.to_string(), name.to_string()))
         })
         .collect();
+    // The model a file including this one sees: this file's own declarations.
+    out.model = Model {
+        services: names.clone(),
+        networks: networks.clone(),
+        volumes: volumes.clone(),
+        marked: marked.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        network_options: network_options.clone(),
+        volume_options: volume_options.clone(),
+    };
+    for m in &included_models {
+        for (k, v) in &m.services {
+            names.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     // A service others wait for with service_completed_successfully runs to completion: a
     // oneshot (compose's migration pattern).
     let completes: std::collections::BTreeSet<String> = services
@@ -483,6 +639,107 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
 /// Read one compose file of a project: its YAML, merge keys, interpolation (with the
 /// folder's `.env`), positions tagged with its name. `None` (errors in `out`): it cannot
 /// be read.
+/// Convert the files of one `include` entry (at `at`) of a file whose project is `project`
+/// and whose variables are `vars`: each named file read through `ctx.files` (a file outside
+/// the folder is refused, naming it), its `env_file`s (default: the `.env` of its project
+/// directory) over `vars`, converted as a compose file of its own — its paths resolved from
+/// its `project_directory` (default: its folder), its errors at its own lines — under
+/// `project`. Its model is what the including file may name.
+fn include_one(
+    cx: &mut Cx<'_>,
+    ctx: &Context<'_>,
+    at: &YamlPath,
+    e: &IncludeEntry,
+    project: &str,
+    vars: &BTreeMap<String, String>,
+) -> (Model, Option<Converted>) {
+    for k in &e.unknown {
+        cx.key_err(&at.key(k.as_str()), "unknown key of an include: write path, env_file or project_directory");
+    }
+    let Some(files) = ctx.files else {
+        cx.err(at, "include reads other files of the folder, and this reader was given none: run agentctl validate on the folder");
+        return (Model::default(), None);
+    };
+    let depth = ctx.included.map_or(0, |i| i.depth);
+    if depth >= MAX_INCLUDE_DEPTH {
+        cx.err(at, &format!("includes nest deeper than {MAX_INCLUDE_DEPTH} files (a file that includes itself?): include each file once"));
+        return (Model::default(), None);
+    }
+    if e.paths.is_empty() {
+        cx.err(at, "an include names a file: write - path/to/compose.yaml, or { path: … }");
+        return (Model::default(), None);
+    }
+    let here = cx.dir.clone();
+    let mut texts: Vec<(String, String)> = Vec::new();
+    for p in &e.paths {
+        let p = interpolate::interpolate(p, vars, &mut Vec::new()).unwrap_or_else(|_| p.clone());
+        if p.starts_with('/') {
+            cx.err(
+                at,
+                &format!("include {p:?} is a host path: include a file of the repository, relative to this one"),
+            );
+            continue;
+        }
+        let Some(rel) = cx.repo_path(at, &p) else { continue };
+        let shown = shown_path(ctx.root, &rel);
+        let chain: Vec<&String> = ctx.included.map(|i| i.chain.iter().collect()).unwrap_or_default();
+        if chain.iter().any(|c| **c == shown) || cx.file == shown {
+            cx.err(at, &format!("include {p:?}: {shown} includes itself (through the files that include this one): include each file once"));
+            continue;
+        }
+        match (files.0)(&shown) {
+            Some(t) => texts.push((shown, t)),
+            None => cx.err(at, &format!("include {p:?}: {shown} is not among the files read (only the folder of desired state is: source.path, or the folder given to validate); move it there")),
+        }
+    }
+    if texts.is_empty() {
+        return (Model::default(), None);
+    }
+    let project_dir = match &e.project_directory {
+        Some(d) => match join(&here, d) {
+            Some(r) => r,
+            None => {
+                cx.err(&at.key("project_directory"), &format!("{d:?} escapes the repository root"));
+                return (Model::default(), None);
+            }
+        },
+        None => {
+            let first = texts[0].0.strip_prefix(ctx.root).map(|r| r.trim_start_matches('/')).unwrap_or(&texts[0].0);
+            parent(first)
+        }
+    };
+    // compose-go: the including project's environment, with the included env files over it.
+    let mut inc_vars = vars.clone();
+    inc_vars.remove("COMPOSE_PROJECT_NAME");
+    let (env_files, required) = if e.env_files.is_empty() {
+        (vec![if project_dir.is_empty() { ".env".to_string() } else { format!("{project_dir}/.env") }], false)
+    } else {
+        (e.env_files.iter().filter_map(|f| join(&here, f)).collect(), true)
+    };
+    for f in &env_files {
+        let shown = shown_path(ctx.root, f);
+        match (files.0)(&shown) {
+            Some(text) => match self::dotenv::parse(&text) {
+                Ok(v) => inc_vars.extend(v),
+                Err(err) => cx.err(&at.key("env_file"), &format!("{shown}:{}: {}", err.line, err.message)),
+            },
+            None if required => {
+                cx.err(&at.key("env_file"), &format!("{shown} is not among the files read: move it into the folder"))
+            }
+            None => {}
+        }
+    }
+    let mut chain: Vec<String> = ctx.included.map(|i| i.chain.to_vec()).unwrap_or_default();
+    chain.push(cx.file.to_string());
+    let sub = Context {
+        included: Some(Included { project, dir: &project_dir, vars: &inc_vars, depth: depth + 1, chain: &chain }),
+        ..*ctx
+    };
+    let refs: Vec<(&str, &str)> = texts.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+    let c = convert_files(&refs, None, &sub);
+    (c.model.clone(), Some(c))
+}
+
 /// Why no project name could be had.
 struct ProjectNameError {
     /// It is the .env's COMPOSE_PROJECT_NAME that is wrong (else the files' `name:`).
@@ -911,18 +1168,58 @@ mod tests {
         );
     }
 
-    /// A refused `include` still claims the files it names: they are compose, not
-    /// driftless/v1 documents, and are not read (and refused again) as such.
+    /// compose-spec 14-include.md: an included file is a compose file of its own — its
+    /// relative paths from its folder (or `project_directory`), its variables from its
+    /// `.env` (or `env_file`) over the includer's — under the includer's project name, and
+    /// the includer's services may name its services, networks and volumes. What it names
+    /// is claimed (never read as driftless/v1 documents); one the reader lacks is refused.
     #[test]
-    fn a_refused_include_claims_its_files() {
-        let text = "include: [common.yml, { path: [db/compose.yml, db/extra.yml] }]\nservices:\n  web: { image: x }\n";
-        let c = convert("app/compose.yaml", text, None, &[]);
-        assert!(errors(&c).contains("include: not supported by Driftless"), "{}", errors(&c));
-        assert_eq!(c.errors.len(), 1, "{}", errors(&c));
+    fn include_as_the_specification_defines_it() {
+        let files: BTreeMap<&str, &str> = [
+            ("app/db/compose.yaml", "services:\n  db:\n    image: postgres:${PG}\n    volumes: [\"data:/d\", \"./init:/i:ro\"]\n    networks: [back]\nnetworks: { back: { internal: true } }\nvolumes: { data: {} }\n"),
+            ("app/db/.env", "PG=16\n"),
+            ("app/cache/compose.yaml", "services:\n  cache:\n    image: redis:${R}\n    volumes: [\"./conf:/c\"]\n"),
+            ("app/cache.env", "R=7\n"),
+        ]
+        .into_iter()
+        .collect();
+        let lookup = |p: &str| files.get(p).map(|t| t.to_string());
+        let ctx = Context { files: Some(Files(&lookup)), ..Default::default() };
+        let text = "name: shop\ninclude:\n  - db/compose.yaml\n  - path: cache/compose.yaml\n    env_file: cache.env\n    project_directory: .\nservices:\n  web:\n    image: web\n    depends_on: [db, cache]\n    networks: [back]\n    volumes: [\"data:/d\"]\n";
+        let c = convert_files(&[("app/compose.yaml", text)], None, &ctx);
+        assert_eq!(errors(&c), "");
+        let names: Vec<&str> = c.docs.iter().filter_map(|g| g.doc["metadata"]["name"].as_str()).collect();
+        assert_eq!(names, ["db", "cache", "web"], "included first, as compose loads them");
+        let db = spec(&c, "db");
+        assert_eq!(db["image"].as_str(), Some("postgres:16"), "its own .env");
+        assert_eq!(db["files"][0]["source"].as_str(), Some("app/db/init"), "its own folder");
+        assert_eq!(db["volumes"][0].as_str(), Some("shop_data:/d"), "the includer's project");
+        let cache = spec(&c, "cache");
+        assert_eq!(cache["image"].as_str(), Some("redis:7"), "env_file");
+        assert_eq!(cache["files"][0]["source"].as_str(), Some("app/conf"), "project_directory");
+        let web = spec(&c, "web");
+        assert_eq!(web["networks"][0].as_str(), Some("shop_back"));
+        assert_eq!(web["internal_networks"][0].as_str(), Some("shop_back"), "the included network's marks");
+        assert_eq!(web["volumes"][0].as_str(), Some("shop_data:/d"));
+        assert_eq!(web["depends_on"][0].as_str(), Some("db"));
         let claimed: Vec<&str> = c.claims.iter().map(|c| c.path.as_str()).collect();
-        for p in ["app/common.yml", "app/db/compose.yml", "app/db/extra.yml"] {
-            assert!(claimed.contains(&p), "{p} in {claimed:?}");
-        }
+        assert!(claimed.contains(&"app/db/compose.yaml") && claimed.contains(&"app/db/init"), "{claimed:?}");
+        // A file the reader lacks, a host path, a file that includes itself: each named.
+        let c = convert_files(
+            &[(
+                "app/compose.yaml",
+                "include: [nope.yaml, /etc/x.yaml, compose.yaml]\nservices:\n  web: { image: x }\n",
+            )],
+            None,
+            &ctx,
+        );
+        let e = errors(&c);
+        assert!(e.contains("nope.yaml is not among the files read"), "{e}");
+        assert!(e.contains("\"/etc/x.yaml\" is a host path"), "{e}");
+        assert!(e.contains("app/compose.yaml includes itself"), "{e}");
+        // Without the folder's files (a reader given one file): said, not guessed.
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert!(errors(&c).contains("include reads other files of the folder"), "{}", errors(&c));
     }
 
     /// compose-spec build.md: with both `image` and `build`, compose pulls the image and
@@ -1088,7 +1385,7 @@ mod tests {
     #[test]
     fn a_tilde_is_the_home_of_whoever_runs_the_file() {
         let text = "services:\n  mc:\n    image: x\n    volumes: [\"~/minecraft_data:/data\"]\n";
-        let ctx = Context { profiles: &[], root: "", root_name: None, home: Some("/root") };
+        let ctx = Context { profiles: &[], root: "", root_name: None, home: Some("/root"), ..Default::default() };
         let c = convert_in("app/compose.yaml", text, None, &ctx);
         assert_eq!(errors(&c), "");
         assert_eq!(spec(&c, "mc")["volumes"][0].as_str(), Some("/root/minecraft_data:/data"));
@@ -1123,7 +1420,12 @@ mod tests {
         for (path, root) in
             [("compose.yaml", ""), ("/srv/shop/compose.yaml", "/srv/shop"), ("../shop/compose.yaml", "../shop")]
         {
-            let c = convert_in(path, text, None, &Context { profiles: &[], root, root_name: Some("shop"), home: None });
+            let c = convert_in(
+                path,
+                text,
+                None,
+                &Context { profiles: &[], root, root_name: Some("shop"), home: None, ..Default::default() },
+            );
             assert_eq!(errors(&c), "", "{path}");
             assert_eq!(volume(&c).as_deref(), Some("shop_data:/d"), "{path}");
             assert_eq!(files(&c).as_deref(), Some("conf"), "{path}: repository paths are relative to the root");
@@ -1133,7 +1435,7 @@ mod tests {
             "/srv/state/web/compose.yaml",
             text,
             None,
-            &Context { profiles: &[], root: "/srv/state", root_name: Some("state"), home: None },
+            &Context { profiles: &[], root: "/srv/state", root_name: Some("state"), home: None, ..Default::default() },
         );
         assert_eq!(volume(&c).as_deref(), Some("web_data:/d"));
         assert_eq!(files(&c).as_deref(), Some("web/conf"));
@@ -1142,7 +1444,7 @@ mod tests {
             "compose.yaml",
             &named,
             None,
-            &Context { profiles: &[], root: "", root_name: Some("x"), home: None },
+            &Context { profiles: &[], root: "", root_name: Some("x"), home: None, ..Default::default() },
         );
         assert_eq!(volume(&c).as_deref(), Some("shop-2_data:/d"));
     }
