@@ -143,7 +143,8 @@ fn a_compose_stack_deploys_rolls_forward_on_an_env_change_and_rolls_back_with_it
 /// relative data folder bound by two services is one folder of the host — what `writer`
 /// writes there, `reader` reads — and `${VAR}` in an `env_file` is resolved from the `.env`
 /// beside the compose file, as compose-go's `GetEnvFromFile` resolves it; an `env_file`
-/// with `required: false` that is not there (in the repository or on the host) is skipped.
+/// with `required: false` that is not there (in the repository or on the host) is skipped;
+/// `configs` from a repository file are mounted read-only where compose mounts them.
 #[test]
 fn one_data_folder_for_every_service_that_binds_it_and_env_files_see_the_dotenv() {
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -169,12 +170,15 @@ fn one_data_folder_for_every_service_that_binds_it_and_env_files_see_the_dotenv(
     depends_on: [writer]
     volumes: ["./data:/data"]
     env_file: [app.env, {{ path: ./local.env, required: false }}, {{ path: /nonexistent/driftless.env, required: false }}]
+    configs: [motd, {{ source: motd, target: /etc/motd.d/hello }}]
     ports: ["127.0.0.1:${{PORT}}:8080"]
     command: ["sh", "-c", "mkdir -p /www && until [ -f /data/note ]; do sleep 0.2; done; echo \"$$(cat /data/note) $$GREETING\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
     x-driftless:
       health:
         - http: {{ url: "http://127.0.0.1:${{PORT}}/", body_contains: "written-by-writer" }}
           timeout: 20s
+configs:
+  motd: {{ file: ./motd.txt }}
 "#
     );
     let c1 = up.commit(
@@ -182,6 +186,7 @@ fn one_data_folder_for_every_service_that_binds_it_and_env_files_see_the_dotenv(
             ("hosts/e2e/compose.yaml", &compose),
             ("hosts/e2e/.env", &format!("WHO=world\nPORT={port}\n")),
             ("hosts/e2e/app.env", "GREETING=\"hello ${WHO}\"\n"),
+            ("hosts/e2e/motd.txt", "a config from the repository\n"),
         ],
         "v1",
     );
@@ -190,6 +195,11 @@ fn one_data_folder_for_every_service_that_binds_it_and_env_files_see_the_dotenv(
     let s = agent.wait_phase("Synced", Duration::from_secs(90));
     assert_eq!(s["applied_revision"], c1.as_str());
     assert!(http_get(port).ends_with("\r\n\r\nwritten-by-writer hello world\n"), "{}", http_get(port));
+    // configs: mounted read-only at /<name>, or at their target (compose-spec 08-configs.md).
+    for at in ["/motd", "/etc/motd.d/hello"] {
+        assert_eq!(docker::docker(&["exec", "reader", "cat", at]).1, "a config from the repository", "{at}");
+    }
+    assert_ne!(docker::docker(&["exec", "reader", "sh", "-c", "echo x > /motd"]).0, 0, "read-only");
     let shared = agent.state_dir().join("files/_shared/hosts/e2e/data/note");
     assert_eq!(std::fs::read_to_string(&shared).unwrap_or_default(), "written-by-writer\n", "{}", shared.display());
     // A change in the .env reaches the env file's value: the reader is replaced, the writer

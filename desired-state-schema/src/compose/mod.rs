@@ -411,9 +411,8 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         let key = k.as_str().unwrap_or("");
         let at = YamlPath::root().key(key);
         match key {
-            "services" | "networks" | "volumes" | "secrets" | "name" => {}
+            "services" | "networks" | "volumes" | "secrets" | "configs" | "name" => {}
             "version" => {} // obsolete in the specification; accepted and not used
-            "configs" => cx.err(&at, "not supported by Driftless: mount the file with a relative bind (./file:/path:ro) or a secret"),
             "include" => {
                 let entries = include_entries(top.get("include"));
                 for (i, e) in entries.iter().enumerate() {
@@ -480,6 +479,9 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
     let secrets = top_secrets(&mut cx, top);
     let declared_secrets: std::collections::BTreeSet<String> =
         top.get("secrets").and_then(Value::as_mapping).into_iter().flatten().map(|(k, _)| key_text(k)).collect();
+    let configs = top_configs(&mut cx, top);
+    let declared_configs: std::collections::BTreeSet<String> =
+        top.get("configs").and_then(Value::as_mapping).into_iter().flatten().map(|(k, _)| key_text(k)).collect();
     let Some(services) = top.get("services").and_then(Value::as_mapping) else {
         if included_models.is_empty() {
             cx.err(&YamlPath::root(), "no `services:` in this compose file");
@@ -571,6 +573,8 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             volumes: &volumes,
             secrets: &secrets,
             declared_secrets: &declared_secrets,
+            configs: &configs,
+            declared_configs: &declared_configs,
             project: &project,
             marked: &marked,
             network_options: &network_options,
@@ -1220,6 +1224,28 @@ mod tests {
         // Without the folder's files (a reader given one file): said, not guessed.
         let c = convert("app/compose.yaml", text, None, &[]);
         assert!(errors(&c).contains("include reads other files of the folder"), "{}", errors(&c));
+    }
+
+    /// compose-spec 08-configs.md: a config is a file (or a `.env` variable) mounted
+    /// read-only at `/<name>` or its `target`, carried as a secret entry `config.<name>`;
+    /// `content:` and `external:` are refused, saying what to write.
+    #[test]
+    fn configs_are_read_only_files() {
+        let text = "services:\n  web:\n    image: x\n    configs: [site, { source: site, target: /etc/site.conf }]\n    secrets: [key]\nconfigs:\n  site: { file: ./site.conf }\n  inline: { content: x }\nsecrets:\n  key: { file: ./key }\n";
+        let c = convert("app/compose.yaml", text, None, &[]);
+        assert!(
+            errors(&c).contains("configs.inline.content: config inline: content: is not supported"),
+            "{}",
+            errors(&c)
+        );
+        assert_eq!(c.errors.len(), 1, "{}", errors(&c));
+        let secrets = spec(&c, "web")["secrets"].as_sequence().cloned().unwrap_or_default();
+        let got: Vec<(String, String)> = secrets
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap_or("").to_string(), s["target"].as_str().unwrap_or("").to_string()))
+            .collect();
+        let want = [("config.site", "/site"), ("config.site.2", "/etc/site.conf"), ("key", "")];
+        assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
     }
 
     /// compose-spec build.md: with both `image` and `build`, compose pulls the image and

@@ -19,6 +19,9 @@ pub(super) struct Service<'a> {
     pub(super) declared_secrets: &'a std::collections::BTreeSet<String>,
     /// Top-level secrets: key → (source path, the `.env` variable holding it, if any).
     pub(super) secrets: &'a BTreeMap<String, (String, Option<String>)>,
+    /// Top-level configs, as secrets; and every key under `configs` (also those refused).
+    pub(super) configs: &'a BTreeMap<String, (String, Option<String>)>,
+    pub(super) declared_configs: &'a std::collections::BTreeSet<String>,
     pub(super) project: &'a str,
     /// Engine names of the top-level objects marked `external` (under `volumes`,
     /// `networks`) or `internal` (under `internal`: networks).
@@ -585,8 +588,15 @@ impl Cx<'_> {
                         alias(&mut docmap, key, "healthcheck");
                     }
                 }
-                "secrets" => {
-                    let mut list = Vec::new();
+                "secrets" | "configs" => {
+                    // compose-spec 09-secrets.md and 08-configs.md: a file mounted read-only,
+                    // at /run/secrets/<name> or, for a config, /<name> — unless `target`.
+                    // A config is carried as a secret entry named `config.<name>`.
+                    let is_config = key == "configs";
+                    let (known, declared) =
+                        if is_config { (sv.configs, sv.declared_configs) } else { (sv.secrets, sv.declared_secrets) };
+                    let one = if is_config { "config" } else { "secret" };
+                    let mut list = spec.get("secrets").and_then(Value::as_sequence).cloned().unwrap_or_default();
                     for (i, item) in v.as_sequence().into_iter().flatten().enumerate() {
                         let iat = kat.index(i);
                         let (name, target) = match item {
@@ -605,21 +615,42 @@ impl Cx<'_> {
                             }
                             _ => continue,
                         };
-                        let Some(source) = sv.secrets.get(&name) else {
-                            if sv.declared_secrets.contains(&name) {
+                        let Some(source) = known.get(&name) else {
+                            if declared.contains(&name) {
                                 continue; // declared, and refused there
                             }
-                            self.err(&iat, &format!("secret {name:?} is not declared: add it under the top-level secrets: ({name}: {{ file: ./path }}), or remove it here"));
+                            self.err(&iat, &format!("{one} {name:?} is not declared: add it under the top-level {key}: ({name}: {{ file: ./path }}), or remove it here"));
                             continue;
                         };
                         let mut m = Mapping::new();
-                        m.insert("name".into(), name.clone().into());
+                        // A config mounted twice (two targets) is two entries: `config.x`,
+                        // `config.x.2`.
+                        let entry = if is_config {
+                            let base = format!("config.{name}");
+                            let taken = |n: &str| list.iter().any(|e| e.get("name").and_then(Value::as_str) == Some(n));
+                            let mut entry = base.clone();
+                            let mut k = 1;
+                            while taken(&entry) {
+                                k += 1;
+                                entry = format!("{base}.{k}");
+                            }
+                            entry
+                        } else {
+                            name.clone()
+                        };
+                        m.insert("name".into(), entry.into());
                         m.insert("source".into(), source.0.clone().into());
                         if let Some(var) = &source.1 {
                             m.insert("env".into(), var.clone().into());
                         }
-                        if let Some(t) = target {
-                            m.insert("target".into(), t.into());
+                        match (target, is_config) {
+                            (Some(t), _) => {
+                                m.insert("target".into(), t.into());
+                            }
+                            (None, true) => {
+                                m.insert("target".into(), format!("/{name}").into());
+                            }
+                            (None, false) => {}
                         }
                         list.push(Value::Mapping(m));
                     }
@@ -1080,7 +1111,6 @@ pub(super) fn unsupported_hint(key: &str) -> String {
         "links" | "external_links" => "services reach each other by name on a shared network; remove it",
         "extends" => "write the shared keys once with YAML anchors and merge keys (x-base: &base …, then <<: *base)",
         "volumes_from" => "mount the same named volume in both services",
-        "configs" => "mount the file with a relative bind (./file:/path:ro)",
         "pid" | "uts" | "userns_mode" | "cgroup" | "cgroup_parent" | "isolation" | "runtime" => {
             "the agent does not set namespaces or runtimes; remove it, or run this container by hand"
         }

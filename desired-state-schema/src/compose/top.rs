@@ -157,10 +157,37 @@ pub(super) fn top_level<'w>(
 
 /// Top-level `secrets`: key → repository path of its file.
 pub(super) fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, (String, Option<String>)> {
+    top_files(cx, top, "secrets")
+}
+
+/// Top-level `configs` (compose-spec 08-configs.md): as secrets — a file (a repository path,
+/// or absolute on the host) or a variable of the `.env` — mounted read-only where a service
+/// asks (`/<name>` by default).
+pub(super) fn top_configs(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, (String, Option<String>)> {
+    top_files(cx, top, "configs")
+}
+
+/// Top-level `secrets` or `configs` (`what`): key → (its file, the `.env` variable holding
+/// it, if any).
+fn top_files(cx: &mut Cx<'_>, top: &Mapping, what: &str) -> BTreeMap<String, (String, Option<String>)> {
+    let one = if what == "secrets" { "secret" } else { "config" };
     let mut out = BTreeMap::new();
-    for (k, v) in top.get("secrets").and_then(Value::as_mapping).into_iter().flatten() {
+    for (k, v) in top.get(what).and_then(Value::as_mapping).into_iter().flatten() {
         let key = key_text(k);
-        let at = YamlPath::root().key("secrets").key(key.as_str());
+        let at = YamlPath::root().key(what).key(key.as_str());
+        if what == "configs" {
+            if v.get("content").is_some() {
+                cx.err(&at.key("content"), &format!("config {key}: content: is not supported: write it into a file of the repository and use file: ./path"));
+                continue;
+            }
+            if v.get("external").is_some() {
+                cx.err(
+                    &at.key("external"),
+                    &format!("config {key}: external configs are a swarm's: write file: ./path"),
+                );
+                continue;
+            }
+        }
         match (v.get("file").and_then(Value::as_str), v.get("environment").and_then(Value::as_str)) {
             (Some(f), None) if f.starts_with('/') => {
                 out.insert(key, (f.to_string(), None));
@@ -175,21 +202,26 @@ pub(super) fn top_secrets(cx: &mut Cx<'_>, top: &Mapping) -> BTreeMap<String, (S
             // variable of that file, read at the revision.
             (None, Some(var)) => {
                 if !cx.vars.contains_key(var) {
-                    cx.err(&at.key("environment"), &format!("secret {key}: environment {var} is not in the .env beside the compose file (the agent's own environment is never read): define it there, or write file: ./path"));
+                    cx.err(&at.key("environment"), &format!("{one} {key}: environment {var} is not in the .env beside the compose file (the agent's own environment is never read): define it there, or write file: ./path"));
                 } else if let Some(r) = cx.repo_path(&at, ".env") {
                     out.insert(key, (r, Some(var.to_string())));
                 }
             }
-            (Some(_), Some(_)) => cx.err(&at, "a secret is file: or environment:, not both: remove one"),
+            (Some(_), Some(_)) => cx.err(&at, &format!("a {one} is file: or environment:, not both: remove one")),
             (None, None) => cx.err(
                 &at,
-                "a secret needs file: ./path or environment: VAR (a variable of the .env beside the compose file)",
+                &format!(
+                    "a {one} needs file: ./path or environment: VAR (a variable of the .env beside the compose file)"
+                ),
             ),
         }
         for (ck, _) in v.as_mapping().into_iter().flatten() {
             let ckey = ck.as_str().unwrap_or("");
             if !matches!(ckey, "file" | "environment" | "name") {
-                cx.key_err(&at.key(ckey), "not supported by Driftless: a secret is file: ./path or environment: VAR");
+                cx.key_err(
+                    &at.key(ckey),
+                    &format!("not supported by Driftless: a {one} is file: ./path or environment: VAR"),
+                );
             }
         }
     }
