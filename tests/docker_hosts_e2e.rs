@@ -1003,3 +1003,47 @@ fn a_subnet_a_static_address_and_a_tmpfs_volume_from_compose() {
     docker::docker(&["network", "rm", "e2e_lan"]);
     docker::docker(&["volume", "rm", "e2e_cache"]);
 }
+
+/// Compose keys that are plain engine settings (issue 35: what stays refused is only what
+/// the engine cannot do), on the real engine and read back with `docker inspect`: CPU and
+/// memory tuning, the OOM killer's preference, the host's PID, UTS and cgroup namespaces,
+/// another service's volumes, the OCI runtime, device cgroup rules.
+#[test]
+fn engine_settings_from_compose_read_back_with_docker_inspect() {
+    let Some(_g) = setup() else { return };
+    let up = Upstream::new();
+    let compose = format!(
+        "services:\n  limits:\n    image: {IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n    volumes: [\"/data\"]\n    cpu_shares: 512\n    cpu_period: 100000\n    cpu_quota: 50000\n    cpuset: \"0\"\n    mem_limit: 64m\n    mem_reservation: 32m\n    memswap_limit: 128m\n    oom_score_adj: 100\n  ns:\n    image: {IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n    pid: host\n    uts: host\n    cgroup: host\n    volumes_from: [\"limits:ro\"]\n    runtime: runc\n    device_cgroup_rules: [\"c 1:3 mr\"]\n"
+    );
+    let c1 = up.commit(&[("hosts/e2e/compose.yaml", &compose)], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let checks: &[(&str, &str, &str)] = &[
+        ("limits", "{{.HostConfig.CpuShares}}", "512"),
+        ("limits", "{{.HostConfig.CpuPeriod}}", "100000"),
+        ("limits", "{{.HostConfig.CpuQuota}}", "50000"),
+        ("limits", "{{.HostConfig.CpusetCpus}}", "0"),
+        ("limits", "{{.HostConfig.MemoryReservation}}", "33554432"),
+        ("limits", "{{.HostConfig.MemorySwap}}", "134217728"),
+        ("limits", "{{.HostConfig.OomScoreAdj}}", "100"),
+        ("ns", "{{.HostConfig.PidMode}}", "host"),
+        ("ns", "{{.HostConfig.UTSMode}}", "host"),
+        ("ns", "{{.HostConfig.CgroupnsMode}}", "host"),
+        ("ns", "{{json .HostConfig.VolumesFrom}}", "[\"limits:ro\"]"),
+        ("ns", "{{.HostConfig.Runtime}}", "runc"),
+        ("ns", "{{json .HostConfig.DeviceCgroupRules}}", "[\"c 1:3 mr\"]"),
+    ];
+    let wrong: Vec<String> = checks
+        .iter()
+        .filter_map(|(c, f, want)| {
+            let got = inspect(c, f);
+            (got != *want).then(|| format!("{c} {f}: got {got:?}, want {want:?}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // `pid: host`: the host's processes are visible; volumes_from: limits' volume is there.
+    assert_eq!(docker::docker(&["exec", "ns", "test", "-d", "/data"]).0, 0);
+    clear_managed();
+}

@@ -365,6 +365,18 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(spec.key("ulimits").key(name.clone()), format!("ulimit {name}: soft {soft} is above hard {hard}"));
         }
     }
+    for (field, v) in [("cgroup", &c.cgroup)] {
+        if let Some(v) = v.as_deref().filter(|v| !matches!(*v, "host" | "private")) {
+            f(spec.key(field), format!("cgroup {v:?} is host or private"));
+        }
+    }
+    for (field, v) in [("mem_reservation", &c.mem_reservation), ("memswap_limit", &c.memswap_limit)] {
+        if let Some(v) = v.as_ref().filter(|v| v.0 != "-1") {
+            if let Err(why) = parse_bytes(&v.0) {
+                f(spec.key(field), format!("{field} {:?} {why}", v.0));
+            }
+        }
+    }
     for (field, v) in [("shm_size", &c.shm_size), ("memory", &c.memory)] {
         if let Some(v) = v {
             if let Err(why) = parse_bytes(&v.0) {

@@ -249,6 +249,58 @@ pub struct ContainerSpec {
     /// Maximum number of processes (-1: unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
+    /// Relative CPU weight (the engine's default is 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    /// CFS period and quota, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    /// CPUs the container may run on: `0-3`, `0,1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    /// Soft memory limit: bytes, or with a unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ScalarSchema>")]
+    pub mem_reservation: Option<EnvValue>,
+    /// Memory plus swap: bytes, or with a unit; `-1` unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ScalarSchema>")]
+    pub memswap_limit: Option<EnvValue>,
+    /// How readily the kernel swaps the container's pages out (0-100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_swappiness: Option<i64>,
+    /// The container is never chosen by the OOM killer.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub oom_kill_disable: bool,
+    /// The OOM killer's preference (-1000 to 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
+    /// PID namespace: `host`, or `container:<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    /// UTS namespace: `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
+    /// User namespace: `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
+    /// cgroup namespace: `host` or `private`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// The parent cgroup of the container's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
+    /// Device cgroup rules: `c 1:3 mr`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    /// An OCI runtime the engine has (`runc`, `runsc`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Containers whose volumes this one mounts too: `name`, `name:ro`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
     /// The container's log driver and its options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,

@@ -67,13 +67,44 @@ impl Cx<'_> {
             }
             match key {
                 // One to one.
-                "image" | "user" | "working_dir" | "hostname" | "init" | "privileged" | "read_only" | "cap_add"
-                | "cap_drop" | "security_opt" | "shm_size" | "stop_signal" | "pids_limit" | "cpus" | "group_add"
-                | "logging" | "ulimits" => {
+                "image"
+                | "user"
+                | "working_dir"
+                | "hostname"
+                | "init"
+                | "privileged"
+                | "read_only"
+                | "cap_add"
+                | "cap_drop"
+                | "security_opt"
+                | "shm_size"
+                | "stop_signal"
+                | "pids_limit"
+                | "cpus"
+                | "group_add"
+                | "logging"
+                | "ulimits"
+                | "cpu_shares"
+                | "cpu_period"
+                | "cpu_quota"
+                | "cpuset"
+                | "mem_reservation"
+                | "memswap_limit"
+                | "mem_swappiness"
+                | "oom_kill_disable"
+                | "oom_score_adj"
+                | "uts"
+                | "userns_mode"
+                | "cgroup"
+                | "cgroup_parent"
+                | "device_cgroup_rules"
+                | "runtime" => {
                     let v = match key {
-                        "group_add" | "cap_add" | "cap_drop" | "security_opt" => strings_of(v),
-                        "cpus" | "shm_size" => scalar_text(v),
-                        "pids_limit" => numberish(v),
+                        "group_add" | "cap_add" | "cap_drop" | "security_opt" | "device_cgroup_rules" => strings_of(v),
+                        "cpus" | "shm_size" | "mem_reservation" | "memswap_limit" | "cpuset" | "uts"
+                        | "userns_mode" | "cgroup" | "cgroup_parent" | "runtime" => scalar_text(v),
+                        "pids_limit" | "cpu_shares" | "cpu_period" | "cpu_quota" | "mem_swappiness"
+                        | "oom_score_adj" => numberish(v),
                         "ulimits" => numbers_within(v),
                         _ => v.clone(),
                     };
@@ -328,10 +359,14 @@ impl Cx<'_> {
                     spec.insert("networks".into(), Value::Sequence(nets));
                     alias(&mut docmap, key, "networks");
                 }
-                "network_mode" | "ipc" => {
+                "network_mode" | "ipc" | "pid" => {
                     network_mode_set |= key == "network_mode";
                     let mode = scalar_string(v);
-                    let what = if key == "ipc" { "IPC namespace" } else { "network" };
+                    let what = match key {
+                        "ipc" => "IPC namespace",
+                        "pid" => "PID namespace",
+                        _ => "network",
+                    };
                     let mode = match mode.strip_prefix("service:") {
                         // Compose runs the service in x's namespace and starts x first: the
                         // engine's `container:<x's container>`, and an implied depends_on.
@@ -656,6 +691,37 @@ impl Cx<'_> {
                     }
                     spec.insert("secrets".into(), Value::Sequence(list));
                     alias(&mut docmap, key, "secrets");
+                }
+                // compose-spec 05-services.md `volumes_from`: a service (its container) or
+                // `container:<name>`, `:ro`/`:rw` after; the service starts first.
+                "volumes_from" => {
+                    let mut list = Vec::new();
+                    for (i, item) in v.as_sequence().into_iter().flatten().enumerate() {
+                        let t = scalar_string(item);
+                        let (from, mode) = match t.rsplit_once(':') {
+                            Some((f, m @ ("ro" | "rw"))) => (f.to_string(), Some(m)),
+                            _ => (t.clone(), None),
+                        };
+                        let container = match from.strip_prefix("container:") {
+                            Some(c) => c.to_string(),
+                            None => match sv.names.get(&from) {
+                                Some(c) => {
+                                    peers.push(c.clone());
+                                    c.clone()
+                                }
+                                None => {
+                                    self.err(&kat.index(i), &format!("volumes_from {from:?} names no service of this file; name one, or write container:<name> for a container outside it"));
+                                    continue;
+                                }
+                            },
+                        };
+                        list.push(Value::String(match mode {
+                            Some(m) => format!("{container}:{m}"),
+                            None => container,
+                        }));
+                    }
+                    spec.insert("volumes_from".into(), Value::Sequence(list));
+                    alias(&mut docmap, key, "volumes_from");
                 }
                 "deploy" => self.deploy(&kat, v, &mut spec, &mut docmap, at),
                 "scale" => {} // read by `replica_count`
@@ -1110,25 +1176,12 @@ pub(super) fn unsupported_hint(key: &str) -> String {
     let why = match key {
         "links" | "external_links" => "services reach each other by name on a shared network; remove it",
         "extends" => "write the shared keys once with YAML anchors and merge keys (x-base: &base …, then <<: *base)",
-        "volumes_from" => "mount the same named volume in both services",
-        "pid" | "uts" | "userns_mode" | "cgroup" | "cgroup_parent" | "isolation" | "runtime" => {
-            "the agent does not set namespaces or runtimes; remove it, or run this container by hand"
-        }
-        "cpu_shares"
-        | "cpu_quota"
-        | "cpu_period"
-        | "cpu_rt_runtime"
-        | "cpu_rt_period"
-        | "cpuset"
-        | "cpu_count"
-        | "cpu_percent"
-        | "blkio_config"
-        | "device_cgroup_rules" => "limit CPU with cpus instead, or remove it",
-        "mem_reservation" | "mem_swappiness" | "memswap_limit" | "oom_kill_disable" | "oom_score_adj" => {
-            "limit memory with mem_limit instead, or remove it"
-        }
+        "isolation" => "it is for Windows containers; remove it",
+        "cpu_rt_runtime" | "cpu_rt_period" => "real-time CPU time needs the engine's own cgroup setting; remove it",
+        "cpu_count" | "cpu_percent" => "they are for Windows containers; limit CPU with cpus instead",
+        "blkio_config" => "block I/O weights need a cgroup I/O scheduler the engine does not promise; remove it",
         "storage_opt" => "the container's disk is the engine's storage driver's to size; remove it",
-        "mac_address" => "the engine assigns addresses; remove it",
+        "mac_address" => "a container-level MAC address is a field this agent's engine client no longer sends (API 1.44 moved it to the network endpoint, which Debian's 1.41 engine does not read at create); remove it",
         "gpus" => "pass a device with devices: (/dev/…) instead, or remove it",
         "label_file" => "write the labels under labels:",
         "post_start" | "pre_stop" => "run the step in the image's entrypoint, or as a oneshot service others depend on",

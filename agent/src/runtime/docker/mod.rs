@@ -1478,6 +1478,32 @@ impl DockerRuntime {
                 memory: bytes(&spec.memory),
                 nano_cpus: spec.cpus.as_ref().and_then(|c| desired_state_schema::checks::parse_cpus(&c.0)),
                 pids_limit: spec.pids_limit,
+                cpu_shares: spec.cpu_shares,
+                cpu_period: spec.cpu_period,
+                cpu_quota: spec.cpu_quota,
+                cpuset_cpus: spec.cpuset.clone(),
+                memory_reservation: bytes(&spec.mem_reservation),
+                memory_swap: spec.memswap_limit.as_ref().and_then(|v| {
+                    if v.0 == "-1" {
+                        Some(-1)
+                    } else {
+                        desired_state_schema::checks::parse_bytes(&v.0).ok()
+                    }
+                }),
+                memory_swappiness: spec.mem_swappiness,
+                oom_kill_disable: spec.oom_kill_disable.then_some(true),
+                oom_score_adj: spec.oom_score_adj,
+                pid_mode: spec.pid.clone(),
+                uts_mode: spec.uts.clone(),
+                userns_mode: spec.userns_mode.clone(),
+                cgroupns_mode: spec.cgroup.as_deref().map(|c| match c {
+                    "host" => bollard::models::HostConfigCgroupnsModeEnum::HOST,
+                    _ => bollard::models::HostConfigCgroupnsModeEnum::PRIVATE,
+                }),
+                cgroup_parent: spec.cgroup_parent.clone(),
+                device_cgroup_rules: nonempty(&spec.device_cgroup_rules),
+                runtime: spec.runtime.clone(),
+                volumes_from: nonempty(&spec.volumes_from),
                 log_config: spec.logging.as_ref().map(|l| bollard::models::HostConfigLogConfig {
                     typ: l.driver.clone(),
                     config: (!l.options.is_empty())
