@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = convert("compose.yaml", &file, dotenv.as_deref(), &[]);
     let _ = convert("compose.yaml", &file, dotenv.as_deref(), &["debug".to_string()]);
     if let Some(over) = over {
-        let ctx = Context { profiles: &[], root: "", root_name: Some("fuzz"), home: None };
+        let ctx = Context { profiles: &[], root: "", root_name: Some("fuzz"), home: None, ..Default::default() };
         let files = [("compose.yaml", file.as_ref()), ("compose.override.yaml", over.as_str())];
         let _ = convert_files(&files, dotenv.as_deref(), &ctx);
     }
