@@ -141,39 +141,10 @@ impl Reconciler {
         ));
         let mut revert = Journal::new(JournalOp::Revert, good.as_str());
         revert.superseded = Some(interrupted.to_string());
-        revert.why = Some(what.clone());
-        match self.revert_to(&good, revert).await {
-            Ok(()) => {
-                self.state.applied = Some(good.to_string());
-                self.ctx.ref_notes.push(format!(
-                    "the interrupted {op} of {} was put back to {} first ({what})",
-                    interrupted.short(),
-                    good.short()
-                ));
-                self.decide(desired, retry).await
-            }
-            Err(CycleError::Stopping) => self.stopping(),
-            Err(e) if e.is_fault() => {
-                self.publish_observation().await;
-                let context = format!(
-                    "the interrupted {op} of {} is put back to the last good revision {} before {what}; that is finished once the fault clears, then {} is applied",
-                    interrupted.short(),
-                    good.short(),
-                    desired.short()
-                );
-                self.finish(Exit::Fault { error: e, context: Some(context), record: None })
-            }
-            Err(e) => {
-                // The last good revision does not come back either: the desired one is the
-                // way forward, and it converges everything.
-                let _ = self.store.clear_journal();
-                self.ctx.ref_notes.push(format!(
-                    "putting the interrupted {op} of {} back to {} failed ({e}); going on with {what}",
-                    interrupted.short(),
-                    good.short()
-                ));
-                self.decide(desired, retry).await
-            }
+        revert.why = Some(what);
+        match self.revert_superseded(&good, revert, op, Some(&desired)).await {
+            Resumed::GoOn => self.decide(desired, retry).await,
+            Resumed::Done(r) => r,
         }
     }
 

@@ -73,38 +73,7 @@ impl Reconciler {
         }
         match journal.operation {
             JournalOp::Revert if journal.superseded.is_some() => {
-                let superseded = Revision::new(journal.superseded.clone().unwrap_or_default());
-                let what = journal.why.clone().unwrap_or_else(|| "something newer".into());
-                match self.revert_to(&rev, journal).await {
-                    Ok(()) => {
-                        self.state.applied = Some(rev.to_string());
-                        self.ctx.ref_notes.push(format!(
-                            "the interrupted apply of {} was put back to {} first ({what})",
-                            superseded.short(),
-                            rev.short()
-                        ));
-                        Resumed::GoOn
-                    }
-                    Err(CycleError::Stopping) => Resumed::Done(self.stopping()),
-                    Err(e) if e.is_fault() => {
-                        self.publish_observation().await;
-                        let context = format!(
-                            "the interrupted apply of {} is put back to the last good revision {} before {what}; that is finished once the fault clears",
-                            superseded.short(),
-                            rev.short()
-                        );
-                        Resumed::Done(self.finish(Exit::Fault { error: e, context: Some(context), record: None }))
-                    }
-                    Err(e) => {
-                        let _ = self.store.clear_journal();
-                        self.ctx.ref_notes.push(format!(
-                            "putting the interrupted apply of {} back to {} failed ({e}); going on with {what}",
-                            superseded.short(),
-                            rev.short()
-                        ));
-                        Resumed::GoOn
-                    }
-                }
+                self.revert_superseded(&rev, journal, JournalOp::Apply, None).await
             }
             JournalOp::Revert | JournalOp::Restore => {
                 let failed = failed.unwrap_or_else(|| rev.clone());
@@ -114,6 +83,54 @@ impl Reconciler {
             }
             // Gate everything: which resources the interruption left ungated is unknown.
             JournalOp::Apply | JournalOp::Repair => Resumed::Done(self.apply_revision(&rev, true).await),
+        }
+    }
+
+    /// Put the host on `good` under the revert `journal`, which undoes the interrupted `op`
+    /// of `journal.superseded` for `journal.why` (a newer revision, a rollback pin, `sync
+    /// --retry`): the one way a pre-emption (`cycle.rs::preempt`) and its resumption after a
+    /// fault or a crash both take. `then`, when known, is the revision applied after it (for
+    /// the status while a fault holds the revert). A verdict on the last good revision goes
+    /// on too: what comes next converges everything.
+    pub(super) async fn revert_superseded(
+        &mut self,
+        good: &Revision,
+        journal: Journal,
+        op: JournalOp,
+        then: Option<&Revision>,
+    ) -> Resumed {
+        let superseded = Revision::new(journal.superseded.clone().unwrap_or_default());
+        let what = journal.why.clone().unwrap_or_else(|| "something newer".into());
+        match self.revert_to(good, journal).await {
+            Ok(()) => {
+                self.state.applied = Some(good.to_string());
+                self.ctx.ref_notes.push(format!(
+                    "the interrupted {op} of {} was put back to {} first ({what})",
+                    superseded.short(),
+                    good.short()
+                ));
+                Resumed::GoOn
+            }
+            Err(CycleError::Stopping) => Resumed::Done(self.stopping()),
+            Err(e) if e.is_fault() => {
+                self.publish_observation().await;
+                let then = then.map(|d| format!(", then {} is applied", d.short())).unwrap_or_default();
+                let context = format!(
+                    "the interrupted {op} of {} is put back to the last good revision {} before {what}; that is finished once the fault clears{then}",
+                    superseded.short(),
+                    good.short()
+                );
+                Resumed::Done(self.finish(Exit::Fault { error: e, context: Some(context), record: None }))
+            }
+            Err(e) => {
+                let _ = self.store.clear_journal();
+                self.ctx.ref_notes.push(format!(
+                    "putting the interrupted {op} of {} back to {} failed ({e}); going on with {what}",
+                    superseded.short(),
+                    good.short()
+                ));
+                Resumed::GoOn
+            }
         }
     }
 
