@@ -147,12 +147,7 @@ fn a_compose_stack_deploys_rolls_forward_on_an_env_change_and_rolls_back_with_it
 /// `configs` from a repository file are mounted read-only where compose mounts them.
 #[test]
 fn one_data_folder_for_every_service_that_binds_it_and_env_files_see_the_dotenv() {
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !available() {
-        return;
-    }
-    ensure_image();
-    clear_managed();
+    let Some(_g) = docker::setup() else { return };
     let port = free_port();
     let up = Upstream::new();
     let compose = format!(
@@ -217,12 +212,7 @@ configs:
 /// the project is the includer's.
 #[test]
 fn an_included_compose_file_runs_with_its_own_folder_and_env() {
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !available() {
-        return;
-    }
-    ensure_image();
-    clear_managed();
+    let Some(_g) = docker::setup() else { return };
     let port = free_port();
     let up = Upstream::new();
     let main = format!(
