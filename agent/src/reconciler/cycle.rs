@@ -97,7 +97,7 @@ impl Reconciler {
         }
         match self.resume_journal(journal).await {
             Resumed::GoOn => self.decide(desired, retry).await,
-            Resumed::Done(r) if r.fault || !self.to_apply(&desired) => r,
+            Resumed::Done(r) if r.fault || self.shutdown.is_shutdown() || !self.to_apply(&desired) => r,
             Resumed::Done(_) => self.decide(desired, false).await,
         }
     }
