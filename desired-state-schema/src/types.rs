@@ -501,13 +501,6 @@ pub struct EnvFile {
     pub required: bool,
 }
 
-impl EnvFile {
-    /// A required env file at `path`.
-    pub fn required(path: &str) -> EnvFile {
-        EnvFile { path: path.to_string(), required: true }
-    }
-}
-
 impl Serialize for EnvFile {
     // A required file serializes as its path, so spec hashes of `env_files: [a]` stay.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -396,13 +396,10 @@ impl Reconciler {
             }
             Err(e) if lacks_for(&e) => {
                 // What the host lacks for the revision's own content (a proxied container on
-                // an agent without Caddy, a listen address another process holds): a verdict
-                // found before anything is touched — unless this finishes an interrupted
-                // apply, which may have touched the host: then it is reverted.
-                if gate_all {
-                    return self.revert_after_failure(revision, e.to_string(), started, Vec::new(), Vec::new()).await;
-                }
-                return self.fail_untouched(revision, e.to_string(), started, Vec::new(), Vec::new()).await;
+                // an agent without Caddy, a listen address another process holds).
+                return self
+                    .verdict_before_touching(revision, gate_all, e.to_string(), started, Vec::new(), Vec::new())
+                    .await;
             }
             Err(e) => {
                 if !self.state.invalid.iter().any(|i| i == revision.as_str()) {
@@ -454,11 +451,9 @@ impl Reconciler {
                 return self.finish(Exit::Fault { error: e, context: Some(context), record: None });
             }
             let diagnostics = self.diagnose(&state, &plan, e.resource()).await;
-            if gate_all {
-                // Finishing an interrupted apply: the host may be between revisions.
-                return self.revert_after_failure(revision, e.to_string(), started, changes, diagnostics).await;
-            }
-            return self.fail_untouched(revision, e.to_string(), started, changes, diagnostics).await;
+            return self
+                .verdict_before_touching(revision, gate_all, e.to_string(), started, changes, diagnostics)
+                .await;
         }
         let mut journal = Journal::new(JournalOp::Apply, revision.as_str());
         if let Err(e) = self.store.write_journal(&journal) {

@@ -190,11 +190,30 @@ impl Reconciler {
         self.save();
     }
 
+    /// A verdict on `revision` found before its apply touched anything (an image that cannot
+    /// be had, what the host lacks for it): it fails untouched — unless this cycle finishes
+    /// an interrupted apply (`finishing`), which may have left the host between revisions:
+    /// then it is reverted.
+    pub(super) async fn verdict_before_touching(
+        &mut self,
+        revision: &Revision,
+        finishing: bool,
+        why: String,
+        started: (String, Instant),
+        changes: Vec<String>,
+        diagnostics: Vec<crate::state::Diagnostic>,
+    ) -> CycleResult {
+        if finishing {
+            return self.revert_after_failure(revision, why, started, changes, diagnostics).await;
+        }
+        self.fail_untouched(revision, why, started, changes, diagnostics).await
+    }
+
     /// `revision` failed (`why`, a verdict) before anything of it ran — an image the
     /// registry does not have, a build that failed, something the host lacks for it: it is
     /// marked failed and the host stays exactly on what it ran (nothing to revert). Phase
     /// `Failed`, until a newer revision or `agentctl sync --retry`.
-    pub(super) async fn fail_untouched(
+    async fn fail_untouched(
         &mut self,
         revision: &Revision,
         why: String,
