@@ -240,6 +240,75 @@ pub fn dns_label(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `links`, `device_requests`, `blkio_config`, `mac_address` and the hooks of a Container.
+fn check_links_devices_hooks(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    for (i, l) in c.links.iter().enumerate() {
+        let (target, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+        if target.is_empty() || alias.is_empty() || alias.contains(':') {
+            f(spec.key("links").index(i), format!("link {l:?} is not valid: write a container name, or name:alias"));
+        }
+    }
+    for (i, d) in c.device_requests.iter().enumerate() {
+        let at = spec.key("device_requests").index(i);
+        if d.count.is_some_and(|n| n < -1) {
+            f(at.key("count"), "count is a number of devices, or -1 for all of them".into());
+        }
+        if d.count.is_some_and(|n| n != 0) && !d.device_ids.is_empty() {
+            f(at.clone(), "a device request names devices by count or by device_ids, not both (the engine refuses both): remove one".into());
+        }
+    }
+    if let Some(b) = &c.blkio_config {
+        let at = spec.key("blkio_config");
+        let weight = |w: u16| w == 0 || (10..=1000).contains(&w);
+        if b.weight.is_some_and(|w| !weight(w)) {
+            f(at.key("weight"), "a block I/O weight is 10 to 1000".into());
+        }
+        for (i, w) in b.weight_device.iter().enumerate() {
+            if !weight(w.weight) {
+                f(at.key("weight_device").index(i).key("weight"), "a block I/O weight is 10 to 1000".into());
+            }
+            if let Err(why) = host_path(&w.path) {
+                f(
+                    at.key("weight_device").index(i).key("path"),
+                    format!("{:?} {why} (a device of the host, /dev/…)", w.path),
+                );
+            }
+        }
+        for (key, rates) in [
+            ("device_read_bps", &b.device_read_bps),
+            ("device_write_bps", &b.device_write_bps),
+            ("device_read_iops", &b.device_read_iops),
+            ("device_write_iops", &b.device_write_iops),
+        ] {
+            for (i, r) in rates.iter().enumerate() {
+                if let Err(why) = host_path(&r.path) {
+                    f(at.key(key).index(i).key("path"), format!("{:?} {why} (a device of the host, /dev/…)", r.path));
+                }
+                if parse_bytes(&r.rate.0).is_err() {
+                    f(
+                        at.key(key).index(i).key("rate"),
+                        format!("rate {:?} is not a number (bytes may take a unit: 20mb)", r.rate.0),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(m) = &c.mac_address {
+        let ok =
+            m.split(':').count() == 6 && m.split(':').all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
+        if !ok {
+            f(spec.key("mac_address"), format!("{m:?} is not a MAC address: write six hex pairs, 02:42:ac:11:00:02"));
+        }
+    }
+    for (key, hooks) in [("post_start", &c.post_start), ("pre_stop", &c.pre_stop)] {
+        for (i, h) in hooks.iter().enumerate() {
+            if h.command.is_empty() {
+                f(spec.key(key).index(i).key("command"), "a hook runs a command: write command: [argv…]".into());
+            }
+        }
+    }
+}
+
 fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
     if c.image.is_empty() && c.build.is_none() {
         f(
@@ -468,6 +537,7 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(at.key("source"), format!("secret source {:?} {why}", sec.source));
         }
     }
+    check_links_devices_hooks(c, spec, f);
     for (field, argv) in [("command", &c.command), ("entrypoint", &c.entrypoint)] {
         if argv.as_ref().is_some_and(|a| a.is_empty()) {
             f(spec.key(field), format!("{field} is an empty list: remove it to use the image's default"));

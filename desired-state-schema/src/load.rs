@@ -371,12 +371,15 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
     let mut admit = Admit { count: 0, documents: 0, full: false, errors: &mut errors };
     // Compose files first: what they mount or read is not desired state (`Skipped`). In each
     // folder, what compose reads: the main file, with the override merged into it.
-    // Every file by its shown path, for `include`; an included compose file is read only
-    // through the file that includes it (never as a project of its own).
+    // Every file by its shown path, for `include` and `extends`; an included compose file,
+    // or one whose services another extends, is read only through that file (never as a
+    // project of its own).
     let all: BTreeMap<&str, &str> = files.iter().map(|f| (f.path.as_str(), f.text.as_str())).collect();
     let includes: BTreeMap<&str, Vec<String>> = files
         .iter()
-        .filter(|f| crate::compose::is_compose_file(&f.path) && f.text.contains("include"))
+        .filter(|f| {
+            crate::compose::is_compose_file(&f.path) && (f.text.contains("include") || f.text.contains("extends"))
+        })
         .map(|f| (f.path.as_str(), crate::compose::included_paths(&f.path, &f.text, &opts.root)))
         .collect();
     // Whether `from` includes `to`, directly or through others.

@@ -318,9 +318,128 @@ pub struct ContainerSpec {
     /// repository path (at the revision) or an absolute host path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretFile>,
+    /// Containers this one reaches under another name (compose's `links` and
+    /// `external_links`): `name` or `name:alias`, as `docker run --link` takes them, on every
+    /// network it joins. A link to a container of the desired state orders that one first
+    /// only when `depends_on` says so (a compose file's links do).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// Devices requested from a device driver (compose's `gpus` and
+    /// `deploy.resources.reservations.devices`): GPUs through the NVIDIA container
+    /// toolkit, CDI devices. A host without the driver refuses the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_requests: Vec<DeviceRequest>,
+    /// Block I/O weight and limits (compose's `blkio_config`); the kernel's I/O scheduler
+    /// must support weights, else the engine drops them with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_config: Option<BlkioConfig>,
+    /// Options of the storage driver for the container's writable layer (`size: 20G`, on
+    /// drivers that take it: overlay2 on xfs with `pquota`, btrfs, zfs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage_opt: BTreeMap<String, String>,
+    /// OCI annotations of the container. Passed on engines with API 1.43 (Docker 24) or
+    /// later; an older engine cannot take them, and `validate` and `status` say so.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The MAC address of the container on its first network. Needs an engine with API 1.44
+    /// (Docker 25) or later; on an older one the revision is refused before anything is
+    /// touched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// Commands run in the container right after it starts, in order (compose's
+    /// `post_start`); one that exits non-zero fails the revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_start: Vec<Hook>,
+    /// Commands run in the container before the agent stops it, in order (compose's
+    /// `pre_stop`); one that fails is logged, and the stop goes on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_stop: Vec<Hook>,
     /// Checks that must pass before a revision counts as good.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<HealthCheck>,
+}
+
+/// A device request (`device_requests`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRequest {
+    /// The device driver (`nvidia`, `cdi`); unset: the engine picks one by capabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// How many devices: a number, or -1 for all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    /// Which devices, by the driver's ids (instead of `count`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_ids: Vec<String>,
+    /// What the devices must offer: `gpu`, `compute`, `utility`, …
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// Options for the driver.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Block I/O weight and limits (`blkio_config`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlkioConfig {
+    /// Relative weight, 10 to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u16>,
+    /// Weights per device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weight_device: Vec<BlkioWeight>,
+    /// Read and write limits per device: bytes per second (`rate: 20mb`) or operations
+    /// per second (`rate: 1000`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<BlkioRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<BlkioRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<BlkioRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<BlkioRate>,
+}
+
+/// A device's block I/O weight.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlkioWeight {
+    /// The device (`/dev/sda`).
+    pub path: String,
+    pub weight: u16,
+}
+
+/// A device's block I/O limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlkioRate {
+    /// The device (`/dev/sda`).
+    pub path: String,
+    /// A number, or bytes with a unit (`20mb`).
+    #[schemars(with = "ScalarSchema")]
+    pub rate: EnvValue,
+}
+
+/// A command run in a container (`post_start`, `pre_stop`), as `docker exec` runs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// Who runs it (default: the container's user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    /// Where it runs (default: the container's working directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Variables set for it, beside the container's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, ScalarSchema>")]
+    pub environment: BTreeMap<String, EnvValue>,
 }
 
 /// The order of a Container's replace (`update`).

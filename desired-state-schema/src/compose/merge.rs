@@ -51,6 +51,40 @@ pub fn merge(base: &mut Doc, over: Doc) -> Vec<Conflict> {
     conflicts
 }
 
+/// compose-go's `override.ExtendService`: the service `over` (at `op` of `omap`, its
+/// `!reset`/`!override` tags honoured) merged over `base` (a service at `bp` of `bmap`), by
+/// the same rules as an override file. The result stands at `op`: its value, and its
+/// positions (each node where it was written, in whichever file).
+pub fn extend_service(
+    base: &Value,
+    bmap: &DocMap,
+    bp: &YamlPath,
+    over: &Value,
+    omap: &DocMap,
+    op: &YamlPath,
+) -> (Value, DocMap, Vec<Conflict>) {
+    let mut value = base.clone();
+    let mut map = DocMap::starting_at(omap.start);
+    map.alias_tree(bmap, bp, op);
+    let mut tagged = Vec::new();
+    tagged_paths(over, op, &mut tagged);
+    for p in &tagged {
+        let rel = YamlPath(p.0[op.0.len()..].to_vec());
+        if crate::source_map::remove_entry(&mut value, &rel) {
+            map.remove_tree(p);
+        }
+    }
+    let mut ov = over.clone();
+    resolve_tags(&mut ov);
+    let mut conflicts = Vec::new();
+    if value.is_null() {
+        value = Value::Mapping(Mapping::new()); // compose-go: a null base extends to the service
+    }
+    merge_at(&mut value, &mut map, op, &ov, omap, op, &mut conflicts);
+    map.alias_node(omap, op, op); // the service stands where it is written
+    (value, map, conflicts)
+}
+
 /// The mapping paths of `v` tagged `!reset` or `!override`.
 fn tagged_paths(v: &Value, at: &YamlPath, out: &mut Vec<YamlPath>) {
     if tag_of(v).is_some() {

@@ -24,8 +24,11 @@
 //! the top-level networks, volumes and secrets, `service` converts each service.
 
 pub mod dotenv;
+mod engine;
+mod extends;
 pub mod interpolate;
 pub mod merge;
+mod paths;
 mod service;
 mod top;
 mod values;
@@ -33,6 +36,7 @@ mod values;
 pub use interpolate::{interpolate, InterpolationError};
 pub use values::shell_words;
 
+use paths::{join, parent};
 use service::*;
 use top::*;
 use values::*;
@@ -221,14 +225,22 @@ pub struct Model {
 }
 
 /// The shown paths of the files `text` (the compose file shown as `path`, under `root`)
-/// includes, as written (not interpolated): the loader reads them only through it.
+/// includes or extends services of, as written (not interpolated): the loader reads them
+/// only through it.
 pub fn included_paths(path: &str, text: &str, root: &str) -> Vec<String> {
     let Ok(v) = serde_yaml_ng::from_str::<Value>(text) else { return Vec::new() };
     let rel = path.strip_prefix(root).map(|r| r.trim_start_matches('/')).unwrap_or(path);
     let dir = parent(rel);
+    let extended = v
+        .get("services")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, s)| s.get("extends")?.get("file")?.as_str().map(str::to_string));
     include_entries(v.get("include"))
         .into_iter()
         .flat_map(|e| e.paths)
+        .chain(extended)
         .filter_map(|p| join(&dir, &p))
         .map(|r| shown_path(root, &r))
         .collect()
@@ -365,12 +377,23 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
     let profiles = profiles.as_slice();
     let mut merged: Option<merge::Doc> = None;
     for (i, &(file, text)) in files.iter().enumerate() {
-        let Some(doc) = read_one(file, text, &dir, &vars, ctx, &mut out) else {
+        let Some(mut doc) = read_one(file, text, &dir, &vars, ctx, &mut out) else {
             if i == 0 {
                 return out; // nothing to merge the overrides into
             }
             continue;
         };
+        // compose-go's loadYamlFile: each file's `extends` before the files merge.
+        let mut read = Converted::default();
+        let mut load = |p: &str, from: &str, map: &DocMap, at: &YamlPath, errors: &mut Vec<Diagnostic>| {
+            extended_file(p, from, map, at, &vars, ctx, &mut read, errors)
+        };
+        let mut errors = Vec::new();
+        extends::apply(&mut doc, file, &dir, &mut load, &mut errors);
+        out.errors.extend(errors);
+        out.errors.extend(read.errors);
+        out.warnings.extend(read.warnings);
+        out.claims.extend(read.claims);
         match merged.as_mut() {
             None => merged = Some(doc),
             Some(base) => {
@@ -397,9 +420,11 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         errors: std::mem::take(&mut out.errors),
         warnings: std::mem::take(&mut out.warnings),
         home: ctx.home.map(str::to_string),
-        claims: Vec::new(),
+        claims: std::mem::take(&mut out.claims),
         dotenv_path: dotenv.map(|_| if dir.is_empty() { ".env".to_string() } else { format!("{dir}/.env") }),
         anonymous: BTreeMap::new(),
+        files: ctx.files,
+        root: ctx.root,
     };
     let Some(top) = value.as_mapping() else {
         cx.err(&YamlPath::root(), "a compose file is a mapping with `services:`");
@@ -744,6 +769,44 @@ fn include_one(
     (c.model.clone(), Some(c))
 }
 
+/// Read the compose file an `extends.file` names (`p`, relative to the folder `from` of the
+/// file naming it at `at` of `map`) through `ctx.files`, interpolated with `vars` as the
+/// extending file is; claimed (it is not desired state of its own). `None`: an error pushed.
+#[allow(clippy::too_many_arguments)] // the reader's context, for one call site
+fn extended_file(
+    p: &str,
+    from: &str,
+    map: &DocMap,
+    at: &YamlPath,
+    vars: &BTreeMap<String, String>,
+    ctx: &Context<'_>,
+    read: &mut Converted,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<extends::Loaded> {
+    let file = map.file_at(at).unwrap_or("").to_string();
+    let mut fail = |msg: String| errors.push(diag(&file, map, at, &msg, false));
+    let Some(files) = ctx.files else {
+        fail("extends reads another file of the folder, and this reader was given none: run agentctl validate on the folder".into());
+        return None;
+    };
+    if p.starts_with('/') {
+        fail(format!("{p:?} is a host path: extend a service of a file of the repository, relative to this one"));
+        return None;
+    }
+    let Some(rel) = join(from, p) else {
+        fail(format!("{p:?} escapes the repository root: paths in a compose file stay inside the repository"));
+        return None;
+    };
+    let shown = shown_path(ctx.root, &rel);
+    let Some(text) = (files.0)(&shown) else {
+        fail(format!("{shown} is not among the files read (only the folder of desired state is: source.path, or the folder given to validate); move it there"));
+        return None;
+    };
+    read.claims.push(Claim { path: rel.clone(), file: file.clone(), line: map.value_pos(at).line, at: at.to_string() });
+    let doc = read_one(&shown, &text, &parent(&rel), vars, ctx, read)?;
+    Some(extends::Loaded { shown, dir: parent(&rel), doc })
+}
+
 /// Why no project name could be had.
 struct ProjectNameError {
     /// It is the .env's COMPOSE_PROJECT_NAME that is wrong (else the files' `name:`).
@@ -859,6 +922,8 @@ fn read_one(
         claims: Vec::new(),
         dotenv_path: None,
         anonymous: BTreeMap::new(),
+        files: ctx.files,
+        root: ctx.root,
     };
     interpolate_tree(&mut cx, &mut value, &YamlPath::root(), vars);
     let (errors, warnings) = (cx.errors, cx.warnings);
@@ -893,6 +958,9 @@ struct Cx<'a> {
     /// The engine names anonymous volumes took so far, and whose they are (service, path):
     /// one never takes a declared volume's name, nor another's.
     anonymous: BTreeMap<String, (String, String)>,
+    /// `Context::files` and `Context::root`: the other files of the folder (`label_file`).
+    files: Option<Files<'a>>,
+    root: &'a str,
 }
 
 fn diag(file: &str, map: &DocMap, path: &YamlPath, msg: &str, key: bool) -> Diagnostic {
@@ -938,28 +1006,6 @@ impl Cx<'_> {
             }
         }
     }
-}
-
-fn parent(path: &str) -> String {
-    match path.rsplit_once('/') {
-        Some((d, _)) => d.to_string(),
-        None => String::new(),
-    }
-}
-
-/// `dir` joined with the relative path `p`, normalized; `None` if it leaves the root.
-fn join(dir: &str, p: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            s => parts.push(s),
-        }
-    }
-    Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
 }
 
 fn strip_marks(s: &str) -> String {
@@ -1224,6 +1270,97 @@ mod tests {
         // Without the folder's files (a reader given one file): said, not guessed.
         let c = convert("app/compose.yaml", text, None, &[]);
         assert!(errors(&c).contains("include reads other files of the folder"), "{}", errors(&c));
+    }
+
+    /// compose-go's loader/extends_test.go as oracle: `TestExtends` (same-file and
+    /// other-file bases, a base that extends in turn), `TestExtendsRelativePath` (the base's
+    /// `build: .` is its own folder), `TestLoadExtendsSameFile` (inside another file,
+    /// `extends: base` names that file's service), `TestExtendsReset` (`!reset`),
+    /// `TestLoadExtendsDependsOn` (`!override`), `TestExtendsUlimits`, `TestExtendsNil`, and
+    /// `TestExtendsWihtMissingService` ("extends.<svc>.service is required").
+    #[test]
+    fn extends_as_compose_go_resolves_it() {
+        let files: BTreeMap<&str, &str> = [
+            ("app/base/base.yaml", "services:\n  base:\n    image: base\n  another:\n    extends: base\n  withUlimits:\n    image: test\n    ulimits:\n      nproc: 65535\n      nofile: { soft: 20000, hard: 40000 }\n  with-build:\n    extends: { file: sibling.yaml, service: test }\n  nil:\n"),
+            ("app/base/sibling.yaml", "services:\n  test:\n    build: .\n    volumes: [\"./conf:/c:ro\", \"data:/d\"]\n    env_file: [./common.env]\n"),
+            ("app/base/common.env", "A=1\n"),
+            ("app/base/conf", "x"),
+        ]
+        .into_iter()
+        .collect();
+        let lookup = |p: &str| files.get(p).map(|t| t.to_string());
+        let ctx = Context { files: Some(Files(&lookup)), ..Default::default() };
+        let text = "name: test-extends\nservices:\n  test1:\n    extends: { file: base/base.yaml, service: base }\n    hostname: test1\n  test3:\n    extends: { file: base/base.yaml, service: another }\n    hostname: test3\n  limits:\n    extends: { file: base/base.yaml, service: withUlimits }\n  built:\n    extends: { file: base/base.yaml, service: with-build }\n    image: built\n  empty:\n    image: e\n    extends: { file: base/base.yaml, service: nil }\n  init:\n    image: alpine:latest\n    command: \"sleep infinity\"\n    depends_on: [test1]\n  reset:\n    extends: { service: init }\n    command: !reset\n    depends_on: !override [test3]\nvolumes: { data: {} }\n";
+        let c = convert_files(&[("app/compose.yaml", text)], None, &ctx);
+        assert_eq!(errors(&c), "");
+        assert_eq!(spec(&c, "test1")["image"].as_str(), Some("base"));
+        assert_eq!(spec(&c, "test1")["hostname"].as_str(), Some("test1"));
+        assert_eq!(spec(&c, "test3")["image"].as_str(), Some("base"), "a base that extends in turn");
+        assert_eq!(spec(&c, "test3")["hostname"].as_str(), Some("test3"));
+        assert_eq!(spec(&c, "limits")["ulimits"]["nproc"].as_u64(), Some(65535));
+        let built = spec(&c, "built");
+        assert_eq!(built["build"]["context"].as_str(), Some("app/base"), "the base's `.` is its own folder");
+        assert_eq!(built["files"][0]["source"].as_str(), Some("app/base/conf"), "{built:?}");
+        assert_eq!(built["env_files"][0].as_str(), Some("app/base/common.env"));
+        assert_eq!(
+            built["volumes"][0].as_str(),
+            Some("test-extends_data:/d"),
+            "a named volume of the extending project"
+        );
+        assert_eq!(spec(&c, "empty")["image"].as_str(), Some("e"), "a null base");
+        let reset = spec(&c, "reset");
+        assert_eq!(reset["image"].as_str(), Some("alpine:latest"));
+        assert!(reset.get("command").is_none(), "!reset: {reset:?}");
+        assert_eq!(reset["depends_on"], serde_yaml_ng::from_str::<Value>("[test3]").unwrap_or_default(), "!override");
+        let claimed: Vec<&str> = c.claims.iter().map(|c| c.path.as_str()).collect();
+        assert!(claimed.contains(&"app/base/base.yaml") && claimed.contains(&"app/base/sibling.yaml"), "{claimed:?}");
+        assert_eq!(included_paths("app/compose.yaml", text, ""), ["app/base/base.yaml"; 5]);
+
+        // Refusals, each where it is written: no service, a missing one, a circle, a file
+        // the reader lacks, and a base's error shown in the base's file.
+        let bad = "services:\n  a:\n    extends: { file: base/base.yaml }\n  b:\n    extends: nosuch\n  c:\n    extends: d\n  d:\n    extends: c\n  e:\n    extends: { file: nope.yaml, service: x }\n";
+        let c = convert_files(&[("app/compose.yaml", bad)], None, &ctx);
+        let e = errors(&c);
+        assert!(e.contains("app/compose.yaml:3:14: services.a.extends: extends names the service it builds on"), "{e}");
+        assert!(
+            e.contains("app/compose.yaml:5:14: services.b.extends: service \"nosuch\" not found in app/compose.yaml"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "extends goes round in a circle (app/compose.yaml: c → app/compose.yaml: d → app/compose.yaml: c)"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("app/nope.yaml is not among the files read"), "{e}");
+        assert!(!e.contains("not supported"), "{e}");
+    }
+
+    /// compose-go's types/project.go, `WithServicesLabelsResolved`: label files in order,
+    /// each over the ones before, `${VAR}` naming a label read before; `labels` over all; a
+    /// missing file refused (`loadLabelFile`: "label file … not found").
+    #[test]
+    fn label_file_labels_under_the_services_own() {
+        let files: BTreeMap<&str, &str> =
+            [("app/a.labels", "team=web\ntier=front\n"), ("app/b.labels", "tier=back\nowner=${team}-ops\n")]
+                .into_iter()
+                .collect();
+        let lookup = |p: &str| files.get(p).map(|t| t.to_string());
+        let ctx = Context { files: Some(Files(&lookup)), ..Default::default() };
+        let text = "services:\n  web:\n    image: x\n    labels: { team: api }\n    label_file: [./a.labels, ./b.labels]\n  job:\n    image: x\n    label_file: ./a.labels\n";
+        let c = convert_files(&[("app/compose.yaml", text)], None, &ctx);
+        assert_eq!(errors(&c), "");
+        let web = spec(&c, "web");
+        assert_eq!(web["labels"]["team"].as_str(), Some("api"));
+        assert_eq!(web["labels"]["tier"].as_str(), Some("back"));
+        assert_eq!(web["labels"]["owner"].as_str(), Some("web-ops"));
+        assert_eq!(spec(&c, "job")["labels"]["tier"].as_str(), Some("front"));
+        let c = convert_files(
+            &[("app/compose.yaml", "services:\n  web:\n    image: x\n    label_file: ./nope\n")],
+            None,
+            &ctx,
+        );
+        assert!(errors(&c).contains("label file app/nope not found"), "{}", errors(&c));
     }
 
     /// compose-spec 08-configs.md: a config is a file (or a `.env` variable) mounted

@@ -451,10 +451,28 @@ impl Cx<'_> {
                         alias(&mut docmap, key, "restart");
                     }
                 }
-                "labels" => {
-                    spec.insert("labels".into(), map_of_strings(v));
+                // compose-go's `WithServicesLabelsResolved`: each `label_file`'s labels over
+                // the files' before it, `labels` over them all.
+                "labels" | "label_file" => {
+                    if key == "label_file" && svc.contains_key("labels") {
+                        continue; // read with `labels`
+                    }
+                    let mut labels = match svc.get("label_file") {
+                        Some(files) => self.label_files(&at.key("label_file"), files),
+                        None => BTreeMap::new(),
+                    };
+                    if let (Some(own), "labels") = (svc.get("labels"), key) {
+                        if let Value::Mapping(own) = map_of_strings(own) {
+                            labels.extend(own.iter().map(|(k, v)| (key_text(k), scalar_string(v))));
+                        }
+                    }
+                    let m: Mapping = labels.into_iter().map(|(k, v)| (Value::String(k), Value::String(v))).collect();
+                    spec.insert("labels".into(), Value::Mapping(m));
                     alias(&mut docmap, key, "labels");
                 }
+                // Resolved before the files merged (`extends::apply`); one left here could not
+                // be, and that is reported where it is written.
+                "extends" => {}
                 "sysctls" => {
                     spec.insert("sysctls".into(), map_of_strings(v));
                     alias(&mut docmap, key, "sysctls");
@@ -723,6 +741,68 @@ impl Cx<'_> {
                     spec.insert("volumes_from".into(), Value::Sequence(list));
                     alias(&mut docmap, key, "volumes_from");
                 }
+                // compose's `getLinks`: a service's container under the link name (its
+                // service's name by default), and a container outside the file as named;
+                // a linked service starts first (compose-go's `GetDependencies`).
+                "links" | "external_links" => {
+                    let mut list = spec.get("links").and_then(Value::as_sequence).cloned().unwrap_or_default();
+                    for (i, item) in v.as_sequence().into_iter().flatten().enumerate() {
+                        let t = scalar_string(item);
+                        let (target, link) = t.split_once(':').unwrap_or((t.as_str(), t.as_str()));
+                        let container = if key == "external_links" {
+                            target.to_string()
+                        } else {
+                            match sv.names.get(target) {
+                                Some(c) => {
+                                    peers.push(c.clone());
+                                    c.clone()
+                                }
+                                None => {
+                                    self.err(&kat.index(i), &format!("links {target:?} names no service of this file; name one, or move it to external_links for a container outside it"));
+                                    continue;
+                                }
+                            }
+                        };
+                        list.push(Value::String(format!("{container}:{link}")));
+                    }
+                    spec.insert("links".into(), Value::Sequence(list));
+                    alias(&mut docmap, key, "links");
+                }
+                "gpus" | "post_start" | "pre_stop" | "blkio_config" => {
+                    let (to, made) = match key {
+                        "gpus" => ("device_requests", engine::device_requests(v, true)),
+                        "blkio_config" => (key, engine::blkio(v)),
+                        _ => (key, engine::hooks(v)),
+                    };
+                    match made {
+                        Ok(val) => {
+                            let mut list = spec.get(to).and_then(Value::as_sequence).cloned().unwrap_or_default();
+                            match val {
+                                Value::Sequence(more) if to == "device_requests" => {
+                                    list.extend(more);
+                                    spec.insert(to.into(), Value::Sequence(list));
+                                }
+                                val => {
+                                    spec.insert(to.into(), val);
+                                }
+                            }
+                            alias(&mut docmap, key, to);
+                        }
+                        Err(why) => self.err(&kat, &format!("{key}: {why}")),
+                    }
+                }
+                "storage_opt" | "annotations" => {
+                    if key == "annotations" {
+                        self.warn(&kat, "annotations need Docker API 1.43 (Docker 24+): an older engine cannot take them, so they are not passed there, and agentctl status says so");
+                    }
+                    spec.insert(key.into(), map_of_strings(v));
+                    alias(&mut docmap, key, key);
+                }
+                "mac_address" => {
+                    self.warn(&kat, "mac_address needs Docker API 1.44 (Docker 25+): the agent sets it on the container's first network, and an older engine refuses the revision before anything is touched");
+                    spec.insert(key.into(), scalar_text(v));
+                    alias(&mut docmap, key, key);
+                }
                 "deploy" => self.deploy(&kat, v, &mut spec, &mut docmap, at),
                 "scale" => {} // read by `replica_count`
                 other => {
@@ -819,6 +899,48 @@ impl Cx<'_> {
         let file = self.map.file_at(at).unwrap_or(self.file).to_string();
         let origin = Origin { file, line: self.map.key_pos(at).line };
         Some(Generated { doc: Value::Mapping(doc), map: docmap, origin })
+    }
+
+    /// The labels of a service's `label_file` (one path or a list, relative to the compose
+    /// file), read from the folder in order, each file's over the ones before it; a
+    /// `${VAR}` in one names a label read before it (compose-go's `loadLabelFile`).
+    fn label_files(&mut self, at: &YamlPath, v: &Value) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::new();
+        let paths: Vec<String> = match v {
+            Value::Sequence(s) => s.iter().map(scalar_string).collect(),
+            other => vec![scalar_string(other)],
+        };
+        let Some(files) = self.files else {
+            self.err(at, "label_file reads another file of the folder, and this reader was given none: run agentctl validate on the folder");
+            return labels;
+        };
+        for (i, p) in paths.iter().enumerate() {
+            let pat = if v.is_sequence() { at.index(i) } else { at.clone() };
+            if p.starts_with('/') {
+                self.err(
+                    &pat,
+                    &format!(
+                        "{p:?} is a host path: a label file is a file of the repository, relative to the compose file"
+                    ),
+                );
+                continue;
+            }
+            let Some(rel) = self.repo_path(&pat, p) else { continue };
+            let shown = shown_path(self.root, &rel);
+            let Some(text) = (files.0)(&shown) else {
+                self.err(&pat, &format!("label file {shown} not found (compose refuses a missing label file): add it to the repository, or remove it from label_file"));
+                continue;
+            };
+            let so_far = labels.clone();
+            match self::dotenv::parse_with(&text, &|k| so_far.get(k).cloned()) {
+                Ok(read) => labels.extend(read),
+                Err(e) => self.err(
+                    &pat,
+                    &format!("{shown}:{}: {} (label files are KEY=value lines, as .env files)", e.line, e.message),
+                ),
+            }
+        }
+        labels
     }
 
     /// One `volumes` entry of a service: a named volume, an absolute bind, a relative bind
@@ -1020,6 +1142,36 @@ impl Cx<'_> {
         }
     }
 
+    /// `deploy.resources.reservations`, as compose's `setReservations` reads it on one
+    /// host: `memory` is the soft limit (`mem_reservation`), `devices` are device requests;
+    /// `cpus` is a swarm scheduling option compose does not pass (said, not dropped).
+    fn reservations(&mut self, at: &YamlPath, v: &Value, spec: &mut Mapping, docmap: &mut DocMap) {
+        for (k, x) in v.as_mapping().into_iter().flatten() {
+            let key = k.as_str().unwrap_or("");
+            let kat = at.key(key);
+            match key {
+                "memory" => {
+                    if !spec.contains_key("mem_reservation") {
+                        spec.insert("mem_reservation".into(), scalar_text(x));
+                        docmap.generated_from(self.map, &kat, &YamlPath::root().key("spec").key("mem_reservation"));
+                    }
+                }
+                "devices" => match engine::device_requests(x, false) {
+                    Ok(Value::Sequence(more)) => {
+                        let mut list = spec.get("device_requests").and_then(Value::as_sequence).cloned().unwrap_or_default();
+                        list.extend(more);
+                        spec.insert("device_requests".into(), Value::Sequence(list));
+                        docmap.generated_from(self.map, &kat, &YamlPath::root().key("spec").key("device_requests"));
+                    }
+                    Ok(_) => {}
+                    Err(why) => self.err(&kat, &format!("devices: {why}")),
+                },
+                "cpus" => self.warn(&kat, "a CPU reservation is a swarm scheduling option: docker compose does not pass it to the engine on one host, and neither does Driftless (limits.cpus caps CPU)"),
+                _ => self.key_err(&kat, "not supported by Driftless: a reservation on one host is memory or devices"),
+            }
+        }
+    }
+
     /// `deploy:` as far as a single host means anything: resource limits and restart policy.
     fn deploy(&mut self, at: &YamlPath, v: &Value, spec: &mut Mapping, docmap: &mut DocMap, svc_at: &YamlPath) {
         let _ = svc_at;
@@ -1031,8 +1183,12 @@ impl Cx<'_> {
                     for (rk, rv) in dv.as_mapping().into_iter().flatten() {
                         let rkey = rk.as_str().unwrap_or("");
                         let rat = dat.key(rkey);
+                        if rkey == "reservations" {
+                            self.reservations(&rat, rv, spec, docmap);
+                            continue;
+                        }
                         if rkey != "limits" {
-                            self.key_err(&rat, "not supported by Driftless: write deploy.resources.limits (cpus, memory, pids)");
+                            self.key_err(&rat, "not supported by Driftless: write deploy.resources.limits (cpus, memory, pids) or reservations (memory, devices)");
                             continue;
                         }
                         for (lk, lv) in rv.as_mapping().into_iter().flatten() {
@@ -1174,19 +1330,11 @@ pub(super) fn fixed_host_port(p: &Value) -> Option<String> {
 /// What to write instead of a service key Driftless does not support.
 pub(super) fn unsupported_hint(key: &str) -> String {
     let why = match key {
-        "links" | "external_links" => "services reach each other by name on a shared network; remove it",
-        "extends" => "write the shared keys once with YAML anchors and merge keys (x-base: &base …, then <<: *base)",
         "isolation" => "it is for Windows containers; remove it",
         "cpu_rt_runtime" | "cpu_rt_period" => "real-time CPU time needs the engine's own cgroup setting; remove it",
         "cpu_count" | "cpu_percent" => "they are for Windows containers; limit CPU with cpus instead",
-        "blkio_config" => "block I/O weights need a cgroup I/O scheduler the engine does not promise; remove it",
-        "storage_opt" => "the container's disk is the engine's storage driver's to size; remove it",
-        "mac_address" => "a container-level MAC address is a field this agent's engine client no longer sends (API 1.44 moved it to the network endpoint, which Debian's 1.41 engine does not read at create); remove it",
-        "gpus" => "pass a device with devices: (/dev/…) instead, or remove it",
-        "label_file" => "write the labels under labels:",
-        "post_start" | "pre_stop" => "run the step in the image's entrypoint, or as a oneshot service others depend on",
         "credential_spec" => "it is for Windows containers; remove it",
-        "annotations" | "provider" | "use_api_socket" | "models" | "pull_refresh_after" => "remove it",
+        "provider" | "use_api_socket" | "models" | "pull_refresh_after" => "remove it",
         _ => {
             let hint = crate::checks::did_you_mean(key, SERVICE_KEYS.iter().copied())
                 .map(|k| format!("did you mean `{k}`? "))
