@@ -22,6 +22,7 @@
 //! for is a verdict.
 
 pub mod caddy;
+mod hooks;
 pub mod image;
 mod start_first;
 
@@ -204,6 +205,8 @@ pub fn judge_engine(status: u16, message: &str) -> EngineJudgement {
         "unable to find user",                // spec.user unknown to the image
         "unable to find group",               // spec.group_add unknown to the image
         "error gathering device information", // spec.devices names no device of the host
+        "could not select device driver",     // spec.device_requests: no such driver (GPUs)
+        "--storage-opt is supported only",    // spec.storage_opt on a driver without quotas
     ];
     match status {
         400..=499 => EngineJudgement::Refused,
@@ -223,8 +226,13 @@ pub fn judge_engine(status: u16, message: &str) -> EngineJudgement {
 
 /// A container's settings on network `n` (aliases, static addresses); `None` when it has
 /// none beyond being attached.
-fn endpoint(n: &desired_state_schema::NetworkAttachment) -> Option<bollard::models::EndpointSettings> {
-    if n.aliases.is_empty() && n.ipv4_address.is_none() && n.ipv6_address.is_none() {
+fn endpoint(
+    n: &desired_state_schema::NetworkAttachment,
+    links: &[String],
+    mac: Option<&String>,
+) -> Option<bollard::models::EndpointSettings> {
+    if n.aliases.is_empty() && n.ipv4_address.is_none() && n.ipv6_address.is_none() && links.is_empty() && mac.is_none()
+    {
         return None;
     }
     let ipam = (n.ipv4_address.is_some() || n.ipv6_address.is_some()).then(|| bollard::models::EndpointIpamConfig {
@@ -235,6 +243,9 @@ fn endpoint(n: &desired_state_schema::NetworkAttachment) -> Option<bollard::mode
     Some(bollard::models::EndpointSettings {
         aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
         ipam_config: ipam,
+        // docker compose sets a service's links on each of its networks (`createEndpointSettings`).
+        links: (!links.is_empty()).then(|| links.to_vec()),
+        mac_address: mac.cloned(),
         ..Default::default()
     })
 }
@@ -360,9 +371,14 @@ impl DockerRuntime {
 
     /// Whether the engine takes `healthcheck.start_interval` (API 1.44, Docker 25+).
     fn takes_start_interval(&self) -> bool {
+        self.speaks(44)
+    }
+
+    /// Whether the engine speaks API 1.`minor` or later (as negotiated; `false` before).
+    fn speaks(&self, minor: usize) -> bool {
         self.negotiated
             .get()
-            .is_some_and(|d| d.client_version() >= bollard::ClientVersion { major_version: 1, minor_version: 44 })
+            .is_some_and(|d| d.client_version() >= bollard::ClientVersion { major_version: 1, minor_version: minor })
     }
 
     /// The engine's version and API version, for logs and `status`.
@@ -715,6 +731,15 @@ impl DockerRuntime {
     /// names decrypts with this host's identities (else the revision is invalid, naming the
     /// file and its recipients).
     pub async fn preflight(&self, name: &str, spec: &ContainerSpec, revision: &str) -> Result<(), RuntimeError> {
+        if let Some(mac) = &spec.mac_address {
+            self.api().await?; // negotiated: what the engine speaks
+            if !self.speaks(44) {
+                return Err(RuntimeError::HostLacks {
+                    resource: name.to_string(),
+                    detail: format!("mac_address {mac}: this engine ({}) reads a container's MAC address only from a container-level field that API 1.44 replaced and this agent's engine client no longer sends: upgrade the engine to Docker 25 or later, or remove mac_address from the desired state", self.version().await),
+                });
+            }
+        }
         if let Some(proxy) = &spec.proxy {
             self.preflight_proxy(name, proxy).await?;
         }
@@ -1185,8 +1210,55 @@ impl DockerRuntime {
                 .start_container(&keep.id, None::<bollard::query_parameters::StartContainerOptions>)
                 .await
                 .map_err(|e| docker_err(name, e))?;
+            self.post_start(name, &keep.id, spec, log).await?;
         }
         Ok(())
+    }
+
+    /// Run the `post_start` hooks of `spec` in the container `id`, just started: one that
+    /// exits non-zero is a verdict on the revision, with what it printed last.
+    async fn post_start(&self, name: &str, id: &str, spec: &ContainerSpec, log: Log<'_>) -> Result<(), RuntimeError> {
+        let api = self.api().await?;
+        for (i, hook) in spec.post_start.iter().enumerate() {
+            log(format!("{name}: post_start[{i}]: {}", hook.command.join(" ")));
+            match hooks::run(api, id, hook).await {
+                Ok(()) => {}
+                Err(hooks::HookError::Engine(e)) => return Err(docker_err(name, e)),
+                Err(hooks::HookError::Exited { code, output }) => {
+                    let said = if output.is_empty() { String::new() } else { format!(":\n{output}") };
+                    return Err(RuntimeError::Docker {
+                        resource: name.to_string(),
+                        detail: format!("post_start[{i}] ({}) exited with status {code}{said}", hook.command.join(" ")),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the `pre_stop` hooks the running container `id` was created with (its label);
+    /// a failure is logged and the stop goes on (an agent that could not stop a container
+    /// could not revert either).
+    async fn pre_stop(&self, name: &str, id: &str) {
+        let Ok(api) = self.api().await else { return };
+        let Ok(c) = api.inspect_container(id, None::<InspectContainerOptions>).await else { return };
+        if !c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+            return;
+        }
+        let hooks = hooks::decode(c.config.as_ref().and_then(|c| c.labels.as_ref()).and_then(|l| l.get(hooks::LABEL)));
+        for (i, hook) in hooks.iter().enumerate() {
+            match hooks::run(api, id, hook).await {
+                Ok(()) => tracing::info!(resource = name, "pre_stop[{i}] ({}) ran", hook.command.join(" ")),
+                Err(hooks::HookError::Exited { code, output }) => tracing::warn!(
+                    resource = name,
+                    "pre_stop[{i}] ({}) exited with status {code}; stopping the container anyway: {output}",
+                    hook.command.join(" ")
+                ),
+                Err(hooks::HookError::Engine(e)) => {
+                    tracing::warn!(resource = name, "pre_stop[{i}] could not run ({e}); stopping the container anyway")
+                }
+            }
+        }
     }
 
     /// Create the container `as_name` for `r` and attach its extra networks; its id.
@@ -1205,7 +1277,7 @@ impl DockerRuntime {
         for extra in spec.networks.iter().skip(1) {
             let req = bollard::models::NetworkConnectRequest {
                 container: created.id.clone(),
-                endpoint_config: endpoint(extra),
+                endpoint_config: endpoint(extra, &spec.links, None),
             };
             api.connect_network(&extra.name, req).await.map_err(|e| docker_err(name, e))?;
         }
@@ -1237,6 +1309,7 @@ impl DockerRuntime {
         api.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
             .map_err(|e| docker_err(name, e))?;
+        self.post_start(name, &id, spec, log).await?;
         log(format!("oneshot {name}: started; waiting for it to exit"));
         let opts = bollard::query_parameters::WaitContainerOptions { condition: "not-running".into() };
         let mut wait = api.wait_container(&id, Some(opts));
@@ -1426,11 +1499,44 @@ impl DockerRuntime {
             start_interval: if self.takes_start_interval() { nanos(h.start_interval) } else { None },
         });
         let network_mode = spec.network_mode.clone().or_else(|| spec.networks.first().map(|n| n.name.clone()));
-        let networking_config = spec.networks.first().and_then(|n| {
+        // The MAC address goes to the first network's endpoint (API 1.44; the preflight
+        // refused it on an older engine): its own, or the engine's default `bridge`.
+        let mac = spec.mac_address.as_ref().filter(|_| self.speaks(44));
+        let first = spec.networks.first().cloned().or_else(|| {
+            (spec.network_mode.is_none() && mac.is_some())
+                .then(|| desired_state_schema::NetworkAttachment { name: "bridge".into(), ..Default::default() })
+        });
+        let networking_config = first.and_then(|n| {
             let mut endpoints = HashMap::new();
-            endpoints.insert(n.name.clone(), endpoint(n)?);
+            endpoints.insert(n.name.clone(), endpoint(&n, &spec.links, mac)?);
             Some(bollard::models::NetworkingConfig { endpoints_config: Some(endpoints) })
         });
+        let blkio = spec.blkio_config.clone().unwrap_or_default();
+        let throttle = |list: &Vec<desired_state_schema::BlkioRate>| {
+            (!list.is_empty()).then(|| {
+                list.iter()
+                    .map(|r| bollard::models::ThrottleDevice {
+                        path: Some(r.path.clone()),
+                        rate: desired_state_schema::checks::parse_bytes(&r.rate.0).ok(),
+                    })
+                    .collect()
+            })
+        };
+        let device_requests: Vec<bollard::models::DeviceRequest> = spec
+            .device_requests
+            .iter()
+            .map(|d| bollard::models::DeviceRequest {
+                driver: d.driver.clone(),
+                count: d.count,
+                device_ids: (!d.device_ids.is_empty()).then(|| d.device_ids.clone()),
+                capabilities: (!d.capabilities.is_empty()).then(|| vec![d.capabilities.clone()]),
+                options: (!d.options.is_empty()).then(|| d.options.clone().into_iter().collect()),
+            })
+            .collect();
+        if let Some(pre_stop) = hooks::encode(&spec.pre_stop) {
+            labels.insert(hooks::LABEL.to_string(), pre_stop);
+        }
+        let map = |m: &BTreeMap<String, String>| (!m.is_empty()).then(|| m.clone().into_iter().collect());
         let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
         Ok(ContainerCreateBody {
             image: Some(made.image.to_string()),
@@ -1511,6 +1617,26 @@ impl DockerRuntime {
                 }),
                 security_opt: nonempty(&spec.security_opt),
                 group_add: nonempty(&spec.group_add),
+                links: nonempty(&spec.links),
+                device_requests: (!device_requests.is_empty()).then_some(device_requests),
+                blkio_weight: blkio.weight,
+                blkio_weight_device: (!blkio.weight_device.is_empty()).then(|| {
+                    blkio
+                        .weight_device
+                        .iter()
+                        .map(|w| bollard::models::ResourcesBlkioWeightDevice {
+                            path: Some(w.path.clone()),
+                            weight: Some(w.weight.into()),
+                        })
+                        .collect()
+                }),
+                blkio_device_read_bps: throttle(&blkio.device_read_bps),
+                blkio_device_write_bps: throttle(&blkio.device_write_bps),
+                blkio_device_read_iops: throttle(&blkio.device_read_iops),
+                blkio_device_write_iops: throttle(&blkio.device_write_iops),
+                storage_opt: map(&spec.storage_opt),
+                // Annotations are API 1.43 (Docker 24); `describe` names them on an older engine.
+                annotations: if self.speaks(43) { map(&spec.annotations) } else { None },
                 ..Default::default()
             }),
             ..Default::default()
@@ -1518,6 +1644,7 @@ impl DockerRuntime {
     }
 
     async fn stop_and_remove(&self, resource: &str, id: &str, secs: i32) -> Result<(), RuntimeError> {
+        self.pre_stop(resource, id).await;
         let stop = StopContainerOptions { t: Some(secs), ..Default::default() };
         match self.api().await?.stop_container(id, Some(stop)).await {
             Ok(()) => {}
@@ -1823,10 +1950,13 @@ impl super::Driver for DockerRuntime {
             t: Some(stop_secs(container_spec(r)?)),
             ..Default::default()
         };
+        // As docker compose restarts a service (`restart.go`): pre_stop, restart, post_start.
+        self.pre_stop(r.name(), r.name()).await;
         let result =
             self.api().await?.restart_container(r.name(), Some(opts)).await.map_err(|e| docker_err(r.name(), e));
         self.changed();
-        result
+        result?;
+        self.post_start(r.name(), r.name(), container_spec(r)?, log).await
     }
 
     /// Pull or build the image (what a later `converge` of the same revision then reuses).
@@ -2015,12 +2145,19 @@ impl super::Driver for DockerRuntime {
     /// history (as compose names it once): `healthcheck.start_interval` before API 1.44.
     fn describe(&self, r: &Resource) -> Option<String> {
         let c = container_spec(r).ok()?;
-        let asked = c.healthcheck.as_ref().is_some_and(|h| h.start_interval.is_some());
         let version = self.negotiated.get()?.client_version();
-        (asked && !self.takes_start_interval()).then(|| {
+        let mut ignored = Vec::new();
+        if c.healthcheck.as_ref().is_some_and(|h| h.start_interval.is_some()) && !self.takes_start_interval() {
+            ignored.push("healthcheck.start_interval ignored (it needs API 1.44, Docker 25+)");
+        }
+        if !c.annotations.is_empty() && !self.speaks(43) {
+            ignored.push("annotations not passed (they need API 1.43, Docker 24+)");
+        }
+        (!ignored.is_empty()).then(|| {
             format!(
-                "{}: healthcheck.start_interval ignored: this engine speaks API {}.{} (it needs 1.44, Docker 25+)",
+                "{}: {}: this engine speaks API {}.{}",
                 r.name(),
+                ignored.join("; "),
                 version.major_version,
                 version.minor_version
             )
@@ -2156,6 +2293,9 @@ mod tests {
             (500, "error gathering device information while adding custom device \"/dev/nope\": no such file or directory", Refused),
             (500, "unable to find user nobody-here: no matching entries in passwd file", Refused),
             (500, "failed to create shim task: OCI runtime create failed: runc create failed: sysctl \"kernel.nope\" is not in a separate kernel namespace: unknown", Refused),
+            (500, "could not select device driver \"\" with capabilities: [[gpu]]", Refused),
+            (500, "--storage-opt is supported only for overlay over xfs with 'pquota' mount option", Refused),
+            (400, "could not get container for nosuch: No such container: nosuch", Refused),
             // A 500 worded in a way the table does not know is the engine's trouble: retried.
             (500, "failed to create task: context deadline exceeded", Host),
             (500, "containerd: connection refused", Host),

@@ -76,6 +76,13 @@ impl DockerRuntime {
             if fresh && as_name != name {
                 log(format!("{name}: started the new container {as_name} beside the old one"));
             }
+            if let Err(e) = self.post_start(name, &id, spec, log).await {
+                if fresh && as_name != name {
+                    // Before any traffic reached it: the old container keeps serving.
+                    self.stop_and_remove(name, &id, stop_secs(spec)).await?;
+                }
+                return Err(e);
+            }
         }
         match caddy {
             Some((proxy, caddy)) => {
