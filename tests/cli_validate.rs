@@ -338,7 +338,7 @@ fn a_compose_override_is_merged_as_docker_compose_merges_it() {
 #[test]
 fn compose_refusals_name_the_compose_path_and_what_to_write_once() {
     let dir = tempfile::tempdir().unwrap();
-    let compose = "services:\n  web:\n    imagee: nginx\n    image: nginx\n    depends_on: [db]\n    secrets: [s]\n    deploy:\n      placement: { constraints: [] }\n  db:\n    image: postgres\n    logging: { driver: local, foo: bar }\n    extends: { service: base }\n    stop_grace_period: soon\nsecrets:\n  s: { file: ./s, environment: X }\n";
+    let compose = "services:\n  web:\n    imagee: nginx\n    image: nginx\n    depends_on: [db]\n    secrets: [s]\n    deploy:\n      placement: { constraints: [] }\n  db:\n    image: postgres\n    logging: { driver: local, foo: bar }\n    isolation: process\n    stop_grace_period: soon\nsecrets:\n  s: { file: ./s, environment: X }\n";
     write_files(dir.path(), &[("app/compose.yaml", compose)]);
     let r = run(agentctl().current_dir(dir.path()).args(["validate", "app"]));
     assert_eq!(r.code, 1, "{}", r.stderr);
@@ -346,7 +346,7 @@ fn compose_refusals_name_the_compose_path_and_what_to_write_once() {
         "app/compose.yaml:3:5: services.web.imagee: unknown service key: did you mean `image`?",
         "app/compose.yaml:8:7: services.web.deploy.placement: not supported on a single host:",
         "app/compose.yaml:11:31: services.db.logging.foo: unknown key `foo`",
-        "app/compose.yaml:12:5: services.db.extends: not supported by Driftless: write the shared keys once with YAML anchors",
+        "app/compose.yaml:12:5: services.db.isolation: not supported by Driftless: it is for Windows containers",
         "app/compose.yaml:13:24: services.db.stop_grace_period: \"soon\" is not a duration",
         "app/compose.yaml:15:6: secrets.s: a secret is file: or environment:, not both: remove one",
         "app: invalid: 6 errors",
@@ -354,7 +354,7 @@ fn compose_refusals_name_the_compose_path_and_what_to_write_once() {
         assert!(r.stderr.contains(want), "{want:?} in:\n{}", r.stderr);
     }
     for never in
-        ["spec.", "metadata.name", "which no document declares", "is not declared", "`extends` is not supported"]
+        ["spec.", "metadata.name", "which no document declares", "is not declared", "`isolation` is not supported"]
     {
         assert!(!r.stderr.contains(never), "{never:?} in:\n{}", r.stderr);
     }

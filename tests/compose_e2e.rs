@@ -255,3 +255,106 @@ services:
     clear_managed();
     docker::docker(&["network", "rm", "inc_back"]);
 }
+
+/// The rest of compose's service keys on the real engine (issue 35): a service built on
+/// another file's service (`extends`, whose `label_file` is read from its own folder), a
+/// `links` alias that resolves only for the linking container, `post_start` run after each
+/// start and `pre_stop` before each stop (what it writes reaches the host), a `post_start`
+/// that fails rolling the revision back with the hook's words, and `mac_address` refused
+/// before anything is touched on an engine older than API 1.44 (Debian's 1.41).
+#[test]
+fn extends_links_and_hooks_run_as_compose_runs_them() {
+    let Some(_g) = docker::setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let base = format!(
+        "services:\n  base:\n    image: {IMAGE}\n    pull_policy: never\n    stop_grace_period: 1s\n    label_file: ./team.labels\n"
+    );
+    let compose = |post: &str, extra: &str| {
+        format!(
+            r#"name: hooks
+services:
+  db:
+    image: {IMAGE}
+    pull_policy: never
+    stop_grace_period: 1s
+    volumes: ["./seed:/seed:ro"]
+    command: ["sh", "-c", "exec httpd -f -p 5432 -h /seed"]
+  web:
+    extends: {{ file: common/base.yaml, service: base }}
+    links: ["db:database"]
+    volumes: ["./out:/out"]
+    ports: ["127.0.0.1:${{PORT}}:8080"]
+    command: ["sh", "-c", "mkdir -p /www && until wget -q -O /www/index.html http://database:5432/rows; do sleep 0.2; done && exec httpd -f -p 8080 -h /www"]
+    post_start:
+      - command: {post}
+    pre_stop:
+      - command: ["sh", "-c", "echo stopped-cleanly >> /out/pre-stop"]
+{extra}    x-driftless:
+      health:
+        - http: {{ url: "http://127.0.0.1:${{PORT}}/", body_contains: "row from db" }}
+          timeout: 20s
+"#
+        )
+    };
+    let ok = r#"["sh", "-c", "echo post-start-ran > /tmp/post"]"#;
+    let c1 = up.commit(
+        &[
+            ("hosts/e2e/compose.yaml", &compose(ok, "")),
+            ("hosts/e2e/.env", &format!("PORT={port}\n")),
+            ("hosts/e2e/common/base.yaml", &base),
+            ("hosts/e2e/common/team.labels", "team=payments\nowner=${team}-oncall\n"),
+            ("hosts/e2e/seed/rows", "row from db\n"),
+        ],
+        "v1",
+    );
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(90));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    assert!(http_get(port).ends_with("row from db\n"), "through the link alias: {}", http_get(port));
+    assert_eq!(docker::label("web", "owner"), "payments-oncall", "the base's label_file, from its own folder");
+    assert_eq!(docker::docker(&["exec", "web", "cat", "/tmp/post"]).1, "post-start-ran");
+    // The alias is the linking container's alone (compose's links on a user network).
+    assert_ne!(docker::docker(&["exec", "db", "nslookup", "database"]).0, 0, "db does not see the alias");
+
+    // A replace: the old container's pre_stop runs before it stops, and its words reach the host.
+    let web = docker::container_id("web");
+    let c2 = up.commit(&[("hosts/e2e/compose.yaml", &compose(r#""sh -c 'echo again > /tmp/post'""#, ""))], "v2");
+    agent.sync(0);
+    assert_ne!(docker::container_id("web"), web, "replaced");
+    let out = agent.state_dir().join("files/_shared/hosts/e2e/out/pre-stop");
+    assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "stopped-cleanly\n", "{}", out.display());
+
+    // A post_start that fails: a verdict, rolled back to v2, its words in the history.
+    up.commit(
+        &[("hosts/e2e/compose.yaml", &compose(r#"["sh", "-c", "echo 'schema too new' >&2; exit 4"]"#, ""))],
+        "bad hook",
+    );
+    let r = agent.sync(1);
+    assert!(r.stdout.contains("rolled back to"), "{}", r.stdout);
+    let s = agent.status();
+    assert_eq!(s["applied_revision"], c2.as_str());
+    let h = agent.ctl(&["history", "-n", "1", "--json"]).stdout;
+    assert!(h.contains("post_start[0]") && h.contains("exited with status 4") && h.contains("schema too new"), "{h}");
+    assert!(http_get(port).ends_with("row from db\n"), "the last good revision serves");
+
+    // mac_address on an engine older than API 1.44: refused, nothing touched.
+    let (_, api) = docker::docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    let minor: u32 = api.trim().split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
+    let web = docker::container_id("web");
+    up.commit(&[("hosts/e2e/compose.yaml", &compose(ok, "    mac_address: 02:42:ac:11:00:42\n"))], "mac");
+    if minor < 44 {
+        agent.sync(1);
+        let s = agent.status();
+        assert_eq!(s["phase"], "Failed", "{s}");
+        assert!(s["message"].as_str().unwrap_or("").contains("mac_address 02:42:ac:11:00:42"), "{s}");
+        assert_eq!(docker::container_id("web"), web, "nothing was touched");
+    } else {
+        agent.sync(0);
+        let mac = docker::docker(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "web"]).1;
+        assert!(mac.contains("02:42:ac:11:00:42"), "{mac}");
+    }
+    clear_managed();
+    docker::docker(&["network", "rm", "hooks_default"]);
+}

@@ -104,3 +104,14 @@ pub fn home_dir() -> Option<String> {
         .filter(|d| !d.is_empty());
     from_passwd.or_else(|| std::env::var("HOME").ok().filter(|h| h.starts_with('/')))
 }
+
+/// A small text file of settings on the disk (a compose `label_file`, an include's
+/// `env_file`) by path; `None` when it is not there, not a file, or larger than a
+/// desired-state file may be.
+pub fn read_settings_file(path: &str) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > desired_state_schema::load::MAX_FILE_BYTES as u64 {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}

@@ -59,7 +59,9 @@ pub fn validate(
     let root_name =
         std::fs::canonicalize(dir).ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
     let home = crate::fsutil::home_dir();
-    let loaded = parse_with(&files, &ParseOptions { compose_profiles: profiles.to_vec(), root, root_name, home });
+    let read_other = Some(desired_state_schema::ReadOther(std::sync::Arc::new(crate::fsutil::read_settings_file)));
+    let loaded =
+        parse_with(&files, &ParseOptions { compose_profiles: profiles.to_vec(), root, root_name, home, read_other });
     let declared: Vec<String> = loaded.environments().into_iter().collect();
     let checked: Vec<Option<String>> = match environment {
         Some(e) => vec![Some(e.to_string())],

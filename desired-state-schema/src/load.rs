@@ -221,7 +221,10 @@ fn parse_files(
         let mut r = FileResult::default();
         if crate::compose::is_compose_file(&f.path) {
             let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
-            let lookup = |p: &str| all.get(p).map(|t| t.to_string());
+            let lookup = |p: &str| match all.get(p) {
+                Some(t) => Some(t.to_string()),
+                None => opts.read_other.as_ref().and_then(|r| (r.0)(p)),
+            };
             let ctx = crate::compose::Context {
                 profiles: &opts.compose_profiles,
                 root: &opts.root,
@@ -327,6 +330,21 @@ pub struct ParseOptions {
     /// The home folder of whoever applies the files (the agent's user): `~` in a compose
     /// bind source. `None`: `~` is refused.
     pub home: Option<String>,
+    /// Reads a file of the folder that is not desired state itself — a service's
+    /// `label_file`, an `include`'s `env_file` — by its shown path, when a compose file names
+    /// it; `None`: only the files given are there to read.
+    pub read_other: Option<ReadOther>,
+}
+
+/// How the loader reads a file a compose file names (`ParseOptions::read_other`): shown path
+/// → its text, `None` when it is not there (or too large to be a file of settings).
+#[derive(Clone)]
+pub struct ReadOther(pub std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for ReadOther {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadOther")
+    }
 }
 
 /// Parse every file. Problems are kept and reported by `build`, together with later ones.

@@ -482,7 +482,10 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
             included.push((p, t));
         }
     }
-    let lookup = |p: &str| included.iter().find(|(q, _)| q == p).map(|(_, t)| t.clone());
+    let lookup = |p: &str| match included.iter().find(|(q, _)| q == p) {
+        Some((_, t)) => Some(t.clone()),
+        None => driftless_agent::fsutil::read_settings_file(p), // a label_file, an include's env_file
+    };
     let ctx = desired_state_schema::compose::Context {
         profiles,
         root: &root,
@@ -520,6 +523,9 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
             root: root.clone(),
             root_name: folder.clone(),
             home: home.clone(),
+            read_other: Some(desired_state_schema::ReadOther(std::sync::Arc::new(
+                driftless_agent::fsutil::read_settings_file,
+            ))),
         };
         if let Err(invalid) = desired_state_schema::parse_with(&files, &opts).build(None) {
             errors.extend(invalid.diagnostics.iter().map(ToString::to_string));

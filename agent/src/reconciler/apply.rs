@@ -63,6 +63,15 @@ impl Reconciler {
             // A compose file at the repository's root takes the repository's name as its project.
             root_name: crate::source::repo_name(&c.source.url),
             home: crate::fsutil::home_dir(),
+            // A label_file or an include's env_file: read from the same revision's objects.
+            read_other: Some(desired_state_schema::ReadOther({
+                let src = src.clone();
+                std::sync::Arc::new(move |p: &str| {
+                    let (_, bytes) = src.read_file(oid, p).ok()?;
+                    (bytes.len() as u64 <= desired_state_schema::load::MAX_FILE_BYTES as u64)
+                        .then(|| String::from_utf8_lossy(&bytes).into_owned())
+                })
+            })),
         };
         // Reading the objects and parsing them (up to 32 MiB of YAML) is blocking work: off
         // the runtime's one thread, so the control socket keeps answering meanwhile.

@@ -100,9 +100,11 @@ pub(super) fn hooks(v: &Value) -> Result<Value, String> {
                 "environment" => {
                     h.insert(k.clone(), map_of_strings(x));
                 }
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "[{i}].{other}: unknown key of a hook: write command, user, privileged, working_dir or environment"
-                )),
+                ))
+                }
             }
         }
         if !h.contains_key("command") {
