@@ -339,7 +339,10 @@ pub struct ParseOptions {
 /// How the loader reads a file a compose file names (`ParseOptions::read_other`): shown path
 /// → its text, `None` when it is not there (or too large to be a file of settings).
 #[derive(Clone)]
-pub struct ReadOther(pub std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct ReadOther(pub std::sync::Arc<ReadFn>);
+
+/// Shown path → text (`ReadOther`).
+pub type ReadFn = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl std::fmt::Debug for ReadOther {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

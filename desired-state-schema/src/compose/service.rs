@@ -1334,7 +1334,10 @@ pub(super) fn unsupported_hint(key: &str) -> String {
         "cpu_rt_runtime" | "cpu_rt_period" => "real-time CPU time needs the engine's own cgroup setting; remove it",
         "cpu_count" | "cpu_percent" => "they are for Windows containers; limit CPU with cpus instead",
         "credential_spec" => "it is for Windows containers; remove it",
-        "provider" | "use_api_socket" | "models" | "pull_refresh_after" => "remove it",
+        "provider" => "a service delegated to a compose CLI plugin (compose's `provider`) is run by that plugin on the machine running docker compose, and no such plugin runs on this host; run the service it stands for as a service of its own, or remove it",
+        "use_api_socket" => "it is Docker Desktop's: it mounts the engine's socket and the user's registry credentials into the container; mount /var/run/docker.sock as a volume if the container needs the engine, or remove it",
+        "models" => "AI models are served by Docker Desktop's Model Runner, which a host engine does not have; remove it",
+        "pull_refresh_after" => "it goes with pull_policy: refresh, a schedule of re-pulls that compose runs when `up` runs again; Driftless pulls what a revision names (pull: always re-pulls on every apply); remove it",
         _ => {
             let hint = crate::checks::did_you_mean(key, SERVICE_KEYS.iter().copied())
                 .map(|k| format!("did you mean `{k}`? "))

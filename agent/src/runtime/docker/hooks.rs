@@ -17,6 +17,10 @@ pub const LABEL: &str = "driftless.pre-stop";
 /// How many lines of a failing hook's output its message keeps.
 const TAIL_LINES: usize = 10;
 
+/// How long a hook may run: a hook that never exits must not hold the agent (compose waits
+/// for ever; an agent that waits for ever reverts nothing).
+pub const LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Why a hook did not succeed.
 #[derive(Debug)]
 pub enum HookError {
@@ -24,6 +28,8 @@ pub enum HookError {
     Exited { code: i64, output: String },
     /// The engine would not run it (or stopped answering).
     Engine(bollard::errors::Error),
+    /// It ran past `LIMIT`; the last lines it printed.
+    TimedOut { output: String },
 }
 
 /// `hooks` as the label's value; `None` when there are none.
@@ -59,12 +65,21 @@ pub async fn run(api: &Docker, container: &str, hook: &Hook) -> Result<(), HookE
     let (mut out, mut err) = (Tail::default(), Tail::default());
     let started = api.start_exec(&exec.id, Some(StartExecOptions::default())).await.map_err(HookError::Engine)?;
     if let StartExecResults::Attached { mut output, .. } = started {
-        while let Some(item) = output.next().await {
-            crate::sdnotify::progress(); // a hook that runs is progress
-            match item {
-                Ok(bollard::container::LogOutput::StdErr { message }) => err.push(&message),
-                Ok(other) => out.push(&other.into_bytes()),
-                Err(e) => return Err(HookError::Engine(e)),
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => crate::sdnotify::progress(), // a hook that runs is progress
+                _ = tokio::time::sleep_until(deadline) => {
+                    let output = if err.is_empty() { out.text() } else { err.text() };
+                    return Err(HookError::TimedOut { output });
+                }
+                item = output.next() => match item {
+                    Some(Ok(bollard::container::LogOutput::StdErr { message })) => err.push(&message),
+                    Some(Ok(other)) => out.push(&other.into_bytes()),
+                    Some(Err(e)) => return Err(HookError::Engine(e)),
+                    None => break,
+                },
             }
         }
     }

@@ -1231,6 +1231,17 @@ impl DockerRuntime {
                         detail: format!("post_start[{i}] ({}) exited with status {code}{said}", hook.command.join(" ")),
                     });
                 }
+                Err(hooks::HookError::TimedOut { output }) => {
+                    let said = if output.is_empty() { String::new() } else { format!(":\n{output}") };
+                    return Err(RuntimeError::Docker {
+                        resource: name.to_string(),
+                        detail: format!(
+                            "post_start[{i}] ({}) did not exit within {}s: a hook runs to completion; make it end, or run the work in the entrypoint{said}",
+                            hook.command.join(" "),
+                            hooks::LIMIT.as_secs()
+                        ),
+                    });
+                }
             }
         }
         Ok(())
@@ -1257,6 +1268,12 @@ impl DockerRuntime {
                 Err(hooks::HookError::Engine(e)) => {
                     tracing::warn!(resource = name, "pre_stop[{i}] could not run ({e}); stopping the container anyway")
                 }
+                Err(hooks::HookError::TimedOut { output }) => tracing::warn!(
+                    resource = name,
+                    "pre_stop[{i}] ({}) did not exit within {}s; stopping the container anyway: {output}",
+                    hook.command.join(" "),
+                    hooks::LIMIT.as_secs()
+                ),
             }
         }
     }
