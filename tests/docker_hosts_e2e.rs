@@ -89,7 +89,11 @@ spec:
     let minor: u32 = api.trim().strip_prefix("1.").and_then(|m| m.parse().ok()).unwrap_or(0);
     if minor < 44 {
         let detail = s["resources"][0]["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains("healthcheck.start_interval ignored: this engine speaks API"), "{s}");
+        assert!(
+            detail.contains("healthcheck.start_interval ignored (it needs API 1.44")
+                && detail.contains("this engine speaks API 1."),
+            "{s}"
+        );
     } else {
         assert_eq!(inspect("full", "{{.Config.Healthcheck.StartInterval}}"), "1s");
     }
