@@ -739,14 +739,27 @@ impl Validator<'_> {
             }
             for (i, a) in r.after.iter().enumerate() {
                 let at = YamlPath::of(&["rollout", "after"]).index(i);
+                let listed: std::collections::BTreeSet<&String> = a.hosts.iter().collect();
+                // Rules that can never be met (PRODUCT.md "Fleets"): refused, not waited on.
                 let msg = match (&a.environment, a.hosts.is_empty()) {
-                    (Some(_), false) => Some("give environment or hosts, not both"),
-                    (None, true) => Some("name what to wait for: { environment: staging } or { hosts: [web-1] }"),
-                    _ if a.min == 0 => Some("min is at least 1 (how many matching hosts must have run the revision)"),
+                    (Some(_), false) => Some("give environment or hosts, not both".to_string()),
+                    (None, true) => Some("name what to wait for: { environment: staging } or { hosts: [web-1] }".into()),
+                    _ if a.min == 0 => Some("min is at least 1 (how many matching hosts must have run the revision)".into()),
+                    (None, false) if listed.contains(&host.to_string()) => Some(format!(
+                        "host {host} is gated on itself: its own report never counts, so this rule could never be met; remove {host} from hosts"
+                    )),
+                    (None, false) if a.min > listed.len() => Some(format!(
+                        "min: {} is more than the {} host(s) listed, so this rule could never be met: lower min or list more hosts",
+                        a.min,
+                        listed.len()
+                    )),
+                    (Some(e), true) if c.environment.as_deref() == Some(e.as_str()) => Some(format!(
+                        "environment {e} is gated on itself: every host of it would wait for the others, and none would go first; gate {e} on another environment, or on named hosts (canaries)"
+                    )),
                     _ => None,
                 };
                 if let Some(m) = msg {
-                    let d = diagnostic_at(self.file, self.map, &at, m);
+                    let d = diagnostic_at(self.file, self.map, &at, &m);
                     self.diags.push(d);
                 }
             }
@@ -986,6 +999,24 @@ mod tests {
         for (text, want) in table {
             assert_eq!(load(text).err().as_deref(), Some(want), "for config:\n{text}");
         }
+    }
+
+    /// PRODUCT.md "Fleets": rules that can never be met are refused at start and on SIGHUP.
+    #[test]
+    fn rollout_rules_that_can_never_be_met_are_refused() {
+        let base = "host: web-1\nenvironment: production\nsource:\n  url: /x\n  ref: { branch: main }\nreport: { url: /r, sign: /nonexistent }\nrollout:\n  signers: /nonexistent\n  after:\n";
+        for (rule, want) in [
+            ("    - { hosts: [web-1] }\n", "rollout.after[0]: host web-1 is gated on itself"),
+            ("    - { hosts: [c1, c1], min: 2 }\n", "rollout.after[0]: min: 2 is more than the 1 host(s) listed"),
+            ("    - { environment: production }\n", "rollout.after[0]: environment production is gated on itself"),
+        ] {
+            let e = load(&format!("{base}{rule}")).err().unwrap_or_default();
+            assert!(e.contains(want), "{want} in {e}");
+        }
+        let e = load(&format!("{base}    - {{ hosts: [c1, c2], min: 2 }}\n    - {{ environment: staging }}\n"))
+            .err()
+            .unwrap_or_default();
+        assert!(!e.contains("could never be met") && !e.contains("gated on itself"), "{e}");
     }
 
     #[test]

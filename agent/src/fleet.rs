@@ -179,6 +179,7 @@ mod tests {
         let status = json!({"phase": "Synced", "environment": "production", "report_interval_seconds": 10,
                             "resources": [{"health": "healthy"}, {"health": "unknown"}]});
         let good = Report {
+            key: None,
             host: "web-1".into(),
             commit: "c".into(),
             time: t - 5,

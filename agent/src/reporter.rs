@@ -6,6 +6,7 @@
 //! and tells it how each push went (`Event::Reported`). A push that fails is a fault: it never
 //! holds up a deploy and is retried with backoff (1 s doubling, at most the interval).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -29,27 +30,100 @@ pub struct OutcomeRecord {
     pub result: String,
     /// When the outcome was reached (RFC 3339).
     pub at: String,
-    /// Until when the revision ran as the outcome left it: when the next outcome began, or
-    /// `null` while it still does.
+    /// Until when the revision ran healthy as the outcome left it: the first of a drift
+    /// repair, a rollback, another revision applied, or a moment it was seen unhealthy or
+    /// `Degraded` (`Breaks`); `null` while none of these happened.
     pub until: Option<String>,
 }
 
-/// `outcomes.json` from the history (newest first, as the history is).
-pub fn outcomes(history: &[HistoryEntry]) -> Vec<OutcomeRecord> {
-    history
-        .iter()
-        .take(OUTCOMES)
-        .enumerate()
-        .map(|(i, h)| OutcomeRecord {
-            revision: h.revision.clone().unwrap_or_default(),
-            result: serde_json::to_value(h.result)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            at: h.finished.clone(),
-            until: i.checked_sub(1).and_then(|newer| history.get(newer)).map(|n| n.started.clone()),
-        })
-        .collect()
+/// Results that end the span of what ran before them: another revision applied (or applied
+/// and rolled back), or the running one repaired. An invalid revision, or one that failed
+/// before touching anything, leaves the host on what it ran.
+fn ends_span(result: &str) -> bool {
+    matches!(result, "applied" | "rolled_back" | "drift_repaired")
+}
+
+/// The moments each revision was seen running unhealthy or `Degraded` (RFC 3339, oldest
+/// first), kept in `state_dir` so that a restart does not forget them: what ends a span
+/// between two outcomes.
+pub type Breaks = BTreeMap<String, Vec<String>>;
+
+/// How many revisions, and moments per revision, `Breaks` keeps.
+const BREAK_REVISIONS: usize = 50;
+const BREAKS_EACH: usize = 5;
+
+/// `outcomes.json` from the history (newest first, as the history is) and the breaks seen:
+/// the last `OUTCOMES` outcomes, and beyond them the newest `applied` outcome of every other
+/// revision the history still holds (drift repairs never push a revision's evidence out).
+pub fn outcomes(history: &[HistoryEntry], breaks: &Breaks) -> Vec<OutcomeRecord> {
+    let result_of = |h: &HistoryEntry| {
+        serde_json::to_value(h.result).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    };
+    let record = |i: usize| -> Option<OutcomeRecord> {
+        let h = history.get(i)?;
+        let revision = h.revision.clone().unwrap_or_default();
+        let result = result_of(h);
+        // The nearest newer outcome that ends the span, then a break seen before it.
+        let mut until = history[..i].iter().rev().find(|n| ends_span(&result_of(n))).map(|n| n.started.clone());
+        if result == "applied" {
+            let seen = breaks.get(&revision).into_iter().flatten();
+            let after = |t: &String| seconds(t) >= seconds(&h.finished);
+            let before = |t: &String| until.as_ref().is_none_or(|u| seconds(t) < seconds(u));
+            if let Some(b) = seen.filter(|t| after(t) && before(t)).min_by_key(|t| seconds(t)) {
+                until = Some(b.clone());
+            }
+        }
+        Some(OutcomeRecord { revision, result, at: h.finished.clone(), until })
+    };
+    let mut out: Vec<OutcomeRecord> = (0..history.len().min(OUTCOMES)).filter_map(record).collect();
+    let mut kept: std::collections::BTreeSet<String> =
+        out.iter().filter(|o| o.result == "applied").map(|o| o.revision.clone()).collect();
+    for (i, h) in history.iter().enumerate().skip(OUTCOMES) {
+        if out.len() >= 2 * OUTCOMES {
+            break;
+        }
+        let rev = h.revision.clone().unwrap_or_default();
+        if result_of(h) == "applied" && kept.insert(rev) {
+            out.extend(record(i));
+        }
+    }
+    out
+}
+
+fn seconds(rfc3339: &str) -> u64 {
+    humantime::parse_rfc3339(rfc3339)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Note in `breaks` the moment `s` shows its applied revision running unhealthy, once per
+/// stretch (`was`: whether it was seen healthy last, per revision). `true` when a break was
+/// noted (the file is to be written).
+fn note_break(breaks: &mut Breaks, was: &mut Option<(String, bool)>, s: &StatusView, now: &str) -> bool {
+    let Some(rev) = s.applied_revision.clone() else { return false };
+    let healthy = s.healthy_now();
+    let before = match was {
+        Some((r, h)) if *r == rev => Some(*h),
+        _ => None,
+    };
+    *was = Some((rev.clone(), healthy));
+    if healthy || before == Some(false) {
+        return false;
+    }
+    let list = breaks.entry(rev).or_default();
+    list.push(now.to_string());
+    let excess = list.len().saturating_sub(BREAKS_EACH);
+    list.drain(..excess);
+    while breaks.len() > BREAK_REVISIONS {
+        // The revision whose newest break is oldest goes first.
+        let oldest = breaks.iter().min_by_key(|(_, v)| v.last().map(|t| seconds(t))).map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => breaks.remove(&k),
+            None => break,
+        };
+    }
+    true
 }
 
 /// What makes a report worth pushing before its interval: the phase, the revisions, health.
@@ -76,6 +150,10 @@ pub async fn run(
     let Some(rc) = cfg.config.report.clone() else { return };
     let source = GitSource::for_reports(&rc.url, rc.auth.clone(), cfg.config.state_dir.join("reports.git"));
     let interval = rc.interval.as_std();
+    let breaks_file = cfg.config.state_dir.join("report-breaks.json");
+    let mut breaks: Breaks =
+        std::fs::read(&breaks_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let mut was: Option<(String, bool)> = None;
     let mut pushed_key: Option<String> = None;
     let mut backoff = Duration::from_secs(1);
     let mut due = tokio::time::Instant::now();
@@ -87,6 +165,13 @@ pub async fn run(
             changed = status.changed() => {
                 if changed.is_err() {
                     return;
+                }
+                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+                if note_break(&mut breaks, &mut was, &status.borrow(), &now) {
+                    let bytes = serde_json::to_vec(&breaks).unwrap_or_default();
+                    if let Err(e) = crate::fsutil::write_atomic(&breaks_file, &bytes) {
+                        tracing::warn!("report: cannot keep {}: {e}", breaks_file.display());
+                    }
                 }
                 let k = key(&status.borrow());
                 if pushed_key.as_ref() != Some(&k) {
@@ -118,7 +203,7 @@ pub async fn run(
         }
         let files = vec![
             ("status.json", serde_json::to_vec_pretty(&status_json).unwrap_or_default()),
-            ("outcomes.json", serde_json::to_vec_pretty(&outcomes(&history)).unwrap_or_default()),
+            ("outcomes.json", serde_json::to_vec_pretty(&outcomes(&history, &breaks)).unwrap_or_default()),
         ];
         let message = format!(
             "{}: {} {}",
@@ -166,9 +251,55 @@ mod tests {
             entry("c3", "rolled_back", "2026-12-02T12:00:00Z", "2026-12-02T12:01:00Z"),
             entry("c2", "applied", "2026-12-02T11:00:00Z", "2026-12-02T11:01:00Z"),
         ];
-        let o = outcomes(&history);
+        let o = outcomes(&history, &Breaks::new());
         assert_eq!(o[0].until, None, "the newest runs on");
         assert_eq!(o[1].until.as_deref(), Some("2026-12-02T12:00:00Z"));
         assert_eq!(o[1].result, "applied");
+    }
+
+    /// A span ends at a drift repair, a rollback, another revision applied, or a break the
+    /// reporter saw; never at an invalid revision or one that failed untouched. An applied
+    /// outcome past the last 50 is kept (drift repairs do not push it out).
+    #[test]
+    fn a_span_ends_where_the_revision_stopped_running_healthy() {
+        let entry = |rev: &str, result: &str, t: u32| -> HistoryEntry {
+            let at = format!("2026-12-02T12:{:02}:{:02}Z", t / 60, t % 60);
+            serde_json::from_value(serde_json::json!({
+                "started": at, "finished": at, "revision": rev, "result": result,
+                "changes": [], "message": "", "duration_ms": 1
+            }))
+            .unwrap()
+        };
+        let none = Breaks::new();
+        let h = vec![entry("X", "invalid", 200), entry("S", "failed", 150), entry("R", "applied", 100)];
+        assert_eq!(outcomes(&h, &none)[2].until, None, "an invalid or untouched failed revision leaves R running");
+        let h = vec![entry("R", "drift_repaired", 200), entry("R", "applied", 100)];
+        assert_eq!(outcomes(&h, &none)[1].until.as_deref(), Some("2026-12-02T12:03:20Z"), "a drift repair ends it");
+        let breaks: Breaks = [("R".to_string(), vec!["2026-12-02T12:00:50Z".into(), "2026-12-02T12:02:30Z".into()])]
+            .into_iter()
+            .collect();
+        let h = vec![entry("R", "applied", 100)];
+        assert_eq!(outcomes(&h, &breaks)[0].until.as_deref(), Some("2026-12-02T12:02:30Z"), "the first break after it");
+        let mut h: Vec<HistoryEntry> = (0..60).map(|i| entry("R", "drift_repaired", 1000 - i)).collect();
+        h.push(entry("Q", "applied", 10));
+        let o = outcomes(&h, &none);
+        assert_eq!(o.len(), OUTCOMES + 1);
+        assert_eq!((o[OUTCOMES].revision.as_str(), o[OUTCOMES].result.as_str()), ("Q", "applied"));
+    }
+
+    #[test]
+    fn a_break_is_noted_once_per_unhealthy_stretch() {
+        let view = |rev: &str, phase: &str| StatusView {
+            applied_revision: Some(rev.into()),
+            phase: phase.into(),
+            ..Default::default()
+        };
+        let (mut breaks, mut was) = (Breaks::new(), None);
+        assert!(!note_break(&mut breaks, &mut was, &view("R", "Synced"), "t1"));
+        assert!(note_break(&mut breaks, &mut was, &view("R", "Degraded"), "t2"));
+        assert!(!note_break(&mut breaks, &mut was, &view("R", "Degraded"), "t3"), "the same stretch");
+        assert!(!note_break(&mut breaks, &mut was, &view("R", "Synced"), "t4"));
+        assert!(note_break(&mut breaks, &mut was, &view("R", "Progressing"), "t5"));
+        assert_eq!(breaks["R"], ["t2", "t5"]);
     }
 }

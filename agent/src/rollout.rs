@@ -2,12 +2,17 @@
 //! desired revision, judged from other hosts' reports — pure (reports and the time in, a
 //! decision out), so that the reconciler's one fetch of the reports is its only I/O.
 //!
-//! For every entry of `rollout.after`, at least `min` matching hosts must report that same
-//! commit applied and healthy for `healthy_for` (continuously, or until a newer revision
-//! replaced it). A matching host that rolled the revision back or failed it holds it here
-//! for good (`Held`); otherwise the host waits (`Waiting`). Only reports signed by the host
-//! their ref names count; this host's own report never does.
+//! For every entry of `rollout.after`, at least `min` matching hosts (distinct signing keys)
+//! must report that same commit run healthy for `healthy_for` without a break: from when it
+//! passed its gate there until the end the reporter recorded (a drift repair, a Degraded
+//! phase or unhealthy resource, a rollback, a newer revision), or until the report if the
+//! host still runs it healthy now. A matching host that rolled the revision back or failed
+//! it holds it here for good (`Held`); otherwise the host waits (`Waiting`). Only reports
+//! signed by the host their ref names count, and only fresh ones by this host's clock (no
+//! older than three of their intervals, not dated over a minute ahead, never older than one
+//! seen before for that host: a replay); this host's own report never does.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{parse_hours, AfterRule, Day, WindowConfig};
@@ -91,8 +96,51 @@ pub fn describe(rule: &AfterRule) -> String {
     format!("{} of {who} healthy for {}", rule.min, rule.healthy_for)
 }
 
-/// Judge `revision` for host `me` against `rules` with `reports` (read at `now`).
-pub fn judge(rules: &[AfterRule], me: &str, revision: &str, reports: &[Report], now: SystemTime) -> Decision {
+/// How far ahead of the reader's clock a report may be dated.
+const AHEAD: u64 = 60;
+
+/// The interval a report says it is pushed at (`report_interval_seconds`; 5m when absent).
+fn interval_of(status: &serde_json::Value) -> u64 {
+    status.get("report_interval_seconds").and_then(serde_json::Value::as_u64).unwrap_or(300).max(1)
+}
+
+/// Why a verified report does not count at `now`, if it does not: a replay (older than the
+/// newest one seen for its host), stale (older than three of its intervals), or dated ahead.
+fn untimely(r: &Report, status: &serde_json::Value, seen: &BTreeMap<String, i64>, now: u64) -> Option<String> {
+    let time = u64::try_from(r.time).unwrap_or(0);
+    if seen.get(&r.host).is_some_and(|newest| *newest > r.time) {
+        return Some(format!("{}: replayed (older than a report of it seen before)", r.host));
+    }
+    let interval = interval_of(status);
+    if now.saturating_sub(time) > 3 * interval {
+        return Some(format!(
+            "{}: stale (its last report is {}s old, over three of its {interval}s intervals)",
+            r.host,
+            now.saturating_sub(time)
+        ));
+    }
+    if time > now + AHEAD {
+        return Some(format!("{}: dated {}s ahead of this host's clock", r.host, time - now));
+    }
+    None
+}
+
+/// Whether the host a report describes is healthy now (`StatusView::healthy_now`; a status
+/// that does not read as one is not).
+fn healthy_now(status: &serde_json::Value) -> bool {
+    serde_json::from_value::<crate::wire::StatusView>(status.clone()).is_ok_and(|s| s.healthy_now())
+}
+
+/// Judge `revision` for host `me` against `rules` with `reports` (read at `now`); `seen`: the
+/// newest report time this host has seen of each other host (an older one is a replay).
+pub fn judge(
+    rules: &[AfterRule],
+    me: &str,
+    revision: &str,
+    reports: &[Report],
+    seen: &BTreeMap<String, i64>,
+    now: SystemTime,
+) -> Decision {
     let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut waiting = Vec::new();
     for rule in rules {
@@ -113,8 +161,11 @@ pub fn judge(rules: &[AfterRule], me: &str, revision: &str, reports: &[Report], 
             matching.iter().filter(|r| r.verified.is_err() || r.content.is_err()).map(|r| r.host.as_str()).collect();
         let counted: Vec<&Report> =
             matching.iter().copied().filter(|r| r.verified.is_ok() && r.content.is_ok()).collect();
-        let mut healthy = Vec::new();
+        // Distinct signing keys (a host's name when the key is not known): one key listed for
+        // two host names counts once.
+        let mut healthy: BTreeSet<&str> = BTreeSet::new();
         let mut progress = Vec::new();
+        let mut untimely_hosts = Vec::new();
         for r in &counted {
             let Ok((status, outcomes)) = &r.content else { continue };
             let outcomes = outcomes.as_array().cloned().unwrap_or_default();
@@ -131,30 +182,36 @@ pub fn judge(rules: &[AfterRule], me: &str, revision: &str, reports: &[Report], 
                     short(revision)
                 ));
             }
-            // The latest time it was applied, and until when it ran healthy since.
+            if let Some(why) = untimely(r, status, seen, now) {
+                untimely_hosts.push(why);
+                continue;
+            }
+            // The newest time it passed its gate there, and until when it ran healthy since:
+            // the end the reporter recorded (a drift repair, a Degraded phase, a failed check,
+            // a rollback, a newer revision), else now if it still runs it healthy.
             let applied =
                 outcomes.iter().find(|o| this(o) && o.get("result").and_then(|v| v.as_str()) == Some("applied"));
             let Some(applied) = applied else {
                 progress.push(format!("{}: not applied", r.host));
                 continue;
             };
-            let since = applied.get("at").and_then(|v| v.as_str()).and_then(seconds).unwrap_or(now);
+            let Some(since) = applied.get("at").and_then(|v| v.as_str()).and_then(seconds) else {
+                progress.push(format!("{}: no time of applying", r.host));
+                continue;
+            };
+            let runs = status.get("applied_revision").and_then(|v| v.as_str()) == Some(revision);
             let until = match applied.get("until").and_then(|v| v.as_str()) {
                 Some(u) => seconds(u).unwrap_or(since),
-                None => {
-                    // Still the host's revision: healthy up to its report, while it is Synced.
-                    let phase = status.get("phase").and_then(|v| v.as_str()).unwrap_or("");
-                    let runs = status.get("applied_revision").and_then(|v| v.as_str()) == Some(revision);
-                    if runs && matches!(phase, "Synced" | "Waiting" | "Held") {
-                        u64::try_from(r.time).unwrap_or(0)
-                    } else {
-                        since
-                    }
+                None if runs && healthy_now(status) => u64::try_from(r.time).unwrap_or(0),
+                None if runs => {
+                    progress.push(format!("{}: runs it, not healthy now", r.host));
+                    continue;
                 }
+                None => since,
             };
             let ran = Duration::from_secs(until.saturating_sub(since));
             if ran >= rule.healthy_for.as_std() {
-                healthy.push(r.host.as_str());
+                healthy.insert(r.key.as_deref().unwrap_or(r.host.as_str()));
             } else {
                 progress.push(format!("{}: healthy for {}s", r.host, ran.as_secs()));
             }
@@ -177,6 +234,9 @@ pub fn judge(rules: &[AfterRule], me: &str, revision: &str, reports: &[Report], 
             why.push_str(" (no such host has reported; check rollout.after and the hosts' report:)");
         } else if !progress.is_empty() {
             why.push_str(&format!(" ({})", progress.join(", ")));
+        }
+        if !untimely_hosts.is_empty() {
+            why.push_str(&format!("; not counted: {}", untimely_hosts.join(", ")));
         }
         if !unverified.is_empty() {
             why.push_str(&format!("; not counted, not signed by the host their ref names: {}", unverified.join(", ")));
@@ -207,7 +267,14 @@ mod tests {
     fn report(host: &str, env: &str, time: i64, status: serde_json::Value, outcomes: serde_json::Value) -> Report {
         let mut status = status;
         status["environment"] = json!(env);
-        Report { host: host.into(), commit: "c".into(), time, verified: Ok(()), content: Ok((status, outcomes)) }
+        Report {
+            host: host.into(),
+            commit: "c".into(),
+            time,
+            verified: Ok(()),
+            key: None,
+            content: Ok((status, outcomes)),
+        }
     }
 
     const T0: i64 = 1_800_000_000;
@@ -246,6 +313,10 @@ mod tests {
         assert_eq!(window_open(&[], ts("2026-12-05T23:30:00Z")), Ok(()));
         let both = [night[0].clone(), window(&[], "00:00-24:00", "Asia/Tokyo")];
         assert_eq!(window_open(&both, ts("2026-12-05T12:00:00Z")), Ok(()));
+    }
+
+    fn judge(rules: &[AfterRule], me: &str, revision: &str, reports: &[Report], now: SystemTime) -> Decision {
+        super::judge(rules, me, revision, reports, &BTreeMap::new(), now)
     }
 
     #[test]
@@ -299,5 +370,63 @@ mod tests {
             judge(&two, "s2", "R", &[good.clone(), Report { host: "s2".into(), ..good }], now),
             Decision::Waiting(_)
         ));
+    }
+
+    /// Evidence as PRODUCT.md "Fleets" states it, one row per case: a host counts for R only
+    /// while its report is fresh by this host's clock and not a replay, only if it ran R
+    /// healthy without a break for `healthy_for`, and — if it still runs R — only if it is
+    /// healthy now; `min` counts signing keys.
+    #[test]
+    fn evidence_that_counts_and_evidence_that_does_not() {
+        let now = UNIX_EPOCH + Duration::from_secs(T0 as u64 + 1000);
+        let one = [rule(Some("staging"), &[], 900, 1)];
+        let zero = [rule(Some("staging"), &[], 0, 1)];
+        let runs = |phase: &str, health: &str| {
+            json!({"phase": phase, "applied_revision": "R", "report_interval_seconds": 60,
+                   "resources": [{"kind": "Container", "name": "web", "health": health}]})
+        };
+        let since = |t: i64, until: Option<i64>| json!([{"revision": "R", "result": "applied", "at": at(t), "until": until.map(at)}]);
+        let waits = |d: Decision, want: &str| matches!(&d, Decision::Waiting(w) if w.contains(want));
+        // Degraded now, or a resource unhealthy now, while it still runs R: not counted,
+        // whatever it ran before, and even with healthy_for: 0s.
+        for (phase, health) in [("Degraded", "healthy"), ("Synced", "unhealthy")] {
+            let r = report("s1", "staging", T0 + 990, runs(phase, health), since(T0 - 2000, None));
+            assert!(
+                waits(judge(&one, "p1", "R", std::slice::from_ref(&r), now), "s1: runs it, not healthy now"),
+                "{phase} {health}"
+            );
+            assert!(waits(judge(&zero, "p1", "R", &[r], now), "runs it, not healthy now"));
+        }
+        // A break the reporter recorded (a drift repair, a Degraded stretch between two Synced
+        // reports) ends the span, though the host is healthy again now.
+        let broken = report("s1", "staging", T0 + 990, runs("Synced", "healthy"), since(T0 - 2000, Some(T0 - 1700)));
+        assert!(waits(judge(&one, "p1", "R", &[broken], now), "s1: healthy for 300s"));
+        // healthy_for: 0s still asks that it passed its gate there.
+        let never = report("s1", "staging", T0 + 990, runs("Synced", "healthy"), json!([]));
+        assert!(waits(judge(&zero, "p1", "R", &[never], now), "s1: not applied"));
+        let fine = report("s1", "staging", T0 + 990, runs("Synced", "healthy"), since(T0 - 2000, None));
+        assert_eq!(judge(&zero, "p1", "R", std::slice::from_ref(&fine), now), Decision::Open);
+        assert_eq!(judge(&one, "p1", "R", std::slice::from_ref(&fine), now), Decision::Open);
+        // Stale by this host's clock (over three of its 60 s intervals), or dated ahead.
+        let stale = Report { time: T0 + 1000 - 181, ..fine.clone() };
+        assert!(waits(judge(&one, "p1", "R", &[stale], now), "s1: stale (its last report is 181s old"));
+        let ahead = Report { time: T0 + 1000 + 61, ..fine.clone() };
+        assert!(waits(judge(&one, "p1", "R", &[ahead], now), "s1: dated 61s ahead"));
+        // A replay: older than a report of that host seen before.
+        let seen: BTreeMap<String, i64> = [("s1".to_string(), T0 + 995)].into_iter().collect();
+        let replay = super::judge(&one, "p1", "R", std::slice::from_ref(&fine), &seen, now);
+        assert!(waits(replay, "s1: replayed"));
+        // min counts keys: one key listed for two host names counts once.
+        let two = [rule(Some("staging"), &[], 900, 2)];
+        let k = |host: &str, key: &str| Report { host: host.into(), key: Some(key.into()), ..fine.clone() };
+        assert!(waits(judge(&two, "p1", "R", &[k("s1", "k1"), k("s2", "k1")], now), "1 of 2 host(s)"));
+        assert_eq!(judge(&two, "p1", "R", &[k("s1", "k1"), k("s2", "k2")], now), Decision::Open);
+        // Superseded: replaced by a newer revision after running healthy long enough counts.
+        let moved = json!({"phase": "Synced", "applied_revision": "S", "report_interval_seconds": 60, "resources": []});
+        let replaced = json!([
+            {"revision": "S", "result": "applied", "at": at(T0 + 900), "until": null},
+            {"revision": "R", "result": "applied", "at": at(T0 - 300), "until": at(T0 + 900)}
+        ]);
+        assert_eq!(judge(&one, "p1", "R", &[report("s1", "staging", T0 + 990, moved, replaced)], now), Decision::Open);
     }
 }

@@ -149,10 +149,19 @@ pub struct AgentState {
     /// again at start, so the gauges are there before the first observation (an alert on
     /// `== 0` does not miss a host that restarted unhealthy).
     pub resources: Vec<ResourceHealth>,
-    /// A revision the rollout gates held (a host this one waits on rolled it back or failed
-    /// it), and why: held for good, without asking the reports again (they may be gone, or
-    /// have moved on); a newer revision starts over.
-    pub held: Option<(String, String)>,
+    /// Revisions the rollout gates held (a host this one waits on rolled it back or failed
+    /// it), and why: each held for good, without asking the reports again (they may be gone,
+    /// or have moved on); a newer revision starts over. (A state file of an agent that held
+    /// one revision at most reads as a list of one.)
+    #[serde(deserialize_with = "held_list")]
+    pub held: Vec<(String, String)>,
+    /// The revision `agentctl sync --ignore-rollout` let past the rollout gates: in force
+    /// until it is applied (or fails) or a newer revision supersedes it, whatever faults the
+    /// cycles meet meanwhile.
+    pub ignore_rollout: Option<String>,
+    /// The newest report time (seconds) seen of each other host by the rollout gates: a
+    /// report older than that is a replay and never counts.
+    pub report_seen: std::collections::BTreeMap<String, i64>,
     /// Why the host is in `phase`: what the last way out of a cycle decided (`phase` and
     /// `message` are derived from it, by `Reason::phase` and `Reason::message`, and kept for
     /// readers of the file). Decisions match on it, never on the message's text. `None` in a
@@ -575,4 +584,20 @@ mod tests {
         let err = store.load().unwrap_err();
         assert!(err.to_string().contains("corrupt"), "{err}");
     }
+}
+
+/// `held` as written now (a list of pairs) or by an older agent (one pair, or `null`).
+fn held_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Held {
+        Many(Vec<(String, String)>),
+        One((String, String)),
+        None(()),
+    }
+    Ok(match Held::deserialize(d)? {
+        Held::Many(v) => v,
+        Held::One(p) => vec![p],
+        Held::None(()) => Vec::new(),
+    })
 }

@@ -52,8 +52,10 @@ pub enum Reply {
     Error { message: String },
 }
 
-/// `agentctl status --json`.
+/// `agentctl status --json`. Read leniently (a key missing is its default): readers of other
+/// hosts' reports meet agents older and newer than themselves.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StatusView {
     pub host: String,
     pub environment: Option<String>,
@@ -66,6 +68,14 @@ pub struct StatusView {
     pub paused: bool,
     /// Set by `agentctl rollback` until `agentctl resume`.
     pub pinned_revision: Option<String>,
+    /// Revisions the rollout gates hold for good (a host this one waits on rolled them back
+    /// or failed them), with why; empty without `rollout.after`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_revisions: Vec<HeldView>,
+    /// The revision `agentctl sync --ignore-rollout` lets past the gates, until it is applied
+    /// or superseded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_rollout: Option<String>,
     pub last_sync: Option<String>,
     pub next_sync: Option<String>,
     pub message: Option<String>,
@@ -74,6 +84,23 @@ pub struct StatusView {
     /// the last push failed. Absent without `report:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<ReportView>,
+}
+
+impl StatusView {
+    /// Whether the host runs what it runs healthy now: `Synced`, or gated on something newer
+    /// (`Waiting`, `Held`), with no resource unhealthy. What the reporter notes as a break,
+    /// and what a rollout gate asks of a host that still runs the revision.
+    pub fn healthy_now(&self) -> bool {
+        matches!(self.phase.as_str(), "Synced" | "Waiting" | "Held")
+            && !self.resources.iter().any(|r| r.health == "unhealthy")
+    }
+}
+
+/// A revision the rollout gates hold (`status`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldView {
+    pub revision: String,
+    pub why: String,
 }
 
 /// The reporter's state in `status`.
@@ -94,7 +121,8 @@ pub struct SourceView {
     pub path: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ResourceView {
     pub kind: String,
     pub name: String,

@@ -194,6 +194,12 @@ fn print_status(s: &StatusView) {
         let f: Vec<&str> = s.failed_revisions.iter().map(|r| short(r)).collect();
         println!("failed:     {}", f.join(", "));
     }
+    for h in &s.held_revisions {
+        println!("held:       {} ({})", short(&h.revision), h.why);
+    }
+    if let Some(r) = &s.ignore_rollout {
+        println!("override:   {} goes past the rollout gates (agentctl sync --ignore-rollout)", short(r));
+    }
     if let Some(p) = &s.pinned_revision {
         println!("pinned:     {} (agentctl resume to follow the source again)", short(p));
     }

@@ -173,7 +173,14 @@ impl Reconciler {
             self.state.failed.retain(|f| f != &id);
         }
         let pinned = self.state.pinned.as_deref() == Some(id.as_str());
+        // `sync --ignore-rollout` holds for the revision it met until that one is applied or
+        // superseded: a fault in between does not lose it.
         if self.ctx.ignore_rollout {
+            self.state.ignore_rollout = Some(id.clone());
+        } else if self.state.ignore_rollout.as_ref().is_some_and(|r| *r != id) {
+            self.state.ignore_rollout = None; // superseded
+        }
+        if self.state.ignore_rollout.as_deref() == Some(id.as_str()) {
             self.ctx.ref_notes.push("applied past the rollout gates (agentctl sync --ignore-rollout)".into());
         } else if let Some((phase, why)) = if pinned { None } else { self.rollout_gate(&desired).await } {
             // Not yet (or never): what runs is held, drift repaired as ever; the phase says why.
@@ -194,7 +201,13 @@ impl Reconciler {
             };
         }
         self.metrics.rollout_waiting.set(0);
-        self.apply_revision(&desired, false).await
+        let result = self.apply_revision(&desired, false).await;
+        // Tried (applied, or failed its gate): the override has done its work. A fault that
+        // kept the apply from starting leaves it in force for the next cycle.
+        if self.state.applied.as_deref() == Some(id.as_str()) || self.state.failed.contains(&id) {
+            self.state.ignore_rollout = None;
+        }
+        result
     }
 
     /// `rollout.windows` and `rollout.after`: `None` when `revision` may be applied now, else
@@ -209,10 +222,8 @@ impl Reconciler {
         if rollout.after.is_empty() {
             return None;
         }
-        if let Some((rev, why)) = &self.state.held {
-            if rev == revision.as_str() {
-                return Some((Phase::Held, why.clone()));
-            }
+        if let Some((_, why)) = self.state.held.iter().find(|(rev, _)| rev == revision.as_str()) {
+            return Some((Phase::Held, why.clone()));
         }
         let report = c.report.as_ref()?;
         let src =
@@ -227,17 +238,28 @@ impl Reconciler {
             Ok(r) => r,
             Err(e) => return Some((Phase::Waiting, format!("waiting: cannot read the fleet's reports: {e}"))),
         };
-        match crate::rollout::judge(
+        let decision = crate::rollout::judge(
             &rollout.after,
             &self.cfg.host,
             revision.as_str(),
             &reports,
+            &self.state.report_seen,
             std::time::SystemTime::now(),
-        ) {
+        );
+        // The newest report of each host seen so far: an older one later is a replay.
+        for r in reports.iter().filter(|r| r.verified.is_ok()) {
+            let newest = self.state.report_seen.entry(r.host.clone()).or_insert(r.time);
+            *newest = (*newest).max(r.time);
+        }
+        match decision {
             crate::rollout::Decision::Open => None,
             crate::rollout::Decision::Waiting(why) => Some((Phase::Waiting, why)),
             crate::rollout::Decision::Held(why) => {
-                self.state.held = Some((revision.to_string(), why.clone()));
+                // Bounded: a held revision never comes back once a newer one is desired.
+                self.state.held.retain(|(r, _)| r != revision.as_str());
+                self.state.held.push((revision.to_string(), why.clone()));
+                let excess = self.state.held.len().saturating_sub(20);
+                self.state.held.drain(..excess);
                 Some((Phase::Held, why))
             }
         }

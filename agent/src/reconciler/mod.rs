@@ -300,6 +300,11 @@ impl Reconciler {
     async fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Sync { retry, ignore_rollout, reply } => {
+                if ignore_rollout && self.state.ignore_rollout.is_none() {
+                    // In force for what is desired now even if this cycle cannot fetch; the
+                    // cycle's decision moves it to the revision it selects.
+                    self.state.ignore_rollout = self.state.desired.clone();
+                }
                 self.ctx.ignore_rollout = ignore_rollout;
                 let r = self.reconcile(Trigger::Manual, retry).await;
                 self.ctx.ignore_rollout = false;

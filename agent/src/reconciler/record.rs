@@ -48,6 +48,8 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         source_fault,
         resources,
         held,
+        ignore_rollout,
+        report_seen,
         reason,
     } = a;
     *version == b.version
@@ -66,6 +68,8 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         && *drift == b.drift
         && *counters == b.counters
         && *held == b.held
+        && *ignore_rollout == b.ignore_rollout
+        && *report_seen == b.report_seen
         && *reason == b.reason
         && *source_fault == b.source_fault
         && *resources == b.resources
@@ -372,6 +376,13 @@ impl Reconciler {
             failed_revisions: self.state.failed.clone(),
             paused: self.state.paused,
             pinned_revision: self.state.pinned.clone(),
+            held_revisions: self
+                .state
+                .held
+                .iter()
+                .map(|(revision, why)| crate::wire::HeldView { revision: revision.clone(), why: why.clone() })
+                .collect(),
+            ignore_rollout: self.state.ignore_rollout.clone(),
             last_sync: self.state.last_sync.clone(),
             next_sync: self.view.next_sync.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             message: if self.state.paused {

@@ -161,6 +161,9 @@ pub struct Report {
     pub time: i64,
     /// `Ok(())` when signed by `host` per the signers file; else why not.
     pub verified: Result<(), String>,
+    /// The signing key (sha256 of its public key blob, hex) when the signature names one: what
+    /// `min` of a rollout rule counts, so one key listed for two host names counts once.
+    pub key: Option<String>,
     /// `status.json` and `outcomes.json`, or why the report cannot be read.
     pub content: Result<(serde_json::Value, serde_json::Value), String>,
 }
@@ -284,6 +287,7 @@ fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Sign
         commit: commit.to_string(),
         time: 0,
         verified: Err("not read".into()),
+        key: None,
         content: Err("not read".into()),
     };
     let c = match repo.find_commit(commit) {
@@ -299,7 +303,14 @@ fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Sign
     report.verified = match signers {
         None => Err("no signers file to check it against (rollout.signers or --signers)".into()),
         Some(signers) => match repo.extract_signature(&commit, None) {
-            Ok((sig, data)) => signers.verify(&String::from_utf8_lossy(&sig), &data, host),
+            Ok((sig, data)) => {
+                let sig = String::from_utf8_lossy(&sig);
+                report.key = Sshsig::parse(&sig).map(|s| {
+                    use sha2::Digest;
+                    sha2::Sha256::digest(&s.public_key).iter().map(|b| format!("{b:02x}")).collect()
+                });
+                signers.verify(&sig, &data, host)
+            }
             Err(_) => Err("the report is not signed".into()),
         },
     };
@@ -307,10 +318,12 @@ fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Sign
         let tree = c.tree().map_err(|e| format!("no tree: {e}"))?;
         let read = |name: &str| -> Result<serde_json::Value, String> {
             let entry = tree.get_name(name).ok_or_else(|| format!("the report has no {name}"))?;
-            let blob = repo.find_blob(entry.id()).map_err(|_| format!("{name} is not a file"))?;
-            if blob.size() > MAX_REPORT_FILE {
-                return Err(format!("{name} is {} bytes, over the limit of {MAX_REPORT_FILE}", blob.size()));
+            // The size from the object's header: an oversized blob is never read into memory.
+            let size = repo.odb().and_then(|o| o.read_header(entry.id())).map(|(n, _)| n).unwrap_or(usize::MAX);
+            if size > MAX_REPORT_FILE {
+                return Err(format!("{name} is {size} bytes, over the limit of {MAX_REPORT_FILE}"));
             }
+            let blob = repo.find_blob(entry.id()).map_err(|_| format!("{name} is not a file"))?;
             serde_json::from_slice(blob.content()).map_err(|e| format!("{name} is not JSON: {e}"))
         };
         Ok((read("status.json")?, read("outcomes.json")?))
