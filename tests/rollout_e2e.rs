@@ -319,3 +319,119 @@ fn outside_its_deploy_window_a_host_waits_and_a_bad_window_is_refused_on_sighup(
     assert!(h[0]["message"].as_str().unwrap().contains("--ignore-rollout"), "{h}");
     clear_managed();
 }
+
+/// Evidence a gate can trust (issue 36), with two real agents reporting over SSH: a staging
+/// host whose container is repaired right after it applied R opens no gate however long it
+/// then runs; a staging agent that stopped reporting opens none either (its report goes
+/// stale, and `Waiting` names it); `sync --ignore-rollout` outlives a fault in its cycle (a
+/// registry down) and applies once the fault clears; and a rule that can never be met is
+/// refused by `agentd --check`.
+#[test]
+fn a_gate_counts_fresh_unbroken_evidence_and_an_override_outlives_a_fault() {
+    let Some(_g) = setup() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bare = d.join("fleet.git");
+    git(d, &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let server = sshd();
+    let url = format!("ssh://{}@127.0.0.1:{}{}", user(), server.server.port, bare.display());
+    let auth = format!("{{ ssh_key: {}, known_hosts: {} }}", server.client_key.display(), server.known_hosts.display());
+    let keys: Vec<(PathBuf, String)> = ["s1", "p1"].iter().map(|h| keypair(d, h)).collect();
+    let signers = d.join("fleet_signers");
+    std::fs::write(&signers, format!("s1 {}\np1 {}\n", keys[0].1, keys[1].1)).unwrap();
+    let rep = |i: usize| Reporting { url: &url, auth: &auth, sign: &keys[i].0, signers: &signers };
+    // p1's image comes from a registry on 127.0.0.1 (down when the test says so).
+    let (port, data) = (common::git::free_port(), tempfile::tempdir().unwrap());
+    let image = format!("127.0.0.1:{port}/team/p1");
+    {
+        let _reg = common::registry::open_registry_on(port, data.path());
+        docker::docker(&["tag", IMAGE, &format!("{image}:1")]);
+        let (code, out) = docker::docker(&["push", &format!("{image}:1")]);
+        assert_eq!(code, 0, "push: {out}");
+        docker::docker(&["rmi", &format!("{image}:1")]);
+    }
+    let up = Upstream::new();
+    let commit = |v: usize| {
+        let (s1_path, s1) = folder("s1", v, false);
+        let p1 = format!(
+            "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: fl-p1 }}\nspec:\n  image: {}\n  pull: {}\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  env: {{ V: \"{v}\" }}\n  stop_timeout: 1s\n",
+            if v >= 3 { format!("{image}:1") } else { IMAGE.to_string() },
+            if v >= 3 { "always" } else { "never" }
+        );
+        up.commit(&[(s1_path.as_str(), s1.as_str()), ("hosts/p1/app.yaml", p1.as_str())], &format!("v{v}"))
+    };
+    let v1 = commit(1);
+    up.tag("production");
+    let mut s1 = agent(&up, "s1", "staging", "{ branch: main }", &rep(0), "");
+    let mut p1 =
+        agent(&up, "p1", "production", "{ tag: production }", &rep(1), "{ environment: staging, healthy_for: 4s }");
+
+    // A rule that can never be met: refused before anything starts.
+    let bad = d.join("bad.yaml");
+    let text = std::fs::read_to_string(&p1.config)
+        .unwrap()
+        .replace("{ environment: staging, healthy_for: 4s }", "{ hosts: [p1] }");
+    std::fs::write(&bad, text).unwrap();
+    let r = run(common::agentd().arg("--config").arg(&bad).arg("--check"));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("rollout.after[0]: host p1 is gated on itself"), "{}", r.stderr);
+
+    s1.start();
+    p1.start();
+    wait("p1 applies v1 after staging ran it", Duration::from_secs(60), &[&s1, &p1], || applied(&p1) == v1);
+
+    // v2: s1's container is killed right after it applied v2, and repaired: the span of v2
+    // there ended seconds after it began, so p1 never counts it, however long s1 then runs.
+    p1.ctl(&["pause"]);
+    let v2 = commit(2);
+    up.tag("production");
+    wait("s1 applies v2", Duration::from_secs(30), &[&s1], || applied(&s1) == v2);
+    docker::docker(&["kill", "fl-s1"]);
+    wait("s1 repairs the drift", Duration::from_secs(30), &[&s1], || history(&s1)[0]["result"] == "drift_repaired");
+    let repaired = Instant::now();
+    p1.ctl(&["resume"]);
+    wait(
+        "well past healthy_for since the repair, p1 still waits on s1's broken span",
+        Duration::from_secs(30),
+        &[&s1, &p1],
+        || {
+            let s = p1.status();
+            repaired.elapsed() > Duration::from_secs(8)
+                && s["phase"] == "Waiting"
+                && s["message"].as_str().unwrap_or("").contains("s1: healthy for")
+        },
+    );
+    assert_eq!(applied(&p1), v1, "no gate opened for v2");
+
+    // v3: s1 runs it healthy for long enough, then its agent stops: its report goes stale
+    // (three of its 2 s intervals) and opens nothing; p1 says which host is stale.
+    p1.ctl(&["pause"]);
+    let v3 = commit(3);
+    up.tag("production");
+    wait("s1 applies v3", Duration::from_secs(30), &[&s1], || applied(&s1) == v3);
+    let ran = Instant::now();
+    wait("s1 has run v3 past healthy_for", Duration::from_secs(30), &[&s1], || ran.elapsed() > Duration::from_secs(5));
+    s1.kill9();
+    let stopped = Instant::now();
+    wait("s1's report is stale", Duration::from_secs(30), &[], || stopped.elapsed() > Duration::from_secs(8));
+    // The registry p1 pulls v3's image from is down: a fault, whatever the gates say.
+    p1.ctl(&["resume"]);
+    wait("p1 waits, naming the stale host", Duration::from_secs(30), &[&p1], || {
+        p1.status()["message"].as_str().unwrap_or("").contains("s1: stale")
+    });
+    assert_eq!(applied(&p1), v1);
+
+    // The operator's override meets the registry down: a fault; it stays in force, and once
+    // the registry answers, v3 is applied past the gate that still waits on the stale host.
+    let r = p1.ctl(&["sync", "--wait", "--ignore-rollout"]);
+    assert_ne!(r.code, 0, "a fault: {}{}", r.stdout, r.stderr);
+    let s = p1.status();
+    assert_eq!(s["ignore_rollout"], v3.as_str(), "still in force: {s}");
+    assert_eq!(applied(&p1), v1);
+    let _reg = common::registry::open_registry_on(port, data.path());
+    wait("p1 applies v3 once the registry answers", Duration::from_secs(60), &[&p1], || applied(&p1) == v3);
+    let h = history(&p1);
+    assert!(h[0]["message"].as_str().unwrap_or("").contains("applied past the rollout gates"), "{}", h[0]);
+    assert!(p1.status().get("ignore_rollout").is_none(), "spent once applied");
+    clear_managed();
+}
