@@ -468,6 +468,22 @@ impl AgentState {
     }
 }
 
+/// `held` as written now (a list of pairs) or by an older agent (one pair, or `null`).
+fn held_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Held {
+        Many(Vec<(String, String)>),
+        One((String, String)),
+        None(()),
+    }
+    Ok(match Held::deserialize(d)? {
+        Held::Many(v) => v,
+        Held::One(p) => vec![p],
+        Held::None(()) => Vec::new(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,20 +600,19 @@ mod tests {
         let err = store.load().unwrap_err();
         assert!(err.to_string().contains("corrupt"), "{err}");
     }
-}
 
-/// `held` as written now (a list of pairs) or by an older agent (one pair, or `null`).
-fn held_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Held {
-        Many(Vec<(String, String)>),
-        One((String, String)),
-        None(()),
+    #[test]
+    fn held_reads_as_an_older_agent_wrote_it() {
+        for (json, want) in [
+            (
+                r#"{"held": ["abc", "canary rolled it back"]}"#,
+                vec![("abc".to_string(), "canary rolled it back".to_string())],
+            ),
+            (r#"{"held": null}"#, vec![]),
+            (r#"{"held": [["a", "x"], ["b", "y"]]}"#, vec![("a".into(), "x".into()), ("b".into(), "y".into())]),
+        ] {
+            let s: AgentState = serde_json::from_str(json).unwrap_or_default();
+            assert_eq!(s.held, want, "{json}");
+        }
     }
-    Ok(match Held::deserialize(d)? {
-        Held::Many(v) => v,
-        Held::One(p) => vec![p],
-        Held::None(()) => Vec::new(),
-    })
 }
