@@ -409,3 +409,65 @@ fn prometheus_fires_exactly_the_expected_alerts() {
     drop((synced, rolled, cut));
     clear_managed();
 }
+
+/// Health after the gate (PRODUCT.md behaviour 6) on the real engine: with
+/// `health.watch_interval: 1s`, a container whose http check starts failing after the gate
+/// makes the host `Degraded` once its `retries` are used up — `status` names it, its health is
+/// `unhealthy`, `driftless_resource_healthy` is 0, one `degraded` notification — and a poll
+/// in between keeps it Degraded (the revision is not reverted); when the check passes again
+/// the host is `Synced` and `recovered` is sent once.
+#[test]
+fn checks_run_after_the_gate_and_a_failing_one_degrades_the_host_until_it_passes() {
+    let Some(_g) = setup() else { return };
+    let (port, metrics) = (free_port(), free_port());
+    let up = Upstream::new();
+    let doc = format!(
+        "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 8080 -h /www\"]\n  ports: [\"127.0.0.1:{port}:8080\"]\n  stop_timeout: 1s\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", body_contains: up }}\n      timeout: 5s\n      retries: 2\n"
+    );
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &doc)], "v1");
+    let (hook, got) = common::notify::receiver();
+    let extra = format!(
+        "health: {{ watch_interval: 1s }}\nmetrics: {{ listen: \"127.0.0.1:{metrics}\" }}\nnotify: [ {{ url: \"http://127.0.0.1:{hook}/\", events: [degraded, recovered] }} ]\n"
+    );
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", &extra);
+    let text = std::fs::read_to_string(&agent.config).unwrap();
+    let text = text.replace(
+        "health: { timeout: 15s, interval: 500ms }\nhealth: { watch_interval: 1s }",
+        "health: { timeout: 15s, interval: 500ms, watch_interval: 1s }",
+    );
+    std::fs::write(&agent.config, text).unwrap();
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    let events = || -> Vec<String> {
+        got.lock().unwrap().iter().map(|v| v["event"].as_str().unwrap_or("?").to_string()).collect()
+    };
+
+    // The page goes away: the check fails, twice in a row, and the host is Degraded.
+    common::docker::docker(&["exec", "web", "rm", "/www/index.html"]);
+    let s = agent.wait_phase("Degraded", Duration::from_secs(30));
+    let message = s["message"].as_str().unwrap_or("");
+    assert!(message.contains("health after the gate: Container/web:") && message.contains("2 checks in a row"), "{s}");
+    assert_eq!(s["resources"][0]["health"], "unhealthy", "{s}");
+    assert_eq!(s["applied_revision"], c1.as_str(), "not reverted");
+    let m = get(metrics, "/metrics");
+    assert!(m.contains("driftless_resource_healthy{kind=\"Container\",name=\"web\"} 0"), "{m}");
+    assert!(m.contains("driftless_phase{phase=\"Degraded\"} 1"), "{m}");
+    // A poll in between finds the host running what it should, and it stays Degraded (sync
+    // --wait exits 1 on a Degraded host, as on a fault).
+    agent.sync(1);
+    assert_eq!(agent.status()["phase"], "Degraded");
+
+    // The page comes back: Synced again, and each notification was sent once.
+    common::docker::docker(&["exec", "web", "sh", "-c", "echo up > /www/index.html"]);
+    let s = agent.wait_phase("Synced", Duration::from_secs(30));
+    assert_eq!(s["resources"][0]["health"], "healthy", "{s}");
+    common::wait_for(
+        "the recovered notification",
+        Duration::from_secs(10),
+        || events().len() >= 2,
+        || format!("{:?}", events()),
+    );
+    assert_eq!(events(), ["degraded", "recovered"]);
+    clear_managed();
+}

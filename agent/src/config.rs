@@ -364,11 +364,28 @@ pub struct HealthDefaults {
     pub timeout: Duration,
     #[serde(default = "default_health_interval")]
     pub interval: Duration,
+    /// How often the checks of what runs are run again after the gate (PRODUCT.md behaviour
+    /// 6); `0s`: never.
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval: Duration,
+    /// Within this long after a revision was committed, a failing check would fail it and
+    /// revert it: not in this version, so only `0s` (off, the default) is accepted.
+    #[serde(default)]
+    pub bake: Duration,
+}
+
+fn default_watch_interval() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl Default for HealthDefaults {
     fn default() -> Self {
-        HealthDefaults { timeout: default_health_timeout(), interval: default_health_interval() }
+        HealthDefaults {
+            timeout: default_health_timeout(),
+            interval: default_health_interval(),
+            watch_interval: default_watch_interval(),
+            bake: Duration::default(),
+        }
     }
 }
 
@@ -415,6 +432,10 @@ pub enum NotifyEvent {
     Waiting,
     /// A host this one waits on rolled the revision back or failed it: held here for good.
     Held,
+    /// A check after the gate failed `retries` times in a row (once per unhealthy stretch).
+    Degraded,
+    /// Every check passes again.
+    Recovered,
 }
 
 impl NotifyEvent {
@@ -430,6 +451,8 @@ impl NotifyEvent {
             NotifyEvent::SourceRecovered => "source_recovered",
             NotifyEvent::Waiting => "waiting",
             NotifyEvent::Held => "held",
+            NotifyEvent::Degraded => "degraded",
+            NotifyEvent::Recovered => "recovered",
         }
     }
 }
@@ -774,6 +797,19 @@ impl Validator<'_> {
             if let Err(why) = AdminEndpoint::parse(&p.caddy_admin) {
                 self.err(&["proxy", "caddy_admin"], why);
             }
+        }
+        if !c.health.bake.as_std().is_zero() {
+            self.err(
+                &["health", "bake"],
+                "health.bake (reverting a committed revision whose checks fail soon after) is not in this version: remove it, or write 0s; failing checks after the gate make the host Degraded and are reported",
+            );
+        }
+        let watch = c.health.watch_interval.as_std();
+        if !watch.is_zero() && watch < std::time::Duration::from_secs(1) {
+            self.err(
+                &["health", "watch_interval"],
+                "watch_interval is at least 1s (default 30s), or 0s for no checks after the gate",
+            );
         }
         if c.history_limit == 0 {
             self.err(&["history_limit"], "history_limit must be at least 1");

@@ -22,6 +22,9 @@ pub enum Event {
     Changed { kind: desired_state_schema::Kind, name: String },
     /// A request from `agentctl`.
     Control(Command),
+    /// The checks of what runs are due again (`health.watch_interval`, PRODUCT.md
+    /// behaviour 6).
+    HealthWatch,
     /// The reporter pushed this host's report (`error: None`) or failed to (a fault: it
     /// never holds a deploy; retried with backoff).
     Reported { error: Option<String> },

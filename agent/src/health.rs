@@ -32,17 +32,7 @@ pub async fn gate(
         .no_proxy()
         .build()
         .map_err(|e| GateFailure { resource: "(agent)".into(), what: format!("cannot make an HTTP client: {e}") })?;
-    // Each resource's own checks, then what its driver adds (a Container's `healthcheck`).
-    let all: Vec<(&Resource, Vec<HealthCheck>)> = resources
-        .iter()
-        .map(|r| {
-            let mut c = r.spec.health().to_vec();
-            if let Ok(d) = drivers.get(r.kind) {
-                c.extend(d.implicit_checks(r));
-            }
-            (*r, c)
-        })
-        .collect();
+    let all: Vec<(&Resource, Vec<HealthCheck>)> = resources.iter().map(|r| (*r, checks_of(drivers, r))).collect();
     let mut checks = Vec::new();
     for (r, list) in &all {
         for (i, c) in list.iter().enumerate() {
@@ -82,6 +72,32 @@ pub async fn gate(
             Ok(())
         }
         r = watcher => r,
+    }
+}
+
+/// A resource's checks: its own, then what its driver adds (a Container's `healthcheck`).
+pub fn checks_of(drivers: &Drivers, r: &Resource) -> Vec<HealthCheck> {
+    let mut c = r.spec.health().to_vec();
+    if let Ok(d) = drivers.get(r.kind) {
+        c.extend(d.implicit_checks(r));
+    }
+    c
+}
+
+/// One attempt of `check`, as the watch after the gate runs it (PRODUCT.md behaviour 6):
+/// passes, or why not; bounded by the check's timeout and by 10 s.
+pub async fn probe_once(
+    drivers: &Drivers,
+    defaults: &HealthDefaults,
+    client: &reqwest::Client,
+    r: &Resource,
+    check: &HealthCheck,
+) -> Result<(), String> {
+    let limit = check.timeout.unwrap_or(defaults.timeout).as_std().min(Duration::from_secs(10));
+    match tokio::time::timeout(limit, probe(drivers, client, r, check, limit)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{} failed: {e}", describe(check))),
+        Err(_) => Err(format!("{} gave no answer within {}s", describe(check), limit.as_secs())),
     }
 }
 

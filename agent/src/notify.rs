@@ -116,6 +116,8 @@ pub fn chat_text(n: &Notification) -> String {
         NotifyEvent::SourceRecovered => (":white_check_mark:", "fetches its source again at"),
         NotifyEvent::Waiting => (":hourglass:", "waits to apply"),
         NotifyEvent::Held => (":octagonal_sign:", "holds back"),
+        NotifyEvent::Degraded => (":warning:", "fails its checks after the gate on"),
+        NotifyEvent::Recovered => (":white_check_mark:", "passes its checks again on"),
     };
     let env = n.environment.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
     let rev = n.revision.as_deref().map(|r| format!(" `{}`", crate::revision::short(r))).unwrap_or_default();

@@ -209,6 +209,9 @@ pub enum Reason {
     DryRun { valid: bool, message: String },
     /// A fault of the host or network is in force (`state.fault` says since when).
     Fault { message: String },
+    /// The host runs what it should, and the checks run after the gate fail for these
+    /// resources (one line each: resource, check, why), `retries` times in a row.
+    Unhealthy { resources: Vec<String> },
 }
 
 impl Reason {
@@ -227,7 +230,7 @@ impl Reason {
             | Reason::RevertFailed { .. }
             | Reason::SignatureRefused { .. } => Phase::Failed,
             Reason::Invalid { .. } => Phase::Invalid,
-            Reason::RepairFailed { .. } | Reason::Fault { .. } => Phase::Degraded,
+            Reason::RepairFailed { .. } | Reason::Fault { .. } | Reason::Unhealthy { .. } => Phase::Degraded,
             Reason::Waiting { .. } => Phase::Waiting,
             Reason::Held { .. } => Phase::Held,
         }
@@ -271,6 +274,10 @@ impl Reason {
             Reason::RepairFailed { error } => format!("drift repair did not bring the host back to health: {error}"),
             Reason::Waiting { why } | Reason::Held { why } => why.clone(),
             Reason::DryRun { message, .. } | Reason::Fault { message } => message.clone(),
+            Reason::Unhealthy { resources } => format!(
+                "health after the gate: {}; the host keeps running it (a revision that passed its gate is not reverted for it) and is Synced again when every check passes",
+                resources.join("; ")
+            ),
         })
     }
 }
@@ -510,6 +517,7 @@ mod tests {
             Reason::DryRun { valid: true, message: s() },
             Reason::DryRun { valid: false, message: s() },
             Reason::Fault { message: s() },
+            Reason::Unhealthy { resources: vec![] },
         ];
         for r in &all {
             match r {
@@ -525,6 +533,7 @@ mod tests {
                 | Reason::SignatureRefused { .. }
                 | Reason::Invalid { .. }
                 | Reason::RepairFailed { .. }
+                | Reason::Unhealthy { .. }
                 | Reason::Waiting { .. }
                 | Reason::Held { .. }
                 | Reason::DryRun { .. }

@@ -25,6 +25,7 @@
 mod apply;
 mod cycle;
 mod error;
+mod health_watch;
 mod parts;
 mod record;
 mod revert;
@@ -245,6 +246,7 @@ impl Reconciler {
             Event::Changed { .. } => {
                 self.changed().await;
             }
+            Event::HealthWatch => self.watch_health().await,
             Event::Control(cmd) => self.command(cmd).await,
             Event::Reported { error } => {
                 let url = self.cfg.config.report.as_ref().map(|r| r.url.clone()).unwrap_or_default();
@@ -367,6 +369,7 @@ pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
     let mut shutdown = r.shutdown.clone();
     r.reconcile(Trigger::Start, false).await;
     crate::memory::release(); // what reading and applying at start freed
+    let mut health_due = r.next_health_watch();
     loop {
         // Read each time: SIGHUP may have changed `source.interval`; a fault shortens it.
         let wait = r.next_wait();
@@ -378,7 +381,8 @@ pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
             crate::sdnotify::watchdog_period().map_or(Duration::MAX, |p| (p / 4).max(Duration::from_millis(100)));
         let event = loop {
             crate::sdnotify::progress();
-            let nap = step.min(due.saturating_duration_since(tokio::time::Instant::now()));
+            let first = health_due.map_or(due, |h| h.min(due));
+            let nap = step.min(first.saturating_duration_since(tokio::time::Instant::now()));
             if shutdown.is_shutdown() {
                 break None;
             }
@@ -386,8 +390,13 @@ pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
                 e = events.recv() => break e,
                 _ = shutdown.recv() => break None,
                 _ = tokio::time::sleep(nap) => {
-                    if tokio::time::Instant::now() >= due {
+                    let now = tokio::time::Instant::now();
+                    if now >= due {
                         break Some(Event::Tick);
+                    }
+                    if health_due.is_some_and(|h| now >= h) {
+                        health_due = r.next_health_watch();
+                        break Some(Event::HealthWatch);
                     }
                 }
             }

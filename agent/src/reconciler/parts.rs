@@ -34,8 +34,10 @@ pub(super) type Hashed = (String, BTreeMap<String, String>, String);
 
 /// What `status` shows beyond the durable state, and where it is published.
 pub(super) struct View {
-    /// Per resource: health as last seen by a gate (`true` healthy).
+    /// Per resource: health as last seen by a gate or the watch after it (`true` healthy).
     pub health: BTreeMap<(Kind, String), bool>,
+    /// Per resource: checks after the gate failed in a row so far (`health_watch.rs`).
+    pub streaks: BTreeMap<(Kind, String), u32>,
     /// The last observation of the host.
     pub observed: Vec<Observed>,
     /// Whether this run has observed the host yet: until then the resource gauges restored
@@ -56,6 +58,7 @@ impl View {
     pub fn new(status_tx: watch::Sender<StatusView>) -> View {
         View {
             health: Default::default(),
+            streaks: Default::default(),
             observed: Vec::new(),
             looked: false,
             desired_resources: Vec::new(),

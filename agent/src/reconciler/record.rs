@@ -200,6 +200,20 @@ impl Reconciler {
 
     /// The one writer of the phase and the message: both follow from `reason`.
     pub(super) fn set_reason(&mut self, reason: Reason) {
+        // A host the watch after the gate finds unhealthy stays Degraded through the cycles
+        // that find it running what it should; an apply starts the watch afresh.
+        let reason = match (reason, &self.state.reason) {
+            (Reason::Synced | Reason::DriftReported { .. }, Some(Reason::Unhealthy { resources }))
+                if self.view.health.values().any(|h| !h) =>
+            {
+                Reason::Unhealthy { resources: resources.clone() }
+            }
+            (r @ Reason::Progressing { .. }, _) => {
+                self.reset_health_watch();
+                r
+            }
+            (r, _) => r,
+        };
         self.state.phase = reason.phase();
         self.state.message = reason.message();
         self.state.reason = Some(reason);
@@ -486,8 +500,20 @@ impl Reconciler {
         }
     }
 
+    /// Send `n` now (a state transition decided it: no deduplication by revision).
+    pub(super) fn send_now(&mut self, n: Notification) {
+        if self.announcer.notifier.wants(n.event) {
+            self.announcer.notifier.send(n);
+        }
+    }
+
     /// A notification of `event` about this host (and `revision`, with its commit).
-    fn notification(&self, event: NotifyEvent, revision: Option<&Revision>, message: String) -> Notification {
+    pub(super) fn notification(
+        &self,
+        event: NotifyEvent,
+        revision: Option<&Revision>,
+        message: String,
+    ) -> Notification {
         Notification {
             event,
             host: self.cfg.host.clone(),

@@ -1,0 +1,116 @@
+//! Health after the gate (PRODUCT.md behaviour 6): every `health.watch_interval` the checks
+//! of what runs are run again, once each (`health::probe_once`), all at once. A resource whose
+//! checks fail `retries` times in a row makes the host `Degraded` (`Reason::Unhealthy`, its
+//! health `unhealthy` in `status` and `driftless_resource_healthy`, one `degraded`
+//! notification); when they all pass again it is `Synced` (one `recovered`). Only a host that
+//! runs what it should is watched: an apply, a revert, a failed or held revision, a pause, a
+//! fault have their own phase, and the watch waits for them to end. The failing streaks live
+//! in the `View` (a restart starts counting afresh); the reason is saved like any other.
+
+use std::collections::BTreeMap;
+
+use desired_state_schema::Kind;
+
+use super::Reconciler;
+use crate::config::NotifyEvent;
+use crate::revision::Revision;
+use crate::state::Reason;
+
+/// Failures in a row that make a resource unhealthy when its check names no `retries`.
+const DEFAULT_RETRIES: u32 = 3;
+
+impl Reconciler {
+    /// One round of the watch. Returns at once when the host is not in a phase it watches.
+    pub(super) async fn watch_health(&mut self) {
+        let watched =
+            matches!(self.state.reason, Some(Reason::Synced | Reason::DriftReported { .. } | Reason::Unhealthy { .. }));
+        if self.state.paused || !watched || self.state.fault.is_some() {
+            return;
+        }
+        let Some(applied) = self.state.applied.clone() else { return };
+        let Ok(state) = self.load_revision(&Revision::new(applied.clone())).await else { return };
+        let defaults = self.cfg.config.health.clone();
+        let Ok(client) = reqwest::Client::builder().no_proxy().build() else { return };
+        // Every check of every resource, at once; each resource fails when any check does.
+        let mut rounds = Vec::new();
+        for r in &state.resources {
+            for c in crate::health::checks_of(&self.drivers, r) {
+                let (drivers, client, defaults) = (&self.drivers, &client, &defaults);
+                rounds.push(async move {
+                    let result = crate::health::probe_once(drivers, defaults, client, r, &c).await;
+                    ((r.kind, r.name().to_string()), c.retries.unwrap_or(DEFAULT_RETRIES).max(1), result)
+                });
+            }
+        }
+        let results = futures_util::future::join_all(rounds).await;
+        let mut failed: BTreeMap<(Kind, String), (u32, String)> = BTreeMap::new();
+        let mut checked: Vec<(Kind, String)> = Vec::new();
+        for (key, retries, result) in results {
+            checked.push(key.clone());
+            if let Err(why) = result {
+                failed.entry(key).or_insert((retries, why));
+            }
+        }
+        // Streaks: a resource all of whose checks passed starts again from 0.
+        let mut unhealthy = Vec::new();
+        for key in checked {
+            match failed.get(&key) {
+                None => {
+                    self.view.streaks.remove(&key);
+                    self.view.health.insert(key, true);
+                }
+                Some((retries, why)) => {
+                    let n = self.view.streaks.entry(key.clone()).or_insert(0);
+                    *n += 1;
+                    if *n >= *retries {
+                        unhealthy.push(format!("{}/{}: {why} ({n} checks in a row)", key.0, key.1));
+                        self.view.health.insert(key, false);
+                    }
+                }
+            }
+        }
+        unhealthy.sort();
+        unhealthy.dedup();
+        let was = match &self.state.reason {
+            Some(Reason::Unhealthy { resources }) => Some(resources.clone()),
+            _ => None,
+        };
+        let revision = Revision::new(applied.clone());
+        match (was, unhealthy.is_empty()) {
+            (None, true) => {}
+            (Some(_), true) => {
+                self.say(format!("health: every check of {} passes again", revision));
+                self.set_reason(Reason::Synced);
+                let n = self.notification(NotifyEvent::Recovered, Some(&revision), "every check passes again".into());
+                self.send_now(n);
+                self.save();
+            }
+            (was, false) => {
+                let first = was.is_none();
+                if was.as_ref() != Some(&unhealthy) {
+                    self.say(format!("health after the gate: {}", unhealthy.join("; ")));
+                }
+                self.set_reason(Reason::Unhealthy { resources: unhealthy.clone() });
+                if first {
+                    let n = self.notification(NotifyEvent::Degraded, Some(&revision), unhealthy.join("; "));
+                    self.send_now(n);
+                }
+                self.save();
+            }
+        }
+        self.publish();
+    }
+
+    /// Forget the watch's streaks (a new revision's resources start from a clean slate).
+    pub(super) fn reset_health_watch(&mut self) {
+        self.view.streaks.clear();
+    }
+}
+
+impl Reconciler {
+    /// When the next round of the watch is due; `None` with `health.watch_interval: 0s`.
+    pub(super) fn next_health_watch(&self) -> Option<tokio::time::Instant> {
+        let every = self.cfg.config.health.watch_interval.as_std();
+        (!every.is_zero()).then(|| tokio::time::Instant::now() + every)
+    }
+}
