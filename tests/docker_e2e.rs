@@ -231,6 +231,54 @@ fn agentctl_without_an_agent_exits_3() {
     assert_eq!(r.stderr.lines().count(), 1);
 }
 
+/// The CLI's conventions (PRODUCT.md `agentctl`, issue 39): usage errors exit 64 (never 2,
+/// which `diff` uses); `DRIFTLESS_SOCKET` stands for `--socket`; `agentctl version` names
+/// client and agent; `agentctl wait` exits 0 once there, 4 at its timeout and 1 when the
+/// revision it waits for is rolled back; `sync --wait --timeout` exits 4 while the sync goes on.
+#[test]
+fn usage_errors_exit_64_and_wait_and_version_speak_for_scripts() {
+    for args in [&["diff", "--bogus"][..], &[][..], &["wait", "--for", "sometime"][..]] {
+        let r = common::run(common::agentctl().args(args));
+        assert_eq!(r.code, 64, "agentctl {args:?}: {}", r.stderr);
+    }
+    assert_eq!(common::run(common::agentctl().arg("--help")).code, 0);
+    assert_eq!(common::run(common::agentd().arg("--bogus")).code, 64);
+    let dir = tempfile::tempdir().unwrap();
+    let none = dir.path().join("none.sock");
+    let r = common::run(common::agentctl().env("DRIFTLESS_SOCKET", &none).arg("status"));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains(&none.display().to_string()), "{}", r.stderr);
+
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = push(&up, &web("1", port, ""), "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    let r = agent.ctl(&["wait", "--for", "healthy", "--timeout", "60s"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = agent.ctl(&["wait", "--for", &format!("revision={}", &c1[..8])]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = agent.ctl(&["version"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("agentctl 0.") && r.stdout.contains("agentd   0.") && r.stdout.contains("started 20"),
+        "{}",
+        r.stdout
+    );
+    let r = agent.ctl(&["wait", "--for", "revision=deadbeef", "--timeout", "1s"]);
+    assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not revision=deadbeef after 1s"), "{}", r.stderr);
+    // A broken revision: waiting for it ends with 1 once it is rolled back.
+    let c2 = push(&up, &web("2", port, "exit 3;"), "v2");
+    let r = agent.ctl(&["sync", "--wait", "--timeout", "1ms"]);
+    assert_eq!(r.code, 4, "the wait ends, the sync goes on: {}{}", r.stdout, r.stderr);
+    let r = agent.ctl(&["wait", "--for", &format!("revision={c2}"), "--timeout", "60s"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("failed or was rolled back"), "{}", r.stderr);
+    clear_managed();
+}
+
 /// kill -9 at `failpoint` while applying v2 (or, with `break_v2`, while reverting from it);
 /// restart; the host must end on v2 or v1 — one running copy, labels matching status.
 fn crash_and_recover(failpoint: &str, break_v2: bool) {

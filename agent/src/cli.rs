@@ -16,7 +16,8 @@ use crate::config::DEFAULT_CONFIG;
     after_help = "Signals: SIGHUP re-reads the config (a bad one is refused, the old one stays); \
                   SIGTERM/SIGINT stop between steps; SIGUSR1 syncs now.\n\
                   Exit status: 0 ok; 1 invalid config, or (--once) the revision was rolled back, \
-                  failed or is invalid.\n\
+                  failed or is invalid; 64 usage error.\n\
+                  Environment: DRIFTLESS_LOG (as --log-level), NO_COLOR (no colour in logs).\n\
                   Docs: docs/configuration.md, docs/operations.md."
 )]
 pub struct AgentdCli {
@@ -39,6 +40,11 @@ pub struct AgentdCli {
     /// (JOURNAL_STREAM set), text otherwise.
     #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]
     pub log_format: String,
+    /// How much to log: error, warn, info, debug, trace, or target=level pairs
+    /// (`info,driftless_agent::runtime=debug`). Before DRIFTLESS_LOG and the config's
+    /// log_level; default info.
+    #[arg(long, value_name = "LEVEL", env = "DRIFTLESS_LOG")]
+    pub log_level: Option<String>,
 }
 
 #[derive(Parser)]
@@ -47,15 +53,17 @@ pub struct AgentdCli {
     version,
     about = "Control and inspect the Driftless agent on this host",
     after_help = "Exit status: 0 ok; 1 error, invalid, or the revision was rolled back or failed; \
-                  2 changes pending (diff); 3 no agent reachable on the control socket.\n\
+                  2 changes pending (diff); 3 no agent reachable on the control socket; \
+                  4 timed out (wait, sync --wait --timeout); 64 usage error.\n\
+                  Environment: DRIFTLESS_SOCKET (as --socket), DRIFTLESS_CONFIG (as --config).\n\
                   Docs: docs/cli.md, docs/operations.md (runbook and troubleshooting)."
 )]
 pub struct AgentctlCli {
     /// The agent's control socket.
-    #[arg(long, global = true, value_name = "PATH", conflicts_with = "config")]
+    #[arg(long, global = true, value_name = "PATH", env = "DRIFTLESS_SOCKET")]
     pub socket: Option<PathBuf>,
     /// Read `control_socket` from this agent config.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", env = "DRIFTLESS_CONFIG")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: AgentctlCommand,
@@ -82,9 +90,29 @@ pub enum AgentctlCommand {
         /// Try a revision again that failed before.
         #[arg(long)]
         retry: bool,
-        /// Apply now, past the rollout gates (rollout.after); the history says so.
+        /// Apply now, past the rollout gates (rollout.after) until that revision is applied
+        /// or superseded; the history says so.
         #[arg(long)]
         ignore_rollout: bool,
+        /// With --wait: give up waiting after this long (e.g. 10m) and exit 4; the sync goes on.
+        #[arg(long, value_name = "DURATION", requires = "wait")]
+        timeout: Option<desired_state_schema::Duration>,
+    },
+    /// Block until the agent is where a script needs it: exit 0 there, 4 at the timeout, 1
+    /// when the revision waited for failed or was rolled back.
+    Wait {
+        /// `synced` (the desired revision runs and passed its gate), `healthy` (synced, every
+        /// resource healthy), or `revision=REV` (REV, a commit id or its prefix, applied).
+        #[arg(long = "for", value_name = "CONDITION", default_value = "synced")]
+        condition: String,
+        /// How long to wait (default 10m).
+        #[arg(long, value_name = "DURATION", default_value = "10m")]
+        timeout: desired_state_schema::Duration,
+    },
+    /// This agentctl's version and the running agent's (version, commit, started).
+    Version {
+        #[arg(long)]
+        json: bool,
     },
     /// Past deployments, newest first.
     History {

@@ -44,6 +44,11 @@ pub struct Config {
     /// How many deployments `agentctl history` keeps.
     #[serde(default = "default_history_limit")]
     pub history_limit: usize,
+    /// How much agentd logs: a level (`error`, `warn`, `info`, `debug`, `trace`) or tracing's
+    /// `target=level` list (`info,driftless_agent::runtime=debug`). `agentd --log-level` and
+    /// `DRIFTLESS_LOG` go before it; default `info`. Read at start.
+    #[serde(default)]
+    pub log_level: Option<String>,
     /// Registry credentials that add to or override Docker's own (`config.json`).
     #[serde(default)]
     pub registries: Vec<RegistryConfig>,
@@ -810,6 +815,11 @@ impl Validator<'_> {
                 &["health", "watch_interval"],
                 "watch_interval is at least 1s (default 30s), or 0s for no checks after the gate",
             );
+        }
+        if let Some(l) = &c.log_level {
+            if let Err(e) = l.parse::<tracing_subscriber::filter::Targets>() {
+                self.err(&["log_level"], format!("{l:?} is not a log level: write error, warn, info, debug or trace, or target=level pairs separated by commas ({e})"));
+            }
         }
         if c.history_limit == 0 {
             self.err(&["history_limit"], "history_limit must be at least 1");

@@ -32,6 +32,30 @@ pub enum Request {
     },
     Pause,
     Resume,
+    /// The agent's version, build commit and start time (`agentctl version`).
+    Version,
+}
+
+/// `agentctl version --json`: what runs on the socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VersionView {
+    pub version: String,
+    /// The commit it was built from (`DRIFTLESS_COMMIT` at build time), or `unknown`.
+    pub commit: String,
+    /// When this agent started (RFC 3339).
+    pub started: String,
+}
+
+impl VersionView {
+    /// This build's version and commit, started at `started`.
+    pub fn of_this_build(started: &str) -> VersionView {
+        VersionView {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            commit: option_env!("DRIFTLESS_COMMIT").filter(|c| !c.is_empty()).unwrap_or("unknown").to_string(),
+            started: started.to_string(),
+        }
+    }
 }
 
 /// One line of an answer.

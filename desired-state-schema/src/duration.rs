@@ -67,6 +67,14 @@ impl Duration {
     }
 }
 
+impl std::str::FromStr for Duration {
+    type Err = DurationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Duration::parse(s)
+    }
+}
+
 impl fmt::Display for Duration {
     /// Canonical form: the largest units first, `0s` for zero (`90s` prints as `1m30s`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

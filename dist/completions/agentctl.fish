@@ -31,6 +31,8 @@ complete -c agentctl -n "__fish_agentctl_needs_command" -s V -l version -d 'Prin
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "status" -d 'What runs, from which revision, whether it is healthy, and what the agent does next'
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "diff" -d 'The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes'
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "sync" -d 'Reconcile now'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "wait" -d 'Block until the agent is where a script needs it: exit 0 there, 4 at the timeout, 1 when the revision waited for failed or was rolled back'
+complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "version" -d 'This agentctl\'s version and the running agent\'s (version, commit, started)'
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "history" -d 'Past deployments, newest first'
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "rollback" -d 'Apply the last good (or the named) revision and hold the host there until `resume`'
 complete -c agentctl -n "__fish_agentctl_needs_command" -f -a "pause" -d 'Stop automatic reconciliation (maintenance)'
@@ -47,12 +49,22 @@ complete -c agentctl -n "__fish_agentctl_using_subcommand diff" -l socket -d 'Th
 complete -c agentctl -n "__fish_agentctl_using_subcommand diff" -l config -d 'Read `control_socket` from this agent config' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand diff" -l json
 complete -c agentctl -n "__fish_agentctl_using_subcommand diff" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l timeout -d 'With --wait: give up waiting after this long (e.g. 10m) and exit 4; the sync goes on' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l socket -d 'The agent\'s control socket' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l config -d 'Read `control_socket` from this agent config' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l wait -d 'Stream progress and wait; exit 1 if the revision was rolled back or failed'
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l retry -d 'Try a revision again that failed before'
-complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l ignore-rollout -d 'Apply now, past the rollout gates (rollout.after); the history says so'
+complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -l ignore-rollout -d 'Apply now, past the rollout gates (rollout.after) until that revision is applied or superseded; the history says so'
 complete -c agentctl -n "__fish_agentctl_using_subcommand sync" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand wait" -l for -d '`synced` (the desired revision runs and passed its gate), `healthy` (synced, every resource healthy), or `revision=REV` (REV, a commit id or its prefix, applied)' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand wait" -l timeout -d 'How long to wait (default 10m)' -r
+complete -c agentctl -n "__fish_agentctl_using_subcommand wait" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand wait" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand wait" -s h -l help -d 'Print help'
+complete -c agentctl -n "__fish_agentctl_using_subcommand version" -l socket -d 'The agent\'s control socket' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand version" -l config -d 'Read `control_socket` from this agent config' -r -F
+complete -c agentctl -n "__fish_agentctl_using_subcommand version" -l json
+complete -c agentctl -n "__fish_agentctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c agentctl -n "__fish_agentctl_using_subcommand history" -s n -d 'How many entries' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l show -d 'Print the newest entry of this revision (a commit id or its prefix) in full: changes, message, and per failing resource its state, exit code and last log lines' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand history" -l socket -d 'The agent\'s control socket' -r -F
@@ -89,14 +101,16 @@ complete -c agentctl -n "__fish_agentctl_using_subcommand convert" -l profile -d
 complete -c agentctl -n "__fish_agentctl_using_subcommand convert" -l socket -d 'The agent\'s control socket' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand convert" -l config -d 'Read `control_socket` from this agent config' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand convert" -s h -l help -d 'Print help'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "status" -d 'What runs, from which revision, whether it is healthy, and what the agent does next'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "diff" -d 'The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "sync" -d 'Reconcile now'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "history" -d 'Past deployments, newest first'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "rollback" -d 'Apply the last good (or the named) revision and hold the host there until `resume`'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "pause" -d 'Stop automatic reconciliation (maintenance)'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "resume" -d 'Restart automatic reconciliation (also lifts a rollback pin)'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "validate" -d 'Check a desired-state folder offline, as CI would before merging; no agent needed'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "fleet" -d 'Every host\'s last report from Git (report.url): phase, revisions, health, age; no agent needed. Exit 1 when a host is failed, rolled back, stale or unverified'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "convert" -d 'Print the driftless/v1 documents a compose file means (with the .env beside it)'
-complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync history rollback pause resume validate fleet convert help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "status" -d 'What runs, from which revision, whether it is healthy, and what the agent does next'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "diff" -d 'The plan for the desired revision, applying nothing. Exit 0: nothing to do; 2: changes'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "sync" -d 'Reconcile now'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "wait" -d 'Block until the agent is where a script needs it: exit 0 there, 4 at the timeout, 1 when the revision waited for failed or was rolled back'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "version" -d 'This agentctl\'s version and the running agent\'s (version, commit, started)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "history" -d 'Past deployments, newest first'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "rollback" -d 'Apply the last good (or the named) revision and hold the host there until `resume`'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "pause" -d 'Stop automatic reconciliation (maintenance)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "resume" -d 'Restart automatic reconciliation (also lifts a rollback pin)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "validate" -d 'Check a desired-state folder offline, as CI would before merging; no agent needed'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "fleet" -d 'Every host\'s last report from Git (report.url): phase, revisions, health, age; no agent needed. Exit 1 when a host is failed, rolled back, stale or unverified'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "convert" -d 'Print the driftless/v1 documents a compose file means (with the .env beside it)'
+complete -c agentctl -n "__fish_agentctl_using_subcommand help; and not __fish_seen_subcommand_from status diff sync wait version history rollback pause resume validate fleet convert help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

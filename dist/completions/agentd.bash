@@ -23,7 +23,7 @@ _agentd() {
 
     case "${cmd}" in
         agentd)
-            opts="-c -h -V --config --check --once --dry-run --log-format --help --version"
+            opts="-c -h -V --config --check --once --dry-run --log-format --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -39,6 +39,10 @@ _agentd() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "auto text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -19,9 +19,21 @@ use driftless_agent::validate::validate;
 const EXIT_ERROR: u8 = 1;
 const EXIT_CHANGES: u8 = 2;
 const EXIT_UNREACHABLE: u8 = 3;
+const EXIT_TIMEOUT: u8 = 4;
+/// sysexits.h's EX_USAGE: an unknown flag or a missing argument (never 2, which `diff` uses).
+const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(EXIT_USAGE),
+            };
+        }
+    };
     if let Cmd::Validate { dir, environment, host, render, profiles, identities, json } = cli.command {
         return cmd_validate(dir, environment, host, render, &profiles, &identities, json);
     }
@@ -70,17 +82,31 @@ fn main() -> ExitCode {
             }
             Ok(if d.changes.is_empty() { 0 } else { EXIT_CHANGES })
         }),
-        Cmd::Sync { wait, retry, ignore_rollout } => {
-            call(&socket, &Request::Sync { wait, retry, ignore_rollout }, true, |data| {
-                if !wait {
-                    println!("sync requested");
-                    return Ok(0);
-                }
-                let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
-                print_sync(&v);
-                Ok(sync_exit(&v))
+        Cmd::Sync { wait, retry, ignore_rollout, timeout } => {
+            let sync = move || {
+                call(&socket, &Request::Sync { wait, retry, ignore_rollout }, true, |data| {
+                    if !wait {
+                        println!("sync requested");
+                        return Ok(0);
+                    }
+                    let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+                    print_sync(&v);
+                    Ok(sync_exit(&v))
+                })
+            };
+            let Some(limit) = timeout else { return sync() };
+            // The sync goes on in the agent; only this wait ends.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(sync());
+            });
+            rx.recv_timeout(limit.as_std()).unwrap_or_else(|_| {
+                eprintln!("agentctl: sync --wait: still under way after {limit} (the agent goes on; agentctl status says where it is)");
+                ExitCode::from(EXIT_TIMEOUT)
             })
         }
+        Cmd::Wait { condition, timeout } => cmd_wait(&socket, &condition, timeout),
+        Cmd::Version { json } => cmd_version(&socket, json),
         Cmd::History { limit, show: Some(rev), json } => {
             call(&socket, &Request::History { limit: None }, false, |data| {
                 let h: Vec<HistoryEntry> = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
@@ -125,6 +151,120 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Validate { .. } | Cmd::Convert { .. } | Cmd::Fleet { .. } => ExitCode::from(EXIT_ERROR), // handled above
+    }
+}
+
+/// What `agentctl wait --for` waits for.
+enum Condition {
+    Synced,
+    Healthy,
+    Revision(String),
+}
+
+/// `agentctl wait`: ask the agent's status every 500 ms until `condition` holds (exit 0),
+/// the revision waited for failed or was rolled back (1), or `timeout` passed (4).
+fn cmd_wait(socket: &std::path::Path, condition: &str, timeout: desired_state_schema::Duration) -> ExitCode {
+    let cond = match condition {
+        "synced" => Condition::Synced,
+        "healthy" => Condition::Healthy,
+        c => match c.strip_prefix("revision=").filter(|r| r.len() >= 4 && r.chars().all(|c| c.is_ascii_hexdigit())) {
+            Some(r) => Condition::Revision(r.to_ascii_lowercase()),
+            None => {
+                eprintln!("agentctl wait: --for {c:?}: write synced, healthy, or revision=REV (a commit id or a prefix of at least 4 hex digits)");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+    };
+    let deadline = std::time::Instant::now() + timeout.as_std();
+    loop {
+        let s: StatusView = match request(socket, &Request::Status, |_| {}) {
+            Ok(Reply::Ok { data }) => match serde_json::from_value(data) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("agentctl: the agent's answer did not parse: {e}");
+                    return ExitCode::from(EXIT_ERROR);
+                }
+            },
+            Ok(Reply::Error { message }) => {
+                eprintln!("agentctl: {message}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Forbidden { .. })) => {
+                eprintln!("agentctl: {e}");
+                return ExitCode::from(EXIT_UNREACHABLE);
+            }
+            Err(e) => {
+                eprintln!("agentctl: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        };
+        let synced = s.phase == "Synced" && s.applied_revision.is_some() && s.applied_revision == s.desired_revision;
+        let done = match &cond {
+            Condition::Synced => synced,
+            Condition::Healthy => synced && s.resources.iter().all(|r| r.health == "healthy"),
+            Condition::Revision(r) => {
+                if let Some(f) = s.failed_revisions.iter().find(|f| f.starts_with(r.as_str())) {
+                    eprintln!(
+                        "agentctl wait: revision {} failed or was rolled back ({}): {}",
+                        short(f),
+                        s.phase,
+                        s.message.as_deref().unwrap_or("agentctl history says why")
+                    );
+                    return ExitCode::from(EXIT_ERROR);
+                }
+                s.applied_revision.as_deref().is_some_and(|a| a.starts_with(r.as_str())) && s.phase == "Synced"
+            }
+        };
+        if done {
+            println!("{}: {} at {}", condition, s.phase, rev(&s.applied_revision));
+            return ExitCode::SUCCESS;
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!(
+                "agentctl wait: not {condition} after {timeout}: phase {} at {}{}",
+                s.phase,
+                rev(&s.applied_revision),
+                s.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+            );
+            return ExitCode::from(EXIT_TIMEOUT);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// `agentctl version`: this client's, and the agent's on the socket (exit 3 when none
+/// answers, after printing the client's).
+fn cmd_version(socket: &std::path::Path, json: bool) -> ExitCode {
+    let me = driftless_agent::control::wire::VersionView::of_this_build("");
+    let (agent, older) = match request(socket, &Request::Version, |_| {}) {
+        Ok(Reply::Ok { data }) => {
+            (serde_json::from_value::<driftless_agent::control::wire::VersionView>(data).ok(), false)
+        }
+        // It answers, and does not know the request: an agent from before `version`.
+        Ok(Reply::Error { .. }) => (None, true),
+        Err(_) => (None, false),
+    };
+    if json {
+        let v = serde_json::json!({
+            "agentctl": { "version": me.version, "commit": me.commit },
+            "agentd": agent,
+        });
+        print_json(&v);
+    } else {
+        println!("agentctl {} (commit {})", me.version, me.commit);
+        match &agent {
+            Some(a) => println!("agentd   {} (commit {}), started {}", a.version, a.commit, a.started),
+            None if older => println!(
+                "agentd   answers on {}, and is older than `version` (agentctl status works)",
+                socket.display()
+            ),
+            None => println!("agentd   not reachable on {}", socket.display()),
+        }
+    }
+    if agent.is_some() || older {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_UNREACHABLE)
     }
 }
 

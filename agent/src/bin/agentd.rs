@@ -22,7 +22,10 @@ use tokio::sync::mpsc;
 
 fn main() -> ExitCode {
     driftless_agent::memory::limit_arenas(); // before any other thread starts
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage(&e),
+    };
     let loaded = match LoadedConfig::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -51,11 +54,26 @@ fn main() -> ExitCode {
             "text" => false,
             _ => std::env::var_os("JOURNAL_STREAM").is_some(),
         };
-        let fmt = tracing_subscriber::fmt().with_target(false).with_writer(std::io::stderr);
+        use tracing_subscriber::prelude::*;
+        // --log-level (or DRIFTLESS_LOG), else the config's log_level, else info.
+        let wanted = cli.log_level.clone().or_else(|| loaded.config.log_level.clone());
+        let filter: tracing_subscriber::filter::Targets = match wanted.as_deref().unwrap_or("info").parse() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("agentd: --log-level/DRIFTLESS_LOG {wanted:?} is not a log level ({e}): write error, warn, info, debug or trace, or target=level pairs separated by commas");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        let fmt = tracing_subscriber::fmt()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE); // `filter` decides
         if json {
-            fmt.json().with_current_span(true).with_span_list(false).init();
+            fmt.json().with_current_span(true).with_span_list(false).finish().with(filter).init();
         } else {
-            fmt.with_ansi(std::io::stderr().is_terminal()).init();
+            // Colour only on a terminal, and never with NO_COLOR set (no-color.org).
+            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            fmt.with_ansi(ansi).finish().with(filter).init();
         }
     }
     // One thread runs every task (the reconciler, the control socket, the listeners): an
@@ -269,3 +287,16 @@ fn spawn_signals(tx: mpsc::Sender<Event>, config: PathBuf, shutdown: ShutdownTri
         }
     });
 }
+
+/// A usage error (an unknown flag, a missing argument): clap's words, exit 64 (EX_USAGE);
+/// `--help` and `--version` exit 0.
+fn usage(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(EXIT_USAGE),
+    }
+}
+
+/// sysexits.h's EX_USAGE.
+const EXIT_USAGE: u8 = 64;

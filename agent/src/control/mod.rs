@@ -53,6 +53,7 @@ pub async fn serve(
     progress: broadcast::Sender<String>,
     shutdown: Shutdown,
 ) {
+    started(); // the agent's start, as `agentctl version` tells it
     crate::listen::serve("control socket", listener, MAX_CONNECTIONS, shutdown, move |stream| {
         let events = events.clone();
         let status = status.clone();
@@ -119,6 +120,7 @@ async fn handle(
         }
     };
     match req {
+        Request::Version => send(&mut w, &ok(&crate::wire::VersionView::of_this_build(started()))).await,
         Request::Status => {
             let s = status.borrow().clone();
             send(&mut w, &ok(&s)).await
@@ -240,4 +242,10 @@ pub fn request(path: &Path, req: &Request, mut on_progress: impl FnMut(&str)) ->
         }
     }
     Err(proto("the connection closed before an answer".into()))
+}
+
+/// When this process started serving (what `agentctl version` says of the agent).
+pub fn started() -> &'static str {
+    static STARTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STARTED.get_or_init(crate::state::now_rfc3339)
 }
