@@ -99,6 +99,13 @@ fn deploys_from_main_rolls_back_a_broken_revision_and_tells_the_story() {
     }
     let table = agent.ctl(&["history"]);
     assert!(table.stdout.starts_with("STARTED"), "{}", table.stdout);
+    assert!(
+        table.stdout.lines().nth(1).is_some_and(|l| l.contains("s ago") || l.contains("m ago")),
+        "ages: {}",
+        table.stdout
+    );
+    let status = agent.ctl(&["status"]).stdout;
+    assert!(status.contains("last sync:  ") && status.contains(" ago   next sync: in "), "{status}");
     clear_managed();
 }
 

@@ -345,8 +345,8 @@ fn print_status(s: &StatusView) {
     }
     println!(
         "last sync:  {}   next sync: {}",
-        s.last_sync.as_deref().unwrap_or("-"),
-        if s.paused { "paused" } else { s.next_sync.as_deref().unwrap_or("-") }
+        s.last_sync.as_deref().map(age).unwrap_or_else(|| "-".into()),
+        if s.paused { "paused".into() } else { s.next_sync.as_deref().map(age).unwrap_or_else(|| "-".into()) }
     );
     if let Some(m) = &s.message {
         println!("message:    {m}");
@@ -438,7 +438,7 @@ fn print_history(h: &[HistoryEntry]) {
             let result =
                 serde_json::to_value(e.result).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             let what = if e.changes.is_empty() { e.message.clone() } else { e.changes.join("; ") };
-            [e.started.clone(), rev(&e.revision), result, format!("{:.1}s", e.duration_ms as f64 / 1000.0), what]
+            [age(&e.started), rev(&e.revision), result, format!("{:.1}s", e.duration_ms as f64 / 1000.0), what]
         })
         .collect();
     table(&["STARTED", "REVISION", "RESULT", "DURATION", "CHANGES"], &rows);
@@ -765,5 +765,28 @@ fn cmd_validate(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_ERROR)
+    }
+}
+
+/// An RFC 3339 time as people read it in a table: `3m ago`, `in 40s` (the time itself in
+/// `--json`); as given when it does not parse.
+fn age(rfc3339: &str) -> String {
+    let Ok(t) = humantime::parse_rfc3339(rfc3339) else { return rfc3339.to_string() };
+    let now = std::time::SystemTime::now();
+    let (d, ago) = match now.duration_since(t) {
+        Ok(d) => (d, true),
+        Err(e) => (e.duration(), false),
+    };
+    let secs = d.as_secs();
+    let n = match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=86_399 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    };
+    if ago {
+        format!("{n} ago")
+    } else {
+        format!("in {n}")
     }
 }
