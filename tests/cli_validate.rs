@@ -79,6 +79,34 @@ fn render_prints_the_effective_state_of_one_environment() {
     assert_eq!(v["checked"], serde_json::json!(["staging"]));
 }
 
+/// PRODUCT.md `agentctl`: an environment or host name no document mentions is a warning
+/// (with a suggestion), an error with `--strict`; `--render` without `-e` says it rendered
+/// the base documents.
+#[test]
+fn a_name_no_document_mentions_is_a_warning_and_strict_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), &[("web.yaml", WEB)]);
+    let r = run(agentctl().args(["validate", "-e", "stagng"]).arg(dir.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning: ")
+            && r.stderr.contains("environment \"stagng\" is not mentioned by any document here (did you mean staging?"),
+        "{}",
+        r.stderr
+    );
+    let r = run(agentctl().args(["validate", "--strict", "-e", "stagng", "--host", "nosuch"]).arg(dir.path()));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("host \"nosuch\" is not mentioned by any document here"), "{}", r.stderr);
+    let r = run(agentctl().args(["validate", "--strict", "-e", "staging"]).arg(dir.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(agentctl().args(["validate", "--render"]).arg(dir.path()));
+    assert!(
+        r.stderr.contains("rendered the base documents, no environment overlay (-e ENV for one of: production, staging)"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// One folder for twenty hosts: a per-host overlay merged after the environment's.
 const ROLE: &str = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec:\n  image: web:1\n  env: { LOG_LEVEL: INFO, SHARD: \"0\" }\nenvironments:\n  production:\n    spec: { image: web:2, env: { LOG_LEVEL: WARN } }\nhosts:\n  web-3:\n    spec: { env: { SHARD: \"3\" } }\n  web-4:\n    spec: { ports: [\"127.0.0.1:8080:99999\"] }\n";
 

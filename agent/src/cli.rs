@@ -163,6 +163,10 @@ pub enum AgentctlCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Refuse what is otherwise a warning: an environment or host name (-e, --host) that
+        /// no document mentions. What CI runs.
+        #[arg(long)]
+        strict: bool,
     },
     /// Every host's last report from Git (report.url): phase, revisions, health, age; no
     /// agent needed. Exit 1 when a host is failed, rolled back, stale or unverified.

@@ -52,6 +52,7 @@ pub fn validate(
     render: bool,
     profiles: &[String],
     identities: Option<&crate::secrets::Secrets>,
+    strict: bool,
 ) -> Result<Report, ReadError> {
     let files = read_dir_files(dir)?;
     let root = if dir == Path::new(".") { String::new() } else { dir.display().to_string() };
@@ -73,6 +74,30 @@ pub fn validate(
         None => std::iter::once(None).chain(declared_hosts.iter().cloned().map(Some)).collect(),
     };
     let mut errors: Vec<Finding> = Vec::new();
+    let mut warnings: Vec<Diagnostic> = loaded.warnings().to_vec();
+    // A name no document mentions is a typo more often than not: said, never silence; an
+    // error with --strict (what CI runs).
+    for (what, asked, known) in [("environment", environment, &declared), ("host", host, &declared_hosts)] {
+        let Some(name) = asked.filter(|n| !known.iter().any(|k| k == n)) else { continue };
+        let hint = desired_state_schema::checks::did_you_mean(name, known.iter().map(String::as_str))
+            .map(|k| format!("did you mean {k}? "))
+            .unwrap_or_default();
+        let listed = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        let d = Diagnostic {
+            file: dir.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!(
+                "{what} {name:?} is not mentioned by any document here ({hint}{what}s with overlays: {listed}); the base documents are checked for it{}",
+                if strict { "" } else { " (an error with --strict)" }
+            ),
+        };
+        if strict {
+            errors.push(Finding { diagnostic: d, environment: None, host: None });
+        } else {
+            warnings.push(d);
+        }
+    }
     let mut rendered: Option<DesiredState> = None;
     for (env, host) in checked.iter().flat_map(|e| checked_hosts.iter().map(move |h| (e, h))) {
         match loaded.build_for(env.as_deref(), host.as_deref()) {
@@ -109,7 +134,7 @@ pub fn validate(
         hosts: declared_hosts,
         checked_hosts,
         errors,
-        warnings: loaded.warnings().to_vec(),
+        warnings,
         not_desired_state: loaded.skipped().to_vec(),
         resources: rendered.map(|s| s.resources),
     })

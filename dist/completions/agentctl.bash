@@ -553,7 +553,7 @@ _agentctl() {
             return 0
             ;;
         agentctl__subcmd__validate)
-            opts="-e -h --environment --host --render --profile --identities --json --socket --config --help"
+            opts="-e -h --environment --host --render --profile --identities --json --strict --socket --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

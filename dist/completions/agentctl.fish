@@ -88,6 +88,7 @@ complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l socket -d
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l config -d 'Read `control_socket` from this agent config' -r -F
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l render -d 'Print the effective desired state (overlays applied, defaults filled in)'
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l json -d 'Print one JSON object instead of text'
+complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -l strict -d 'Refuse what is otherwise a warning: an environment or host name (-e, --host) that no document mentions. What CI runs'
 complete -c agentctl -n "__fish_agentctl_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -l url -d 'The report repository (default: report.url of the agent config)' -r
 complete -c agentctl -n "__fish_agentctl_using_subcommand fleet" -l signers -d 'An allowed_signers file whose principals are host names (default: rollout.signers)' -r -F

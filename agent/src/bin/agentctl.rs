@@ -34,8 +34,8 @@ fn main() -> ExitCode {
             };
         }
     };
-    if let Cmd::Validate { dir, environment, host, render, profiles, identities, json } = cli.command {
-        return cmd_validate(dir, environment, host, render, &profiles, &identities, json);
+    if let Cmd::Validate { .. } = cli.command {
+        return cmd_validate(cli.command);
     }
     if let Cmd::Convert { file, profiles } = cli.command {
         return cmd_convert(&file, &profiles);
@@ -691,15 +691,11 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn cmd_validate(
-    dir: PathBuf,
-    environment: Option<String>,
-    host: Option<String>,
-    render: bool,
-    profiles: &[String],
-    identities: &[PathBuf],
-    json: bool,
-) -> ExitCode {
+fn cmd_validate(cmd: Cmd) -> ExitCode {
+    let Cmd::Validate { dir, environment, host, render, profiles, identities, json, strict } = cmd else {
+        return ExitCode::from(EXIT_ERROR);
+    };
+    let (profiles, identities) = (profiles.as_slice(), identities.as_slice());
     let ids = if identities.is_empty() {
         None
     } else {
@@ -711,7 +707,7 @@ fn cmd_validate(
             }
         }
     };
-    let report = match validate(&dir, environment.as_deref(), host.as_deref(), render, profiles, ids.as_ref()) {
+    let report = match validate(&dir, environment.as_deref(), host.as_deref(), render, profiles, ids.as_ref(), strict) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentctl validate: {e}");
@@ -755,6 +751,12 @@ fn cmd_validate(
         }
         for w in &report.warnings {
             eprintln!("warning: {w}");
+        }
+        if render && environment.is_none() && !report.environments.is_empty() {
+            eprintln!(
+                "rendered the base documents, no environment overlay (-e ENV for one of: {})",
+                report.environments.join(", ")
+            );
         }
         for line in report.error_lines() {
             eprintln!("{line}");
