@@ -101,7 +101,8 @@ fn a_name_no_document_mentions_is_a_warning_and_strict_refuses_it() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = run(agentctl().args(["validate", "--render"]).arg(dir.path()));
     assert!(
-        r.stderr.contains("rendered the base documents, no environment overlay (-e ENV for one of: production, staging)"),
+        r.stderr
+            .contains("rendered the base documents, no environment overlay (-e ENV for one of: production, staging)"),
         "{}",
         r.stderr
     );

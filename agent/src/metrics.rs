@@ -13,6 +13,7 @@
 //! | `driftless_rollout_waiting` | gauge | 1 while a new revision waits for its rollout gates |
 //! | `driftless_start_time_seconds` | gauge | when this agent process started |
 //! | `driftless_source_up` | gauge | 0 while the last fetch of the source failed (a fault), else 1 |
+//! | `driftless_report_up` | gauge | 0 while the last push of this host's report failed (`report:`), else 1 |
 //! | `driftless_reconcile_duration_seconds` | histogram | one reconcile cycle |
 //! | `driftless_apply_duration_seconds` | histogram | one apply of a revision (steps, gate, revert) |
 //! | `driftless_deployments_total` | counter | revisions applied |
@@ -75,6 +76,8 @@ pub struct Metrics {
     pub rollout_waiting: Gauge,
     start_time: Gauge<f64, AtomicU64>,
     pub source_up: Gauge,
+    /// 0 while the last push of the host's report failed, else 1 (also without `report:`).
+    pub report_up: Gauge,
     phase: Family<PhaseLabels, Gauge>,
     revision: Family<RevisionLabels, Gauge>,
     resource_healthy: Family<ResourceLabels, Gauge>,
@@ -119,6 +122,7 @@ impl Metrics {
             rollout_waiting: Gauge::default(),
             start_time: Gauge::default(),
             source_up: Gauge::default(),
+            report_up: Gauge::default(),
             phase: Family::default(),
             revision: Family::default(),
             resource_healthy: Family::default(),
@@ -137,6 +141,7 @@ impl Metrics {
         };
         m.start_time.set(unix_now());
         m.source_up.set(1);
+        m.report_up.set(1);
         let r = &mut registry;
         r.register(
             "driftless_revision_info",
@@ -165,6 +170,11 @@ impl Metrics {
             m.rollout_waiting.clone(),
         );
         r.register("driftless_start_time_seconds", "Unix time the agent process started", m.start_time.clone());
+        r.register(
+            "driftless_report_up",
+            "0 while the last push of this host's report to report.url failed (a fault; retried with backoff), else 1",
+            m.report_up.clone(),
+        );
         r.register(
             "driftless_source_up",
             "0 while the last fetch of the Git source failed (remote unreachable, auth refused), else 1",

@@ -254,6 +254,7 @@ impl Reconciler {
                 if error.is_none() {
                     self.metrics.report_last_success.set(crate::metrics::unix_now());
                 }
+                self.metrics.report_up.set(i64::from(error.is_none()));
                 if let Some(e) = &error {
                     tracing::warn!("report to {url} not pushed (retried with backoff; deploys go on): {e}");
                 }
