@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use desired_state_schema::checks::{dns_label, repo_path};
+use desired_state_schema::checks::repo_path;
 use desired_state_schema::{diagnostic_at, parse_single, Diagnostic, DocMap, Duration, YamlPath};
 use serde::{Deserialize, Serialize};
 
@@ -633,7 +633,7 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, c: &Config, host: &str) {
-        if host.is_empty() || host.len() > 253 || !host.split('.').all(|l| dns_label(&l.to_ascii_lowercase()).is_ok()) {
+        if desired_state_schema::checks::host_name(host).is_err() {
             self.err(&["host"], format!("host {host:?} is not a host name: write e.g. web-1"));
         }
         if let Some(env) = &c.environment {

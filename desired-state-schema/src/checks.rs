@@ -224,6 +224,15 @@ pub fn container_name(name: &str) -> Result<(), &'static str> {
 }
 
 /// A DNS label (RFC 1123): 1–63 of `a-z0-9-`, starting and ending alphanumeric.
+/// A host name (RFC 1123): dot-separated DNS labels, at most 253 characters; case does not
+/// matter. What an agent's `host` and a `hosts:` overlay key must be.
+pub fn host_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("1 to 253 characters");
+    }
+    name.split('.').try_for_each(|l| dns_label(&l.to_ascii_lowercase()))
+}
+
 pub fn dns_label(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("is empty: write a DNS label such as web or api-1");

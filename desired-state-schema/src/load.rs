@@ -120,11 +120,38 @@ struct Envelope {
     kind: Kind,
     metadata: Metadata,
     spec: Value,
+    /// `None`: written as `null` (refused where it is written, `overlay_problems`).
     #[serde(default)]
-    environments: BTreeMap<String, Overlay>,
+    environments: BTreeMap<String, Option<Overlay>>,
     /// Per-host overlays (`hosts.<host>.spec`), merged after the environment's.
     #[serde(default)]
-    hosts: BTreeMap<String, Overlay>,
+    hosts: BTreeMap<String, Option<Overlay>>,
+}
+
+/// What is wrong with a document's overlays, by path: a `null` overlay (it would change
+/// nothing, and is most likely a half-written one), and a `hosts:` key that is not a host
+/// name (no agent's `host` could ever match it).
+fn overlay_problems(e: &Envelope) -> Vec<(YamlPath, String)> {
+    let mut out = Vec::new();
+    for (key, overlays) in [("environments", &e.environments), ("hosts", &e.hosts)] {
+        for (name, o) in overlays {
+            let at = YamlPath::of(&[key, name.as_str()]);
+            if o.is_none() {
+                out.push((at.clone(), format!("the overlay of {name:?} is empty (null): write {name}: {{ spec: {{ … }} }} with the keys to change, or remove it")));
+            }
+            if key == "hosts" {
+                if let Err(why) = crate::checks::host_name(name) {
+                    out.push((
+                        at,
+                        format!(
+                            "{name:?} is not a host name ({why}): an agent's host never matches it; write e.g. web-1"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -244,7 +271,12 @@ fn parse_files(
             r.refused = c.refused;
             for g in c.docs {
                 match typed::<Envelope>(g.doc) {
-                    Ok(envelope) => r.parsed.push(Parsed { origin: g.origin, map: LazyMap::Ready(g.map), envelope }),
+                    Ok(envelope) => {
+                        for (path, msg) in overlay_problems(&envelope) {
+                            r.errors.push(diagnostic_at(&f.path, &g.map, &path, &msg));
+                        }
+                        r.parsed.push(Parsed { origin: g.origin, map: LazyMap::Ready(g.map), envelope })
+                    }
                     Err((path, msg)) => r.errors.push(diagnostic_at(&f.path, &g.map, &path, &msg)),
                 }
             }
@@ -599,7 +631,12 @@ fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diag
         let line = lines.get(i).copied().unwrap_or_else(|| map.get().start.line);
         let origin = Origin { file: file.path.clone(), line };
         match typed::<Envelope>(value) {
-            Ok(envelope) => parsed.push(Parsed { origin, map, envelope }),
+            Ok(envelope) => {
+                for (path, msg) in overlay_problems(&envelope) {
+                    errors.push(diagnostic_at(&file.path, map.get(), &path, &msg));
+                }
+                parsed.push(Parsed { origin, map, envelope })
+            }
             Err((path, msg)) => errors.push(diagnostic_at(&file.path, map.get(), &path, &msg)),
         }
     }
@@ -653,8 +690,12 @@ impl Loaded {
         for (pi, p) in self.parsed.iter().enumerate() {
             let mut spec = p.envelope.spec.clone();
             let overlays = [
-                ("environments", environment, environment.and_then(|e| p.envelope.environments.get(e))),
-                ("hosts", host, host.and_then(|h| p.envelope.hosts.get(h))),
+                (
+                    "environments",
+                    environment,
+                    environment.and_then(|e| p.envelope.environments.get(e)).and_then(Option::as_ref),
+                ),
+                ("hosts", host, host.and_then(|h| p.envelope.hosts.get(h)).and_then(Option::as_ref)),
             ];
             let mut bad = false;
             for (key, name, overlay) in overlays {
@@ -734,7 +775,7 @@ impl Loaded {
             let candidates = [("hosts", host, &p.envelope.hosts), ("environments", env, &p.envelope.environments)];
             for (key, name, overlays) in candidates {
                 let Some(name) = name else { continue };
-                if first == "spec" && overlay_sets(overlays.get(name), &path.0[1..]) {
+                if first == "spec" && overlay_sets(overlays.get(name).and_then(Option::as_ref), &path.0[1..]) {
                     shown = YamlPath(
                         [Seg::Key(key.into()), Seg::Key(name.into()), Seg::Key("spec".into())]
                             .into_iter()
@@ -1046,6 +1087,19 @@ mod tests {
             "did not find expected key, while parsing a block mapping"
         );
         assert_eq!(strip_marks("plain"), "plain");
+    }
+
+    /// Issue 36: a `hosts:` key that is not a host name, and a `null` overlay, are refused
+    /// where they are written (a null overlay used to erase the whole spec).
+    #[test]
+    fn overlays_name_hosts_and_change_something() {
+        let text = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec: { image: web:1 }\nenvironments:\n  staging: {}\nhosts:\n  web_6: { spec: { image: web:2 } }\n  web-7: null\n  web-8.example.com: { spec: { image: web:3 } }\n";
+        let loaded = parse(&[SourceFile { path: "a.yaml".into(), text: text.into() }]);
+        let err = loaded.build_for(None, Some("web-7")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("a.yaml:8:10: hosts.web_6: \"web_6\" is not a host name"), "{err}");
+        assert!(err.contains("a.yaml:9:10: hosts.web-7: the overlay of \"web-7\" is empty (null)"), "{err}");
+        assert!(!err.contains("needs an image"), "a null overlay no longer erases the spec: {err}");
+        assert!(!err.contains("staging") && !err.contains("web-8"), "{{}} and a dotted name are fine: {err}");
     }
 
     #[test]
