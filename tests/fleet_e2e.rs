@@ -175,3 +175,55 @@ fn signed_reports_reach_git_verify_with_git_and_agentctl_fleet_tells_forged_and_
     assert_eq!(a4.status()["phase"], "Synced");
     drop(a1);
 }
+
+/// Issue 36: the local copies of report refs stay small whatever the number of pushes and
+/// reads — 1,000 signed pushes (a few days of one host at the default interval) and a read
+/// after each hundred leave each local repository a few hundred files and well under 2 MiB,
+/// and the reports still read and verify.
+#[test]
+fn a_thousand_pushes_leave_small_local_report_repositories() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bare = d.join("fleet.git");
+    common::git::git(d, &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let (key, public) = common::git::keypair(d, "web-1");
+    let signers = d.join("signers");
+    std::fs::write(&signers, format!("web-1 {public}\n")).unwrap();
+    let url = format!("file://{}", bare.display());
+    let pusher = driftless_agent::source::GitSource::for_reports(&url, None, d.join("reports.git"));
+    let reader = driftless_agent::source::GitSource::for_reports(&url, None, d.join("rollout.git"));
+    let signers = driftless_agent::source::report::Signers::load(&signers);
+    for i in 0..1000 {
+        let status = format!("{{\"phase\": \"Synced\", \"n\": {i}}}");
+        let files = vec![("status.json", status.into_bytes()), ("outcomes.json", b"[]".to_vec())];
+        pusher.push_report("web-1", &files, &key, &format!("report {i}")).unwrap();
+        if i % 100 == 99 {
+            let reports = reader.read_reports(Some(&signers)).unwrap();
+            assert_eq!(reports.len(), 1);
+            assert!(reports[0].verified.is_ok(), "{:?}", reports[0].verified);
+            let (status, _) = reports[0].content.as_ref().unwrap();
+            assert_eq!(status["n"], i);
+        }
+    }
+    for local in ["reports.git", "rollout.git"] {
+        let (files, bytes) = tree_size(&d.join(local));
+        eprintln!("{local}: {files} files, {bytes} bytes after 1,000 pushes");
+        assert!(files < 700 && bytes < 2 << 20, "{local}: {files} files, {bytes} bytes");
+    }
+}
+
+fn tree_size(dir: &std::path::Path) -> (usize, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = e.metadata().unwrap();
+        if meta.is_dir() {
+            let (f, b) = tree_size(&e.path());
+            files += f;
+            bytes += b;
+        } else {
+            files += 1;
+            bytes += meta.len();
+        }
+    }
+    (files, bytes)
+}

@@ -168,6 +168,29 @@ pub struct Report {
     pub content: Result<(serde_json::Value, serde_json::Value), String>,
 }
 
+/// Loose objects and packs a report repository may gather before it is compacted
+/// (`GitSource::compact_reports`): a push writes four objects, a fetch one pack.
+const COMPACT_LOOSE: usize = 512;
+const COMPACT_PACKS: usize = 16;
+
+/// Loose objects and packs under a bare repository `dir`.
+fn object_counts(dir: &Path) -> (usize, usize) {
+    let objects = dir.join("objects");
+    let Ok(entries) = std::fs::read_dir(&objects) else { return (0, 0) };
+    let mut loose = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.len() == 2 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+            loose += std::fs::read_dir(e.path()).map(|d| d.count()).unwrap_or(0);
+        }
+    }
+    let packs = std::fs::read_dir(objects.join("pack"))
+        .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".pack")).count())
+        .unwrap_or(0);
+    (loose, packs)
+}
+
 impl GitSource {
     /// A source for the report repository `url`, kept at `repo` (a bare repository of the
     /// agent's, or a scratch one for `agentctl fleet`).
@@ -246,7 +269,67 @@ impl GitSource {
                 detail: format!("the push was refused: {why}"),
             });
         }
+        drop(remote);
+        self.compact_reports();
         Ok(oid)
+    }
+
+    /// Keep the local report repository small, whatever the number of pushes and fetches:
+    /// once it holds more than `COMPACT_LOOSE` loose objects or `COMPACT_PACKS` packs, it is
+    /// rebuilt beside itself with only what its report refs reach, in one pack, and put in
+    /// the old one's place (a cache: a crash between the two renames leaves no repository,
+    /// and the next push or fetch starts a new one). A failure leaves the old one as it was
+    /// and is logged: it never fails a push or a read.
+    pub fn compact_reports(&self) {
+        let (loose, packs) = object_counts(&self.mirror);
+        if loose <= COMPACT_LOOSE && packs <= COMPACT_PACKS {
+            return;
+        }
+        if let Err(e) = self.rebuild_reports() {
+            tracing::warn!(
+                "report repository {}: not compacted ({e}); it is retried after the next push",
+                self.mirror.display()
+            );
+        }
+    }
+
+    fn rebuild_reports(&self) -> Result<(), git2::Error> {
+        let fresh = self.mirror.with_extension("compact");
+        let old = self.mirror.with_extension("old");
+        for leftover in [&fresh, &old] {
+            if leftover.exists() {
+                std::fs::remove_dir_all(leftover).map_err(|e| git2::Error::from_str(&e.to_string()))?;
+            }
+        }
+        {
+            let repo = Repository::open_bare(&self.mirror)?;
+            let tips: Vec<(String, Oid)> = repo
+                .references_glob(&format!("{REPORT_PREFIX}*"))?
+                .filter_map(|r| r.ok())
+                .filter_map(|r| Some((r.name().ok()?.to_string(), r.target()?)))
+                .collect();
+            let new = Repository::init_bare(&fresh)?;
+            if !tips.is_empty() {
+                let mut walk = repo.revwalk()?;
+                for (_, oid) in &tips {
+                    walk.push(*oid)?;
+                }
+                let mut pb = repo.packbuilder()?;
+                pb.insert_walk(&mut walk)?;
+                pb.write(&fresh.join("objects").join("pack"), 0o644)?;
+            }
+            for (name, oid) in &tips {
+                new.reference(name, *oid, true, "driftless: compacted")?;
+            }
+        }
+        let io = |e: std::io::Error| git2::Error::from_str(&e.to_string());
+        std::fs::rename(&self.mirror, &old).map_err(io)?;
+        std::fs::rename(&fresh, &self.mirror).map_err(io)?;
+        std::fs::remove_dir_all(&old).map_err(io)?;
+        if let Ok(mut cached) = self.poll.0.lock() {
+            *cached = None; // the handle of the old one
+        }
+        Ok(())
     }
 
     /// Fetch every report ref in one fetch (refs gone upstream go here too); the hosts and
@@ -276,6 +359,7 @@ impl GitSource {
     /// Fetch every report (one fetch) and judge each against `signers` (see the module doc).
     pub fn read_reports(&self, signers: Option<&Signers>) -> Result<Vec<Report>, SourceError> {
         let wanted = self.fetch_reports()?;
+        self.compact_reports();
         let repo = self.repo()?;
         Ok(wanted.into_iter().map(|(host, commit)| read_report(&repo, &host, commit, signers)).collect())
     }
