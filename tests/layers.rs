@@ -37,7 +37,8 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 /// The desired-state-schema crate's layers, lowest first.
 const SCHEMA_LAYERS: &[&[&str]] = &[
-    &["duration", "source_map", "diagnostic", "limits", "emit"],
+    &["duration", "source_map", "limits", "emit"],
+    &["diagnostic"],
     &["types"],
     &["checks", "schema"],
     &["compose"],

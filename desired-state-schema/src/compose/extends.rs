@@ -46,9 +46,7 @@ pub(super) fn apply(doc: &mut Doc, file: &str, dir: &str, load: &mut Load<'_>, e
 }
 
 fn err(errors: &mut Vec<Diagnostic>, file: &str, map: &DocMap, at: &YamlPath, key: bool, msg: &str) {
-    let pos = if key { map.key_pos(at) } else { map.value_pos(at) };
-    let file = map.file_at(at).unwrap_or(file).to_string();
-    errors.push(Diagnostic { file, line: pos.line, column: pos.column, message: format!("{at}: {msg}") });
+    errors.push(Diagnostic::at_node(file, map, at, msg, key));
 }
 
 fn service<'v>(doc: &'v Doc, name: &str) -> Option<&'v Value> {

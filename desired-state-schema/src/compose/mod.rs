@@ -964,11 +964,7 @@ struct Cx<'a> {
 }
 
 fn diag(file: &str, map: &DocMap, path: &YamlPath, msg: &str, key: bool) -> Diagnostic {
-    let pos = if key { map.key_pos(path) } else { map.value_pos(path) };
-    let message = if path.is_empty() { msg.to_string() } else { format!("{path}: {msg}") };
-    // A merged override's nodes name their own file.
-    let file = map.file_at(path).unwrap_or(file);
-    Diagnostic { file: file.to_string(), line: pos.line, column: pos.column, message }
+    Diagnostic::at_node(file, map, path, msg, key)
 }
 
 impl Cx<'_> {
