@@ -91,10 +91,7 @@ pub fn outcomes(history: &[HistoryEntry], breaks: &Breaks) -> Vec<OutcomeRecord>
 }
 
 fn seconds(rfc3339: &str) -> u64 {
-    humantime::parse_rfc3339(rfc3339)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
+    crate::state::unix_seconds(rfc3339).unwrap_or(0)
 }
 
 /// Note in `breaks` the moment `s` shows its applied revision running unhealthy, once per

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::config::{parse_hours, AfterRule, Day, WindowConfig};
 use crate::revision::short;
 use crate::source::report::Report;
+use crate::state::unix_seconds;
 
 /// Whether `now` is inside one of `windows` (none: always); else which windows there are and
 /// the time now in the first one's zone. Overnight ranges (`22:00-02:00`) belong to the day
@@ -82,10 +83,6 @@ pub enum Decision {
     Held(String),
 }
 
-fn seconds(rfc3339: &str) -> Option<u64> {
-    humantime::parse_rfc3339(rfc3339).ok()?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
-}
-
 /// What `rule` asks for, for people.
 pub fn describe(rule: &AfterRule) -> String {
     let who = match (&rule.environment, rule.hosts.is_empty()) {
@@ -128,7 +125,7 @@ fn untimely(r: &Report, status: &serde_json::Value, seen: &BTreeMap<String, i64>
 /// Whether the host a report describes is healthy now (`StatusView::healthy_now`; a status
 /// that does not read as one is not).
 fn healthy_now(status: &serde_json::Value) -> bool {
-    serde_json::from_value::<crate::wire::StatusView>(status.clone()).is_ok_and(|s| s.healthy_now())
+    <crate::wire::StatusView as serde::Deserialize>::deserialize(status).is_ok_and(|s| s.healthy_now())
 }
 
 /// Judge `revision` for host `me` against `rules` with `reports` (read at `now`); `seen`: the
@@ -195,13 +192,13 @@ pub fn judge(
                 progress.push(format!("{}: not applied", r.host));
                 continue;
             };
-            let Some(since) = applied.get("at").and_then(|v| v.as_str()).and_then(seconds) else {
+            let Some(since) = applied.get("at").and_then(|v| v.as_str()).and_then(unix_seconds) else {
                 progress.push(format!("{}: no time of applying", r.host));
                 continue;
             };
             let runs = status.get("applied_revision").and_then(|v| v.as_str()) == Some(revision);
             let until = match applied.get("until").and_then(|v| v.as_str()) {
-                Some(u) => seconds(u).unwrap_or(since),
+                Some(u) => unix_seconds(u).unwrap_or(since),
                 None if runs && healthy_now(status) => u64::try_from(r.time).unwrap_or(0),
                 None if runs => {
                     progress.push(format!("{}: runs it, not healthy now", r.host));

@@ -388,6 +388,12 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// An RFC 3339 time (as `now_rfc3339` writes it) in seconds since the epoch; `None` when it
+/// does not parse.
+pub fn unix_seconds(rfc3339: &str) -> Option<u64> {
+    humantime::parse_rfc3339(rfc3339).ok()?.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
 /// The files under `state_dir`.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -177,24 +177,14 @@ fn cmd_wait(socket: &std::path::Path, condition: &str, timeout: desired_state_sc
     };
     let deadline = std::time::Instant::now() + timeout.as_std();
     loop {
-        let s: StatusView = match request(socket, &Request::Status, |_| {}) {
-            Ok(Reply::Ok { data }) => match serde_json::from_value(data) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("agentctl: the agent's answer did not parse: {e}");
-                    return ExitCode::from(EXIT_ERROR);
-                }
-            },
-            Ok(Reply::Error { message }) => {
-                eprintln!("agentctl: {message}");
-                return ExitCode::from(EXIT_ERROR);
-            }
-            Err(e @ (ClientError::Unreachable { .. } | ClientError::Forbidden { .. })) => {
-                eprintln!("agentctl: {e}");
-                return ExitCode::from(EXIT_UNREACHABLE);
-            }
+        let data = match answer(request(socket, &Request::Status, |_| {})) {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
+        let s: StatusView = match serde_json::from_value(data) {
+            Ok(s) => s,
             Err(e) => {
-                eprintln!("agentctl: {e}");
+                eprintln!("agentctl: the agent's answer did not parse: {e}");
                 return ExitCode::from(EXIT_ERROR);
             }
         };
@@ -291,25 +281,35 @@ fn call(
             let _ = std::io::stdout().flush();
         }
     });
+    let data = match answer(reply) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    match done(&data) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("agentctl: the agent's answer did not parse: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// The data of the agent's answer, or the exit code of why there is none (said on stderr):
+/// 3 when no agent answers, else 1.
+fn answer(reply: Result<Reply, ClientError>) -> Result<serde_json::Value, ExitCode> {
     match reply {
-        Ok(Reply::Ok { data }) => match done(&data) {
-            Ok(code) => ExitCode::from(code),
-            Err(e) => {
-                eprintln!("agentctl: the agent's answer did not parse: {e}");
-                ExitCode::from(EXIT_ERROR)
-            }
-        },
+        Ok(Reply::Ok { data }) => Ok(data),
         Ok(Reply::Error { message }) => {
             eprintln!("agentctl: {message}");
-            ExitCode::from(EXIT_ERROR)
+            Err(ExitCode::from(EXIT_ERROR))
         }
         Err(e @ (ClientError::Unreachable { .. } | ClientError::Forbidden { .. })) => {
             eprintln!("agentctl: {e}");
-            ExitCode::from(EXIT_UNREACHABLE)
+            Err(ExitCode::from(EXIT_UNREACHABLE))
         }
         Err(e) => {
             eprintln!("agentctl: {e}");
-            ExitCode::from(EXIT_ERROR)
+            Err(ExitCode::from(EXIT_ERROR))
         }
     }
 }

@@ -27,8 +27,8 @@ impl Reconciler {
         if self.state.paused || !watched || self.state.fault.is_some() {
             return;
         }
-        let Some(applied) = self.state.applied.clone() else { return };
-        let Ok(state) = self.load_revision(&Revision::new(applied.clone())).await else { return };
+        let Some(revision) = self.state.applied.clone().map(Revision::new) else { return };
+        let Ok(state) = self.load_revision(&revision).await else { return };
         let defaults = self.cfg.config.health.clone();
         let Ok(client) = reqwest::Client::builder().no_proxy().build() else { return };
         // Every check of every resource, at once; each resource fails when any check does.
@@ -75,7 +75,6 @@ impl Reconciler {
             Some(Reason::Unhealthy { resources }) => Some(resources.clone()),
             _ => None,
         };
-        let revision = Revision::new(applied.clone());
         match (was, unhealthy.is_empty()) {
             (None, true) => {}
             (Some(_), true) => {

@@ -495,9 +495,7 @@ impl Reconciler {
         };
         let n = self.notification(event, None, message);
         // Not deduplicated by revision: the state above says when to send.
-        if self.announcer.notifier.wants(n.event) {
-            self.announcer.notifier.send(n);
-        }
+        self.send_now(n);
     }
 
     /// Send `n` now (a state transition decided it: no deduplication by revision).
