@@ -47,6 +47,38 @@ struct Reporting<'a> {
     signers: &'a Path,
 }
 
+/// The report repository in `d`, served by sshd (pushes run git-receive-pack as the user),
+/// with a signing key per host (in order) and the `allowed_signers` file naming them.
+struct ReportRepository {
+    bare: PathBuf,
+    url: String,
+    auth: String,
+    keys: Vec<(PathBuf, String)>,
+    signers: PathBuf,
+}
+
+impl ReportRepository {
+    /// The repository, and the server serving it (kept running while it lives).
+    fn new(d: &Path, hosts: &[&str]) -> (ReportRepository, common::git::Sshd) {
+        let bare = d.join("fleet.git");
+        git(d, &["init", "-q", "--bare", bare.to_str().unwrap()]);
+        let server = sshd();
+        let url = format!("ssh://{}@127.0.0.1:{}{}", user(), server.server.port, bare.display());
+        let auth =
+            format!("{{ ssh_key: {}, known_hosts: {} }}", server.client_key.display(), server.known_hosts.display());
+        let keys: Vec<(PathBuf, String)> = hosts.iter().map(|h| keypair(d, h)).collect();
+        let signers = d.join("fleet_signers");
+        let lines: Vec<String> = hosts.iter().zip(&keys).map(|(h, (_, p))| format!("{h} {p}")).collect();
+        std::fs::write(&signers, lines.join("\n") + "\n").unwrap();
+        (ReportRepository { bare, url, auth, keys, signers }, server)
+    }
+
+    /// Where host `i` reports, and how it signs.
+    fn reporting(&self, i: usize) -> Reporting<'_> {
+        Reporting { url: &self.url, auth: &self.auth, sign: &self.keys[i].0, signers: &self.signers }
+    }
+}
+
 fn agent(up: &Upstream, host: &str, env: &str, reference: &str, r: &Reporting<'_>, after: &str) -> Agent {
     let rollout = if after.is_empty() {
         String::new()
@@ -90,18 +122,9 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
     let Some(_g) = setup() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // The report repository, served by sshd (pushes run git-receive-pack as the user).
-    let bare = d.join("fleet.git");
-    git(d, &["init", "-q", "--bare", bare.to_str().unwrap()]);
-    let server = sshd();
-    let url = format!("ssh://{}@127.0.0.1:{}{}", user(), server.server.port, bare.display());
-    let auth = format!("{{ ssh_key: {}, known_hosts: {} }}", server.client_key.display(), server.known_hosts.display());
     let hosts: Vec<&str> = STAGING.iter().chain(&["c1"]).chain(&REST).copied().collect();
-    let keys: Vec<(PathBuf, String)> = hosts.iter().map(|h| keypair(d, h)).collect();
-    let signers = d.join("fleet_signers");
-    let lines: Vec<String> = hosts.iter().zip(&keys).map(|(h, (_, p))| format!("{h} {p}")).collect();
-    std::fs::write(&signers, lines.join("\n") + "\n").unwrap();
-    let rep = |i: usize| Reporting { url: &url, auth: &auth, sign: &keys[i].0, signers: &signers };
+    let (fleet, server) = ReportRepository::new(d, &hosts);
+    let rep = |i: usize| fleet.reporting(i);
 
     let up = Upstream::new();
     let v1 = revision(&up, 1, false);
@@ -238,7 +261,7 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
     );
     std::fs::write(d.join("status.json"), status).unwrap();
     std::fs::write(d.join("outcomes.json"), outcomes).unwrap();
-    let blob = |f: &str| git(&bare, &["hash-object", "-w", d.join(f).to_str().unwrap()]);
+    let blob = |f: &str| git(&fleet.bare, &["hash-object", "-w", d.join(f).to_str().unwrap()]);
     let listing = format!(
         "100644 blob {}\toutcomes.json\n100644 blob {}\tstatus.json\n",
         blob("outcomes.json"),
@@ -247,14 +270,14 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
     std::fs::write(d.join("listing"), listing).unwrap();
     let out = Command::new("git")
         .arg("mktree")
-        .current_dir(&bare)
+        .current_dir(&fleet.bare)
         .stdin(std::fs::File::open(d.join("listing")).unwrap())
         .output()
         .unwrap();
     let tree = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let p1_key = format!("user.signingkey={}", keys[3].0.display());
+    let p1_key = format!("user.signingkey={}", fleet.keys[3].0.display());
     let forged = git(
-        &bare,
+        &fleet.bare,
         &[
             "-c",
             "user.name=s1",
@@ -271,7 +294,7 @@ fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_ro
             "forged",
         ],
     );
-    git(&bare, &["update-ref", "refs/driftless/hosts/s1", &forged]);
+    git(&fleet.bare, &["update-ref", "refs/driftless/hosts/s1", &forged]);
     wait("the canary says the forged report is not counted", Duration::from_secs(30), &[&c1], || {
         c1.status()["message"].as_str().is_some_and(|m| m.contains("not counted") && m.contains("s1"))
     });
@@ -331,15 +354,8 @@ fn a_gate_counts_fresh_unbroken_evidence_and_an_override_outlives_a_fault() {
     let Some(_g) = setup() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let bare = d.join("fleet.git");
-    git(d, &["init", "-q", "--bare", bare.to_str().unwrap()]);
-    let server = sshd();
-    let url = format!("ssh://{}@127.0.0.1:{}{}", user(), server.server.port, bare.display());
-    let auth = format!("{{ ssh_key: {}, known_hosts: {} }}", server.client_key.display(), server.known_hosts.display());
-    let keys: Vec<(PathBuf, String)> = ["s1", "p1"].iter().map(|h| keypair(d, h)).collect();
-    let signers = d.join("fleet_signers");
-    std::fs::write(&signers, format!("s1 {}\np1 {}\n", keys[0].1, keys[1].1)).unwrap();
-    let rep = |i: usize| Reporting { url: &url, auth: &auth, sign: &keys[i].0, signers: &signers };
+    let (fleet, _server) = ReportRepository::new(d, &["s1", "p1"]);
+    let rep = |i: usize| fleet.reporting(i);
     // p1's image comes from a registry on 127.0.0.1 (down when the test says so).
     let (port, data) = (common::git::free_port(), tempfile::tempdir().unwrap());
     let image = format!("127.0.0.1:{port}/team/p1");
