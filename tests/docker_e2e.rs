@@ -280,6 +280,7 @@ fn usage_errors_exit_64_and_wait_and_version_speak_for_scripts() {
     let c2 = push(&up, &web("2", port, "exit 3;"), "v2");
     let r = agent.ctl(&["sync", "--wait", "--timeout", "1ms"]);
     assert_eq!(r.code, 4, "the wait ends, the sync goes on: {}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("the request was delivered and the agent goes on with it"), "{}", r.stderr);
     let r = agent.ctl(&["wait", "--for", &format!("revision={c2}"), "--timeout", "60s"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("failed or was rolled back"), "{}", r.stderr);

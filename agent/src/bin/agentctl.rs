@@ -11,7 +11,7 @@ use clap::Parser;
 use driftless_agent::cli::{AgentctlCli as Cli, AgentctlCommand as Cmd};
 use driftless_agent::config::{control_socket_of, DEFAULT_SOCKET};
 use driftless_agent::control::wire::{DiffView, Reply, Request, StatusView, SyncView};
-use driftless_agent::control::{request, ClientError};
+use driftless_agent::control::{request, request_within, ClientError};
 use driftless_agent::reconciler::short;
 use driftless_agent::state::HistoryEntry;
 use driftless_agent::validate::validate;
@@ -83,26 +83,17 @@ fn main() -> ExitCode {
             Ok(if d.changes.is_empty() { 0 } else { EXIT_CHANGES })
         }),
         Cmd::Sync { wait, retry, ignore_rollout, timeout } => {
-            let sync = move || {
-                call(&socket, &Request::Sync { wait, retry, ignore_rollout }, true, |data| {
-                    if !wait {
-                        println!("sync requested");
-                        return Ok(0);
-                    }
-                    let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
-                    print_sync(&v);
-                    Ok(sync_exit(&v))
-                })
-            };
-            let Some(limit) = timeout else { return sync() };
-            // The sync goes on in the agent; only this wait ends.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let _ = tx.send(sync());
-            });
-            rx.recv_timeout(limit.as_std()).unwrap_or_else(|_| {
-                eprintln!("agentctl: sync --wait: still under way after {limit} (the agent goes on; agentctl status says where it is)");
-                ExitCode::from(EXIT_TIMEOUT)
+            // With --timeout only this wait ends: the request reaches the agent whole first,
+            // and the sync goes on there.
+            let limit = timeout.map(|t| t.as_std());
+            call_within(&socket, &Request::Sync { wait, retry, ignore_rollout }, true, limit, |data| {
+                if !wait {
+                    println!("sync requested");
+                    return Ok(0);
+                }
+                let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+                print_sync(&v);
+                Ok(sync_exit(&v))
             })
         }
         Cmd::Wait { condition, timeout } => cmd_wait(&socket, &condition, timeout),
@@ -275,7 +266,18 @@ fn call(
     stream: bool,
     done: impl FnOnce(&serde_json::Value) -> Result<u8, String>,
 ) -> ExitCode {
-    let reply = request(socket, req, |line| {
+    call_within(socket, req, stream, None, done)
+}
+
+/// [`call`], waiting at most `limit` for the answer (exit 4 after it; the agent goes on).
+fn call_within(
+    socket: &std::path::Path,
+    req: &Request,
+    stream: bool,
+    limit: Option<std::time::Duration>,
+    done: impl FnOnce(&serde_json::Value) -> Result<u8, String>,
+) -> ExitCode {
+    let reply = request_within(socket, req, limit, |line| {
         if stream {
             println!("{line}");
             let _ = std::io::stdout().flush();
@@ -295,7 +297,7 @@ fn call(
 }
 
 /// The data of the agent's answer, or the exit code of why there is none (said on stderr):
-/// 3 when no agent answers, else 1.
+/// 3 when no agent answers, 4 when it did not answer within the caller's limit, else 1.
 fn answer(reply: Result<Reply, ClientError>) -> Result<serde_json::Value, ExitCode> {
     match reply {
         Ok(Reply::Ok { data }) => Ok(data),
@@ -306,6 +308,10 @@ fn answer(reply: Result<Reply, ClientError>) -> Result<serde_json::Value, ExitCo
         Err(e @ (ClientError::Unreachable { .. } | ClientError::Forbidden { .. })) => {
             eprintln!("agentctl: {e}");
             Err(ExitCode::from(EXIT_UNREACHABLE))
+        }
+        Err(e @ ClientError::TimedOut { .. }) => {
+            eprintln!("agentctl: {e}; agentctl status says where it is");
+            Err(ExitCode::from(EXIT_TIMEOUT))
         }
         Err(e) => {
             eprintln!("agentctl: {e}");

@@ -219,10 +219,28 @@ pub enum ClientError {
     Forbidden { path: PathBuf },
     #[error("the agent on {path} broke off: {detail}")]
     Protocol { path: PathBuf, detail: String },
+    /// The request was delivered and the agent goes on with it; the answer did not come
+    /// within the caller's limit.
+    #[error(
+        "no answer from the agent on {path} within {limit:?}; the request was delivered and the agent goes on with it"
+    )]
+    TimedOut { path: PathBuf, limit: Duration },
 }
 
 /// Send `req`, hand each progress line to `on_progress`, return the final reply.
-pub fn request(path: &Path, req: &Request, mut on_progress: impl FnMut(&str)) -> Result<Reply, ClientError> {
+pub fn request(path: &Path, req: &Request, on_progress: impl FnMut(&str)) -> Result<Reply, ClientError> {
+    request_within(path, req, None, on_progress)
+}
+
+/// [`request`], waiting at most `limit` for the answer once the request is written: the
+/// request always reaches the agent whole before the wait can end, so a short limit never
+/// loses it (`agentctl sync --wait --timeout`).
+pub fn request_within(
+    path: &Path,
+    req: &Request,
+    limit: Option<Duration>,
+    mut on_progress: impl FnMut(&str),
+) -> Result<Reply, ClientError> {
     let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => ClientError::Forbidden { path: path.to_path_buf() },
         _ => ClientError::Unreachable { path: path.to_path_buf(), source: e },
@@ -234,8 +252,28 @@ pub fn request(path: &Path, req: &Request, mut on_progress: impl FnMut(&str)) ->
     let mut text = serde_json::to_string(req).map_err(|e| proto(e.to_string()))?;
     text.push('\n');
     w.write_all(text.as_bytes()).map_err(|e| proto(e.to_string()))?;
-    for line in BufReader::new(&stream).lines() {
-        let line = line.map_err(|e| proto(e.to_string()))?;
+    let deadline = limit.map(|l| (std::time::Instant::now() + l, l));
+    let timed_out = |l: Duration| ClientError::TimedOut { path: path.to_path_buf(), limit: l };
+    let mut lines = BufReader::new(&stream).lines();
+    loop {
+        if let Some((at, l)) = deadline {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(timed_out(l));
+            }
+            let _ = stream.set_read_timeout(Some(left));
+        }
+        let Some(line) = lines.next() else { break };
+        let line = match line {
+            Ok(l) => l,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(match deadline {
+                    Some((_, l)) => timed_out(l),
+                    None => proto(e.to_string()),
+                })
+            }
+            Err(e) => return Err(proto(e.to_string())),
+        };
         match serde_json::from_str::<Line>(&line).map_err(|e| proto(format!("{e}: {line}")))? {
             Line::Progress(p) => on_progress(&p),
             Line::Result(r) => return Ok(r),
