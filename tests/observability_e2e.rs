@@ -471,3 +471,46 @@ fn checks_run_after_the_gate_and_a_failing_one_degrades_the_host_until_it_passes
     assert_eq!(events(), ["degraded", "recovered"]);
     clear_managed();
 }
+
+/// `health.bake` (PRODUCT.md behaviour 6): a revision whose page goes away seconds after its
+/// gate passed is failed and the host put back on the revision last good before it, recorded
+/// as a rollback that names the bake and the failing check; the revision is not tried again.
+#[test]
+fn a_check_failing_within_the_bake_reverts_the_revision_as_a_failed_gate_would() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/web.yaml", &web("1", port, "INFO", ""))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    let text = std::fs::read_to_string(&agent.config).unwrap().replace(
+        "health: { timeout: 15s, interval: 500ms }",
+        "health: { timeout: 15s, interval: 500ms, watch_interval: 1s, bake: 1h }",
+    );
+    std::fs::write(&agent.config, text).unwrap();
+    agent.start();
+    let s = agent.wait_phase("Synced", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    assert!(s["baking_until"].as_str().is_some_and(|t| t.starts_with("20")), "{s}");
+
+    // v2 passes its gate, and its page is gone 6 s after it started.
+    let c2 =
+        up.commit(&[("hosts/e2e/web.yaml", &web("2", port, "INFO", "true; (sleep 6; rm /www/index.html) &"))], "v2");
+    agent.sync(0);
+    assert_eq!(agent.status()["applied_revision"], c2.as_str(), "v2 passed its gate");
+    let s = agent.wait_phase("RolledBack", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str(), "{s}");
+    assert_eq!(s["last_good_revision"], c1.as_str(), "{s}");
+    assert!(s["failed_revisions"].as_array().unwrap().iter().any(|f| f == c2.as_str()), "{s}");
+    let h = agent.ctl(&["history", "--json"]);
+    let h: serde_json::Value = serde_json::from_str(&h.stdout).unwrap();
+    let top = &h[0];
+    assert_eq!(top["result"], "rolled_back", "{top}");
+    assert_eq!(top["revision"], c2.as_str(), "{top}");
+    let msg = top["message"].as_str().unwrap_or("");
+    assert!(msg.contains("within health.bake (1h)") && msg.contains("Container/web"), "{msg}");
+    assert!(get(port, "/").contains("version 1"), "v1 serves again");
+    // The failed revision is not tried again.
+    let _ = agent.ctl(&["sync", "--wait"]);
+    assert_eq!(agent.status()["applied_revision"], c1.as_str());
+    clear_managed();
+}

@@ -373,8 +373,9 @@ pub struct HealthDefaults {
     /// 6); `0s`: never.
     #[serde(default = "default_watch_interval")]
     pub watch_interval: Duration,
-    /// Within this long after a revision was committed, a failing check would fail it and
-    /// revert it: not in this version, so only `0s` (off, the default) is accepted.
+    /// Within this long after a revision was committed, a check of the watch after the gate
+    /// that fails (`retries` in a row) fails the revision and reverts it as a failed gate
+    /// would; `0s` (the default): off. Needs `watch_interval` above 0s.
     #[serde(default)]
     pub bake: Duration,
 }
@@ -803,13 +804,13 @@ impl Validator<'_> {
                 self.err(&["proxy", "caddy_admin"], why);
             }
         }
-        if !c.health.bake.as_std().is_zero() {
+        let watch = c.health.watch_interval.as_std();
+        if !c.health.bake.as_std().is_zero() && watch.is_zero() {
             self.err(
                 &["health", "bake"],
-                "health.bake (reverting a committed revision whose checks fail soon after) is not in this version: remove it, or write 0s; failing checks after the gate make the host Degraded and are reported",
+                "health.bake needs the checks after the gate, which watch_interval: 0s turns off: set watch_interval (default 30s) or write bake: 0s",
             );
         }
-        let watch = c.health.watch_interval.as_std();
         if !watch.is_zero() && watch < std::time::Duration::from_secs(1) {
             self.err(
                 &["health", "watch_interval"],

@@ -162,11 +162,33 @@ pub struct AgentState {
     /// The newest report time (seconds) seen of each other host by the rollout gates: a
     /// report older than that is a replay and never counts.
     pub report_seen: std::collections::BTreeMap<String, i64>,
+    /// The revision committed last, while it bakes (`health.bake`, PRODUCT.md behaviour 6):
+    /// a check that fails before `until_ms` reverts it to `previous`.
+    pub bake: Option<Bake>,
     /// Why the host is in `phase`: what the last way out of a cycle decided (`phase` and
     /// `message` are derived from it, by `Reason::phase` and `Reason::message`, and kept for
     /// readers of the file). Decisions match on it, never on the message's text. `None` in a
     /// state file from before it existed.
     pub reason: Option<Reason>,
+}
+
+/// A committed revision within its `health.bake`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bake {
+    /// The revision that bakes.
+    pub revision: String,
+    /// The last good revision before it: what a failing check within the bake puts back.
+    pub previous: Option<String>,
+    /// When it was committed and when the bake ends (Unix milliseconds).
+    pub committed_ms: u64,
+    pub until_ms: u64,
+}
+
+impl Bake {
+    /// Whether `revision` still bakes at `now_ms`.
+    pub fn holds(&self, revision: &str, now_ms: u64) -> bool {
+        self.revision == revision && now_ms < self.until_ms
+    }
 }
 
 /// Why the host is where it is: every way out of a cycle ends with one, and the phase and
@@ -386,6 +408,11 @@ pub enum StateError {
 
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Now, in milliseconds since the epoch (0 before it).
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// An RFC 3339 time (as `now_rfc3339` writes it) in seconds since the epoch; `None` when it

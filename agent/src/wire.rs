@@ -100,6 +100,10 @@ pub struct StatusView {
     /// or superseded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignore_rollout: Option<String>,
+    /// While the applied revision bakes (`health.bake`): until when (RFC 3339) a failing
+    /// check reverts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baking_until: Option<String>,
     pub last_sync: Option<String>,
     pub next_sync: Option<String>,
     pub message: Option<String>,

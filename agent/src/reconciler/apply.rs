@@ -500,7 +500,14 @@ impl Reconciler {
         self.publish_observation().await;
         // Commit: the revision is good.
         self.pin_good(revision).await;
-        let keep: Vec<&Resource> = state.resources.iter().collect();
+        self.state.bake = self.bake_of(revision);
+        // While it bakes, what the bake would put back stays on the host (its images).
+        let previous = match self.state.bake.as_ref().and_then(|b| b.previous.clone()) {
+            Some(p) => self.load_revision(&Revision::new(p)).await.ok(),
+            None => None,
+        };
+        let keep: Vec<&Resource> =
+            state.resources.iter().chain(previous.iter().flat_map(|p| p.resources.iter())).collect();
         for kind in self.drivers.kinds().collect::<Vec<_>>() {
             if let Ok(d) = self.drivers.get(kind) {
                 if let Err(e) = d.prune(&keep).await {

@@ -6,15 +6,20 @@
 //! runs what it should is watched: an apply, a revert, a failed or held revision, a pause, a
 //! fault have their own phase, and the watch waits for them to end. The failing streaks live
 //! in the `View` (a restart starts counting afresh); the reason is saved like any other.
+//!
+//! Within `health.bake` after a revision was committed (`state.bake`), a resource the watch
+//! finds unhealthy fails that revision instead: the last good revision before it is made
+//! last good again and the host is reverted to it as after a failed gate (`revert.rs`).
 
 use std::collections::BTreeMap;
 
 use desired_state_schema::Kind;
 
 use super::Reconciler;
+use super::Trigger;
 use crate::config::NotifyEvent;
 use crate::revision::Revision;
-use crate::state::Reason;
+use crate::state::{Bake, Reason};
 
 /// Failures in a row that make a resource unhealthy when its check names no `retries`.
 const DEFAULT_RETRIES: u32 = 3;
@@ -71,6 +76,13 @@ impl Reconciler {
         }
         unhealthy.sort();
         unhealthy.dedup();
+        let now_ms = crate::state::unix_now_ms();
+        if let Some(bake) =
+            self.state.bake.clone().filter(|b| !unhealthy.is_empty() && b.holds(revision.as_str(), now_ms))
+        {
+            self.bake_failed(&revision, &state, bake, &unhealthy, now_ms).await;
+            return;
+        }
         let was = match &self.state.reason {
             Some(Reason::Unhealthy { resources }) => Some(resources.clone()),
             _ => None,
@@ -98,6 +110,63 @@ impl Reconciler {
             }
         }
         self.publish();
+    }
+
+    /// `revision` failed a check within its bake: it is failed, and the host goes back to the
+    /// revision that was last good before it, recorded as a rollback (trigger `poll`: the
+    /// watch is the agent's periodic look).
+    async fn bake_failed(
+        &mut self,
+        revision: &Revision,
+        state: &desired_state_schema::DesiredState,
+        bake: Bake,
+        unhealthy: &[String],
+        now_ms: u64,
+    ) {
+        let started = (crate::state::now_rfc3339(), std::time::Instant::now());
+        self.ctx.trigger = Trigger::Poll;
+        self.ctx.start = self.state.reason.clone();
+        let after = desired_state_schema::Duration(std::time::Duration::from_secs(
+            now_ms.saturating_sub(bake.committed_ms) / 1000,
+        ));
+        let why = format!(
+            "a health check failed {after} after {} was committed, within health.bake ({}): {}",
+            revision.short(),
+            self.cfg.config.health.bake,
+            unhealthy.join("; ")
+        );
+        self.say(why.clone());
+        let mut diagnostics = Vec::new();
+        for r in
+            state.resources.iter().filter(|r| self.view.health.get(&(r.kind, r.name().to_string())) == Some(&false))
+        {
+            if let Ok(d) = self.drivers.get(r.kind) {
+                diagnostics.extend(d.diagnose(r).await);
+            }
+        }
+        self.state.bake = None;
+        self.state.last_good = bake.previous;
+        self.reset_health_watch();
+        self.revert_after_failure(revision, why, started, Vec::new(), diagnostics).await;
+    }
+
+    /// The bake of `revision`, committed now (`None` with `health.bake: 0s`, or when it was
+    /// last good already: a repair or a crash recovery re-commits it, and its bake goes on).
+    pub(super) fn bake_of(&self, revision: &Revision) -> Option<Bake> {
+        let bake = self.cfg.config.health.bake.as_std();
+        if let Some(b) = self.state.bake.as_ref().filter(|b| b.revision == revision.as_str()) {
+            return Some(b.clone());
+        }
+        if bake.is_zero() || self.state.last_good.as_deref() == Some(revision.as_str()) {
+            return None;
+        }
+        let now = crate::state::unix_now_ms();
+        Some(Bake {
+            revision: revision.to_string(),
+            previous: self.state.last_good.clone(),
+            committed_ms: now,
+            until_ms: now.saturating_add(bake.as_millis() as u64),
+        })
     }
 
     /// Forget the watch's streaks (a new revision's resources start from a clean slate).

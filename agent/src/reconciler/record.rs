@@ -51,6 +51,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         ignore_rollout,
         report_seen,
         reason,
+        bake,
     } = a;
     *version == b.version
         && *desired == b.desired
@@ -70,6 +71,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         && *held == b.held
         && *ignore_rollout == b.ignore_rollout
         && *report_seen == b.report_seen
+        && *bake == b.bake
         && *reason == b.reason
         && *source_fault == b.source_fault
         && *resources == b.resources
@@ -397,6 +399,17 @@ impl Reconciler {
                 .map(|(revision, why)| crate::wire::HeldView { revision: revision.clone(), why: why.clone() })
                 .collect(),
             ignore_rollout: self.state.ignore_rollout.clone(),
+            baking_until: self
+                .state
+                .bake
+                .as_ref()
+                .filter(|b| self.state.applied.as_deref().is_some_and(|a| b.holds(a, crate::state::unix_now_ms())))
+                .map(|b| {
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(b.until_ms),
+                    )
+                    .to_string()
+                }),
             last_sync: self.state.last_sync.clone(),
             next_sync: self.view.next_sync.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             message: if self.state.paused {
