@@ -1,5 +1,5 @@
 //! The generated files in `dist/` (shell completions and man pages, built from the clap
-//! definitions in `driftless_agent::cli`) are committed so that packaging needs no build
+//! definitions in `driftless_agent::cli`; the report format's JSON Schemas, from its types) are committed so that packaging needs no build
 //! step of its own; this test fails when they are stale.
 //! Regenerate with `UPDATE_SNAPSHOTS=1 cargo nextest run -p driftless-agent --test dist`.
 
@@ -52,6 +52,12 @@ fn generated() -> Vec<(String, Vec<u8>)> {
         // clap names are &'static str without its `string` feature; leaking a few in a test is fine.
         let name: &'static str = Box::leak(format!("agentctl-{}", sub.get_name()).into_boxed_str());
         files.push(man(sub.clone().name(name), format!("{name}.1"), "1"));
+    }
+    // The report format's JSON Schemas (PRODUCT.md "One report format").
+    for (name, schema) in driftless_agent::fleet::format::schemas() {
+        let mut text = serde_json::to_vec_pretty(&schema).unwrap_or_default();
+        text.push(b'\n');
+        files.push((format!("dist/report/{name}.schema.json"), text));
     }
     files
 }

@@ -67,6 +67,14 @@ fn signed_reports_reach_git_verify_with_git_and_agentctl_fleet_tells_forged_and_
         let (_, s) = sh(&bare, &["git", "show", "refs/driftless/hosts/web-1:status.json"]);
         s.contains("\"phase\": \"Synced\"")
     });
+    // What was pushed is the shipped format: each file valid against its JSON Schema (by
+    // Python's jsonschema, the reference validator), at report_format 1.
+    for name in ["status", "outcomes"] {
+        let (_, text) = sh(&bare, &["git", "show", &format!("refs/driftless/hosts/web-1:{name}.json")]);
+        valid_against_schema(&text, &format!("dist/report/{name}.schema.json"));
+    }
+    let (_, s) = sh(&bare, &["git", "show", "refs/driftless/hosts/web-1:status.json"]);
+    assert!(s.contains("\"report_format\": 1"), "{s}");
 
     // Plain git verifies a report with the signers file; the wrong principal does not pass.
     let signers_cfg = format!("gpg.ssh.allowedSignersFile={}", signers.display());
@@ -194,15 +202,15 @@ fn a_thousand_pushes_leave_small_local_report_repositories() {
     let reader = driftless_agent::source::GitSource::for_reports(&url, None, d.join("rollout.git"));
     let signers = driftless_agent::source::report::Signers::load(&signers);
     for i in 0..1000 {
-        let status = format!("{{\"phase\": \"Synced\", \"n\": {i}}}");
+        let status = format!("{{\"phase\": \"Synced\", \"message\": \"{i}\"}}");
         let files = vec![("status.json", status.into_bytes()), ("outcomes.json", b"[]".to_vec())];
         pusher.push_report("web-1", &files, &key, &format!("report {i}")).unwrap();
         if i % 100 == 99 {
             let reports = reader.read_reports(Some(&signers)).unwrap();
             assert_eq!(reports.len(), 1);
             assert!(reports[0].verified.is_ok(), "{:?}", reports[0].verified);
-            let (status, _) = reports[0].content.as_ref().unwrap();
-            assert_eq!(status["n"], i);
+            let report = reports[0].content.as_ref().unwrap();
+            assert_eq!(report.status.message, Some(i.to_string()));
         }
     }
     for local in ["reports.git", "rollout.git"] {
@@ -210,6 +218,27 @@ fn a_thousand_pushes_leave_small_local_report_repositories() {
         eprintln!("{local}: {files} files, {bytes} bytes after 1,000 pushes");
         assert!(files < 700 && bytes < 2 << 20, "{local}: {files} files, {bytes} bytes");
     }
+}
+
+/// Check `json` against the schema file `schema` (relative to the repository) with Python's
+/// `jsonschema` (Debian's python3-jsonschema), whichever draft the schema names.
+fn valid_against_schema(json: &str, schema: &str) {
+    let has = Command::new("python3").args(["-c", "import jsonschema"]).output().is_ok_and(|o| o.status.success());
+    if !has && !common::missing("python3-jsonschema is missing", "run .ci/setup (it installs python3-jsonschema)") {
+        return;
+    }
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(schema);
+    let script = "import json, sys, jsonschema\nschema = json.load(open(sys.argv[1]))\ninstance = json.load(sys.stdin)\njsonschema.validators.validator_for(schema)(schema).validate(instance)\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script, schema.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), json.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{} against {}: {}", json, schema.display(), String::from_utf8_lossy(&out.stderr));
 }
 
 fn tree_size(dir: &std::path::Path) -> (usize, u64) {

@@ -38,7 +38,7 @@ impl std::fmt::Display for Phase {
 }
 
 /// The outcome of one deployment, as `agentctl history` shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Applied,

@@ -78,7 +78,7 @@ pub enum Reply {
 
 /// `agentctl status --json`. Read leniently (a key missing is its default): readers of other
 /// hosts' reports meet agents older and newer than themselves.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct StatusView {
     pub host: String,
@@ -125,14 +125,14 @@ impl StatusView {
 }
 
 /// A revision the rollout gates hold (`status`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HeldView {
     pub revision: String,
     pub why: String,
 }
 
 /// The reporter's state in `status`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReportView {
     pub url: String,
     /// RFC 3339; `null` until a push succeeded.
@@ -141,7 +141,7 @@ pub struct ReportView {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceView {
     pub url: String,
     #[serde(rename = "ref")]
@@ -149,7 +149,7 @@ pub struct SourceView {
     pub path: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ResourceView {
     pub kind: String,

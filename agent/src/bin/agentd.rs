@@ -163,7 +163,7 @@ async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {
     // The engine's events: drift is seen in about a second, not at the next poll.
     let _feeds = reconciler.subscribe(tx.clone(), &shutdown);
     // `report:`: this host's signed report, pushed beside the reconciler (never in its way).
-    tokio::spawn(driftless_agent::reporter::run(
+    tokio::spawn(driftless_agent::fleet::reporter::run(
         reconciler.config().clone(),
         status_rx.clone(),
         tx.clone(),

@@ -216,7 +216,7 @@ impl Reconciler {
     async fn rollout_gate(&mut self, revision: &Revision) -> Option<(Phase, String)> {
         let c = &self.cfg.config;
         let rollout = c.rollout.as_ref()?;
-        if let Err(why) = crate::rollout::window_open(&rollout.windows, jiff::Timestamp::now()) {
+        if let Err(why) = crate::fleet::gate::window_open(&rollout.windows, jiff::Timestamp::now()) {
             return Some((Phase::Waiting, why));
         }
         if rollout.after.is_empty() {
@@ -238,7 +238,7 @@ impl Reconciler {
             Ok(r) => r,
             Err(e) => return Some((Phase::Waiting, format!("waiting: cannot read the fleet's reports: {e}"))),
         };
-        let decision = crate::rollout::judge(
+        let decision = crate::fleet::gate::judge(
             &rollout.after,
             &self.cfg.host,
             revision.as_str(),
@@ -252,9 +252,9 @@ impl Reconciler {
             *newest = (*newest).max(r.time);
         }
         match decision {
-            crate::rollout::Decision::Open => None,
-            crate::rollout::Decision::Waiting(why) => Some((Phase::Waiting, why)),
-            crate::rollout::Decision::Held(why) => {
+            crate::fleet::gate::Decision::Open => None,
+            crate::fleet::gate::Decision::Waiting(why) => Some((Phase::Waiting, why)),
+            crate::fleet::gate::Decision::Held(why) => {
                 // Bounded: a held revision never comes back once a newer one is desired.
                 self.state.held.retain(|(r, _)| r != revision.as_str());
                 self.state.held.push((revision.to_string(), why.clone()));

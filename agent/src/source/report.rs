@@ -17,6 +17,7 @@ use git2::{Oid, PushOptions, Repository};
 use super::verify::{ssh_keygen_fed, ssh_keygen_verify};
 use super::{CallbackContext, GitSource, SourceError};
 use crate::config::{AuthConfig, RefSelector};
+use crate::fleet::format::HostReport;
 
 /// Where each host's report lives in the report repository.
 pub const REPORT_PREFIX: &str = "refs/driftless/hosts/";
@@ -164,8 +165,8 @@ pub struct Report {
     /// The signing key (sha256 of its public key blob, hex) when the signature names one: what
     /// `min` of a rollout rule counts, so one key listed for two host names counts once.
     pub key: Option<String>,
-    /// `status.json` and `outcomes.json`, or why the report cannot be read.
-    pub content: Result<(serde_json::Value, serde_json::Value), String>,
+    /// `status.json` and `outcomes.json`, read once, or why the report cannot be read.
+    pub content: Result<HostReport, String>,
 }
 
 /// Loose objects and packs a report repository may gather before it is compacted
@@ -400,7 +401,7 @@ fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Sign
     };
     report.content = (|| {
         let tree = c.tree().map_err(|e| format!("no tree: {e}"))?;
-        let read = |name: &str| -> Result<serde_json::Value, String> {
+        let read = |name: &str| -> Result<Vec<u8>, String> {
             let entry = tree.get_name(name).ok_or_else(|| format!("the report has no {name}"))?;
             // The size from the object's header: an oversized blob is never read into memory.
             let size = repo.odb().and_then(|o| o.read_header(entry.id())).map(|(n, _)| n).unwrap_or(usize::MAX);
@@ -408,9 +409,9 @@ fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Sign
                 return Err(format!("{name} is {size} bytes, over the limit of {MAX_REPORT_FILE}"));
             }
             let blob = repo.find_blob(entry.id()).map_err(|_| format!("{name} is not a file"))?;
-            serde_json::from_slice(blob.content()).map_err(|e| format!("{name} is not JSON: {e}"))
+            Ok(blob.content().to_vec())
         };
-        Ok((read("status.json")?, read("outcomes.json")?))
+        HostReport::parse(&read("status.json")?, &read("outcomes.json")?)
     })();
     report
 }

@@ -7,14 +7,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+pub mod format;
+pub mod gate;
+pub mod reporter;
+
 use crate::config::AuthConfig;
+use crate::fleet::format::HostReport;
 use crate::source::report::Report;
 use crate::source::{GitSource, SourceError};
+use crate::state::{Outcome, Phase};
 
 /// A report older than this many of its host's intervals is stale.
 pub const STALE_INTERVALS: u64 = 3;
-/// The interval assumed when a report does not say its own.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+/// The interval assumed when a report cannot be read.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(format::DEFAULT_INTERVAL_SECONDS);
 
 /// One host's row (`agentctl fleet --json` prints a list of them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -69,75 +75,57 @@ pub fn rows(reports: &[Report], revision: Option<&str>, now: SystemTime) -> Vec<
 }
 
 fn row(r: &Report, revision: Option<&str>, now: u64) -> Row {
-    let (status, outcomes) = match &r.content {
-        Ok((s, o)) => (s.clone(), o.clone()),
-        Err(_) => (serde_json::Value::Null, serde_json::Value::Null),
-    };
-    let text = |k: &str| status.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let resources = status.get("resources").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-    let interval = r
-        .content
-        .as_ref()
-        .ok()
-        .and_then(|(s, _)| s.pointer("/report_interval_seconds").and_then(|v| v.as_u64()))
-        .map_or(DEFAULT_INTERVAL, Duration::from_secs);
+    let report = r.content.as_ref().ok();
+    let status = report.map(|h| &h.status);
+    let interval = report.map_or(DEFAULT_INTERVAL, |h| Duration::from_secs(h.interval));
     let age = now.saturating_sub(u64::try_from(r.time).unwrap_or(0));
     // Both, when both are wrong: a signature by the wrong key on garbage says so twice.
     let mut problems: Vec<&str> =
         [r.verified.as_ref().err(), r.content.as_ref().err()].into_iter().flatten().map(String::as_str).collect();
     problems.dedup();
     let problem = (!problems.is_empty()).then(|| problems.join("; "));
+    let resources = status.map(|s| s.resources.as_slice()).unwrap_or_default();
     Row {
         host: r.host.clone(),
-        environment: text("environment"),
-        phase: text("phase").unwrap_or_else(|| "unknown".into()),
-        applied_revision: text("applied_revision"),
-        last_good_revision: text("last_good_revision"),
-        healthy: resources.iter().filter(|x| x.get("health").and_then(|h| h.as_str()) == Some("healthy")).count(),
+        environment: status.and_then(|s| s.environment.clone()),
+        phase: report.map_or_else(|| "unknown".into(), |h| h.phase.to_string()),
+        applied_revision: status.and_then(|s| s.applied_revision.clone()),
+        last_good_revision: status.and_then(|s| s.last_good_revision.clone()),
+        healthy: resources.iter().filter(|x| x.health == "healthy").count(),
         resources: resources.len(),
         reported_at: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(r.time.max(0) as u64))
             .to_string(),
         stale: age > interval.as_secs() * STALE_INTERVALS,
         verified: r.verified.is_ok() && r.content.is_ok(),
         problem,
-        revision: revision.map(|rev| where_is(rev, &status, &outcomes)),
+        revision: revision.map(|rev| report.map_or_else(|| "not seen".into(), |h| where_is(rev, h))),
     }
 }
 
 /// Where revision `rev` (a full id or a prefix of one) stands on a host.
-pub fn where_is(rev: &str, status: &serde_json::Value, outcomes: &serde_json::Value) -> String {
-    let is = |v: Option<&serde_json::Value>| {
-        v.and_then(|v| v.as_str()).is_some_and(|s| !rev.is_empty() && s.starts_with(rev))
-    };
-    let phase = status.get("phase").and_then(|v| v.as_str()).unwrap_or("");
-    if is(status.get("applied_revision")) {
-        return if phase == "Progressing" { "applying" } else { "applied" }.into();
+pub fn where_is(rev: &str, report: &HostReport) -> String {
+    let is = |v: Option<&String>| v.is_some_and(|s| !rev.is_empty() && s.starts_with(rev));
+    let status = &report.status;
+    if is(status.applied_revision.as_ref()) {
+        return if report.phase == Phase::Progressing { "applying" } else { "applied" }.into();
     }
-    let results: Vec<&str> = outcomes
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|o| is(o.get("revision")))
-        .filter_map(|o| o.get("result").and_then(|r| r.as_str()))
-        .collect();
-    if results.contains(&"rolled_back") {
+    let results: Vec<Outcome> = report.outcomes_of(rev).map(|o| o.result).collect();
+    if results.contains(&Outcome::RolledBack) {
         return "rolled back".into();
     }
-    let failed =
-        status.get("failed_revisions").and_then(|v| v.as_array()).is_some_and(|f| f.iter().any(|x| is(Some(x))));
-    if failed || results.contains(&"failed") {
+    if status.failed_revisions.iter().any(|f| is(Some(f))) || results.contains(&Outcome::Failed) {
         return "failed".into();
     }
-    if is(status.get("desired_revision")) {
-        return match phase {
-            "Waiting" => "waiting",
-            "Held" => "held",
-            "Progressing" => "applying",
+    if is(status.desired_revision.as_ref()) {
+        return match report.phase {
+            Phase::Waiting => "waiting",
+            Phase::Held => "held",
+            Phase::Progressing => "applying",
             _ => "desired",
         }
         .into();
     }
-    if results.contains(&"applied") {
+    if results.contains(&Outcome::Applied) {
         return "replaced".into();
     }
     "not seen".into()
@@ -158,18 +146,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn host(status: serde_json::Value, outcomes: serde_json::Value) -> HostReport {
+        HostReport::parse(&serde_json::to_vec(&status).unwrap(), &serde_json::to_vec(&outcomes).unwrap()).unwrap()
+    }
+
     #[test]
     fn where_a_revision_stands() {
         let st = |phase: &str, applied: &str, desired: &str| json!({"phase": phase, "applied_revision": applied, "desired_revision": desired, "failed_revisions": []});
         let none = json!([]);
-        assert_eq!(where_is("c2", &st("Synced", "c2aa", "c2aa"), &none), "applied");
-        assert_eq!(where_is("c2", &st("Waiting", "c1", "c2aa"), &none), "waiting");
-        assert_eq!(where_is("c2", &st("Held", "c1", "c2aa"), &none), "held");
+        let w = |rev: &str, s: serde_json::Value, o: &serde_json::Value| where_is(rev, &host(s, o.clone()));
+        assert_eq!(w("c2", st("Synced", "c2aa", "c2aa"), &none), "applied");
+        assert_eq!(w("c2", st("Waiting", "c1", "c2aa"), &none), "waiting");
+        assert_eq!(w("c2", st("Held", "c1", "c2aa"), &none), "held");
         let rolled = json!([{"revision": "c2aa", "result": "rolled_back", "at": "", "until": null}]);
-        assert_eq!(where_is("c2", &st("RolledBack", "c1", "c2aa"), &rolled), "rolled back");
-        let replaced = json!([{"revision": "c3", "result": "applied"}, {"revision": "c2aa", "result": "applied"}]);
-        assert_eq!(where_is("c2", &st("Synced", "c3", "c3"), &replaced), "replaced");
-        assert_eq!(where_is("c9", &st("Synced", "c3", "c3"), &replaced), "not seen");
+        assert_eq!(w("c2", st("RolledBack", "c1", "c2aa"), &rolled), "rolled back");
+        let replaced = json!([{"revision": "c3", "result": "applied", "at": "", "until": null}, {"revision": "c2aa", "result": "applied", "at": "", "until": null}]);
+        assert_eq!(w("c2", st("Synced", "c3", "c3"), &replaced), "replaced");
+        assert_eq!(w("c9", st("Synced", "c3", "c3"), &replaced), "not seen");
     }
 
     #[test]
@@ -184,7 +177,7 @@ mod tests {
             commit: "c".into(),
             time: t - 5,
             verified: Ok(()),
-            content: Ok((status.clone(), json!([]))),
+            content: Ok(host(status.clone(), json!([]))),
         };
         let r = &rows(std::slice::from_ref(&good), None, now)[0];
         assert!(!r.is_bad(), "{r:?}");

@@ -9,38 +9,21 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::LoadedConfig;
 use crate::event::{Command, Event};
+use crate::fleet::format::{HostReport, OutcomeRecord, OUTCOMES};
 use crate::listen::Shutdown;
 use crate::source::GitSource;
-use crate::state::HistoryEntry;
+use crate::state::{HistoryEntry, Outcome};
 use crate::wire::StatusView;
-
-/// How many outcomes a report carries.
-pub const OUTCOMES: usize = 50;
-
-/// One outcome in `outcomes.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct OutcomeRecord {
-    pub revision: String,
-    /// `applied`, `rolled_back`, `failed`, `invalid`, `drift_repaired`.
-    pub result: String,
-    /// When the outcome was reached (RFC 3339).
-    pub at: String,
-    /// Until when the revision ran healthy as the outcome left it: the first of a drift
-    /// repair, a rollback, another revision applied, or a moment it was seen unhealthy or
-    /// `Degraded` (`Breaks`); `null` while none of these happened.
-    pub until: Option<String>,
-}
 
 /// Results that end the span of what ran before them: another revision applied (or applied
 /// and rolled back), or the running one repaired. An invalid revision, or one that failed
 /// before touching anything, leaves the host on what it ran.
-fn ends_span(result: &str) -> bool {
-    matches!(result, "applied" | "rolled_back" | "drift_repaired")
+fn ends_span(result: Outcome) -> bool {
+    matches!(result, Outcome::Applied | Outcome::RolledBack | Outcome::DriftRepaired)
 }
 
 /// The moments each revision was seen running unhealthy or `Degraded` (RFC 3339, oldest
@@ -56,16 +39,13 @@ const BREAKS_EACH: usize = 5;
 /// the last `OUTCOMES` outcomes, and beyond them the newest `applied` outcome of every other
 /// revision the history still holds (drift repairs never push a revision's evidence out).
 pub fn outcomes(history: &[HistoryEntry], breaks: &Breaks) -> Vec<OutcomeRecord> {
-    let result_of = |h: &HistoryEntry| {
-        serde_json::to_value(h.result).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-    };
     let record = |i: usize| -> Option<OutcomeRecord> {
         let h = history.get(i)?;
         let revision = h.revision.clone().unwrap_or_default();
-        let result = result_of(h);
+        let result = h.result;
         // The nearest newer outcome that ends the span, then a break seen before it.
-        let mut until = history[..i].iter().rev().find(|n| ends_span(&result_of(n))).map(|n| n.started.clone());
-        if result == "applied" {
+        let mut until = history[..i].iter().rev().find(|n| ends_span(n.result)).map(|n| n.started.clone());
+        if result == Outcome::Applied {
             let seen = breaks.get(&revision).into_iter().flatten();
             let after = |t: &String| seconds(t) >= seconds(&h.finished);
             let before = |t: &String| until.as_ref().is_none_or(|u| seconds(t) < seconds(u));
@@ -77,13 +57,13 @@ pub fn outcomes(history: &[HistoryEntry], breaks: &Breaks) -> Vec<OutcomeRecord>
     };
     let mut out: Vec<OutcomeRecord> = (0..history.len().min(OUTCOMES)).filter_map(record).collect();
     let mut kept: std::collections::BTreeSet<String> =
-        out.iter().filter(|o| o.result == "applied").map(|o| o.revision.clone()).collect();
+        out.iter().filter(|o| o.result == Outcome::Applied).map(|o| o.revision.clone()).collect();
     for (i, h) in history.iter().enumerate().skip(OUTCOMES) {
         if out.len() >= 2 * OUTCOMES {
             break;
         }
         let rev = h.revision.clone().unwrap_or_default();
-        if result_of(h) == "applied" && kept.insert(rev) {
+        if h.result == Outcome::Applied && kept.insert(rev) {
             out.extend(record(i));
         }
     }
@@ -193,13 +173,10 @@ pub async fn run(
             return;
         }
         let history = answer.await.unwrap_or_default();
-        // What `status --json` prints, and the interval readers judge staleness by.
-        let mut status_json = serde_json::to_value(&snapshot).unwrap_or_default();
-        if let Some(m) = status_json.as_object_mut() {
-            m.insert("report_interval_seconds".into(), interval.as_secs().into());
-        }
+        // What `status --json` prints, the format's version, and the interval readers judge
+        // staleness by.
         let files = vec![
-            ("status.json", serde_json::to_vec_pretty(&status_json).unwrap_or_default()),
+            ("status.json", HostReport::status_json(&snapshot, interval.as_secs())),
             ("outcomes.json", serde_json::to_vec_pretty(&outcomes(&history, &breaks)).unwrap_or_default()),
         ];
         let message = format!(
@@ -251,7 +228,7 @@ mod tests {
         let o = outcomes(&history, &Breaks::new());
         assert_eq!(o[0].until, None, "the newest runs on");
         assert_eq!(o[1].until.as_deref(), Some("2026-12-02T12:00:00Z"));
-        assert_eq!(o[1].result, "applied");
+        assert_eq!(o[1].result, Outcome::Applied);
     }
 
     /// A span ends at a drift repair, a rollback, another revision applied, or a break the
@@ -281,7 +258,7 @@ mod tests {
         h.push(entry("Q", "applied", 10));
         let o = outcomes(&h, &none);
         assert_eq!(o.len(), OUTCOMES + 1);
-        assert_eq!((o[OUTCOMES].revision.as_str(), o[OUTCOMES].result.as_str()), ("Q", "applied"));
+        assert_eq!((o[OUTCOMES].revision.as_str(), o[OUTCOMES].result), ("Q", Outcome::Applied));
     }
 
     #[test]

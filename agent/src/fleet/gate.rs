@@ -16,9 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{parse_hours, AfterRule, Day, WindowConfig};
+use crate::fleet::format::{HostReport, OutcomeRecord};
 use crate::revision::short;
 use crate::source::report::Report;
 use crate::state::unix_seconds;
+use crate::state::Outcome;
 
 /// Whether `now` is inside one of `windows` (none: always); else which windows there are and
 /// the time now in the first one's zone. Overnight ranges (`22:00-02:00`) belong to the day
@@ -96,19 +98,14 @@ pub fn describe(rule: &AfterRule) -> String {
 /// How far ahead of the reader's clock a report may be dated.
 const AHEAD: u64 = 60;
 
-/// The interval a report says it is pushed at (`report_interval_seconds`; 5m when absent).
-fn interval_of(status: &serde_json::Value) -> u64 {
-    status.get("report_interval_seconds").and_then(serde_json::Value::as_u64).unwrap_or(300).max(1)
-}
-
 /// Why a verified report does not count at `now`, if it does not: a replay (older than the
 /// newest one seen for its host), stale (older than three of its intervals), or dated ahead.
-fn untimely(r: &Report, status: &serde_json::Value, seen: &BTreeMap<String, i64>, now: u64) -> Option<String> {
+fn untimely(r: &Report, report: &HostReport, seen: &BTreeMap<String, i64>, now: u64) -> Option<String> {
     let time = u64::try_from(r.time).unwrap_or(0);
     if seen.get(&r.host).is_some_and(|newest| *newest > r.time) {
         return Some(format!("{}: replayed (older than a report of it seen before)", r.host));
     }
-    let interval = interval_of(status);
+    let interval = report.interval;
     if now.saturating_sub(time) > 3 * interval {
         return Some(format!(
             "{}: stale (its last report is {}s old, over three of its {interval}s intervals)",
@@ -120,12 +117,6 @@ fn untimely(r: &Report, status: &serde_json::Value, seen: &BTreeMap<String, i64>
         return Some(format!("{}: dated {}s ahead of this host's clock", r.host, time - now));
     }
     None
-}
-
-/// Whether the host a report describes is healthy now (`StatusView::healthy_now`; a status
-/// that does not read as one is not).
-fn healthy_now(status: &serde_json::Value) -> bool {
-    <crate::wire::StatusView as serde::Deserialize>::deserialize(status).is_ok_and(|s| s.healthy_now())
 }
 
 /// Judge `revision` for host `me` against `rules` with `reports` (read at `now`); `seen`: the
@@ -145,12 +136,7 @@ pub fn judge(
             .iter()
             .filter(|r| r.host != me)
             .filter(|r| match &rule.environment {
-                Some(e) => r
-                    .content
-                    .as_ref()
-                    .ok()
-                    .and_then(|(s, _)| s.get("environment").and_then(|v| v.as_str()))
-                    .is_some_and(|env| env == e),
+                Some(e) => r.content.as_ref().is_ok_and(|h| h.status.environment.as_ref() == Some(e)),
                 None => rule.hosts.contains(&r.host),
             })
             .collect();
@@ -164,42 +150,39 @@ pub fn judge(
         let mut progress = Vec::new();
         let mut untimely_hosts = Vec::new();
         for r in &counted {
-            let Ok((status, outcomes)) = &r.content else { continue };
-            let outcomes = outcomes.as_array().cloned().unwrap_or_default();
-            let this = |o: &serde_json::Value| o.get("revision").and_then(|v| v.as_str()) == Some(revision);
-            if let Some(bad) = outcomes
-                .iter()
-                .find(|o| this(o) && matches!(o.get("result").and_then(|v| v.as_str()), Some("rolled_back" | "failed")))
+            let Ok(report) = &r.content else { continue };
+            let this = |o: &&OutcomeRecord| o.revision == revision;
+            if let Some(bad) =
+                report.outcomes.iter().filter(this).find(|o| matches!(o.result, Outcome::RolledBack | Outcome::Failed))
             {
-                let result = bad.get("result").and_then(|v| v.as_str()).unwrap_or("failed").replace('_', " ");
-                let why = status.get("message").and_then(|v| v.as_str()).unwrap_or("its health gate failed");
+                let result = if bad.result == Outcome::RolledBack { "rolled back" } else { "failed" };
+                let why = report.status.message.as_deref().unwrap_or("its health gate failed");
                 return Decision::Held(format!(
                     "held: {} {result} {} ({why}); this host does not apply it (a newer revision starts over)",
                     r.host,
                     short(revision)
                 ));
             }
-            if let Some(why) = untimely(r, status, seen, now) {
+            if let Some(why) = untimely(r, report, seen, now) {
                 untimely_hosts.push(why);
                 continue;
             }
             // The newest time it passed its gate there, and until when it ran healthy since:
             // the end the reporter recorded (a drift repair, a Degraded phase, a failed check,
             // a rollback, a newer revision), else now if it still runs it healthy.
-            let applied =
-                outcomes.iter().find(|o| this(o) && o.get("result").and_then(|v| v.as_str()) == Some("applied"));
+            let applied = report.outcomes.iter().filter(this).find(|o| o.result == Outcome::Applied);
             let Some(applied) = applied else {
                 progress.push(format!("{}: not applied", r.host));
                 continue;
             };
-            let Some(since) = applied.get("at").and_then(|v| v.as_str()).and_then(unix_seconds) else {
+            let Some(since) = unix_seconds(&applied.at) else {
                 progress.push(format!("{}: no time of applying", r.host));
                 continue;
             };
-            let runs = status.get("applied_revision").and_then(|v| v.as_str()) == Some(revision);
-            let until = match applied.get("until").and_then(|v| v.as_str()) {
+            let runs = report.status.applied_revision.as_deref() == Some(revision);
+            let until = match applied.until.as_deref() {
                 Some(u) => unix_seconds(u).unwrap_or(since),
-                None if runs && healthy_now(status) => u64::try_from(r.time).unwrap_or(0),
+                None if runs && report.status.healthy_now() => u64::try_from(r.time).unwrap_or(0),
                 None if runs => {
                     progress.push(format!("{}: runs it, not healthy now", r.host));
                     continue;
@@ -270,7 +253,7 @@ mod tests {
             time,
             verified: Ok(()),
             key: None,
-            content: Ok((status, outcomes)),
+            content: HostReport::parse(&serde_json::to_vec(&status).unwrap(), &serde_json::to_vec(&outcomes).unwrap()),
         }
     }
 
