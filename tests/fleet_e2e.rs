@@ -48,7 +48,9 @@ fn signed_reports_reach_git_verify_with_git_and_agentctl_fleet_tells_forged_and_
     assert!(sh(d, &["git", "init", "-q", "--bare", bare.to_str().unwrap()]).0);
     let reports = format!("file://{}", bare.display());
     let (k1, p1) = keypair(d, "web-1");
-    let (k2, p2) = keypair(d, "web-2");
+    // web-2 signs with an ECDSA key: checked by `ssh-keygen -Y verify`, the fallback beside
+    // the in-process Ed25519 check (its forged use for web-3 below is refused by it too).
+    let (k2, p2) = ecdsa_keypair(d, "web-2");
     let signers = d.join("fleet_signers");
     std::fs::write(&signers, format!("web-1 {p1}\nweb-2 {p2}\n")).unwrap();
 
@@ -90,6 +92,7 @@ fn signed_reports_reach_git_verify_with_git_and_agentctl_fleet_tells_forged_and_
     assert_eq!(rows[0]["verified"], true, "{rows:?}");
     assert_eq!(rows[0]["stale"], false);
     assert_eq!(rows[0]["phase"], "Synced");
+    assert_eq!((&rows[1]["host"], &rows[1]["verified"]), (&"web-2".into(), &true.into()), "ECDSA: {rows:?}");
     for key in ["environment", "applied_revision", "last_good_revision", "healthy", "resources", "reported_at"] {
         assert!(rows[0].get(key).is_some(), "a row lacks {key}: {rows:?}");
     }
@@ -218,6 +221,16 @@ fn a_thousand_pushes_leave_small_local_report_repositories() {
         eprintln!("{local}: {files} files, {bytes} bytes after 1,000 pushes");
         assert!(files < 700 && bytes < 2 << 20, "{local}: {files} files, {bytes} bytes");
     }
+}
+
+/// An ECDSA key pair made by ssh-keygen: the private key's path and the public key line.
+fn ecdsa_keypair(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let path = dir.join(name);
+    let out =
+        Command::new("ssh-keygen").args(["-q", "-t", "ecdsa", "-N", "", "-C", "", "-f"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (path, public.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
 }
 
 /// Check `json` against the schema file `schema` (relative to the repository) with Python's

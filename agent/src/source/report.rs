@@ -41,8 +41,12 @@ pub struct Signers {
 impl Signers {
     /// Read `path` (an unreadable file leaves every check to ssh-keygen, which says why).
     pub fn load(path: &Path) -> Signers {
+        Signers::parse(path, &std::fs::read_to_string(path).unwrap_or_default())
+    }
+
+    /// The signers file `path` whose text is `text`.
+    pub fn parse(path: &Path, text: &str) -> Signers {
         let mut ed25519: std::collections::HashMap<String, Vec<Vec<u8>>> = std::collections::HashMap::new();
-        let text = std::fs::read_to_string(path).unwrap_or_default();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             let parts: Vec<&str> = line.split_whitespace().collect();
             // principals keytype base64 [comment]: no options field.
@@ -69,7 +73,10 @@ impl Signers {
         ssh_verify_as(sig, payload, &self.path, principal)
     }
 
-    fn fast_verify(&self, sig: &str, payload: &[u8], principal: &str) -> bool {
+    /// The in-process check alone: `true` only for an Ed25519 SSHSIG in the `git` namespace
+    /// by a key listed for `principal` without options (never spawns ssh-keygen; `false`
+    /// leaves the answer to it).
+    pub fn fast_verify(&self, sig: &str, payload: &[u8], principal: &str) -> bool {
         let Some(keys) = self.ed25519.get(principal) else { return false };
         let Some(s) = Sshsig::parse(sig) else { return false };
         if s.namespace != b"git" || !keys.contains(&s.public_key) {
@@ -77,6 +84,13 @@ impl Signers {
         }
         s.verify_ed25519(payload)
     }
+}
+
+/// The signing key of an armored SSHSIG: the sha256 of its public key blob, hex (what `min`
+/// of a rollout rule counts); `None` when it does not parse as one.
+pub fn key_id(sig: &str) -> Option<String> {
+    use sha2::Digest;
+    Sshsig::parse(sig).map(|s| sha2::Sha256::digest(&s.public_key).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A parsed SSH signature (`PROTOCOL.sshsig`).
@@ -390,10 +404,7 @@ fn read_report(repo: &Repository, host: &str, commit: Oid, signers: Option<&Sign
         Some(signers) => match repo.extract_signature(&commit, None) {
             Ok((sig, data)) => {
                 let sig = String::from_utf8_lossy(&sig);
-                report.key = Sshsig::parse(&sig).map(|s| {
-                    use sha2::Digest;
-                    sha2::Sha256::digest(&s.public_key).iter().map(|b| format!("{b:02x}")).collect()
-                });
+                report.key = key_id(&sig);
                 signers.verify(&sig, &data, host)
             }
             Err(_) => Err("the report is not signed".into()),
