@@ -326,8 +326,34 @@ fn host_routes_join_caddys_https_server_from_a_compose_file_and_leave_the_rest_a
         serde_json::from_str(&caddy.get("/config/apps/http/servers/srv0/routes").unwrap()).unwrap();
     assert_eq!(routes.as_array().map(Vec::len), Some(2), "the route was changed, not added again: {routes}");
 
+    // Another writer changes Caddy's config between the agent's read and its write: Caddy
+    // answers the agent's write 412 (If-Match), and the agent makes its change again on what
+    // Caddy has now — the other writer's server stays, and web's route moves to v3.
+    common::needs_failpoints();
+    agent.kill9();
+    let c3 = up.commit(&[("hosts/e2e/compose.yaml", &compose(3, true))], "v3");
+    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "caddy-between-read-and-write#1")]);
+    wait_for(
+        "the agent's switch to v3 reads Caddy's config",
+        Duration::from_secs(60),
+        || agent.log_text().contains("pausepoint caddy-between-read-and-write: waiting"),
+        || agent.log_text(),
+    );
+    let other = format!("{{\"listen\": [\"127.0.0.1:{}\"], \"routes\": []}}", free_port());
+    assert_eq!(caddy.send("POST", "/config/apps/http/servers/other", &other), Some(200));
+    wait_for(
+        "v3 applied",
+        Duration::from_secs(60),
+        || agent.status()["applied_revision"] == c3.as_str() && agent.status()["phase"] == "Synced",
+        || agent.log_text(),
+    );
+    assert!(agent.log_text().contains("(412 to If-Match): reading it again"), "{}", agent.log_text());
+    assert!(caddy.get("/config/apps/http/servers/other/listen").is_some_and(|l| l.contains("127.0.0.1")), "kept");
+    assert_eq!(get_host(port, "app.example.test"), "compose 3");
+    one_serving(&caddy, &agent, "v3");
+
     // web leaves the desired state: its route goes, Caddy's site stays.
-    up.commit(&[("hosts/e2e/compose.yaml", &compose(3, false))], "v3 without web");
+    up.commit(&[("hosts/e2e/compose.yaml", &compose(4, false))], "v4 without web");
     agent.sync(0);
     assert!(instances("web").is_empty());
     assert_eq!(caddy.upstream("web"), None);
@@ -461,7 +487,7 @@ fn a_revision_the_host_cannot_run_never_keeps_the_fix_out() {
     let msg = s["message"].as_str().unwrap_or_default().to_string();
     assert!(msg.contains(&format!("proxy.listen 127.0.0.1:{l3} is held by another process")), "{msg}");
     let log = agent.log_text();
-    assert!(log.contains("refused POST") && log.contains(": 500 "), "Caddy's answer was a 500: {log}");
+    assert!(log.contains("refused PATCH") && log.contains(": 500 "), "Caddy's answer was a 500: {log}");
     assert_eq!(get(addr).as_deref(), Ok("version 3\n"));
     one_serving(&caddy, &agent, "v4 rolled back");
     drop(holder);

@@ -8,9 +8,13 @@
 //! first in the routes of the server that listens on `:443` (Caddy's automatic HTTPS serves
 //! the names), else of a server `driftless-https` the agent adds on `:443`.
 //!
-//! A switch is one config change (Caddy applies each change whole and gracefully). The
-//! admin API is spoken in HTTP/1.1 over a unix socket (with the empty `Host` Caddy requires
-//! there) or the loopback. Caddy not answering, or answering 5xx, is the host's state (a
+//! Every change is one config change (Caddy applies each change whole and gracefully),
+//! including a move between `listen` and hosts only: the HTTP servers are read with their
+//! `ETag`, rewritten with only this route changed, and written back with `If-Match`, so a
+//! change another writer made meanwhile is never overwritten — Caddy answers 412 and the
+//! change is made again on what Caddy has now (measured with Debian's Caddy 2.6.2, which
+//! sends the ETag as a trailer). The admin API is spoken in HTTP/1.1 over a unix socket
+//! (with the empty `Host` Caddy requires there) or the loopback. Caddy not answering, or answering 5xx, is the host's state (a
 //! fault); Caddy refusing a change with a 4xx is a verdict on the revision that asked for it
 //! (`docker::proxy_err` decides).
 
@@ -27,6 +31,9 @@ use crate::config::AdminEndpoint;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server the agent adds for `hosts`-only routes when Caddy has none on :443.
 const HTTPS_SERVER: &str = "driftless-https";
+/// How many times a change is made again after Caddy's 412 (another writer changed the
+/// config between the read and the write).
+const ATTEMPTS: usize = 5;
 
 /// Why Caddy's admin API did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +42,9 @@ pub enum CaddyError {
     Unreachable { at: String, detail: String },
     #[error("Caddy's admin API at {at} refused {method} {path}: {status} {body}")]
     Refused { at: String, method: String, path: String, status: u16, body: String },
+    /// Another writer changed Caddy's config between each read and write, `ATTEMPTS` times.
+    #[error("Caddy's config at {at} kept changing under this agent's change ({attempts} attempts, each answered 412): another writer is busy with it; the change is made again at the next cycle")]
+    Contended { at: String, attempts: usize },
 }
 
 /// A client of one Caddy admin endpoint.
@@ -76,17 +86,33 @@ impl Caddy {
 
     /// One request; the status and the body.
     async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Vec<u8>), CaddyError> {
+        self.exchange(method, path, body, None).await.map(|(status, body, _)| (status, body))
+    }
+
+    /// One request, with `If-Match: if_match` when given; the status, the body and the
+    /// `ETag` Caddy sent (as a header or a trailer).
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<(u16, Vec<u8>, Option<String>), CaddyError> {
         let unreachable = |detail: String| CaddyError::Unreachable { at: self.at(), detail };
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let host = match &self.endpoint {
             AdminEndpoint::Unix(_) => String::new(),
             AdminEndpoint::Tcp(a) => a.clone(),
         };
-        let req = hyper::Request::builder()
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, host)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(tag) = if_match {
+            req = req.header(hyper::header::IF_MATCH, tag);
+        }
+        let req = req
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| unreachable(format!("building {method} {path}: {e}")))?;
         let exchange = async {
@@ -147,7 +173,7 @@ impl Caddy {
         match self.call("GET", "/config/apps/http/servers", None).await {
             Ok(v) => v.to_string(),
             Err(CaddyError::Refused { body, .. }) => format!("refused: {body}"),
-            Err(CaddyError::Unreachable { .. }) => "unreachable".into(),
+            Err(CaddyError::Unreachable { .. } | CaddyError::Contended { .. }) => "unreachable".into(),
         }
     }
 
@@ -189,77 +215,96 @@ impl Caddy {
         Ok(apps.pointer("/http/servers").and_then(Value::as_object).cloned().unwrap_or_default())
     }
 
-    /// Put `server` in Caddy's config as `key`, creating the HTTP app where there is none:
-    /// one config change.
-    async fn put_server(&self, key: &str, server: Value) -> Result<(), CaddyError> {
-        let apps = self.call("GET", "/config/apps", None).await?;
-        let (path, body) = if apps.pointer("/http/servers").is_some_and(Value::is_object) {
-            (format!("/config/apps/http/servers/{key}"), server)
-        } else if apps.pointer("/http").is_some_and(Value::is_object) {
-            ("/config/apps/http/servers".to_string(), json!({ key: server }))
-        } else if apps.is_object() {
-            ("/config/apps/http".to_string(), json!({ "servers": { key: server } }))
-        } else {
-            ("/config/apps".to_string(), json!({ "http": { "servers": { key: server } } }))
-        };
-        self.call("POST", &path, Some(&body)).await.map(|_| ())
-    }
-
-    /// Send `name`'s traffic to `dial`, in one config change when the route is there already.
+    /// Send `name`'s traffic to `dial`: one config change.
     pub async fn switch(&self, name: &str, proxy: &ProxySpec, dial: &str) -> Result<(), CaddyError> {
         let want = route(name, proxy, dial);
-        let have = self.get_route(name).await?;
-        if have.as_ref() == Some(&want) {
+        if self.get_route(name).await?.as_ref() == Some(&want) {
             return Ok(());
         }
-        let own = route_id(name);
-        let servers = self.servers().await?;
-        if let Some(listen) = &proxy.listen {
-            // The route lives in its own server; one that was elsewhere (hosts only) goes.
-            if have.is_some() && !servers.contains_key(&own) {
-                self.call("DELETE", &format!("/id/{own}"), None).await?;
-            }
-            let server = json!({
-                "listen": [listen],
-                "automatic_https": { "disable": true },
-                "routes": [want],
-            });
-            return self.put_server(&own, server).await;
-        }
-        // Hosts only: the route joins the HTTPS server.
-        if servers.contains_key(&own) {
-            self.call("DELETE", &format!("/config/apps/http/servers/{own}"), None).await?;
-        }
-        if have.is_some() {
-            return self.call("PATCH", &format!("/id/{own}"), Some(&want)).await.map(|_| ());
-        }
-        match https_server(&servers) {
-            Some(key) => {
-                let routes = servers.get(&key).and_then(|s| s.get("routes")).and_then(Value::as_array);
-                if routes.is_some_and(|r| !r.is_empty()) {
-                    self.call("PUT", &format!("/config/apps/http/servers/{key}/routes/0"), Some(&want))
-                        .await
-                        .map(|_| ())
-                } else {
-                    self.call("POST", &format!("/config/apps/http/servers/{key}/routes"), Some(&json!([want])))
-                        .await
-                        .map(|_| ())
-                }
-            }
-            None => self.put_server(HTTPS_SERVER, json!({ "listen": [":443"], "routes": [want] })).await,
-        }
+        let listen = proxy.listen.clone();
+        self.rewrite(move |servers| place(servers, name, want.clone(), listen.as_deref())).await
     }
 
-    /// Take `name`'s route (and its own server) out of Caddy's config; nothing else.
+    /// Take `name`'s route (and its own server) out of Caddy's config, nothing else: one
+    /// config change.
     pub async fn remove(&self, name: &str) -> Result<(), CaddyError> {
-        let own = route_id(name);
-        if self.servers().await?.contains_key(&own) {
-            self.call("DELETE", &format!("/config/apps/http/servers/{own}"), None).await?;
+        self.rewrite(|servers| {
+            unplace(servers, name);
+        })
+        .await
+    }
+
+    /// Read Caddy's HTTP servers with their ETag, apply `edit`, and write them back in one
+    /// change with `If-Match` (nothing when `edit` changed nothing); on 412 (another writer
+    /// changed them meanwhile) read and edit again, `ATTEMPTS` times at most.
+    async fn rewrite(&self, edit: impl Fn(&mut serde_json::Map<String, Value>)) -> Result<(), CaddyError> {
+        for _ in 0..ATTEMPTS {
+            let (status, bytes, etag) = self.exchange("GET", "/config/apps", None, None).await?;
+            if !(200..300).contains(&status) {
+                return Err(self.refused("GET", "/config/apps", status, &bytes));
+            }
+            let apps: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let before = apps.pointer("/http/servers").and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut servers = before.clone();
+            edit(&mut servers);
+            if servers == before {
+                return Ok(());
+            }
+            crate::failpoint::hit("caddy-between-read-and-write").await;
+            // The HTTP app, or the apps, may not exist yet: the change creates them.
+            let (method, path, body) = if apps.pointer("/http/servers").is_some_and(Value::is_object) {
+                ("PATCH", "/config/apps/http/servers", Value::Object(servers))
+            } else if apps.pointer("/http").is_some_and(Value::is_object) {
+                ("POST", "/config/apps/http/servers", Value::Object(servers))
+            } else if apps.is_object() {
+                ("POST", "/config/apps/http", json!({ "servers": servers }))
+            } else {
+                ("POST", "/config/apps", json!({ "http": { "servers": servers } }))
+            };
+            let (status, bytes, _) = self.exchange(method, path, Some(&body), etag.as_deref()).await?;
+            match status {
+                200..=299 => return Ok(()),
+                412 => {
+                    tracing::info!("Caddy's config changed between this agent's read and write (412 to If-Match): reading it again");
+                    continue;
+                }
+                _ => return Err(self.refused(method, path, status, &bytes)),
+            }
         }
-        if self.get_route(name).await?.is_some() {
-            self.call("DELETE", &format!("/id/{own}"), None).await?;
+        Err(CaddyError::Contended { at: self.at(), attempts: ATTEMPTS })
+    }
+}
+
+/// Put `want`, the route of `name`, where it belongs in `servers`: with `listen`, as the one
+/// route of its own server `driftless-<name>`; with hosts only, first in the routes of Caddy's
+/// server on :443 (else of the agent's `driftless-https`, added there). Wherever it was
+/// before goes.
+fn place(servers: &mut serde_json::Map<String, Value>, name: &str, want: Value, listen: Option<&str>) {
+    unplace(servers, name);
+    if let Some(listen) = listen {
+        let server = json!({ "listen": [listen], "automatic_https": { "disable": true }, "routes": [want] });
+        servers.insert(route_id(name), server);
+        return;
+    }
+    match https_server(servers).and_then(|k| servers.get_mut(&k)) {
+        Some(server) => match server.get_mut("routes").and_then(Value::as_array_mut) {
+            Some(routes) => routes.insert(0, want),
+            None => server["routes"] = json!([want]),
+        },
+        None => {
+            servers.insert(HTTPS_SERVER.into(), json!({ "listen": [":443"], "routes": [want] }));
         }
-        Ok(())
+    }
+}
+
+/// Take `name`'s own server and its route in any other server out of `servers`.
+fn unplace(servers: &mut serde_json::Map<String, Value>, name: &str) {
+    let own = route_id(name);
+    servers.remove(&own);
+    for server in servers.values_mut() {
+        if let Some(routes) = server.get_mut("routes").and_then(Value::as_array_mut) {
+            routes.retain(|r| r.get("@id").and_then(Value::as_str) != Some(own.as_str()));
+        }
     }
 }
 
@@ -278,8 +323,9 @@ fn https_server(servers: &serde_json::Map<String, Value>) -> Option<String> {
     own.or_else(|| servers.contains_key(HTTPS_SERVER).then(|| HTTPS_SERVER.to_string()))
 }
 
-/// One HTTP/1.1 exchange over `io`.
-async fn send<I>(io: I, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Vec<u8>), String>
+/// One HTTP/1.1 exchange over `io`: the status, the body and the `ETag` (a header, or a
+/// trailer as Caddy sends it).
+async fn send<I>(io: I, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Vec<u8>, Option<String>), String>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -288,8 +334,13 @@ where
     let result = async {
         let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok((status, body.to_vec()))
+        let tag = |h: &hyper::HeaderMap| h.get(hyper::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mut etag = tag(resp.headers());
+        let collected = resp.into_body().collect().await.map_err(|e| e.to_string())?;
+        if let Some(t) = collected.trailers() {
+            etag = tag(t).or(etag);
+        }
+        Ok((status, collected.to_bytes().to_vec(), etag))
     }
     .await;
     driver.abort();
@@ -326,5 +377,32 @@ mod tests {
         );
         let r = route("web", &proxy(&["app.example.com"], None), "127.0.0.1:1");
         assert_eq!(r["match"], json!([{"host": ["app.example.com"]}]));
+    }
+
+    /// A move between `listen` and hosts only is one edit of the servers: the route leaves
+    /// where it was and arrives where it goes; Caddy's own routes and servers stay as they are.
+    #[test]
+    fn a_route_moves_in_one_edit_and_leaves_the_rest_alone() {
+        let theirs = json!({"@id": "blog", "handle": []});
+        let mut servers: serde_json::Map<String, Value> =
+            serde_json::from_value(json!({"srv0": {"listen": [":443"], "routes": [theirs]}})).unwrap();
+        let on = |listen: Option<&str>, hosts: &[&str]| route("web", &proxy(hosts, listen), "127.0.0.1:1");
+        place(&mut servers, "web", on(Some("127.0.0.1:8080"), &[]), Some("127.0.0.1:8080"));
+        assert_eq!(servers["driftless-web"]["routes"][0]["@id"], "driftless-web");
+        assert_eq!(servers["srv0"]["routes"], json!([theirs]));
+        // To hosts only: out of its own server, first in Caddy's :443 server.
+        place(&mut servers, "web", on(None, &["a.example"]), None);
+        assert!(!servers.contains_key("driftless-web"));
+        assert_eq!(servers["srv0"]["routes"][0]["@id"], "driftless-web");
+        assert_eq!(servers["srv0"]["routes"][1], theirs);
+        // And back: one route, in its own server again.
+        place(&mut servers, "web", on(Some("127.0.0.1:8080"), &[]), Some("127.0.0.1:8080"));
+        assert_eq!(servers["srv0"]["routes"], json!([theirs]));
+        unplace(&mut servers, "web");
+        assert_eq!(Value::Object(servers), json!({"srv0": {"listen": [":443"], "routes": [theirs]}}));
+        // No server on :443: the agent's own.
+        let mut none = serde_json::Map::new();
+        place(&mut none, "web", on(None, &["a.example"]), None);
+        assert_eq!(none[HTTPS_SERVER]["listen"], json!([":443"]));
     }
 }
