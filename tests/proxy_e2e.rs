@@ -283,7 +283,7 @@ fn get_host(port: u16, host: &str) -> String {
 /// A compose project: `web` behind Caddy by host name, `worker` start-first without proxy.
 fn compose(v: usize, with_web: bool) -> String {
     let web = format!(
-        "  web:\n    image: {IMAGE}\n    pull_policy: never\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo 'compose {v}' > /www/index.html && exec httpd -f -p 8080 -h /www\"]\n    init: true\n    stop_grace_period: 2s\n    deploy:\n      update_config: {{ order: start-first }}\n    x-driftless:\n      proxy: {{ hosts: [app.example.test], port: 8080, drain: 1s }}\n"
+        "  web:\n    image: {IMAGE}\n    pull_policy: never\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo 'compose {v}' > /www/index.html && exec httpd -f -p 8080 -h /www\"]\n    init: true\n    stop_grace_period: 2s\n    deploy:\n      update_config: {{ order: start-first }}\n    x-driftless:\n      proxy: {{ hosts: [app.example.test], port: 8080, drain: 5s }}\n"
     );
     format!(
         "services:\n{}  worker:\n    image: {IMAGE}\n    pull_policy: never\n    command: [\"sh\", \"-c\", \"echo {v}; exec sleep 3600\"]\n    init: true\n    stop_grace_period: 2s\n    deploy:\n      update_config: {{ order: start-first }}\n",
@@ -317,8 +317,15 @@ fn host_routes_join_caddys_https_server_from_a_compose_file_and_leave_the_rest_a
 
     let c2 = up.commit(&[("hosts/e2e/compose.yaml", &compose(2, true))], "v2");
     agent.sync(0);
-    assert_eq!(agent.status()["applied_revision"], c2.as_str());
+    let s = agent.status();
+    assert_eq!(s["applied_revision"], c2.as_str());
     assert_eq!(get_host(port, "app.example.test"), "compose 2");
+    // The drain (5 s) does not hold up the sync: the old container still runs, by a task's
+    // clock, and is no drift (a poll in between repairs nothing); then it is stopped.
+    assert_eq!(s["phase"], "Synced", "{s}");
+    assert_eq!(instances("web").len(), 2, "the old one drains: {:?}", instances("web"));
+    let r = agent.sync(0);
+    assert!(!r.stdout.contains("stray"), "{}", r.stdout);
     one_serving(&caddy, &agent, "v2");
     assert_eq!(instances("worker"), [("worker".to_string(), true)], "the worker was replaced, one copy left");
     assert_ne!(common::docker::container_id("worker"), worker);
@@ -350,7 +357,14 @@ fn host_routes_join_caddys_https_server_from_a_compose_file_and_leave_the_rest_a
     assert!(agent.log_text().contains("(412 to If-Match): reading it again"), "{}", agent.log_text());
     assert!(caddy.get("/config/apps/http/servers/other/listen").is_some_and(|l| l.contains("127.0.0.1")), "kept");
     assert_eq!(get_host(port, "app.example.test"), "compose 3");
-    one_serving(&caddy, &agent, "v3");
+    // kill -9 while v2's container drains: the drain was journalled, and the next agent
+    // finishes it.
+    assert_eq!(instances("web").len(), 2, "v2's container drains: {:?}", instances("web"));
+    let journal = std::fs::read_to_string(agent.state_dir().join("drains.json")).unwrap_or_default();
+    assert!(journal.contains("\"resource\": \"web\""), "{journal}");
+    agent.kill9();
+    agent.start();
+    one_serving(&caddy, &agent, "v3, its drain finished after a kill -9");
 
     // web leaves the desired state: its route goes, Caddy's site stays.
     up.commit(&[("hosts/e2e/compose.yaml", &compose(4, false))], "v4 without web");

@@ -22,6 +22,7 @@
 //! for is a verdict.
 
 pub mod caddy;
+mod drain;
 mod hooks;
 pub mod image;
 mod start_first;
@@ -153,6 +154,9 @@ pub struct DockerRuntime {
     /// Resources whose routes the last `observe` checked: while there are any, every poll
     /// looks (a Caddy restart forgets routes and sends no event).
     proxied: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Old instances of start-first containers that drain before they are stopped, by a
+    /// task of their own (`drain.rs`).
+    drains: drain::Drains,
 }
 
 fn unreachable(e: BollardError) -> RuntimeError {
@@ -355,6 +359,7 @@ impl DockerRuntime {
                 .map(caddy::Caddy::new),
             probe: (cfg.config.health.timeout.as_std(), cfg.config.health.interval.as_std()),
             proxied: Default::default(),
+            drains: drain::Drains::load(state_dir),
         })
     }
 
@@ -473,7 +478,10 @@ impl DockerRuntime {
                     spec_hash: p.map(|p| p.hash.clone()).unwrap_or_default(),
                     revision: p.map(|p| p.revision.clone()).unwrap_or_default(),
                     state,
-                    stray_instances: inst.len().saturating_sub(1),
+                    // An old instance that drains is not a stray one.
+                    stray_instances: inst
+                        .len()
+                        .saturating_sub(1 + inst.iter().filter(|i| self.drains.contains(&i.id)).count()),
                     // Unclaimed only while every instance is (one of ours among them claims it).
                     unclaimed: inst.iter().all(|i| i.unclaimed),
                     out_of_place: routes.get(&res).cloned(),
@@ -1164,7 +1172,7 @@ impl DockerRuntime {
             return self.run_oneshot(r, spec, &made, &instances, log).await;
         }
         if spec.update == desired_state_schema::UpdateOrder::StartFirst {
-            return self.converge_start_first(r, spec, &made, &instances, log).await;
+            return self.converge_start_first(r, spec, &made, log).await;
         }
         // Traffic no longer comes through Caddy: its route goes before the container it named.
         self.drop_route(name, &instances).await?;
@@ -2024,6 +2032,7 @@ impl super::Driver for DockerRuntime {
         mut shutdown: crate::listen::Shutdown,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let me = self.clone();
+        self.resume_drains();
         if let Some(caddy) = self.caddy.clone() {
             // Caddy sends no events: a restart that forgot the routes is seen here.
             tokio::spawn(start_first::watch_caddy(caddy, self.proxied.clone(), on_change.clone(), shutdown.clone()));

@@ -10,7 +10,7 @@
 //! 4. it takes the name `web`; the old one, renamed `web-old-<id>`, runs on.
 //!
 //! The reconciler then gates the resource; `retire_old` (the driver's commit) stops every
-//! other instance after `drain`. A revert converges the last good spec the same way, which
+//! other instance, after `drain` by a task that does not hold up the reconciler (`drain.rs`). A revert converges the last good spec the same way, which
 //! finds the old instance still running and switches back to it. A crash between any two
 //! steps leaves instances and a route that the next converge sorts out (the journal makes
 //! it run): the instance with the desired spec serves, behind the route, under the name.
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bollard::query_parameters::{InspectContainerOptions, RenameContainerOptions, StartContainerOptions};
 use desired_state_schema::{ContainerSpec, Resource};
 
-use super::{caddy, docker_err, proxy_err, stop_secs, DockerRuntime, Instance, Made};
+use super::{caddy, docker_err, drain, proxy_err, stop_secs, DockerRuntime, Instance, Made};
 use crate::revision::short; // the first 12 characters, for ids and hashes in instance names
 use crate::runtime::{Log, RuntimeError};
 
@@ -42,10 +42,12 @@ impl DockerRuntime {
         r: &Resource,
         spec: &ContainerSpec,
         made: &Made<'_>,
-        instances: &[Instance],
         log: Log<'_>,
     ) -> Result<(), RuntimeError> {
         let name = r.name();
+        // A drain that ends meanwhile waits; the instances are looked at after any that ended.
+        let _turn = self.drains.turn().await;
+        let instances = &self.instances(Some(name)).await?;
         let caddy = match (&spec.proxy, &self.caddy) {
             // The preflight refuses this before anything is touched; a revert to a revision
             // that asked it (applied under another config) meets it here, as the same verdict.
@@ -154,15 +156,26 @@ impl DockerRuntime {
         if old.is_empty() {
             return Ok(());
         }
-        if let Some(p) = spec.proxy.as_ref().filter(|_| old.iter().any(|i| i.running)) {
-            tracing::info!("{name}: draining the old container for {}", p.drain);
-            let until = Instant::now() + p.drain.as_std();
-            while Instant::now() < until {
-                crate::sdnotify::progress();
-                tokio::time::sleep((until - Instant::now()).min(Duration::from_secs(1))).await;
-            }
-        }
         crate::failpoint::hit("before-retire").await;
+        if let Some(p) = spec.proxy.as_ref().filter(|_| old.iter().any(|i| i.running)) {
+            // Journalled, then stopped by a task after `drain`: the reconciler goes on.
+            let until_ms = crate::state::unix_now_ms().saturating_add(p.drain.as_std().as_millis() as u64);
+            let list: Vec<(String, drain::Drain)> = old
+                .iter()
+                .map(|o| {
+                    (o.id.clone(), drain::Drain { resource: name.to_string(), stop_timeout: o.stop_timeout, until_ms })
+                })
+                .collect();
+            self.drains.add(&list).map_err(|e| RuntimeError::Host {
+                resource: name.to_string(),
+                detail: format!("cannot journal the drain of the old container in state_dir/drains.json: {e}"),
+            })?;
+            tracing::info!("{name}: the old container drains for {}, then a task stops it", p.drain);
+            for (id, d) in list {
+                self.spawn_drain(id, d);
+            }
+            return Ok(());
+        }
         for o in old {
             self.stop_and_remove(name, &o.id, o.stop_timeout).await?;
         }
