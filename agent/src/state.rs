@@ -232,8 +232,14 @@ pub enum Reason {
     /// A fault of the host or network is in force (`state.fault` says since when).
     Fault { message: String },
     /// The host runs what it should, and the checks run after the gate fail for these
-    /// resources (one line each: resource, check, why), `retries` times in a row.
-    Unhealthy { resources: Vec<String> },
+    /// resources (one line each: resource, check, why), `retries` times in a row. `behind`:
+    /// the `Waiting` or `Held` it covers (a host that waits at a rollout gate runs what it
+    /// ran, and is watched like any other), put back when the checks pass again.
+    Unhealthy {
+        resources: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        behind: Option<Box<Reason>>,
+    },
 }
 
 impl Reason {
@@ -296,10 +302,17 @@ impl Reason {
             Reason::RepairFailed { error } => format!("drift repair did not bring the host back to health: {error}"),
             Reason::Waiting { why } | Reason::Held { why } => why.clone(),
             Reason::DryRun { message, .. } | Reason::Fault { message } => message.clone(),
-            Reason::Unhealthy { resources } => format!(
-                "health after the gate: {}; the host keeps running it (a revision that passed its gate is not reverted for it) and is Synced again when every check passes",
-                resources.join("; ")
-            ),
+            Reason::Unhealthy { resources, behind } => {
+                let mut m = format!(
+                    "health after the gate: {}; the host keeps running it (a revision that passed its gate is not reverted for it) and is {} again when every check passes",
+                    resources.join("; "),
+                    behind.as_ref().map_or(Phase::Synced, |b| b.phase())
+                );
+                if let Some(why) = behind.as_ref().and_then(|b| b.message()) {
+                    m.push_str(&format!("; meanwhile: {why}"));
+                }
+                m
+            }
         })
     }
 }
@@ -550,7 +563,7 @@ mod tests {
             Reason::DryRun { valid: true, message: s() },
             Reason::DryRun { valid: false, message: s() },
             Reason::Fault { message: s() },
-            Reason::Unhealthy { resources: vec![] },
+            Reason::Unhealthy { resources: vec![], behind: None },
         ];
         for r in &all {
             match r {

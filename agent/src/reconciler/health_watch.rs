@@ -3,7 +3,8 @@
 //! checks fail `retries` times in a row makes the host `Degraded` (`Reason::Unhealthy`, its
 //! health `unhealthy` in `status` and `driftless_resource_healthy`, one `degraded`
 //! notification); when they all pass again it is `Synced` (one `recovered`). Only a host that
-//! runs what it should is watched: an apply, a revert, a failed or held revision, a pause, a
+//! runs what it should is watched — `Synced`, or `Waiting`/`Held` at a rollout gate, which it
+//! is again after the unhealthy stretch: an apply, a revert, a failed revision, a pause, a
 //! fault have their own phase, and the watch waits for them to end. The failing streaks live
 //! in the `View` (a restart starts counting afresh); the reason is saved like any other.
 //!
@@ -27,8 +28,16 @@ const DEFAULT_RETRIES: u32 = 3;
 impl Reconciler {
     /// One round of the watch. Returns at once when the host is not in a phase it watches.
     pub(super) async fn watch_health(&mut self) {
-        let watched =
-            matches!(self.state.reason, Some(Reason::Synced | Reason::DriftReported { .. } | Reason::Unhealthy { .. }));
+        let watched = matches!(
+            self.state.reason,
+            Some(
+                Reason::Synced
+                    | Reason::DriftReported { .. }
+                    | Reason::Unhealthy { .. }
+                    | Reason::Waiting { .. }
+                    | Reason::Held { .. }
+            )
+        );
         if self.state.paused || !watched || self.state.fault.is_some() {
             return;
         }
@@ -84,14 +93,20 @@ impl Reconciler {
             return;
         }
         let was = match &self.state.reason {
-            Some(Reason::Unhealthy { resources }) => Some(resources.clone()),
+            Some(Reason::Unhealthy { resources, .. }) => Some(resources.clone()),
+            _ => None,
+        };
+        // The Waiting or Held an unhealthy stretch covers, and is put back after it.
+        let behind = match &self.state.reason {
+            Some(r @ (Reason::Waiting { .. } | Reason::Held { .. })) => Some(Box::new(r.clone())),
+            Some(Reason::Unhealthy { behind, .. }) => behind.clone(),
             _ => None,
         };
         match (was, unhealthy.is_empty()) {
             (None, true) => {}
             (Some(_), true) => {
                 self.say(format!("health: every check of {} passes again", revision));
-                self.set_reason(Reason::Synced);
+                self.set_reason(behind.map_or(Reason::Synced, |b| *b));
                 let n = self.notification(NotifyEvent::Recovered, Some(&revision), "every check passes again".into());
                 self.send_now(n);
                 self.save();
@@ -101,7 +116,7 @@ impl Reconciler {
                 if was.as_ref() != Some(&unhealthy) {
                     self.say(format!("health after the gate: {}", unhealthy.join("; ")));
                 }
-                self.set_reason(Reason::Unhealthy { resources: unhealthy.clone() });
+                self.set_reason(Reason::Unhealthy { resources: unhealthy.clone(), behind });
                 if first {
                     let n = self.notification(NotifyEvent::Degraded, Some(&revision), unhealthy.join("; "));
                     self.send_now(n);

@@ -205,10 +205,16 @@ impl Reconciler {
         // A host the watch after the gate finds unhealthy stays Degraded through the cycles
         // that find it running what it should; an apply starts the watch afresh.
         let reason = match (reason, &self.state.reason) {
-            (Reason::Synced | Reason::DriftReported { .. }, Some(Reason::Unhealthy { resources }))
+            (Reason::Synced | Reason::DriftReported { .. }, Some(Reason::Unhealthy { resources, .. }))
                 if self.view.health.values().any(|h| !h) =>
             {
-                Reason::Unhealthy { resources: resources.clone() }
+                Reason::Unhealthy { resources: resources.clone(), behind: None }
+            }
+            // A host that waits at a rollout gate (or holds a revision) and runs unhealthy.
+            (r @ (Reason::Waiting { .. } | Reason::Held { .. }), Some(Reason::Unhealthy { resources, .. }))
+                if self.view.health.values().any(|h| !h) =>
+            {
+                Reason::Unhealthy { resources: resources.clone(), behind: Some(Box::new(r)) }
             }
             (r @ Reason::Progressing { .. }, _) => {
                 self.reset_health_watch();
