@@ -381,3 +381,77 @@ fn agentd_once(bin: &Path, config: &Path) -> Result<Duration> {
     }
     Ok(d)
 }
+
+/// The watch after the gate (issue 36): `agentd` idle with `BENCH_N` (50) containers, each
+/// serving HTTP on its own loopback port with an `http` check, first with
+/// `health.watch_interval: 0s` (no watch), then `30s`, each for `BENCH_IDLE_SECS` (300) at a
+/// poll interval of 1 h: the agent CPU the watch costs, as a share of one core and per round.
+pub fn bench_watch(bin: &Path) -> Result<()> {
+    #[allow(non_snake_case)]
+    let N = host::n();
+    host::ensure_tools()?;
+    host::clear()?;
+    let dir = tempfile::tempdir()?;
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("hosts/h"))?;
+    host::git(&work, &["init", "-q", "-b", "main"])?;
+    let mut text = String::new();
+    for i in 0..N {
+        let port = host::free_port()?;
+        text.push_str(&format!(
+            "---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: bench-{i:02} }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"echo ok > /tmp/index.html && exec httpd -f -p 8080 -h /tmp\"]\n  ports: [\"127.0.0.1:{port}:8080\"]\n  init: true\n  stop_timeout: 1s\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", body_contains: ok }}\n"
+        ));
+    }
+    std::fs::write(work.join("hosts/h/services.yaml"), text)?;
+    host::git(&work, &["add", "-A"])?;
+    host::git(&work, &["-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", "commit", "-qm", "v1"])?;
+    let url = format!("file://{}", work.display());
+    let files = host::write_agent_config(
+        &dir.path().join("agent"),
+        "h",
+        &url,
+        "{ branch: main }",
+        "1h",
+        "health: { watch_interval: 0s }\n",
+    )?;
+    let config = files.config.clone();
+    let daemon = Daemon::start(bin, files)?;
+    let rev = host::git(&work, &["rev-parse", "HEAD"])?;
+    let took = daemon.wait_applied(&rev, Duration::from_secs(300))?;
+    eprintln!("watch: {N} containers with http checks applied in {} ms", took.as_millis());
+    let secs: u64 = std::env::var("BENCH_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    for every in ["0s", "30s"] {
+        let text = std::fs::read_to_string(&config)?;
+        let text = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("health:") {
+                    format!("health: {{ watch_interval: {every} }}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&config, text + "\n")?;
+        host::run(Command::new("kill").args(["-HUP", &daemon.pid().to_string()]))?;
+        std::thread::sleep(Duration::from_secs(2));
+        daemon.sync()?;
+        let c0 = host::cpu_of(daemon.pid())?.0;
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_secs(secs));
+        let cpu = host::cpu_of(daemon.pid())?.0.saturating_sub(c0);
+        let wall = t.elapsed();
+        let rounds = if every == "0s" { 0.0 } else { wall.as_secs_f64() / 30.0 };
+        println!(
+            "| `agentd` idle {}s, {N} containers with an http check each, `watch_interval: {every}` (poll 1 h): CPU {:.0} ms = {:.3}% of one core{} | | | | 1 |",
+            wall.as_secs(),
+            ms(cpu),
+            100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+            if rounds > 0.0 { format!(", {:.1} ms per round of {N} checks", ms(cpu) / rounds) } else { String::new() }
+        );
+    }
+    drop(daemon);
+    host::clear()?;
+    Ok(())
+}

@@ -72,8 +72,9 @@ fn main() -> Result<()> {
             "compose" => docker::bench_compose(&bin_dir)?,
             "downtime" => downtime::bench_downtime(&bin_dir)?,
             "reports" => reports::bench_reports(&bin_dir)?,
+            "watch" => docker::bench_watch(&bin_dir)?,
             other => {
-                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build, compose, downtime, reports")
+                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build, compose, downtime, reports, watch")
             }
         }
     }
