@@ -38,6 +38,87 @@ fn man(cmd: clap::Command, file: String, section: &str) -> (String, Vec<u8>) {
     (format!("dist/man/{file}"), buf)
 }
 
+/// The sections a man page has beside what clap describes (roff, appended).
+const AGENTD_SECTIONS: &str = r#".SH "EXIT STATUS"
+.TP
+0
+ran and stopped cleanly; with \fB\-\-once\fR: synced, or nothing to do
+.TP
+1
+the config is invalid (each problem as file:line:column); another agentd holds state_dir; with \fB\-\-once\fR: the revision was rolled back, failed or is invalid
+.TP
+64
+usage error (an unknown flag or a missing argument)
+.SH FILES
+.TP
+/etc/driftless/agent.yaml
+the agent config (\fB\-\-config\fR overrides)
+.TP
+/var/lib/driftless/
+state_dir: state, history, journal, the Git mirror, report repositories, drains.json
+.TP
+/run/driftless/agent.sock
+the control socket agentctl talks to (mode 0660)
+.TP
+/usr/share/doc/driftless/
+configuration.md, operations.md and the other docs
+.SH ENVIRONMENT
+.TP
+DRIFTLESS_LOG
+what to log, in tracing's filter syntax (as \fB\-\-log\-level\fR; default info)
+.TP
+NO_COLOR
+no colour in the log, whatever the terminal
+.TP
+DOCKER_HOST, DOCKER_CONFIG
+the Docker engine to use, and the folder of Docker's config.json (registry credentials)
+.SH "SEE ALSO"
+agentctl(1), driftless.service
+"#;
+
+const AGENTCTL_SECTIONS: &str = r#".SH "EXIT STATUS"
+.TP
+0
+ok
+.TP
+1
+error, invalid desired state, or the revision was rolled back or failed
+.TP
+2
+changes pending (\fBdiff\fR)
+.TP
+3
+no agent reachable on the control socket
+.TP
+4
+timed out (\fBwait\fR, \fBsync \-\-wait \-\-timeout\fR)
+.TP
+64
+usage error (an unknown flag or a missing argument)
+.SH FILES
+.TP
+/run/driftless/agent.sock
+the agent's control socket (\fB\-\-socket\fR, or \fBcontrol_socket\fR of \fB\-\-config\fR)
+.TP
+/etc/driftless/agent.yaml
+the agent config, read for \fBfleet\fR's defaults and with \fB\-\-config\fR
+.TP
+/usr/share/doc/driftless/cli.md
+every command, its flags and its \fB\-\-json\fR output
+.SH ENVIRONMENT
+.TP
+DRIFTLESS_SOCKET
+as \fB\-\-socket\fR
+.TP
+DRIFTLESS_CONFIG
+as \fB\-\-config\fR
+.TP
+NO_COLOR
+no colour, whatever the terminal
+.SH "SEE ALSO"
+agentd(8)
+"#;
+
 fn generated() -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     let mut ctl = AgentctlCli::command();
@@ -46,8 +127,12 @@ fn generated() -> Vec<(String, Vec<u8>)> {
     d.build();
     files.extend(completions(&mut ctl, "agentctl"));
     files.extend(completions(&mut d, "agentd"));
-    files.push(man(d.clone(), "agentd.8".into(), "8"));
-    files.push(man(ctl.clone(), "agentctl.1".into(), "1"));
+    let mut agentd = man(d.clone(), "agentd.8".into(), "8");
+    agentd.1.extend_from_slice(AGENTD_SECTIONS.as_bytes());
+    files.push(agentd);
+    let mut agentctl = man(ctl.clone(), "agentctl.1".into(), "1");
+    agentctl.1.extend_from_slice(AGENTCTL_SECTIONS.as_bytes());
+    files.push(agentctl);
     for sub in ctl.get_subcommands().filter(|s| s.get_name() != "help") {
         // clap names are &'static str without its `string` feature; leaking a few in a test is fine.
         let name: &'static str = Box::leak(format!("agentctl-{}", sub.get_name()).into_boxed_str());

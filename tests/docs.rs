@@ -171,3 +171,76 @@ fn the_driver_interface_in_the_architecture_doc_is_the_trait() {
     assert!(!in_trait.is_empty());
     assert_eq!(in_doc, in_trait, "docs/architecture.md lists other Driver methods than agent/src/runtime/mod.rs has");
 }
+
+/// The keys SIGHUP cannot change (`LoadedConfig::start_only_changes`) are the ones
+/// docs/configuration.md, cli.md and operations.md list as needing a restart, no more.
+#[test]
+fn the_start_only_keys_in_the_docs_are_the_code_s() {
+    let src = std::fs::read_to_string(root().join("agent/src/config.rs")).unwrap_or_default();
+    let start = src.find("pub fn start_only_changes").expect("start_only_changes in config.rs");
+    let body = &src[start..start + src[start..].find("\n    }\n").unwrap_or(0)];
+    let keys: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("(\""))
+        .filter_map(|l| l.split('"').next())
+        .collect();
+    assert!(keys.len() >= 10, "{keys:?}");
+    let key_list = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    };
+    let mine: std::collections::BTreeSet<String> = keys.iter().map(|k| k.to_string()).collect();
+    // cli.md: the sentence between "read only at start" and "the log names them".
+    let cli = std::fs::read_to_string(root().join("docs/cli.md")).unwrap_or_default();
+    let a = cli.find("read only at start").expect("cli.md names the start-only keys");
+    let b = a + cli[a..].find("the log names them").unwrap_or(0);
+    assert_eq!(key_list(&cli[a..b]), mine, "docs/cli.md");
+    // operations.md: the SIGHUP row of the troubleshooting table.
+    let ops = std::fs::read_to_string(root().join("docs/operations.md")).unwrap_or_default();
+    let row = ops.lines().find(|l| l.starts_with("| SIGHUP: the new config is refused")).expect("the SIGHUP row");
+    let cell = row.split(" | ").nth(1).unwrap_or("");
+    assert_eq!(key_list(cell), mine, "docs/operations.md's SIGHUP row");
+    // configuration.md: the right-hand column of the Reloading table.
+    let conf = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap_or_default();
+    let at = conf.find("## Reloading").expect("configuration.md has Reloading");
+    let row = conf[at..].lines().find(|l| l.starts_with("| `source`")).expect("the Reloading row");
+    let right = row.split(" | ").nth(1).unwrap_or("");
+    let right: std::collections::BTreeSet<String> = key_list(right);
+    assert_eq!(right, mine, "docs/configuration.md's Reloading table");
+}
+
+/// Every module of the agent library is named in docs/architecture.md's code map.
+#[test]
+fn every_module_is_in_the_code_map() {
+    let lib = std::fs::read_to_string(root().join("agent/src/lib.rs")).unwrap_or_default();
+    let doc = std::fs::read_to_string(root().join("docs/architecture.md")).unwrap_or_default();
+    let missing: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';'))
+        .filter(|m| !doc.contains(&format!("`{m}.rs`")) && !doc.contains(&format!("`{m}/`")))
+        .collect();
+    assert!(missing.is_empty(), "docs/architecture.md's code map lacks {missing:?}");
+}
+
+/// Every `agentctl` command, and every long flag of it, appears in docs/cli.md.
+#[test]
+fn every_agentctl_command_and_flag_is_in_cli_md() {
+    use clap::CommandFactory;
+    let cli = std::fs::read_to_string(root().join("docs/cli.md")).unwrap_or_default();
+    let mut missing = Vec::new();
+    let cmd = driftless_agent::cli::AgentctlCli::command();
+    for sub in cmd.get_subcommands() {
+        let name = sub.get_name();
+        if !cli.contains(&format!("`{name}")) && !cli.contains(&format!("/ `{name}`")) {
+            missing.push(name.to_string());
+        }
+        for arg in sub.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                if !cli.contains(&format!("--{long}")) {
+                    missing.push(format!("{name} --{long}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/cli.md does not mention {missing:?}");
+}

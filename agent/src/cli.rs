@@ -18,7 +18,7 @@ use crate::config::DEFAULT_CONFIG;
                   Exit status: 0 ok; 1 invalid config, or (--once) the revision was rolled back, \
                   failed or is invalid; 64 usage error.\n\
                   Environment: DRIFTLESS_LOG (as --log-level), NO_COLOR (no colour in logs).\n\
-                  Docs: docs/configuration.md, docs/operations.md."
+                  Docs: /usr/share/doc/driftless/configuration.md and operations.md, or docs/ in the source."
 )]
 pub struct AgentdCli {
     /// The agent config.
@@ -56,7 +56,7 @@ pub struct AgentdCli {
                   2 changes pending (diff); 3 no agent reachable on the control socket; \
                   4 timed out (wait, sync --wait --timeout); 64 usage error.\n\
                   Environment: DRIFTLESS_SOCKET (as --socket), DRIFTLESS_CONFIG (as --config).\n\
-                  Docs: docs/cli.md, docs/operations.md (runbook and troubleshooting)."
+                  Docs: /usr/share/doc/driftless/cli.md and operations.md (runbook and troubleshooting), or docs/ in the source."
 )]
 pub struct AgentctlCli {
     /// The agent's control socket.

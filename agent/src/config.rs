@@ -551,7 +551,8 @@ impl LoadedConfig {
     /// when `agentd` starts: they are read into the drivers, the listeners or the lock at
     /// start. A SIGHUP that changes any of them is refused whole, naming them; every other
     /// key (`source`, `environment`, `health`, `notify`, `drift`, `history_limit`,
-    /// `compose_profiles`) takes effect on SIGHUP.
+    /// `compose_profiles`, `rollout`) takes effect on SIGHUP. docs/configuration.md, cli.md
+    /// and operations.md list these keys; tests/docs.rs holds them to this list.
     pub fn start_only_changes(&self, new: &LoadedConfig) -> Vec<&'static str> {
         let (a, b) = (&self.config, &new.config);
         [
@@ -565,6 +566,7 @@ impl LoadedConfig {
             ("secrets", a.secrets != b.secrets),
             ("proxy", a.proxy != b.proxy),
             ("report", a.report != b.report),
+            ("log_level", a.log_level != b.log_level),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))
