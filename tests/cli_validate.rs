@@ -140,7 +140,32 @@ fn host_overlays_merge_after_the_environment_and_each_declared_host_is_checked()
 fn missing_folder_is_an_error_not_a_crash() {
     let r = run(agentctl().args(["validate", "/nonexistent/state"]));
     assert_eq!(r.code, 1);
-    assert_eq!(r.stderr.trim(), "agentctl validate: /nonexistent/state: no such folder: give the folder that holds the desired-state *.yaml files");
+    assert_eq!(r.stderr.trim(), "agentctl validate: /nonexistent/state: no such file or folder: give the folder that holds the desired-state *.yaml files, or one such file");
+}
+
+/// `validate FILE`: that file alone (with the compose `.env` beside it), errors named by its
+/// path; the other files of its folder are not read; a file that is not YAML is refused.
+#[test]
+fn one_file_is_validated_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = "apiVersion: driftless/v1\nkind: Container\nmetadata: { name: web }\nspec: { image: \"nginx:1\" }\n";
+    std::fs::write(d.join("web.yaml"), good).unwrap();
+    std::fs::write(d.join("broken.yaml"), "apiVersion: driftless/v1\nkind: Nope\n").unwrap();
+    std::fs::write(d.join("compose.yaml"), "services:\n  app:\n    image: \"app:${TAG}\"\n").unwrap();
+    std::fs::write(d.join(".env"), "TAG=7\n").unwrap();
+    let r = run(agentctl().arg("validate").arg(d.join("web.yaml")));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(agentctl().arg("validate").arg(d.join("broken.yaml")));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("broken.yaml:2:7"), "{}", r.stderr);
+    let r = run(agentctl().args(["validate", "--render"]).arg(d.join("compose.yaml")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("app:7"), "the .env beside it is read: {}", r.stdout);
+    std::fs::write(d.join("notes.txt"), "hello").unwrap();
+    let r = run(agentctl().arg("validate").arg(d.join("notes.txt")));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("is not a desired-state file"), "{}", r.stderr);
 }
 
 #[test]

@@ -179,11 +179,8 @@ fn the_start_only_keys_in_the_docs_are_the_code_s() {
     let src = std::fs::read_to_string(root().join("agent/src/config.rs")).unwrap_or_default();
     let start = src.find("pub fn start_only_changes").expect("start_only_changes in config.rs");
     let body = &src[start..start + src[start..].find("\n    }\n").unwrap_or(0)];
-    let keys: Vec<&str> = body
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("(\""))
-        .filter_map(|l| l.split('"').next())
-        .collect();
+    let keys: Vec<&str> =
+        body.lines().filter_map(|l| l.trim().strip_prefix("(\"")).filter_map(|l| l.split('"').next()).collect();
     assert!(keys.len() >= 10, "{keys:?}");
     let key_list = |text: &str| -> std::collections::BTreeSet<String> {
         text.split('`').skip(1).step_by(2).map(str::to_string).collect()

@@ -135,13 +135,15 @@ pub enum AgentctlCommand {
     Pause,
     /// Restart automatic reconciliation (also lifts a rollback pin).
     Resume,
-    /// Check a desired-state folder offline, as CI would before merging; no agent needed.
+    /// Check a desired-state folder (or one file of it) offline, as CI would before merging;
+    /// no agent needed.
     ///
     /// Checks the base documents and every environment they declare overlays for. Exit
     /// status: 0 valid, 1 invalid (every error is listed as file:line:column: message).
     Validate {
-        /// The folder holding the desired-state *.yaml files.
-        #[arg(default_value = ".")]
+        /// The folder holding the desired-state *.yaml files, or one such file (read with the
+        /// compose `.env` beside it).
+        #[arg(default_value = ".", value_name = "DIR|FILE")]
         dir: PathBuf,
         /// Check only this environment's effective state.
         #[arg(long, short = 'e', value_name = "NAME")]

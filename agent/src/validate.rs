@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use desired_state_schema::{parse_with, read_dir_files, DesiredState, Diagnostic, ParseOptions, ReadError};
+use desired_state_schema::{
+    parse_with, read_dir_files, read_one_file, DesiredState, Diagnostic, ParseOptions, ReadError,
+};
 use serde::Serialize;
 
 /// A diagnostic and the environment (and host) it shows up in (`None`: the base documents,
@@ -54,7 +56,12 @@ pub fn validate(
     identities: Option<&crate::secrets::Secrets>,
     strict: bool,
 ) -> Result<Report, ReadError> {
-    let files = read_dir_files(dir)?;
+    // A file: that file alone (with the compose .env beside it), in its folder.
+    let (files, dir) = if dir.is_file() {
+        (read_one_file(dir)?, dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+    } else {
+        (read_dir_files(dir)?, dir)
+    };
     let root = if dir == Path::new(".") { String::new() } else { dir.display().to_string() };
     // The folder's own name, however it was reached (`.`, `../x`, an absolute path).
     let root_name =

@@ -17,8 +17,8 @@ pub mod types;
 
 pub use duration::Duration;
 pub use load::{
-    diagnostic_at, parse, parse_single, parse_with, read_dir_files, DesiredState, Diagnostic, Invalid, Loaded,
-    ParseOptions, ReadError, ReadOther, Skipped, SourceFile,
+    diagnostic_at, parse, parse_single, parse_with, read_dir_files, read_one_file, DesiredState, Diagnostic, Invalid,
+    Loaded, ParseOptions, ReadError, ReadOther, Skipped, SourceFile,
 };
 pub use source_map::{DocMap, Seg, YamlPath};
 pub use types::*;

@@ -51,10 +51,12 @@ fn render_diagnostics(d: &[Diagnostic]) -> String {
 /// Reading a folder from disk failed before any document could be judged.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{path}: no such folder: give the folder that holds the desired-state *.yaml files")]
+    #[error("{path}: no such file or folder: give the folder that holds the desired-state *.yaml files, or one such file")]
     NotFound { path: PathBuf },
     #[error("{path}: is not a folder: give the folder that holds the desired-state *.yaml files")]
     NotADirectory { path: PathBuf },
+    #[error("{path}: is not a desired-state file: give a *.yaml or *.yml file, or the folder that holds them")]
+    NotStateFile { path: PathBuf },
     #[error("{path}: cannot read: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: is not UTF-8 text; desired-state files must be UTF-8 YAML")]
@@ -1014,6 +1016,37 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<SourceFile>, ReadError> {
                 out.push(SourceFile { path: display_path(dir, rel), text });
             }
         }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// One desired-state file read from disk, with the compose `.env` beside it when there is
+/// one (`agentctl validate FILE`), named as `read_dir_files` of its folder would name them.
+pub fn read_one_file(file: &Path) -> Result<Vec<SourceFile>, ReadError> {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if !is_state_file(&name) {
+        return Err(ReadError::NotStateFile { path: file.to_path_buf() });
+    }
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for (name, required) in [(name.as_str(), true), (".env", false)] {
+        let path = dir.join(name);
+        let link = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::NotFound { path }),
+            Err(e) => return Err(ReadError::Io { path, source: e }),
+        };
+        if link.file_type().is_symlink() {
+            return Err(ReadError::Symlink { path });
+        }
+        if link.len() > MAX_FILE_BYTES as u64 {
+            return Err(ReadError::TooLarge { path, size: mib(link.len() as usize), limit: mib(MAX_FILE_BYTES) });
+        }
+        let bytes = std::fs::read(&path).map_err(|e| ReadError::Io { path: path.clone(), source: e })?;
+        let text = String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8 { path: path.clone() })?;
+        out.push(SourceFile { path: display_path(dir, Path::new(name)), text });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
