@@ -134,3 +134,35 @@ fn convert_refuses_what_validate_refuses() {
     assert!(c.stdout.is_empty(), "nothing printed: {}", c.stdout);
     assert!(c.stderr.contains("8080"), "the refusal names the port: {}", c.stderr);
 }
+
+/// `convert` writes paths as the native format means them — relative to the repository's
+/// root — so its output, pasted into another folder of the same repository, renders the same
+/// resources as the compose file it came from (issue 39).
+#[test]
+fn convert_output_pasted_into_the_repository_means_the_same_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    assert!(std::process::Command::new("git").args(["init", "-q"]).current_dir(repo).status().unwrap().success());
+    let compose = "services:\n  web:\n    image: nginx:1\n    volumes: [\"./nginx.conf:/etc/nginx/nginx.conf:ro\"]\n    env_file: [web.env]\n    secrets: [s]\nsecrets:\n  s: { file: ./s.txt }\n";
+    common::write_files(
+        &repo.join("hosts/web"),
+        &[("compose.yaml", compose), ("nginx.conf", "events {}\n"), ("web.env", "A=1\n"), ("s.txt", "s\n")],
+    );
+    let render = || {
+        let r = run(agentctl().arg("validate").arg(repo).arg("--render"));
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        r.stdout
+    };
+    let from_compose = render();
+    assert!(from_compose.contains("source: hosts/web/nginx.conf"), "{from_compose}");
+    let c = run(agentctl().current_dir(repo.join("hosts/web")).args(["convert", "compose.yaml"]));
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert!(
+        c.stdout.contains("source: hosts/web/nginx.conf") && c.stdout.contains("- hosts/web/web.env"),
+        "{}",
+        c.stdout
+    );
+    std::fs::remove_file(repo.join("hosts/web/compose.yaml")).unwrap();
+    common::write_files(&repo.join("hosts/native"), &[("web.yaml", c.stdout.as_str())]);
+    assert_eq!(render(), from_compose, "the pasted documents mean what the compose file meant");
+}

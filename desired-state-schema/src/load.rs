@@ -51,7 +51,9 @@ fn render_diagnostics(d: &[Diagnostic]) -> String {
 /// Reading a folder from disk failed before any document could be judged.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{path}: no such file or folder: give the folder that holds the desired-state *.yaml files, or one such file")]
+    #[error(
+        "{path}: no such file or folder: give the folder that holds the desired-state *.yaml files, or one such file"
+    )]
     NotFound { path: PathBuf },
     #[error("{path}: is not a folder: give the folder that holds the desired-state *.yaml files")]
     NotADirectory { path: PathBuf },

@@ -585,33 +585,43 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let path = file.display().to_string();
-    if !desired_state_schema::compose::is_compose_file(&path) {
+    let shown = file.display().to_string();
+    if !desired_state_schema::compose::is_compose_file(&shown) {
         eprintln!(
-            "agentctl convert: {path} is not named like a compose file ({}); the agent reads compose files by these names only",
+            "agentctl convert: {shown} is not named like a compose file ({}); the agent reads compose files by these names only",
             desired_state_schema::compose::FILE_NAMES.join(", ")
         );
         return ExitCode::from(EXIT_ERROR);
     }
-    if desired_state_schema::compose::is_override_file(&path) {
+    if desired_state_schema::compose::is_override_file(&shown) {
         eprintln!(
-            "agentctl convert: {path} is an override: convert the compose file beside it ({}), which it is merged into",
+            "agentctl convert: {shown} is an override: convert the compose file beside it ({}), which it is merged into",
             desired_state_schema::compose::FILE_NAMES.join(", ")
         );
         return ExitCode::from(EXIT_ERROR);
     }
     // The override beside it is merged in, as `docker compose config` does.
+    let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let here = canonical.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let override_file = desired_state_schema::compose::OVERRIDE_NAMES.iter().find_map(|n| {
-        let p = file.with_file_name(n);
+        let p = here.join(n);
         std::fs::read_to_string(&p).ok().map(|t| (p.display().to_string(), t))
     });
     let dotenv = std::fs::read_to_string(file.with_file_name(".env")).ok();
+    // Paths in the documents are the native format's: relative to the repository's root (the
+    // Git checkout around the file), so that the output pasted into a folder of the same
+    // repository means the same files. Outside a checkout, relative to the file's folder.
+    let checkout = here.ancestors().find(|d| d.join(".git").exists()).map(std::path::Path::to_path_buf);
+    if checkout.is_none() {
+        eprintln!(
+            "agentctl convert: {shown} is not in a Git checkout: paths are relative to its folder (in a repository they are relative to its root)"
+        );
+    }
+    let root = checkout.unwrap_or_else(|| here.clone()).display().to_string();
+    let path = canonical.display().to_string();
     // The project is the file's folder, however the file was named (`compose.yaml`,
     // `../app/compose.yaml`, an absolute path).
-    let root = file.parent().map(|p| p.display().to_string()).unwrap_or_default();
-    let folder = std::fs::canonicalize(file)
-        .ok()
-        .and_then(|f| f.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()));
+    let folder = here.file_name().map(|n| n.to_string_lossy().into_owned());
     let home = driftless_agent::fsutil::home_dir();
     // `include`: the files it names (and those they include), read from the disk; a path
     // outside the file's folder is refused by the converter.
@@ -664,8 +674,10 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
             files.push(desired_state_schema::SourceFile { path: p.clone(), text: t.clone() });
         }
         if let Some(env) = &dotenv {
-            let env_path = if root.is_empty() { ".env".to_string() } else { format!("{root}/.env") };
-            files.push(desired_state_schema::SourceFile { path: env_path, text: env.clone() });
+            files.push(desired_state_schema::SourceFile {
+                path: here.join(".env").display().to_string(),
+                text: env.clone(),
+            });
         }
         for (p, t) in &included {
             files.push(desired_state_schema::SourceFile { path: p.clone(), text: t.clone() });
