@@ -1025,6 +1025,16 @@ mod tests {
         assert_eq!(c.config.health.timeout, Duration::from_secs(120));
     }
 
+    /// `ref: main` (a string where the selector mapping goes) says what to write.
+    #[test]
+    fn a_ref_written_as_a_string_says_what_to_write() {
+        let e = load("host: web-1\nsource:\n  url: /srv/state.git\n  ref: main\n").unwrap_err();
+        assert_eq!(
+            e,
+            "agent.yaml:4:8: source.ref: string \"main\" where a mapping is expected: write exactly one of `ref: { branch: main }`, `ref: { tag: production }` or `ref: { semver: \">=1.0.0\" }`"
+        );
+    }
+
     #[test]
     fn refusals_name_file_line_column_and_key() {
         let table = [

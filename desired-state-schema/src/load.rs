@@ -337,6 +337,8 @@ pub struct Loaded {
     skipped: Vec<Skipped>,
     /// Names of compose services refused whole (their refusal is among `parse_errors`).
     refused: std::collections::BTreeSet<String>,
+    /// `ParseOptions::root`: what a problem of the whole folder is named by (`.` when empty).
+    root: String,
 }
 
 /// A `*.yaml` file under the folder that is not desired state: a compose file there mounts
@@ -423,6 +425,7 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
             files: files.len(),
             skipped: Vec::new(),
             refused: Default::default(),
+            root: opts.root.clone(),
         };
     }
     let mut admit = Admit { count: 0, documents: 0, full: false, errors: &mut errors };
@@ -522,7 +525,7 @@ pub fn parse_with(files: &[SourceFile], opts: &ParseOptions) -> Loaded {
         warnings.extend(r.warnings);
         refused.extend(r.refused);
     }
-    Loaded { parsed, parse_errors: errors, warnings, files: count, skipped, refused }
+    Loaded { parsed, parse_errors: errors, warnings, files: count, skipped, refused, root: opts.root.clone() }
 }
 
 /// The size, document-count and prescan checks every desired-state file passes before it is
@@ -620,12 +623,21 @@ fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diag
                     },
                     |l| (l.line(), l.column()),
                 );
-                errors.push(Diagnostic {
-                    file: file.path.clone(),
-                    line,
-                    column,
-                    message: format!("YAML syntax: {}", strip_marks(&e.to_string())),
-                });
+                let raw = strip_marks(&e.to_string());
+                // A whole number past 64 bits: the YAML reader cannot hold it.
+                let message = match (
+                    raw.find("invalid type: integer `"),
+                    raw.contains(" as u128") || raw.contains(" as i128"),
+                ) {
+                    (Some(i), true) => {
+                        let key = raw[..i].trim_end_matches([' ', ':']);
+                        let v = ticked(&raw[i..]).first().copied().unwrap_or("?").to_string();
+                        let at = if key.is_empty() { String::new() } else { format!("{key}: ") };
+                        format!("{at}the number {v} is too large (at most 18446744073709551615); if it is meant as text, write it in quotes")
+                    }
+                    _ => format!("YAML syntax: {raw}"),
+                };
+                errors.push(Diagnostic { file: file.path.clone(), line, column, message });
                 return; // the rest of the file cannot be read reliably
             }
         };
@@ -634,6 +646,19 @@ fn parse_file(file: &SourceFile, parsed: &mut Vec<Parsed>, errors: &mut Vec<Diag
         }
         let line = lines.get(i).copied().unwrap_or_else(|| map.get().start.line);
         let origin = Origin { file: file.path.clone(), line };
+        // A mapping without `apiVersion` is someone else's YAML (an agent config, a tool's
+        // settings): said as such, not as an unknown key of ours.
+        if let Some(m) = value.as_mapping().filter(|m| !m.contains_key("apiVersion")) {
+            let agent_config = m.contains_key("source") && (m.contains_key("host") || m.contains_key("state_dir"));
+            let message = if agent_config {
+                "this is an agent config (host, source, …), not desired state: it belongs on the host (/etc/driftless/agent.yaml), outside source.path; validate the folder its source.path names".to_string()
+            } else {
+                "not a driftless/v1 document (it has no `apiVersion: driftless/v1`): a desired-state folder holds driftless/v1 documents and compose files only; move other YAML out of source.path, or start the document with apiVersion: driftless/v1".to_string()
+            };
+            let m = map.get();
+            errors.push(Diagnostic { file: file.path.clone(), line: m.start.line, column: m.start.column, message });
+            continue;
+        }
         match typed::<Envelope>(value) {
             Ok(envelope) => {
                 for (path, msg) in overlay_problems(&envelope) {
@@ -747,12 +772,19 @@ impl Loaded {
                 }
             }
         }
+        // A check that falls on the very spot of an error found while reading (an unset
+        // `${VAR:?}` left the image as written) would say the same thing again, worse.
+        let read_at: BTreeSet<(String, usize, usize)> =
+            self.parse_errors.iter().map(|d| (d.file.clone(), d.line, d.column)).collect();
         for f in check_all(&resources, &untyped) {
-            diags.push(self.locate(owners[f.resource], environment, host, &f.path, &f.message));
+            let d = self.locate(owners[f.resource], environment, host, &f.path, &f.message);
+            if !read_at.contains(&(d.file.clone(), d.line, d.column)) {
+                diags.push(d);
+            }
         }
         if diags.is_empty() && self.parsed.is_empty() {
             diags.push(Diagnostic {
-                file: ".".into(),
+                file: if self.root.is_empty() { ".".into() } else { self.root.clone() },
                 line: 0,
                 column: 0,
                 message: "no desired-state documents found (*.yaml or *.yml with apiVersion: driftless/v1, or a compose.yaml); \
@@ -955,6 +987,54 @@ fn humanize(raw: &str, path: &mut YamlPath) -> String {
             did_you_mean(key, expected.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
         let list = if expected.is_empty() { String::from("none here") } else { expected.join(", ") };
         return format!("unknown key `{key}`{hint}; expected one of: {list}");
+    }
+    // A plain value where a mapping is expected (serde names the Rust struct: useless here).
+    if let (Some(rest), true) = (raw.strip_prefix("invalid type: "), raw.contains(", expected struct ")) {
+        let got = rest.split(", expected").next().unwrap_or(rest);
+        if path.0.last() == Some(&Seg::Key("ref".into())) {
+            return format!(
+                "{got} where a mapping is expected: write exactly one of `ref: {{ branch: main }}`, `ref: {{ tag: production }}` or `ref: {{ semver: \">=1.0.0\" }}`"
+            );
+        }
+        return format!("{got} where a mapping (key: value pairs) is expected: see the documentation of this key");
+    }
+    // A number or a boolean where a string is expected: say to quote it.
+    if let Some(rest) = raw.strip_prefix("invalid type: ") {
+        if rest.ends_with("expected a string") {
+            if let (Some(v), true) =
+                (words.first(), ["integer", "floating point", "boolean"].iter().any(|k| rest.starts_with(k)))
+            {
+                let ports = path.0.iter().any(|s| *s == Seg::Key("ports".into()));
+                let hint =
+                    if ports { " (a port is a string: \"8080:80\", \"127.0.0.1:8080:80\" or \"80\")" } else { "" };
+                return format!(
+                    "`{v}` is a number or a boolean, and a string is expected here: write it in quotes, \"{v}\"{hint}"
+                );
+            }
+        }
+        // A whole number too large for its field: YAML reads it as a float.
+        if rest.starts_with("floating point") && (rest.contains("expected i") || rest.contains("expected u")) {
+            if let Some(v) = words.first() {
+                let whole = v.strip_suffix(".0").is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()));
+                if whole {
+                    let limit = rest.rsplit("expected ").next().unwrap_or("").trim();
+                    let max = match limit {
+                        "i64" => "9223372036854775807",
+                        "u64" => "18446744073709551615",
+                        "u32" => "4294967295",
+                        "i32" => "2147483647",
+                        "u16" => "65535",
+                        _ => "its limit",
+                    };
+                    return format!("the number is too large for this key: at most {max}");
+                }
+            }
+        }
+    }
+    if let Some(rest) = raw.strip_prefix("invalid value: integer ") {
+        if let (Some(v), Some(limit)) = (words.first(), rest.rsplit("expected ").next()) {
+            return format!("{v} is out of range here (expected {})", limit.trim());
+        }
     }
     if raw.starts_with("missing field") {
         let key = words.first().copied().unwrap_or("?");
