@@ -1051,3 +1051,58 @@ fn engine_settings_from_compose_read_back_with_docker_inspect() {
     assert_eq!(docker::docker(&["exec", "ns", "test", "-d", "/data"]).0, 0);
     clear_managed();
 }
+
+/// `sync --wait` shows a pull's progress (PRODUCT.md `agentctl`: "bars on a terminal, one
+/// line per step otherwise"): in a pseudo-terminal (`script`, util-linux), one bar redrawn in
+/// place that ends full; piped, plain lines with the bytes and layers, and no escape codes.
+#[test]
+fn a_pull_shows_its_progress_as_a_bar_on_a_terminal_and_as_lines_otherwise() {
+    let Some(_g) = setup() else { return };
+    let (_reg, login, host) = private_registry_with("deployer", "pa55word", "team/progress");
+    let image = format!("{host}/team/progress");
+    let app = |tag: &str| {
+        format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: app }}\nspec:\n  image: {image}:{tag}\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n")
+    };
+    let local = format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: app }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n");
+    // The registry holds two images, each with a layer of its own (4 MB of random bytes, so
+    // there is something to download); neither is on the host.
+    for tag in ["latest", "b"] {
+        let maker = format!("driftless-e2e-progress-{tag}");
+        docker::docker(&["rm", "-f", &maker]);
+        let (code, out) =
+            docker::docker(&["run", "--name", &maker, IMAGE, "sh", "-c", "head -c 4000000 /dev/urandom > /blob"]);
+        assert_eq!(code, 0, "{out}");
+        docker::docker(&["commit", &maker, &format!("{image}:{tag}")]);
+        docker::docker(&["rm", "-f", &maker]);
+        let (code, out) = docker_with(login.path(), &["push", &format!("{image}:{tag}")]);
+        assert_eq!(code, 0, "docker push: {out}");
+        docker::docker(&["rmi", &format!("{image}:{tag}")]);
+    }
+    let up = Upstream::new();
+    up.commit(&[("hosts/e2e/app.yaml", &local)], "v0: nothing to pull");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start_with(&[("DOCKER_CONFIG", login.path().to_str().unwrap())]);
+    agent.wait_phase("Synced", Duration::from_secs(60));
+
+    // On a terminal: a bar, redrawn in place, that ends full.
+    up.commit(&[("hosts/e2e/app.yaml", &app("latest"))], "v1: pulled");
+    let ctl = format!("{} --config {} sync --wait", env!("CARGO_BIN_EXE_agentctl"), agent.config.display());
+    let out = Command::new("script").args(["-qec", &ctl, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    let bar = format!("pull {image}:latest [");
+    assert!(text.contains(&format!("\r\x1b[2K{bar}")), "a bar redrawn in place: {text:?}\n{}", agent.log_text());
+    assert!(text.contains(&format!("{bar}{}]", "#".repeat(24))), "it ends full: {text:?}");
+
+    // Piped: lines, no escape codes.
+    up.commit(&[("hosts/e2e/app.yaml", &app("b"))], "v2: pulled");
+    let r = agent.sync(0);
+    assert!(!r.stdout.contains('\x1b'), "{}", r.stdout);
+    let line = r.stdout.lines().find(|l| l.starts_with(&format!("pull {image}:b: "))).unwrap_or_default();
+    assert!(line.contains(" MiB of ") && line.contains(" layers"), "{}", r.stdout);
+    agent.kill9();
+    clear_managed();
+    for tag in ["latest", "b"] {
+        docker::docker(&["rmi", "-f", &format!("{image}:{tag}")]);
+    }
+}

@@ -277,12 +277,13 @@ fn call_within(
     limit: Option<std::time::Duration>,
     done: impl FnOnce(&serde_json::Value) -> Result<u8, String>,
 ) -> ExitCode {
+    let mut shown = Progress::new();
     let reply = request_within(socket, req, limit, |line| {
         if stream {
-            println!("{line}");
-            let _ = std::io::stdout().flush();
+            shown.line(line);
         }
     });
+    shown.close();
     let data = match answer(reply) {
         Ok(d) => d,
         Err(code) => return code,
@@ -294,6 +295,63 @@ fn call_within(
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// How `sync --wait` and `rollback` show the agent's progress: each line as it comes; on a
+/// terminal, a pull's progress (`pull IMAGE: 1.2 MiB of 4.5 MiB, 1/3 layers`) as one bar
+/// redrawn in place.
+struct Progress {
+    tty: bool,
+    /// The pull whose bar is open (its line not ended yet).
+    open: Option<String>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress { tty: std::io::stdout().is_terminal(), open: None }
+    }
+
+    fn line(&mut self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        match (self.tty, pull_progress(line)) {
+            (true, Some((what, fraction, rest))) => {
+                const WIDTH: usize = 24;
+                let filled = ((fraction * WIDTH as f64).round() as usize).min(WIDTH);
+                let bar = format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH - filled));
+                if self.open.as_deref().is_some_and(|o| o != what) {
+                    let _ = writeln!(out);
+                }
+                let _ = write!(out, "\r\x1b[2K{what} [{bar}] {rest}");
+                self.open = Some(what.to_string());
+            }
+            _ => {
+                if self.open.take().is_some() {
+                    let _ = writeln!(out);
+                }
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = out.flush();
+    }
+
+    fn close(&mut self) {
+        if self.open.take().is_some() {
+            println!();
+        }
+    }
+}
+
+/// `pull IMAGE: A MiB of B MiB, k/n layers` → (`pull IMAGE`, A/B, the rest after the colon).
+fn pull_progress(line: &str) -> Option<(&str, f64, &str)> {
+    if !line.starts_with("pull ") {
+        return None;
+    }
+    let (what, rest) = line.rsplit_once(": ")?;
+    let (got, all) = rest.split_once(" of ")?;
+    let num = |s: &str| s.trim().split(' ').next()?.parse::<f64>().ok();
+    let (got, all) = (num(got)?, num(all.split(',').next()?)?);
+    Some((what, if all > 0.0 { (got / all).clamp(0.0, 1.0) } else { 0.0 }, rest))
 }
 
 /// The data of the agent's answer, or the exit code of why there is none (said on stderr):

@@ -3,7 +3,7 @@
 //! overridden per host by `registries:` in the agent config), pulls, builds from a
 //! repository folder, and the record of images the agent brought, for pruning.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use bollard::auth::DockerCredentials;
@@ -177,19 +177,79 @@ fn pull_error(image: &str, status: Option<u16>, detail: String, had_credentials:
     }
 }
 
+/// The bytes of a pull, per layer, from the engine's progress stream: what `sync --wait`
+/// shows (`pull web:1: 12.3 MiB of 45.6 MiB, 3/7 layers`; agentctl draws it as a bar on a
+/// terminal).
+#[derive(Default)]
+struct PullProgress {
+    /// Layer id → (bytes so far, bytes in all; 0 while unknown), done.
+    layers: BTreeMap<String, (u64, u64, bool)>,
+    said: Option<std::time::Instant>,
+}
+
+/// How often a pull's progress is said at most.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl PullProgress {
+    fn note(&mut self, info: &bollard::models::CreateImageInfo) {
+        let (Some(id), Some(status)) = (&info.id, &info.status) else { return };
+        let layer = self.layers.entry(id.clone()).or_insert((0, 0, false));
+        let detail = info.progress_detail.as_ref();
+        match status.as_str() {
+            "Downloading" => {
+                if let Some(d) = detail {
+                    layer.0 = d.current.unwrap_or(0).max(0) as u64;
+                    layer.1 = d.total.unwrap_or(0).max(0) as u64;
+                }
+            }
+            "Download complete" | "Pull complete" | "Already exists" => {
+                layer.0 = layer.1;
+                layer.2 = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// The line to say now (`None` until `PROGRESS_EVERY` has passed since the last one).
+    fn line(&mut self, image: &str, last: bool) -> Option<String> {
+        let now = std::time::Instant::now();
+        if !last && self.said.is_some_and(|t| now.duration_since(t) < PROGRESS_EVERY) {
+            return None;
+        }
+        let layers: Vec<&(u64, u64, bool)> = self.layers.values().filter(|l| l.1 > 0 || l.2).collect();
+        if layers.is_empty() {
+            return None;
+        }
+        self.said = Some(now);
+        let (got, all): (u64, u64) = layers.iter().fold((0, 0), |(g, a), l| (g + l.0, a + l.1));
+        let done = layers.iter().filter(|l| l.2).count();
+        Some(format!("pull {image}: {} of {}, {done}/{} layers", mib(got), mib(all), layers.len()))
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 /// Pull `image` (normalized) with the credentials that apply; a refusal names the registry.
-pub async fn pull(api: &Docker, creds: &Credentials, image: &str) -> Result<(), RuntimeError> {
+/// Its progress goes to `log`, twice a second at most.
+pub async fn pull(api: &Docker, creds: &Credentials, image: &str, log: Log<'_>) -> Result<(), RuntimeError> {
     let (repo, tag) = split(image);
     let auth = creds.for_image(image).await?;
     let opts = CreateImageOptions { from_image: Some(repo), tag, ..Default::default() };
     let mut stream = api.create_image(Some(opts), None, auth.clone());
+    let mut progress = PullProgress::default();
     while let Some(item) = stream.next().await {
         crate::sdnotify::progress(); // a pull that streams is progress
         match item {
             Ok(info) => {
                 // An error reported inside the stream (the engine had started answering).
-                if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                if let Some(message) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
                     return Err(pull_error(image, None, message, auth.is_some()));
+                }
+                progress.note(&info);
+                if let Some(line) = progress.line(image, false) {
+                    log(line);
                 }
             }
             Err(e) => {
@@ -199,6 +259,9 @@ pub async fn pull(api: &Docker, creds: &Credentials, image: &str) -> Result<(), 
                 })
             }
         }
+    }
+    if let Some(line) = progress.line(image, true) {
+        log(line);
     }
     Ok(())
 }

@@ -958,7 +958,7 @@ impl DockerRuntime {
                 return Ok((image, id.clone()));
             }
             let pulled = match pull {
-                true => image::pull(api, &self.credentials, &image).await,
+                true => image::pull(api, &self.credentials, &image, log).await,
                 false => Err(RuntimeError::ImageMissing { image: image.clone() }),
             };
             match (pulled, &spec.build) {
@@ -1014,7 +1014,7 @@ impl DockerRuntime {
         for cache in &b.cache_from {
             let cache = image::normalize(cache);
             if api.inspect_image(&cache).await.is_err() {
-                match image::pull(api, &self.credentials, &cache).await {
+                match image::pull(api, &self.credentials, &cache, log).await {
                     Ok(()) => self.brought.add(&cache),
                     Err(e) => log(format!("build {name}: cache {cache} not used: {e}")),
                 }
