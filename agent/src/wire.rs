@@ -88,6 +88,12 @@ pub struct StatusView {
     pub desired_revision: Option<String>,
     pub applied_revision: Option<String>,
     pub last_good_revision: Option<String>,
+    /// The first line of the applied revision's commit message, when the history has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_subject: Option<String>,
+    /// The version of the `agentd` that answers.
+    #[serde(default)]
+    pub agent_version: String,
     pub failed_revisions: Vec<String>,
     pub paused: bool,
     /// Set by `agentctl rollback` until `agentctl resume`.

@@ -392,7 +392,10 @@ fn print_status(s: &StatusView) {
     println!("source:     {} {} (path {})", s.source.url, s.source.reference, s.source.path);
     println!("phase:      {}", s.phase);
     println!("desired:    {}", rev(&s.desired_revision));
-    println!("applied:    {}", rev(&s.applied_revision));
+    match &s.applied_subject {
+        Some(subject) => println!("applied:    {} {subject}", rev(&s.applied_revision)),
+        None => println!("applied:    {}", rev(&s.applied_revision)),
+    }
     println!("last good:  {}", rev(&s.last_good_revision));
     if !s.failed_revisions.is_empty() {
         let f: Vec<&str> = s.failed_revisions.iter().map(|r| short(r)).collect();
@@ -412,6 +415,19 @@ fn print_status(s: &StatusView) {
         s.last_sync.as_deref().map(age).unwrap_or_else(|| "-".into()),
         if s.paused { "paused".into() } else { s.next_sync.as_deref().map(age).unwrap_or_else(|| "-".into()) }
     );
+    if let Some(until) = &s.baking_until {
+        println!("baking:     ends {}; until then a failing check reverts it (health.bake)", age(until));
+    }
+    if let Some(r) = &s.report {
+        match (&r.error, &r.last_success) {
+            (Some(e), _) => println!("report:     failing ({e}); pushes are retried"),
+            (None, Some(t)) => println!("report:     pushed {} to {}", age(t), r.url),
+            (None, None) => println!("report:     not pushed yet ({})", r.url),
+        }
+    }
+    if !s.agent_version.is_empty() {
+        println!("agent:      agentd {}", s.agent_version);
+    }
     if let Some(m) = &s.message {
         println!("message:    {m}");
     }

@@ -395,6 +395,15 @@ impl Reconciler {
             desired_revision: self.state.desired.clone(),
             applied_revision: self.state.applied.clone(),
             last_good_revision: self.state.last_good.clone(),
+            applied_subject: self.state.applied.as_ref().and_then(|a| {
+                self.state
+                    .history
+                    .iter()
+                    .find(|h| h.revision.as_ref() == Some(a))
+                    .and_then(|h| h.commit.as_ref())
+                    .map(|c| c.subject.clone())
+            }),
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
             failed_revisions: self.state.failed.clone(),
             paused: self.state.paused,
             pinned_revision: self.state.pinned.clone(),
