@@ -372,6 +372,11 @@ pub async fn run(mut r: Reconciler, mut events: mpsc::Receiver<Event>) {
     crate::memory::release(); // what reading and applying at start freed
     let mut health_due = r.next_health_watch();
     loop {
+        // A SIGHUP may have turned the watch after the gate on (it turns itself off at its
+        // next round when the new config says 0s).
+        if health_due.is_none() {
+            health_due = r.next_health_watch();
+        }
         // Read each time: SIGHUP may have changed `source.interval`; a fault shortens it.
         let wait = r.next_wait();
         let due = tokio::time::Instant::now() + wait;
