@@ -66,6 +66,7 @@ impl Reconciler {
             }
         }
         let results = futures_util::future::join_all(rounds).await;
+        let (health_before, reason_before) = (self.view.health.clone(), self.state.reason.clone());
         let mut failed: BTreeMap<(Kind, String), (u32, String)> = BTreeMap::new();
         let mut checked: Vec<(Kind, String)> = Vec::new();
         for (key, retries, result) in results {
@@ -133,7 +134,10 @@ impl Reconciler {
                 self.save();
             }
         }
-        self.publish();
+        // A round that changes nothing publishes nothing (the status readers' snapshot stands).
+        if self.view.health != health_before || self.state.reason != reason_before {
+            self.publish();
+        }
     }
 
     /// `revision` failed a check within its bake: it is failed, and the host goes back to the
