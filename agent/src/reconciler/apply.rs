@@ -503,7 +503,8 @@ impl Reconciler {
         self.state.bake = self.bake_of(revision);
         // While it bakes, what the bake would put back stays on the host (its images).
         let previous = match self.state.bake.as_ref().and_then(|b| b.previous.clone()) {
-            Some(p) => self.load_revision(&Revision::new(p)).await.ok(),
+            // Read past the cache, which keeps the revision just committed.
+            Some(p) => self.read_revision(&Revision::new(p)).await.ok(),
             None => None,
         };
         let keep: Vec<&Resource> =
