@@ -28,15 +28,11 @@ pub async fn gate(
     resources: &[&Resource],
     report: &(dyn Fn(String) + Sync),
 ) -> Result<(), GateFailure> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|e| GateFailure { resource: "(agent)".into(), what: format!("cannot make an HTTP client: {e}") })?;
     let all: Vec<(&Resource, Vec<HealthCheck>)> = resources.iter().map(|r| (*r, checks_of(drivers, r))).collect();
     let mut checks = Vec::new();
     for (r, list) in &all {
         for (i, c) in list.iter().enumerate() {
-            checks.push(run_check(drivers, defaults, &client, r, i, c, report));
+            checks.push(run_check(drivers, defaults, r, i, c, report));
         }
     }
     let watched: Vec<(&dyn crate::runtime::Driver, &str)> =
@@ -89,12 +85,11 @@ pub fn checks_of(drivers: &Drivers, r: &Resource) -> Vec<HealthCheck> {
 pub async fn probe_once(
     drivers: &Drivers,
     defaults: &HealthDefaults,
-    client: &reqwest::Client,
     r: &Resource,
     check: &HealthCheck,
 ) -> Result<(), String> {
     let limit = check.timeout.unwrap_or(defaults.timeout).as_std().min(Duration::from_secs(10));
-    match tokio::time::timeout(limit, probe(drivers, client, r, check, limit)).await {
+    match tokio::time::timeout(limit, probe(drivers, r, check, limit)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("{} failed: {e}", describe(check))),
         Err(_) => Err(format!("{} gave no answer within {}s", describe(check), limit.as_secs())),
@@ -104,7 +99,6 @@ pub async fn probe_once(
 async fn run_check(
     drivers: &Drivers,
     defaults: &HealthDefaults,
-    client: &reqwest::Client,
     r: &Resource,
     index: usize,
     check: &HealthCheck,
@@ -124,7 +118,7 @@ async fn run_check(
             .max(Duration::from_secs(2))
             .min(Duration::from_secs(10))
             .min(remaining.max(Duration::from_millis(100)));
-        let outcome = match tokio::time::timeout(per_attempt, probe(drivers, client, r, check, per_attempt)).await {
+        let outcome = match tokio::time::timeout(per_attempt, probe(drivers, r, check, per_attempt)).await {
             Ok(o) => o,
             Err(_) => Err(format!("no answer within {}ms", per_attempt.as_millis())),
         };
@@ -170,6 +164,20 @@ fn describe(check: &HealthCheck) -> String {
 
 /// How long a `tcp` probe waits, once connected, to see whether the peer closes at once.
 const TCP_SETTLE: Duration = Duration::from_millis(250);
+
+/// The client of `http` checks whose URL is not plain `http://` (https), built once, on first
+/// use: building one parses the system's TLS roots (tens of ms, most of what the watch after
+/// the gate cost when each round, and each gate, built its own), which plain-http checks
+/// never need.
+fn tls_client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder().no_proxy().build().map_err(|e| format!("cannot make an HTTPS client: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
 
 /// The most of a body an `http` check reads (`body_contains` looks in this much).
 const MAX_BODY: usize = 1 << 20;
@@ -241,24 +249,22 @@ async fn get_plain(
     tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
 }
 
-async fn probe(
-    drivers: &Drivers,
-    client: &reqwest::Client,
-    r: &Resource,
-    check: &HealthCheck,
-    timeout: Duration,
-) -> Result<(), String> {
+async fn probe(drivers: &Drivers, r: &Resource, check: &HealthCheck, timeout: Duration) -> Result<(), String> {
     match check.probes().first() {
         Some(Probe::Http(h)) => {
             let want = h.status.unwrap_or(desired_state_schema::StatusRange::DEFAULT);
             // Plain HTTP, the common case (a port on the loopback), in one exchange of its
-            // own: no pool, no proxy lookup, no redirects (reqwest's work per request is most
-            // of what the watch after the gate costs). HTTPS goes through reqwest.
+            // own: no pool, no proxy lookup, no redirects, and no TLS client to build. HTTPS
+            // goes through reqwest (`tls_client`).
             let (code, body) = match plain_http(&h.url) {
                 Some((addr, host, path)) => get_plain(&addr, &host, &path, h.body_contains.is_some(), timeout).await?,
                 None => {
-                    let resp =
-                        client.get(&h.url).timeout(timeout).send().await.map_err(|e| crate::fault::error_chain(&e))?;
+                    let resp = tls_client()?
+                        .get(&h.url)
+                        .timeout(timeout)
+                        .send()
+                        .await
+                        .map_err(|e| crate::fault::error_chain(&e))?;
                     let code = resp.status().as_u16();
                     let body = match (&h.body_contains, want.contains(code)) {
                         (Some(_), true) => resp.text().await.map_err(|e| crate::fault::error_chain(&e))?,

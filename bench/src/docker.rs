@@ -386,7 +386,7 @@ fn agentd_once(bin: &Path, config: &Path) -> Result<Duration> {
 /// serving HTTP on its own loopback port with an `http` check, first with
 /// `health.watch_interval: 0s` (no watch), then `30s`, each for `BENCH_IDLE_SECS` (300) at a
 /// poll interval of 1 h: the agent CPU the watch costs, as a share of one core and per round,
-/// measured after its first round (which builds its HTTP client once).
+/// measured after its first round (a start-up cost: with https checks it builds the TLS client).
 pub fn bench_watch(bin: &Path) -> Result<()> {
     #[allow(non_snake_case)]
     let N = host::n();
@@ -438,8 +438,8 @@ pub fn bench_watch(bin: &Path) -> Result<()> {
         host::run(Command::new("kill").args(["-HUP", &daemon.pid().to_string()]))?;
         std::thread::sleep(Duration::from_secs(2));
         daemon.sync()?;
-        // The first round builds the watch's HTTP client once (its TLS roots: tens of ms of
-        // parsing certificates): a start-up cost, not the steady one measured here.
+        // The first round is start-up work, not the steady cost measured here (with https
+        // checks it builds the TLS client once: tens of ms parsing the system's roots).
         std::thread::sleep(Duration::from_secs(if every == "0s" { 0 } else { 32 }));
         let c0 = host::cpu_of(daemon.pid())?.0;
         let t = Instant::now();

@@ -681,7 +681,7 @@ fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
         let p = here.join(n);
         std::fs::read_to_string(&p).ok().map(|t| (p.display().to_string(), t))
     });
-    let dotenv = std::fs::read_to_string(file.with_file_name(".env")).ok();
+    let dotenv = std::fs::read_to_string(here.join(".env")).ok();
     // Paths in the documents are the native format's: relative to the repository's root (the
     // Git checkout around the file), so that the output pasted into a folder of the same
     // repository means the same files. Outside a checkout, relative to the file's folder.

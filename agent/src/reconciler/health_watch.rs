@@ -44,23 +44,19 @@ impl Reconciler {
         let Some(revision) = self.state.applied.clone().map(Revision::new) else { return };
         let Ok(state) = self.load_revision(&revision).await else { return };
         let defaults = self.cfg.config.health.clone();
-        if self.view.watch_client.is_none() {
-            self.view.watch_client = reqwest::Client::builder().no_proxy().build().ok();
-        }
-        let Some(client) = self.view.watch_client.clone() else { return };
         // Every check of every resource, at once — but `exec` checks, each a process, one at a
         // time; each resource fails when any check does.
         let exec_turn = tokio::sync::Semaphore::new(1);
         let mut rounds = Vec::new();
         for r in &state.resources {
             for c in crate::health::checks_of(&self.drivers, r) {
-                let (drivers, client, defaults, exec_turn) = (&self.drivers, &client, &defaults, &exec_turn);
+                let (drivers, defaults, exec_turn) = (&self.drivers, &defaults, &exec_turn);
                 rounds.push(async move {
                     let _turn = match c.exec.is_some() {
                         true => exec_turn.acquire().await.ok(),
                         false => None,
                     };
-                    let result = crate::health::probe_once(drivers, defaults, client, r, &c).await;
+                    let result = crate::health::probe_once(drivers, defaults, r, &c).await;
                     ((r.kind, r.name().to_string()), c.retries.unwrap_or(DEFAULT_RETRIES).max(1), result)
                 });
             }

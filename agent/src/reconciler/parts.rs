@@ -52,9 +52,6 @@ pub(super) struct View {
     pub status_tx: watch::Sender<StatusView>,
     /// The reporter's last word (`report:`).
     pub report: Option<ReportView>,
-    /// The HTTP client of the watch after the gate, built once (its pool keeps connections
-    /// to the checked addresses between rounds).
-    pub watch_client: Option<reqwest::Client>,
 }
 
 impl View {
@@ -68,7 +65,6 @@ impl View {
             next_sync: None,
             status_tx,
             report: None,
-            watch_client: None,
         }
     }
 }
