@@ -379,6 +379,11 @@ fn private_registry_with(
     (reg, login, host)
 }
 
+/// A container `app` of `image` that sleeps; `keys` are more spec lines (`  pull: never\n`).
+fn sleeping_app(image: &str, keys: &str) -> String {
+    format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n{keys}  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n")
+}
+
 #[test]
 fn a_private_registry_is_pulled_with_docker_logins_credentials() {
     let Some(_g) = setup() else { return };
@@ -386,9 +391,7 @@ fn a_private_registry_is_pulled_with_docker_logins_credentials() {
     let (_reg, login, host) = private_registry_with("deployer", "pa55word", "team/app");
     let image = format!("{host}/team/app");
 
-    let state = |img: &str| {
-        format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: app }}\nspec:\n  image: {img}\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n")
-    };
+    let state = |img: &str| sleeping_app(img, "");
     let up = Upstream::new();
     let c1 = up.commit(&[("hosts/e2e/app.yaml", &state(&image))], "v1");
     let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
@@ -1060,10 +1063,8 @@ fn a_pull_shows_its_progress_as_a_bar_on_a_terminal_and_as_lines_otherwise() {
     let Some(_g) = setup() else { return };
     let (_reg, login, host) = private_registry_with("deployer", "pa55word", "team/progress");
     let image = format!("{host}/team/progress");
-    let app = |tag: &str| {
-        format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: app }}\nspec:\n  image: {image}:{tag}\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n")
-    };
-    let local = format!("apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: app }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n  stop_timeout: 1s\n");
+    let app = |tag: &str| sleeping_app(&format!("{image}:{tag}"), "");
+    let local = sleeping_app(IMAGE, "  pull: never\n");
     // The registry holds two images, each with a layer of its own (4 MB of random bytes, so
     // there is something to download); neither is on the host.
     for tag in ["latest", "b"] {

@@ -427,15 +427,10 @@ fn checks_run_after_the_gate_and_a_failing_one_degrades_the_host_until_it_passes
     let c1 = up.commit(&[("hosts/e2e/web.yaml", &doc)], "v1");
     let (hook, got) = common::notify::receiver();
     let extra = format!(
-        "health: {{ watch_interval: 1s }}\nmetrics: {{ listen: \"127.0.0.1:{metrics}\" }}\nnotify: [ {{ url: \"http://127.0.0.1:{hook}/\", events: [degraded, recovered] }} ]\n"
+        "metrics: {{ listen: \"127.0.0.1:{metrics}\" }}\nnotify: [ {{ url: \"http://127.0.0.1:{hook}/\", events: [degraded, recovered] }} ]\n"
     );
     let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", &extra);
-    let text = std::fs::read_to_string(&agent.config).unwrap();
-    let text = text.replace(
-        "health: { timeout: 15s, interval: 500ms }\nhealth: { watch_interval: 1s }",
-        "health: { timeout: 15s, interval: 500ms, watch_interval: 1s }",
-    );
-    std::fs::write(&agent.config, text).unwrap();
+    agent.set_health("watch_interval: 1s");
     agent.start();
     let s = agent.wait_phase("Synced", Duration::from_secs(60));
     assert_eq!(s["applied_revision"], c1.as_str());
@@ -482,11 +477,7 @@ fn a_check_failing_within_the_bake_reverts_the_revision_as_a_failed_gate_would()
     let up = Upstream::new();
     let c1 = up.commit(&[("hosts/e2e/web.yaml", &web("1", port, "INFO", ""))], "v1");
     let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
-    let text = std::fs::read_to_string(&agent.config).unwrap().replace(
-        "health: { timeout: 15s, interval: 500ms }",
-        "health: { timeout: 15s, interval: 500ms, watch_interval: 1s, bake: 1h }",
-    );
-    std::fs::write(&agent.config, text).unwrap();
+    agent.set_health("watch_interval: 1s, bake: 1h");
     agent.start();
     let s = agent.wait_phase("Synced", Duration::from_secs(60));
     assert_eq!(s["applied_revision"], c1.as_str());

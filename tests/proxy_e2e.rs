@@ -339,13 +339,7 @@ fn host_routes_join_caddys_https_server_from_a_compose_file_and_leave_the_rest_a
     common::needs_failpoints();
     agent.kill9();
     let c3 = up.commit(&[("hosts/e2e/compose.yaml", &compose(3, true))], "v3");
-    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "caddy-between-read-and-write#1")]);
-    wait_for(
-        "the agent's switch to v3 reads Caddy's config",
-        Duration::from_secs(60),
-        || agent.log_text().contains("pausepoint caddy-between-read-and-write: waiting"),
-        || agent.log_text(),
-    );
+    agent.start_paused_at("caddy-between-read-and-write");
     let other = format!("{{\"listen\": [\"127.0.0.1:{}\"], \"routes\": []}}", free_port());
     assert_eq!(caddy.send("POST", "/config/apps/http/servers/other", &other), Some(200));
     wait_for(
@@ -481,13 +475,7 @@ fn a_revision_the_host_cannot_run_never_keeps_the_fix_out() {
     agent.kill9();
     let l3 = free_port();
     let c4 = up.commit(&[("hosts/e2e/web.yaml", &web(4, l3, Kind::Good))], "v4 on an address taken late");
-    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "before-switch#1")]);
-    wait_for(
-        "the apply of v4 reaches its switch",
-        Duration::from_secs(60),
-        || agent.log_text().contains("pausepoint before-switch: waiting"),
-        || agent.log_text(),
-    );
+    agent.start_paused_at("before-switch");
     let holder = std::net::TcpListener::bind(("127.0.0.1", l3)).unwrap();
     wait_for(
         "v4 rolled back",

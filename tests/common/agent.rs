@@ -59,6 +59,30 @@ impl Agent {
         self.start_with(&[]);
     }
 
+    /// Start the daemon with `DRIFTLESS_PAUSEPOINT=<point>#1` and wait until it waits there
+    /// (the failpoints build only: see `common::needs_failpoints`).
+    pub fn start_paused_at(&mut self, point: &str) {
+        self.start_with(&[("DRIFTLESS_PAUSEPOINT", &format!("{point}#1"))]);
+        super::wait_for(
+            &format!("agentd to reach the pause point {point}"),
+            Duration::from_secs(60),
+            || self.log_text().contains(&format!("pausepoint {point}: waiting")),
+            || self.log_text(),
+        );
+    }
+
+    /// Add `keys` (YAML flow-mapping entries, `watch_interval: 1s, bake: 1h`) to the test
+    /// config's `health:` (before `start`).
+    pub fn set_health(&self, keys: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text = text.replacen(
+            "health: { timeout: 15s, interval: 500ms }",
+            &format!("health: {{ timeout: 15s, interval: 500ms, {keys} }}"),
+            1,
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
     /// Wait for the daemon to exit by itself (e.g. at a failpoint); its exit status.
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let child = self.child.as_mut().expect("started");
