@@ -8,8 +8,8 @@
 //! drains an old instance is not a stray instance (no drift to repair). A converge that
 //! switches back to it — the revert of a revision that fails after its commit, within
 //! `health.bake` — makes it the serving instance again: the drain then leaves it running.
-//! Converges and the end of a drain take turns (`Drains::turn`), so a drain never stops an
-//! instance a converge is switching to.
+//! A start-first converge (from its look at the instances on) and the end of a drain take
+//! turns (`Drains::turn`), so a drain never stops an instance a converge is switching to.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,8 @@ pub(super) struct Drains {
     /// `state_dir/drains.json`.
     file: PathBuf,
     pending: Arc<Mutex<BTreeMap<String, Drain>>>,
-    /// Held by a start-first converge, and by a drain while it stops its instance.
+    /// Held by a start-first converge from its look at the instances on, and by a drain
+    /// while it stops its instance.
     turn: Arc<tokio::sync::Mutex<()>>,
 }
 

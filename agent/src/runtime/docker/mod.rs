@@ -1150,6 +1150,13 @@ impl DockerRuntime {
         binds.extend(self.file_binds(name, spec, revision).await?);
         let made = Made { revision, hash: &hash, image: &image, image_id: &image_id, binds: &binds };
 
+        // A start-first converge and the end of a drain take turns (`drain.rs`): the
+        // instances are listed after any drain that ended, and none ends during the converge.
+        let start_first = spec.update == desired_state_schema::UpdateOrder::StartFirst && !spec.oneshot;
+        let _turn = match start_first {
+            true => Some(self.drains.turn().await),
+            false => None,
+        };
         let instances = self.instances(Some(name)).await?;
         // The name must be ours (or free): one of our instances holds it, or nothing does.
         if !instances.iter().any(|i| i.name == name) {
@@ -1171,8 +1178,8 @@ impl DockerRuntime {
         if spec.oneshot {
             return self.run_oneshot(r, spec, &made, &instances, log).await;
         }
-        if spec.update == desired_state_schema::UpdateOrder::StartFirst {
-            return self.converge_start_first(r, spec, &made, log).await;
+        if start_first {
+            return self.converge_start_first(r, spec, &made, &instances, log).await;
         }
         // Traffic no longer comes through Caddy: its route goes before the container it named.
         self.drop_route(name, &instances).await?;

@@ -10,8 +10,9 @@
 //! 4. it takes the name `web`; the old one, renamed `web-old-<id>`, runs on.
 //!
 //! The reconciler then gates the resource; `retire_old` (the driver's commit) stops every
-//! other instance, after `drain` by a task that does not hold up the reconciler (`drain.rs`). A revert converges the last good spec the same way, which
-//! finds the old instance still running and switches back to it. A crash between any two
+//! other instance, after `drain` by a task that does not hold up the reconciler
+//! (`drain.rs`). A revert converges the last good spec the same way, which finds the old
+//! instance still running and switches back to it. A crash between any two
 //! steps leaves instances and a route that the next converge sorts out (the journal makes
 //! it run): the instance with the desired spec serves, behind the route, under the name.
 
@@ -42,12 +43,10 @@ impl DockerRuntime {
         r: &Resource,
         spec: &ContainerSpec,
         made: &Made<'_>,
+        instances: &[Instance],
         log: Log<'_>,
     ) -> Result<(), RuntimeError> {
         let name = r.name();
-        // A drain that ends meanwhile waits; the instances are looked at after any that ended.
-        let _turn = self.drains.turn().await;
-        let instances = &self.instances(Some(name)).await?;
         let caddy = match (&spec.proxy, &self.caddy) {
             // The preflight refuses this before anything is touched; a revert to a revision
             // that asked it (applied under another config) meets it here, as the same verdict.
