@@ -22,6 +22,10 @@ pub const REPORT_FORMAT: u32 = 1;
 /// each other revision the history holds, up to twice as many).
 pub const OUTCOMES: usize = 50;
 
+/// A report older than this many of its host's intervals is stale: `agentctl fleet` marks
+/// it, and the rollout gates do not count it.
+pub const STALE_INTERVALS: u64 = 3;
+
 /// The interval assumed of a report that does not say its own (the default `report.interval`).
 pub const DEFAULT_INTERVAL_SECONDS: u64 = 300;
 

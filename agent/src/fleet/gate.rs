@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{parse_hours, AfterRule, Day, WindowConfig};
-use crate::fleet::format::{HostReport, OutcomeRecord};
+use crate::fleet::format::{HostReport, OutcomeRecord, STALE_INTERVALS};
 use crate::revision::short;
 use crate::source::report::Report;
 use crate::state::unix_seconds;
@@ -106,7 +106,7 @@ fn untimely(r: &Report, report: &HostReport, seen: &BTreeMap<String, i64>, now: 
         return Some(format!("{}: replayed (older than a report of it seen before)", r.host));
     }
     let interval = report.interval;
-    if now.saturating_sub(time) > 3 * interval {
+    if now.saturating_sub(time) > STALE_INTERVALS * interval {
         return Some(format!(
             "{}: stale (its last report is {}s old, over three of its {interval}s intervals)",
             r.host,

@@ -17,8 +17,7 @@ use crate::source::report::Report;
 use crate::source::{GitSource, SourceError};
 use crate::state::{Outcome, Phase};
 
-/// A report older than this many of its host's intervals is stale.
-pub const STALE_INTERVALS: u64 = 3;
+pub use format::STALE_INTERVALS;
 /// The interval assumed when a report cannot be read.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(format::DEFAULT_INTERVAL_SECONDS);
 
