@@ -19,7 +19,8 @@ use std::time::Duration;
 use bollard::query_parameters::InspectContainerOptions;
 use serde::{Deserialize, Serialize};
 
-use super::{is_not_found, DockerRuntime};
+use super::engine::Engine;
+use super::errors::{docker_err, is_not_found};
 
 /// One old instance under way to being stopped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,16 +92,16 @@ impl Drains {
     }
 }
 
-impl DockerRuntime {
+impl Drains {
     /// Start the task that stops container `id` once its drain ends (at once when it has).
-    pub(super) fn spawn_drain(&self, id: String, d: Drain) {
-        let me = self.clone();
+    pub fn spawn(&self, engine: &Engine, id: String, d: Drain) {
+        let (me, engine) = (self.clone(), engine.clone());
         tokio::spawn(async move {
             let left = d.until_ms.saturating_sub(crate::state::unix_now_ms());
             tokio::time::sleep(Duration::from_millis(left)).await;
             let mut backoff = Duration::from_secs(1);
             loop {
-                match me.end_drain(&id, &d).await {
+                match me.end(&engine, &id, &d).await {
                     Ok(()) => break,
                     Err(e) => {
                         // The engine away: a fault of the host; tried again, the drain stays.
@@ -114,29 +115,29 @@ impl DockerRuntime {
     }
 
     /// Stop the drained container `id`, unless it serves again.
-    async fn end_drain(&self, id: &str, d: &Drain) -> Result<(), crate::runtime::RuntimeError> {
-        let _turn = self.drains.turn().await;
-        let api = self.api().await?;
+    async fn end(&self, engine: &Engine, id: &str, d: &Drain) -> Result<(), crate::runtime::RuntimeError> {
+        let _turn = self.turn().await;
+        let api = engine.api().await?;
         match api.inspect_container(id, None::<InspectContainerOptions>).await {
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(super::docker_err(&d.resource, e)),
+            Err(e) => return Err(docker_err(&d.resource, e)),
             Ok(c) if c.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(d.resource.as_str()) => {
                 tracing::info!("{}: the drained container serves again (switched back to it): kept", d.resource);
             }
             Ok(_) => {
-                self.stop_and_remove(&d.resource, id, d.stop_timeout).await?;
+                engine.stop_and_remove(&d.resource, id, d.stop_timeout).await?;
                 tracing::info!("{}: the old container drained and is stopped", d.resource);
             }
         }
-        self.drains.done(id);
-        self.changed();
+        self.done(id);
+        engine.changed();
         Ok(())
     }
 
     /// After a restart: the drains journalled before it go on (called once, at subscribe).
-    pub(super) fn resume_drains(&self) {
-        for (id, d) in self.drains.all() {
-            self.spawn_drain(id, d);
+    pub fn resume(&self, engine: &Engine) {
+        for (id, d) in self.all() {
+            self.spawn(engine, id, d);
         }
     }
 }

@@ -17,13 +17,18 @@
 //! it run): the instance with the desired spec serves, behind the route, under the name.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{InspectContainerOptions, RenameContainerOptions, StartContainerOptions};
 use desired_state_schema::{ContainerSpec, Resource};
 
-use super::{caddy, docker_err, drain, proxy_err, stop_secs, DockerRuntime, Instance, Made};
+use super::diagnose::Notes;
+use super::engine::Engine;
+use super::errors::proxy_err;
+use super::instance::Instance;
+use super::spec::{stop_secs, Made};
+use super::{caddy, drain};
 use crate::revision::short; // the first 12 characters, for ids and hashes in instance names
 use crate::runtime::{Log, RuntimeError};
 
@@ -36,10 +41,95 @@ pub(super) fn listeners_hand_over() -> bool {
     std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").map_or(true, |v| v.trim() != "0")
 }
 
-impl DockerRuntime {
-    /// Converge a start-first container (see the module doc).
-    pub(super) async fn converge_start_first(
+/// The routes of proxied containers in the host's Caddy, and the drains of their old
+/// instances; cheap to clone (shared).
+#[derive(Clone)]
+pub(super) struct Routes {
+    /// The host's Caddy (`proxy.caddy_admin`), for proxied containers.
+    pub caddy: Option<caddy::Caddy>,
+    /// How long a start-first container may take to answer its `proxy.path` (the agent
+    /// config's `health.timeout`), and how often it is asked.
+    probe: (Duration, Duration),
+    /// Resources whose routes the last `check` looked at: while there are any, every poll
+    /// looks (a Caddy restart forgets routes and sends no event).
+    pub proxied: Arc<AtomicBool>,
+    /// Old instances of start-first containers that drain before they are stopped, by a
+    /// task of their own (`drain.rs`).
+    pub drains: drain::Drains,
+}
+
+impl Routes {
+    /// The routes of an agent with `cfg`.
+    pub fn new(cfg: &crate::config::LoadedConfig) -> Routes {
+        Routes {
+            caddy: cfg
+                .config
+                .proxy
+                .as_ref()
+                .and_then(|p| crate::config::AdminEndpoint::parse(&p.caddy_admin).ok())
+                .map(caddy::Caddy::new),
+            probe: (cfg.config.health.timeout.as_std(), cfg.config.health.interval.as_std()),
+            proxied: Default::default(),
+            drains: drain::Drains::load(&cfg.config.state_dir),
+        }
+    }
+
+    /// What a proxied container needs of the host, checked before anything is touched
+    /// (verdicts on the revision, PRODUCT.md behaviour 10): the agent drives a Caddy
+    /// (`proxy.caddy_admin`), and the address Caddy will listen on for it — `listen`, or
+    /// `:443` for a `hosts`-only route when Caddy has no server there yet — is Caddy's
+    /// already or free, not held by another process (asked of the kernel: `EADDRINUSE`).
+    /// Caddy not answering is left to the converge (a fault there).
+    pub async fn preflight(&self, name: &str, proxy: &desired_state_schema::ProxySpec) -> Result<(), RuntimeError> {
+        let Some(caddy) = &self.caddy else {
+            return Err(RuntimeError::HostLacks {
+                resource: name.to_string(),
+                detail: "it takes traffic through the host's Caddy (proxy:), and this agent's config has no proxy.caddy_admin: add proxy: { caddy_admin: \"unix//run/caddy/admin.sock\" } to the agent config and restart agentd, or remove proxy: from the desired state (docs/operations.md, \"Zero-downtime replaces\")".into(),
+            });
+        };
+        let (listen, what) = match &proxy.listen {
+            Some(l) if caddy.listens_on(l).await.unwrap_or(true) => return Ok(()),
+            Some(l) => (l.clone(), format!("proxy.listen {l}")),
+            // Hosts only: the route joins Caddy's server on :443, or one the agent adds there.
+            None if caddy.https_server().await.map_or(true, |s| s.is_some()) => return Ok(()),
+            None => {
+                (":443".to_string(), ":443 (where Caddy would serve proxy.hosts, having no server there yet)".into())
+            }
+        };
+        let listen = &listen;
+        let addr = match listen.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => listen.clone(),
+        };
+        let bound = tokio::task::spawn_blocking(move || std::net::TcpListener::bind(addr).map(drop))
+            .await
+            .map_err(|e| RuntimeError::Host { resource: name.to_string(), detail: e.to_string() })?;
+        match bound {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(RuntimeError::HostLacks {
+                resource: name.to_string(),
+                detail: format!(
+                    "{what} is held by another process on this host (not by Caddy), so Caddy cannot listen there: find it (ss -ltnp 'sport = :{port}') and stop it, or choose another proxy.listen in the desired state",
+                    port = listen.rsplit(':').next().unwrap_or(listen)
+                ),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => Err(RuntimeError::HostLacks {
+                resource: name.to_string(),
+                detail: format!(
+                    "{what} names an address this host does not have: choose one of the host's addresses (ip -brief address) in the desired state"
+                ),
+            }),
+            // Free (or only the agent may not bind it, e.g. a port below 1024: Caddy may).
+            _ => Ok(()),
+        }
+    }
+
+    /// Converge a start-first container (see the module doc). One piece: the steps of the
+    /// module doc in their order, each undoing what the one before made when it fails.
+    #[allow(clippy::too_many_arguments)] // the converge's own inputs, each used once
+    pub async fn converge(
         &self,
+        engine: &Engine,
+        notes: &Notes,
         r: &Resource,
         spec: &ContainerSpec,
         made: &Made<'_>,
@@ -51,7 +141,7 @@ impl DockerRuntime {
             // The preflight refuses this before anything is touched; a revert to a revision
             // that asked it (applied under another config) meets it here, as the same verdict.
             (Some(p), None) => {
-                self.preflight_proxy(name, p).await?;
+                self.preflight(name, p).await?;
                 None
             }
             (Some(p), Some(c)) => Some((p, c)),
@@ -67,30 +157,29 @@ impl DockerRuntime {
                     name.to_string()
                 };
                 crate::failpoint::hit("before-create").await;
-                let id = self.create(r, spec, made, &as_name).await?;
+                let id = engine.create(r, spec, made, &as_name).await?;
                 (id, as_name, true, false)
             }
         };
-        let api = self.api().await?;
         if !running {
-            api.start_container(&id, None::<StartContainerOptions>).await.map_err(|e| docker_err(name, e))?;
+            engine.start(name, &id).await?;
             if fresh && as_name != name {
                 log(format!("{name}: started the new container {as_name} beside the old one"));
             }
-            if let Err(e) = self.post_start(name, &id, spec, log).await {
+            if let Err(e) = engine.post_start(name, &id, spec, log).await {
                 if fresh && as_name != name {
                     // Before any traffic reached it: the old container keeps serving.
-                    self.stop_and_remove(name, &id, stop_secs(spec)).await?;
+                    engine.stop_and_remove(name, &id, stop_secs(spec)).await?;
                 }
                 return Err(e);
             }
         }
         match caddy {
             Some((proxy, caddy)) => {
-                let answered = match self.published_port(name, &id, proxy.port).await {
+                let answered = match engine.published_port(name, &id, proxy.port).await {
                     Ok(port) => {
                         let dial = caddy::dial(port);
-                        self.probe_until(&as_name, fresh, &dial, &proxy.path).await.map(|()| dial)
+                        self.probe_until(engine, &as_name, fresh, &dial, &proxy.path).await.map(|()| dial)
                     }
                     Err(e) => Err(e.to_string()),
                 };
@@ -99,15 +188,9 @@ impl DockerRuntime {
                     Err(why) => {
                         if fresh {
                             // Its logs say why; the diagnostic of the revision keeps them.
-                            let logs = self.tail_logs(&id).await;
-                            if let Ok(mut all) = self.last_output.lock() {
-                                all.insert(name.to_string(), logs);
-                            }
-                            if let Ok(mut failed) = self.fetch_failed.lock() {
-                                let state = "never answered; removed (the old container kept serving)".to_string();
-                                failed.insert(name.to_string(), (state, why.clone()));
-                            }
-                            self.stop_and_remove(name, &id, stop_secs(spec)).await?;
+                            notes.keep_output(name, engine.tail_logs(&id).await);
+                            notes.fetch_failed(name, "never answered; removed (the old container kept serving)", &why);
+                            engine.stop_and_remove(name, &id, stop_secs(spec)).await?;
                         }
                         let kept = if instances.iter().any(|i| i.running) {
                             "; it was removed before any traffic reached it, and the old container kept serving"
@@ -136,20 +219,18 @@ impl DockerRuntime {
         // another until the commit retires it.
         if as_name != name {
             if let Some(holder) = instances.iter().find(|i| i.name == name && i.id != id) {
-                let opts = RenameContainerOptions { name: format!("{name}-old-{}", short(&holder.id)) };
-                api.rename_container(&holder.id, opts).await.map_err(|e| docker_err(name, e))?;
+                engine.rename(name, &holder.id, &format!("{name}-old-{}", short(&holder.id))).await?;
             }
             crate::failpoint::hit("before-rename").await;
-            let opts = RenameContainerOptions { name: name.to_string() };
-            api.rename_container(&id, opts).await.map_err(|e| docker_err(name, e))?;
+            engine.rename(name, &id, name).await?;
         }
         Ok(())
     }
 
     /// After the gate (the driver's commit): every instance but the serving one stops, after
     /// `proxy.drain` when it took traffic until the switch.
-    pub(super) async fn retire_old(&self, name: &str, spec: &ContainerSpec) -> Result<(), RuntimeError> {
-        let instances = self.instances(Some(name)).await?;
+    pub async fn retire_old(&self, engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        let instances = engine.instances(Some(name)).await?;
         let Some(serving) = instances.iter().find(|i| i.name == name) else { return Ok(()) };
         let old: Vec<&Instance> = instances.iter().filter(|i| i.id != serving.id).collect();
         if old.is_empty() {
@@ -171,19 +252,19 @@ impl DockerRuntime {
             })?;
             tracing::info!("{name}: the old container drains for {}, then a task stops it", p.drain);
             for (id, d) in list {
-                self.spawn_drain(id, d);
+                self.drains.spawn(engine, id, d);
             }
             return Ok(());
         }
         for o in old {
-            self.stop_and_remove(name, &o.id, o.stop_timeout).await?;
+            engine.stop_and_remove(name, &o.id, o.stop_timeout).await?;
         }
         Ok(())
     }
 
     /// Take `name`'s route out of Caddy when one of its instances was proxied (its traffic no
     /// longer comes through Caddy, or it is removed).
-    pub(super) async fn drop_route(&self, name: &str, instances: &[Instance]) -> Result<(), RuntimeError> {
+    pub async fn drop_route(&self, name: &str, instances: &[Instance]) -> Result<(), RuntimeError> {
         if !instances.iter().any(|i| i.proxy.is_some()) {
             return Ok(());
         }
@@ -195,7 +276,7 @@ impl DockerRuntime {
 
     /// Per resource whose serving instance is proxied: why its route is not as it should be
     /// (missing, or pointing elsewhere). Caddy not answering is a fault.
-    pub(super) async fn check_routes(
+    pub async fn check(
         &self,
         by_resource: &BTreeMap<String, Vec<Instance>>,
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
@@ -221,49 +302,18 @@ impl DockerRuntime {
         Ok(out)
     }
 
-    /// Why the container `name` is not running now (`None` while it runs, or when the
-    /// engine does not say).
-    async fn down(&self, name: &str) -> Option<String> {
-        let c = self.api().await.ok()?.inspect_container(name, None::<InspectContainerOptions>).await.ok()?;
-        let state = c.state?;
-        if state.restarting == Some(true) {
-            Some(format!("container {name} keeps exiting (last exit code {})", state.exit_code.unwrap_or(0)))
-        } else if state.running != Some(true) {
-            Some(format!("container {name} exited with code {}", state.exit_code.unwrap_or(0)))
-        } else {
-            None
-        }
-    }
-
-    /// The loopback port the engine published container port `port` of `id` on.
-    async fn published_port(&self, name: &str, id: &str, port: u16) -> Result<u16, RuntimeError> {
-        let c = self
-            .api()
-            .await?
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| docker_err(name, e))?;
-        let key = format!("{port}/tcp");
-        c.network_settings
-            .and_then(|n| n.ports)
-            .and_then(|mut p| p.remove(&key))
-            .flatten()
-            .into_iter()
-            .flatten()
-            .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
-            .ok_or_else(|| RuntimeError::Docker {
-                resource: name.to_string(),
-                detail: format!(
-                    "the engine published no loopback port for proxy.port {port}: is the container running?"
-                ),
-            })
-    }
-
     /// Ask `http://<dial><path>` until it answers 2xx (within the agent config's
     /// `health.timeout`); fails early when the container `as_name` exits (a `fresh` one: also
     /// when it restarted at all, as the gate judges; an older one may have restarted long
     /// ago, so it fails early only while it is down).
-    async fn probe_until(&self, as_name: &str, fresh: bool, dial: &str, path: &str) -> Result<(), String> {
+    async fn probe_until(
+        &self,
+        engine: &Engine,
+        as_name: &str,
+        fresh: bool,
+        dial: &str,
+        path: &str,
+    ) -> Result<(), String> {
         let (timeout, interval) = self.probe;
         let client =
             reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().map_err(|e| e.to_string())?;
@@ -277,10 +327,10 @@ impl DockerRuntime {
                 Err(e) => format!("{url}: {}", crate::fault::error_chain(&e)),
             };
             if fresh {
-                if let crate::runtime::Liveness::Failed(why) = self.watch(as_name).await {
+                if let crate::runtime::Liveness::Failed(why) = engine.watch(as_name).await {
                     return Err(why);
                 }
-            } else if let Some(why) = self.down(as_name).await {
+            } else if let Some(why) = engine.down(as_name).await {
                 return Err(why);
             }
             if Instant::now() + interval > deadline {
