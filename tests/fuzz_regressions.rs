@@ -1,9 +1,26 @@
 //! Every input that fuzzing found to crash or hang a parser (fuzz/regressions/<target>/)
-//! is replayed here, through the same entry point as its fuzz target, on every test run.
+//! is replayed here through the very function its fuzz target calls
+//! (`desired_state_schema::fuzzing`, `driftless_agent::fuzzing`), on every test run: the
+//! replay tests what the fuzzer ran, not a copy of it.
 
 use std::path::Path;
 
 mod common;
+
+/// Every fuzz target, by name, and its body.
+const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("desired_state", |d| drop(desired_state_schema::fuzzing::desired_state(d))),
+    ("compose", |d| drop(desired_state_schema::fuzzing::compose(d))),
+    ("agent_config", driftless_agent::fuzzing::agent_config),
+    ("semver_range", driftless_agent::fuzzing::semver_range),
+    ("known_hosts", driftless_agent::fuzzing::known_hosts),
+    ("webhook_signature", driftless_agent::fuzzing::webhook_signature),
+    ("control_wire", driftless_agent::fuzzing::control_wire),
+    ("age_file", driftless_agent::fuzzing::age_file),
+    ("age_identity", |d| drop(driftless_agent::fuzzing::age_identity(d))),
+    ("signature", driftless_agent::fuzzing::signature),
+    ("sshsig", driftless_agent::fuzzing::sshsig),
+];
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = common::root().join("fuzz/regressions").join(target);
@@ -16,85 +33,51 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Every regression of every target, through the target's own body.
 #[test]
-fn compose_regressions() {
-    let found = inputs("compose");
-    assert!(!found.is_empty());
-    for (name, data) in found {
-        let (file, dotenv) = match data.iter().position(|b| *b == 0) {
-            Some(i) => (&data[..i], Some(String::from_utf8_lossy(&data[i + 1..]).into_owned())),
-            None => (&data[..], None),
-        };
-        let text = String::from_utf8_lossy(file);
-        let c = desired_state_schema::compose::convert("compose.yaml", &text, dotenv.as_deref(), &[]);
-        eprintln!("{name}: {} document(s), {} error(s)", c.docs.len(), c.errors.len());
+fn every_regression_replays_through_its_targets_body() {
+    let dirs: Vec<String> = std::fs::read_dir(common::root().join("fuzz/regressions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for d in &dirs {
+        assert!(TARGETS.iter().any(|(t, _)| t == d), "fuzz/regressions/{d} names no fuzz target");
     }
+    let mut replayed = 0;
+    for (target, body) in TARGETS {
+        for (name, data) in inputs(target) {
+            body(&data);
+            eprintln!("{target}/{name}: replayed");
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 0);
 }
 
+/// What a regression of a kind once got wrong, asserted beyond "no crash": a malformed key
+/// is refused, naming the file.
 #[test]
-fn known_hosts_regressions() {
-    use driftless_agent::source::known_hosts::{check, host_entry_name};
-    let found = inputs("known_hosts");
+fn a_malformed_identity_is_refused_naming_its_file() {
+    let found = inputs("age_identity");
     assert!(!found.is_empty());
     for (name, data) in found {
-        let text = String::from_utf8_lossy(&data);
-        let _ = check(&text, &host_entry_name("git.example.com", None), b"key");
-        eprintln!("{name}: checked");
+        let err = driftless_agent::fuzzing::age_identity(&data).expect_err("a malformed key is refused");
+        eprintln!("{name}: {err}");
+        assert!(err.contains("/etc/ssh/ssh_host_ed25519_key"), "{err}");
     }
 }
 
 /// Every target has hand-named seeds in Git (its accumulated corpus is packed in
-/// fuzz/cache/<target>.tar.xz, and the working corpus, fuzz/corpus/, is not tracked).
+/// fuzz/cache/<target>.tar.xz, and the working corpus, fuzz/corpus/, is not tracked), and
+/// every target file is listed here.
 #[test]
 fn every_target_has_seeds() {
-    for t in [
-        "desired_state",
-        "compose",
-        "agent_config",
-        "semver_range",
-        "known_hosts",
-        "webhook_signature",
-        "control_wire",
-        "age_file",
-        "age_identity",
-        "signature",
-    ] {
+    let files = std::fs::read_dir(common::root().join("fuzz/fuzz_targets")).unwrap().count();
+    assert_eq!(files, TARGETS.len(), "a fuzz target is missing from TARGETS");
+    for (t, _) in TARGETS {
         let dir = common::root().join("fuzz/seeds").join(t);
         let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
         assert!(n > 0, "{} is empty", dir.display());
         assert!(Path::new(&common::root().join(format!("fuzz/fuzz_targets/{t}.rs"))).exists());
-    }
-}
-
-#[test]
-fn desired_state_regressions() {
-    use desired_state_schema::{parse, SourceFile};
-    let found = inputs("desired_state");
-    assert!(!found.is_empty());
-    for (name, data) in found {
-        let names = ["hosts/web/app.yaml", "hosts/web/compose.yaml", "hosts/web/more.yml"];
-        let files: Vec<SourceFile> = data
-            .split(|b| *b == 0)
-            .take(3)
-            .zip(names)
-            .map(|(part, path)| SourceFile { path: path.into(), text: String::from_utf8_lossy(part).into_owned() })
-            .collect();
-        let loaded = parse(&files);
-        let r = loaded.build(None);
-        eprintln!("{name}: {}", if r.is_ok() { "valid" } else { "invalid" });
-    }
-}
-
-#[test]
-fn age_identity_regressions() {
-    use driftless_agent::secrets::Secrets;
-    let found = inputs("age_identity");
-    assert!(!found.is_empty());
-    for (name, data) in found {
-        let text = String::from_utf8_lossy(&data);
-        let r = Secrets::default().add(Path::new("/etc/ssh/ssh_host_ed25519_key"), &text);
-        let err = r.expect_err("a malformed key is refused");
-        eprintln!("{name}: {err}");
-        assert!(err.to_string().contains("/etc/ssh/ssh_host_ed25519_key"), "{err}");
     }
 }

@@ -22,6 +22,7 @@ pub mod failpoint;
 pub mod fault;
 pub mod fleet;
 pub mod fsutil;
+pub mod fuzzing;
 pub mod health;
 pub mod listen;
 pub mod lock;

@@ -9,6 +9,7 @@ pub mod compose;
 pub mod diagnostic;
 pub mod duration;
 pub mod emit;
+pub mod fuzzing;
 pub mod limits;
 pub mod load;
 pub mod schema;

@@ -36,6 +36,15 @@ pub(super) fn rebase(p: &str, from: &str, to: &str) -> Option<String> {
     Some(if target == "." { up } else { format!("{up}/{target}") })
 }
 
+/// A repository-relative path as shown under `root`.
+pub(super) fn shown_path(root: &str, rel: &str) -> String {
+    if root.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{}/{rel}", root.trim_end_matches('/'))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

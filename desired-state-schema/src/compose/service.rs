@@ -3,7 +3,17 @@
 //! volumes (`volume`), `deploy` and replicas (`replica_count`), and the shape checks compose
 //! itself makes (`wrong_shape`).
 
-use super::*;
+use std::collections::BTreeMap;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::converted::Generated;
+use super::cx::Cx;
+use super::engine;
+use super::paths::shown_path;
+use super::values::*;
+use crate::source_map::{DocMap, YamlPath};
+use crate::types::Origin;
 
 /// One service being converted, with what the file declares around it.
 pub(super) struct Service<'a> {
@@ -932,7 +942,7 @@ impl Cx<'_> {
                 continue;
             };
             let so_far = labels.clone();
-            match self::dotenv::parse_with(&text, &|k| so_far.get(k).cloned()) {
+            match super::dotenv::parse_with(&text, &|k| so_far.get(k).cloned()) {
                 Ok(read) => labels.extend(read),
                 Err(e) => self.err(
                     &pat,

@@ -1,7 +1,13 @@
 //! The top-level objects of a compose file: `networks` and `volumes` (their engine names,
 //! `external` and `internal`), and `secrets`.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::cx::Cx;
+use super::values::*;
+use crate::source_map::YamlPath;
 
 /// Names of the top-level networks or volumes: key → the engine's name.
 pub(super) fn top_level<'w>(

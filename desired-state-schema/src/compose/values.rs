@@ -2,7 +2,13 @@
 //! (`interpolate_tree`, `cast_at`), shell words, and the small conversions of scalars,
 //! lists and mappings the service conversion uses.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::cx::Cx;
+use super::interpolate::{interpolate, InterpolationError};
+use crate::source_map::YamlPath;
 
 /// Apply YAML merge keys (`<<: *anchor`, `<<: [*a, *b]`) everywhere, innermost first, as
 /// the YAML merge-key type says: keys already in the mapping win, then the merged mappings
