@@ -139,7 +139,7 @@ fn generated() -> Vec<(String, Vec<u8>)> {
         files.push(man(sub.clone().name(name), format!("{name}.1"), "1"));
     }
     // The report format's JSON Schemas (PRODUCT.md "One report format").
-    for (name, schema) in driftless_agent::fleet::format::schemas() {
+    for (name, schema) in driftless_agent::report_format::schemas() {
         let mut text = serde_json::to_vec_pretty(&schema).unwrap_or_default();
         text.push(b'\n');
         files.push((format!("dist/report/{name}.schema.json"), text));

@@ -3,8 +3,8 @@
 //! `crate::x` path in a module of a lower or the same layer than `x` fails this test, naming
 //! the file and line. So no two modules import each other, directly or in a loop.
 //!
-//! A sub-module listed on its own (`fleet::format`) has its own layer: its files, and the
-//! paths that name it (`crate::fleet::format::…`), are judged by it, not by its parent's.
+//! A sub-module listed on its own (`fleet::gate`) has its own layer: its files, and the
+//! paths that name it (`crate::fleet::gate::…`), are judged by it, not by its parent's.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,13 +13,13 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["revision", "fault", "fsutil", "failpoint", "sdnotify", "semver_range", "wire", "listen", "lock", "memory"],
     &["state", "config", "plan", "secrets"],
-    &["fleet::format"],
+    &["report_format"],
     &["source", "metrics", "notify"],
     &["fleet::gate"],
     &["runtime"],
     &["health", "event", "validate", "webhook", "fleet"],
     &["reconciler", "control", "fleet::reporter"],
-    &["cli"],
+    &["cli", "fuzzing"],
 ];
 
 fn layer_of(layers: &BTreeMap<&str, usize>, module: &str) -> usize {
@@ -47,6 +47,7 @@ const SCHEMA_LAYERS: &[&[&str]] = &[
     &["checks", "schema"],
     &["compose"],
     &["load"],
+    &["fuzzing"],
 ];
 
 #[test]
@@ -106,4 +107,110 @@ fn check(layer_list: &[&[&str]], src: &Path) {
         }
     }
     assert!(wrong.is_empty(), "modules that import a module of their own or a higher layer:\n{}", wrong.join("\n"));
+}
+
+/// Folders whose `mod.rs` only wires (declares its parts, re-exports from them) and whose
+/// parts never import it: inside them, the arrows between files all run one way.
+const WIRING_ONLY: &[&str] = &["agent/src/runtime/docker", "desired-state-schema/src/compose"];
+
+/// Folders whose `mod.rs` still holds the folder's shared vocabulary (the trait, the error
+/// and the state its parts extend), which the parts import: not yet split (issue #37).
+/// Their parts may name the parent (`super::Item`), never glob it (`super::*`).
+const VOCABULARY_IN_MOD: &[&str] =
+    &["agent/src/runtime", "agent/src/reconciler", "agent/src/source", "agent/src/fleet"];
+
+/// The lines of `text` before its unit tests (a test module's `super` is its own file).
+fn before_tests(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().take_while(|(_, l)| !l.starts_with("#[cfg(test)]"))
+}
+
+/// The first path segment after each `super::` of `line`, and each name of a `super::{…}`.
+fn super_names(line: &str) -> Vec<String> {
+    let word =
+        |s: &str| -> String { s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '*').collect() };
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("super::") {
+        rest = &rest[i + 7..];
+        match rest.strip_prefix('{') {
+            Some(list) => {
+                let list = list.split('}').next().unwrap_or("");
+                out.extend(list.split(',').map(|n| word(n.trim())).filter(|n| !n.is_empty()));
+            }
+            None => out.push(word(rest)),
+        }
+    }
+    out
+}
+
+/// Inside a folder, a part never imports the folder's `mod.rs`: in `WIRING_ONLY` folders
+/// every `super::X` of a part names a sibling part and `mod.rs` defines nothing; everywhere,
+/// `super::*` outside a file's tests is refused (it hides which way an arrow runs).
+#[test]
+fn a_part_never_imports_its_folders_mod_rs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut wrong = Vec::new();
+    for src in ["agent/src", "desired-state-schema/src"] {
+        let mut files = Vec::new();
+        walk(&root.join(src), &mut files);
+        for f in files {
+            let rel = f.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+            let folder = rel.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+            let text = std::fs::read_to_string(&f).unwrap();
+            let is_mod = rel.ends_with("/mod.rs");
+            if is_mod && WIRING_ONLY.contains(&folder.as_str()) {
+                for (n, line) in before_tests(&text) {
+                    let t = line.trim_start();
+                    let item = [
+                        "fn ",
+                        "pub fn ",
+                        "struct ",
+                        "pub struct ",
+                        "enum ",
+                        "pub enum ",
+                        "impl ",
+                        "impl<",
+                        "trait ",
+                        "const ",
+                        "pub const ",
+                        "static ",
+                    ];
+                    if item.iter().any(|p| t.starts_with(p))
+                        || t.starts_with("pub(") && !t.contains(" mod ") && !t.contains(" use ")
+                    {
+                        wrong.push(format!(
+                            "{rel}:{}: a mod.rs that only wires defines an item; move it to a part of the folder",
+                            n + 1
+                        ));
+                    }
+                }
+            }
+            if is_mod || !Path::new(&root.join(&folder)).join("mod.rs").exists() {
+                continue;
+            }
+            let siblings: Vec<String> = std::fs::read_dir(root.join(&folder))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir() || p.extension().is_some_and(|x| x == "rs"))
+                .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+                .filter(|n| n != "mod")
+                .collect();
+            for (n, line) in before_tests(&text) {
+                for name in super_names(line) {
+                    if name == "*" {
+                        wrong.push(format!("{rel}:{}: `super::*` imports the folder's mod.rs whole; name what is used, from the part that owns it", n + 1));
+                    } else if name != "super" && !siblings.contains(&name) && WIRING_ONLY.contains(&folder.as_str()) {
+                        wrong.push(format!(
+                            "{rel}:{}: super::{name} is the folder's mod.rs; import it from the part that owns it",
+                            n + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for f in VOCABULARY_IN_MOD {
+        assert!(root.join(f).join("mod.rs").exists(), "{f}/mod.rs is gone: take it off VOCABULARY_IN_MOD");
+    }
+    assert!(wrong.is_empty(), "parts that import their folder's mod.rs:\n{}", wrong.join("\n"));
 }

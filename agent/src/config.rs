@@ -1,6 +1,9 @@
 //! The agent's own config (`/etc/driftless/agent.yaml`): typed, defaulted and validated, with
 //! every refusal naming the file, line, column and key. `Config::load` is what `agentd`
 //! (at start, on SIGHUP and for `--check`) and `agentctl` (for `control_socket`) call.
+//!
+//! Past 1,000 lines because the config is one format: its types, defaults and every
+//! refusal sit together so that docs/configuration.md maps onto one file.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -635,6 +638,8 @@ impl Validator<'_> {
         self.diags.push(d);
     }
 
+    /// Every cross-key rule of the agent config, key by key in the file's documented order
+    /// (docs/configuration.md), so a reader checks one key's rules by finding it once.
     fn config(&mut self, c: &Config, host: &str) {
         if desired_state_schema::checks::host_name(host).is_err() {
             self.err(&["host"], format!("host {host:?} is not a host name: write e.g. web-1"));

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod reconciler;
+pub mod report_format;
 pub mod revision;
 pub mod runtime;
 pub mod sdnotify;

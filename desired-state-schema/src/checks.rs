@@ -2,6 +2,9 @@
 //! ports, volumes, paths, health checks) and across resources (duplicate names, one
 //! NixosSystem, `depends_on` targets and cycles, host ports published twice). Pure functions
 //! over typed values; each finding carries a path so the loader can give it a position.
+//!
+//! Past 1,000 lines: one function per area of a spec, each seen whole, and their table
+//! tests; splitting the file would part rules that share their helpers.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -318,7 +321,19 @@ fn check_links_devices_hooks(c: &ContainerSpec, spec: &YamlPath, f: &mut impl Fn
     }
 }
 
+/// One Container spec, area by area (each a function a reader sees whole); the loader sorts
+/// what they find by position, so the order of the areas is not the order of the errors.
 fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    check_image(c, spec, f);
+    check_process(c, spec, f);
+    check_container_health(c, spec, f);
+    check_resources(c, spec, f);
+    check_networking(c, spec, f);
+    check_mounts(c, spec, f);
+}
+
+/// What runs: an image or a build (its context and Dockerfile inside the repository).
+fn check_image(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
     if c.image.is_empty() && c.build.is_none() {
         f(
             spec.key("image"),
@@ -351,30 +366,11 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             );
         }
     }
-    for (i, v) in c.external.volumes.iter().enumerate() {
-        let mounted = c.volumes.iter().any(|m| Volume::parse(m).is_ok_and(|m| !m.is_bind() && m.source == *v));
-        if !mounted {
-            f(spec.key("external").key("volumes").index(i), format!("external volume {v:?} is not one of this container's volumes: mount it (volumes: [\"{v}:/path\"]) or remove it here"));
-        }
-    }
-    for (i, n) in c.internal_networks.iter().enumerate() {
-        if !c.networks.iter().any(|a| a.name == *n) {
-            f(spec.key("internal_networks").index(i), format!("internal network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));
-        }
-    }
-    check_addresses(c, spec, f);
-    for (i, n) in c.external.networks.iter().enumerate() {
-        if !c.networks.iter().any(|a| a.name == *n) {
-            f(spec.key("external").key("networks").index(i), format!("external network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));
-        }
-    }
-    check_update(c, spec, f);
-    if c.oneshot && !c.health.is_empty() {
-        f(
-            spec.key("health"),
-            "a oneshot container is judged by its exit code: remove health (exit 0 is success)".into(),
-        );
-    }
+}
+
+/// The process and its settings: labels, working directory, host name, logging, stop signal,
+/// links, devices and hooks, command, entrypoint and environment (`env`, `env_files`).
+fn check_process(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
     for key in c.labels.keys() {
         if key.starts_with("driftless.") {
             f(
@@ -393,23 +389,73 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(spec.key("hostname"), format!("hostname {h:?} is not a valid host name"));
         }
     }
-    for (i, e) in c.extra_hosts.iter().enumerate() {
-        let ok = e
-            .split_once(':')
-            .or_else(|| e.split_once('='))
-            .is_some_and(|(h, ip)| !h.is_empty() && (ip.parse::<std::net::IpAddr>().is_ok() || ip == "host-gateway"));
-        if !ok {
+    if let Some(l) = &c.logging {
+        if l.driver.as_deref().is_some_and(str::is_empty) {
             f(
-                spec.key("extra_hosts").index(i),
-                format!("extra_hosts entry {e:?} is not valid: write name:ip, e.g. \"db.internal:10.0.0.5\""),
+                spec.key("logging").key("driver"),
+                "logging.driver is empty: write e.g. json-file, local or journald".into(),
             );
         }
     }
-    for (i, d) in c.dns.iter().enumerate() {
-        if d.parse::<std::net::IpAddr>().is_err() {
-            f(spec.key("dns").index(i), format!("dns server {d:?} is not an IP address"));
+    if let Some(sig) = &c.stop_signal {
+        let ok = sig.parse::<u32>().is_ok()
+            || (sig.starts_with("SIG")
+                && sig.len() > 3
+                && sig[3..].chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '+' || ch == '-'));
+        if !ok {
+            f(spec.key("stop_signal"), format!("stop_signal {sig:?} is not a signal: write e.g. SIGQUIT or 3"));
         }
     }
+    check_links_devices_hooks(c, spec, f);
+    for (field, argv) in [("command", &c.command), ("entrypoint", &c.entrypoint)] {
+        if argv.as_ref().is_some_and(|a| a.is_empty()) {
+            f(spec.key(field), format!("{field} is an empty list: remove it to use the image's default"));
+        }
+    }
+    for key in c.env.keys() {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            f(
+                spec.key("env").key(key.clone()),
+                format!("environment variable name {key:?} may not be empty or hold '='"),
+            );
+        }
+    }
+    for (i, p) in c.env_files.iter().map(|e| &e.path).enumerate() {
+        let ok = if p.starts_with('/') { host_path(p) } else { repo_path(p) };
+        if let Err(why) = ok {
+            f(spec.key("env_files").index(i), format!("env file {p:?} {why}"));
+        }
+    }
+    if let Some(p) = &c.env_files_vars {
+        if let Err(why) = repo_path(p) {
+            f(spec.key("env_files_vars"), format!("env_files_vars {p:?} {why}"));
+        }
+    }
+}
+
+/// Health: a oneshot has no checks of its own after it ran; the engine's `healthcheck`.
+fn check_container_health(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    if c.oneshot && !c.health.is_empty() {
+        f(
+            spec.key("health"),
+            "a oneshot container is judged by its exit code: remove health (exit 0 is success)".into(),
+        );
+    }
+    if let Some(h) = c.healthcheck.as_ref().filter(|h| !h.test.is_unset()) {
+        let test = h.test.engine_form();
+        let ok = match test.first().map(String::as_str) {
+            Some("NONE") => test.len() == 1,
+            Some("CMD") | Some("CMD-SHELL") => test.len() > 1 && !test[1].is_empty(),
+            _ => false,
+        };
+        if !ok {
+            f(spec.key("healthcheck").key("test"), "healthcheck.test is not valid: write [\"CMD\", \"prog\", \"arg\"], [\"CMD-SHELL\", \"command\"], a command string, or [\"NONE\"]".into());
+        }
+    }
+}
+
+/// Limits and privileges: capabilities, tmpfs, devices, ulimits, cgroups, memory and CPUs.
+fn check_resources(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
     for (field, caps) in [("cap_add", &c.cap_add), ("cap_drop", &c.cap_drop)] {
         for (i, cap) in caps.iter().enumerate() {
             if cap.is_empty() || !cap.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_' || ch.is_ascii_digit()) {
@@ -467,32 +513,44 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(spec.key("cpus"), format!("cpus {:?} is not a positive number of CPUs, e.g. 0.5 or 2", cpus.0));
         }
     }
-    if let Some(l) = &c.logging {
-        if l.driver.as_deref().is_some_and(str::is_empty) {
+}
+
+/// Networking: external and internal networks, extra hosts, DNS, exposed ports, network
+/// and IPC modes, published ports, attached networks.
+fn check_networking(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    for (i, v) in c.external.volumes.iter().enumerate() {
+        let mounted = c.volumes.iter().any(|m| Volume::parse(m).is_ok_and(|m| !m.is_bind() && m.source == *v));
+        if !mounted {
+            f(spec.key("external").key("volumes").index(i), format!("external volume {v:?} is not one of this container's volumes: mount it (volumes: [\"{v}:/path\"]) or remove it here"));
+        }
+    }
+    for (i, n) in c.internal_networks.iter().enumerate() {
+        if !c.networks.iter().any(|a| a.name == *n) {
+            f(spec.key("internal_networks").index(i), format!("internal network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));
+        }
+    }
+    check_addresses(c, spec, f);
+    for (i, n) in c.external.networks.iter().enumerate() {
+        if !c.networks.iter().any(|a| a.name == *n) {
+            f(spec.key("external").key("networks").index(i), format!("external network {n:?} is not one of this container's networks: attach it (networks: [{n}]) or remove it here"));
+        }
+    }
+    check_update(c, spec, f);
+    for (i, e) in c.extra_hosts.iter().enumerate() {
+        let ok = e
+            .split_once(':')
+            .or_else(|| e.split_once('='))
+            .is_some_and(|(h, ip)| !h.is_empty() && (ip.parse::<std::net::IpAddr>().is_ok() || ip == "host-gateway"));
+        if !ok {
             f(
-                spec.key("logging").key("driver"),
-                "logging.driver is empty: write e.g. json-file, local or journald".into(),
+                spec.key("extra_hosts").index(i),
+                format!("extra_hosts entry {e:?} is not valid: write name:ip, e.g. \"db.internal:10.0.0.5\""),
             );
         }
     }
-    if let Some(h) = c.healthcheck.as_ref().filter(|h| !h.test.is_unset()) {
-        let test = h.test.engine_form();
-        let ok = match test.first().map(String::as_str) {
-            Some("NONE") => test.len() == 1,
-            Some("CMD") | Some("CMD-SHELL") => test.len() > 1 && !test[1].is_empty(),
-            _ => false,
-        };
-        if !ok {
-            f(spec.key("healthcheck").key("test"), "healthcheck.test is not valid: write [\"CMD\", \"prog\", \"arg\"], [\"CMD-SHELL\", \"command\"], a command string, or [\"NONE\"]".into());
-        }
-    }
-    if let Some(sig) = &c.stop_signal {
-        let ok = sig.parse::<u32>().is_ok()
-            || (sig.starts_with("SIG")
-                && sig.len() > 3
-                && sig[3..].chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '+' || ch == '-'));
-        if !ok {
-            f(spec.key("stop_signal"), format!("stop_signal {sig:?} is not a signal: write e.g. SIGQUIT or 3"));
+    for (i, d) in c.dns.iter().enumerate() {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            f(spec.key("dns").index(i), format!("dns server {d:?} is not an IP address"));
         }
     }
     for (i, e) in c.expose.iter().enumerate() {
@@ -532,6 +590,23 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             );
         }
     }
+    for (i, p) in c.ports.iter().enumerate() {
+        if let Err(why) = PortMapping::parse(p) {
+            f(
+                spec.key("ports").index(i),
+                format!("port {p:?} is not valid: {why}; write [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], e.g. \"127.0.0.1:8080:80\""),
+            );
+        }
+    }
+    for (i, n) in c.networks.iter().enumerate() {
+        if !docker_object_name(&n.name) {
+            f(spec.key("networks").index(i), format!("network name {:?} may hold only letters, digits, '_', '.' and '-', starting with a letter or digit", n.name));
+        }
+    }
+}
+
+/// What is mounted: secrets, repository `files`, volumes (named, bind, each target once).
+fn check_mounts(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
     let mut secret_names = std::collections::HashSet::new();
     for (i, sec) in c.secrets.iter().enumerate() {
         let at = spec.key("secrets").index(i);
@@ -546,31 +621,6 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(at.key("source"), format!("secret source {:?} {why}", sec.source));
         }
     }
-    check_links_devices_hooks(c, spec, f);
-    for (field, argv) in [("command", &c.command), ("entrypoint", &c.entrypoint)] {
-        if argv.as_ref().is_some_and(|a| a.is_empty()) {
-            f(spec.key(field), format!("{field} is an empty list: remove it to use the image's default"));
-        }
-    }
-    for key in c.env.keys() {
-        if key.is_empty() || key.contains('=') || key.contains('\0') {
-            f(
-                spec.key("env").key(key.clone()),
-                format!("environment variable name {key:?} may not be empty or hold '='"),
-            );
-        }
-    }
-    for (i, p) in c.env_files.iter().map(|e| &e.path).enumerate() {
-        let ok = if p.starts_with('/') { host_path(p) } else { repo_path(p) };
-        if let Err(why) = ok {
-            f(spec.key("env_files").index(i), format!("env file {p:?} {why}"));
-        }
-    }
-    if let Some(p) = &c.env_files_vars {
-        if let Err(why) = repo_path(p) {
-            f(spec.key("env_files_vars"), format!("env_files_vars {p:?} {why}"));
-        }
-    }
     let mut mounted: HashMap<String, usize> = HashMap::new();
     for (i, m) in c.files.iter().enumerate() {
         let at = spec.key("files").index(i);
@@ -581,14 +631,6 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
             f(at.key("target"), format!("files target {:?} {why} (it is a path in the container)", m.target));
         } else if let Some(first) = mounted.insert(m.target.clone(), i) {
             f(at.key("target"), format!("{} is mounted twice (also by files[{first}])", m.target));
-        }
-    }
-    for (i, p) in c.ports.iter().enumerate() {
-        if let Err(why) = PortMapping::parse(p) {
-            f(
-                spec.key("ports").index(i),
-                format!("port {p:?} is not valid: {why}; write [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], e.g. \"127.0.0.1:8080:80\""),
-            );
         }
     }
     let mut targets: HashMap<String, usize> = HashMap::new();
@@ -606,11 +648,6 @@ fn check_container(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPa
                     );
                 }
             }
-        }
-    }
-    for (i, n) in c.networks.iter().enumerate() {
-        if !docker_object_name(&n.name) {
-            f(spec.key("networks").index(i), format!("network name {:?} may hold only letters, digits, '_', '.' and '-', starting with a letter or digit", n.name));
         }
     }
 }

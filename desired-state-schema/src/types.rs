@@ -4,6 +4,9 @@
 //!
 //! Syntax-level rules live in serde attributes (unknown keys are errors, defaults are filled
 //! in); rules that relate values to each other live in `checks`.
+//!
+//! Past 1,000 lines because it is the format itself: one struct per kind and key, each
+//! documented, from which the JSON Schema and the docs are generated.
 
 use std::collections::BTreeMap;
 

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{parse_hours, AfterRule, Day, WindowConfig};
-use crate::fleet::format::{HostReport, OutcomeRecord, STALE_INTERVALS};
+use crate::report_format::{HostReport, OutcomeRecord, STALE_INTERVALS};
 use crate::revision::short;
 use crate::source::report::Report;
 use crate::state::unix_seconds;

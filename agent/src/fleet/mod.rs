@@ -7,19 +7,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-pub mod format;
 pub mod gate;
 pub mod reporter;
 
 use crate::config::AuthConfig;
-use crate::fleet::format::HostReport;
+use crate::report_format::HostReport;
 use crate::source::report::Report;
 use crate::source::{GitSource, SourceError};
 use crate::state::{Outcome, Phase};
 
-pub use format::STALE_INTERVALS;
+pub use crate::report_format::STALE_INTERVALS;
 /// The interval assumed when a report cannot be read.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(format::DEFAULT_INTERVAL_SECONDS);
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(crate::report_format::DEFAULT_INTERVAL_SECONDS);
 
 /// One host's row (`agentctl fleet --json` prints a list of them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

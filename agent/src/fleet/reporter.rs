@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::LoadedConfig;
 use crate::event::{Command, Event};
-use crate::fleet::format::{HostReport, OutcomeRecord, OUTCOMES};
 use crate::listen::Shutdown;
+use crate::report_format::{HostReport, OutcomeRecord, OUTCOMES};
 use crate::source::GitSource;
 use crate::state::{HistoryEntry, Outcome};
 use crate::wire::StatusView;

@@ -17,7 +17,7 @@ use git2::{Oid, PushOptions, Repository};
 use super::verify::{ssh_keygen_fed, ssh_keygen_verify};
 use super::{CallbackContext, GitSource, SourceError};
 use crate::config::{AuthConfig, RefSelector};
-use crate::fleet::format::HostReport;
+use crate::report_format::HostReport;
 
 /// Where each host's report lives in the report repository.
 pub const REPORT_PREFIX: &str = "refs/driftless/hosts/";

@@ -1,6 +1,9 @@
 //! The entry points: which files of a folder compose reads (`project`), and the conversion
 //! of a compose file with its override and includes into `driftless/v1` documents
 //! (`convert_files`: read, merge, interpolate, then `top` and `service` for each part).
+//!
+//! Past 1,000 lines because half of it is the conversion's tests, read beside the loader
+//! stages they pin down.
 
 use std::collections::BTreeMap;
 
@@ -176,7 +179,10 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
 /// `convert_in` for a compose file and its overrides (`files[0]` the main file, then each
 /// override in order: `compose.override.yaml`), merged by compose's rules
 /// (`merge::merge`) after each is interpolated on its own, as compose loads them. The
-/// files sit in one folder and share its `.env`.
+/// files sit in one folder and share its `.env`. One piece: the stages of compose's loader
+/// in its order (read and interpolate each file, resolve `extends` and `include`, merge,
+/// name the project, then the top level and each service), each handing the next what
+/// compose's own loader hands it; a reader follows one load from top to bottom.
 pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context<'_>) -> Converted {
     let mut out = Converted::default();
     let Some(&(path, _)) = files.first() else { return out };

@@ -13,8 +13,8 @@ use bollard::Docker;
 use desired_state_schema::BuildSpec;
 use futures_util::StreamExt;
 
-use super::super::{Log, RuntimeError};
 use crate::config::RegistryConfig;
+use crate::runtime::{Log, RuntimeError};
 
 /// `image` with `:latest` added when it has neither tag nor digest.
 pub fn normalize(image: &str) -> String {

@@ -2,7 +2,7 @@
 //! `refs/driftless/hosts/<host>` — `status.json` ([`ReportStatus`]: what `agentctl status
 //! --json` prints, with `report_format` and `report_interval_seconds`) and `outcomes.json` (a
 //! list of [`OutcomeRecord`]) — and the one parser every reader uses ([`HostReport::parse`]).
-//! The writer (`reporter.rs`) and the readers (`agentctl fleet`, the rollout gates) share
+//! The writer (`fleet::reporter`) and the readers (`agentctl fleet`, the rollout gates) share
 //! these types; readers match on `Phase` and `Outcome`, never on strings.
 //!
 //! Versioned: a report whose `report_format` this build does not know is named, never
