@@ -102,9 +102,8 @@ pub(super) fn endpoint(
     })
 }
 
-/// The engine's create body for `r` (agent `host`, an engine that takes `level`). One piece:
-/// it is the one place that maps every key of the Container spec onto the engine's fields,
-/// in the engine body's own order, so a reader checks a key by finding it once.
+/// The engine's create body for `r` (agent `host`, an engine that takes `level`): the
+/// process and its identity here, the rest from the pieces below, one per area.
 pub(super) fn create_body(
     host: &str,
     level: Level,
@@ -112,11 +111,40 @@ pub(super) fn create_body(
     spec: &ContainerSpec,
     made: &Made<'_>,
 ) -> Result<ContainerCreateBody, RuntimeError> {
-    let name = r.name();
     let mut env = made.env_files.clone();
     for (k, v) in &spec.env {
         env.insert(k.clone(), v.0.clone());
     }
+    let (exposed, bindings) = ports(r.name(), spec)?;
+    let mut binds = spec.volumes.clone();
+    binds.extend(made.binds.iter().cloned());
+    let (network_mode, networking_config) = networking(spec, level);
+    let healthcheck = health_config(spec, level);
+    Ok(ContainerCreateBody {
+        image: Some(made.image.to_string()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(labels(host, r, spec, made)),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        stop_timeout: Some(i64::from(stop_secs(spec))),
+        stop_signal: spec.stop_signal.clone(),
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        hostname: spec.hostname.clone(),
+        domainname: spec.domainname.clone(),
+        tty: spec.tty.then_some(true),
+        open_stdin: spec.stdin_open.then_some(true),
+        healthcheck,
+        networking_config,
+        host_config: Some(host_config(spec, level, binds, bindings, restart_policy(spec), network_mode)),
+        ..Default::default()
+    })
+}
+
+/// Exposed ports and host bindings: `ports` (each port of a range its own binding),
+/// `expose`, and a proxied container's `proxy.port` published on the loopback.
+fn ports(name: &str, spec: &ContainerSpec) -> Result<(Vec<String>, Bindings), RuntimeError> {
     let mut exposed = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for p in &spec.ports {
@@ -143,7 +171,28 @@ pub(super) fn create_body(
             }
         }
     }
-    let restart = if spec.oneshot {
+    if let Some(p) = &spec.proxy {
+        // Published on the loopback at a port the engine picks: each instance its own, so
+        // the old and the new container answer side by side, and Caddy dials it.
+        let key = format!("{}/tcp", p.port);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) });
+    }
+    Ok((exposed, bindings))
+}
+
+/// Host port bindings by `port/proto`, as the engine takes them.
+type Bindings = HashMap<String, Option<Vec<PortBinding>>>;
+
+/// The engine's restart policy (a oneshot never restarts).
+fn restart_policy(spec: &ContainerSpec) -> DockerRestart {
+    if spec.oneshot {
         DockerRestart { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }
     } else {
         match spec.restart {
@@ -158,7 +207,12 @@ pub(super) fn create_body(
                 DockerRestart { name: Some(RestartPolicyNameEnum::ON_FAILURE), maximum_retry_count: n.map(i64::from) }
             }
         }
-    };
+    }
+}
+
+/// The spec's labels, then the agent's own (what it reads back: `instance.rs`).
+fn labels(host: &str, r: &Resource, spec: &ContainerSpec, made: &Made<'_>) -> HashMap<String, String> {
+    let name = r.name();
     let mut labels: HashMap<String, String> = spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
     labels.insert(LABEL_HOST.to_string(), host.to_string());
@@ -171,21 +225,60 @@ pub(super) fn create_body(
         labels.insert(LABEL_ONESHOT.to_string(), "true".to_string());
     }
     if let Some(p) = &spec.proxy {
-        // Published on the loopback at a port the engine picks: each instance its own, so
-        // the old and the new container answer side by side, and Caddy dials it.
         labels.insert(LABEL_PROXY.to_string(), serde_json::to_string(p).unwrap_or_default());
-        let key = format!("{}/tcp", p.port);
-        if !exposed.contains(&key) {
-            exposed.push(key.clone());
-        }
-        bindings
-            .entry(key)
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) });
     }
-    let mut binds = spec.volumes.clone();
-    binds.extend(made.binds.iter().cloned());
+    if let Some(pre_stop) = hooks::encode(&spec.pre_stop) {
+        labels.insert(hooks::LABEL.to_string(), pre_stop);
+    }
+    labels
+}
+
+/// The engine's healthcheck (`start_interval` only where the engine takes it).
+fn health_config(spec: &ContainerSpec, level: Level) -> Option<bollard::models::HealthConfig> {
+    spec.healthcheck.as_ref().map(|h| bollard::models::HealthConfig {
+        // No test: the image's own, with these timings.
+        test: (!h.test.is_unset()).then(|| h.test.engine_form()),
+        interval: nanos(h.interval),
+        timeout: nanos(h.timeout),
+        retries: h.retries.map(i64::from),
+        start_period: nanos(h.start_period),
+        start_interval: if level.start_interval { nanos(h.start_interval) } else { None },
+    })
+}
+
+/// A duration as the engine's nanoseconds.
+fn nanos(d: Option<desired_state_schema::Duration>) -> Option<i64> {
+    d.map(|d| i64::try_from(d.as_std().as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// The network mode, and the first network's endpoint (the others are connected after the
+/// create).
+fn networking(spec: &ContainerSpec, level: Level) -> (Option<String>, Option<bollard::models::NetworkingConfig>) {
+    let network_mode = spec.network_mode.clone().or_else(|| spec.networks.first().map(|n| n.name.clone()));
+    // The MAC address goes to the first network's endpoint (API 1.44; the preflight
+    // refused it on an older engine): its own, or the engine's default `bridge`.
+    let mac = spec.mac_address.as_ref().filter(|_| level.mac_address);
+    let first = spec.networks.first().cloned().or_else(|| {
+        (spec.network_mode.is_none() && mac.is_some())
+            .then(|| desired_state_schema::NetworkAttachment { name: "bridge".into(), ..Default::default() })
+    });
+    let networking_config = first.and_then(|n| {
+        let mut endpoints = HashMap::new();
+        endpoints.insert(n.name.clone(), endpoint(&n, &spec.links, mac)?);
+        Some(bollard::models::NetworkingConfig { endpoints_config: Some(endpoints) })
+    });
+    (network_mode, networking_config)
+}
+
+/// Resources, privileges, namespaces and logging: the engine's host config.
+fn host_config(
+    spec: &ContainerSpec,
+    level: Level,
+    binds: Vec<String>,
+    bindings: Bindings,
+    restart: DockerRestart,
+    network_mode: Option<String>,
+) -> HostConfig {
     let tmpfs: HashMap<String, String> = spec
         .tmpfs
         .iter()
@@ -220,30 +313,6 @@ pub(super) fn create_body(
     let bytes = |v: &Option<desired_state_schema::EnvValue>| {
         v.as_ref().and_then(|v| desired_state_schema::checks::parse_bytes(&v.0).ok())
     };
-    let nanos =
-        |d: Option<desired_state_schema::Duration>| d.map(|d| i64::try_from(d.as_std().as_nanos()).unwrap_or(i64::MAX));
-    let healthcheck = spec.healthcheck.as_ref().map(|h| bollard::models::HealthConfig {
-        // No test: the image's own, with these timings.
-        test: (!h.test.is_unset()).then(|| h.test.engine_form()),
-        interval: nanos(h.interval),
-        timeout: nanos(h.timeout),
-        retries: h.retries.map(i64::from),
-        start_period: nanos(h.start_period),
-        start_interval: if level.start_interval { nanos(h.start_interval) } else { None },
-    });
-    let network_mode = spec.network_mode.clone().or_else(|| spec.networks.first().map(|n| n.name.clone()));
-    // The MAC address goes to the first network's endpoint (API 1.44; the preflight
-    // refused it on an older engine): its own, or the engine's default `bridge`.
-    let mac = spec.mac_address.as_ref().filter(|_| level.mac_address);
-    let first = spec.networks.first().cloned().or_else(|| {
-        (spec.network_mode.is_none() && mac.is_some())
-            .then(|| desired_state_schema::NetworkAttachment { name: "bridge".into(), ..Default::default() })
-    });
-    let networking_config = first.and_then(|n| {
-        let mut endpoints = HashMap::new();
-        endpoints.insert(n.name.clone(), endpoint(&n, &spec.links, mac)?);
-        Some(bollard::models::NetworkingConfig { endpoints_config: Some(endpoints) })
-    });
     let blkio = spec.blkio_config.clone().unwrap_or_default();
     let throttle = |list: &Vec<desired_state_schema::BlkioRate>| {
         (!list.is_empty()).then(|| {
@@ -266,114 +335,88 @@ pub(super) fn create_body(
             options: (!d.options.is_empty()).then(|| d.options.clone().into_iter().collect()),
         })
         .collect();
-    if let Some(pre_stop) = hooks::encode(&spec.pre_stop) {
-        labels.insert(hooks::LABEL.to_string(), pre_stop);
-    }
     let map = |m: &BTreeMap<String, String>| (!m.is_empty()).then(|| m.clone().into_iter().collect());
     let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-    Ok(ContainerCreateBody {
-        image: Some(made.image.to_string()),
-        cmd: spec.command.clone(),
-        entrypoint: spec.entrypoint.clone(),
-        env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        labels: Some(labels),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        stop_timeout: Some(i64::from(stop_secs(spec))),
-        stop_signal: spec.stop_signal.clone(),
-        user: spec.user.clone(),
-        working_dir: spec.working_dir.clone(),
-        hostname: spec.hostname.clone(),
-        domainname: spec.domainname.clone(),
-        tty: spec.tty.then_some(true),
-        open_stdin: spec.stdin_open.then_some(true),
-        healthcheck,
-        networking_config,
-        host_config: Some(HostConfig {
-            binds: (!binds.is_empty()).then_some(binds),
-            port_bindings: (!bindings.is_empty()).then_some(bindings),
-            restart_policy: Some(restart),
-            network_mode,
-            ipc_mode: spec.ipc.clone(),
-            extra_hosts: (!spec.extra_hosts.is_empty()).then(|| {
-                spec.extra_hosts
-                    .iter()
-                    .map(|e| if e.contains('=') { e.replacen('=', ":", 1) } else { e.clone() })
-                    .collect()
-            }),
-            dns: nonempty(&spec.dns),
-            dns_search: nonempty(&spec.dns_search),
-            dns_options: nonempty(&spec.dns_opt),
-            cap_add: nonempty(&spec.cap_add),
-            cap_drop: nonempty(&spec.cap_drop),
-            privileged: spec.privileged.then_some(true),
-            readonly_rootfs: spec.read_only.then_some(true),
-            tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-            init: spec.init.then_some(true),
-            devices: (!devices.is_empty()).then_some(devices),
-            sysctls: (!spec.sysctls.is_empty())
-                .then(|| spec.sysctls.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()),
-            ulimits: (!ulimits.is_empty()).then_some(ulimits),
-            shm_size: bytes(&spec.shm_size),
-            memory: bytes(&spec.memory),
-            nano_cpus: spec.cpus.as_ref().and_then(|c| desired_state_schema::checks::parse_cpus(&c.0)),
-            pids_limit: spec.pids_limit,
-            cpu_shares: spec.cpu_shares,
-            cpu_period: spec.cpu_period,
-            cpu_quota: spec.cpu_quota,
-            cpuset_cpus: spec.cpuset.clone(),
-            memory_reservation: bytes(&spec.mem_reservation),
-            memory_swap: spec.memswap_limit.as_ref().and_then(|v| {
-                if v.0 == "-1" {
-                    Some(-1)
-                } else {
-                    desired_state_schema::checks::parse_bytes(&v.0).ok()
-                }
-            }),
-            memory_swappiness: spec.mem_swappiness,
-            oom_kill_disable: spec.oom_kill_disable.then_some(true),
-            oom_score_adj: spec.oom_score_adj,
-            pid_mode: spec.pid.clone(),
-            uts_mode: spec.uts.clone(),
-            userns_mode: spec.userns_mode.clone(),
-            cgroupns_mode: spec.cgroup.as_deref().map(|c| match c {
-                "host" => bollard::models::HostConfigCgroupnsModeEnum::HOST,
-                _ => bollard::models::HostConfigCgroupnsModeEnum::PRIVATE,
-            }),
-            cgroup_parent: spec.cgroup_parent.clone(),
-            device_cgroup_rules: nonempty(&spec.device_cgroup_rules),
-            runtime: spec.runtime.clone(),
-            volumes_from: nonempty(&spec.volumes_from),
-            log_config: spec.logging.as_ref().map(|l| bollard::models::HostConfigLogConfig {
-                typ: l.driver.clone(),
-                config: (!l.options.is_empty())
-                    .then(|| l.options.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()),
-            }),
-            security_opt: nonempty(&spec.security_opt),
-            group_add: nonempty(&spec.group_add),
-            links: nonempty(&spec.links),
-            device_requests: (!device_requests.is_empty()).then_some(device_requests),
-            blkio_weight: blkio.weight,
-            blkio_weight_device: (!blkio.weight_device.is_empty()).then(|| {
-                blkio
-                    .weight_device
-                    .iter()
-                    .map(|w| bollard::models::ResourcesBlkioWeightDevice {
-                        path: Some(w.path.clone()),
-                        weight: Some(w.weight.into()),
-                    })
-                    .collect()
-            }),
-            blkio_device_read_bps: throttle(&blkio.device_read_bps),
-            blkio_device_write_bps: throttle(&blkio.device_write_bps),
-            blkio_device_read_iops: throttle(&blkio.device_read_iops),
-            blkio_device_write_iops: throttle(&blkio.device_write_iops),
-            storage_opt: map(&spec.storage_opt),
-            // Annotations are API 1.43 (Docker 24); `describe` names them on an older engine.
-            annotations: if level.annotations { map(&spec.annotations) } else { None },
-            ..Default::default()
+    HostConfig {
+        binds: (!binds.is_empty()).then_some(binds),
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        restart_policy: Some(restart),
+        network_mode,
+        ipc_mode: spec.ipc.clone(),
+        extra_hosts: (!spec.extra_hosts.is_empty()).then(|| {
+            spec.extra_hosts.iter().map(|e| if e.contains('=') { e.replacen('=', ":", 1) } else { e.clone() }).collect()
         }),
+        dns: nonempty(&spec.dns),
+        dns_search: nonempty(&spec.dns_search),
+        dns_options: nonempty(&spec.dns_opt),
+        cap_add: nonempty(&spec.cap_add),
+        cap_drop: nonempty(&spec.cap_drop),
+        privileged: spec.privileged.then_some(true),
+        readonly_rootfs: spec.read_only.then_some(true),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        init: spec.init.then_some(true),
+        devices: (!devices.is_empty()).then_some(devices),
+        sysctls: (!spec.sysctls.is_empty())
+            .then(|| spec.sysctls.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()),
+        ulimits: (!ulimits.is_empty()).then_some(ulimits),
+        shm_size: bytes(&spec.shm_size),
+        memory: bytes(&spec.memory),
+        nano_cpus: spec.cpus.as_ref().and_then(|c| desired_state_schema::checks::parse_cpus(&c.0)),
+        pids_limit: spec.pids_limit,
+        cpu_shares: spec.cpu_shares,
+        cpu_period: spec.cpu_period,
+        cpu_quota: spec.cpu_quota,
+        cpuset_cpus: spec.cpuset.clone(),
+        memory_reservation: bytes(&spec.mem_reservation),
+        memory_swap: spec.memswap_limit.as_ref().and_then(|v| {
+            if v.0 == "-1" {
+                Some(-1)
+            } else {
+                desired_state_schema::checks::parse_bytes(&v.0).ok()
+            }
+        }),
+        memory_swappiness: spec.mem_swappiness,
+        oom_kill_disable: spec.oom_kill_disable.then_some(true),
+        oom_score_adj: spec.oom_score_adj,
+        pid_mode: spec.pid.clone(),
+        uts_mode: spec.uts.clone(),
+        userns_mode: spec.userns_mode.clone(),
+        cgroupns_mode: spec.cgroup.as_deref().map(|c| match c {
+            "host" => bollard::models::HostConfigCgroupnsModeEnum::HOST,
+            _ => bollard::models::HostConfigCgroupnsModeEnum::PRIVATE,
+        }),
+        cgroup_parent: spec.cgroup_parent.clone(),
+        device_cgroup_rules: nonempty(&spec.device_cgroup_rules),
+        runtime: spec.runtime.clone(),
+        volumes_from: nonempty(&spec.volumes_from),
+        log_config: spec.logging.as_ref().map(|l| bollard::models::HostConfigLogConfig {
+            typ: l.driver.clone(),
+            config: (!l.options.is_empty()).then(|| l.options.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()),
+        }),
+        security_opt: nonempty(&spec.security_opt),
+        group_add: nonempty(&spec.group_add),
+        links: nonempty(&spec.links),
+        device_requests: (!device_requests.is_empty()).then_some(device_requests),
+        blkio_weight: blkio.weight,
+        blkio_weight_device: (!blkio.weight_device.is_empty()).then(|| {
+            blkio
+                .weight_device
+                .iter()
+                .map(|w| bollard::models::ResourcesBlkioWeightDevice {
+                    path: Some(w.path.clone()),
+                    weight: Some(w.weight.into()),
+                })
+                .collect()
+        }),
+        blkio_device_read_bps: throttle(&blkio.device_read_bps),
+        blkio_device_write_bps: throttle(&blkio.device_write_bps),
+        blkio_device_read_iops: throttle(&blkio.device_read_iops),
+        blkio_device_write_iops: throttle(&blkio.device_write_iops),
+        storage_opt: map(&spec.storage_opt),
+        // Annotations are API 1.43 (Docker 24); `describe` names them on an older engine.
+        annotations: if level.annotations { map(&spec.annotations) } else { None },
         ..Default::default()
-    })
+    }
 }
 
 #[cfg(test)]
