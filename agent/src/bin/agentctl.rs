@@ -524,34 +524,34 @@ fn print_history(h: &[HistoryEntry]) {
     table(&["STARTED", "REVISION", "RESULT", "DURATION", "CHANGES"], &rows);
 }
 
-fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
-    let mut width = [0usize; N];
-    for (i, h) in head.iter().enumerate() {
-        width[i] = h.len();
-    }
+/// The one table printer of `agentctl`: a header and rows, each column as wide as its
+/// widest cell, two spaces between columns, the last one unpadded.
+fn table<R: AsRef<[String]>>(head: &[&str], rows: &[R]) {
+    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
+        for (i, c) in r.as_ref().iter().enumerate() {
+            if let Some(w) = width.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
         }
     }
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i + 1 == N {
+            if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+                s.push_str(&format!("{c:<w$}  ", w = width.get(i).copied().unwrap_or(0)));
             }
         }
         println!("{}", s.trim_end());
     };
     line(head.to_vec());
     for r in rows {
-        line(r.iter().map(String::as_str).collect());
+        line(r.as_ref().iter().map(String::as_str).collect());
     }
 }
 
-/// `agentctl convert FILE`: the driftless/v1 documents a compose file means.
 /// `agentctl fleet`: every host's last report (see `driftless_agent::fleet`).
 fn cmd_fleet(
     config: Option<&std::path::Path>,
@@ -605,19 +605,12 @@ fn cmd_fleet(
     } else if rows.is_empty() {
         println!("no host has reported to {url}");
     } else {
-        let mut table = vec![vec![
-            "HOST".to_string(),
-            "ENV".into(),
-            "PHASE".into(),
-            "APPLIED".into(),
-            "LAST GOOD".into(),
-            "HEALTHY".into(),
-            "REPORTED".into(),
-        ]];
+        let mut head = vec!["HOST", "ENV", "PHASE", "APPLIED", "LAST GOOD", "HEALTHY", "REPORTED"];
         if revision.is_some() {
-            table[0].push("REVISION".into());
+            head.push("REVISION");
         }
-        table[0].push("NOTE".into());
+        head.push("NOTE");
+        let mut lines: Vec<Vec<String>> = Vec::new();
         for r in &rows {
             let mut note = Vec::new();
             if r.stale {
@@ -639,18 +632,14 @@ fn cmd_fleet(
                 line.push(w.clone());
             }
             line.push(note.join("; "));
-            table.push(line);
+            lines.push(line);
         }
-        let widths: Vec<usize> =
-            (0..table[0].len()).map(|i| table.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
-        for l in &table {
-            let cells: Vec<String> = l.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-            println!("{}", cells.join("  ").trim_end());
-        }
+        table(&head, &lines);
     }
     ExitCode::from(if bad { EXIT_ERROR } else { 0 })
 }
 
+/// `agentctl convert FILE`: the driftless/v1 documents a compose file means.
 fn cmd_convert(file: &std::path::Path, profiles: &[String]) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,

@@ -19,6 +19,7 @@ use crate::revision::Revision;
 use crate::runtime::Drivers;
 use crate::state::{now_rfc3339, Journal, JournalOp, Outcome, Reason};
 
+use super::parts::step_log;
 use super::record::{Exit, Record};
 use super::{CycleError, CycleResult, Reconciler};
 
@@ -214,11 +215,7 @@ impl Reconciler {
         let progress = &self.announcer.progress;
         let drivers = &self.drivers;
         let results: Vec<Result<(), CycleError>> = futures_util::stream::iter(resources.iter().map(|r| async move {
-            let log = move |line: String| {
-                crate::sdnotify::progress();
-                tracing::info!(target: "driftless", "{line}");
-                let _ = progress.send(line);
-            };
+            let log = step_log(progress);
             drivers.get(r.kind)?.fetch(r, revision, &log).await.map_err(CycleError::from)
         }))
         .buffer_unordered(PARALLEL_FETCHES)
@@ -344,11 +341,7 @@ impl Reconciler {
         }
         self.say(format!("health gate: {} resource(s)", resources.len()));
         crate::failpoint::hit("gate").await;
-        let progress = self.announcer.progress.clone();
-        let report = move |line: String| {
-            tracing::info!(target: "driftless", "{line}");
-            let _ = progress.send(line);
-        };
+        let report = step_log(&self.announcer.progress);
         let result = health::gate(&self.drivers, &self.cfg.config.health, resources, &report).await;
         match result {
             Ok(()) => {
@@ -596,11 +589,7 @@ async fn run_step(
                     step.name
                 ))
             })?;
-            let log = move |line: String| {
-                crate::sdnotify::progress();
-                tracing::info!(target: "driftless", "{line}");
-                let _ = progress.send(line);
-            };
+            let log = step_log(progress);
             if step.action == Action::Restart {
                 driver.restart(r, revision, &log).await?;
             } else {

@@ -95,9 +95,18 @@ pub(super) struct Announcer {
 impl Announcer {
     /// A progress line: to the log, to `sync --wait`, and as progress for the watchdog.
     pub fn say(&self, line: String) {
+        step_log(&self.progress)(line);
+    }
+}
+
+/// What a step (a fetch, a converge, a gate) says as it goes, line by line: each goes to
+/// the log and to `sync --wait`, and counts as progress for the watchdog. A function of the
+/// sender alone, so that steps running at once each take one.
+pub(super) fn step_log(progress: &broadcast::Sender<String>) -> impl Fn(String) + Sync + '_ {
+    move |line: String| {
         crate::sdnotify::progress();
         tracing::info!(target: "driftless", "{line}");
-        let _ = self.progress.send(line);
+        let _ = progress.send(line);
     }
 }
 

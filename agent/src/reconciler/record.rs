@@ -106,6 +106,12 @@ impl Record {
             diagnostics: Vec::new(),
         }
     }
+
+    /// The record with why each failing resource failed.
+    pub fn with_diagnostics(mut self, diagnostics: Vec<Diagnostic>) -> Record {
+        self.diagnostics = diagnostics;
+        self
+    }
 }
 
 /// How a cycle ends.

@@ -225,8 +225,7 @@ impl Reconciler {
         let reason = Reason::FailedUntouched { revision: revision.to_string(), runs: self.state.applied.clone(), why };
         let msg = reason.message().unwrap_or_default();
         self.say(msg.clone());
-        let mut record = Record::new(revision, Outcome::Failed, changes, msg, &started);
-        record.diagnostics = diagnostics;
+        let record = Record::new(revision, Outcome::Failed, changes, msg, &started).with_diagnostics(diagnostics);
         self.finish(Exit::Judged(record, Some(reason)))
     }
 
@@ -246,8 +245,8 @@ impl Reconciler {
         }
         let failed_entry = |this: &mut Self, reason: Reason| {
             let msg = reason.message().unwrap_or_default();
-            let mut record = Record::new(revision, Outcome::Failed, changes.clone(), msg, &started);
-            record.diagnostics = diagnostics.clone();
+            let record = Record::new(revision, Outcome::Failed, changes.clone(), msg, &started)
+                .with_diagnostics(diagnostics.clone());
             this.finish(Exit::Judged(record, Some(reason)))
         };
         let Some(good) = self.state.last_good.clone().filter(|g| g != revision.as_str()).map(Revision::new) else {
@@ -272,8 +271,8 @@ impl Reconciler {
                 let reason = Reason::RolledBack { failed: revision.to_string(), to: good.to_string(), why };
                 let msg = reason.message().unwrap_or_default();
                 self.say(format!("rolled back to {}", good.short()));
-                let mut record = Record::new(revision, Outcome::RolledBack, changes, msg, &started);
-                record.diagnostics = diagnostics;
+                let record =
+                    Record::new(revision, Outcome::RolledBack, changes, msg, &started).with_diagnostics(diagnostics);
                 self.finish(Exit::Judged(record, Some(reason)))
             }
             Err(CycleError::Stopping) => self.stopping(),
