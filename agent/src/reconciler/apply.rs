@@ -19,9 +19,11 @@ use crate::revision::Revision;
 use crate::runtime::Drivers;
 use crate::state::{now_rfc3339, Journal, JournalOp, Outcome, Reason};
 
+use super::error::CycleError;
 use super::parts::step_log;
 use super::record::{Exit, Record};
-use super::{CycleError, CycleResult, Reconciler};
+use super::task::CycleResult;
+use super::task::Reconciler;
 
 /// At most this many steps of one wave run at once (Docker serialises much of the rest).
 const PARALLEL_STEPS: usize = 16;

@@ -11,9 +11,12 @@ use crate::source::{Pin, SourceError};
 use crate::state::{now_rfc3339, Journal, JournalOp, Phase, Reason};
 use crate::wire::{ChangeView, DiffView};
 
+use super::error::CycleError;
+use super::parts::Trigger;
 use super::record::Exit;
 use super::revert::Resumed;
-use super::{CycleError, CycleResult, Reconciler, Trigger};
+use super::task::CycleResult;
+use super::task::Reconciler;
 
 impl Reconciler {
     /// One reconcile cycle, measured; every log line of it carries the desired revision.

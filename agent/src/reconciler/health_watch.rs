@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 
 use desired_state_schema::Kind;
 
-use super::Reconciler;
-use super::Trigger;
+use super::parts::Trigger;
+use super::task::Reconciler;
 use crate::config::NotifyEvent;
 use crate::revision::Revision;
 use crate::state::{Bake, Reason};

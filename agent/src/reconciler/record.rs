@@ -17,7 +17,10 @@ use crate::revision::{short, Revision};
 use crate::state::{now_rfc3339, Diagnostic, FaultNote, HistoryEntry, Outcome, Phase, Reason};
 use crate::wire::{ResourceView, SourceView, StatusView};
 
-use super::{CycleError, CycleResult, Reconciler, Trigger};
+use super::error::CycleError;
+use super::parts::Trigger;
+use super::task::CycleResult;
+use super::task::Reconciler;
 
 /// How often a state that changed only in its clocks (`last_sync`, `last_success_ms`) is
 /// written anyway: they only say when, and after a restart they are at most this old (the

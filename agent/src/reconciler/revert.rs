@@ -12,8 +12,10 @@ use crate::plan::Plan;
 use crate::revision::Revision;
 use crate::state::{now_rfc3339, Journal, JournalOp, Outcome, Reason};
 
+use super::error::CycleError;
 use super::record::{Exit, Record};
-use super::{CycleError, CycleResult, Reconciler};
+use super::task::CycleResult;
+use super::task::Reconciler;
 
 /// What a drift check found and did (the caller ends the cycle with it).
 pub(super) enum Drift {

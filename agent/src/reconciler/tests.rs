@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use desired_state_schema::{Kind, Resource, Spec};
 
-use super::{Reconciler, Trigger};
+use super::parts::Trigger;
+use super::task::Reconciler;
 use crate::config::LoadedConfig;
 use crate::plan::{Observed, RunState};
 use crate::revision::Revision;

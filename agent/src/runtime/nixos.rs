@@ -25,7 +25,8 @@ use desired_state_schema::{Kind, NixosAction, NixosSystemSpec, Resource};
 use git2::Oid;
 use serde::{Deserialize, Serialize};
 
-use super::{run_streaming, Log, RuntimeError};
+use super::driver::{Log, RuntimeError};
+use super::streaming::run_streaming;
 use crate::fsutil::write_atomic;
 use crate::plan::{Observed, RunState};
 use crate::revision::Revision;
@@ -320,7 +321,7 @@ fn nixos_spec(r: &Resource) -> Result<&NixosSystemSpec, RuntimeError> {
 }
 
 #[async_trait::async_trait]
-impl super::Driver for NixosRuntime {
+impl super::driver::Driver for NixosRuntime {
     /// The journal of the units that failed: those `systemctl --failed` lists and those the
     /// health checks name that are not active, the last 50 lines of each.
     async fn diagnose(&self, r: &Resource) -> Option<crate::state::Diagnostic> {

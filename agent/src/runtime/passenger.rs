@@ -28,7 +28,8 @@ use git2::Oid;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{run_streaming, Log, RuntimeError};
+use super::driver::{Log, RuntimeError};
+use super::streaming::run_streaming;
 use crate::fsutil::{copy_tree, fsync_dir, write_atomic};
 use crate::plan::{Observed, RunState};
 use crate::revision::Revision;
@@ -370,7 +371,7 @@ fn passenger_spec(r: &Resource) -> Result<&PassengerAppSpec, RuntimeError> {
 }
 
 #[async_trait::async_trait]
-impl super::Driver for PassengerRuntime {
+impl super::driver::Driver for PassengerRuntime {
     fn kind(&self) -> Kind {
         Kind::PassengerApp
     }

@@ -14,8 +14,8 @@ use std::process::Command;
 
 use git2::{Oid, PushOptions, Repository};
 
+use super::git::{CallbackContext, GitSource, SourceError, SYSTEM_KNOWN_HOSTS};
 use super::verify::{ssh_keygen_fed, ssh_keygen_verify};
-use super::{CallbackContext, GitSource, SourceError};
 use crate::config::{AuthConfig, RefSelector};
 use crate::report_format::HostReport;
 
@@ -211,7 +211,7 @@ impl GitSource {
     /// agent's, or a scratch one for `agentctl fleet`).
     pub fn for_reports(url: &str, auth: Option<AuthConfig>, repo: PathBuf) -> GitSource {
         let mut known_hosts: Vec<PathBuf> = auth.as_ref().and_then(|a| a.known_hosts.clone()).into_iter().collect();
-        known_hosts.push(PathBuf::from(super::SYSTEM_KNOWN_HOSTS));
+        known_hosts.push(PathBuf::from(SYSTEM_KNOWN_HOSTS));
         GitSource {
             url: url.to_string(),
             selector: RefSelector::Branch(String::new()),
