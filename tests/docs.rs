@@ -169,7 +169,10 @@ fn the_driver_interface_in_the_architecture_doc_is_the_trait() {
     let block_end = doc[block_start + 7..].find("```").map_or(doc.len(), |e| block_start + 7 + e);
     let (in_trait, in_doc) = (fns(&trait_text), fns(&doc[block_start..block_end]));
     assert!(!in_trait.is_empty());
-    assert_eq!(in_doc, in_trait, "docs/architecture.md lists other Driver methods than agent/src/runtime/driver.rs has");
+    assert_eq!(
+        in_doc, in_trait,
+        "docs/architecture.md lists other Driver methods than agent/src/runtime/driver.rs has"
+    );
 }
 
 /// The keys SIGHUP cannot change (`LoadedConfig::start_only_changes`) are the ones

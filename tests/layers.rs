@@ -219,3 +219,22 @@ fn a_part_never_imports_its_folders_mod_rs() {
     }
     assert!(wrong.is_empty(), "parts that import their folder's mod.rs:\n{}", wrong.join("\n"));
 }
+
+/// Drivers receive what they need of a revision with it (`Revision::files`: its files read
+/// from Git objects, folders exported, tree ids, tags), handed over by the reconciler: no
+/// file under `runtime/` reaches back into the source.
+#[test]
+fn no_driver_calls_back_into_the_source() {
+    let mut files = Vec::new();
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/runtime"), &mut files);
+    let mut wrong = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("crate::source") || line.contains("GitSource") {
+                wrong.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "drivers that reach into the source:\n{}", wrong.join("\n"));
+}

@@ -16,7 +16,6 @@ use driftless_agent::runtime::docker::DockerRuntime;
 use driftless_agent::runtime::nixos::NixosRuntime;
 use driftless_agent::runtime::passenger::PassengerRuntime;
 use driftless_agent::runtime::Drivers;
-use driftless_agent::source::GitSource;
 use driftless_agent::state::Outcome;
 use tokio::sync::mpsc;
 
@@ -109,9 +108,9 @@ fn drivers(cfg: &LoadedConfig, secrets: std::sync::Arc<driftless_agent::secrets:
         Err(e) => tracing::warn!("{e}; Container resources cannot be applied (check DOCKER_HOST)"),
     }
     // Passenger needs no engine: releases are files, restarts go through passenger-config.
-    d = d.with(Box::new(PassengerRuntime::new(GitSource::new(cfg), &cfg.config.state_dir, secrets)));
+    d = d.with(Box::new(PassengerRuntime::new(&cfg.config.state_dir, secrets)));
     // NixOS needs nix on the PATH only when a NixosSystem is applied.
-    d.with(Box::new(NixosRuntime::new(GitSource::new(cfg), &cfg.config.state_dir, &cfg.host)))
+    d.with(Box::new(NixosRuntime::new(&cfg.config.state_dir, &cfg.host)))
 }
 
 async fn run(cli: Cli, loaded: LoadedConfig) -> ExitCode {

@@ -93,6 +93,7 @@ impl Reconciler {
         revision: &Revision,
         state: Arc<DesiredState>,
     ) -> Result<Arc<DesiredState>, CycleError> {
+        let revision = &self.source.with_files(revision);
         for r in &state.resources {
             if let Ok(d) = self.drivers.get(r.kind) {
                 d.preflight(r, revision).await?;
@@ -109,6 +110,7 @@ impl Reconciler {
         self.view.looked = true;
         let ordered = state.in_dependency_order();
         // Host-side inputs (image ids, env file digests) are looked up concurrently, in order.
+        let revision = &self.source.with_files(revision);
         let drivers = &self.drivers;
         let inputs: Vec<_> = futures_util::stream::iter(
             ordered.iter().map(|r| async move { drivers.get(r.kind)?.inputs(r, revision).await }),
@@ -151,7 +153,7 @@ impl Reconciler {
                 continue;
             };
             if !old_states.contains_key(&seen.revision) {
-                let from = Revision::new(seen.revision.clone());
+                let from = self.source.with_files(&Revision::new(seen.revision.clone()));
                 let read = match from.oid() {
                     Some(_) => self.read_revision(&from).await.ok(),
                     None => None,
@@ -216,6 +218,7 @@ impl Reconciler {
         ));
         let progress = &self.announcer.progress;
         let drivers = &self.drivers;
+        let revision = &self.source.with_files(revision);
         let results: Vec<Result<(), CycleError>> = futures_util::stream::iter(resources.iter().map(|r| async move {
             let log = step_log(progress);
             drivers.get(r.kind)?.fetch(r, revision, &log).await.map_err(CycleError::from)
@@ -262,6 +265,7 @@ impl Reconciler {
             // reported.
             let progress = &self.announcer.progress;
             let drivers = &self.drivers;
+            let revision = &self.source.with_files(revision);
             let mut results: Vec<(usize, Result<(), CycleError>)> = futures_util::stream::iter(
                 wave.iter()
                     .enumerate()

@@ -391,7 +391,7 @@ impl Reconciler {
         for s in plan.changes() {
             let mut reason = s.reason.clone();
             if let (Some(r), Ok(d)) = (state.get(&s.name), self.drivers.get(s.kind)) {
-                if let Some(more) = d.explain(r, &target).await {
+                if let Some(more) = d.explain(r, &self.source.with_files(&target)).await {
                     reason = format!("{reason}; {more}");
                 }
             }

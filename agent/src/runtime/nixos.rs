@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use desired_state_schema::{Kind, NixosAction, NixosSystemSpec, Resource};
-use git2::Oid;
 use serde::{Deserialize, Serialize};
 
 use super::driver::{Log, RuntimeError};
@@ -30,7 +29,6 @@ use super::streaming::run_streaming;
 use crate::fsutil::write_atomic;
 use crate::plan::{Observed, RunState};
 use crate::revision::Revision;
-use crate::source::GitSource;
 
 const SWITCH_LOCK: &str = "/run/nixos/switch-to-configuration.lock";
 
@@ -53,7 +51,6 @@ struct System {
 
 #[derive(Clone)]
 pub struct NixosRuntime {
-    source: GitSource,
     registry: PathBuf,
     roots: PathBuf,
     host: String,
@@ -72,19 +69,20 @@ fn io(resource: &str, path: &Path, e: std::io::Error) -> RuntimeError {
     RuntimeError::io(resource, path, &e, |resource, detail| RuntimeError::Nixos { resource, detail })
 }
 
-fn source_err(resource: &str, e: crate::source::SourceError) -> RuntimeError {
-    use crate::fault::Classify;
-    if e.is_fault() {
-        host_fault(resource, e.to_string())
+/// Reading the revision's files failed: a fault when the mirror or the disk is to blame, a
+/// verdict when the revision lacks what the spec names.
+fn files_err(resource: &str, e: crate::revision::FilesError) -> RuntimeError {
+    if e.fault {
+        host_fault(resource, e.detail)
     } else {
-        err(resource, e.to_string())
+        err(resource, e.detail)
     }
 }
 
 impl NixosRuntime {
-    pub fn new(source: GitSource, state_dir: &Path, host: &str) -> NixosRuntime {
+    /// The NixOS driver of an agent with `state_dir`, building for `host` by default.
+    pub fn new(state_dir: &Path, host: &str) -> NixosRuntime {
         NixosRuntime {
-            source,
             registry: state_dir.join("nixos.json"),
             roots: state_dir.join("nixos-roots"),
             host: host.to_string(),
@@ -105,15 +103,14 @@ impl NixosRuntime {
         &self,
         name: &str,
         spec: &NixosSystemSpec,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
-        let src = self.source.clone();
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = spec.flake.clone();
-        let oid = Oid::from_str(revision).map_err(|e| err(name, e.to_string()))?;
-        let tree = tokio::task::spawn_blocking(move || src.tree_id(oid, &folder))
+        let tree = tokio::task::spawn_blocking(move || files.tree_id(&folder))
             .await
             .map_err(|e| host_fault(name, e.to_string()))?
-            .map_err(|e| source_err(name, e))?;
+            .map_err(|e| files_err(name, e))?;
         let mut m = BTreeMap::new();
         m.insert("flake_tree".to_string(), tree.to_string());
         m.insert("host".to_string(), spec.host.clone().unwrap_or_else(|| self.host.clone()));
@@ -162,7 +159,7 @@ impl NixosRuntime {
         &self,
         r: &Resource,
         spec: &NixosSystemSpec,
-        revision: &str,
+        revision: &Revision,
         log: Log<'_>,
     ) -> Result<(), RuntimeError> {
         let name = r.name();
@@ -203,22 +200,20 @@ impl NixosRuntime {
         &self,
         name: &str,
         spec: &NixosSystemSpec,
-        revision: &str,
+        revision: &Revision,
         host: &str,
         hash: &str,
         log: Log<'_>,
     ) -> Result<PathBuf, RuntimeError> {
-        let oid = Oid::from_str(revision).map_err(|e| err(name, e.to_string()))?;
-        let src = self.source.clone();
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = spec.flake.clone();
-        let export = tokio::task::spawn_blocking(move || src.export(oid, &folder))
+        let export = tokio::task::spawn_blocking(move || files.export(&folder))
             .await
             .map_err(|e| host_fault(name, e.to_string()))?
-            .map_err(|e| source_err(name, e))?;
+            .map_err(|e| files_err(name, e))?;
         std::fs::create_dir_all(&self.roots).map_err(|e| io(name, &self.roots, e))?;
         let link = self.roots.join(format!("{name}-{}", hash.get(..16).unwrap_or(hash)));
-        let attr =
-            format!("path:{}#nixosConfigurations.\"{host}\".config.system.build.toplevel", export.path.display());
+        let attr = format!("path:{}#nixosConfigurations.\"{host}\".config.system.build.toplevel", export.display());
         let mut cmd = tokio::process::Command::new("nix");
         cmd.args(["--extra-experimental-features", "nix-command flakes", "build", "-L", "--out-link"])
             .arg(&link)
@@ -348,11 +343,11 @@ impl super::driver::Driver for NixosRuntime {
     }
 
     async fn inputs(&self, r: &Resource, revision: &Revision) -> Result<BTreeMap<String, String>, RuntimeError> {
-        NixosRuntime::inputs(self, r.name(), nixos_spec(r)?, revision.as_str()).await
+        NixosRuntime::inputs(self, r.name(), nixos_spec(r)?, revision).await
     }
 
     async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
-        NixosRuntime::converge(self, r, nixos_spec(r)?, revision.as_str(), log).await
+        NixosRuntime::converge(self, r, nixos_spec(r)?, revision, log).await
     }
 
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
@@ -382,7 +377,7 @@ impl super::driver::Driver for NixosRuntime {
     /// not built yet says nothing here; its dry-activate runs after the build, before the switch.
     async fn explain(&self, r: &Resource, revision: &Revision) -> Option<String> {
         let spec = nixos_spec(r).ok()?;
-        let inputs = NixosRuntime::inputs(self, r.name(), spec, revision.as_str()).await.ok()?;
+        let inputs = NixosRuntime::inputs(self, r.name(), spec, revision).await.ok()?;
         let hash = crate::plan::spec_hash(r, &inputs);
         let out = self.systems().remove(r.name())?.builds.get(&hash).filter(|p| Path::new(p).exists())?.clone();
         dry_activate(r.name(), Path::new(&out), &|_| {}).await.ok().map(|s| format!("dry-activate: {s}"))

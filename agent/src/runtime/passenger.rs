@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use desired_state_schema::{Kind, PassengerAppSpec, Resource};
-use git2::Oid;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -33,7 +32,6 @@ use super::streaming::run_streaming;
 use crate::fsutil::{copy_tree, fsync_dir, write_atomic};
 use crate::plan::{Observed, RunState};
 use crate::revision::Revision;
-use crate::source::GitSource;
 
 /// How long Passenger waits before it notices `restart.txt` (its default `stat_throttle_rate`).
 pub const STAT_THROTTLE: Duration = Duration::from_secs(10);
@@ -59,7 +57,7 @@ pub struct BuildInfo {
 
 #[derive(Clone)]
 pub struct PassengerRuntime {
-    source: GitSource,
+    /// `state_dir/passenger-apps.json`: the apps this agent deployed, by name.
     registry: PathBuf,
     /// Decrypts `.age` secrets written into releases.
     secrets: std::sync::Arc<crate::secrets::Secrets>,
@@ -86,31 +84,26 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl PassengerRuntime {
-    pub fn new(
-        source: GitSource,
-        state_dir: &Path,
-        secrets: std::sync::Arc<crate::secrets::Secrets>,
-    ) -> PassengerRuntime {
-        PassengerRuntime { source, registry: state_dir.join("passenger-apps.json"), secrets }
+    /// The Passenger driver of an agent with `state_dir`, decrypting with `secrets`.
+    pub fn new(state_dir: &Path, secrets: std::sync::Arc<crate::secrets::Secrets>) -> PassengerRuntime {
+        PassengerRuntime { registry: state_dir.join("passenger-apps.json"), secrets }
     }
 
     /// The raw content (ciphertext for `.age`) of a repository file at `revision`.
-    async fn repo_file(&self, name: &str, revision: &str, path: &str) -> Result<Vec<u8>, RuntimeError> {
-        let oid = Oid::from_str(revision).map_err(|e| verdict(name, e))?;
-        let src = self.source.clone();
+    async fn repo_file(&self, name: &str, revision: &Revision, path: &str) -> Result<Vec<u8>, RuntimeError> {
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let p = path.to_string();
-        tokio::task::spawn_blocking(move || src.read_file(oid, &p))
+        tokio::task::spawn_blocking(move || files.read(&p))
             .await
             .map_err(|e| verdict(name, e))?
-            .map(|(_, b)| b)
-            .map_err(|e| source_err(name, e))
+            .map_err(|e| files_err(name, e))
     }
 
     /// A release secret's plaintext (decrypted in memory for `.age`).
     async fn secret_plaintext(
         &self,
         name: &str,
-        revision: &str,
+        revision: &Revision,
         path: &str,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, RuntimeError> {
         let raw = self.repo_file(name, revision, path).await?;
@@ -144,15 +137,14 @@ impl PassengerRuntime {
         &self,
         name: &str,
         spec: &PassengerAppSpec,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
-        let src = self.source.clone();
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = spec.source.clone();
-        let oid = Oid::from_str(revision).map_err(|e| verdict(name, e))?;
-        let tree = tokio::task::spawn_blocking(move || src.tree_id(oid, &folder))
+        let tree = tokio::task::spawn_blocking(move || files.tree_id(&folder))
             .await
             .map_err(|e| verdict(name, e))?
-            .map_err(|e| source_err(name, e))?;
+            .map_err(|e| files_err(name, e))?;
         let mut m = BTreeMap::new();
         m.insert("source_tree".to_string(), tree.to_string());
         for sec in &spec.secrets {
@@ -205,7 +197,7 @@ impl PassengerRuntime {
         &self,
         r: &Resource,
         spec: &PassengerAppSpec,
-        revision: &str,
+        revision: &Revision,
         log: Log<'_>,
     ) -> Result<(), RuntimeError> {
         let name = r.name().to_string();
@@ -259,23 +251,21 @@ impl PassengerRuntime {
         &self,
         name: &str,
         spec: &PassengerAppSpec,
-        revision: &str,
+        revision: &Revision,
         hash: &str,
         inputs: &BTreeMap<String, String>,
         log: Log<'_>,
     ) -> Result<PathBuf, RuntimeError> {
-        let oid = Oid::from_str(revision).map_err(|e| verdict(name, e))?;
-        let src = self.source.clone();
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = spec.source.clone();
-        let src2 = self.source.clone();
         let (export, tags) = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::source::SourceError>((src.export(oid, &folder)?, src2.tags_at(oid)?))
+            Ok::<_, crate::revision::FilesError>((files.export(&folder)?, files.tags()?))
         })
         .await
         .map_err(|e| verdict(name, e))?
-        .map_err(|e| source_err(name, e))?;
+        .map_err(|e| files_err(name, e))?;
         let root = PathBuf::from(&spec.app_root);
-        let id = format!("{}-{}", timestamp(), crate::revision::short(revision).get(..8).unwrap_or(revision));
+        let id = format!("{}-{}", timestamp(), revision.as_str().get(..8).unwrap_or(revision.as_str()));
         // Two releases of one revision in the same second (a repair right after a deploy)
         // must not share a folder: a complete release, maybe the live one, is never
         // overwritten; only an incomplete one (no build_info.json) is replaced below.
@@ -292,7 +282,7 @@ impl PassengerRuntime {
                     std::fs::remove_dir_all(&dir).map_err(|e| io_err(&name, &dir, e))?;
                     // an incomplete one
                 }
-                copy_tree(&export.path, &dir).map_err(|e| io_err(&name, &dir, e))?;
+                copy_tree(&export, &dir).map_err(|e| io_err(&name, &dir, e))?;
                 drop(export);
                 std::fs::write(dir.join("REVISION"), format!("{revision}\n")).map_err(|e| io_err(&name, &dir, e))
             })
@@ -349,12 +339,11 @@ impl PassengerRuntime {
     }
 }
 
-/// Reading the revision from the mirror failed: a fault when the mirror or the disk is to
-/// blame, a verdict when the revision lacks what the spec names.
-fn source_err(name: &str, e: crate::source::SourceError) -> RuntimeError {
-    use crate::fault::Classify;
-    if e.is_fault() {
-        RuntimeError::Host { resource: name.to_string(), detail: e.to_string() }
+/// Reading the revision's files failed: a fault when the mirror or the disk is to blame, a
+/// verdict when the revision lacks what the spec names.
+fn files_err(name: &str, e: crate::revision::FilesError) -> RuntimeError {
+    if e.fault {
+        RuntimeError::Host { resource: name.to_string(), detail: e.detail }
     } else {
         verdict(name, e)
     }
@@ -381,11 +370,11 @@ impl super::driver::Driver for PassengerRuntime {
     }
 
     async fn inputs(&self, r: &Resource, revision: &Revision) -> Result<BTreeMap<String, String>, RuntimeError> {
-        PassengerRuntime::inputs(self, r.name(), passenger_spec(r)?, revision.as_str()).await
+        PassengerRuntime::inputs(self, r.name(), passenger_spec(r)?, revision).await
     }
 
     async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
-        PassengerRuntime::converge(self, r, passenger_spec(r)?, revision.as_str(), log).await
+        PassengerRuntime::converge(self, r, passenger_spec(r)?, revision, log).await
     }
 
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
@@ -408,7 +397,7 @@ impl super::driver::Driver for PassengerRuntime {
     async fn preflight(&self, r: &Resource, revision: &Revision) -> Result<(), RuntimeError> {
         for sec in &passenger_spec(r)?.secrets {
             if crate::secrets::is_encrypted(&sec.source) {
-                self.secret_plaintext(r.name(), revision.as_str(), &sec.source).await?;
+                self.secret_plaintext(r.name(), revision, &sec.source).await?;
             }
         }
         Ok(())

@@ -827,6 +827,55 @@ fn write_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path) -> Result<()
     Ok(())
 }
 
+/// A revision's files, read from the mirror: what the reconciler hands drivers with the
+/// revision (`crate::revision::Files`).
+struct FilesAt {
+    /// The source whose mirror holds the commit.
+    src: GitSource,
+    /// The commit.
+    commit: Oid,
+}
+
+impl FilesAt {
+    fn err(e: SourceError) -> crate::revision::FilesError {
+        use crate::fault::Classify;
+        crate::revision::FilesError { fault: e.is_fault(), detail: e.to_string() }
+    }
+}
+
+impl crate::revision::Files for FilesAt {
+    fn read(&self, path: &str) -> Result<Vec<u8>, crate::revision::FilesError> {
+        self.src.read_file(self.commit, path).map(|(_, b)| b).map_err(FilesAt::err)
+    }
+
+    fn entry(&self, path: &str) -> Result<Option<(bool, String)>, crate::revision::FilesError> {
+        self.src.entry(self.commit, path).map(|e| e.map(|(dir, id)| (dir, id.to_string()))).map_err(FilesAt::err)
+    }
+
+    fn tree_id(&self, path: &str) -> Result<String, crate::revision::FilesError> {
+        self.src.tree_id(self.commit, path).map(|t| t.to_string()).map_err(FilesAt::err)
+    }
+
+    fn export(&self, path: &str) -> Result<PathBuf, crate::revision::FilesError> {
+        self.src.export(self.commit, path).map(|e| e.path).map_err(FilesAt::err)
+    }
+
+    fn tags(&self) -> Result<Vec<String>, crate::revision::FilesError> {
+        self.src.tags_at(self.commit).map_err(FilesAt::err)
+    }
+}
+
+impl GitSource {
+    /// `revision` with its files (read from this mirror), to hand to drivers. A malformed
+    /// id stays bare: a driver asking it for files then meets a fault.
+    pub fn with_files(&self, revision: &crate::revision::Revision) -> crate::revision::Revision {
+        match revision.oid() {
+            Some(commit) => revision.with_files(std::sync::Arc::new(FilesAt { src: self.clone(), commit })),
+            None => revision.clone(),
+        }
+    }
+}
+
 /// State shared with libgit2's callbacks during one operation.
 pub(super) struct CallbackContext {
     auth: Option<AuthConfig>,

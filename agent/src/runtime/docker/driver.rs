@@ -33,7 +33,7 @@ use futures_util::StreamExt;
 
 use super::diagnose::{self, Notes};
 use super::engine::Engine;
-use super::errors::{being_removed, docker_err, is_not_found, joined, proxy_err, source_err, unreachable};
+use super::errors::{being_removed, docker_err, files_err, is_not_found, joined, proxy_err, unreachable};
 use super::instance::Instance;
 use super::mounts::Mounts;
 use super::spec::{builds_first, container_spec, stop_secs, Made};
@@ -106,7 +106,7 @@ impl DockerRuntime {
     /// (`Routes::preflight`: else the revision fails untouched), the engine takes what the
     /// spec asks, and every `.age` file the spec names decrypts with this host's identities
     /// (else the revision is invalid, naming the file and its recipients).
-    pub async fn preflight(&self, name: &str, spec: &ContainerSpec, revision: &str) -> Result<(), RuntimeError> {
+    pub async fn preflight(&self, name: &str, spec: &ContainerSpec, revision: &Revision) -> Result<(), RuntimeError> {
         if let Some(mac) = &spec.mac_address {
             self.engine.api().await?; // negotiated: what the engine speaks
             if !self.engine.level().mac_address {
@@ -167,7 +167,7 @@ impl DockerRuntime {
         &self,
         name: &str,
         spec: &ContainerSpec,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<(String, Option<String>), RuntimeError> {
         match &spec.build {
             Some(b) if builds_first(spec) => {
@@ -185,7 +185,7 @@ impl DockerRuntime {
         &self,
         name: &str,
         spec: &ContainerSpec,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
         let (image, _) = self.image_of(name, spec, revision).await?;
         let image_id = self.engine.image_id(&image).await?;
@@ -197,7 +197,7 @@ impl DockerRuntime {
         &self,
         name: &str,
         spec: &ContainerSpec,
-        revision: &str,
+        revision: &Revision,
         log: Log<'_>,
     ) -> Result<(String, String), RuntimeError> {
         let (image, tree) = self.image_of(name, spec, revision).await?;
@@ -278,19 +278,17 @@ impl DockerRuntime {
         &self,
         name: &str,
         b: &desired_state_schema::BuildSpec,
-        revision: &str,
+        revision: &Revision,
         tag: &str,
         log: Log<'_>,
     ) -> Result<(), RuntimeError> {
         let api = self.engine.api().await?;
-        let oid = git2::Oid::from_str(revision)
-            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
-        let src = self.mounts.source.clone();
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let context = b.context.clone();
-        let export = tokio::task::spawn_blocking(move || src.export(oid, &context))
+        let export = tokio::task::spawn_blocking(move || files.export(&context))
             .await
             .map_err(|e| joined(name, e))?
-            .map_err(|e| source_err(name, e))?;
+            .map_err(|e| files_err(name, e))?;
         // `cache_from`: the engine's builder reuses the layers of images it has; one it lacks
         // is pulled first, and one that cannot be pulled is only a cache missed.
         for cache in &b.cache_from {
@@ -306,7 +304,7 @@ impl DockerRuntime {
             self.notes.push_line(name, line.clone());
             log(line);
         };
-        image::build(api, &self.credentials, name, b, &export.path, tag, &tee).await
+        image::build(api, &self.credentials, name, b, &export, tag, &tee).await
     }
 
     /// Make resource `r` run `spec` from `revision` (see the module doc for the steps).
@@ -314,7 +312,7 @@ impl DockerRuntime {
         &self,
         r: &Resource,
         spec: &ContainerSpec,
-        revision: &str,
+        revision: &Revision,
         log: Log<'_>,
     ) -> Result<(), RuntimeError> {
         let name = r.name();
@@ -326,8 +324,14 @@ impl DockerRuntime {
         let mut binds = self.mounts.secret_binds(name, spec, revision).await?;
         binds.extend(self.mounts.file_binds(name, spec, revision).await?);
         let env_files = self.mounts.env_files(name, spec, revision).await?;
-        let made =
-            Made { revision, hash: &hash, image: &image, image_id: &image_id, binds: &binds, env_files: &env_files };
+        let made = Made {
+            revision: revision.as_str(),
+            hash: &hash,
+            image: &image,
+            image_id: &image_id,
+            binds: &binds,
+            env_files: &env_files,
+        };
 
         // A start-first converge and the end of a drain take turns (`drain.rs`): the
         // instances are listed after any drain that ended, and none ends during the converge.
@@ -368,6 +372,7 @@ impl DockerRuntime {
                     name: next,
                     hash: hash.clone(),
                     revision: revision.to_string(),
+                    image: image.clone(),
                     running: false,
                     stop_timeout: stop_secs(spec),
                     oneshot: false,
@@ -462,15 +467,9 @@ impl DockerRuntime {
             let mut images = BTreeSet::new();
             for r in keep {
                 if let desired_state_schema::Spec::Container(c) = &r.spec {
-                    let revision = self
-                        .engine
-                        .instances(Some(r.name()))
-                        .await?
-                        .first()
-                        .map(|i| i.revision.clone())
-                        .unwrap_or_default();
-                    if let Ok((image, _)) = self.image_of(r.name(), c, &revision).await {
-                        images.insert(image);
+                    // What its containers run (a built image's tag names its context's tree).
+                    for i in self.engine.instances(Some(r.name())).await? {
+                        images.insert(i.image);
                     }
                     if !c.image.is_empty() {
                         images.insert(image::normalize(&c.image));
@@ -522,7 +521,7 @@ impl Driver for DockerRuntime {
     }
 
     async fn inputs(&self, r: &Resource, revision: &Revision) -> Result<BTreeMap<String, String>, RuntimeError> {
-        DockerRuntime::inputs(self, r.name(), container_spec(r)?, revision.as_str()).await
+        DockerRuntime::inputs(self, r.name(), container_spec(r)?, revision).await
     }
 
     /// A container someone removes while the agent puts it back (`docker rm -f` racing a drift
@@ -530,11 +529,11 @@ impl Driver for DockerRuntime {
     async fn converge(&self, r: &Resource, revision: &Revision, log: Log<'_>) -> Result<(), RuntimeError> {
         let spec = container_spec(r)?;
         self.engine.changed();
-        let result = match DockerRuntime::converge(self, r, spec, revision.as_str(), log).await {
+        let result = match DockerRuntime::converge(self, r, spec, revision, log).await {
             Err(e) if being_removed(&e) => {
                 tracing::info!("{}: removed while the agent converged it; once it is gone, again", r.name());
                 self.engine.wait_removed(r.name()).await;
-                DockerRuntime::converge(self, r, spec, revision.as_str(), log).await
+                DockerRuntime::converge(self, r, spec, revision, log).await
             }
             other => other,
         };
@@ -569,7 +568,7 @@ impl Driver for DockerRuntime {
         let spec = container_spec(r)?;
         self.notes.clear(r.name());
         networks::check_external(&self.engine, r.name(), spec).await?;
-        match self.ensure_image(r.name(), spec, revision.as_str(), log).await {
+        match self.ensure_image(r.name(), spec, revision, log).await {
             Ok((image, _)) => {
                 if let Ok(mut fetched) = self.fetched.lock() {
                     fetched.insert(r.name().to_string(), (image, revision.to_string()));
@@ -587,7 +586,7 @@ impl Driver for DockerRuntime {
     }
 
     async fn preflight(&self, r: &Resource, revision: &Revision) -> Result<(), RuntimeError> {
-        DockerRuntime::preflight(self, r.name(), container_spec(r)?, revision.as_str()).await
+        DockerRuntime::preflight(self, r.name(), container_spec(r)?, revision).await
     }
 
     async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {

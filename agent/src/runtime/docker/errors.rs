@@ -130,14 +130,13 @@ pub(super) fn proxy_err(resource: &str, e: CaddyError) -> RuntimeError {
     }
 }
 
-/// Reading the revision from the mirror failed: a fault when the mirror or the disk is to
-/// blame, a verdict when the revision lacks what the spec names.
-pub(super) fn source_err(name: &str, e: crate::source::SourceError) -> RuntimeError {
-    use crate::fault::Classify;
-    if e.is_fault() {
-        RuntimeError::Host { resource: name.to_string(), detail: e.to_string() }
+/// Reading the revision's files failed: a fault when the mirror or the disk is to blame, a
+/// verdict when the revision lacks what the spec names.
+pub(super) fn files_err(name: &str, e: crate::revision::FilesError) -> RuntimeError {
+    if e.fault {
+        RuntimeError::Host { resource: name.to_string(), detail: e.detail }
     } else {
-        RuntimeError::Docker { resource: name.to_string(), detail: e.to_string() }
+        RuntimeError::Docker { resource: name.to_string(), detail: e.detail }
     }
 }
 

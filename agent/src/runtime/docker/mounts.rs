@@ -14,16 +14,15 @@ use std::path::PathBuf;
 use desired_state_schema::ContainerSpec;
 use sha2::{Digest, Sha256};
 
-use super::errors::source_err;
+use super::errors::{files_err, joined};
 use super::spec::builds_first;
+use crate::revision::Revision;
 use crate::runtime::RuntimeError;
-use crate::source::GitSource;
 
-/// The revision's files and the host's folders that containers mount.
+/// The host's folders that containers mount, and the identities that decrypt what they
+/// read (the revision's files come with the revision: `Revision::files`).
 #[derive(Clone)]
 pub(super) struct Mounts {
-    /// Reads build contexts, env files, secret files and `files` at the revision.
-    pub source: GitSource,
     /// `state_dir/secrets/<resource>/`: plain (not `.age`) secret files from the repository.
     /// Its sibling `state_dir/files/` holds the exported `files` and the data folders.
     secrets_dir: PathBuf,
@@ -43,25 +42,17 @@ impl Mounts {
             .parent()
             .map(|p| p.to_path_buf())
             .unwrap_or_else(|| PathBuf::from("/run/driftless"));
-        Mounts {
-            source: GitSource::new(cfg),
-            secrets_dir: cfg.config.state_dir.join("secrets"),
-            runtime_secrets: run_dir.join("secrets"),
-            secrets,
-        }
+        Mounts { secrets_dir: cfg.config.state_dir.join("secrets"), runtime_secrets: run_dir.join("secrets"), secrets }
     }
 
     /// The tree id of `folder` at the revision (a build context's: what its image is tagged by).
-    pub async fn tree(&self, name: &str, revision: &str, folder: &str) -> Result<String, RuntimeError> {
-        let oid = git2::Oid::from_str(revision)
-            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
-        let src = self.source.clone();
+    pub async fn tree(&self, name: &str, revision: &Revision, folder: &str) -> Result<String, RuntimeError> {
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = folder.to_string();
-        tokio::task::spawn_blocking(move || src.tree_id(oid, &folder))
+        tokio::task::spawn_blocking(move || files.tree_id(&folder))
             .await
-            .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
-            .map(|t| t.to_string())
-            .map_err(|e| source_err(name, e))
+            .map_err(|e| joined(name, e))?
+            .map_err(|e| files_err(name, e))
     }
 
     /// Host-side inputs of the spec hash: each env file's digest, each secret's digest, the
@@ -70,7 +61,7 @@ impl Mounts {
         &self,
         name: &str,
         spec: &ContainerSpec,
-        revision: &str,
+        revision: &Revision,
         image_id: &str,
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
         let mut out = BTreeMap::new();
@@ -109,7 +100,7 @@ impl Mounts {
         &self,
         name: &str,
         f: &desired_state_schema::EnvFile,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<Option<Vec<u8>>, RuntimeError> {
         if !f.required {
             let there = if f.path.starts_with('/') {
@@ -125,7 +116,7 @@ impl Mounts {
     }
 
     /// An env file's content: a host file (absolute), else a repository file at the revision.
-    pub async fn env_file(&self, name: &str, path: &str, revision: &str) -> Result<Vec<u8>, RuntimeError> {
+    pub async fn env_file(&self, name: &str, path: &str, revision: &Revision) -> Result<Vec<u8>, RuntimeError> {
         if path.starts_with('/') {
             return tokio::fs::read(path).await.map_err(|e| RuntimeError::EnvFile {
                 resource: name.to_string(),
@@ -133,28 +124,27 @@ impl Mounts {
                 detail: e.to_string(),
             });
         }
-        let oid = git2::Oid::from_str(revision)
-            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
-        let src = self.source.clone();
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let p = path.to_string();
-        tokio::task::spawn_blocking(move || src.read_file(oid, &p))
+        tokio::task::spawn_blocking(move || files.read(&p))
             .await
-            .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
-            .map(|(_, bytes)| bytes)
-            .map_err(|e| source_err(name, e))
+            .map_err(|e| joined(name, e))?
+            .map_err(|e| files_err(name, e))
     }
 
     /// What a `files` source is at the revision: (is a folder, its object id), or `None`.
-    pub async fn entry(&self, name: &str, revision: &str, path: &str) -> Result<Option<(bool, String)>, RuntimeError> {
-        let oid = git2::Oid::from_str(revision)
-            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
-        let src = self.source.clone();
+    pub async fn entry(
+        &self,
+        name: &str,
+        revision: &Revision,
+        path: &str,
+    ) -> Result<Option<(bool, String)>, RuntimeError> {
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let p = path.to_string();
-        tokio::task::spawn_blocking(move || src.entry(oid, &p))
+        tokio::task::spawn_blocking(move || files.entry(&p))
             .await
-            .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
-            .map(|e| e.map(|(dir, id)| (dir, id.to_string())))
-            .map_err(|e| source_err(name, e))
+            .map_err(|e| joined(name, e))?
+            .map_err(|e| files_err(name, e))
     }
 
     /// Bind mounts for `files`: each source exported at the revision to a stable path,
@@ -167,7 +157,7 @@ impl Mounts {
         &self,
         name: &str,
         spec: &ContainerSpec,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<Vec<String>, RuntimeError> {
         let mut binds = Vec::new();
         let files = self.secrets_dir.with_file_name("files");
@@ -199,9 +189,7 @@ impl Mounts {
                 Some((is_dir, id)) => {
                     let current = tokio::fs::read_to_string(&stamp).await.unwrap_or_default();
                     if current.trim() != id || !host.exists() {
-                        let oid = git2::Oid::from_str(revision)
-                            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
-                        let src = self.source.clone();
+                        let src = revision.files().map_err(|e| files_err(name, e))?;
                         let (source, h, st) = (m.source.clone(), host.clone(), stamp.clone());
                         tokio::task::spawn_blocking(move || -> Result<(), String> {
                             let parent = h.parent().ok_or("no parent")?.to_path_buf();
@@ -210,11 +198,11 @@ impl Mounts {
                             let _ = std::fs::remove_dir_all(&tmp);
                             let _ = std::fs::remove_file(&tmp);
                             if is_dir {
-                                let export = src.export(oid, &source).map_err(|e| e.to_string())?;
-                                crate::fsutil::copy_tree(&export.path, &tmp).map_err(|e| e.to_string())?;
+                                let export = src.export(&source).map_err(|e| e.to_string())?;
+                                crate::fsutil::copy_tree(&export, &tmp).map_err(|e| e.to_string())?;
                                 let _ = std::fs::remove_dir_all(&h);
                             } else {
-                                let (_, bytes) = src.read_file(oid, &source).map_err(|e| e.to_string())?;
+                                let bytes = src.read(&source).map_err(|e| e.to_string())?;
                                 std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
                                 if h.is_dir() {
                                     let _ = std::fs::remove_dir_all(&h);
@@ -268,7 +256,7 @@ impl Mounts {
         &self,
         name: &str,
         spec: &ContainerSpec,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         // `${VAR}` in an env file: the files read before it, then `env_files_vars` (compose:
@@ -306,7 +294,12 @@ impl Mounts {
 
     /// Every `.age` file the spec names decrypts with this host's identities (else the
     /// revision is invalid, naming the file and its recipients).
-    pub async fn check_decrypts(&self, name: &str, spec: &ContainerSpec, revision: &str) -> Result<(), RuntimeError> {
+    pub async fn check_decrypts(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        revision: &Revision,
+    ) -> Result<(), RuntimeError> {
         for f in spec.env_files.iter().filter(|f| crate::secrets::is_encrypted(&f.path)) {
             if let Some(bytes) = self.env_file_entry(name, f, revision).await? {
                 self.plaintext(name, &f.path, bytes)?;
@@ -326,7 +319,7 @@ impl Mounts {
         &self,
         name: &str,
         sec: &desired_state_schema::SecretFile,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<Vec<u8>, RuntimeError> {
         let whole = self.secret_file(name, sec, revision).await?;
         let Some(var) = &sec.env else { return Ok(whole) };
@@ -349,7 +342,7 @@ impl Mounts {
         &self,
         name: &str,
         sec: &desired_state_schema::SecretFile,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<Vec<u8>, RuntimeError> {
         if sec.source.starts_with('/') {
             return tokio::fs::read(&sec.source).await.map_err(|e| RuntimeError::EnvFile {
@@ -358,15 +351,12 @@ impl Mounts {
                 detail: e.to_string(),
             });
         }
-        let oid = git2::Oid::from_str(revision)
-            .map_err(|e| RuntimeError::Docker { resource: name.into(), detail: e.to_string() })?;
-        let src = self.source.clone();
+        let files = revision.files().map_err(|e| files_err(name, e))?;
         let path = sec.source.clone();
-        tokio::task::spawn_blocking(move || src.read_file(oid, &path))
+        tokio::task::spawn_blocking(move || files.read(&path))
             .await
-            .map_err(|e| RuntimeError::Host { resource: name.into(), detail: e.to_string() })?
-            .map(|(_, bytes)| bytes)
-            .map_err(|e| source_err(name, e))
+            .map_err(|e| joined(name, e))?
+            .map_err(|e| files_err(name, e))
     }
 
     /// Bind mounts for the secrets: repository files are written under `state_dir/secrets`
@@ -377,7 +367,7 @@ impl Mounts {
         &self,
         name: &str,
         spec: &ContainerSpec,
-        revision: &str,
+        revision: &Revision,
     ) -> Result<Vec<String>, RuntimeError> {
         let mut binds = Vec::new();
         for sec in &spec.secrets {
