@@ -85,6 +85,8 @@ fn live_release(app_root: &Path) -> PathBuf {
     std::fs::canonicalize(app_root.join("current")).unwrap()
 }
 
+/// One piece: one app's life in order (deploy, a failing release reverted, backups kept,
+/// `kill -9` mid-deploy finished at restart), each step starting from what the last left.
 #[test]
 fn deploys_reverts_backs_up_and_survives_kill_9() {
     if !available() {

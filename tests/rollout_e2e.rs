@@ -117,6 +117,9 @@ fn history(a: &Agent) -> serde_json::Value {
     serde_json::from_str(&a.ctl(&["history", "--json"]).stdout).unwrap()
 }
 
+/// One piece: a fleet's story in the order it happens (staging, the canary, the rest; a
+/// revision rolled back on the canary and held everywhere after it), each step using the
+/// state the one before left, as an operator would watch it.
 #[test]
 fn a_staged_fleet_waits_for_staging_then_the_canary_and_holds_what_the_canary_rolled_back() {
     let Some(_g) = setup() else { return };

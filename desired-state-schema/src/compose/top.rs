@@ -9,7 +9,9 @@ use super::cx::Cx;
 use super::values::*;
 use crate::source_map::YamlPath;
 
-/// Names of the top-level networks or volumes: key → the engine's name.
+/// Names of the top-level networks or volumes: key → the engine's name. One piece: both
+/// sections share compose's rules for `name`, `external` and the creation options, read in
+/// one pass over each entry.
 pub(super) fn top_level<'w>(
     cx: &mut Cx<'_>,
     top: &Mapping,
