@@ -266,7 +266,9 @@ fn start_first_behind_caddy_loses_no_request_through_replaces_rollbacks_and_kill
     agent.wait_phase("RolledBack", Duration::from_secs(30));
     one_serving(&caddy, &agent, "after Caddy's restart");
     let h = agent.ctl(&["history", "-n", "1", "--json"]);
-    assert!(h.stdout.contains("drift_repaired"), "{}", h.stdout);
+    // (Once, in 1 of about 10 runs, the route came back with no drift_repaired entry: the
+    // agent's log below says which path put it back.)
+    assert!(h.stdout.contains("drift_repaired"), "{}\nagent log:\n{}", h.stdout, agent.log_text());
     clear_managed();
 }
 

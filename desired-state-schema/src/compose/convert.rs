@@ -179,106 +179,15 @@ pub fn convert_in(path: &str, text: &str, dotenv: Option<&str>, ctx: &Context<'_
 /// `convert_in` for a compose file and its overrides (`files[0]` the main file, then each
 /// override in order: `compose.override.yaml`), merged by compose's rules
 /// (`merge::merge`) after each is interpolated on its own, as compose loads them. The
-/// files sit in one folder and share its `.env`. One piece: the stages of compose's loader
-/// in its order (read and interpolate each file, resolve `extends` and `include`, merge,
-/// name the project, then the top level and each service), each handing the next what
-/// compose's own loader hands it; a reader follows one load from top to bottom.
+/// files sit in one folder and share its `.env`. The stages of compose's loader in its
+/// order: the project's settings, each file read and merged, the top-level declarations,
+/// then the services.
 pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context<'_>) -> Converted {
     let mut out = Converted::default();
     let Some(&(path, _)) = files.first() else { return out };
-    // The compose file's folder, relative to the root (what repository paths join to).
-    let rel = path.strip_prefix(ctx.root).map(|r| r.trim_start_matches('/')).unwrap_or(path);
-    // An included file's relative paths are resolved from its `project_directory`.
-    let dir = ctx.included.map_or_else(|| parent(rel), |i| i.dir.to_string());
-    let parsed_env = match ctx.included {
-        Some(i) => Ok(Some(i.vars.clone())),
-        None => dotenv.map(super::dotenv::parse).transpose(),
-    };
-    let mut vars = match parsed_env {
-        Ok(v) => v.unwrap_or_default(),
-        Err(e) => {
-            let shown = parent(path);
-            let env_path = if shown.is_empty() { ".env".to_string() } else { format!("{shown}/.env") };
-            out.errors.push(Diagnostic {
-                file: env_path,
-                line: e.line,
-                column: 1,
-                message: format!("{}: fix the .env beside {path} (compose's .env format)", e.message),
-            });
-            return out;
-        }
-    };
-    let env_file = || {
-        let shown = parent(path);
-        if shown.is_empty() {
-            ".env".to_string()
-        } else {
-            format!("{shown}/.env")
-        }
-    };
-    let project = match ctx
-        .included
-        .map(|i| Ok(i.project.to_string()))
-        .unwrap_or_else(|| project_name(files, &dir, &vars, ctx))
-    {
-        Ok(p) => p,
-        Err(ProjectNameError { from_env, message }) => {
-            let file = if from_env { env_file() } else { path.to_string() };
-            out.errors.push(Diagnostic { file, line: 1, column: 1, message });
-            return out;
-        }
-    };
-    // compose-go sets COMPOSE_PROJECT_NAME for interpolation when the environment lacks it
-    // (loader/loader.go, `projectName`).
-    vars.entry("COMPOSE_PROJECT_NAME".to_string()).or_insert_with(|| project.clone());
-    // The profiles: the agent config's `compose_profiles` (compose's `--profile`), else
-    // COMPOSE_PROFILES of the .env, comma-separated (compose's cli/options.go, `WithProfiles`
-    // from the environment).
-    let profiles: Vec<String> = if ctx.profiles.is_empty() {
-        vars.get("COMPOSE_PROFILES")
-            .map(|p| p.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default()
-    } else {
-        ctx.profiles.to_vec()
-    };
-    let profiles = profiles.as_slice();
-    let mut merged: Option<merge::Doc> = None;
-    for (i, &(file, text)) in files.iter().enumerate() {
-        let Some(mut doc) = read_one(file, text, &dir, &vars, ctx, &mut out) else {
-            if i == 0 {
-                return out; // nothing to merge the overrides into
-            }
-            continue;
-        };
-        // compose-go's loadYamlFile: each file's `extends` before the files merge.
-        let mut read = Converted::default();
-        let mut load = |p: &str, from: &str, map: &DocMap, at: &YamlPath, errors: &mut Vec<Diagnostic>| {
-            extended_file(p, from, map, at, &vars, ctx, &mut read, errors)
-        };
-        let mut errors = Vec::new();
-        extends::apply(&mut doc, file, &dir, &mut load, &mut errors);
-        out.errors.extend(errors);
-        out.errors.extend(read.errors);
-        out.warnings.extend(read.warnings);
-        out.claims.extend(read.claims);
-        match merged.as_mut() {
-            None => merged = Some(doc),
-            Some(base) => {
-                for c in merge::merge(base, doc) {
-                    let (line, column) = (c.pos.line, c.pos.column);
-                    out.errors.push(Diagnostic {
-                        file: file.into(),
-                        line,
-                        column,
-                        message: format!("{}: {}", c.at, c.message),
-                    });
-                }
-            }
-        }
-    }
-    let Some(merge::Doc { mut value, mut map }) = merged else { return out };
-    merge::resolve_tags(&mut value);
-    merge::enforce_unicity(&mut value, &mut map);
+    let Some(settings) = settings(files, dotenv, ctx, &mut out) else { return out };
+    let Some(merge::Doc { value, map }) = read_and_merge(files, &settings, ctx, &mut out) else { return out };
+    let Settings { dir, vars, project, profiles } = settings;
     let mut cx = Cx {
         file: path,
         map: &map,
@@ -298,6 +207,176 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         out.errors = cx.errors;
         return out;
     };
+    let declared = declarations(&mut cx, ctx, top, &project, &vars, &mut out);
+    let Some(services) = top.get("services").and_then(Value::as_mapping) else {
+        if declared.included.is_empty() {
+            cx.err(&YamlPath::root(), "no `services:` in this compose file");
+        }
+        out.errors = cx.errors;
+        out.warnings = cx.warnings;
+        out.claims = cx.claims;
+        return out;
+    };
+    convert_services(&mut cx, services, &declared, &project, &profiles, &mut out);
+    out.errors = cx.errors;
+    out.warnings = cx.warnings;
+    out.claims = cx.claims;
+    out
+}
+
+/// What the project's settings are: the folder relative paths join to, the `.env`'s
+/// variables, the project's name and the profiles enabled. `None` when the `.env` or the
+/// name is refused (the error is in `out`).
+struct Settings {
+    /// The compose file's folder, relative to the root (what repository paths join to).
+    dir: String,
+    /// The `.env` beside the file, with `COMPOSE_PROJECT_NAME`.
+    vars: BTreeMap<String, String>,
+    /// The project's name.
+    project: String,
+    /// The profiles enabled.
+    profiles: Vec<String>,
+}
+
+/// The project's settings for `files` (see `Settings`).
+fn settings(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context<'_>, out: &mut Converted) -> Option<Settings> {
+    let &(path, _) = files.first()?;
+    // The compose file's folder, relative to the root (what repository paths join to).
+    let rel = path.strip_prefix(ctx.root).map(|r| r.trim_start_matches('/')).unwrap_or(path);
+    // An included file's relative paths are resolved from its `project_directory`.
+    let dir = ctx.included.map_or_else(|| parent(rel), |i| i.dir.to_string());
+    let parsed_env = match ctx.included {
+        Some(i) => Ok(Some(i.vars.clone())),
+        None => dotenv.map(super::dotenv::parse).transpose(),
+    };
+    let mut vars = match parsed_env {
+        Ok(v) => v.unwrap_or_default(),
+        Err(e) => {
+            let shown = parent(path);
+            let env_path = if shown.is_empty() { ".env".to_string() } else { format!("{shown}/.env") };
+            out.errors.push(Diagnostic {
+                file: env_path,
+                line: e.line,
+                column: 1,
+                message: format!("{}: fix the .env beside {path} (compose's .env format)", e.message),
+            });
+            return None;
+        }
+    };
+    let env_file = || {
+        let shown = parent(path);
+        if shown.is_empty() {
+            ".env".to_string()
+        } else {
+            format!("{shown}/.env")
+        }
+    };
+    let project = match ctx
+        .included
+        .map(|i| Ok(i.project.to_string()))
+        .unwrap_or_else(|| project_name(files, &dir, &vars, ctx))
+    {
+        Ok(p) => p,
+        Err(ProjectNameError { from_env, message }) => {
+            let file = if from_env { env_file() } else { path.to_string() };
+            out.errors.push(Diagnostic { file, line: 1, column: 1, message });
+            return None;
+        }
+    };
+    // compose-go sets COMPOSE_PROJECT_NAME for interpolation when the environment lacks it
+    // (loader/loader.go, `projectName`).
+    vars.entry("COMPOSE_PROJECT_NAME".to_string()).or_insert_with(|| project.clone());
+    // The profiles: the agent config's `compose_profiles` (compose's `--profile`), else
+    // COMPOSE_PROFILES of the .env, comma-separated (compose's cli/options.go, `WithProfiles`
+    // from the environment).
+    let profiles: Vec<String> = if ctx.profiles.is_empty() {
+        vars.get("COMPOSE_PROFILES")
+            .map(|p| p.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
+    } else {
+        ctx.profiles.to_vec()
+    };
+    Some(Settings { dir, vars, project, profiles })
+}
+
+/// Each file read, interpolated and its `extends` resolved, then merged into the first
+/// (`None` when the main file cannot be read; the errors are in `out`).
+fn read_and_merge(
+    files: &[(&str, &str)],
+    settings: &Settings,
+    ctx: &Context<'_>,
+    out: &mut Converted,
+) -> Option<merge::Doc> {
+    let (dir, vars) = (&settings.dir, &settings.vars);
+    let mut merged: Option<merge::Doc> = None;
+    for (i, &(file, text)) in files.iter().enumerate() {
+        let Some(mut doc) = read_one(file, text, dir, vars, ctx, out) else {
+            if i == 0 {
+                return None; // nothing to merge the overrides into
+            }
+            continue;
+        };
+        // compose-go's loadYamlFile: each file's `extends` before the files merge.
+        let mut read = Converted::default();
+        let mut load = |p: &str, from: &str, map: &DocMap, at: &YamlPath, errors: &mut Vec<Diagnostic>| {
+            extended_file(p, from, map, at, vars, ctx, &mut read, errors)
+        };
+        let mut errors = Vec::new();
+        extends::apply(&mut doc, file, dir, &mut load, &mut errors);
+        out.errors.extend(errors);
+        out.errors.extend(read.errors);
+        out.warnings.extend(read.warnings);
+        out.claims.extend(read.claims);
+        match merged.as_mut() {
+            None => merged = Some(doc),
+            Some(base) => {
+                for c in merge::merge(base, doc) {
+                    let (line, column) = (c.pos.line, c.pos.column);
+                    out.errors.push(Diagnostic {
+                        file: file.into(),
+                        line,
+                        column,
+                        message: format!("{}: {}", c.at, c.message),
+                    });
+                }
+            }
+        }
+    }
+    let merge::Doc { mut value, mut map } = merged?;
+    merge::resolve_tags(&mut value);
+    merge::enforce_unicity(&mut value, &mut map);
+    Some(merge::Doc { value, map })
+}
+
+/// What the top level declares, with what included files declare (the file's own win).
+struct Declared {
+    /// The models of the included files.
+    included: Vec<Model>,
+    /// Engine names of the objects marked `external` or `internal`, by section.
+    marked: BTreeMap<&'static str, std::collections::BTreeSet<String>>,
+    /// How the agent creates networks and volumes, by engine name.
+    network_options: BTreeMap<String, Value>,
+    volume_options: BTreeMap<String, Value>,
+    /// Networks and volumes: key → engine name.
+    networks: BTreeMap<String, String>,
+    volumes: BTreeMap<String, String>,
+    /// Secrets and configs, and every key under each (also those refused).
+    secrets: BTreeMap<String, (String, Option<String>)>,
+    declared_secrets: std::collections::BTreeSet<String>,
+    configs: BTreeMap<String, (String, Option<String>)>,
+    declared_configs: std::collections::BTreeSet<String>,
+}
+
+/// The top-level keys other than `services`: each refused, read (`include`, networks,
+/// volumes, secrets, configs) or passed over (`name`, `version`, `x-`).
+fn declarations(
+    cx: &mut Cx<'_>,
+    ctx: &Context<'_>,
+    top: &Mapping,
+    project: &str,
+    vars: &BTreeMap<String, String>,
+    out: &mut Converted,
+) -> Declared {
     let mut included_models: Vec<Model> = Vec::new();
     for (k, _) in top {
         let key = k.as_str().unwrap_or("");
@@ -308,7 +387,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             "include" => {
                 let entries = include_entries(top.get("include"));
                 for (i, e) in entries.iter().enumerate() {
-                    let (model, converted) = include_one(&mut cx, ctx, &at.index(i), e, &project, &vars);
+                    let (model, converted) = include_one(cx, ctx, &at.index(i), e, project, vars);
                     included_models.push(model);
                     if let Some(c) = converted {
                         out.docs.extend(c.docs);
@@ -327,19 +406,19 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
     let mut marked: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
     let (mut network_options, mut volume_options) = (BTreeMap::new(), BTreeMap::new());
     let networks = top_level(
-        &mut cx,
+        cx,
         top,
         "networks",
-        &project,
+        project,
         &["name", "external", "driver", "labels", "internal", "enable_ipv6", "ipam"],
         &mut marked,
         &mut network_options,
     );
     let volumes = top_level(
-        &mut cx,
+        cx,
         top,
         "volumes",
-        &project,
+        project,
         &["name", "external", "driver", "labels", "driver_opts"],
         &mut marked,
         &mut volume_options,
@@ -368,21 +447,48 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             volume_options.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    let secrets = top_secrets(&mut cx, top);
+    let secrets = top_secrets(cx, top);
     let declared_secrets: std::collections::BTreeSet<String> =
         top.get("secrets").and_then(Value::as_mapping).into_iter().flatten().map(|(k, _)| key_text(k)).collect();
-    let configs = top_configs(&mut cx, top);
+    let configs = top_configs(cx, top);
     let declared_configs: std::collections::BTreeSet<String> =
         top.get("configs").and_then(Value::as_mapping).into_iter().flatten().map(|(k, _)| key_text(k)).collect();
-    let Some(services) = top.get("services").and_then(Value::as_mapping) else {
-        if included_models.is_empty() {
-            cx.err(&YamlPath::root(), "no `services:` in this compose file");
-        }
-        out.errors = cx.errors;
-        out.warnings = cx.warnings;
-        out.claims = cx.claims;
-        return out;
-    };
+    Declared {
+        included: included_models,
+        marked,
+        network_options,
+        volume_options,
+        networks,
+        volumes,
+        secrets,
+        declared_secrets,
+        configs,
+        declared_configs,
+    }
+}
+
+/// Every service a Container document (or one per replica), or refused; a service whose
+/// profiles are off is read for its claims alone.
+fn convert_services(
+    cx: &mut Cx<'_>,
+    services: &Mapping,
+    declared: &Declared,
+    project: &str,
+    profiles: &[String],
+    out: &mut Converted,
+) {
+    let Declared {
+        included: included_models,
+        marked,
+        network_options,
+        volume_options,
+        networks,
+        volumes,
+        secrets,
+        declared_secrets,
+        configs,
+        declared_configs,
+    } = declared;
     // How many containers each service runs (`deploy.replicas`, `scale`; 1 by default).
     // A service whose profiles are off runs nothing: what it could not run is not refused.
     let replicas: BTreeMap<String, u64> = services
@@ -392,7 +498,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             let declared = seq_of_strings(v.get("profiles"));
             let enabled = declared.is_empty() || declared.iter().any(|p| profiles.contains(p));
             let errors = cx.errors.len();
-            let n = replica_count(&mut cx, &YamlPath::root().key("services").key(s), v);
+            let n = replica_count(cx, &YamlPath::root().key("services").key(s), v);
             if !enabled {
                 cx.errors.truncate(errors);
             }
@@ -421,7 +527,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
         network_options: network_options.clone(),
         volume_options: volume_options.clone(),
     };
-    for m in &included_models {
+    for m in included_models {
         for (k, v) in &m.services {
             names.entry(k.clone()).or_insert_with(|| v.clone());
         }
@@ -461,16 +567,16 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             at: at.clone(),
             names: &names,
             replicas: &replicas,
-            networks: &networks,
-            volumes: &volumes,
-            secrets: &secrets,
-            declared_secrets: &declared_secrets,
-            configs: &configs,
-            declared_configs: &declared_configs,
-            project: &project,
-            marked: &marked,
-            network_options: &network_options,
-            volume_options: &volume_options,
+            networks,
+            volumes,
+            secrets,
+            declared_secrets,
+            configs,
+            declared_configs,
+            project,
+            marked,
+            network_options,
+            volume_options,
         };
         if !enabled {
             // A service with profiles runs only when one of them is enabled. What it mounts
@@ -487,30 +593,7 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             out.refused.push(names.get(service).cloned().unwrap_or_else(|| service.to_string()));
         }
         if let Some(mut g) = made {
-            if completes.contains(service) {
-                if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
-                    spec.insert("oneshot".into(), true.into());
-                    spec.remove("restart");
-                }
-            }
-            // compose-spec build.md: with both `image` and `build` and no `pull_policy: build`,
-            // compose pulls the image and builds only when it is not found.
-            let builds_always = svc.get("pull_policy").and_then(Value::as_str) == Some("build");
-            if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
-                let has_image = spec.get("image").and_then(Value::as_str).is_some_and(|i| !i.is_empty());
-                if let (Some(Value::Mapping(b)), true, false) = (spec.get_mut("build"), has_image, builds_always) {
-                    b.insert("when".into(), "missing".into());
-                }
-            }
-            if awaited_healthy.contains(service) {
-                if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
-                    if !spec.contains_key("health") && !spec.contains_key("healthcheck") {
-                        let mut probe = Mapping::new();
-                        probe.insert("container".into(), true.into());
-                        spec.insert("health".into(), Value::Sequence(vec![Value::Mapping(probe)]));
-                    }
-                }
-            }
+            as_compose_runs(&mut g, svc, service, &completes, &awaited_healthy);
             if count == 1 {
                 out.docs.push(g);
                 continue;
@@ -526,10 +609,43 @@ pub fn convert_files(files: &[(&str, &str)], dotenv: Option<&str>, ctx: &Context
             }
         }
     }
-    out.errors = cx.errors;
-    out.warnings = cx.warnings;
-    out.claims = cx.claims;
-    out
+}
+
+/// What compose does with a service beyond its own keys: one that others wait for with
+/// `service_completed_successfully` runs to completion (a oneshot), `image` with `build`
+/// pulls first and builds when the image is missing (unless `pull_policy: build`), and one
+/// others wait for with `service_healthy` is gated on its container's health.
+fn as_compose_runs(
+    g: &mut Generated,
+    svc: &Mapping,
+    service: &str,
+    completes: &std::collections::BTreeSet<String>,
+    awaited_healthy: &std::collections::BTreeSet<String>,
+) {
+    if completes.contains(service) {
+        if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
+            spec.insert("oneshot".into(), true.into());
+            spec.remove("restart");
+        }
+    }
+    // compose-spec build.md: with both `image` and `build` and no `pull_policy: build`,
+    // compose pulls the image and builds only when it is not found.
+    let builds_always = svc.get("pull_policy").and_then(Value::as_str) == Some("build");
+    if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
+        let has_image = spec.get("image").and_then(Value::as_str).is_some_and(|i| !i.is_empty());
+        if let (Some(Value::Mapping(b)), true, false) = (spec.get_mut("build"), has_image, builds_always) {
+            b.insert("when".into(), "missing".into());
+        }
+    }
+    if awaited_healthy.contains(service) {
+        if let Some(spec) = g.doc.get_mut("spec").and_then(Value::as_mapping_mut) {
+            if !spec.contains_key("health") && !spec.contains_key("healthcheck") {
+                let mut probe = Mapping::new();
+                probe.insert("container".into(), true.into());
+                spec.insert("health".into(), Value::Sequence(vec![Value::Mapping(probe)]));
+            }
+        }
+    }
 }
 
 /// Read one compose file of a project: its YAML, merge keys, interpolation (with the
