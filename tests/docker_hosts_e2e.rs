@@ -350,6 +350,53 @@ spec:
     clear_managed();
 }
 
+/// While a revision bakes (`health.bake`), what its revert would put back stays on the host:
+/// the image the previous revision built from its context is not pruned, so a revert within
+/// the bake needs no rebuild (the prune is handed each kept resource with its revision).
+#[test]
+fn the_image_the_previous_revision_built_is_kept_while_the_next_one_bakes() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let up = Upstream::new();
+    let state = format!(
+        r#"apiVersion: driftless/v1
+kind: Container
+metadata: {{ name: baked }}
+spec:
+  build: {{ context: baked }}
+  ports: ["127.0.0.1:{port}:8080"]
+  stop_timeout: 1s
+  health:
+    - http: {{ url: "http://127.0.0.1:{port}/", status: 200 }}
+      timeout: 10s
+"#
+    );
+    let dockerfile = |text: &str| {
+        format!(
+            "FROM {IMAGE}\nRUN mkdir -p /www && echo '{text}' > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+        )
+    };
+    up.commit(&[("hosts/e2e/baked.yaml", &state), ("baked/Dockerfile", &dockerfile("v1"))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.set_health("watch_interval: 1s, bake: 1h");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(120));
+    let v1_image = inspect("baked", "{{.Config.Image}}");
+    assert!(v1_image.starts_with("driftless-build/baked:"), "{v1_image}");
+    up.commit(&[("baked/Dockerfile", &dockerfile("v2"))], "v2");
+    agent.sync(0);
+    let s = agent.status();
+    assert!(s["baking_until"].is_string(), "v2 bakes: {s}");
+    assert_ne!(inspect("baked", "{{.Config.Image}}"), v1_image, "v2 runs its own build");
+    assert_eq!(
+        docker::docker(&["image", "inspect", &v1_image]).0,
+        0,
+        "{v1_image}, which a revert within the bake runs, was kept\n{}",
+        agent.log_text()
+    );
+    clear_managed();
+}
+
 fn docker_with(config: &std::path::Path, args: &[&str]) -> (i32, String) {
     let out = Command::new("docker").arg("--config").arg(config).args(args).output().unwrap();
     (

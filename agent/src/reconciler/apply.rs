@@ -506,8 +506,19 @@ impl Reconciler {
             Some(p) => self.read_revision(&Revision::new(p)).await.ok(),
             None => None,
         };
-        let keep: Vec<&Resource> =
-            state.resources.iter().chain(previous.iter().flat_map(|p| p.resources.iter())).collect();
+        let now = self.source.with_files(revision);
+        let before = self
+            .state
+            .bake
+            .as_ref()
+            .and_then(|b| b.previous.clone())
+            .map(|p| self.source.with_files(&Revision::new(p)));
+        let keep: Vec<(&Resource, &Revision)> = state
+            .resources
+            .iter()
+            .map(|r| (r, &now))
+            .chain(previous.iter().flat_map(|p| p.resources.iter()).filter_map(|r| Some((r, before.as_ref()?))))
+            .collect();
         for kind in self.drivers.kinds().collect::<Vec<_>>() {
             if let Ok(d) = self.drivers.get(kind) {
                 if let Err(e) = d.prune(&keep).await {

@@ -222,7 +222,9 @@ pub trait Driver: Send + Sync {
     }
 
     /// After a commit: remove what no resource in `keep` uses any more (networks, images).
-    async fn prune(&self, _keep: &[&Resource]) -> Result<(), RuntimeError> {
+    /// Each resource comes with the revision it is kept for (with its files): the committed
+    /// one, and while it bakes the previous one, whose revert must not rebuild anything.
+    async fn prune(&self, _keep: &[(&Resource, &Revision)]) -> Result<(), RuntimeError> {
         Ok(())
     }
 

@@ -384,8 +384,8 @@ impl super::driver::Driver for NixosRuntime {
     }
 
     /// After a successful switch: release generations beyond `keep_generations`.
-    async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {
-        for r in keep {
+    async fn prune(&self, keep: &[(&Resource, &Revision)]) -> Result<(), RuntimeError> {
+        for (r, _) in keep {
             let Ok(spec) = nixos_spec(r) else { continue };
             let mut all = self.systems();
             let Some(mut sys) = all.remove(r.name()) else { continue };

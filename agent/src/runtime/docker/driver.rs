@@ -460,16 +460,21 @@ impl DockerRuntime {
 
     /// After a commit: remove the managed networks no container uses any more, and (with
     /// `prune_images`) the images the agent brought that `keep` does not use.
-    pub async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {
-        networks::prune(&self.engine, keep).await?;
+    pub async fn prune(&self, keep: &[(&Resource, &Revision)]) -> Result<(), RuntimeError> {
+        let resources: Vec<&Resource> = keep.iter().map(|(r, _)| *r).collect();
+        networks::prune(&self.engine, &resources).await?;
         let api = self.engine.api().await?;
         if self.prune_images {
             let mut images = BTreeSet::new();
-            for r in keep {
+            for (r, revision) in keep {
                 if let desired_state_schema::Spec::Container(c) = &r.spec {
-                    // What its containers run (a built image's tag names its context's tree).
+                    // What its containers run, and what it runs at the revision it is kept
+                    // for (a built image's tag names its context's tree at that revision).
                     for i in self.engine.instances(Some(r.name())).await? {
                         images.insert(i.image);
+                    }
+                    if let Ok((image, _)) = self.image_of(r.name(), c, revision).await {
+                        images.insert(image);
                     }
                     if !c.image.is_empty() {
                         images.insert(image::normalize(&c.image));
@@ -589,7 +594,7 @@ impl Driver for DockerRuntime {
         DockerRuntime::preflight(self, r.name(), container_spec(r)?, revision).await
     }
 
-    async fn prune(&self, keep: &[&Resource]) -> Result<(), RuntimeError> {
+    async fn prune(&self, keep: &[(&Resource, &Revision)]) -> Result<(), RuntimeError> {
         DockerRuntime::prune(self, keep).await
     }
 
