@@ -153,7 +153,7 @@ impl Reconciler {
                 continue;
             };
             if !old_states.contains_key(&seen.revision) {
-                let from = self.source.with_files(&Revision::new(seen.revision.clone()));
+                let from = Revision::new(seen.revision.clone());
                 let read = match from.oid() {
                     Some(_) => self.read_revision(&from).await.ok(),
                     None => None,
@@ -178,7 +178,7 @@ impl Reconciler {
         new: &Resource,
         new_inputs: &BTreeMap<String, String>,
     ) -> Option<String> {
-        let from = Revision::new(seen.revision.clone());
+        let from = self.source.with_files(&Revision::new(seen.revision.clone()));
         let old = old_state.resources.iter().find(|r| r.kind == seen.kind && r.name() == new.name())?;
         let old_inputs = self.drivers.get(seen.kind).ok()?.inputs(old, &from).await.ok()?;
         let lines = plan::spec_changes(old, &old_inputs, new, new_inputs);
