@@ -72,6 +72,18 @@ impl Revision {
         Revision { id: self.id.clone(), files: Some(files) }
     }
 
+    /// `f` over the revision's files, on a blocking thread (they read Git objects and the
+    /// disk): the one way drivers read them. A task that does not finish is a fault.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Files) -> Result<T, FilesError> + Send + 'static,
+    ) -> Result<T, FilesError> {
+        let files = self.files()?;
+        tokio::task::spawn_blocking(move || f(files.as_ref()))
+            .await
+            .map_err(|e| FilesError { detail: format!("reading revision files: {e}"), fault: true })?
+    }
+
     /// The revision's files; a fault when they were not handed over (a driver called with a
     /// bare id: the agent's mistake, never the revision's).
     pub fn files(&self) -> Result<Arc<dyn Files>, FilesError> {

@@ -501,11 +501,6 @@ impl Reconciler {
         self.pin_good(revision).await;
         self.state.bake = self.bake_of(revision);
         // While it bakes, what the bake would put back stays on the host (its images).
-        let previous = match self.state.bake.as_ref().and_then(|b| b.previous.clone()) {
-            // Read past the cache, which keeps the revision just committed.
-            Some(p) => self.read_revision(&Revision::new(p)).await.ok(),
-            None => None,
-        };
         let now = self.source.with_files(revision);
         let before = self
             .state
@@ -513,11 +508,16 @@ impl Reconciler {
             .as_ref()
             .and_then(|b| b.previous.clone())
             .map(|p| self.source.with_files(&Revision::new(p)));
+        let previous = match &before {
+            // Read past the cache, which keeps the revision just committed.
+            Some(p) => self.read_revision(p).await.ok().map(|state| (state, p)),
+            None => None,
+        };
         let keep: Vec<(&Resource, &Revision)> = state
             .resources
             .iter()
             .map(|r| (r, &now))
-            .chain(previous.iter().flat_map(|p| p.resources.iter()).filter_map(|r| Some((r, before.as_ref()?))))
+            .chain(previous.iter().flat_map(|(state, p)| state.resources.iter().map(move |r| (r, *p))))
             .collect();
         for kind in self.drivers.kinds().collect::<Vec<_>>() {
             if let Ok(d) = self.drivers.get(kind) {

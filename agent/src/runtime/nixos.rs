@@ -105,12 +105,8 @@ impl NixosRuntime {
         spec: &NixosSystemSpec,
         revision: &Revision,
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
-        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = spec.flake.clone();
-        let tree = tokio::task::spawn_blocking(move || files.tree_id(&folder))
-            .await
-            .map_err(|e| host_fault(name, e.to_string()))?
-            .map_err(|e| files_err(name, e))?;
+        let tree = revision.read(move |files| files.tree_id(&folder)).await.map_err(|e| files_err(name, e))?;
         let mut m = BTreeMap::new();
         m.insert("flake_tree".to_string(), tree.to_string());
         m.insert("host".to_string(), spec.host.clone().unwrap_or_else(|| self.host.clone()));
@@ -205,12 +201,8 @@ impl NixosRuntime {
         hash: &str,
         log: Log<'_>,
     ) -> Result<PathBuf, RuntimeError> {
-        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = spec.flake.clone();
-        let export = tokio::task::spawn_blocking(move || files.export(&folder))
-            .await
-            .map_err(|e| host_fault(name, e.to_string()))?
-            .map_err(|e| files_err(name, e))?;
+        let export = revision.read(move |files| files.export(&folder)).await.map_err(|e| files_err(name, e))?;
         std::fs::create_dir_all(&self.roots).map_err(|e| io(name, &self.roots, e))?;
         let link = self.roots.join(format!("{name}-{}", hash.get(..16).unwrap_or(hash)));
         let attr = format!("path:{}#nixosConfigurations.\"{host}\".config.system.build.toplevel", export.display());

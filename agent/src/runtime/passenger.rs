@@ -91,12 +91,8 @@ impl PassengerRuntime {
 
     /// The raw content (ciphertext for `.age`) of a repository file at `revision`.
     async fn repo_file(&self, name: &str, revision: &Revision, path: &str) -> Result<Vec<u8>, RuntimeError> {
-        let files = revision.files().map_err(|e| files_err(name, e))?;
         let p = path.to_string();
-        tokio::task::spawn_blocking(move || files.read(&p))
-            .await
-            .map_err(|e| verdict(name, e))?
-            .map_err(|e| files_err(name, e))
+        revision.read(move |files| files.read(&p)).await.map_err(|e| files_err(name, e))
     }
 
     /// A release secret's plaintext (decrypted in memory for `.age`).
@@ -139,12 +135,8 @@ impl PassengerRuntime {
         spec: &PassengerAppSpec,
         revision: &Revision,
     ) -> Result<BTreeMap<String, String>, RuntimeError> {
-        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = spec.source.clone();
-        let tree = tokio::task::spawn_blocking(move || files.tree_id(&folder))
-            .await
-            .map_err(|e| verdict(name, e))?
-            .map_err(|e| files_err(name, e))?;
+        let tree = revision.read(move |files| files.tree_id(&folder)).await.map_err(|e| files_err(name, e))?;
         let mut m = BTreeMap::new();
         m.insert("source_tree".to_string(), tree.to_string());
         for sec in &spec.secrets {
@@ -256,14 +248,11 @@ impl PassengerRuntime {
         inputs: &BTreeMap<String, String>,
         log: Log<'_>,
     ) -> Result<PathBuf, RuntimeError> {
-        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = spec.source.clone();
-        let (export, tags) = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::revision::FilesError>((files.export(&folder)?, files.tags()?))
-        })
-        .await
-        .map_err(|e| verdict(name, e))?
-        .map_err(|e| files_err(name, e))?;
+        let (export, tags) = revision
+            .read(move |files| Ok((files.export(&folder)?, files.tags()?)))
+            .await
+            .map_err(|e| files_err(name, e))?;
         let root = PathBuf::from(&spec.app_root);
         let id = format!("{}-{}", timestamp(), revision.as_str().get(..8).unwrap_or(revision.as_str()));
         // Two releases of one revision in the same second (a repair right after a deploy)

@@ -33,7 +33,7 @@ use futures_util::StreamExt;
 
 use super::diagnose::{self, Notes};
 use super::engine::Engine;
-use super::errors::{being_removed, docker_err, files_err, is_not_found, joined, proxy_err, unreachable};
+use super::errors::{being_removed, docker_err, files_err, is_not_found, proxy_err, unreachable};
 use super::instance::Instance;
 use super::mounts::Mounts;
 use super::spec::{builds_first, container_spec, stop_secs, Made};
@@ -283,12 +283,8 @@ impl DockerRuntime {
         log: Log<'_>,
     ) -> Result<(), RuntimeError> {
         let api = self.engine.api().await?;
-        let files = revision.files().map_err(|e| files_err(name, e))?;
         let context = b.context.clone();
-        let export = tokio::task::spawn_blocking(move || files.export(&context))
-            .await
-            .map_err(|e| joined(name, e))?
-            .map_err(|e| files_err(name, e))?;
+        let export = revision.read(move |files| files.export(&context)).await.map_err(|e| files_err(name, e))?;
         // `cache_from`: the engine's builder reuses the layers of images it has; one it lacks
         // is pulled first, and one that cannot be pulled is only a cache missed.
         for cache in &b.cache_from {
@@ -372,7 +368,6 @@ impl DockerRuntime {
                     name: next,
                     hash: hash.clone(),
                     revision: revision.to_string(),
-                    image: image.clone(),
                     running: false,
                     stop_timeout: stop_secs(spec),
                     oneshot: false,
@@ -468,11 +463,9 @@ impl DockerRuntime {
             let mut images = BTreeSet::new();
             for (r, revision) in keep {
                 if let desired_state_schema::Spec::Container(c) = &r.spec {
-                    // What its containers run, and what it runs at the revision it is kept
-                    // for (a built image's tag names its context's tree at that revision).
-                    for i in self.engine.instances(Some(r.name())).await? {
-                        images.insert(i.image);
-                    }
+                    // What it runs at the revision it is kept for (a built image's tag names
+                    // its context's tree at that revision). An image a container still uses
+                    // is never removed: the engine refuses without `force`.
                     if let Ok((image, _)) = self.image_of(r.name(), c, revision).await {
                         images.insert(image);
                     }

@@ -140,11 +140,6 @@ pub(super) fn files_err(name: &str, e: crate::revision::FilesError) -> RuntimeEr
     }
 }
 
-/// A task of the driver's own (`spawn_blocking`) that did not finish: the host's trouble.
-pub(super) fn joined(name: &str, e: tokio::task::JoinError) -> RuntimeError {
-    RuntimeError::Host { resource: name.to_string(), detail: e.to_string() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,9 +27,6 @@ pub(super) struct Instance {
     pub name: String,
     pub hash: String,
     pub revision: String,
-    /// The image reference it was created from (`driftless-build/<name>:<tree>` for a
-    /// built one), as the engine lists it.
-    pub image: String,
     pub running: bool,
     /// Seconds a stop waits (the default; the container's own StopTimeout wins when set).
     pub stop_timeout: i32,
@@ -74,7 +71,6 @@ impl Instance {
             name,
             hash: labels.get(LABEL_SPEC_HASH).cloned().unwrap_or_default(),
             revision: labels.get(LABEL_REVISION).cloned().unwrap_or_default(),
-            image: c.image.unwrap_or_default(),
             running: matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING)),
             stop_timeout: labels.get(LABEL_STOP_TIMEOUT).and_then(|t| t.parse().ok()).unwrap_or(10),
             oneshot: labels.get(LABEL_ONESHOT).is_some_and(|v| v == "true"),

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use desired_state_schema::ContainerSpec;
 use sha2::{Digest, Sha256};
 
-use super::errors::{files_err, joined};
+use super::errors::files_err;
 use super::spec::builds_first;
 use crate::revision::Revision;
 use crate::runtime::RuntimeError;
@@ -47,12 +47,8 @@ impl Mounts {
 
     /// The tree id of `folder` at the revision (a build context's: what its image is tagged by).
     pub async fn tree(&self, name: &str, revision: &Revision, folder: &str) -> Result<String, RuntimeError> {
-        let files = revision.files().map_err(|e| files_err(name, e))?;
         let folder = folder.to_string();
-        tokio::task::spawn_blocking(move || files.tree_id(&folder))
-            .await
-            .map_err(|e| joined(name, e))?
-            .map_err(|e| files_err(name, e))
+        revision.read(move |files| files.tree_id(&folder)).await.map_err(|e| files_err(name, e))
     }
 
     /// Host-side inputs of the spec hash: each env file's digest, each secret's digest, the
@@ -73,7 +69,7 @@ impl Mounts {
             out.insert(format!("env_file:{}", f.path), digest);
         }
         if let Some(p) = spec.env_files_vars.as_ref().filter(|_| !spec.env_files.is_empty()) {
-            let bytes = self.env_file(name, p, revision).await?;
+            let bytes = self.read_file(name, p, revision).await?;
             out.insert(format!("env_files_vars:{p}"), format!("{:x}", Sha256::digest(&bytes)));
         }
         for m in &spec.files {
@@ -112,11 +108,12 @@ impl Mounts {
                 return Ok(None);
             }
         }
-        self.env_file(name, &f.path, revision).await.map(Some)
+        self.read_file(name, &f.path, revision).await.map(Some)
     }
 
-    /// An env file's content: a host file (absolute), else a repository file at the revision.
-    pub async fn env_file(&self, name: &str, path: &str, revision: &Revision) -> Result<Vec<u8>, RuntimeError> {
+    /// A file the spec names (an env file, a secret's source): a host file (absolute), else a
+    /// repository file at the revision.
+    pub async fn read_file(&self, name: &str, path: &str, revision: &Revision) -> Result<Vec<u8>, RuntimeError> {
         if path.starts_with('/') {
             return tokio::fs::read(path).await.map_err(|e| RuntimeError::EnvFile {
                 resource: name.to_string(),
@@ -124,12 +121,8 @@ impl Mounts {
                 detail: e.to_string(),
             });
         }
-        let files = revision.files().map_err(|e| files_err(name, e))?;
         let p = path.to_string();
-        tokio::task::spawn_blocking(move || files.read(&p))
-            .await
-            .map_err(|e| joined(name, e))?
-            .map_err(|e| files_err(name, e))
+        revision.read(move |files| files.read(&p)).await.map_err(|e| files_err(name, e))
     }
 
     /// What a `files` source is at the revision: (is a folder, its object id), or `None`.
@@ -139,12 +132,8 @@ impl Mounts {
         revision: &Revision,
         path: &str,
     ) -> Result<Option<(bool, String)>, RuntimeError> {
-        let files = revision.files().map_err(|e| files_err(name, e))?;
         let p = path.to_string();
-        tokio::task::spawn_blocking(move || files.entry(&p))
-            .await
-            .map_err(|e| joined(name, e))?
-            .map_err(|e| files_err(name, e))
+        revision.read(move |files| files.entry(&p)).await.map_err(|e| files_err(name, e))
     }
 
     /// Bind mounts for `files`: each source exported at the revision to a stable path,
@@ -263,7 +252,7 @@ impl Mounts {
         // the project's `.env`), as compose-go's `GetEnvFromFile` looks them up.
         let vars = match &spec.env_files_vars {
             Some(p) if !spec.env_files.is_empty() => {
-                let bytes = self.env_file(name, p, revision).await?;
+                let bytes = self.read_file(name, p, revision).await?;
                 desired_state_schema::compose::dotenv::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| {
                     RuntimeError::Docker { resource: name.into(), detail: format!("{p}: {e} (compose's .env format)") }
                 })?
@@ -321,7 +310,7 @@ impl Mounts {
         sec: &desired_state_schema::SecretFile,
         revision: &Revision,
     ) -> Result<Vec<u8>, RuntimeError> {
-        let whole = self.secret_file(name, sec, revision).await?;
+        let whole = self.read_file(name, &sec.source, revision).await?;
         let Some(var) = &sec.env else { return Ok(whole) };
         // One variable of a `.env` file (compose's `environment:` secret), decrypted first
         // when the file is an `.age` one.
@@ -335,28 +324,6 @@ impl Mounts {
             resource: name.into(),
             detail: format!("secret {}: {} defines no {var}: define it there", sec.name, sec.source),
         })
-    }
-
-    /// A secret's source file: a repository file at the revision, or a host file.
-    async fn secret_file(
-        &self,
-        name: &str,
-        sec: &desired_state_schema::SecretFile,
-        revision: &Revision,
-    ) -> Result<Vec<u8>, RuntimeError> {
-        if sec.source.starts_with('/') {
-            return tokio::fs::read(&sec.source).await.map_err(|e| RuntimeError::EnvFile {
-                resource: name.to_string(),
-                path: sec.source.clone(),
-                detail: e.to_string(),
-            });
-        }
-        let files = revision.files().map_err(|e| files_err(name, e))?;
-        let path = sec.source.clone();
-        tokio::task::spawn_blocking(move || files.read(&path))
-            .await
-            .map_err(|e| joined(name, e))?
-            .map_err(|e| files_err(name, e))
     }
 
     /// Bind mounts for the secrets: repository files are written under `state_dir/secrets`
