@@ -12,7 +12,7 @@ use std::path::Path;
 /// Lowest first. Keep in step with docs/architecture.md ("Layers").
 const LAYERS: &[&[&str]] = &[
     &["revision", "fault", "fsutil", "failpoint", "sdnotify", "semver_range", "wire", "listen", "lock", "memory"],
-    &["state", "config", "plan", "secrets"],
+    &["state", "config", "plan", "secrets", "snapshots"],
     &["report_format"],
     &["source", "metrics", "notify"],
     &["fleet::gate"],

@@ -130,6 +130,24 @@ pub enum AgentctlCommand {
     Rollback {
         /// A commit id (or a ref the agent's mirror knows); default: the last good revision.
         revision: Option<String>,
+        /// Also put every snapshotted volume back as it was while that revision ran (its
+        /// newest `before` snapshot taken then); the current data is snapshotted first.
+        #[arg(long)]
+        restore_data: bool,
+    },
+    /// List the data snapshots on this host, newest first: id, volume, kind (`before` or
+    /// `failed-attempt`), the revision, age and size.
+    Snapshots {
+        /// Only this volume's (the engine's name, as `agentctl snapshots` shows it).
+        volume: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore one snapshot by hand: the volume's current data is snapshotted first, the
+    /// containers that mount it are stopped, the data put back, and they start again on it.
+    Restore {
+        /// A snapshot id, as `agentctl snapshots` lists it.
+        id: String,
     },
     /// Stop automatic reconciliation (maintenance).
     Pause,

@@ -73,6 +73,25 @@ pub struct Config {
     /// How this host reads other hosts' reports.
     #[serde(default)]
     pub rollout: Option<RolloutConfig>,
+    /// Where data snapshots are kept (PRODUCT.md "Data: snapshots and restore").
+    #[serde(default)]
+    pub snapshots: SnapshotsConfig,
+}
+
+/// `snapshots:` of the agent config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    /// The folder snapshots live in (absolute); default `state_dir/snapshots`.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Where snapshots live: `snapshots.dir`, else `state_dir/snapshots`.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.snapshots.dir.clone().unwrap_or_else(|| self.state_dir.join("snapshots"))
+    }
 }
 
 /// `report:` of the agent config.
@@ -569,6 +588,7 @@ impl LoadedConfig {
             ("secrets", a.secrets != b.secrets),
             ("proxy", a.proxy != b.proxy),
             ("report", a.report != b.report),
+            ("snapshots", a.snapshots != b.snapshots),
             ("log_level", a.log_level != b.log_level),
         ]
         .into_iter()
@@ -655,7 +675,12 @@ impl Validator<'_> {
         if c.source.interval.as_std() < std::time::Duration::from_secs(1) {
             self.err(&["source", "interval"], "interval must be at least 1s");
         }
-        for (keys, p) in [(&["state_dir"][..], &c.state_dir), (&["control_socket"][..], &c.control_socket)] {
+        let snapshots_dir = c.snapshots_dir();
+        for (keys, p) in [
+            (&["state_dir"][..], &c.state_dir),
+            (&["control_socket"][..], &c.control_socket),
+            (&["snapshots", "dir"][..], &snapshots_dir),
+        ] {
             if !p.is_absolute() {
                 self.err(keys, format!("{} must be an absolute path", p.display()));
             }

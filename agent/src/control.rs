@@ -171,10 +171,32 @@ async fn handle(
                 Err(_) => send(&mut w, &gone()).await,
             }
         }
-        Request::Rollback { revision } => {
+        Request::Snapshots { volume } => {
+            let (tx, rx) = oneshot::channel();
+            if events.send(Event::Control(Command::Snapshots { volume, reply: tx })).await.is_err() {
+                return send(&mut w, &gone()).await;
+            }
+            match rx.await {
+                Ok(list) => send(&mut w, &ok(&list)).await,
+                Err(_) => send(&mut w, &gone()).await,
+            }
+        }
+        Request::Restore { id } => {
             let mut sub = progress.subscribe();
             let (tx, rx) = oneshot::channel();
-            if events.send(Event::Control(Command::Rollback { revision, reply: tx })).await.is_err() {
+            if events.send(Event::Control(Command::Restore { id, reply: tx })).await.is_err() {
+                return send(&mut w, &gone()).await;
+            }
+            match stream_until(&mut w, &mut sub, rx).await? {
+                Ok(Ok(v)) => send(&mut w, &ok(&v)).await,
+                Ok(Err(message)) => send(&mut w, &Line::Result(Reply::Error { message })).await,
+                Err(_) => send(&mut w, &gone()).await,
+            }
+        }
+        Request::Rollback { revision, restore_data } => {
+            let mut sub = progress.subscribe();
+            let (tx, rx) = oneshot::channel();
+            if events.send(Event::Control(Command::Rollback { revision, restore_data, reply: tx })).await.is_err() {
                 return send(&mut w, &gone()).await;
             }
             match stream_until(&mut w, &mut sub, rx).await? {

@@ -43,6 +43,18 @@ pub enum Command {
     },
     Rollback {
         revision: Option<String>,
+        /// Put the snapshotted volumes back as they were while that revision ran.
+        restore_data: bool,
+        reply: oneshot::Sender<Result<SyncView, String>>,
+    },
+    /// The data snapshots (of one volume, or all), oldest first.
+    Snapshots {
+        volume: Option<String>,
+        reply: oneshot::Sender<Vec<crate::wire::SnapshotView>>,
+    },
+    /// Restore snapshot `id` by hand (the current data snapshotted first).
+    Restore {
+        id: String,
         reply: oneshot::Sender<Result<SyncView, String>>,
     },
     Pause {

@@ -37,6 +37,7 @@ pub mod runtime;
 pub mod sdnotify;
 pub mod secrets;
 pub mod semver_range;
+pub mod snapshots;
 pub mod source;
 pub mod state;
 pub mod validate;

@@ -524,7 +524,7 @@ mod tests {
     #[test]
     fn table() {
         let res = state(&(doc("web", "web:1", "db") + &doc("db", "db:1", "")));
-        let ds = desired_state_schema::DesiredState { environment: None, resources: res.clone() };
+        let ds = desired_state_schema::DesiredState { environment: None, resources: res.clone(), volumes: Vec::new() };
         let ordered = ds.in_dependency_order();
         let desired: Vec<(&Resource, String)> = ordered.iter().map(|r| (*r, spec_hash(r, &BTreeMap::new()))).collect();
         let (hweb, hdb) = (desired[1].1.clone(), desired[0].1.clone());
@@ -591,7 +591,7 @@ mod tests {
             + &doc("proxy", "proxy:1", "{ name: web, restart: true }")
             + &doc("worker", "worker:1", "db");
         let res = state(&yaml);
-        let ds = desired_state_schema::DesiredState { environment: None, resources: res.clone() };
+        let ds = desired_state_schema::DesiredState { environment: None, resources: res.clone(), volumes: Vec::new() };
         let ordered = ds.in_dependency_order();
         let desired: Vec<(&Resource, String)> = ordered.iter().map(|r| (*r, spec_hash(r, &BTreeMap::new()))).collect();
         let hash = |n: &str| desired.iter().find(|(r, _)| r.name() == n).map(|(_, h)| h.clone()).unwrap_or_default();
@@ -677,7 +677,7 @@ mod tests {
             + &doc("web", "web:1", "api")
             + &doc("docs", "docs:1", "");
         let res = state(&yaml);
-        let ds = desired_state_schema::DesiredState { environment: None, resources: res.clone() };
+        let ds = desired_state_schema::DesiredState { environment: None, resources: res.clone(), volumes: Vec::new() };
         let desired: Vec<(&Resource, String)> =
             ds.in_dependency_order().iter().map(|r| (*r, spec_hash(r, &BTreeMap::new()))).collect();
         let hash = |n: &str| desired.iter().find(|(r, _)| r.name() == n).map(|(_, h)| h.clone()).unwrap_or_default();

@@ -165,11 +165,43 @@ pub struct AgentState {
     /// The revision committed last, while it bakes (`health.bake`, PRODUCT.md behaviour 6):
     /// a check that fails before `until_ms` reverts it to `previous`.
     pub bake: Option<Bake>,
+    /// The data snapshots of the revision applied last (PRODUCT.md behaviour 11): what its
+    /// revert puts back, until a newer revision's apply takes snapshots of its own.
+    pub attempt: Option<Attempt>,
     /// Why the host is in `phase`: what the last way out of a cycle decided (`phase` and
     /// `message` are derived from it, by `Reason::phase` and `Reason::message`, and kept for
     /// readers of the file). Decisions match on it, never on the message's text. `None` in a
     /// state file from before it existed.
     pub reason: Option<Reason>,
+}
+
+/// The snapshots one revision's apply took before it touched anything, and what its
+/// revert did with them (each step recorded as it is done, so that a revert resumed after a
+/// crash neither takes a snapshot twice nor restores a volume it put back already).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Attempt {
+    /// The revision whose apply they precede.
+    pub revision: String,
+    /// Volume → the id of its `before` snapshot.
+    pub before: std::collections::BTreeMap<String, String>,
+    /// Volume → the id of the snapshot of the data as the failed attempt left it.
+    pub failed: std::collections::BTreeMap<String, String>,
+    /// Volumes put back from their `before` snapshot by the revert.
+    pub restored: Vec<String>,
+}
+
+/// A data step in flight (a snapshot or a restore), journalled before it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataStep {
+    /// `snapshot` or `restore`.
+    pub action: String,
+    pub volume: String,
+    /// The containers a snapshot paused or stopped: put back if the agent dies meanwhile.
+    pub holders: Vec<String>,
+    /// A restore: the snapshot it puts back.
+    pub from: Option<String>,
 }
 
 /// A committed revision within its `health.bake`.
@@ -387,6 +419,18 @@ pub struct Journal {
     /// verdict).
     #[serde(default)]
     pub superseded: Option<String>,
+    /// The data step in flight, if any (a snapshot's held containers, a restore's source).
+    #[serde(default)]
+    pub data: Option<DataStep>,
+    /// A restore by hand (`agentctl restore`, `rollback --restore-data`): the snapshots it
+    /// puts back, and those it put back already.
+    #[serde(default)]
+    pub restores: Vec<String>,
+    #[serde(default)]
+    pub restored: Vec<String>,
+    /// A restore by hand: snapshot id → the snapshot of the data it replaced.
+    #[serde(default)]
+    pub kept: std::collections::BTreeMap<String, String>,
 }
 
 impl Journal {
@@ -402,6 +446,10 @@ impl Journal {
             failed: None,
             why: None,
             superseded: None,
+            data: None,
+            restores: Vec::new(),
+            restored: Vec::new(),
+            kept: Default::default(),
         }
     }
 }

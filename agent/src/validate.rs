@@ -143,7 +143,7 @@ pub fn validate(
         errors,
         warnings,
         not_desired_state: loaded.skipped().to_vec(),
-        resources: rendered.map(|s| s.resources),
+        resources: rendered.map(|s| s.resources.into_iter().chain(s.volumes).collect()),
     })
 }
 

@@ -29,11 +29,49 @@ pub enum Request {
     Rollback {
         #[serde(default)]
         revision: Option<String>,
+        /// Put every snapshotted volume back as it was while that revision ran (its newest
+        /// `before` snapshot taken then), the current data snapshotted first.
+        #[serde(default)]
+        restore_data: bool,
+    },
+    /// The data snapshots on this host (`agentctl snapshots`), of one volume or all.
+    Snapshots {
+        #[serde(default)]
+        volume: Option<String>,
+    },
+    /// Restore one snapshot by hand (`agentctl restore ID`).
+    Restore {
+        id: String,
     },
     Pause,
     Resume,
     /// The agent's version, build commit and start time (`agentctl version`).
     Version,
+}
+
+/// One data snapshot (`agentctl snapshots --json`; the same keys head its `manifest.json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SnapshotView {
+    /// Its folder's name under the snapshots folder: the time and the volume.
+    pub id: String,
+    /// The engine's name of the volume.
+    pub volume: String,
+    /// `before` (taken before `revision` touched anything, or before a restore by hand) or
+    /// `failed-attempt` (the data as the failed `revision` left it, kept when it was reverted).
+    pub kind: String,
+    /// The revision it was taken before (`before`) or the failed attempt of (full commit id).
+    pub revision: Option<String>,
+    /// What the host ran when it was taken (full commit id).
+    pub running: Option<String>,
+    /// When it was taken (RFC 3339).
+    pub time: String,
+    /// Its size on disk.
+    pub bytes: u64,
+    /// `pause`, `stop` or `exec`.
+    pub consistency: String,
+    /// Why it was taken, when not before a revision (`before restoring 20261208T…-db-data`).
+    pub note: Option<String>,
 }
 
 /// `agentctl version --json`: what runs on the socket.

@@ -11,7 +11,8 @@ use std::net::IpAddr;
 
 use crate::source_map::YamlPath;
 use crate::types::{
-    Condition, ContainerSpec, HealthCheck, Kind, NixosSystemSpec, PassengerAppSpec, Resource, Spec, UpdateOrder,
+    Condition, Consistency, ContainerSpec, HealthCheck, Kind, NixosSystemSpec, PassengerAppSpec, Resource, Spec,
+    UpdateOrder, VolumeSpec,
 };
 
 /// One semantic finding: what is wrong at which path of the document.
@@ -39,7 +40,90 @@ pub fn check_all(resources: &[Resource], untyped: &std::collections::BTreeSet<St
     check_ipc_peers(resources, &mut out);
     check_proxies(resources, &mut out);
     check_static_addresses(resources, &mut out);
+    check_volume_mounts(resources, &mut out);
     out
+}
+
+/// A Volume's own keys: a snapshot policy, at least one snapshot kept, a whole `exec` form.
+fn check_volume(v: &VolumeSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath, String)) {
+    let Some(s) = &v.snapshot else {
+        f(spec.clone(), "a Volume says how its data is snapshotted: write snapshot: {} (keep 5, consistency pause) or snapshot: { keep: N, consistency: pause | stop | { exec: [argv], restore: [argv] } }".into());
+        return;
+    };
+    let at = spec.key("snapshot");
+    if s.keep == 0 {
+        f(
+            at.key("keep"),
+            "keep is at least 1: the snapshot taken before a revision is what its revert restores".into(),
+        );
+    }
+    if let Consistency::Exec(e) = &s.consistency {
+        for (key, argv) in [("exec", &e.exec), ("restore", &e.restore)] {
+            if argv.is_empty() || argv[0].trim().is_empty() {
+                f(
+                    at.key("consistency").key(key),
+                    format!(
+                        "{key} is a command and its arguments, e.g. [pg_dumpall, -U, postgres]; it may not be empty"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Every Volume is mounted by a Container of the same host (a snapshot is taken through the
+/// engine, beside what mounts it; a misspelt name would otherwise snapshot nothing), and
+/// names are unique among Volumes.
+fn check_volume_mounts(resources: &[Resource], out: &mut Vec<Finding>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in resources.iter().enumerate() {
+        let Spec::Volume(v) = &r.spec else { continue };
+        if let Some(&first) = seen.get(r.name()) {
+            out.push(Finding {
+                resource: i,
+                path: YamlPath::of(&["metadata", "name"]),
+                message: format!(
+                    "volume {:?} is declared twice: also at {}; keep one",
+                    r.name(),
+                    resources[first].origin
+                ),
+            });
+            continue;
+        }
+        seen.insert(r.name(), i);
+        let mounted_by = |c: &ContainerSpec| {
+            c.volumes.iter().any(|m| Volume::parse(m).is_ok_and(|m| !m.is_bind() && m.source == r.name()))
+        };
+        let mounts: Vec<&Resource> =
+            resources.iter().filter(|o| matches!(&o.spec, Spec::Container(c) if mounted_by(c))).collect();
+        if mounts.is_empty() {
+            let exec = matches!(v.snapshot.as_ref().map(|s| &s.consistency), Some(Consistency::Exec(_)));
+            let named: Vec<String> = resources
+                .iter()
+                .filter_map(|o| match &o.spec {
+                    Spec::Container(c) => Some(c),
+                    _ => None,
+                })
+                .flat_map(|c| c.volumes.iter().filter_map(|m| Volume::parse(m).ok()))
+                .filter(|m| !m.is_bind())
+                .map(|m| m.source)
+                .collect();
+            let hint = match did_you_mean(r.name(), named.iter().map(String::as_str)) {
+                Some(near) => format!("did you mean {near:?}? "),
+                None => String::new(),
+            };
+            out.push(Finding {
+                resource: i,
+                path: YamlPath::of(&["metadata", "name"]),
+                message: format!(
+                    "no Container of this host mounts volume {:?}{}: {hint}mount it (volumes: [\"{}:/path\"]), or fix the name (a compose volume's engine name is <project>_<key>)",
+                    r.name(),
+                    if exec { ", so there is no container to run the exec consistency's dump in" } else { "" },
+                    r.name()
+                ),
+            });
+        }
+    }
 }
 
 /// A network's address range: `172.28.0.0/16`, `fd00:db8::/64`.
@@ -188,7 +272,7 @@ fn check_resource(r: &Resource, f: &mut impl FnMut(YamlPath, String)) {
     // A Container is named as the engine names containers (compose's `immich_redis` and
     // `app.web` run as they are); the other kinds' names become folders and units of ours.
     let named = match r.kind {
-        Kind::Container => container_name(r.name()),
+        Kind::Container | Kind::Volume => container_name(r.name()),
         _ => dns_label(r.name()),
     };
     if let Err(why) = named {
@@ -199,6 +283,7 @@ fn check_resource(r: &Resource, f: &mut impl FnMut(YamlPath, String)) {
         Spec::Container(c) => check_container(c, &spec, f),
         Spec::PassengerApp(p) => check_passenger(p, &spec, f),
         Spec::NixosSystem(n) => check_nixos(n, &spec, f),
+        Spec::Volume(v) => check_volume(v, &spec, f),
     }
     for (i, h) in r.spec.health().iter().enumerate() {
         check_health(h, r.kind, &spec.key("health").index(i), f);
@@ -826,7 +911,8 @@ fn check_health(h: &HealthCheck, kind: Kind, at: &YamlPath, f: &mut impl FnMut(Y
 fn check_names(resources: &[Resource], out: &mut Vec<Finding>) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut nixos: Option<usize> = None;
-    for (i, r) in resources.iter().enumerate() {
+    // Volumes name engine volumes, not what runs: their own check keeps them unique.
+    for (i, r) in resources.iter().enumerate().filter(|(_, r)| r.kind != Kind::Volume) {
         if let Some(&first) = seen.get(r.name()) {
             let o = &resources[first];
             out.push(Finding {

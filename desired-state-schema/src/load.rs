@@ -25,7 +25,7 @@ pub use crate::limits::{prescan, Prescan, MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_FLO
 use crate::checks::{check_all, did_you_mean};
 use crate::source_map::{map_documents, DocMap, Pos, Seg, YamlPath};
 use crate::types::{
-    ApiVersion, ContainerSpec, Kind, Metadata, NixosSystemSpec, Origin, PassengerAppSpec, Resource, Spec,
+    ApiVersion, ContainerSpec, Kind, Metadata, NixosSystemSpec, Origin, PassengerAppSpec, Resource, Spec, VolumeSpec,
 };
 
 /// `n` bytes for people: `33.0 MiB`.
@@ -79,8 +79,10 @@ pub enum ReadError {
 pub struct DesiredState {
     /// The environment whose overlays were applied (`None`: the base documents).
     pub environment: Option<String>,
-    /// In file order (files sorted by path, documents in file order).
+    /// In file order (files sorted by path, documents in file order); never a Volume.
     pub resources: Vec<Resource>,
+    /// The `Volume` documents (whose data is snapshotted), in file order.
+    pub volumes: Vec<Resource>,
 }
 
 impl DesiredState {
@@ -753,6 +755,7 @@ impl Loaded {
                 Kind::Container => typed_each::<ContainerSpec>(spec).map(Spec::Container),
                 Kind::PassengerApp => typed_each::<PassengerAppSpec>(spec).map(Spec::PassengerApp),
                 Kind::NixosSystem => typed_each::<NixosSystemSpec>(spec).map(Spec::NixosSystem),
+                Kind::Volume => typed_each::<VolumeSpec>(spec).map(Spec::Volume),
             };
             match typed_spec {
                 Ok(s) => {
@@ -797,7 +800,10 @@ impl Loaded {
             });
         }
         if diags.is_empty() {
-            Ok(DesiredState { environment: environment.map(str::to_string), resources })
+            // Volumes run nothing: they are kept apart, so that planning and the drivers
+            // see only what runs.
+            let (volumes, resources) = resources.into_iter().partition(|r| r.kind == Kind::Volume);
+            Ok(DesiredState { environment: environment.map(str::to_string), resources, volumes })
         } else {
             diags.sort();
             diags.dedup();

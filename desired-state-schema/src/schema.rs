@@ -4,7 +4,7 @@
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 
-use crate::types::{ContainerSpec, Kind, Metadata, NixosSystemSpec, PassengerAppSpec};
+use crate::types::{ContainerSpec, Kind, Metadata, NixosSystemSpec, PassengerAppSpec, VolumeSpec};
 
 /// Where the committed schema lives, relative to this crate.
 pub const SCHEMA_FILE: &str = "driftless-v1.schema.json";
@@ -17,6 +17,7 @@ pub fn json_schema() -> Value {
         (Kind::Container, generator.subschema_for::<ContainerSpec>().to_value()),
         (Kind::PassengerApp, generator.subschema_for::<PassengerAppSpec>().to_value()),
         (Kind::NixosSystem, generator.subschema_for::<NixosSystemSpec>().to_value()),
+        (Kind::Volume, generator.subschema_for::<VolumeSpec>().to_value()),
     ];
     let mut defs: Map<String, Value> = generator.take_definitions(true);
     let mut one_of = Vec::new();

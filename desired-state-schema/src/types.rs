@@ -30,16 +30,20 @@ pub enum Kind {
     Container,
     PassengerApp,
     NixosSystem,
+    /// A named volume's data policy (snapshots); it runs nothing, so the loader keeps these
+    /// apart from the resources (`DesiredState::volumes`).
+    Volume,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Container, Kind::PassengerApp, Kind::NixosSystem];
+    pub const ALL: [Kind; 4] = [Kind::Container, Kind::PassengerApp, Kind::NixosSystem, Kind::Volume];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Container => "Container",
             Kind::PassengerApp => "PassengerApp",
             Kind::NixosSystem => "NixosSystem",
+            Kind::Volume => "Volume",
         }
     }
 }
@@ -1177,6 +1181,130 @@ pub enum NixosAction {
     Test,
 }
 
+/// `spec` of a `Volume`: a named volume (as the containers mount it: `db-data`, or a
+/// compose volume's engine name, `myproject_db-data`) whose data is snapshotted before each
+/// revision that changes anything and put back when that revision is reverted (PRODUCT.md
+/// behaviour 11).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSpec {
+    /// How the volume's data is snapshotted and how many snapshots are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSpec>,
+}
+
+/// `snapshot` of a Volume (compose: `x-driftless: { snapshot: … }` on a top-level volume).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSpec {
+    /// Snapshots kept per volume (`before` and `failed-attempt` together), oldest pruned
+    /// first; the one taken before the last good revision is never pruned.
+    #[serde(default = "default_keep_snapshots")]
+    pub keep: u32,
+    /// `pause` (default): the containers that mount the volume are frozen for the copy;
+    /// `stop`: stopped and started again; `{ exec: [argv], restore: [argv] }`: a dump taken
+    /// by running `exec` in the container that mounts the volume, put back by `restore`
+    /// (which reads the dump on its standard input).
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+impl Default for SnapshotSpec {
+    fn default() -> Self {
+        SnapshotSpec { keep: default_keep_snapshots(), consistency: Consistency::Pause }
+    }
+}
+
+fn default_keep_snapshots() -> u32 {
+    5
+}
+
+/// How a snapshot is made consistent (`pause`, `stop`, or `{ exec, restore }`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "ConsistencyForm")]
+pub enum Consistency {
+    /// The containers that mount the volume are paused (the cgroup freezer) for the copy.
+    #[default]
+    Pause,
+    /// They are stopped for the copy and started again.
+    Stop,
+    /// An application-consistent dump (`pg_dumpall`, `mysqldump`, `sqlite3 .backup`).
+    Exec(ExecConsistency),
+}
+
+/// Schema stand-in of `Consistency`: a word, or the `exec` form.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum ConsistencyForm {
+    Word(ConsistencyWord),
+    Exec(ExecConsistency),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ConsistencyWord {
+    Pause,
+    Stop,
+}
+
+/// `consistency: { exec: [argv], restore: [argv] }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecConsistency {
+    /// Run in the container that mounts the volume; what it prints on its standard output
+    /// is the snapshot (`[pg_dumpall, -U, postgres]`).
+    pub exec: Vec<String>,
+    /// Run in that container to put a snapshot back, the dump on its standard input
+    /// (`[psql, -U, postgres, -f, -]`).
+    pub restore: Vec<String>,
+}
+
+impl Consistency {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Consistency::Pause => "pause",
+            Consistency::Stop => "stop",
+            Consistency::Exec(_) => "exec",
+        }
+    }
+}
+
+impl Serialize for Consistency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Consistency::Exec(e) => e.serialize(s),
+            other => s.serialize_str(other.word()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Consistency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Consistency;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("pause, stop, or { exec: [argv], restore: [argv] }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Consistency, E> {
+                match v {
+                    "pause" => Ok(Consistency::Pause),
+                    "stop" => Ok(Consistency::Stop),
+                    other => Err(E::custom(format!(
+                        "consistency {other:?} is not known: write pause, stop, or {{ exec: [argv], restore: [argv] }}"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Consistency, A::Error> {
+                ExecConsistency::deserialize(serde::de::value::MapAccessDeserializer::new(m)).map(Consistency::Exec)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// `spec` of a `NixosSystem`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -1381,6 +1509,7 @@ pub enum Spec {
     Container(ContainerSpec),
     PassengerApp(PassengerAppSpec),
     NixosSystem(NixosSystemSpec),
+    Volume(VolumeSpec),
 }
 
 impl Spec {
@@ -1389,6 +1518,7 @@ impl Spec {
             Spec::Container(_) => Kind::Container,
             Spec::PassengerApp(_) => Kind::PassengerApp,
             Spec::NixosSystem(_) => Kind::NixosSystem,
+            Spec::Volume(_) => Kind::Volume,
         }
     }
 
@@ -1397,6 +1527,7 @@ impl Spec {
             Spec::Container(s) => &s.health,
             Spec::PassengerApp(s) => &s.health,
             Spec::NixosSystem(s) => &s.health,
+            Spec::Volume(_) => &[],
         }
     }
 

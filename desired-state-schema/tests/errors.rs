@@ -143,6 +143,19 @@ fn cases() -> Vec<Case> {
         ("unknown key in an overlay", None, vec![("a.yaml", format!("{WEB}environments:\n  staging:\n    spce: {{}}\n"))]),
         ("no documents", None, vec![("empty.yaml", "# nothing here\n".into())]),
         (
+            "a Volume: keep 0, an empty exec, and nothing mounts it",
+            None,
+            vec![(
+                "db.yaml",
+                "apiVersion: driftless/v1\nkind: Volume\nmetadata: { name: db-data }\nspec:\n  snapshot: { keep: 0, consistency: { exec: [], restore: [psql] } }\n".to_string()
+                    + "---\n"
+                    + &c("db", "  image: db:1\n  volumes: [\"db-date:/var/lib/db\"]\n"),
+            )],
+        ),
+        ("a Volume's unknown consistency", None, vec![("db.yaml", "apiVersion: driftless/v1\nkind: Volume\nmetadata: { name: db-data }\nspec:\n  snapshot: { consistency: freeze }\n".into())]),
+        ("a Volume without snapshot", None, vec![("db.yaml", "apiVersion: driftless/v1\nkind: Volume\nmetadata: { name: db-data }\nspec: {}\n---\n".to_string() + &c("db", "  image: db:1\n  volumes: [\"db-data:/d\"]\n"))]),
+        ("a compose volume's x-driftless", None, vec![("compose.yaml", "services:\n  db:\n    image: db:1\n    volumes: [data:/d]\nvolumes:\n  data:\n    x-driftless:\n      snapshot: { keep: 0 }\n      backup: true\n".into())]),
+        (
             "start-first with a host port and no proxy",
             None,
             vec![("a.yaml", c("web", "  image: web:1\n  update: start-first\n  ports: [\"127.0.0.1:8080:80\"]\n"))],

@@ -22,7 +22,7 @@ fn committed_schema_is_current() {
 #[test]
 fn schema_names_every_kind() {
     let s = desired_state_schema::schema::json_schema();
-    for kind in ["Container", "PassengerApp", "NixosSystem"] {
+    for kind in ["Container", "PassengerApp", "NixosSystem", "Volume"] {
         let doc = &s["$defs"][format!("{kind}Document")];
         assert_eq!(doc["properties"]["kind"]["const"], kind);
         assert_eq!(doc["properties"]["apiVersion"]["const"], "driftless/v1");

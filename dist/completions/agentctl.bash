@@ -34,11 +34,17 @@ _agentctl() {
             agentctl,pause)
                 cmd="agentctl__subcmd__pause"
                 ;;
+            agentctl,restore)
+                cmd="agentctl__subcmd__restore"
+                ;;
             agentctl,resume)
                 cmd="agentctl__subcmd__resume"
                 ;;
             agentctl,rollback)
                 cmd="agentctl__subcmd__rollback"
+                ;;
+            agentctl,snapshots)
+                cmd="agentctl__subcmd__snapshots"
                 ;;
             agentctl,status)
                 cmd="agentctl__subcmd__status"
@@ -73,11 +79,17 @@ _agentctl() {
             agentctl__subcmd__help,pause)
                 cmd="agentctl__subcmd__help__subcmd__pause"
                 ;;
+            agentctl__subcmd__help,restore)
+                cmd="agentctl__subcmd__help__subcmd__restore"
+                ;;
             agentctl__subcmd__help,resume)
                 cmd="agentctl__subcmd__help__subcmd__resume"
                 ;;
             agentctl__subcmd__help,rollback)
                 cmd="agentctl__subcmd__help__subcmd__rollback"
+                ;;
+            agentctl__subcmd__help,snapshots)
+                cmd="agentctl__subcmd__help__subcmd__snapshots"
                 ;;
             agentctl__subcmd__help,status)
                 cmd="agentctl__subcmd__help__subcmd__status"
@@ -101,7 +113,7 @@ _agentctl() {
 
     case "${cmd}" in
         agentctl)
-            opts="-h -V --socket --config --help --version status diff sync wait version history rollback pause resume validate fleet convert help"
+            opts="-h -V --socket --config --help --version status diff sync wait version history rollback snapshots restore pause resume validate fleet convert help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,7 +225,7 @@ _agentctl() {
             return 0
             ;;
         agentctl__subcmd__help)
-            opts="status diff sync wait version history rollback pause resume validate fleet convert help"
+            opts="status diff sync wait version history rollback snapshots restore pause resume validate fleet convert help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -310,6 +322,20 @@ _agentctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agentctl__subcmd__help__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agentctl__subcmd__help__subcmd__resume)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -325,6 +351,20 @@ _agentctl() {
             return 0
             ;;
         agentctl__subcmd__help__subcmd__rollback)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentctl__subcmd__help__subcmd__snapshots)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -460,6 +500,28 @@ _agentctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agentctl__subcmd__restore)
+            opts="-h --socket --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agentctl__subcmd__resume)
             opts="-h --socket --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -483,7 +545,29 @@ _agentctl() {
             return 0
             ;;
         agentctl__subcmd__rollback)
-            opts="-h --socket --config --help"
+            opts="-h --restore-data --socket --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentctl__subcmd__snapshots)
+            opts="-h --json --socket --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

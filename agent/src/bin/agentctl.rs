@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use driftless_agent::cli::{AgentctlCli as Cli, AgentctlCommand as Cmd};
 use driftless_agent::config::{control_socket_of, DEFAULT_SOCKET};
-use driftless_agent::control::wire::{DiffView, Reply, Request, StatusView, SyncView};
+use driftless_agent::control::wire::{DiffView, Reply, Request, SnapshotView, StatusView, SyncView};
 use driftless_agent::control::{request, request_within, ClientError};
 use driftless_agent::reconciler::short;
 use driftless_agent::state::HistoryEntry;
@@ -128,10 +128,26 @@ fn main() -> ExitCode {
                 Ok(0)
             })
         }
-        Cmd::Rollback { revision } => call(&socket, &Request::Rollback { revision }, true, |data| {
+        Cmd::Rollback { revision, restore_data } => {
+            call(&socket, &Request::Rollback { revision, restore_data }, true, |data| {
+                let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+                print_sync(&v);
+                Ok(sync_exit(&v))
+            })
+        }
+        Cmd::Snapshots { volume, json } => call(&socket, &Request::Snapshots { volume }, false, |data| {
+            if json {
+                print_json(data);
+                return Ok(0);
+            }
+            let list: Vec<SnapshotView> = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+            print_snapshots(&list);
+            Ok(0)
+        }),
+        Cmd::Restore { id } => call(&socket, &Request::Restore { id }, true, |data| {
             let v: SyncView = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
             print_sync(&v);
-            Ok(sync_exit(&v))
+            Ok(if v.result == "applied" { 0 } else { EXIT_ERROR })
         }),
         Cmd::Pause | Cmd::Resume => {
             let req = if matches!(cli.command, Cmd::Pause) { Request::Pause } else { Request::Resume };
@@ -526,6 +542,28 @@ fn print_history(h: &[HistoryEntry]) {
 
 /// The one table printer of `agentctl`: a header and rows, each column as wide as its
 /// widest cell, two spaces between columns, the last one unpadded.
+fn print_snapshots(list: &[SnapshotView]) {
+    if list.is_empty() {
+        println!("no snapshots (a Volume with snapshot: is snapshotted before each revision that changes anything)");
+        return;
+    }
+    let rows: Vec<[String; 7]> = list
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                s.volume.clone(),
+                s.kind.clone(),
+                rev(&s.revision),
+                age(&s.time),
+                driftless_agent::snapshots::human_bytes(s.bytes),
+                s.note.clone().unwrap_or_else(|| s.consistency.clone()),
+            ]
+        })
+        .collect();
+    table(&["ID", "VOLUME", "KIND", "REVISION", "TAKEN", "SIZE", "NOTE"], &rows);
+}
+
 fn table<R: AsRef<[String]>>(head: &[&str], rows: &[R]) {
     let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in rows {

@@ -471,7 +471,13 @@ impl Reconciler {
                 record: None,
             });
         }
-        let mut result = self.execute(&mut journal, revision, &state, &plan).await;
+        // The data it may change, snapshotted before the first running thing is touched
+        // (PRODUCT.md behaviour 11): a fault here leaves everything as it ran.
+        let mut result =
+            if plan.is_noop() { Ok(()) } else { self.snapshot_before(&mut journal, revision, &state, gate_all).await };
+        if result.is_ok() {
+            result = self.execute(&mut journal, revision, &state, &plan).await;
+        }
         if result.is_ok() {
             self.publish_observation().await;
             result = self.gate_and_commit(&state, &plan, gate_all).await;

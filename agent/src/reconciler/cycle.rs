@@ -407,7 +407,11 @@ impl Reconciler {
 
     /// Apply the last good (or a named) revision and hold the host there until `resume`.
     /// A revision that `source.verify` would refuse is refused here too.
-    pub(super) async fn rollback(&mut self, revision: Option<String>) -> Result<CycleResult, CycleError> {
+    pub(super) async fn rollback(
+        &mut self,
+        revision: Option<String>,
+        restore_data: bool,
+    ) -> Result<CycleResult, CycleError> {
         self.ctx.trigger = Trigger::Manual;
         self.ctx.start = self.state.reason.clone();
         let target = match revision {
@@ -438,6 +442,9 @@ impl Reconciler {
         };
         self.verify_revision(&target).await?;
         self.learn_commits(&[&target]).await;
+        // `--restore-data`: which snapshots, decided before anything is done (a volume
+        // without one refuses the whole rollback).
+        let restores = if restore_data { Some(self.snapshots_of_revision(&target).await?) } else { None };
         self.state.pinned = Some(target.to_string());
         self.state.failed.retain(|f| f != target.as_str());
         self.say(format!("rollback: pinning the host to {}", target.short()));
@@ -446,7 +453,19 @@ impl Reconciler {
         // one, the pin is decided on like any selection (never gated).
         let journal = self.store.journal().map_err(CycleError::from)?;
         self.state.desired = Some(target.to_string());
-        Ok(self.proceed(journal, Ok(target), false).await)
+        let done = self.proceed(journal, Ok(target.clone()), false).await;
+        match restores {
+            Some(ids) if self.state.applied.as_deref() == Some(target.as_str()) && !done.fault => {
+                let why = format!("agentctl rollback --restore-data to {}", target.short());
+                self.restore_by_hand(ids, why).await
+            }
+            Some(_) => Err(CycleError::Refused(format!(
+                "the rollback to {} did not finish ({}), so no data was restored; run it again once it has",
+                target.short(),
+                done.message.clone().unwrap_or_default()
+            ))),
+            None => Ok(done),
+        }
     }
 
     /// Pin the mirror's refs for a committed revision (kept from garbage collection).

@@ -24,6 +24,9 @@ pub enum CycleError {
     /// The agent's own state could not be written (disk full, permissions).
     #[error(transparent)]
     State(#[from] StateError),
+    /// A data snapshot could not be kept, found or read.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshots::SnapshotError),
     /// A blocking task of the agent failed (it panicked or was cancelled).
     #[error("an internal task failed: {0}; the agent retries")]
     Task(String),
@@ -40,6 +43,7 @@ impl Classify for CycleError {
         match self {
             CycleError::Source(e) => e.class(),
             CycleError::Runtime(e) => e.class(),
+            CycleError::Snapshot(e) => e.class(),
             CycleError::Invalid(_) | CycleError::Gate(_) | CycleError::Refused(_) => Class::Verdict,
             CycleError::State(_) | CycleError::Task(_) | CycleError::Stopping => Class::Fault,
         }

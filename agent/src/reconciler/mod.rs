@@ -18,7 +18,8 @@
 //!
 //! Parts: `task` (the struct, start, the run loop, backoff), `parts` (the parts it wires, each owning its data), `cycle` (one cycle: select,
 //! finish or pre-empt a journal, decide; `diff`, `rollback`), `apply` (plan, the
-//! journalled waves, the gate, commit), `revert` (revert, journal recovery, drift), `record`
+//! journalled waves, the gate, commit), `data` (snapshots before a revision, restored with
+//! its revert, restores by hand), `revert` (revert, journal recovery, drift), `record`
 //! (the one way out of a cycle: state saved, history recorded, status published). Blocking
 //! work (git2, the file system) runs in `spawn_blocking`. Readers of the status never wait
 //! for a cycle: a snapshot is published on a watch channel after every change.
@@ -27,6 +28,7 @@
 
 mod apply;
 mod cycle;
+mod data;
 mod error;
 mod health_watch;
 mod parts;

@@ -55,6 +55,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         report_seen,
         reason,
         bake,
+        attempt,
     } = a;
     *version == b.version
         && *desired == b.desired
@@ -75,6 +76,7 @@ fn same_but_clocks(a: &crate::state::AgentState, b: &crate::state::AgentState) -
         && *ignore_rollout == b.ignore_rollout
         && *report_seen == b.report_seen
         && *bake == b.bake
+        && *attempt == b.attempt
         && *reason == b.reason
         && *source_fault == b.source_fault
         && *resources == b.resources

@@ -60,13 +60,21 @@ pub(super) enum Resumed {
 impl Reconciler {
     /// Finish an apply, revert or repair that a crash or a fault interrupted (a journal is on
     /// disk).
-    pub(super) async fn resume_journal(&mut self, journal: Journal) -> Resumed {
+    pub(super) async fn resume_journal(&mut self, mut journal: Journal) -> Resumed {
         self.say(format!(
             "found an unfinished {} of {} (last step done: {}); finishing it",
             journal.operation,
             crate::revision::short(&journal.revision),
             journal.done.last().map(String::as_str).unwrap_or("none")
         ));
+        // Containers a snapshot held when the agent died are put back first.
+        if let Err(e) = self.release_after_crash(&mut journal).await {
+            return Resumed::Done(self.finish(Exit::Fault {
+                error: e,
+                context: Some("putting back the containers an interrupted snapshot paused".into()),
+                record: None,
+            }));
+        }
         let rev = Revision::new(journal.revision.clone());
         let failed = journal.failed.clone().map(Revision::new);
         self.learn_commits(&[&rev]).await;
@@ -77,7 +85,8 @@ impl Reconciler {
             JournalOp::Revert if journal.superseded.is_some() => {
                 self.revert_superseded(&rev, journal, JournalOp::Apply, None).await
             }
-            JournalOp::Revert | JournalOp::Restore => {
+            JournalOp::Restore => Resumed::Done(self.finish_restores(journal).await),
+            JournalOp::Revert => {
                 let failed = failed.unwrap_or_else(|| rev.clone());
                 let why = journal.why.clone().unwrap_or_else(|| "an interrupted revert".into());
                 let started = (journal.started.clone(), Instant::now());
@@ -267,11 +276,34 @@ impl Reconciler {
         journal.started = started.0.clone();
         journal.failed = Some(revision.to_string());
         journal.why = Some(why.clone());
-        match self.revert_to(&good, journal).await {
+        // The data first (PRODUCT.md behaviour 11): the failed attempt's kept, each volume
+        // put back as it was before the revision; the last good containers then start on it.
+        let mut restored = Vec::new();
+        let mut result = match self.store.write_journal(&journal) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        if result.is_ok() && !is_revert {
+            match self.restore_attempt(revision, &mut journal).await {
+                Ok(lines) => restored = lines,
+                Err(e) => result = Err(e),
+            }
+        }
+        if result.is_ok() {
+            result = self.revert_to(&good, journal).await;
+        }
+        match result {
             Ok(()) => {
                 self.state.applied = Some(good.to_string());
+                if !restored.is_empty() {
+                    self.state.attempt = None;
+                }
                 let reason = Reason::RolledBack { failed: revision.to_string(), to: good.to_string(), why };
-                let msg = reason.message().unwrap_or_default();
+                let mut msg = reason.message().unwrap_or_default();
+                if !restored.is_empty() {
+                    msg.push_str(&format!("; data: {}", restored.join("; ")));
+                    self.say(format!("data: {}", restored.join("; ")));
+                }
                 self.say(format!("rolled back to {}", good.short()));
                 let record =
                     Record::new(revision, Outcome::RolledBack, changes, msg, &started).with_diagnostics(diagnostics);

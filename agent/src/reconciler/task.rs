@@ -84,6 +84,8 @@ impl Reconciler {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StartError::StateDir { path: dir.display().to_string(), source: e })?;
         let lock = crate::lock::lock(&dir)?;
+        // What a crash left of snapshots being made is no snapshot.
+        crate::snapshots::Store::new(&cfg.config.snapshots_dir()).clean_partials();
         let store = Store::new(&dir);
         let mut state = store.load()?;
         state.version = STATE_VERSION;
@@ -283,8 +285,16 @@ impl Reconciler {
             Command::Diff { reply } => {
                 let _ = reply.send(self.diff().await.map_err(|e| e.to_string()));
             }
-            Command::Rollback { revision, reply } => {
-                let r = self.rollback(revision).await;
+            Command::Rollback { revision, restore_data, reply } => {
+                let r = self.rollback(revision, restore_data).await;
+                let _ = reply.send(r.map(|r| self.sync_view(r)).map_err(|e| e.to_string()));
+            }
+            Command::Snapshots { volume, reply } => {
+                let _ = reply.send(self.snapshot_list(volume.as_deref()));
+            }
+            Command::Restore { id, reply } => {
+                let why = format!("agentctl restore {id}");
+                let r = self.restore_by_hand(vec![id], why).await;
                 let _ = reply.send(r.map(|r| self.sync_view(r)).map_err(|e| e.to_string()));
             }
             Command::Pause { reply } => {

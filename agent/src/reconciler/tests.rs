@@ -511,14 +511,14 @@ async fn pinned_and_paused_hosts_stay_put() {
     a.reconcile(Trigger::Poll, false).await;
     assert_eq!(a.state.applied, Some(c2.clone()));
 
-    let r = a.rollback(Some(c1.clone())).await.unwrap();
+    let r = a.rollback(Some(c1.clone()), false).await.unwrap();
     assert_eq!(r.outcome, Some(Outcome::Applied));
     assert_eq!(a.state.phase, Phase::Paused);
     assert_eq!(a.state.pinned, Some(c1.clone()));
     h.commit(&containers(&[("web", "app:3")]));
     a.reconcile(Trigger::Poll, false).await;
     assert_eq!(a.state.applied, Some(c1.clone()), "pinned: newer revisions wait");
-    assert!(a.rollback(Some("no-such-rev".into())).await.is_err());
+    assert!(a.rollback(Some("no-such-rev".into()), false).await.is_err());
 
     a.state.pinned = None;
     a.state.paused = true;
@@ -720,7 +720,7 @@ async fn rollback_gets_through_a_stuck_apply() {
     h.world().faulty = Some("caddy-down".into());
     assert!(a.reconcile(Trigger::Poll, false).await.fault);
     assert!(h.journal());
-    let r = a.rollback(None).await.unwrap();
+    let r = a.rollback(None, false).await.unwrap();
     assert!(!r.fault, "{r:?}");
     assert!(!h.journal(), "the interrupted apply was put back");
     assert_eq!(a.state.phase, Phase::Paused);

@@ -240,6 +240,54 @@ pub trait Driver: Send + Sync {
         None
     }
 
+    /// Data (PRODUCT.md "Data: snapshots and restore"): what runs now and would be paused or
+    /// stopped for a snapshot of `volume` (the reconciler journals them before, so that a
+    /// crash never leaves them so).
+    async fn data_holders(&self, _volume: &str) -> Result<Vec<String>, RuntimeError> {
+        Ok(Vec::new())
+    }
+
+    /// About how many bytes `volume` holds (the free space is checked against it first).
+    async fn data_size(&self, _volume: &str) -> Result<u64, RuntimeError> {
+        Err(self.no_data())
+    }
+
+    /// Copy `volume`'s data into the folder `into`, consistent as `consistency` says: the
+    /// `holders` are paused or stopped for the copy and put back after, whatever happened.
+    /// No content files: the volume does not exist (yet), and there is nothing to keep.
+    async fn snapshot(
+        &self,
+        _volume: &str,
+        _consistency: &desired_state_schema::Consistency,
+        _holders: &[String],
+        _into: &std::path::Path,
+    ) -> Result<Vec<crate::snapshots::ContentFile>, RuntimeError> {
+        Err(self.no_data())
+    }
+
+    /// Put `volume`'s data back as the snapshot `manifest` (its folder `from`, verified
+    /// already) holds it. What mounts the volume is stopped and removed first; what converges
+    /// next starts it again, on the restored data. Idempotent: a restore cut short is run
+    /// again from the start.
+    async fn restore(
+        &self,
+        _volume: &str,
+        _manifest: &crate::snapshots::Manifest,
+        _from: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        Err(self.no_data())
+    }
+
+    /// After a crash during a snapshot: put `holders` back as they were (unpause them).
+    async fn release(&self, _holders: &[String]) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// The refusal of a runtime that keeps no data.
+    fn no_data(&self) -> RuntimeError {
+        RuntimeError::Unsupported { kind: self.kind(), detail: "this runtime takes no data snapshots".into() }
+    }
+
     /// Checks the gate runs besides the resource's own `health` (a Container's
     /// `healthcheck` is gated as `container: true`).
     fn implicit_checks(&self, _r: &Resource) -> Vec<desired_state_schema::HealthCheck> {

@@ -48,6 +48,16 @@ impl Drivers {
         })
     }
 
+    /// The driver that keeps `Volume` data (snapshots and restores): the one that runs
+    /// Containers, since a Volume is a named volume of the container engine.
+    pub fn data(&self) -> Result<&dyn Driver, RuntimeError> {
+        self.get(Kind::Container).map_err(|_| RuntimeError::Unsupported {
+            kind: Kind::Volume,
+            detail: "Volume snapshots are taken through the Docker engine, and this agent runs no Docker runtime"
+                .into(),
+        })
+    }
+
     pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
         self.map.keys().copied()
     }

@@ -423,6 +423,7 @@ fn declarations(
         &mut marked,
         &mut volume_options,
     );
+    out.docs.extend(volume_documents(cx, top, &volumes));
     // What included files declare, the including file's services may name (its own win).
     let (mut networks, mut volumes) = (networks, volumes);
     for m in &included_models {

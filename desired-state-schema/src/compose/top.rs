@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml_ng::{Mapping, Value};
 
+use super::converted::Generated;
 use super::cx::Cx;
 use super::values::*;
 use crate::source_map::YamlPath;
@@ -132,6 +133,8 @@ pub(super) fn top_level<'w>(
                         cx.err(&at.key("internal"), "internal is true or false");
                     }
                 }
+                // Read by `volume_documents`.
+                "x-driftless" if what == "volumes" => {}
                 other if allowed.contains(&other) => {}
                 other => cx.key_err(
                     &at.key(other),
@@ -159,6 +162,58 @@ pub(super) fn top_level<'w>(
             options.insert(name.clone(), Value::Mapping(opts));
         }
         out.insert(key, name);
+    }
+    out
+}
+
+/// Top-level volumes with `x-driftless: { snapshot: … }`: a `Volume` document each, named
+/// as the engine names the volume (`names`: key → engine name), its positions in the
+/// compose file.
+pub(super) fn volume_documents(cx: &mut Cx<'_>, top: &Mapping, names: &BTreeMap<String, String>) -> Vec<Generated> {
+    let mut out = Vec::new();
+    for (k, v) in top.get("volumes").and_then(Value::as_mapping).into_iter().flatten() {
+        let key = key_text(k);
+        let Some(x) = v.get("x-driftless") else { continue };
+        let at = YamlPath::root().key("volumes").key(key.as_str());
+        let xat = at.key("x-driftless");
+        let Some(m) = x.as_mapping() else {
+            cx.err(&xat, "x-driftless on a volume is a mapping: { snapshot: { keep: 5, consistency: pause } }");
+            continue;
+        };
+        let mut spec = Mapping::new();
+        for (xk, xv) in m {
+            match xk.as_str().unwrap_or("") {
+                "snapshot" => {
+                    // `snapshot:` with nothing under it: every default.
+                    let value = if xv.is_null() { Value::Mapping(Mapping::new()) } else { xv.clone() };
+                    spec.insert("snapshot".into(), value);
+                }
+                other => cx.key_err(
+                    &xat.key(other),
+                    &format!("unknown key `{other}` in a volume's x-driftless; expected snapshot"),
+                ),
+            }
+        }
+        if spec.is_empty() {
+            continue;
+        }
+        let Some(name) = names.get(&key) else { continue };
+        let mut map = crate::source_map::DocMap::starting_at(cx.map.value_pos(&at));
+        map.alias_node(cx.map, &at, &YamlPath::root());
+        map.show_as(&YamlPath::root(), &at);
+        map.alias_node(cx.map, &at, &YamlPath::root().key("metadata").key("name"));
+        map.show_as(&YamlPath::root().key("metadata").key("name"), &at);
+        map.generated_from(cx.map, &xat, &YamlPath::root().key("spec"));
+        let mut meta = Mapping::new();
+        meta.insert("name".into(), name.clone().into());
+        let mut doc = Mapping::new();
+        doc.insert("apiVersion".into(), "driftless/v1".into());
+        doc.insert("kind".into(), "Volume".into());
+        doc.insert("metadata".into(), Value::Mapping(meta));
+        doc.insert("spec".into(), Value::Mapping(spec));
+        let file = cx.map.file_at(&at).unwrap_or(cx.file).to_string();
+        let origin = crate::types::Origin { file, line: cx.map.key_pos(&at).line };
+        out.push(Generated { doc: Value::Mapping(doc), map, origin });
     }
     out
 }

@@ -31,6 +31,7 @@ use bollard::errors::Error as BollardError;
 use desired_state_schema::{ContainerSpec, Kind, PullPolicy, Resource};
 use futures_util::StreamExt;
 
+use super::data;
 use super::diagnose::{self, Notes};
 use super::engine::Engine;
 use super::errors::{being_removed, docker_err, files_err, is_not_found, proxy_err, unreachable};
@@ -606,6 +607,37 @@ impl Driver for DockerRuntime {
             tokio::spawn(start_first::watch_caddy(caddy, proxied, on_change.clone(), shutdown.clone()));
         }
         Some(events::feed(self.engine.clone(), on_change, shutdown))
+    }
+
+    async fn data_holders(&self, volume: &str) -> Result<Vec<String>, RuntimeError> {
+        data::holders(&self.engine, volume).await
+    }
+
+    async fn data_size(&self, volume: &str) -> Result<u64, RuntimeError> {
+        data::size(&self.engine, volume).await
+    }
+
+    async fn snapshot(
+        &self,
+        volume: &str,
+        consistency: &desired_state_schema::Consistency,
+        holders: &[String],
+        into: &std::path::Path,
+    ) -> Result<Vec<crate::snapshots::ContentFile>, RuntimeError> {
+        data::snapshot(&self.engine, volume, consistency, holders, into).await
+    }
+
+    async fn restore(
+        &self,
+        volume: &str,
+        manifest: &crate::snapshots::Manifest,
+        from: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        data::restore(&self.engine, volume, manifest, from).await
+    }
+
+    async fn release(&self, holders: &[String]) -> Result<(), RuntimeError> {
+        data::release(&self.engine, holders).await
     }
 
     /// A `healthcheck` in the spec is gated as `container: true`.

@@ -104,7 +104,7 @@ pub(super) fn being_removed(e: &RuntimeError) -> bool {
 }
 
 /// Whether the engine could not be talked to at all.
-fn is_transport(e: &BollardError) -> bool {
+pub(super) fn is_transport(e: &BollardError) -> bool {
     matches!(
         e,
         BollardError::IOError { .. }

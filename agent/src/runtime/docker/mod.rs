@@ -12,6 +12,7 @@
 //! - `mounts`: env files, secrets, exported files and data folders, and their digests.
 //! - `networks`: networks and named volumes, created, checked and pruned.
 //! - `events`: the engine's event feed.
+//! - `data`: volume snapshots and restores through the engine.
 //! - `diagnose`: why a container failed, for the history.
 //! - `drain`: the journalled drains of old start-first instances.
 //! - `start_first`: start-first replaces and the routes of proxied containers.
@@ -20,6 +21,7 @@
 //! Architecture Invariant: this file only wires — no part imports it (`tests/layers.rs`).
 
 pub mod caddy;
+mod data;
 mod diagnose;
 mod drain;
 mod driver;
