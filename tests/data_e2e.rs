@@ -8,11 +8,11 @@
 
 mod common;
 use common::agent::Agent;
-use common::docker::{self, clear_managed, docker, setup, IMAGE};
+use common::docker::{self, clear_managed, docker, http_get, setup, EngineStopped, IMAGE};
 use common::git::{free_port, Upstream};
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const PG_IMAGE: &str = "driftless-test/postgres:15";
 const VOLUME: &str = "driftless-e2e-pgdata";
@@ -309,4 +309,111 @@ fn kill_9_after_the_failed_attempt_was_snapshotted() {
     }
     // The second snapshot taken in the process: the failed attempt's.
     crash_in_a_data_step("snapshot-taken#2");
+}
+
+/// Wait until the agent's log holds `needle` `n` times.
+fn wait_log(agent: &Agent, needle: &str, n: usize) {
+    common::wait_for(
+        &format!("{n}× {needle:?} in the log"),
+        Duration::from_secs(120),
+        || agent.log_text().matches(needle).count() >= n,
+        || agent.log_text(),
+    );
+}
+
+/// `phase` with `message` containing `part`.
+fn wait_message(agent: &Agent, phase: &str, part: &str) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let s = agent.status();
+        if s["phase"] == phase && s["message"].as_str().is_some_and(|m| m.contains(part)) {
+            return s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "not {phase} with {part:?}: {s}\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Fault: the snapshots folder (a 16 MiB tmpfs) cannot hold the database's snapshot. The
+/// agent says so before anything is touched (the app still serves v1, nothing is failed);
+/// once the folder has room, v2 is applied by itself.
+#[test]
+fn a_snapshots_folder_without_room_is_a_fault_before_anything_is_touched() {
+    let Some(_g) = setup() else { return };
+    if !ensure_pg_image() {
+        return;
+    }
+    cleanup();
+    let port = free_port();
+    let up = Upstream::new();
+    up.commit(&[("hosts/e2e/app.yaml", &state("1", V1, "", port, false))], "v1");
+    let dir = tempfile::tempdir().unwrap();
+    let snapdir = dir.path().join("snapshots");
+    std::fs::create_dir_all(&snapdir).unwrap();
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", &format!("snapshots: {{ dir: {} }}\n", snapdir.display()));
+    let out = Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"]).arg(&snapdir).output().unwrap();
+    assert!(out.status.success(), "mount a tmpfs (the data tests need root): {}", String::from_utf8_lossy(&out.stderr));
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(snapdir.clone());
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(120));
+    wait_db(&agent);
+    let c2 = up.commit(&[("hosts/e2e/app.yaml", &state("2", V1, "", port, false))], "v2: a new page");
+    let _ = agent.ctl(&["sync"]);
+    let s = wait_message(&agent, "Degraded", "not enough free space for a snapshot of volume");
+    assert_eq!(s["failed_revisions"], serde_json::json!([]), "{s}");
+    assert!(http_get(port).contains("version 1"), "nothing was touched");
+    let (_, paused) = docker(&["ps", "-q", "--filter", "status=paused"]);
+    assert!(paused.trim().is_empty(), "nothing is left paused");
+    let out = Command::new("mount").args(["-o", "remount,size=512m"]).arg(&snapdir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = Instant::now();
+    while agent.status()["applied_revision"] != c2.as_str() || agent.status()["phase"] != "Synced" {
+        assert!(t.elapsed() < Duration::from_secs(120), "v2 applied once there is room: {}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(http_get(port).contains("version 2"));
+    assert_eq!(snapshots(&agent).len(), 1, "v2's before snapshot");
+    drop(agent);
+    cleanup();
+}
+
+/// Fault: the engine stops just before a revert's restore. The revert's journal stays
+/// (`Degraded`, the broken revision failed for its own verdict); once the engine is back the
+/// restore and the revert are finished: the table as before v2.
+#[test]
+fn the_engine_gone_during_a_restore_is_finished_once_it_returns() {
+    let Some(_g) = setup() else { return };
+    if !ensure_pg_image() {
+        return;
+    }
+    cleanup();
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/app.yaml", &state("1", V1, "", port, false))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    common::needs_failpoints();
+    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "restore")]);
+    agent.wait_phase("Synced", Duration::from_secs(120));
+    wait_db(&agent);
+    let before_v2 = items_shape();
+    up.commit(&[("hosts/e2e/app.yaml", &state("2", V2, "exit 3;", port, false))], "v2");
+    let _ = agent.ctl(&["sync"]);
+    wait_log(&agent, "pausepoint restore: waiting", 1);
+    let mut engine = EngineStopped::stop();
+    let s = wait_message(&agent, "Degraded", "Docker is not reachable");
+    assert_eq!(s["failed_revisions"].as_array().map(Vec::len), Some(1), "v2 failed for its own verdict: {s}");
+    assert!(agent.state_dir().join("journal.json").exists(), "the revert's journal stays");
+    engine.start();
+    let s = agent.wait_phase("RolledBack", Duration::from_secs(180));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    wait_db(&agent);
+    assert_eq!(items_shape(), before_v2, "the table is as before v2");
+    drop(agent);
+    cleanup();
 }

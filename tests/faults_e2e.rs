@@ -7,7 +7,7 @@
 
 mod common;
 use common::agent::Agent;
-use common::docker::{self, clear_managed, http_get, setup, IMAGE};
+use common::docker::{self, clear_managed, http_get, setup, EngineStopped, IMAGE};
 use common::git::{free_port, git_daemon_on, Upstream};
 
 use std::process::Command;
@@ -17,63 +17,6 @@ fn web(v: &str, port: u16) -> String {
     format!(
         "apiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: {IMAGE}\n  pull: never\n  command: [\"sh\", \"-c\", \"mkdir -p /www && echo 'version {v}' > /www/index.html && exec httpd -f -p 8080 -h /www\"]\n  ports: [\"127.0.0.1:{port}:8080\"]\n  stop_timeout: 1s\n  health:\n    - http: {{ url: \"http://127.0.0.1:{port}/\", body_contains: \"version {v}\" }}\n      timeout: 10s\n"
     )
-}
-
-fn engine_up() -> bool {
-    docker::docker(&["info"]).0 == 0
-}
-
-fn systemd_docker() -> bool {
-    Command::new("systemctl").args(["is-active", "--quiet", "docker"]).status().is_ok_and(|s| s.success())
-}
-
-/// Stops the engine; starts it again when dropped (so a failing test leaves it running).
-struct EngineStopped {
-    systemd: bool,
-    started: bool,
-}
-
-impl EngineStopped {
-    fn stop() -> EngineStopped {
-        let systemd = systemd_docker();
-        if systemd {
-            let _ = Command::new("systemctl").args(["stop", "docker.socket", "docker"]).status();
-        } else {
-            let _ = Command::new("pkill").args(["-TERM", "-x", "dockerd"]).status();
-        }
-        let t = Instant::now();
-        // Gone means the process, not only the API: a new dockerd refuses to start while the
-        // old one still holds its pid file.
-        let running = || Command::new("pgrep").args(["-x", "dockerd"]).output().is_ok_and(|o| o.status.success());
-        while engine_up() || running() {
-            assert!(t.elapsed() < Duration::from_secs(60), "dockerd did not stop");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        EngineStopped { systemd, started: false }
-    }
-
-    fn start(&mut self) {
-        if self.started {
-            return;
-        }
-        self.started = true;
-        if self.systemd {
-            let _ = Command::new("systemctl").args(["start", "docker"]).status();
-        } else {
-            let _ = Command::new("sh").args(["-c", "nohup dockerd >>/tmp/driftless-dockerd.log 2>&1 &"]).status();
-        }
-        let t = Instant::now();
-        while !engine_up() {
-            assert!(t.elapsed() < Duration::from_secs(60), "dockerd did not start again");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for EngineStopped {
-    fn drop(&mut self) {
-        self.start();
-    }
 }
 
 fn wait_synced_at(agent: &Agent, rev: &str, timeout: Duration) -> serde_json::Value {

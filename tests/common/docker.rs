@@ -92,3 +92,62 @@ pub fn http_get(port: u16) -> String {
     let _ = s.read_to_string(&mut out);
     out
 }
+
+/// Whether the engine answers.
+pub fn engine_up() -> bool {
+    docker(&["info"]).0 == 0
+}
+
+fn systemd_docker() -> bool {
+    std::process::Command::new("systemctl").args(["is-active", "--quiet", "docker"]).status().is_ok_and(|s| s.success())
+}
+
+/// Stops the engine; starts it again when dropped (so a failing test leaves it running).
+pub struct EngineStopped {
+    systemd: bool,
+    started: bool,
+}
+
+impl EngineStopped {
+    pub fn stop() -> EngineStopped {
+        let systemd = systemd_docker();
+        if systemd {
+            let _ = std::process::Command::new("systemctl").args(["stop", "docker.socket", "docker"]).status();
+        } else {
+            let _ = std::process::Command::new("pkill").args(["-TERM", "-x", "dockerd"]).status();
+        }
+        let t = std::time::Instant::now();
+        // Gone means the process, not only the API: a new dockerd refuses to start while the
+        // old one still holds its pid file.
+        let running = || std::process::Command::new("pgrep").args(["-x", "dockerd"]).output().is_ok_and(|o| o.status.success());
+        while engine_up() || running() {
+            assert!(t.elapsed() < std::time::Duration::from_secs(60), "dockerd did not stop");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        EngineStopped { systemd, started: false }
+    }
+
+    pub fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if self.systemd {
+            let _ = std::process::Command::new("systemctl").args(["start", "docker"]).status();
+        } else {
+            let _ = std::process::Command::new("sh").args(["-c", "nohup dockerd >>/tmp/driftless-dockerd.log 2>&1 &"]).status();
+        }
+        let t = std::time::Instant::now();
+        while !engine_up() {
+            assert!(t.elapsed() < std::time::Duration::from_secs(60), "dockerd did not start again");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for EngineStopped {
+    fn drop(&mut self) {
+        self.start();
+    }
+}
+

@@ -249,7 +249,7 @@ pub trait Driver: Send + Sync {
 
     /// About how many bytes `volume` holds (the free space is checked against it first).
     async fn data_size(&self, _volume: &str) -> Result<u64, RuntimeError> {
-        Err(self.no_data())
+        Err(no_data(self.kind()))
     }
 
     /// Copy `volume`'s data into the folder `into`, consistent as `consistency` says: the
@@ -262,7 +262,7 @@ pub trait Driver: Send + Sync {
         _holders: &[String],
         _into: &std::path::Path,
     ) -> Result<Vec<crate::snapshots::ContentFile>, RuntimeError> {
-        Err(self.no_data())
+        Err(no_data(self.kind()))
     }
 
     /// Put `volume`'s data back as the snapshot `manifest` (its folder `from`, verified
@@ -275,7 +275,7 @@ pub trait Driver: Send + Sync {
         _manifest: &crate::snapshots::Manifest,
         _from: &std::path::Path,
     ) -> Result<(), RuntimeError> {
-        Err(self.no_data())
+        Err(no_data(self.kind()))
     }
 
     /// After a crash during a snapshot: put `holders` back as they were (unpause them).
@@ -283,16 +283,16 @@ pub trait Driver: Send + Sync {
         Ok(())
     }
 
-    /// The refusal of a runtime that keeps no data.
-    fn no_data(&self) -> RuntimeError {
-        RuntimeError::Unsupported { kind: self.kind(), detail: "this runtime takes no data snapshots".into() }
-    }
-
     /// Checks the gate runs besides the resource's own `health` (a Container's
     /// `healthcheck` is gated as `container: true`).
     fn implicit_checks(&self, _r: &Resource) -> Vec<desired_state_schema::HealthCheck> {
         Vec::new()
     }
+}
+
+/// The refusal of a runtime that keeps no data.
+fn no_data(kind: Kind) -> RuntimeError {
+    RuntimeError::Unsupported { kind, detail: "this runtime takes no data snapshots".into() }
 }
 
 /// Where a runtime reports what a long step prints (build output), line by line: the
