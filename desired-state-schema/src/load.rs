@@ -1190,6 +1190,36 @@ mod tests {
         assert!(invalid.diagnostics.len() <= 3, "{:#?}", invalid.diagnostics);
     }
 
+    /// Volumes run nothing: they are kept apart from the resources, and a compose volume's
+    /// `x-driftless.snapshot` is a Volume named as the engine names the volume. A Volume and
+    /// a Container may share a name.
+    #[test]
+    fn volumes_are_kept_apart_and_compose_declares_them_too() {
+        let compose = "services:\n  db:\n    image: db:1\n    volumes: [data:/d]\nvolumes:\n  data:\n    x-driftless:\n      snapshot: { keep: 3 }\n";
+        let native = "apiVersion: driftless/v1\nkind: Volume\nmetadata: { name: cache }\nspec:\n  snapshot: { consistency: { exec: [dump], restore: [load] } }\n---\napiVersion: driftless/v1\nkind: Container\nmetadata: { name: cache }\nspec:\n  image: c:1\n  volumes: [\"cache:/c\"]\n";
+        let files = [
+            SourceFile { path: "shop/compose.yaml".into(), text: compose.into() },
+            SourceFile { path: "cache.yaml".into(), text: native.into() },
+        ];
+        let state = match parse(&files).build(None) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(state.resources.iter().all(|r| r.kind != Kind::Volume));
+        let vols: Vec<(&str, u32, &str)> = state
+            .volumes
+            .iter()
+            .map(|r| match &r.spec {
+                Spec::Volume(v) => {
+                    let s = v.snapshot.as_ref().expect("snapshot");
+                    (r.name(), s.keep, s.consistency.word())
+                }
+                _ => panic!("not a volume"),
+            })
+            .collect();
+        assert_eq!(vols, vec![("cache", 5, "exec"), ("shop_data", 3, "pause")]);
+    }
+
     #[test]
     fn a_claimed_folder_covers_what_is_below_it_only() {
         assert!(claims_file("grafana/prov", "grafana/prov"));
