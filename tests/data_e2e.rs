@@ -350,7 +350,8 @@ fn a_snapshots_folder_without_room_is_a_fault_before_anything_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let snapdir = dir.path().join("snapshots");
     std::fs::create_dir_all(&snapdir).unwrap();
-    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", &format!("snapshots: {{ dir: {} }}\n", snapdir.display()));
+    let mut agent =
+        Agent::configure(&up.file_url(), "{ branch: main }", &format!("snapshots: {{ dir: {} }}\n", snapdir.display()));
     let out = Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"]).arg(&snapdir).output().unwrap();
     assert!(out.status.success(), "mount a tmpfs (the data tests need root): {}", String::from_utf8_lossy(&out.stderr));
     struct Unmount(std::path::PathBuf);
@@ -414,6 +415,49 @@ fn the_engine_gone_during_a_restore_is_finished_once_it_returns() {
     assert_eq!(s["applied_revision"], c1.as_str());
     wait_db(&agent);
     assert_eq!(items_shape(), before_v2, "the table is as before v2");
+    drop(agent);
+    cleanup();
+}
+
+/// `agentctl rollback REV --restore-data`: v2's migration altered the table and v2 passed
+/// its gate (committed); rolling back to v1 with `--restore-data` puts the table back as it
+/// was while v1 ran (the `before` snapshot taken before v2), the data v2 wrote snapshotted
+/// first; without a snapshot taken while the target ran, the rollback is refused untouched.
+#[test]
+fn rollback_with_restore_data_puts_the_table_back_as_it_was_while_that_revision_ran() {
+    let Some(_g) = setup() else { return };
+    if !ensure_pg_image() {
+        return;
+    }
+    cleanup();
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/app.yaml", &state("1", V1, "", port, false))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(120));
+    wait_db(&agent);
+    let before_v2 = items_shape();
+    let c2 = up.commit(&[("hosts/e2e/app.yaml", &state("2", V2, "", port, false))], "v2: prices, good");
+    agent.sync(0);
+    let s = agent.wait_phase("Synced", Duration::from_secs(120));
+    assert_eq!(s["applied_revision"], c2.as_str());
+    wait_db(&agent);
+    assert_eq!(items_shape(), ("40 rows, max 40".to_string(), "id,name,price".to_string()));
+    // v2 ran before anything was snapshotted while it ran: rolling back to v2 with data is
+    // refused, and nothing changes.
+    let r = agent.ctl(&["rollback", &c2, "--restore-data"]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("no snapshot of volume"), "{}", r.stderr);
+    assert_eq!(agent.status()["pinned_revision"], serde_json::Value::Null, "refused before the pin");
+    let r = agent.ctl(&["rollback", &c1, "--restore-data"]);
+    assert_eq!(r.code, 0, "{}{}\n{}", r.stdout, r.stderr, agent.log_text());
+    wait_db(&agent);
+    assert_eq!(agent.status()["applied_revision"], c1.as_str());
+    assert_eq!(items_shape(), before_v2, "the table as it was while v1 ran");
+    assert!(http_get(port).contains("version 1"));
+    let list = snapshots(&agent);
+    assert!(list.iter().any(|s| s["note"].as_str().is_some_and(|n| n.starts_with("before restoring"))), "{list:?}");
     drop(agent);
     cleanup();
 }

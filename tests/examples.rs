@@ -31,5 +31,5 @@ fn every_example_is_valid() {
             }
         }
     }
-    assert_eq!(seen, 3, "containers, passenger and nixos");
+    assert_eq!(seen, 4, "containers, data, passenger and nixos");
 }

@@ -191,6 +191,11 @@ impl Store {
     /// volume (`20261208T101500Z-db-data`), with a counter when that exists already.
     pub fn begin(&self, volume: &str, time: &str) -> Result<Partial, SnapshotError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        // What a database holds is for root's eyes only, wherever `snapshots.dir` points.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(io(&self.dir))?;
+        }
         let stamp: String = time.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
         let mut id = format!("{stamp}-{volume}");
         let mut n = 2;
@@ -359,6 +364,8 @@ mod tests {
         let store = Store::new(dir.path());
         let m = take(&store, "db", "2026-12-08T10:15:00Z", b"hello");
         assert_eq!(m.view.id, "20261208T101500Z-db");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(m.view.bytes, 5);
         assert!(store.verify(&m.view.id).is_ok());
         std::fs::write(dir.path().join(&m.view.id).join("data.tar"), b"hellO").unwrap();

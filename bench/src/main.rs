@@ -16,6 +16,7 @@ mod latency;
 mod plan;
 mod poll;
 mod reports;
+mod snapshot;
 
 /// Counts heap allocations, for the plan benchmark.
 pub(crate) mod alloc {
@@ -73,8 +74,9 @@ fn main() -> Result<()> {
             "downtime" => downtime::bench_downtime(&bin_dir)?,
             "reports" => reports::bench_reports(&bin_dir)?,
             "watch" => docker::bench_watch(&bin_dir)?,
+            "snapshot" => snapshot::bench_snapshot(&bin_dir)?,
             other => {
-                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build, compose, downtime, reports, watch")
+                bail!("unknown benchmark {other:?}: known: validate, poll, plan, converge, noop, idle, latency, fleet, build, compose, downtime, reports, watch, snapshot")
             }
         }
     }

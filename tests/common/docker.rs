@@ -119,7 +119,8 @@ impl EngineStopped {
         let t = std::time::Instant::now();
         // Gone means the process, not only the API: a new dockerd refuses to start while the
         // old one still holds its pid file.
-        let running = || std::process::Command::new("pgrep").args(["-x", "dockerd"]).output().is_ok_and(|o| o.status.success());
+        let running =
+            || std::process::Command::new("pgrep").args(["-x", "dockerd"]).output().is_ok_and(|o| o.status.success());
         while engine_up() || running() {
             assert!(t.elapsed() < std::time::Duration::from_secs(60), "dockerd did not stop");
             std::thread::sleep(std::time::Duration::from_millis(200));
@@ -135,7 +136,9 @@ impl EngineStopped {
         if self.systemd {
             let _ = std::process::Command::new("systemctl").args(["start", "docker"]).status();
         } else {
-            let _ = std::process::Command::new("sh").args(["-c", "nohup dockerd >>/tmp/driftless-dockerd.log 2>&1 &"]).status();
+            let _ = std::process::Command::new("sh")
+                .args(["-c", "nohup dockerd >>/tmp/driftless-dockerd.log 2>&1 &"])
+                .status();
         }
         let t = std::time::Instant::now();
         while !engine_up() {
@@ -150,4 +153,3 @@ impl Drop for EngineStopped {
         self.start();
     }
 }
-

@@ -256,7 +256,13 @@ impl Reconciler {
             manifest.view.id, manifest.view.time
         ));
         crate::failpoint::hit("restore").await;
+        let began = Instant::now();
         driver.restore(&volume, manifest, dir).await?;
+        self.say(format!(
+            "volume {volume} restored from {} in {:.1} s",
+            manifest.view.id,
+            began.elapsed().as_secs_f64()
+        ));
         crate::failpoint::hit("restore-done").await;
         journal.data = None;
         journal.next = None;

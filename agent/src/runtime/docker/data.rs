@@ -31,7 +31,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::engine::Engine;
 use super::errors::{is_not_found, is_transport, unreachable};
-use super::instance::LABEL_HOST;
+use super::instance::{LABEL_HOST, LABEL_STOP_TIMEOUT};
 use crate::runtime::RuntimeError;
 use crate::snapshots::{ContentFile, HashingFile, Manifest};
 
@@ -75,6 +75,8 @@ struct Mounter {
     ours: bool,
     running: bool,
     image: String,
+    /// Seconds a stop waits (its `driftless.stop-timeout` label; 10 without one).
+    stop_timeout: i32,
 }
 
 /// Every container that mounts `volume`, by name.
@@ -94,6 +96,12 @@ async fn mounting(engine: &Engine, volume: &str) -> Result<Vec<Mounter>, Runtime
                 name: c.names.as_ref()?.first()?.trim_start_matches('/').to_string(),
                 running: c.state.as_ref().is_some_and(|s| s.to_string() == "running"),
                 image: c.image_id.clone().unwrap_or_default(),
+                stop_timeout: c
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_STOP_TIMEOUT))
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(10),
             })
         })
         .collect();
@@ -178,20 +186,30 @@ async fn remove_helper(engine: &Engine, volume: &str) -> Result<(), RuntimeError
     }
 }
 
-/// An image the host has that can carry a helper container of `volume`: the image of a
-/// container that mounts it.
+/// An image the host has that can carry a helper container of `volume` (it is never
+/// started, so any image will do): the image of a container that mounts the volume, else
+/// of any container of this agent, else any image the engine has.
 async fn helper_image(engine: &Engine, volume: &str) -> Result<String, RuntimeError> {
-    mounting(engine, volume)
-        .await?
-        .into_iter()
-        .map(|m| m.image)
-        .find(|i| !i.is_empty())
-        .ok_or_else(|| {
-            host_fault(
-                volume,
-                "no container on this host mounts it, so the agent has no image to reach it through; apply a revision whose containers mount it first".into(),
-            )
-        })
+    if let Some(image) = mounting(engine, volume).await?.into_iter().map(|m| m.image).find(|i| !i.is_empty()) {
+        return Ok(image);
+    }
+    let api = engine.api().await?;
+    let mut filters = HashMap::new();
+    filters.insert("label".to_string(), vec![format!("{LABEL_HOST}={}", engine.host)]);
+    let ours = api
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
+        .await
+        .map_err(|e| engine_fault(volume, e))?;
+    if let Some(image) = ours.into_iter().find_map(|c| c.image_id.filter(|i| !i.is_empty())) {
+        return Ok(image);
+    }
+    let images = api
+        .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+        .await
+        .map_err(|e| engine_fault(volume, e))?;
+    images.into_iter().map(|i| i.id).find(|i| !i.is_empty()).ok_or_else(|| {
+        host_fault(volume, "the engine has no image at all to reach the volume through; the agent retries once a revision's images are here".into())
+    })
 }
 
 /// Pause (`pause`) or stop (`stop`) `holders`.
@@ -437,10 +455,7 @@ pub(super) async fn restore(
         ));
     }
     // The image to reach the volume through, while its containers still exist.
-    let image = match helper_image(engine, volume).await {
-        Ok(i) => i,
-        Err(_) => manifest_image(engine, manifest).await?,
-    };
+    let image = helper_image(engine, volume).await?;
     for m in mounting(engine, volume).await? {
         if m.name == helper_name(engine, volume) {
             continue;
@@ -451,7 +466,7 @@ pub(super) async fn restore(
                 format!("container {}, which this agent does not manage, uses it: stop and remove it (the restore is retried)", m.name),
             ));
         }
-        engine.stop_and_remove(&m.name, &m.name, 30).await?;
+        engine.stop_and_remove(&m.name, &m.name, m.stop_timeout).await?;
     }
     remove_helper(engine, volume).await?;
     crate::failpoint::hit("restore-emptied").await;
@@ -495,25 +510,6 @@ fn file_chunks(
         }
         buf.truncate(n);
         Ok(Some((bytes::Bytes::from(buf), file)))
-    })
-}
-
-/// When nothing mounts the volume any more (a restore resumed after its containers were
-/// removed): any image the agent's containers run.
-async fn manifest_image(engine: &Engine, manifest: &Manifest) -> Result<String, RuntimeError> {
-    let volume = &manifest.view.volume;
-    let api = engine.api().await?;
-    let mut filters = HashMap::new();
-    filters.insert("label".to_string(), vec![format!("{LABEL_HOST}={}", engine.host)]);
-    let list = api
-        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
-        .await
-        .map_err(|e| engine_fault(volume, e))?;
-    list.into_iter().find_map(|c| c.image_id.filter(|i| !i.is_empty())).ok_or_else(|| {
-        host_fault(
-            volume,
-            "this agent runs no container whose image could reach the volume; apply a revision first".into(),
-        )
     })
 }
 
