@@ -472,12 +472,29 @@ impl Reconciler {
             });
         }
         // The data it may change, snapshotted before the first running thing is touched
-        // (PRODUCT.md behaviour 11): a fault here leaves everything as it ran.
-        let mut result =
-            if plan.is_noop() { Ok(()) } else { self.snapshot_before(&mut journal, revision, &state, gate_all).await };
-        if result.is_ok() {
-            result = self.execute(&mut journal, revision, &state, &plan).await;
+        // (PRODUCT.md behaviour 11): a fault here leaves everything as it ran (the journal
+        // stays, to be finished), a verdict (a Volume's exec dump that fails) fails the
+        // revision untouched.
+        if !plan.is_noop() {
+            if let Err(e) = self.snapshot_before(&mut journal, revision, &state, gate_all).await {
+                if matches!(e, CycleError::Stopping) {
+                    return self.stopping();
+                }
+                let e = self.classify(e, &state).await;
+                if e.is_fault() {
+                    let context = format!(
+                        "snapshotting the data of {} before it is applied (nothing was changed; finished once the fault clears)",
+                        revision.short()
+                    );
+                    return self.finish(Exit::Fault { error: e, context: Some(context), record: None });
+                }
+                let _ = self.store.clear_journal();
+                return self
+                    .verdict_before_touching(revision, gate_all, e.to_string(), started, changes, Vec::new())
+                    .await;
+            }
         }
+        let mut result = self.execute(&mut journal, revision, &state, &plan).await;
         if result.is_ok() {
             self.publish_observation().await;
             result = self.gate_and_commit(&state, &plan, gate_all).await;

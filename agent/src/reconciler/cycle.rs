@@ -119,7 +119,12 @@ impl Reconciler {
     /// revision, as a revert, then decide on `desired`. A fault during that revert leaves
     /// its journal (marked `superseded`), finished first by the next cycle, which then goes
     /// on the same way.
-    async fn preempt(&mut self, journal: Journal, desired: Revision, retry: bool) -> CycleResult {
+    async fn preempt(&mut self, mut journal: Journal, desired: Revision, retry: bool) -> CycleResult {
+        // Containers an interrupted snapshot held are put back before anything else.
+        if let Err(e) = self.release_after_crash(&mut journal).await {
+            let context = Some("putting back the containers an interrupted snapshot paused".into());
+            return self.finish(Exit::Fault { error: e, context, record: None });
+        }
         let what = if retry {
             "agentctl sync --retry".to_string()
         } else if self.state.pinned.as_deref() == Some(desired.as_str()) {

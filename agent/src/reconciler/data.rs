@@ -299,6 +299,8 @@ impl Reconciler {
                 lines.push(restored_line(&manifest, attempt.failed.get(volume)));
                 continue;
             }
+            // A verdict here (an exec dump that fails) costs this volume its restore, never
+            // the revert of the code; a fault keeps the revert's journal, to be finished.
             let kept = match self.state.attempt.as_ref().and_then(|a| a.failed.get(volume)).cloned() {
                 Some(id) => Some(id),
                 None => {
@@ -310,15 +312,34 @@ impl Reconciler {
                         revision: Some(failed.as_str()),
                         note: None,
                     };
-                    let m = self.take(journal, taking).await?;
-                    if let (Some(a), Some(m)) = (self.state.attempt.as_mut(), &m) {
-                        a.failed.insert(volume.clone(), m.view.id.clone());
+                    match self.take(journal, taking).await {
+                        Ok(m) => {
+                            if let (Some(a), Some(m)) = (self.state.attempt.as_mut(), &m) {
+                                a.failed.insert(volume.clone(), m.view.id.clone());
+                            }
+                            self.save();
+                            m.map(|m| m.view.id)
+                        }
+                        Err(e) if e.is_fault() => return Err(e),
+                        Err(e) => {
+                            let line = format!("volume {volume} NOT restored: the failed attempt's data could not be kept ({e}), so it stays as the attempt left it");
+                            self.say(line.clone());
+                            lines.push(line);
+                            continue;
+                        }
                     }
-                    self.save();
-                    m.map(|m| m.view.id)
                 }
             };
-            self.restore_one(journal, &manifest, &dir).await?;
+            match self.restore_one(journal, &manifest, &dir).await {
+                Ok(()) => {}
+                Err(e) if e.is_fault() => return Err(e),
+                Err(e) => {
+                    let line = format!("volume {volume} NOT restored: {e}");
+                    self.say(line.clone());
+                    lines.push(line);
+                    continue;
+                }
+            }
             if let Some(a) = self.state.attempt.as_mut() {
                 a.restored.push(volume.clone());
             }

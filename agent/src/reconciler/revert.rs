@@ -112,11 +112,30 @@ impl Reconciler {
     ) -> Resumed {
         let superseded = Revision::new(journal.superseded.clone().unwrap_or_default());
         let what = journal.why.clone().unwrap_or_else(|| "something newer".into());
-        match self.revert_to(good, journal).await {
+        // Its data too (behaviour 11): the interrupted attempt never passed its gate.
+        let mut journal = journal;
+        let mut restored = Vec::new();
+        let mut result: Result<(), CycleError> = self.store.write_journal(&journal).map_err(Into::into);
+        if result.is_ok() {
+            match self.restore_attempt(&superseded, &mut journal).await {
+                Ok(lines) => restored = lines,
+                Err(e) => result = Err(e),
+            }
+        }
+        if result.is_ok() {
+            result = self.revert_to(good, journal).await;
+        }
+        match result {
             Ok(()) => {
                 self.state.applied = Some(good.to_string());
+                let data = if restored.is_empty() {
+                    String::new()
+                } else {
+                    self.state.attempt = None;
+                    format!("; data: {}", restored.join("; "))
+                };
                 self.ctx.ref_notes.push(format!(
-                    "the interrupted {op} of {} was put back to {} first ({what})",
+                    "the interrupted {op} of {} was put back to {} first ({what}){data}",
                     superseded.short(),
                     good.short()
                 ));

@@ -46,6 +46,11 @@ struct World {
     proxy_refuses: Option<String>,
     /// Names converged, in order.
     log: Vec<String>,
+    /// Volume name → its data. A converge of an image containing `migrates` writes the
+    /// image's name into every volume (a migration).
+    volumes: BTreeMap<String, String>,
+    /// Exec snapshots that succeed before the rest fail (a dump command that exits 1).
+    dumps_ok: Option<usize>,
 }
 
 #[derive(Clone, Default)]
@@ -126,6 +131,11 @@ impl Driver for Fake {
         }
         w.converges += 1;
         w.log.push(r.name().to_string());
+        if img.contains("migrates") {
+            for data in w.volumes.values_mut() {
+                *data = img.clone();
+            }
+        }
         let hash = crate::plan::spec_hash(r, &BTreeMap::new());
         w.running.insert(r.name().to_string(), (hash, revision.to_string(), img));
         Ok(())
@@ -158,6 +168,47 @@ impl Driver for Fake {
             return Err(down());
         }
         w.running.remove(name);
+        Ok(())
+    }
+    async fn snapshot(
+        &self,
+        volume: &str,
+        consistency: &desired_state_schema::Consistency,
+        _holders: &[String],
+        into: &std::path::Path,
+    ) -> Result<Vec<crate::snapshots::ContentFile>, RuntimeError> {
+        let mut w = self.0.lock().unwrap();
+        if w.down {
+            return Err(down());
+        }
+        if matches!(consistency, desired_state_schema::Consistency::Exec(_)) {
+            if let Some(n) = w.dumps_ok.as_mut() {
+                if *n == 0 {
+                    return Err(RuntimeError::Docker {
+                        resource: format!("volume {volume}"),
+                        detail: "the dump exited 1".into(),
+                    });
+                }
+                *n -= 1;
+            }
+        }
+        let Some(data) = w.volumes.get(volume) else { return Ok(Vec::new()) };
+        let mut f = crate::snapshots::HashingFile::create(into, "data").unwrap();
+        f.write(data.as_bytes()).unwrap();
+        Ok(vec![f.finish().unwrap()])
+    }
+    async fn restore(
+        &self,
+        volume: &str,
+        _manifest: &crate::snapshots::Manifest,
+        from: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        let mut w = self.0.lock().unwrap();
+        if w.down {
+            return Err(down());
+        }
+        let data = std::fs::read_to_string(from.join("data")).unwrap();
+        w.volumes.insert(volume.to_string(), data);
         Ok(())
     }
     async fn watch(&self, name: &str) -> Liveness {
@@ -826,4 +877,65 @@ async fn a_route_caddy_refuses_is_a_verdict() {
     assert_eq!(revisions(&a), (Some(c1.clone()), Some(c1), vec![c2]));
     assert!(a.state.message.as_deref().unwrap_or_default().contains("address already in use"), "{:?}", a.state.message);
     assert_eq!(h.world().running["web"].2, "app:1");
+}
+
+/// A Volume `db` (with `consistency`) mounted by `web`, which runs `image`.
+fn with_volume(image: &str, consistency: &str) -> String {
+    format!(
+        "apiVersion: driftless/v1\nkind: Volume\nmetadata: {{ name: db }}\nspec:\n  snapshot: {{ keep: 3, consistency: {consistency} }}\n---\napiVersion: driftless/v1\nkind: Container\nmetadata: {{ name: web }}\nspec:\n  image: {image}\n  volumes: [\"db:/d\"]\n"
+    )
+}
+
+#[tokio::test]
+async fn a_revert_puts_the_data_back_and_keeps_the_failed_attempts() {
+    let h = Host::new();
+    let c1 = h.commit(&with_volume("app:1", "pause"));
+    let mut a = h.agent();
+    assert_eq!(a.reconcile(Trigger::Start, false).await.outcome, Some(Outcome::Applied));
+    h.world().volumes.insert("db".into(), "v1 rows".into());
+    let c2 = h.commit(&with_volume("broken-migrates:2", "pause"));
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::RolledBack), "{r:?}");
+    assert_eq!(revisions(&a), (Some(c1.clone()), Some(c1.clone()), vec![c2.clone()]));
+    assert_eq!(h.world().volumes["db"], "v1 rows", "the data as before v2");
+    let list = a.snapshot_list(Some("db"));
+    let kinds: Vec<(&str, Option<&str>)> = list.iter().map(|s| (s.kind.as_str(), s.revision.as_deref())).collect();
+    assert_eq!(kinds, vec![("failed-attempt", Some(c2.as_str())), ("before", Some(c2.as_str()))]);
+    let failed = &list[0];
+    assert_eq!(a.snapshots().verify(&failed.id).unwrap().0.view.bytes, "broken-migrates:2".len() as u64);
+    let entry = &a.state.history[0];
+    assert!(entry.message.contains(&format!("volume db restored from snapshot {}", list[1].id)), "{}", entry.message);
+    assert!(entry.message.contains(&failed.id), "{}", entry.message);
+    assert!(a.state.attempt.is_none(), "the attempt is done with");
+    assert!(!h.journal());
+    // A revision with an empty plan takes no snapshot.
+    let before = a.snapshot_list(None).len();
+    assert_eq!(a.reconcile(Trigger::Poll, false).await.outcome, None);
+    assert_eq!(a.snapshot_list(None).len(), before);
+}
+
+#[tokio::test]
+async fn a_failed_attempt_that_cannot_be_kept_is_left_as_it_is_and_the_code_still_goes_back() {
+    let h = Host::new();
+    let exec = "{ exec: [dump], restore: [load] }";
+    let c1 = h.commit(&with_volume("app:1", exec));
+    let mut a = h.agent();
+    assert_eq!(a.reconcile(Trigger::Start, false).await.outcome, Some(Outcome::Applied));
+    h.world().volumes.insert("db".into(), "v1 rows".into());
+    h.world().dumps_ok = Some(1); // the `before` dump works, the failed attempt's does not
+    h.commit(&with_volume("broken-migrates:2", exec));
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::RolledBack), "{r:?}");
+    assert_eq!(a.state.applied.as_deref(), Some(c1.as_str()), "the code went back");
+    assert_eq!(h.world().volumes["db"], "broken-migrates:2", "nothing is lost: the data stays as the attempt left it");
+    assert!(a.state.history[0].message.contains("volume db NOT restored"), "{}", a.state.history[0].message);
+    // A dump that fails before anything is touched fails the revision untouched.
+    h.world().dumps_ok = Some(0);
+    let c3 = h.commit(&with_volume("app:3", exec));
+    let r = a.reconcile(Trigger::Poll, false).await;
+    assert_eq!(r.outcome, Some(Outcome::Failed), "{r:?}");
+    assert_eq!(a.state.applied.as_deref(), Some(c1.as_str()));
+    assert!(a.state.failed.contains(&c3));
+    assert!(!h.journal(), "no journal is left to finish");
+    assert_eq!(h.world().running["web"].2, "app:1", "untouched");
 }
