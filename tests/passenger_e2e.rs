@@ -180,8 +180,19 @@ fn deploys_reverts_backs_up_and_survives_kill_9() {
     let rel2 = live_release(&app_root);
     assert_ne!(rel1, rel2);
 
-    // v3 fails at import: reverted to v2's release, not rebuilt.
-    let c3 = commit("v3", true);
+    // v3 fails at import, after its build changed the shared database (a migration):
+    // reverted to v2's release, not rebuilt, and app.db put back as it was before v3.
+    let migrate = format!(
+        "echo vendoring dependencies && mkdir -p vendor && echo ok > vendor/BUILT && echo migrated by v3 > {}/shared/app.db",
+        app_root.display()
+    );
+    let c3 = up.commit(
+        &[
+            ("hosts/e2e/api.yaml", &state_with_build(&app_root, port, "v3", &migrate)),
+            ("apps/api/passenger_wsgi.py", &app("v3", true)),
+        ],
+        "v3",
+    );
     let r = once(&config, &registry, &[]);
     assert_eq!(r.code, 1, "rolled back: {}{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("RolledBack"), "{}", r.stdout);
@@ -195,13 +206,29 @@ fn deploys_reverts_backs_up_and_survives_kill_9() {
     assert_eq!(d["kind"], "PassengerApp", "{}", st["history"][0]);
     assert!(d["logs"].to_string().contains("broken at import"), "the app's log: {d}");
 
-    // Shared data: untouched, and backed up before each switch.
+    // Shared data: put back as it was before v3, v3's kept as a failed-attempt snapshot, and
+    // backed up before each switch.
     assert_eq!(std::fs::read_to_string(app_root.join("shared/app.db")).unwrap(), "precious data\n");
+    assert!(
+        st["history"][0]["message"].as_str().unwrap().contains("files of api.backup restored from snapshot"),
+        "{}",
+        st["history"][0]
+    );
+    let failed_attempt = std::fs::read_dir(tmp.path().join("state/snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p.join("manifest.json"))
+                .is_ok_and(|m| m.contains("failed-attempt") && m.contains(&c3))
+        })
+        .expect("a failed-attempt snapshot of v3");
+    assert_eq!(std::fs::read_to_string(failed_attempt.join("files/app.db")).unwrap(), "migrated by v3\n");
     let backups: Vec<PathBuf> =
         std::fs::read_dir(app_root.join("backups")).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(!backups.is_empty());
     for b in &backups {
-        assert_eq!(std::fs::read_to_string(b.join("app.db")).unwrap(), "precious data\n");
+        let copy = std::fs::read_to_string(b.join("app.db")).unwrap();
+        assert!(copy == "precious data\n" || copy == "migrated by v3\n", "{copy}");
     }
     assert!(app_root.join("shared/logs").is_dir(), "shared folders are created");
 

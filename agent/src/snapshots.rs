@@ -39,6 +39,30 @@ pub struct ContentFile {
     pub sha256: String,
 }
 
+/// What a data set is (a snapshot of it says the same in its manifest): where its data lives
+/// decides who copies it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Place {
+    /// A named volume of the container engine: its driver copies it (`Driver::snapshot`).
+    #[default]
+    Volume,
+    /// Files and folders the agent reaches itself, `entries` below `root` (a PassengerApp's
+    /// `backup:` paths in its `shared/`): copied here (`copy_entries`, SQLite databases
+    /// through SQLite's online backup), put back by `restore_entries`.
+    Files { root: PathBuf, entries: Vec<String> },
+}
+
+/// Data the agent snapshots before a revision and puts back with its revert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataSet {
+    /// Unique on the host: a volume's engine name, or `<app>.backup`.
+    pub name: String,
+    pub keep: u32,
+    pub consistency: Consistency,
+    pub place: Place,
+}
+
 /// What a snapshot's `manifest.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -52,6 +76,9 @@ pub struct Manifest {
     pub keep: u32,
     /// The content, each file with its digest (checked before a restore).
     pub files: Vec<ContentFile>,
+    /// Where the data lives (a volume, or files the agent reaches).
+    #[serde(default)]
+    pub place: Place,
 }
 
 /// Why the snapshot store could not do what was asked.
@@ -331,6 +358,156 @@ impl Store {
     }
 }
 
+/// The folder of a snapshot of files that holds the copies.
+const FILES: &str = "files";
+/// Which entries were present when the snapshot was taken.
+const ENTRIES: &str = "entries.json";
+
+/// Whether `path` is an SQLite database (its header).
+fn is_sqlite(path: &Path) -> bool {
+    let mut head = [0u8; 16];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"SQLite format 3\0"
+}
+
+/// Copy the file `from` to `to`: an SQLite database through SQLite's online backup API (a
+/// consistent copy while the app writes), anything else byte for byte; fsynced.
+pub fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    if is_sqlite(from) {
+        let sqlite = |e: rusqlite::Error| std::io::Error::other(format!("{}: SQLite: {e}", from.display()));
+        let src =
+            rusqlite::Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
+        let _ = std::fs::remove_file(to);
+        let mut dst = rusqlite::Connection::open(to).map_err(sqlite)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sqlite)?;
+            // 256 pages a step, no pause between: the app's writers wait only for a step.
+            backup.run_to_completion(256, std::time::Duration::ZERO, None).map_err(sqlite)?;
+        }
+        drop(dst);
+    } else {
+        std::fs::copy(from, to)?;
+    }
+    std::fs::File::open(to)?.sync_all()
+}
+
+/// Copy `entries` below `root` (files or folders) into the snapshot folder `into`, and
+/// which of them were there; every file copied is listed with its digest.
+pub fn copy_entries(root: &Path, entries: &[String], into: &Path) -> std::io::Result<Vec<ContentFile>> {
+    let mut present: Vec<(String, bool)> = Vec::new();
+    let files = into.join(FILES);
+    std::fs::create_dir_all(&files)?;
+    for entry in entries {
+        let entry = entry.trim_end_matches('/').to_string();
+        let from = root.join(&entry);
+        let there = std::fs::symlink_metadata(&from).is_ok();
+        if there {
+            let to = files.join(&entry);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            copy_any(&from, &to)?;
+        }
+        present.push((entry, there));
+    }
+    let mut out = Vec::new();
+    let mut f = HashingFile::create(into, ENTRIES)?;
+    f.write(&serde_json::to_vec_pretty(&present).map_err(std::io::Error::other)?)?;
+    out.push(f.finish()?);
+    let mut stack = vec![files.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            } else if e.file_type()?.is_file() {
+                out.push(hash_file(into, &e.path())?);
+            }
+        }
+    }
+    fsutil::fsync_dir(into)?;
+    Ok(out)
+}
+
+/// A file or a folder (SQLite databases inside it too), links as links.
+fn copy_any(from: &Path, to: &Path) -> std::io::Result<()> {
+    let t = std::fs::symlink_metadata(from)?.file_type();
+    if t.is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+    } else if t.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            copy_any(&e.path(), &to.join(e.file_name()))?;
+        }
+        Ok(())
+    } else {
+        copy_file(from, to)
+    }
+}
+
+/// The digest of `path`, named relative to the snapshot folder `dir`.
+fn hash_file(dir: &Path, path: &Path) -> std::io::Result<ContentFile> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    let name = path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned();
+    Ok(ContentFile { name, bytes, sha256: hex(&hasher.finalize()) })
+}
+
+/// Put the entries a snapshot of files holds (folder `from`) back below `root`: each entry
+/// is copied beside its place, then renamed over it (the old one renamed aside first and
+/// removed after); an entry that was not there when the snapshot was taken is removed. Run
+/// again after a crash, it finishes the job.
+pub fn restore_entries(root: &Path, from: &Path) -> std::io::Result<()> {
+    let present: Vec<(String, bool)> =
+        serde_json::from_slice(&std::fs::read(from.join(ENTRIES))?).map_err(std::io::Error::other)?;
+    for (entry, there) in present {
+        if entry.is_empty() || entry.split('/').any(|c| c == ".." || c.is_empty()) {
+            continue;
+        }
+        let place = root.join(&entry);
+        let new = root.join(format!("{entry}.driftless-new"));
+        let old = root.join(format!("{entry}.driftless-old"));
+        remove_any(&new)?;
+        if there {
+            if let Some(parent) = new.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            copy_any(&from.join(FILES).join(&entry), &new)?;
+        }
+        if std::fs::symlink_metadata(&place).is_ok() {
+            remove_any(&old)?;
+            std::fs::rename(&place, &old)?;
+        }
+        if there {
+            std::fs::rename(&new, &place)?;
+        }
+        if let Some(parent) = place.parent() {
+            fsutil::fsync_dir(parent)?;
+        }
+        remove_any(&old)?;
+    }
+    Ok(())
+}
+
+fn remove_any(p: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +523,7 @@ mod tests {
             consistency_spec: Consistency::Pause,
             keep: 5,
             files: Vec::new(),
+            place: Place::Volume,
         }
     }
 
@@ -386,6 +564,64 @@ mod tests {
         drop(p);
         store.clean_partials();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    /// An SQLite database copied while a writer inserts is consistent (SQLite's own
+    /// integrity check), and files and folders come back as they were, an entry that was
+    /// absent removed.
+    #[test]
+    fn files_and_a_database_written_meanwhile_come_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir_all(shared.join("uploads")).unwrap();
+        std::fs::write(shared.join("uploads/a.txt"), "a").unwrap();
+        let db = shared.join("app.db");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("pragma journal_mode=wal; create table t(x int, pad text);").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let c = rusqlite::Connection::open(&db).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    c.execute("insert into t values (?1, hex(randomblob(500)))", [n]).unwrap();
+                    n += 1;
+                }
+                n
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let snap = dir.path().join("snap");
+        std::fs::create_dir_all(&snap).unwrap();
+        let entries = vec!["app.db".to_string(), "uploads/".to_string(), "later.txt".to_string()];
+        let files = copy_entries(&shared, &entries, &snap).unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = writer.join().unwrap();
+        assert!(written > 0);
+        let copy = rusqlite::Connection::open(snap.join("files/app.db")).unwrap();
+        let ok: String = copy.query_row("pragma integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok");
+        let rows: i64 = copy.query_row("select count(*) from t", [], |r| r.get(0)).unwrap();
+        assert!(rows > 0 && rows <= written, "{rows} of {written}");
+        assert!(files.iter().any(|f| f.name == "files/uploads/a.txt"), "{files:?}");
+        // What the failed attempt did: the upload changed, a new file, the database emptied.
+        std::fs::write(shared.join("uploads/a.txt"), "changed").unwrap();
+        std::fs::write(shared.join("later.txt"), "new").unwrap();
+        drop(conn);
+        std::fs::write(&db, "not a database any more").unwrap();
+        restore_entries(&shared, &snap).unwrap();
+        assert_eq!(std::fs::read_to_string(shared.join("uploads/a.txt")).unwrap(), "a");
+        assert!(!shared.join("later.txt").exists());
+        let back = rusqlite::Connection::open(&db).unwrap();
+        let n: i64 = back.query_row("select count(*) from t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, rows);
+        let left: Vec<String> = std::fs::read_dir(&shared)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.iter().all(|n| !n.contains("driftless")), "{left:?}");
     }
 
     #[test]

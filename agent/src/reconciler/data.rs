@@ -15,11 +15,11 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use desired_state_schema::{Consistency, DesiredState, SnapshotSpec, Spec};
+use desired_state_schema::{Consistency, DesiredState, Spec};
 
 use crate::fault::Classify;
 use crate::revision::Revision;
-use crate::snapshots::{human_bytes, Manifest, Store as Snapshots};
+use crate::snapshots::{human_bytes, DataSet, Manifest, Place, SnapshotError, Store as Snapshots};
 use crate::state::{now_rfc3339, Attempt, DataStep, Journal, JournalOp, Outcome, Reason};
 use crate::wire::SnapshotView;
 
@@ -34,12 +34,20 @@ pub(super) const FAILED_ATTEMPT: &str = "failed-attempt";
 
 /// What one snapshot is of, and why.
 struct Taking<'a> {
-    volume: &'a str,
-    keep: u32,
-    consistency: &'a Consistency,
+    set: &'a DataSet,
     kind: &'static str,
     revision: Option<&'a str>,
     note: Option<String>,
+}
+
+/// The data set a snapshot was taken of, as its manifest says.
+fn set_of(m: &Manifest) -> DataSet {
+    DataSet {
+        name: m.view.volume.clone(),
+        keep: m.keep,
+        consistency: m.consistency_spec.clone(),
+        place: m.place.clone(),
+    }
 }
 
 impl Reconciler {
@@ -61,26 +69,41 @@ impl Reconciler {
         list
     }
 
-    /// The volumes `state`'s apply snapshots: its own `Volume` documents, and those of the
-    /// revision the host runs (a revision that drops a Volume still has it put back by its
-    /// revert). By name; `state`'s policy wins.
-    async fn volumes_for(&self, state: &DesiredState) -> Vec<(String, SnapshotSpec)> {
-        let mut out: Vec<(String, SnapshotSpec)> = Vec::new();
-        let mut add = |docs: &[desired_state_schema::Resource]| {
-            for r in docs {
-                if let Spec::Volume(v) = &r.spec {
-                    if let Some(s) = &v.snapshot {
-                        if !out.iter().any(|(n, _)| n == r.name()) {
-                            out.push((r.name().to_string(), s.clone()));
-                        }
+    /// The data sets `state`'s apply snapshots: its `Volume` documents and what its
+    /// drivers name (a PassengerApp's `backup:` files), and those of the revision the host
+    /// runs (a revision that drops one still has it put back by its revert). By name;
+    /// `state`'s wins.
+    async fn data_sets(&self, state: &DesiredState) -> Vec<DataSet> {
+        let mut out = self.sets_of(state);
+        if let Some(applied) = self.state.applied.clone().map(Revision::new) {
+            if let Ok(running) = self.load_revision(&applied).await {
+                for set in self.sets_of(&running) {
+                    if !out.iter().any(|o| o.name == set.name) {
+                        out.push(set);
                     }
                 }
             }
-        };
-        add(&state.volumes);
-        if let Some(applied) = self.state.applied.clone().map(Revision::new) {
-            if let Ok(running) = self.load_revision(&applied).await {
-                add(&running.volumes);
+        }
+        out
+    }
+
+    /// The data sets `state` itself declares: its Volumes, then what its drivers name.
+    fn sets_of(&self, state: &DesiredState) -> Vec<DataSet> {
+        let volumes = state.volumes.iter().filter_map(|r| match &r.spec {
+            Spec::Volume(v) => v.snapshot.as_ref().map(|s| DataSet {
+                name: r.name().to_string(),
+                keep: s.keep,
+                consistency: s.consistency.clone(),
+                place: Place::Volume,
+            }),
+            _ => None,
+        });
+        let files =
+            state.resources.iter().flat_map(|r| self.drivers.get(r.kind).map(|d| d.data_sets(r)).unwrap_or_default());
+        let mut out: Vec<DataSet> = Vec::new();
+        for set in volumes.chain(files) {
+            if !out.iter().any(|o| o.name == set.name) {
+                out.push(set);
             }
         }
         out
@@ -96,7 +119,7 @@ impl Reconciler {
         state: &DesiredState,
         resumed: bool,
     ) -> Result<(), CycleError> {
-        let volumes = self.volumes_for(state).await;
+        let volumes = self.data_sets(state).await;
         let same = self.state.attempt.as_ref().is_some_and(|a| a.revision == revision.as_str());
         if !(resumed && same) {
             // A new attempt: the last one's snapshots are no longer what a revert restores.
@@ -104,21 +127,14 @@ impl Reconciler {
                 (!volumes.is_empty()).then(|| Attempt { revision: revision.to_string(), ..Default::default() });
             self.save();
         }
-        for (volume, spec) in volumes {
-            if self.state.attempt.as_ref().is_some_and(|a| a.before.contains_key(&volume)) {
+        for set in &volumes {
+            if self.state.attempt.as_ref().is_some_and(|a| a.before.contains_key(&set.name)) {
                 continue;
             }
-            let taking = Taking {
-                volume: &volume,
-                keep: spec.keep,
-                consistency: &spec.consistency,
-                kind: BEFORE,
-                revision: Some(revision.as_str()),
-                note: None,
-            };
+            let taking = Taking { set, kind: BEFORE, revision: Some(revision.as_str()), note: None };
             if let Some(m) = self.take(journal, taking).await? {
                 if let Some(a) = self.state.attempt.as_mut() {
-                    a.before.insert(volume.clone(), m.view.id.clone());
+                    a.before.insert(set.name.clone(), m.view.id.clone());
                 }
                 self.save();
             }
@@ -130,66 +146,94 @@ impl Reconciler {
     /// before anything is held; the volume's older snapshots pruned after. `None`: the
     /// volume does not exist (yet), so there was nothing to keep.
     async fn take(&mut self, journal: &mut Journal, t: Taking<'_>) -> Result<Option<Manifest>, CycleError> {
-        let driver = self.drivers.data()?;
+        let set = t.set;
+        let volume = set.name.as_str();
         let store = self.snapshots();
         let began = Instant::now();
-        let holders = driver.data_holders(t.volume).await?;
+        let holders = match &set.place {
+            Place::Volume => self.drivers.data()?.data_holders(volume).await?,
+            Place::Files { .. } => Vec::new(),
+        };
         journal.data = Some(DataStep {
             action: "snapshot".into(),
-            volume: t.volume.to_string(),
+            volume: volume.to_string(),
             holders: holders.clone(),
             from: None,
         });
-        let line = format!("snapshot Volume/{}", t.volume);
+        let line = format!("snapshot {}", what(set));
         journal.next = Some(line.clone());
         self.store.write_journal(journal)?;
-        let last = store.list().into_iter().rev().find(|m| m.view.volume == t.volume).map(|m| m.view.bytes);
-        let size = driver.data_size(t.volume).await.unwrap_or(0).max(last.unwrap_or(0));
-        store.check_space(t.volume, size)?;
-        let held = match t.consistency {
-            Consistency::Pause => format!(", {} container(s) paused", holders.len()),
-            Consistency::Stop => format!(", {} container(s) stopped", holders.len()),
-            Consistency::Exec(_) => String::new(),
+        let last = store.list().into_iter().rev().find(|m| m.view.volume == volume).map(|m| m.view.bytes);
+        let size = match &set.place {
+            Place::Volume => self.drivers.data()?.data_size(volume).await.unwrap_or(0),
+            Place::Files { root, entries } => {
+                let (root, entries) = (root.clone(), entries.clone());
+                tokio::task::spawn_blocking(move || entries.iter().map(|e| tree_size(&root.join(e))).sum()).await?
+            }
+        };
+        store.check_space(volume, size.max(last.unwrap_or(0)))?;
+        let held = match (&set.place, &set.consistency) {
+            (Place::Files { .. }, _) => " (SQLite databases through SQLite's online backup)".to_string(),
+            (_, Consistency::Pause) => format!(", {} container(s) paused", holders.len()),
+            (_, Consistency::Stop) => format!(", {} container(s) stopped", holders.len()),
+            (_, Consistency::Exec(_)) => String::new(),
         };
         self.say(format!(
-            "snapshot ({}) of volume {}: about {} ({}{held})",
+            "snapshot ({}) of {}: about {} ({}{held})",
             t.kind,
-            t.volume,
+            what(set),
             human_bytes(size),
-            t.consistency.word()
+            set.consistency.word()
         ));
         crate::failpoint::hit("snapshot").await;
         let time = now_rfc3339();
-        let partial = store.begin(t.volume, &time)?;
-        let files = match driver.snapshot(t.volume, t.consistency, &holders, partial.path()).await {
+        let partial = store.begin(volume, &time)?;
+        let copied = match &set.place {
+            Place::Volume => self
+                .drivers
+                .data()?
+                .snapshot(volume, &set.consistency, &holders, partial.path())
+                .await
+                .map_err(CycleError::from),
+            Place::Files { root, entries } => {
+                let (root, entries, into) = (root.clone(), entries.clone(), partial.path().to_path_buf());
+                tokio::task::spawn_blocking(move || crate::snapshots::copy_entries(&root, &entries, &into))
+                    .await?
+                    .map_err(|e| {
+                        CycleError::Snapshot(SnapshotError::Io { path: partial.path().to_path_buf(), source: e })
+                    })
+            }
+        };
+        let files = match copied {
             Ok(f) if f.is_empty() => {
                 partial.discard();
                 journal.data = None;
                 journal.next = None;
                 self.store.write_journal(journal)?;
-                self.say(format!("volume {} does not exist yet: nothing to snapshot", t.volume));
+                self.say(format!("{} does not exist yet: nothing to snapshot", what(set)));
                 return Ok(None);
             }
             Ok(f) => f,
             Err(e) => {
                 partial.discard();
-                return Err(e.into());
+                return Err(e);
             }
         };
         let manifest = Manifest {
             view: SnapshotView {
-                volume: t.volume.to_string(),
+                volume: volume.to_string(),
                 kind: t.kind.to_string(),
                 revision: t.revision.map(str::to_string),
                 running: self.state.applied.clone(),
                 time,
-                consistency: t.consistency.word().to_string(),
+                consistency: set.consistency.word().to_string(),
                 note: t.note,
                 ..Default::default()
             },
-            consistency_spec: t.consistency.clone(),
-            keep: t.keep,
+            consistency_spec: set.consistency.clone(),
+            keep: set.keep,
             files,
+            place: set.place.clone(),
         };
         let m = partial.finish(manifest)?;
         crate::failpoint::hit("snapshot-taken").await;
@@ -198,15 +242,15 @@ impl Reconciler {
         journal.done.push(format!("{line} → {}", m.view.id));
         self.store.write_journal(journal)?;
         self.say(format!(
-            "snapshot {} of volume {}: {} in {:.1} s",
+            "snapshot {} of {}: {} in {:.1} s",
             m.view.id,
-            t.volume,
+            what(set),
             human_bytes(m.view.bytes),
             began.elapsed().as_secs_f64()
         ));
-        let removed = store.prune(t.volume, t.keep, &self.protected_snapshots(journal));
+        let removed = store.prune(volume, set.keep, &self.protected_snapshots(journal));
         if !removed.is_empty() {
-            self.say(format!("snapshots of volume {} pruned (keep {}): {}", t.volume, t.keep, removed.join(", ")));
+            self.say(format!("snapshots of {} pruned (keep {}): {}", what(set), set.keep, removed.join(", ")));
         }
         Ok(Some(m))
     }
@@ -240,9 +284,8 @@ impl Reconciler {
         manifest: &Manifest,
         dir: &std::path::Path,
     ) -> Result<(), CycleError> {
-        let driver = self.drivers.data()?;
         let volume = manifest.view.volume.clone();
-        let line = format!("restore Volume/{volume} from {}", manifest.view.id);
+        let line = format!("restore {} from {}", what(&set_of(manifest)), manifest.view.id);
         journal.data = Some(DataStep {
             action: "restore".into(),
             volume: volume.clone(),
@@ -252,14 +295,25 @@ impl Reconciler {
         journal.next = Some(line.clone());
         self.store.write_journal(journal)?;
         self.say(format!(
-            "restoring volume {volume} from snapshot {} (taken {}): its containers are stopped and started again on it",
-            manifest.view.id, manifest.view.time
+            "restoring {} from snapshot {} (taken {}): what runs on it is stopped and started again",
+            what(&set_of(manifest)),
+            manifest.view.id,
+            manifest.view.time
         ));
         crate::failpoint::hit("restore").await;
         let began = Instant::now();
-        driver.restore(&volume, manifest, dir).await?;
+        match &manifest.place {
+            Place::Volume => self.drivers.data()?.restore(&volume, manifest, dir).await?,
+            Place::Files { root, .. } => {
+                let (root, from) = (root.clone(), dir.to_path_buf());
+                tokio::task::spawn_blocking(move || crate::snapshots::restore_entries(&root, &from))
+                    .await?
+                    .map_err(|e| SnapshotError::Io { path: dir.to_path_buf(), source: e })?
+            }
+        }
         self.say(format!(
-            "volume {volume} restored from {} in {:.1} s",
+            "{} restored from {} in {:.1} s",
+            what(&set_of(manifest)),
             manifest.view.id,
             began.elapsed().as_secs_f64()
         ));
@@ -304,14 +358,9 @@ impl Reconciler {
             let kept = match self.state.attempt.as_ref().and_then(|a| a.failed.get(volume)).cloned() {
                 Some(id) => Some(id),
                 None => {
-                    let taking = Taking {
-                        volume,
-                        keep: manifest.keep,
-                        consistency: &manifest.consistency_spec,
-                        kind: FAILED_ATTEMPT,
-                        revision: Some(failed.as_str()),
-                        note: None,
-                    };
+                    let set = set_of(&manifest);
+                    let taking =
+                        Taking { set: &set, kind: FAILED_ATTEMPT, revision: Some(failed.as_str()), note: None };
                     match self.take(journal, taking).await {
                         Ok(m) => {
                             if let (Some(a), Some(m)) = (self.state.attempt.as_mut(), &m) {
@@ -356,18 +405,18 @@ impl Reconciler {
         let state = self.load_revision(target).await?;
         let list = self.snapshots().list();
         let mut ids = Vec::new();
-        for r in &state.volumes {
+        for set in self.sets_of(&state) {
             let found = list.iter().rev().find(|m| {
-                m.view.volume == r.name() && m.view.kind == BEFORE && m.view.running.as_deref() == Some(target.as_str())
+                m.view.volume == set.name && m.view.kind == BEFORE && m.view.running.as_deref() == Some(target.as_str())
             });
             match found {
                 Some(m) => ids.push(m.view.id.clone()),
                 None => {
                     return Err(CycleError::Refused(format!(
-                        "no snapshot of volume {} was taken while {} ran, so --restore-data cannot put it back: roll back without it, or pick one by hand (agentctl snapshots {}, agentctl restore ID)",
-                        r.name(),
+                        "no snapshot of {} was taken while {} ran, so --restore-data cannot put it back: roll back without it, or pick one by hand (agentctl snapshots {}, agentctl restore ID)",
+                        what(&set),
                         target.short(),
-                        r.name()
+                        set.name
                     )))
                 }
             }
@@ -423,14 +472,9 @@ impl Reconciler {
                 continue;
             }
             if !journal.kept.contains_key(&id) {
-                let taking = Taking {
-                    volume: &manifest.view.volume,
-                    keep: manifest.keep,
-                    consistency: &manifest.consistency_spec,
-                    kind: BEFORE,
-                    revision: None,
-                    note: Some(format!("before restoring {id}")),
-                };
+                let set = set_of(&manifest);
+                let taking =
+                    Taking { set: &set, kind: BEFORE, revision: None, note: Some(format!("before restoring {id}")) };
                 match self.take(&mut journal, taking).await {
                     Ok(Some(m)) => {
                         journal.kept.insert(id.clone(), m.view.id);
@@ -503,10 +547,27 @@ impl Reconciler {
     }
 }
 
+/// How the log and the history name a data set: `volume db-data`, `files of api.backup`.
+fn what(set: &DataSet) -> String {
+    match set.place {
+        Place::Volume => format!("volume {}", set.name),
+        Place::Files { .. } => format!("files of {}", set.name),
+    }
+}
+
+/// The bytes of the files under `path` (a file: its size; links not followed).
+fn tree_size(path: &std::path::Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| tree_size(&e.path())).sum()
+}
+
 /// A history line: which volume was put back from which snapshot, and where the data it
 /// replaced is kept.
 fn restored_line(m: &Manifest, kept: Option<&String>) -> String {
-    let mut line = format!("volume {} restored from snapshot {} (taken {})", m.view.volume, m.view.id, m.view.time);
+    let mut line = format!("{} restored from snapshot {} (taken {})", what(&set_of(m)), m.view.id, m.view.time);
     if let Some(k) = kept {
         line.push_str(&format!("; the data it replaced is snapshot {k}"));
     }

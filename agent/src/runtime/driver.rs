@@ -240,7 +240,14 @@ pub trait Driver: Send + Sync {
         None
     }
 
-    /// Data (PRODUCT.md "Data: snapshots and restore"): what runs now and would be paused or
+    /// Data (PRODUCT.md "Data: snapshots and restore") of `r` beyond the `Volume` documents,
+    /// which the agent snapshots before a revision and puts back with its revert: files it
+    /// reaches itself (a PassengerApp's `backup:` paths).
+    fn data_sets(&self, _r: &Resource) -> Vec<crate::snapshots::DataSet> {
+        Vec::new()
+    }
+
+    /// What runs now and would be paused or
     /// stopped for a snapshot of `volume` (the reconciler journals them before, so that a
     /// crash never leaves them so).
     async fn data_holders(&self, _volume: &str) -> Result<Vec<String>, RuntimeError> {

@@ -354,6 +354,24 @@ impl super::driver::Driver for PassengerRuntime {
         Kind::PassengerApp
     }
 
+    /// The `backup:` paths of its `shared/`: snapshotted before a revision (SQLite
+    /// databases through SQLite's online backup) and put back with its revert.
+    fn data_sets(&self, r: &Resource) -> Vec<crate::snapshots::DataSet> {
+        let Ok(spec) = passenger_spec(r) else { return Vec::new() };
+        if spec.backup.is_empty() {
+            return Vec::new();
+        }
+        vec![crate::snapshots::DataSet {
+            name: format!("{}.backup", r.name()),
+            keep: spec.keep_backups.max(1),
+            consistency: desired_state_schema::Consistency::Pause,
+            place: crate::snapshots::Place::Files {
+                root: PathBuf::from(&spec.app_root).join("shared"),
+                entries: spec.backup.clone(),
+            },
+        }]
+    }
+
     async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
         PassengerRuntime::observe(self).await
     }
@@ -599,7 +617,9 @@ fn backup(root: &Path, spec: &PassengerAppSpec, name: &str) -> Result<(), Runtim
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_err(name, parent, e))?;
         }
-        let r = if from.is_dir() { copy_tree(&from, &to) } else { std::fs::copy(&from, &to).map(|_| ()) };
+        // An SQLite database is copied through SQLite's online backup (consistent while the
+        // app writes).
+        let r = if from.is_dir() { copy_tree(&from, &to) } else { crate::snapshots::copy_file(&from, &to) };
         r.map_err(|e| io_err(name, &from, e))?;
         if let Ok(f) = std::fs::File::open(&to) {
             let _ = f.sync_all();
