@@ -138,7 +138,8 @@ pub enum AgentctlCommand {
     /// List the data snapshots on this host, newest first: id, volume, kind (`before` or
     /// `failed-attempt`), the revision, age and size.
     Snapshots {
-        /// Only this volume's (the engine's name, as `agentctl snapshots` shows it).
+        /// Only this volume's (the engine's name, or `<app>.backup` for a PassengerApp's
+        /// `backup:` files, as `agentctl snapshots` shows it).
         volume: Option<String>,
         #[arg(long)]
         json: bool,

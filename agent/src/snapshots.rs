@@ -129,6 +129,8 @@ impl HashingFile {
     }
 
     pub fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        // A copy that moves is progress: a long one never starves the watchdog.
+        crate::sdnotify::progress();
         self.hasher.update(chunk);
         self.bytes += chunk.len() as u64;
         self.file.write_all(chunk)
@@ -381,12 +383,15 @@ pub fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {
         {
             let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sqlite)?;
             // 256 pages a step, no pause between: the app's writers wait only for a step.
-            backup.run_to_completion(256, std::time::Duration::ZERO, None).map_err(sqlite)?;
+            backup
+                .run_to_completion(256, std::time::Duration::ZERO, Some(|_| crate::sdnotify::progress()))
+                .map_err(sqlite)?;
         }
         drop(dst);
     } else {
         std::fs::copy(from, to)?;
     }
+    crate::sdnotify::progress();
     std::fs::File::open(to)?.sync_all()
 }
 

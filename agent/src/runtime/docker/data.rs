@@ -508,6 +508,7 @@ fn file_chunks(
         if n == 0 {
             return Ok(None);
         }
+        crate::sdnotify::progress(); // the engine takes it in: a long restore is not stuck
         buf.truncate(n);
         Ok(Some((bytes::Bytes::from(buf), file)))
     })
