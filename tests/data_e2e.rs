@@ -461,3 +461,68 @@ fn rollback_with_restore_data_puts_the_table_back_as_it_was_while_that_revision_
     drop(agent);
     cleanup();
 }
+
+/// A compose service's relative data folder with `x-driftless.snapshot`: v2 overwrites a
+/// file in it and fails its gate; the revert puts the folder back as it was before v2, and
+/// keeps v2's as a failed-attempt snapshot.
+#[test]
+fn a_compose_data_folder_comes_back_with_the_revert() {
+    let Some(_g) = setup() else { return };
+    let port = free_port();
+    let compose = |v: &str, run: &str| {
+        format!(
+            r#"services:
+  app:
+    image: {IMAGE}
+    pull_policy: never
+    stop_grace_period: 1s
+    command: ["sh", "-c", "{run} mkdir -p /www && cp /data/notes /www/index.html && echo ' {v}' >> /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: ["127.0.0.1:{port}:8080"]
+    volumes:
+      - type: bind
+        source: ./data
+        target: /data
+        x-driftless:
+          snapshot: {{ keep: 3 }}
+    x-driftless:
+      health:
+        - http: {{ url: "http://127.0.0.1:{port}/", body_contains: " {v}" }}
+          timeout: 10s
+"#
+        )
+    };
+    let up = Upstream::new();
+    let c1 = up.commit(
+        &[("hosts/e2e/compose.yaml", &compose("v1", "[ -f /data/notes ] || echo first notes > /data/notes;"))],
+        "v1",
+    );
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(60));
+    let notes = agent.state_dir().join("files/_shared/hosts/e2e/data/notes");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "first notes\n");
+    let c2 =
+        up.commit(&[("hosts/e2e/compose.yaml", &compose("v2", "echo migrated by v2 > /data/notes; exit 3;"))], "v2");
+    let r = agent.ctl(&["sync", "--wait"]);
+    assert_eq!(r.code, 1, "{}{}\n{}", r.stdout, r.stderr, agent.log_text());
+    let s = agent.wait_phase("RolledBack", Duration::from_secs(60));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "first notes\n", "the folder as before v2");
+    assert!(http_get(port).contains("first notes"));
+    let list = snapshots(&agent);
+    let failed = list.iter().find(|s| s["kind"] == "failed-attempt").expect("a failed-attempt snapshot");
+    assert_eq!(failed["volume"], "hosts_e2e_data.data");
+    assert_eq!(failed["revision"], c2.as_str());
+    let kept =
+        agent.state_dir().join("snapshots").join(failed["id"].as_str().unwrap()).join("files/hosts/e2e/data/notes");
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), "migrated by v2\n");
+    let h = agent.ctl(&["history", "--json"]);
+    let entries: serde_json::Value = serde_json::from_str(&h.stdout).unwrap();
+    assert!(
+        entries[0]["message"].as_str().unwrap().contains("files of hosts_e2e_data.data restored from snapshot"),
+        "{}",
+        entries[0]
+    );
+    drop(agent);
+    clear_managed();
+}

@@ -717,6 +717,17 @@ fn check_mounts(c: &ContainerSpec, spec: &YamlPath, f: &mut impl FnMut(YamlPath,
         } else if let Some(first) = mounted.insert(m.target.clone(), i) {
             f(at.key("target"), format!("{} is mounted twice (also by files[{first}])", m.target));
         }
+        if let Some(snap) = &m.snapshot {
+            if snap.keep == 0 {
+                f(
+                    at.key("snapshot").key("keep"),
+                    "keep is at least 1: the snapshot taken before a revision is what its revert restores".into(),
+                );
+            }
+            if snap.consistency != Consistency::Pause {
+                f(at.key("snapshot").key("consistency"), "a data folder is copied by the agent without pausing or stopping its containers (SQLite databases through SQLite's online backup), so it takes no consistency: remove it, or keep a database that needs stop or exec in a named volume with a Volume document".into());
+            }
+        }
     }
     let mut targets: HashMap<String, usize> = HashMap::new();
     for (i, v) in c.volumes.iter().enumerate() {

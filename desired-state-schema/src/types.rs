@@ -932,6 +932,10 @@ pub struct RepoMount {
     /// bind options; nothing on hosts without SELinux.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selinux: Option<SelinuxLabel>,
+    /// A data folder's snapshots (compose: `x-driftless: { snapshot: … }` on the volume
+    /// entry): copied before each revision and put back with its revert, as a Volume's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSpec>,
 }
 
 /// Names that must exist already (`ContainerSpec::external`).

@@ -154,6 +154,7 @@ fn cases() -> Vec<Case> {
         ),
         ("a Volume's unknown consistency", None, vec![("db.yaml", "apiVersion: driftless/v1\nkind: Volume\nmetadata: { name: db-data }\nspec:\n  snapshot: { consistency: freeze }\n".into())]),
         ("a Volume without snapshot", None, vec![("db.yaml", "apiVersion: driftless/v1\nkind: Volume\nmetadata: { name: db-data }\nspec: {}\n---\n".to_string() + &c("db", "  image: db:1\n  volumes: [\"db-data:/d\"]\n"))]),
+        ("a compose data folder's snapshot", None, vec![("compose.yaml", "services:\n  db:\n    image: db:1\n    volumes:\n      - { type: bind, source: ./data, target: /d, x-driftless: { snapshot: { keep: 0, consistency: stop } } }\n      - { type: volume, source: v, target: /v, x-driftless: { snapshot: {} } }\nvolumes:\n  v: {}\n".into())]),
         ("a compose volume's x-driftless", None, vec![("compose.yaml", "services:\n  db:\n    image: db:1\n    volumes: [data:/d]\nvolumes:\n  data:\n    x-driftless:\n      snapshot: { keep: 0 }\n      backup: true\n".into())]),
         (
             "start-first with a host port and no proxy",

@@ -1139,7 +1139,10 @@ impl Cx<'_> {
             Value::Mapping(m) => {
                 for (mk, _) in m {
                     let mkey = mk.as_str().unwrap_or("");
-                    if !matches!(mkey, "type" | "source" | "target" | "read_only" | "tmpfs" | "volume" | "bind") {
+                    if !matches!(
+                        mkey,
+                        "type" | "source" | "target" | "read_only" | "tmpfs" | "volume" | "bind" | "x-driftless"
+                    ) {
                         self.key_err(
                             &at.key(mkey),
                             &format!("volume key `{mkey}` is not supported; write type, source, target, read_only"),
@@ -1195,6 +1198,24 @@ impl Cx<'_> {
         if target.is_empty() {
             self.err(at, "a volume needs a target path in the container");
             return;
+        }
+        // `x-driftless: { snapshot: … }` on a data folder's entry (a top-level volume takes
+        // it where it is declared).
+        let mut snapshot = None;
+        if let Some(x) = item.get("x-driftless") {
+            let xat = at.key("x-driftless");
+            for (xk, xv) in x.as_mapping().into_iter().flatten() {
+                match xk.as_str().unwrap_or("") {
+                    "snapshot" if kind == "bind" && !source.starts_with('/') && !source.starts_with('~') => {
+                        snapshot = Some(if xv.is_null() { Value::Mapping(Mapping::new()) } else { xv.clone() });
+                    }
+                    "snapshot" => self.err(
+                        &xat.key("snapshot"),
+                        "x-driftless.snapshot on a service's volume entry is for a relative bind (a data folder, ./data); a named volume takes it on its top-level declaration (volumes: { name: { x-driftless: { snapshot: … } } })",
+                    ),
+                    other => self.key_err(&xat.key(other), &format!("unknown key `{other}` in a volume's x-driftless; expected snapshot")),
+                }
+            }
         }
         let ro = if read_only { ":ro" } else { "" };
         match kind.as_str() {
@@ -1282,6 +1303,9 @@ impl Cx<'_> {
                     }
                     if let Some(label) = selinux {
                         m.insert("selinux".into(), label.into());
+                    }
+                    if let Some(snap) = snapshot {
+                        m.insert("snapshot".into(), snap);
                     }
                     files.push(Value::Mapping(m));
                 }

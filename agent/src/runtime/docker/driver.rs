@@ -609,6 +609,25 @@ impl Driver for DockerRuntime {
         Some(events::feed(self.engine.clone(), on_change, shutdown))
     }
 
+    /// Its data folders (`files` entries the revision does not hold) with `snapshot`: the
+    /// agent copies them itself, since they are folders of its own under `state_dir`.
+    fn data_sets(&self, r: &Resource) -> Vec<crate::snapshots::DataSet> {
+        let Ok(spec) = container_spec(r) else { return Vec::new() };
+        spec.files
+            .iter()
+            .filter_map(|m| {
+                let s = m.snapshot.as_ref()?;
+                let (root, rel) = self.mounts.data_folder(&m.source);
+                Some(crate::snapshots::DataSet {
+                    name: format!("{}.data", rel.replace('/', "_")),
+                    keep: s.keep,
+                    consistency: s.consistency.clone(),
+                    place: crate::snapshots::Place::Files { root, entries: vec![rel] },
+                })
+            })
+            .collect()
+    }
+
     async fn data_holders(&self, volume: &str) -> Result<Vec<String>, RuntimeError> {
         data::holders(&self.engine, volume).await
     }

@@ -45,6 +45,14 @@ impl Mounts {
         Mounts { secrets_dir: cfg.config.state_dir.join("secrets"), runtime_secrets: run_dir.join("secrets"), secrets }
     }
 
+    /// Where the data folder of the repository path `source` lives on the host (shared by
+    /// every container that binds it): `state_dir/files/_shared/<source>`, as (the shared
+    /// root, the path below it).
+    pub fn data_folder(&self, source: &str) -> (PathBuf, String) {
+        let rel = source.trim_start_matches("./").trim_end_matches('/').to_string();
+        (self.secrets_dir.with_file_name("files").join("_shared"), rel)
+    }
+
     /// The tree id of `folder` at the revision (a build context's: what its image is tagged by).
     pub async fn tree(&self, name: &str, revision: &Revision, folder: &str) -> Result<String, RuntimeError> {
         let folder = folder.to_string();
