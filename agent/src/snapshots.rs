@@ -629,6 +629,32 @@ mod tests {
         assert!(left.iter().all(|n| !n.contains("driftless")), "{left:?}");
     }
 
+    /// A restore of files cut short (the old entry renamed aside, the new one half copied)
+    /// is finished by running it again: the entry as the snapshot holds it, nothing left.
+    #[test]
+    fn a_restore_of_files_cut_short_is_finished_by_running_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir_all(shared.join("up")).unwrap();
+        std::fs::write(shared.join("up/a"), "before").unwrap();
+        let snap = dir.path().join("snap");
+        std::fs::create_dir_all(&snap).unwrap();
+        copy_entries(&shared, &["up".to_string()], &snap).unwrap();
+        // What a kill -9 mid-restore leaves: `up` renamed aside, `up.driftless-new` partial.
+        std::fs::write(shared.join("up/a"), "after").unwrap();
+        std::fs::rename(shared.join("up"), shared.join("up.driftless-old")).unwrap();
+        std::fs::create_dir_all(shared.join("up.driftless-new")).unwrap();
+        std::fs::write(shared.join("up.driftless-new/half"), "x").unwrap();
+        restore_entries(&shared, &snap).unwrap();
+        assert_eq!(std::fs::read_to_string(shared.join("up/a")).unwrap(), "before");
+        assert!(!shared.join("up/half").exists());
+        let names: Vec<String> = std::fs::read_dir(&shared)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["up".to_string()]);
+    }
+
     #[test]
     fn prune_keeps_the_newest_and_what_is_protected() {
         let dir = tempfile::tempdir().unwrap();
