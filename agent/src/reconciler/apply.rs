@@ -53,7 +53,7 @@ impl Reconciler {
 
     /// Read and validate the desired state of `revision`, bypassing the cache (an older
     /// revision, read to say what a replace changes).
-    async fn read_revision(&self, revision: &Revision) -> Result<DesiredState, CycleError> {
+    pub(super) async fn read_revision(&self, revision: &Revision) -> Result<DesiredState, CycleError> {
         let c = &self.cfg.config;
         let src = self.source.clone();
         let path = c.source.path.clone();

@@ -76,7 +76,8 @@ impl Reconciler {
     async fn data_sets(&self, state: &DesiredState) -> Vec<DataSet> {
         let mut out = self.sets_of(state);
         if let Some(applied) = self.state.applied.clone().map(Revision::new) {
-            if let Ok(running) = self.load_revision(&applied).await {
+            // Past the cache, which keeps the revision being applied.
+            if let Ok(running) = self.read_revision(&applied).await {
                 for set in self.sets_of(&running) {
                     if !out.iter().any(|o| o.name == set.name) {
                         out.push(set);
@@ -248,7 +249,9 @@ impl Reconciler {
             human_bytes(m.view.bytes),
             began.elapsed().as_secs_f64()
         ));
-        let removed = store.prune(volume, set.keep, &self.protected_snapshots(journal));
+        let protect = self.protected_snapshots(journal);
+        let (pruner, name, keep) = (store.clone(), volume.to_string(), set.keep);
+        let removed = tokio::task::spawn_blocking(move || pruner.prune(&name, keep, &protect)).await?;
         if !removed.is_empty() {
             self.say(format!("snapshots of {} pruned (keep {}): {}", what(set), set.keep, removed.join(", ")));
         }
@@ -294,8 +297,12 @@ impl Reconciler {
         });
         journal.next = Some(line.clone());
         self.store.write_journal(journal)?;
+        let stopped = match manifest.place {
+            Place::Volume => ": the containers that mount it are stopped, and start again on it",
+            Place::Files { .. } => "",
+        };
         self.say(format!(
-            "restoring {} from snapshot {} (taken {}): what runs on it is stopped and started again",
+            "restoring {} from snapshot {} (taken {}){stopped}",
             what(&set_of(manifest)),
             manifest.view.id,
             manifest.view.time
@@ -339,9 +346,9 @@ impl Reconciler {
         let store = self.snapshots();
         let mut lines = Vec::new();
         for (volume, before) in &attempt.before {
-            let (manifest, dir) = match store.verify(before) {
+            let (manifest, dir) = match verified(&store, before).await {
                 Ok(found) => found,
-                Err(e) if e.is_fault() => return Err(e.into()),
+                Err(e) if e.is_fault() => return Err(e),
                 Err(e) => {
                     // The code goes back all the same; the data cannot: said loudly.
                     lines.push(format!("volume {volume} NOT restored: {e}"));
@@ -439,7 +446,7 @@ impl Reconciler {
         }
         let store = self.snapshots();
         for id in &ids {
-            store.verify(id).map_err(|e| CycleError::Refused(e.to_string()))?;
+            verified(&store, id).await.map_err(|e| CycleError::Refused(e.to_string()))?;
         }
         self.ctx.trigger = super::parts::Trigger::Manual;
         self.ctx.start = self.state.reason.clone();
@@ -460,10 +467,10 @@ impl Reconciler {
         let mut lines = Vec::new();
         let mut result: Result<(), CycleError> = Ok(());
         for id in journal.restores.clone() {
-            let (manifest, dir) = match store.verify(&id) {
+            let (manifest, dir) = match verified(&store, &id).await {
                 Ok(found) => found,
                 Err(e) => {
-                    result = Err(e.into());
+                    result = Err(e);
                     break;
                 }
             };
@@ -545,6 +552,12 @@ impl Reconciler {
         self.store.write_journal(journal)?;
         Ok(())
     }
+}
+
+/// Snapshot `id` checked against its manifest (every byte hashed: off the runtime's thread).
+async fn verified(store: &Snapshots, id: &str) -> Result<(Manifest, std::path::PathBuf), CycleError> {
+    let (store, id) = (store.clone(), id.to_string());
+    Ok(tokio::task::spawn_blocking(move || store.verify(&id)).await??)
 }
 
 /// How the log and the history name a data set: `volume db-data`, `files of api.backup`.

@@ -347,7 +347,12 @@ pub(super) async fn snapshot(
     };
     let image = helper_image(engine, volume).await?;
     let helper = helper(engine, volume, &image, true).await?;
-    hold(engine, volume, consistency, holders).await?;
+    if let Err(e) = hold(engine, volume, consistency, holders).await {
+        // Those held already are put back at once, not at the next cycle.
+        let _ = release(engine, holders).await;
+        let _ = remove_helper(engine, volume).await;
+        return Err(e);
+    }
     crate::failpoint::hit("snapshot-held").await;
     let copied = {
         let opts = DownloadFromContainerOptions { path: MOUNT.to_string() };
