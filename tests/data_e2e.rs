@@ -526,3 +526,43 @@ fn a_compose_data_folder_comes_back_with_the_revert() {
     drop(agent);
     clear_managed();
 }
+
+/// `consistency: { exec, restore }` on the real PostgreSQL: the snapshots are `pg_dump`s
+/// taken in the running database container (nothing paused), and the revert puts the
+/// table back with `pg_restore --clean`.
+#[test]
+fn an_exec_consistency_dumps_and_restores_through_the_database_itself() {
+    let Some(_g) = setup() else { return };
+    if !ensure_pg_image() {
+        return;
+    }
+    cleanup();
+    let exec = "{ exec: [pg_dump, -h, /tmp, -U, postgres, -Fc, postgres], restore: [pg_restore, -h, /tmp, -U, postgres, --clean, --if-exists, -d, postgres] }";
+    let with_exec = |text: String| text.replace("consistency: pause", &format!("consistency: {exec}"));
+    let port = free_port();
+    let up = Upstream::new();
+    let c1 = up.commit(&[("hosts/e2e/app.yaml", &with_exec(state("1", V1, "", port, false)))], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start();
+    agent.wait_phase("Synced", Duration::from_secs(120));
+    wait_db(&agent);
+    let before_v2 = items_shape();
+    let c2 = up.commit(&[("hosts/e2e/app.yaml", &with_exec(state("2", V2, "exit 3;", port, false)))], "v2");
+    let r = agent.ctl(&["sync", "--wait"]);
+    assert_eq!(r.code, 1, "{}{}\n{}", r.stdout, r.stderr, agent.log_text());
+    let s = agent.wait_phase("RolledBack", Duration::from_secs(120));
+    assert_eq!(s["applied_revision"], c1.as_str());
+    wait_db(&agent);
+    assert_eq!(items_shape(), before_v2, "pg_restore put the table back as before v2");
+    let list = snapshots(&agent);
+    let failed = list.iter().find(|s| s["kind"] == "failed-attempt").expect("a failed-attempt dump");
+    assert_eq!(failed["consistency"], "exec");
+    assert_eq!(failed["revision"], c2.as_str());
+    let dump = agent.state_dir().join("snapshots").join(failed["id"].as_str().unwrap()).join("dump");
+    let head = std::fs::read(&dump).unwrap();
+    assert!(head.starts_with(b"PGDMP"), "a pg_dump archive");
+    let log = agent.log_text();
+    assert!(!log.contains("container(s) paused"), "exec pauses nothing");
+    drop(agent);
+    cleanup();
+}

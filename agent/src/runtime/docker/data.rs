@@ -318,9 +318,6 @@ pub(super) async fn snapshot(
     holders: &[String],
     into: &Path,
 ) -> Result<Vec<ContentFile>, RuntimeError> {
-    if let Consistency::Exec(e) = consistency {
-        return dump(engine, volume, &e.exec, holders, into).await;
-    }
     let api = engine.api().await?;
     let inspected = match api.inspect_volume(volume).await {
         Ok(v) => v,
@@ -328,6 +325,14 @@ pub(super) async fn snapshot(
         Err(e) if is_not_found(&e) => return Ok(Vec::new()),
         Err(e) => return Err(engine_fault(volume, e)),
     };
+    // A dump needs its database running. When nothing that mounts the volume runs (the
+    // database down, or not started yet), nothing writes to it either: it is copied as
+    // with `stop`, and put back the same way (a restore goes by what the snapshot holds).
+    if let Consistency::Exec(e) = consistency {
+        if !holders.is_empty() {
+            return dump(engine, volume, &e.exec, holders, into).await;
+        }
+    }
     let created = Created {
         driver: inspected.driver.clone(),
         options: inspected.options.clone(),
@@ -442,7 +447,13 @@ pub(super) async fn restore(
     manifest: &Manifest,
     from: &Path,
 ) -> Result<(), RuntimeError> {
-    if let Consistency::Exec(e) = &manifest.consistency_spec {
+    if from.join(DUMP).exists() {
+        let Consistency::Exec(e) = &manifest.consistency_spec else {
+            return Err(host_fault(
+                volume,
+                format!("{} holds a dump but its manifest names no restore command", from.display()),
+            ));
+        };
         return put_dump(engine, volume, &e.restore, &from.join(DUMP)).await;
     }
     let api = engine.api().await?;
@@ -523,6 +534,12 @@ fn file_chunks(
 /// volume, the dump on its standard input.
 async fn put_dump(engine: &Engine, volume: &str, argv: &[String], dump: &Path) -> Result<(), RuntimeError> {
     let api = engine.api().await?;
+    // The database must run to take its dump back: this agent's stopped ones are started.
+    let stopped: Vec<String> =
+        mounting(engine, volume).await?.into_iter().filter(|m| m.ours && !m.running).map(|m| m.name).collect();
+    if !stopped.is_empty() {
+        release(engine, &stopped).await?;
+    }
     let Some(container) = holders(engine, volume).await?.into_iter().next() else {
         return Err(host_fault(
             volume,
@@ -567,10 +584,15 @@ async fn put_dump(engine: &Engine, volume: &str, argv: &[String], dump: &Path) -
     }
     let code = api.inspect_exec(&exec.id).await.map_err(|e| engine_fault(volume, e))?.exit_code;
     if let Some(code) = code.filter(|c| *c != 0) {
-        return Err(host_fault(
-            volume,
-            format!("the restore {argv:?} in {container} exited {code}: {}; fix it by hand (docs/operations.md, \"Restore a snapshot by hand\"), the agent retries", said.trim()),
-        ));
+        // The Volume's own command failed (or its database was not ready): a verdict, so
+        // the revert of the code goes on and says the volume was not put back.
+        return Err(RuntimeError::Docker {
+            resource: what(volume),
+            detail: format!(
+                "the restore {argv:?} in {container} exited {code}: {}; put it back by hand (agentctl restore ID, or docs/operations.md, \"Restore a snapshot by hand\")",
+                said.trim()
+            ),
+        });
     }
     Ok(())
 }
