@@ -127,6 +127,17 @@ fn wait_db(agent: &Agent) {
     );
 }
 
+/// v1 (`text`) committed, and an agent started on it (with `env`) until it is Synced and
+/// PostgreSQL answers; the agent and v1's commit.
+fn serve_v1(up: &Upstream, text: &str, env: &[(&str, &str)]) -> (Agent, String) {
+    let c1 = up.commit(&[("hosts/e2e/app.yaml", text)], "v1");
+    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
+    agent.start_with(env);
+    agent.wait_phase("Synced", Duration::from_secs(120));
+    wait_db(&agent);
+    (agent, c1)
+}
+
 fn items_shape() -> (String, String) {
     (
         sql("select count(*) || ' rows, max ' || max(id) from items"),
@@ -155,11 +166,7 @@ fn a_failed_migration_is_reverted_with_its_data_and_the_failed_attempt_can_be_re
     cleanup();
     let port = free_port();
     let up = Upstream::new();
-    let c1 = up.commit(&[("hosts/e2e/app.yaml", &state("1", V1, "", port, true))], "v1: items");
-    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
-    agent.start();
-    agent.wait_phase("Synced", Duration::from_secs(120));
-    wait_db(&agent);
+    let (agent, c1) = serve_v1(&up, &state("1", V1, "", port, true), &[]);
     // The first revision made the volume: there was nothing to snapshot before it.
     assert!(agent.log_text().contains("does not exist yet: nothing to snapshot"), "{}", agent.log_text());
     let before_v2 = items_shape();
@@ -249,11 +256,7 @@ fn crash_in_a_data_step(failpoint: &str) {
     cleanup();
     let port = free_port();
     let up = Upstream::new();
-    let c1 = up.commit(&[("hosts/e2e/app.yaml", &state("1", V1, "", port, false))], "v1");
-    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
-    agent.start();
-    agent.wait_phase("Synced", Duration::from_secs(120));
-    wait_db(&agent);
+    let (mut agent, c1) = serve_v1(&up, &state("1", V1, "", port, false), &[]);
     let before_v2 = items_shape();
     agent.kill9();
 
@@ -311,29 +314,6 @@ fn kill_9_after_the_failed_attempt_was_snapshotted() {
     crash_in_a_data_step("snapshot-taken#2");
 }
 
-/// Wait until the agent's log holds `needle` `n` times.
-fn wait_log(agent: &Agent, needle: &str, n: usize) {
-    common::wait_for(
-        &format!("{n}× {needle:?} in the log"),
-        Duration::from_secs(120),
-        || agent.log_text().matches(needle).count() >= n,
-        || agent.log_text(),
-    );
-}
-
-/// `phase` with `message` containing `part`.
-fn wait_message(agent: &Agent, phase: &str, part: &str) -> serde_json::Value {
-    let t = Instant::now();
-    loop {
-        let s = agent.status();
-        if s["phase"] == phase && s["message"].as_str().is_some_and(|m| m.contains(part)) {
-            return s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(120), "not {phase} with {part:?}: {s}\n{}", agent.log_text());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Fault: the snapshots folder (a 16 MiB tmpfs) cannot hold the database's snapshot. The
 /// agent says so before anything is touched (the app still serves v1, nothing is failed);
 /// once the folder has room, v2 is applied by itself.
@@ -366,7 +346,11 @@ fn a_snapshots_folder_without_room_is_a_fault_before_anything_is_touched() {
     wait_db(&agent);
     let c2 = up.commit(&[("hosts/e2e/app.yaml", &state("2", V1, "", port, false))], "v2: a new page");
     let _ = agent.ctl(&["sync"]);
-    let s = wait_message(&agent, "Degraded", "not enough free space for a snapshot of volume");
+    let s = agent.wait_phase_message(
+        "Degraded",
+        "not enough free space for a snapshot of volume",
+        Duration::from_secs(120),
+    );
     assert_eq!(s["failed_revisions"], serde_json::json!([]), "{s}");
     assert!(http_get(port).contains("version 1"), "nothing was touched");
     let (_, paused) = docker(&["ps", "-q", "--filter", "status=paused"]);
@@ -396,18 +380,14 @@ fn the_engine_gone_during_a_restore_is_finished_once_it_returns() {
     cleanup();
     let port = free_port();
     let up = Upstream::new();
-    let c1 = up.commit(&[("hosts/e2e/app.yaml", &state("1", V1, "", port, false))], "v1");
-    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
     common::needs_failpoints();
-    agent.start_with(&[("DRIFTLESS_PAUSEPOINT", "restore")]);
-    agent.wait_phase("Synced", Duration::from_secs(120));
-    wait_db(&agent);
+    let (agent, c1) = serve_v1(&up, &state("1", V1, "", port, false), &[("DRIFTLESS_PAUSEPOINT", "restore")]);
     let before_v2 = items_shape();
     up.commit(&[("hosts/e2e/app.yaml", &state("2", V2, "exit 3;", port, false))], "v2");
     let _ = agent.ctl(&["sync"]);
-    wait_log(&agent, "pausepoint restore: waiting", 1);
+    agent.wait_log("pausepoint restore: waiting", 1, Duration::from_secs(120));
     let mut engine = EngineStopped::stop();
-    let s = wait_message(&agent, "Degraded", "Docker is not reachable");
+    let s = agent.wait_phase_message("Degraded", "Docker is not reachable", Duration::from_secs(120));
     assert_eq!(s["failed_revisions"].as_array().map(Vec::len), Some(1), "v2 failed for its own verdict: {s}");
     assert!(agent.state_dir().join("journal.json").exists(), "the revert's journal stays");
     engine.start();
@@ -432,11 +412,7 @@ fn rollback_with_restore_data_puts_the_table_back_as_it_was_while_that_revision_
     cleanup();
     let port = free_port();
     let up = Upstream::new();
-    let c1 = up.commit(&[("hosts/e2e/app.yaml", &state("1", V1, "", port, false))], "v1");
-    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
-    agent.start();
-    agent.wait_phase("Synced", Duration::from_secs(120));
-    wait_db(&agent);
+    let (agent, c1) = serve_v1(&up, &state("1", V1, "", port, false), &[]);
     let before_v2 = items_shape();
     let c2 = up.commit(&[("hosts/e2e/app.yaml", &state("2", V2, "", port, false))], "v2: prices, good");
     agent.sync(0);
@@ -541,11 +517,7 @@ fn an_exec_consistency_dumps_and_restores_through_the_database_itself() {
     let with_exec = |text: String| text.replace("consistency: pause", &format!("consistency: {exec}"));
     let port = free_port();
     let up = Upstream::new();
-    let c1 = up.commit(&[("hosts/e2e/app.yaml", &with_exec(state("1", V1, "", port, false)))], "v1");
-    let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
-    agent.start();
-    agent.wait_phase("Synced", Duration::from_secs(120));
-    wait_db(&agent);
+    let (agent, c1) = serve_v1(&up, &with_exec(state("1", V1, "", port, false)), &[]);
     let before_v2 = items_shape();
     let c2 = up.commit(&[("hosts/e2e/app.yaml", &with_exec(state("2", V2, "exit 3;", port, false)))], "v2");
     let r = agent.ctl(&["sync", "--wait"]);

@@ -198,26 +198,6 @@ fn sync_in_background(agent: &Agent) {
 }
 
 /// Wait until the agent's log says `text` (`n` times).
-fn wait_log(agent: &Agent, text: &str, n: usize, timeout: Duration) {
-    let t = Instant::now();
-    while agent.log_text().matches(text).count() < n {
-        assert!(t.elapsed() < timeout, "the log never said {text:?}:\n{}", agent.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn wait_phase_message(agent: &Agent, phase: &str, needle: &str, timeout: Duration) -> serde_json::Value {
-    let t = Instant::now();
-    loop {
-        let s = agent.status();
-        if s["phase"] == phase && s["message"].as_str().is_some_and(|m| m.contains(needle)) {
-            return s;
-        }
-        assert!(t.elapsed() < timeout, "not {phase} with {needle:?}: {s}\nlog:\n{}", agent.log_text());
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 fn remove_volume() {
     docker::docker(&["volume", "rm", "-f", "driftless-e2e-keep"]);
 }
@@ -246,7 +226,7 @@ fn engine_stopped_at(pausepoint: &str, nth: usize, broken: bool) -> StoppedAt {
     let pre = if broken { "exit 3;" } else { "" };
     let c2 = up.commit(&[("hosts/e2e/web.yaml", &web_with_data("2", port, pre))], "v2");
     sync_in_background(&agent);
-    wait_log(&agent, &format!("pausepoint {pausepoint}: waiting"), nth, Duration::from_secs(60));
+    agent.wait_log(&format!("pausepoint {pausepoint}: waiting"), nth, Duration::from_secs(60));
     let engine = EngineStopped::stop();
     StoppedAt { agent, engine, port, c1, c2, _up: up }
 }
@@ -265,7 +245,7 @@ fn the_engine_stopped_mid_apply_is_finished_like_a_crash_once_it_returns() {
     let Some(_g) = setup() else { return };
     // (The first pause is v1's create.)
     let mut x = engine_stopped_at("after-stop-old", 2, false);
-    let s = wait_phase_message(&x.agent, "Degraded", "Docker is not reachable", Duration::from_secs(60));
+    let s = x.agent.wait_phase_message("Degraded", "Docker is not reachable", Duration::from_secs(60));
     let log = x.agent.log_text();
     assert!(log.contains("interrupted; finished once the fault clears"), "{log}");
     assert_eq!(s["failed_revisions"], serde_json::json!([]));
@@ -284,7 +264,7 @@ fn the_engine_stopped_mid_gate_is_a_fault_not_a_failed_revision() {
     let Some(_g) = setup() else { return };
     // (The first pause is v1's gate.)
     let mut x = engine_stopped_at("gate", 2, false);
-    let s = wait_phase_message(&x.agent, "Degraded", "not of the revision", Duration::from_secs(90));
+    let s = x.agent.wait_phase_message("Degraded", "not of the revision", Duration::from_secs(90));
     assert_eq!(s["failed_revisions"], serde_json::json!([]), "{s}");
     assert_eq!(s["last_good_revision"], x.c1.as_str());
     x.engine.start();
@@ -299,7 +279,7 @@ fn the_engine_stopped_mid_gate_is_a_fault_not_a_failed_revision() {
 fn the_engine_stopped_mid_revert_is_finished_once_it_returns() {
     let Some(_g) = setup() else { return };
     let mut x = engine_stopped_at("revert", 1, true);
-    let s = wait_phase_message(&x.agent, "Degraded", "Docker is not reachable", Duration::from_secs(60));
+    let s = x.agent.wait_phase_message("Degraded", "Docker is not reachable", Duration::from_secs(60));
     let log = x.agent.log_text();
     assert!(log.contains("was interrupted and is finished once the fault clears"), "{log}");
     assert_eq!(s["failed_revisions"], serde_json::json!([x.c2.as_str()]), "v2's own failure is a verdict: {s}");
@@ -498,7 +478,7 @@ fn a_corrupt_journal_or_state_file_is_named_and_the_host_is_untouched() {
     let journal = agent.state_dir().join("journal.json");
     std::fs::write(&journal, "{\"version\": 1, \"operation\": \"apply\", \"revis").unwrap();
     agent.start();
-    let s = wait_phase_message(&agent, "Degraded", "journal.json", Duration::from_secs(30));
+    let s = agent.wait_phase_message("Degraded", "journal.json", Duration::from_secs(30));
     assert!(s["message"].as_str().unwrap().contains("corrupt"), "{s}");
     assert!(s["message"].as_str().unwrap().contains("move it aside"), "says what to do: {s}");
     assert_eq!(docker::container_id("web"), before, "the host is not touched");
@@ -570,7 +550,7 @@ fn sigterm_and_sigkill_mid_build_end_on_the_revision_after_a_restart() {
         let c = up.commit(&[("hosts/e2e/site.yaml", &state), ("site/Dockerfile", &dockerfile(n))], "build");
         let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
         agent.start();
-        wait_log(&agent, &format!("building {n}"), 1, Duration::from_secs(60));
+        agent.wait_log(&format!("building {n}"), 1, Duration::from_secs(60));
         let pid = agent.pid().to_string();
         let _ = Command::new("kill").args([signal, &pid]).status();
         let status = agent.wait_exit(Duration::from_secs(30));
@@ -605,7 +585,7 @@ fn a_passenger_app_root_that_is_not_writable_is_a_fault_until_it_is() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut agent = Agent::configure(&up.file_url(), "{ branch: main }", "");
     agent.start();
-    let s = wait_phase_message(&agent, "Degraded", "not of the revision", Duration::from_secs(30));
+    let s = agent.wait_phase_message("Degraded", "not of the revision", Duration::from_secs(30));
     let msg = s["message"].as_str().unwrap();
     assert!(msg.contains(&app_root.display().to_string()) && msg.contains("Read-only file system"), "{msg}");
     assert_eq!(s["failed_revisions"], serde_json::json!([]));

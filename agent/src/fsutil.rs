@@ -1,30 +1,49 @@
 //! Crash-safe file system steps: write to a temporary file, fsync it, rename it over the
 //! target, fsync the folder. Whatever reads the target afterwards sees the old or the new
 //! content, never a torn one, even after a power cut. Also the few file reads several
-//! modules share (a tree copy, the tail of a log).
+//! modules share (a tree copy, a tree's size, the tail of a log).
 
 use std::io::Write;
 use std::path::Path;
 
-/// fsync a folder, so that renames and creations inside it are durable.
 /// Copy the folder `from` to `to` (files, symlinks as links, subfolders).
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let ft = std::fs::symlink_metadata(&src)?.file_type();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-        } else if ft.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
+    copy_path_with(from, to, &|a, b| std::fs::copy(a, b).map(|_| ()))
 }
 
+/// Copy `from` — a file, a symlink (as a link) or a folder, recursively — to `to`, each file
+/// with `copy_file` (a database-aware copy, where the caller has one).
+pub fn copy_path_with(
+    from: &Path,
+    to: &Path,
+    copy_file: &dyn Fn(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let t = std::fs::symlink_metadata(from)?.file_type();
+    if t.is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+    } else if t.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            copy_path_with(&e.path(), &to.join(e.file_name()), copy_file)?;
+        }
+        Ok(())
+    } else {
+        copy_file(from, to)
+    }
+}
+
+/// The bytes of the files under `path` (a file: its size; links not followed; what cannot
+/// be read counts 0).
+pub fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| tree_size(&e.path())).sum()
+}
+
+/// fsync a folder, so that renames and creations inside it are durable.
 pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }

@@ -282,20 +282,9 @@ impl Store {
         let (m, dir) = self.get(id)?;
         for f in &m.files {
             let path = dir.join(&f.name);
-            let mut file = std::fs::File::open(&path)
+            let file = std::fs::File::open(&path)
                 .map_err(|e| SnapshotError::Damaged { id: id.to_string(), detail: format!("{}: {e}", f.name) })?;
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            let mut bytes = 0u64;
-            loop {
-                let n = file.read(&mut buf).map_err(io(&path))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                bytes += n as u64;
-            }
-            let sum = hex(&hasher.finalize());
+            let (bytes, sum) = digest(file).map_err(io(&path))?;
             if bytes != f.bytes || sum != f.sha256 {
                 return Err(SnapshotError::Damaged {
                     id: id.to_string(),
@@ -433,26 +422,13 @@ pub fn copy_entries(root: &Path, entries: &[String], into: &Path) -> std::io::Re
     Ok(out)
 }
 
-/// A file or a folder (SQLite databases inside it too), links as links.
-fn copy_any(from: &Path, to: &Path) -> std::io::Result<()> {
-    let t = std::fs::symlink_metadata(from)?.file_type();
-    if t.is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
-    } else if t.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            copy_any(&e.path(), &to.join(e.file_name()))?;
-        }
-        Ok(())
-    } else {
-        copy_file(from, to)
-    }
+/// A file or a folder (SQLite databases inside it too, through `copy_file`), links as links.
+pub fn copy_any(from: &Path, to: &Path) -> std::io::Result<()> {
+    fsutil::copy_path_with(from, to, &copy_file)
 }
 
-/// The digest of `path`, named relative to the snapshot folder `dir`.
-fn hash_file(dir: &Path, path: &Path) -> std::io::Result<ContentFile> {
-    let mut file = std::fs::File::open(path)?;
+/// The size and sha256 (lowercase hex) of what `file` holds, read once.
+fn digest(mut file: std::fs::File) -> std::io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut bytes = 0u64;
@@ -464,8 +440,14 @@ fn hash_file(dir: &Path, path: &Path) -> std::io::Result<ContentFile> {
         hasher.update(&buf[..n]);
         bytes += n as u64;
     }
+    Ok((bytes, hex(&hasher.finalize())))
+}
+
+/// The digest of `path`, named relative to the snapshot folder `dir`.
+fn hash_file(dir: &Path, path: &Path) -> std::io::Result<ContentFile> {
+    let (bytes, sha256) = digest(std::fs::File::open(path)?)?;
     let name = path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned();
-    Ok(ContentFile { name, bytes, sha256: hex(&hasher.finalize()) })
+    Ok(ContentFile { name, bytes, sha256 })
 }
 
 /// Put the entries a snapshot of files holds (folder `from`) back below `root`: each entry

@@ -151,6 +151,28 @@ impl Agent {
         self.dir.path().join("state")
     }
 
+    /// Wait until the log says `text` `n` times.
+    pub fn wait_log(&self, text: &str, n: usize, timeout: Duration) {
+        let t = Instant::now();
+        while self.log_text().matches(text).count() < n {
+            assert!(t.elapsed() < timeout, "the log never said {text:?}:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until `status` says `phase` with a message that contains `needle`.
+    pub fn wait_phase_message(&self, phase: &str, needle: &str, timeout: Duration) -> serde_json::Value {
+        let t = Instant::now();
+        loop {
+            let s = self.status();
+            if s["phase"] == phase && s["message"].as_str().is_some_and(|m| m.contains(needle)) {
+                return s;
+            }
+            assert!(t.elapsed() < timeout, "not {phase} with {needle:?}: {s}\nlog:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Wait until `status` says `phase`.
     pub fn wait_phase(&self, phase: &str, timeout: Duration) -> serde_json::Value {
         let start = Instant::now();

@@ -169,7 +169,10 @@ impl Reconciler {
             Place::Volume => self.drivers.data()?.data_size(volume).await.unwrap_or(0),
             Place::Files { root, entries } => {
                 let (root, entries) = (root.clone(), entries.clone());
-                tokio::task::spawn_blocking(move || entries.iter().map(|e| tree_size(&root.join(e))).sum()).await?
+                tokio::task::spawn_blocking(move || {
+                    entries.iter().map(|e| crate::fsutil::tree_size(&root.join(e))).sum()
+                })
+                .await?
             }
         };
         store.check_space(volume, size.max(last.unwrap_or(0)))?;
@@ -538,7 +541,6 @@ impl Reconciler {
     /// At the start of a resumed journal: a snapshot the agent died in leaves its containers
     /// held; they are put back (a restore is simply run again by what resumes).
     pub(super) async fn release_after_crash(&mut self, journal: &mut Journal) -> Result<(), CycleError> {
-        self.snapshots().clean_partials();
         let Some(step) = journal.data.clone() else { return Ok(()) };
         if step.action == "snapshot" && !step.holders.is_empty() {
             self.say(format!(
@@ -566,15 +568,6 @@ fn what(set: &DataSet) -> String {
         Place::Volume => format!("volume {}", set.name),
         Place::Files { .. } => format!("files of {}", set.name),
     }
-}
-
-/// The bytes of the files under `path` (a file: its size; links not followed).
-fn tree_size(path: &std::path::Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| tree_size(&e.path())).sum()
 }
 
 /// A history line: which volume was put back from which snapshot, and where the data it

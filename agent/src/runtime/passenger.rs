@@ -617,9 +617,9 @@ fn backup(root: &Path, spec: &PassengerAppSpec, name: &str) -> Result<(), Runtim
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_err(name, parent, e))?;
         }
-        // An SQLite database is copied through SQLite's online backup (consistent while the
-        // app writes).
-        let r = if from.is_dir() { copy_tree(&from, &to) } else { crate::snapshots::copy_file(&from, &to) };
+        // An SQLite database (here or inside a folder) is copied through SQLite's online
+        // backup (consistent while the app writes).
+        let r = crate::snapshots::copy_any(&from, &to);
         r.map_err(|e| io_err(name, &from, e))?;
         if let Ok(f) = std::fs::File::open(&to) {
             let _ = f.sync_all();

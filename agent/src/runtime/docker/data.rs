@@ -125,23 +125,7 @@ pub(super) async fn size(engine: &Engine, volume: &str) -> Result<u64, RuntimeEr
         Err(e) => return Err(engine_fault(volume, e)),
     };
     let root = std::path::PathBuf::from(inspected.mountpoint);
-    Ok(tokio::task::spawn_blocking(move || tree_size(&root)).await.unwrap_or(0))
-}
-
-/// The bytes of the files under `dir` (links not followed; what cannot be read counts 0).
-fn tree_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(_) => total += e.metadata().map(|m| m.len()).unwrap_or(0),
-                Err(_) => {}
-            }
-        }
-    }
-    total
+    Ok(tokio::task::spawn_blocking(move || crate::fsutil::tree_size(&root)).await.unwrap_or(0))
 }
 
 /// The helper container's name for `volume` (one per volume and agent).
@@ -380,27 +364,13 @@ async fn dump(
     holders: &[String],
     into: &Path,
 ) -> Result<Vec<ContentFile>, RuntimeError> {
-    let api = engine.api().await?;
     let Some(container) = holders.first() else {
         return Err(host_fault(
             volume,
             "no container that mounts it runs, so its exec consistency's dump has nowhere to run; start it (the agent retries)".into(),
         ));
     };
-    let exec = api
-        .create_exec(
-            container,
-            CreateExecOptions {
-                cmd: Some(argv.to_vec()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| engine_fault(volume, e))?;
-    let started =
-        api.start_exec(&exec.id, Some(StartExecOptions::default())).await.map_err(|e| engine_fault(volume, e))?;
+    let (id, started) = start_exec(engine, volume, container, argv, false).await?;
     let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let file = match started {
         StartExecResults::Attached { output, .. } => {
@@ -412,9 +382,7 @@ async fn dump(
                         Ok(LogOutput::StdOut { message }) => Some(Ok(message)),
                         Ok(LogOutput::StdErr { message }) => {
                             if let Ok(mut e) = err.lock() {
-                                if e.len() < 4096 {
-                                    e.push_str(&String::from_utf8_lossy(&message));
-                                }
+                                keep_said(&mut e, &message);
                             }
                             None
                         }
@@ -427,8 +395,7 @@ async fn dump(
         }
         StartExecResults::Detached => return Err(host_fault(volume, "the engine did not attach to the dump".into())),
     };
-    let code = api.inspect_exec(&exec.id).await.map_err(|e| engine_fault(volume, e))?.exit_code;
-    if let Some(code) = code.filter(|c| *c != 0) {
+    if let Some(code) = exit_code(engine, volume, &id).await? {
         let said = stderr.lock().map(|s| s.trim().to_string()).unwrap_or_default();
         return Err(RuntimeError::Docker {
             resource: what(volume),
@@ -438,6 +405,48 @@ async fn dump(
         });
     }
     Ok(vec![file])
+}
+
+/// Run `argv` in `container`, attached (stdin too with `stdin`): the exec's id and its
+/// streams, for a dump or its restore.
+async fn start_exec(
+    engine: &Engine,
+    volume: &str,
+    container: &str,
+    argv: &[String],
+    stdin: bool,
+) -> Result<(String, StartExecResults), RuntimeError> {
+    let api = engine.api().await?;
+    let exec = api
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(argv.to_vec()),
+                attach_stdin: stdin.then_some(true),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| engine_fault(volume, e))?;
+    let started =
+        api.start_exec(&exec.id, Some(StartExecOptions::default())).await.map_err(|e| engine_fault(volume, e))?;
+    Ok((exec.id, started))
+}
+
+/// The exit code of the exec `id` once it ended, when it is not 0.
+async fn exit_code(engine: &Engine, volume: &str, id: &str) -> Result<Option<i64>, RuntimeError> {
+    let api = engine.api().await?;
+    let code = api.inspect_exec(id).await.map_err(|e| engine_fault(volume, e))?.exit_code;
+    Ok(code.filter(|c| *c != 0))
+}
+
+/// Keep what a command says on stderr, up to 4 KiB (for the message when it fails).
+fn keep_said(said: &mut String, chunk: &[u8]) {
+    if said.len() < 4096 {
+        said.push_str(&String::from_utf8_lossy(chunk));
+    }
 }
 
 /// Put `volume` back as the snapshot `manifest` (folder `from`) holds it (see the module doc).
@@ -533,7 +542,6 @@ fn file_chunks(
 /// `exec` consistency's restore: run `argv` in the first running container that mounts the
 /// volume, the dump on its standard input.
 async fn put_dump(engine: &Engine, volume: &str, argv: &[String], dump: &Path) -> Result<(), RuntimeError> {
-    let api = engine.api().await?;
     // The database must run to take its dump back: this agent's stopped ones are started.
     let stopped: Vec<String> =
         mounting(engine, volume).await?.into_iter().filter(|m| m.ours && !m.running).map(|m| m.name).collect();
@@ -546,21 +554,7 @@ async fn put_dump(engine: &Engine, volume: &str, argv: &[String], dump: &Path) -
             "no container that mounts it runs, so its exec consistency's restore has nowhere to run; start it (the agent retries)".into(),
         ));
     };
-    let exec = api
-        .create_exec(
-            &container,
-            CreateExecOptions {
-                cmd: Some(argv.to_vec()),
-                attach_stdin: Some(true),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| engine_fault(volume, e))?;
-    let started =
-        api.start_exec(&exec.id, Some(StartExecOptions::default())).await.map_err(|e| engine_fault(volume, e))?;
+    let (id, started) = start_exec(engine, volume, &container, argv, true).await?;
     let mut said = String::new();
     if let StartExecResults::Attached { mut output, mut input } = started {
         let mut file =
@@ -573,17 +567,14 @@ async fn put_dump(engine: &Engine, volume: &str, argv: &[String], dump: &Path) -
         let drain = async {
             while let Some(item) = output.next().await {
                 if let Ok(LogOutput::StdErr { message }) = item {
-                    if said.len() < 4096 {
-                        said.push_str(&String::from_utf8_lossy(&message));
-                    }
+                    keep_said(&mut said, &message);
                 }
             }
         };
         let (fed, ()) = tokio::join!(feed, drain);
         fed.map_err(|e| host_fault(volume, format!("feeding the dump to {container}: {e}")))?;
     }
-    let code = api.inspect_exec(&exec.id).await.map_err(|e| engine_fault(volume, e))?.exit_code;
-    if let Some(code) = code.filter(|c| *c != 0) {
+    if let Some(code) = exit_code(engine, volume, &id).await? {
         // The Volume's own command failed (or its database was not ready): a verdict, so
         // the revert of the code goes on and says the volume was not put back.
         return Err(RuntimeError::Docker {
